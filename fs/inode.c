@@ -1,0 +1,166 @@
+#include "config.h"
+#include "inode.h"
+#include "nodeid.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Power of two; chains stay short up to about a million live inodes. */
+#define BUCKETS (1u << 16)
+
+struct lz_inode_table {
+	pthread_mutex_t lock;
+	struct lz_inode *buckets[BUCKETS];
+	size_t count;
+	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
+	unsigned sources; /* source numbers 1..sources are taken */
+};
+
+static unsigned bucket_of(uint64_t nodeid)
+{
+	/* Fibonacci hashing spreads sequential inode numbers of every source. */
+	return (unsigned)((nodeid * UINT64_C(0x9E3779B97F4A7C15)) >> 48) & (BUCKETS - 1);
+}
+
+struct lz_inode_table *lz_inode_table_new(void)
+{
+	struct lz_inode_table *table = calloc(1, sizeof(*table));
+
+	if (table != NULL)
+		pthread_mutex_init(&table->lock, NULL);
+	return table;
+}
+
+static void inode_free(struct lz_inode *inode)
+{
+	if (inode->path_fd >= 0)
+		close(inode->path_fd);
+	if (inode->read_fd >= 0)
+		close(inode->read_fd);
+	pthread_mutex_destroy(&inode->lock);
+	free(inode);
+}
+
+void lz_inode_table_free(struct lz_inode_table *table)
+{
+	if (table == NULL)
+		return;
+	for (unsigned i = 0; i < BUCKETS; i++) {
+		struct lz_inode *inode = table->buckets[i];
+		while (inode != NULL) {
+			struct lz_inode *next = inode->next;
+			inode_free(inode);
+			inode = next;
+		}
+	}
+	pthread_mutex_destroy(&table->lock);
+	free(table);
+}
+
+static struct lz_inode *find_locked(struct lz_inode_table *table, uint64_t nodeid)
+{
+	struct lz_inode *inode = table->buckets[bucket_of(nodeid)];
+
+	while (inode != NULL && inode->nodeid != nodeid)
+		inode = inode->next;
+	return inode;
+}
+
+struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int path_fd,
+			      mode_t type)
+{
+	struct lz_inode *inode;
+
+	pthread_mutex_lock(&table->lock);
+	inode = find_locked(table, nodeid);
+	if (inode != NULL) {
+		inode->nlookup++;
+		pthread_mutex_unlock(&table->lock);
+		close(path_fd);
+		return inode;
+	}
+	inode = calloc(1, sizeof(*inode));
+	if (inode == NULL) {
+		pthread_mutex_unlock(&table->lock);
+		close(path_fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	inode->nodeid = nodeid;
+	inode->path_fd = path_fd;
+	inode->type = type & S_IFMT;
+	inode->nlookup = 1;
+	inode->read_fd = -1;
+	pthread_mutex_init(&inode->lock, NULL);
+	unsigned b = bucket_of(nodeid);
+	inode->next = table->buckets[b];
+	table->buckets[b] = inode;
+	table->count++;
+	pthread_mutex_unlock(&table->lock);
+	return inode;
+}
+
+struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid)
+{
+	struct lz_inode *inode;
+
+	pthread_mutex_lock(&table->lock);
+	inode = find_locked(table, nodeid);
+	pthread_mutex_unlock(&table->lock);
+	return inode;
+}
+
+void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t count)
+{
+	struct lz_inode **link, *inode;
+
+	pthread_mutex_lock(&table->lock);
+	link = &table->buckets[bucket_of(nodeid)];
+	while (*link != NULL && (*link)->nodeid != nodeid)
+		link = &(*link)->next;
+	inode = *link;
+	if (inode == NULL) {
+		pthread_mutex_unlock(&table->lock);
+		return;
+	}
+	inode->nlookup = count >= inode->nlookup ? 0 : inode->nlookup - count;
+	if (inode->nlookup > 0) {
+		pthread_mutex_unlock(&table->lock);
+		return;
+	}
+	*link = inode->next;
+	table->count--;
+	pthread_mutex_unlock(&table->lock);
+	inode_free(inode);
+}
+
+size_t lz_inode_count(struct lz_inode_table *table)
+{
+	size_t count;
+
+	pthread_mutex_lock(&table->lock);
+	count = table->count;
+	pthread_mutex_unlock(&table->lock);
+	return count;
+}
+
+unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
+{
+	unsigned source = 0;
+
+	pthread_mutex_lock(&table->lock);
+	for (unsigned i = 1; i <= table->sources; i++) {
+		if (table->source_dev[i] == dev) {
+			source = i;
+			break;
+		}
+	}
+	if (source == 0 && table->sources < LZ_NODEID_MAX_SOURCE) {
+		source = ++table->sources;
+		table->source_dev[source] = dev;
+	}
+	pthread_mutex_unlock(&table->lock);
+	return source;
+}

@@ -1,0 +1,52 @@
+/*
+ * The inode table: every node id the kernel holds a lookup reference on, with
+ * the O_PATH descriptor of its backing file and its open state.
+ */
+#ifndef LAZYFS_INODE_H
+#define LAZYFS_INODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lz_inode {
+	uint64_t nodeid;
+	int path_fd; /* O_PATH, never followed */
+	mode_t type; /* S_IFMT bits */
+	uint64_t nlookup; /* kernel references; guarded by the table lock */
+
+	/* Open state; guarded by lock. */
+	pthread_mutex_t lock;
+	int read_fd;     /* O_RDONLY while the inode is open (or for cached-mode reads) */
+	int backing_id;  /* passthrough backing id shared by all opens, 0 if none */
+	unsigned opens;  /* open files using read_fd / backing_id */
+
+	struct lz_inode *next; /* hash chain */
+};
+
+struct lz_inode_table;
+
+struct lz_inode_table *lz_inode_table_new(void);
+/* Frees every inode (closing its descriptors) and the table. */
+void lz_inode_table_free(struct lz_inode_table *table);
+
+/*
+ * Returns the inode NODEID with one more lookup reference. If it is new it takes
+ * ownership of PATH_FD; otherwise PATH_FD is closed. NULL (errno) on failure.
+ */
+struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int path_fd,
+			      mode_t type);
+/* The inode NODEID, or NULL. The kernel keeps it alive while it sends requests for it. */
+struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid);
+/* Drops COUNT lookup references; the last one frees the inode. */
+void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t count);
+/* Number of inodes in the table (for statistics and tests). */
+size_t lz_inode_count(struct lz_inode_table *table);
+
+/*
+ * Source numbers for node ids: one per backing device, assigned on first sight.
+ * Returns 0 when all are taken.
+ */
+unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev);
+
+#endif

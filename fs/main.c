@@ -1,0 +1,136 @@
+/* lazyfs: mount, serve, and clean up. */
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "mountpoint.h"
+#include "nodeid.h"
+#include "underlay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Every looked-up inode holds an O_PATH descriptor: allow as many as the system does. */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &lim);
+	}
+}
+
+static int open_underlay(const struct lz_config *cfg)
+{
+	const char *dir = cfg->underlay ? cfg->underlay : cfg->mountpoint;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		lz_err("underlay %s: %s", dir, strerror(errno));
+	return fd;
+}
+
+static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
+{
+	struct stat st;
+	int err = lz_backing_stat(underlay_fd, &st);
+
+	if (err != 0) {
+		lz_err("underlay: %s", strerror(-err));
+		close(underlay_fd);
+		return NULL;
+	}
+	/* Registers the underlay's device as the first node id source. */
+	lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	return lz_inode_ref(fs->inodes, FUSE_ROOT_ID, underlay_fd, st.st_mode);
+}
+
+static int serve(struct fuse_session *se, const struct lz_config *cfg)
+{
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	int rc;
+
+	if (loop == NULL)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(loop, 1);
+	fuse_loop_cfg_set_max_threads(loop, cfg->max_threads);
+	fuse_loop_cfg_set_idle_threads(loop, cfg->max_idle_threads);
+	rc = fuse_session_loop_mt(se, loop);
+	fuse_loop_cfg_destroy(loop);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct lz_config cfg;
+	struct lz_fs fs = {.config = &cfg};
+	struct fuse_session *se = NULL;
+	char err[512];
+	int exit_code = 1, underlay_fd;
+	bool mounted = false;
+
+	lz_log_init("lazyfs", false);
+	if (lz_config_parse(argc, argv, &cfg) != 0) {
+		lz_err("%s", cfg.error);
+		goto out;
+	}
+	lz_log_init("lazyfs", cfg.debug);
+	if (cfg.show_help) {
+		lz_config_usage(argv[0]);
+		exit_code = 0;
+		goto out;
+	}
+	if (cfg.show_version) {
+		printf("lazyfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		exit_code = 0;
+		goto out;
+	}
+	if (lz_mountpoint_check(cfg.mountpoint, err, sizeof(err)) != 0) {
+		lz_err("%s", err);
+		goto out;
+	}
+	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
+	underlay_fd = open_underlay(&cfg);
+	if (underlay_fd < 0)
+		goto out;
+	raise_fd_limit();
+	fs.inodes = lz_inode_table_new();
+	atomic_store(&fs.passthrough, cfg.open_mode == LZ_OPEN_PASSTHROUGH);
+	if (fs.inodes == NULL || (fs.root = make_root(&fs, underlay_fd)) == NULL)
+		goto out;
+	if (!S_ISDIR(fs.root->type)) {
+		lz_err("underlay %s is not a directory", cfg.underlay ? cfg.underlay : cfg.mountpoint);
+		goto out;
+	}
+
+	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
+	if (se == NULL)
+		goto out; /* libfuse said why (e.g. an unknown option) */
+	if (fuse_session_mount(se, cfg.mountpoint) != 0)
+		goto out;
+	mounted = true;
+	if (fuse_daemonize(cfg.foreground) != 0)
+		goto out;
+	if (!cfg.foreground)
+		lz_log_to_syslog();
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	lz_info("serving %s over %s (open_mode=%s)", cfg.underlay ? cfg.underlay : "its own contents",
+		cfg.mountpoint, cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+	exit_code = serve(se, &cfg) == 0 ? 0 : 1;
+	fuse_remove_signal_handlers(se);
+out:
+	if (se != NULL) {
+		if (mounted)
+			fuse_session_unmount(se);
+		fuse_session_destroy(se);
+	}
+	lz_inode_table_free(fs.inodes);
+	lz_config_free(&cfg);
+	return exit_code;
+}

@@ -1,0 +1,85 @@
+#include "config.h"
+#include "mountpoint.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	while (*s != '\0') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
+bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	while (!found && getline(&line, &cap, mountinfo) != -1) {
+		/* id parent major:minor root mountpoint options [optional...] - fstype source ... */
+		char *save = NULL, *field, *mnt = NULL;
+		int index = 0;
+		char *sep = strstr(line, " - ");
+
+		if (sep == NULL)
+			continue;
+		*sep = '\0';
+		for (field = strtok_r(line, " ", &save); field != NULL;
+		     field = strtok_r(NULL, " ", &save), index++)
+			if (index == 4)
+				mnt = field;
+		char *type = strtok_r(sep + 3, " ", &save);
+		if (mnt == NULL || type == NULL)
+			continue;
+		unescape_octal(mnt);
+		found = strcmp(mnt, path) == 0 && strcmp(type, fstype) == 0;
+	}
+	free(line);
+	return found;
+}
+
+int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	FILE *mountinfo;
+	bool taken;
+
+	if (stat(mountpoint, &st) == -1) {
+		snprintf(err, errlen, "mountpoint %s: %s", mountpoint, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "mountpoint %s is not a directory", mountpoint);
+		return -1;
+	}
+	if (realpath(mountpoint, real) == NULL) {
+		snprintf(err, errlen, "mountpoint %s: %s", mountpoint, strerror(errno));
+		return -1;
+	}
+	mountinfo = fopen("/proc/self/mountinfo", "re");
+	if (mountinfo == NULL)
+		return 0; /* nothing to compare with; the mount itself will tell */
+	taken = lz_mountinfo_has(mountinfo, real, "fuse.lazyfs");
+	fclose(mountinfo);
+	if (taken) {
+		snprintf(err, errlen, "%s is already a lazyfs mount (unmount it first)", real);
+		return -1;
+	}
+	return 0;
+}

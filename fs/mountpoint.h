@@ -1,0 +1,17 @@
+/* Checks on the mountpoint before anything is mounted over it. */
+#ifndef LAZYFS_MOUNTPOINT_H
+#define LAZYFS_MOUNTPOINT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/*
+ * True when MOUNTINFO (a /proc/self/mountinfo stream) lists a mount of type
+ * FSTYPE exactly at PATH (an absolute path without symlinks).
+ */
+bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype);
+
+/* 0 when MOUNTPOINT can take a lazyfs mount; else -1 with a reason in ERR. */
+int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen);
+
+#endif

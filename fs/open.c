@@ -1,0 +1,135 @@
+/*
+ * Opening and reading files. In passthrough mode every open of an inode shares
+ * one backing id, registered with the kernel on the first open and dropped
+ * with the last release, so reads and mmap never reach the daemon. Reads only
+ * arrive here when passthrough is off or refused, and in open_mode=cached,
+ * where the kernel sends no OPEN at all and reads come without a file handle.
+ */
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "underlay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Opens inode->read_fd if needed; call with inode->lock held. */
+static int ensure_read_fd(struct lz_inode *inode)
+{
+	if (inode->read_fd >= 0)
+		return 0;
+	int fd = lz_backing_reopen(inode->path_fd, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -fd;
+	/* O_NONBLOCK only kept a fifo from hanging the open; reads should block. */
+	fcntl(fd, F_SETFL, 0);
+	inode->read_fd = fd;
+	return 0;
+}
+
+static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
+{
+	if (inode->backing_id > 0 || !atomic_load(&fs->passthrough) || !S_ISREG(inode->type))
+		return;
+	int id = fuse_passthrough_open(req, inode->read_fd);
+	if (id > 0) {
+		inode->backing_id = id;
+		return;
+	}
+	atomic_store(&fs->passthrough, false);
+	if (!atomic_exchange(&fs->passthrough_warned, true))
+		lz_warn("the kernel refused a passthrough backing file (%s); serving reads in "
+			"the daemon from now on",
+			strerror(errno));
+}
+
+/* Drops one open; the last one closes the shared backing id and descriptor. */
+static void drop_open(fuse_req_t req, struct lz_inode *inode)
+{
+	pthread_mutex_lock(&inode->lock);
+	if (inode->opens > 0 && --inode->opens == 0) {
+		if (inode->backing_id > 0)
+			fuse_passthrough_close(req, inode->backing_id);
+		inode->backing_id = 0;
+		if (inode->read_fd >= 0)
+			close(inode->read_fd);
+		inode->read_fd = -1;
+	}
+	pthread_mutex_unlock(&inode->lock);
+}
+
+void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *inode = lz_inode_of(req, ino);
+	int err;
+
+	if (inode == NULL) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (fs->config->open_mode == LZ_OPEN_CACHED) {
+		/* The kernel takes ENOSYS as "never send OPEN or RELEASE again". */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	pthread_mutex_lock(&inode->lock);
+	err = ensure_read_fd(inode);
+	if (err == 0) {
+		share_backing_id(req, fs, inode);
+		inode->opens++;
+		fi->backing_id = inode->backing_id;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	if (err != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	/*
+	 * No FLUSH on close. The page cache is kept when the daemon serves reads;
+	 * the kernel refuses keep_cache on a passthrough open (EIO to the caller).
+	 */
+	fi->keep_cache = fi->backing_id == 0;
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		drop_open(req, inode); /* the open was interrupted: no RELEASE will come */
+}
+
+void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int err;
+
+	if (inode == NULL) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	/* Open files keep read_fd until their release; in cached mode it lives until forget. */
+	pthread_mutex_lock(&inode->lock);
+	err = ensure_read_fd(inode);
+	buf.buf[0].fd = inode->read_fd;
+	pthread_mutex_unlock(&inode->lock);
+	if (err != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_inode *inode = lz_inode_of(req, ino);
+
+	if (inode != NULL)
+		drop_open(req, inode);
+	fuse_reply_err(req, 0);
+}

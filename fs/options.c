@@ -1,0 +1,238 @@
+#include "config.h"
+#include "options.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_IO_URING,
+	KEY_ALLOW_OTHER,
+	KEY_DEFAULT_PERMISSIONS,
+	KEY_NOT_YET,
+};
+
+#define LZ_OPT(templ, field) {templ, offsetof(struct lz_config, field), 1}
+
+static const struct fuse_opt lz_opt_spec[] = {
+	LZ_OPT("underlay=%s", underlay),
+	LZ_OPT("open_mode=%s", open_mode_arg),
+	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
+	LZ_OPT("max_threads=%u", max_threads),
+	LZ_OPT("max_idle_threads=%u", max_idle_threads),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("io_uring", KEY_IO_URING),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	/* Part of the interface, not built yet: refuse rather than ignore. */
+	FUSE_OPT_KEY("images=", KEY_NOT_YET),
+	FUSE_OPT_KEY("map=", KEY_NOT_YET),
+	FUSE_OPT_KEY("remote=", KEY_NOT_YET),
+	FUSE_OPT_KEY("remote_mode=", KEY_NOT_YET),
+	FUSE_OPT_KEY("cache=", KEY_NOT_YET),
+	FUSE_OPT_KEY("cache_size=", KEY_NOT_YET),
+	FUSE_OPT_KEY("backend=", KEY_NOT_YET),
+	FUSE_OPT_KEY("idle_timeout=", KEY_NOT_YET),
+	FUSE_OPT_KEY("bpf=", KEY_NOT_YET),
+	FUSE_OPT_END,
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(struct lz_config *cfg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cfg->error, sizeof(cfg->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int take_positional(struct lz_config *cfg, const char *arg)
+{
+	char *copy;
+
+	if (cfg->positional_count == 2)
+		return fail(cfg, "unexpected argument '%s' (usage: lazyfs [options] [SOURCE] MOUNTPOINT)",
+			    arg);
+	copy = strdup(arg);
+	if (copy == NULL)
+		return fail(cfg, "%s", "out of memory");
+	/* With two arguments the first is SOURCE (mount(8) passes one) and the second the mountpoint. */
+	if (cfg->positional_count == 1) {
+		cfg->source = cfg->mountpoint;
+		cfg->mountpoint = copy;
+	} else {
+		cfg->mountpoint = copy;
+	}
+	cfg->positional_count++;
+	return 0;
+}
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct lz_config *cfg = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		return take_positional(cfg, arg);
+	case KEY_FOREGROUND:
+		cfg->foreground = true;
+		return 0;
+	case KEY_DEBUG:
+		cfg->debug = true;
+		cfg->foreground = true;
+		return 0;
+	case KEY_HELP:
+		cfg->show_help = true;
+		return 0;
+	case KEY_VERSION:
+		cfg->show_version = true;
+		return 0;
+	case KEY_IO_URING:
+		cfg->io_uring = true;
+		return 1; /* libfuse's own option as well */
+	case KEY_ALLOW_OTHER:
+		cfg->allow_other = true;
+		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		cfg->default_permissions = true;
+		return 1;
+	case KEY_NOT_YET: {
+		char name[64];
+		size_t len = strcspn(arg, "=");
+		snprintf(name, sizeof(name), "%.*s", (int)(len < 63 ? len : 63), arg);
+		return fail(cfg, "option '%s' is not implemented in this version of lazyfs", name);
+	}
+	default:
+		return 1; /* left for libfuse, which rejects what it does not know */
+	}
+}
+
+static int parse_timeout(struct lz_config *cfg, const char *arg, double *out)
+{
+	char *end;
+	double value;
+
+	errno = 0;
+	value = strtod(arg, &end);
+	if (errno != 0 || end == arg || *end != '\0' || !isfinite(value) || value < 0)
+		return fail(cfg, "underlay_timeout: '%s' is not a number of seconds >= 0", arg);
+	*out = value;
+	return 0;
+}
+
+static int add_fuse_opt(struct lz_config *cfg, const char *opt)
+{
+	if (fuse_opt_add_arg(&cfg->fuse_args, "-o") == -1 ||
+	    fuse_opt_add_arg(&cfg->fuse_args, opt) == -1)
+		return fail(cfg, "%s", "out of memory");
+	return 0;
+}
+
+/* Options lazyfs always passes to libfuse: a read-only mount typed fuse.lazyfs. */
+static int add_mount_options(struct lz_config *cfg)
+{
+	char *fsname_opt = NULL;
+	int rc;
+
+	if (fuse_opt_add_opt_escaped(&fsname_opt, cfg->source ? cfg->source : "lazyfs") == -1)
+		return fail(cfg, "%s", "out of memory");
+	char buf[4200];
+	snprintf(buf, sizeof(buf), "fsname=%s", fsname_opt);
+	free(fsname_opt);
+	rc = add_fuse_opt(cfg, buf);
+	if (rc == 0)
+		rc = add_fuse_opt(cfg, "subtype=lazyfs");
+	/* Last, so a "rw" from mount(8) or fstab cannot undo it. */
+	if (rc == 0)
+		rc = add_fuse_opt(cfg, "ro");
+	/* Any user reaching the files must be held to their modes: the daemon reads as root. */
+	if (rc == 0 && cfg->allow_other && !cfg->default_permissions) {
+		cfg->default_permissions = true;
+		rc = add_fuse_opt(cfg, "default_permissions");
+	}
+	return rc;
+}
+
+int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->open_mode = LZ_OPEN_PASSTHROUGH;
+	cfg->underlay_timeout = 60.0;
+	cfg->max_threads = 16;
+	cfg->max_idle_threads = 8;
+
+	if (fuse_opt_parse(&args, cfg, lz_opt_spec, option_proc) == -1) {
+		cfg->fuse_args = args;
+		if (cfg->error[0] == '\0')
+			fail(cfg, "%s", "invalid options");
+		return -1;
+	}
+	cfg->fuse_args = args;
+	if (cfg->show_help || cfg->show_version)
+		return 0;
+	if (cfg->mountpoint == NULL)
+		return fail(cfg, "%s", "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
+	if (cfg->open_mode_arg != NULL) {
+		if (strcmp(cfg->open_mode_arg, "passthrough") == 0)
+			cfg->open_mode = LZ_OPEN_PASSTHROUGH;
+		else if (strcmp(cfg->open_mode_arg, "cached") == 0)
+			cfg->open_mode = LZ_OPEN_CACHED;
+		else
+			return fail(cfg, "open_mode: '%s' is not passthrough or cached",
+				    cfg->open_mode_arg);
+	}
+	if (cfg->underlay_timeout_arg != NULL &&
+	    parse_timeout(cfg, cfg->underlay_timeout_arg, &cfg->underlay_timeout) != 0)
+		return -1;
+	if (cfg->underlay != NULL && cfg->underlay[0] == '\0')
+		return fail(cfg, "%s", "underlay: empty path");
+	if (cfg->max_threads == 0)
+		return fail(cfg, "%s", "max_threads: must be at least 1");
+	return add_mount_options(cfg);
+}
+
+void lz_config_free(struct lz_config *cfg)
+{
+	fuse_opt_free_args(&cfg->fuse_args);
+	free(cfg->source);
+	free(cfg->mountpoint);
+	free(cfg->underlay);
+	free(cfg->open_mode_arg);
+	free(cfg->underlay_timeout_arg);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void lz_config_usage(const char *progname)
+{
+	printf("usage: %s [-f] [-d] [-o OPT[,OPT...]] [SOURCE] MOUNTPOINT\n"
+	       "\n"
+	       "lazyfs options:\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug logging (implies -f)\n"
+	       "    -o underlay=DIR        directory shown where no image exists\n"
+	       "                           (default: the mountpoint's own contents)\n"
+	       "    -o open_mode=MODE      passthrough (default) or cached\n"
+	       "    -o underlay_timeout=S  kernel cache timeout for underlay entries (60)\n"
+	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
+	       "    -o max_threads=N       worker threads (16)\n"
+	       "    -o allow_other         let other users in (implies default_permissions)\n"
+	       "\n"
+	       "See lazyfs(8) for every option.\n",
+	       progname);
+}

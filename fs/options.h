@@ -1,0 +1,43 @@
+/* Command line and -o options of lazyfs, parsed into one configuration. */
+#ifndef LAZYFS_OPTIONS_H
+#define LAZYFS_OPTIONS_H
+
+#define FUSE_USE_VERSION 317
+#include <fuse_opt.h>
+#include <stdbool.h>
+
+enum lz_open_mode { LZ_OPEN_PASSTHROUGH, LZ_OPEN_CACHED };
+
+struct lz_config {
+	char *source; /* accepted for mount(8), otherwise unused */
+	char *mountpoint;
+	char *underlay; /* NULL: the mountpoint's own contents */
+	enum lz_open_mode open_mode;
+	double underlay_timeout; /* entry, attr and negative-entry timeout */
+	unsigned max_threads;
+	unsigned max_idle_threads;
+	bool foreground;
+	bool debug;
+	bool io_uring;
+	bool allow_other;
+	bool default_permissions;
+	bool show_help;
+	bool show_version;
+	/* What libfuse gets: its own options plus those lazyfs adds (ro, fsname, ...). */
+	struct fuse_args fuse_args;
+	/* Raw strings while parsing; validated into the fields above. */
+	char *open_mode_arg;
+	char *underlay_timeout_arg;
+	unsigned positional_count;
+	char error[256];
+};
+
+/*
+ * Parses ARGV into CFG. Returns 0, or -1 with a one-line reason in cfg->error.
+ * lz_config_free must be called either way.
+ */
+int lz_config_parse(int argc, char **argv, struct lz_config *cfg);
+void lz_config_free(struct lz_config *cfg);
+void lz_config_usage(const char *progname);
+
+#endif
