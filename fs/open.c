@@ -74,7 +74,7 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (fs->config->open_mode == LZ_OPEN_CACHED) {
+	if (atomic_load(&fs->no_open)) {
 		/* The kernel takes ENOSYS as "never send OPEN or RELEASE again". */
 		fuse_reply_err(req, ENOSYS);
 		return;

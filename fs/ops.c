@@ -424,10 +424,13 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
 	if (fs->config->open_mode == LZ_OPEN_CACHED) {
-		if (!fuse_set_feature_flag(conn, FUSE_CAP_NO_OPEN_SUPPORT))
+		if (fuse_set_feature_flag(conn, FUSE_CAP_NO_OPEN_SUPPORT)) {
+			atomic_store(&fs->no_open, true);
+			atomic_store(&fs->passthrough, false);
+		} else {
 			lz_warn("kernel cannot skip OPEN; open_mode=cached serves opens as "
 				"passthrough");
-		atomic_store(&fs->passthrough, false);
+		}
 	}
 	if (atomic_load(&fs->passthrough) && !fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH)) {
 		lz_warn("kernel has no FUSE passthrough; serving reads in the daemon");

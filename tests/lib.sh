@@ -1,0 +1,122 @@
+# shellcheck shell=bash
+# Shared by the integration tests: temporary trees, lazyfs mounts that are
+# always torn down (even when a test fails), and small assertions.
+# Exit codes follow automake: 0 pass, 1 fail, 77 skip.
+set -euo pipefail
+
+LAZYFS_BIN=${LAZYFS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lazyfs}
+TESTS_SRCDIR=${TESTS_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+# shellcheck source=tests/fusetrace.sh
+. "$TESTS_SRCDIR/fusetrace.sh"
+
+LZ_TMP=''
+LZ_PIDS=()
+LZ_MOUNTS=()
+LZ_REMOVE=() # files outside LZ_TMP a test created
+LZ_CHECKS=0
+
+lz_cleanup() {
+	local rc=$? mp pid f
+	fusetrace_stop 2>/dev/null || true
+	for mp in "${LZ_MOUNTS[@]}"; do
+		if mountpoint -q -- "$mp" 2>/dev/null; then
+			umount -- "$mp" 2>/dev/null || umount -l -- "$mp" 2>/dev/null || true
+		fi
+	done
+	# Only processes this test started.
+	for pid in "${LZ_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${LZ_PIDS[@]}"; do
+		timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+	done
+	for f in "${LZ_REMOVE[@]}"; do
+		rm -f -- "$f"
+	done
+	if [[ -n $LZ_TMP && -d $LZ_TMP ]]; then
+		rm -rf --one-file-system -- "$LZ_TMP"
+	fi
+	exit "$rc"
+}
+
+lz_init() {
+	[[ $EUID -eq 0 ]] || lz_skip "integration tests need root (FUSE passthrough, /dev/fuse)"
+	[[ -c /dev/fuse ]] || lz_skip "no /dev/fuse"
+	[[ -x $LAZYFS_BIN ]] || lz_fail "no lazyfs binary at $LAZYFS_BIN"
+	LZ_TMP=$(mktemp -d /tmp/lazyfs-test.XXXXXX)
+	trap lz_cleanup EXIT
+	trap 'exit 1' INT TERM
+}
+
+lz_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+lz_skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+lz_ok() {
+	LZ_CHECKS=$((LZ_CHECKS + 1))
+	echo "ok $LZ_CHECKS - $*"
+}
+
+# lz_check DESCRIPTION COMMAND...: the command must succeed.
+lz_check() {
+	local what=$1
+	shift
+	if "$@"; then
+		lz_ok "$what"
+	else
+		lz_fail "$what (command: $*)"
+	fi
+}
+
+lz_is_lazyfs_mount() {
+	local real
+	real=$(realpath -- "$1")
+	findmnt -n -M "$real" -t fuse.lazyfs >/dev/null 2>&1
+}
+
+# lz_mount MOUNTPOINT [lazyfs args...]: starts lazyfs in the foreground
+# (so this test owns its PID), waits until the mount is there, and records
+# both for cleanup. The daemon's stderr goes to $LZ_TMP/lazyfs.<n>.log.
+lz_mount() {
+	local mp=$1 log pid i
+	shift
+	log=$LZ_TMP/lazyfs.${#LZ_PIDS[@]}.log
+	"$LAZYFS_BIN" -f "$@" "$mp" 2>"$log" &
+	pid=$!
+	LZ_PIDS+=("$pid")
+	LZ_MOUNTS+=("$mp")
+	for ((i = 0; i < 200; i++)); do
+		lz_is_lazyfs_mount "$mp" && { LZ_LAST_PID=$pid; return 0; }
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$log" >&2
+	lz_fail "lazyfs did not mount $mp"
+}
+
+# lz_umount MOUNTPOINT: unmounts and waits for the daemon that served it.
+lz_umount() {
+	local mp=$1 pid=${2:-${LZ_LAST_PID:-}}
+	umount -- "$mp"
+	if [[ -n $pid ]]; then
+		timeout 10 tail --pid="$pid" -f /dev/null || lz_fail "lazyfs $pid did not exit after umount"
+	fi
+}
+
+# Evicts FILE's pages from the page cache, so the next read is cold.
+lz_drop_file_cache() {
+	python3 -c 'import os,sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$1"
+}
+
+lz_done() {
+	echo "$(basename "$0"): $LZ_CHECKS checks passed"
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Command line: bad input gets one clear line and a non-zero exit with no
+# stray mount; help, version, daemon mode and signals behave.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+
+U=$LZ_TMP/underlay MP=$LZ_TMP/mnt
+mkdir -p "$U/sub" "$MP"
+echo underlay > "$U/file"
+echo mine > "$MP/own"
+: > "$LZ_TMP/plainfile"
+
+# expect_error DESCRIPTION PATTERN ARGS...: lazyfs must exit non-zero with
+# exactly one line on stderr matching PATTERN, and leave no mount behind.
+expect_error() {
+	local what=$1 pattern=$2 out rc=0 mounts_before
+	shift 2
+	mounts_before=$(grep -c . /proc/self/mountinfo)
+	out=$(timeout 10 "$LAZYFS_BIN" "$@" 2>&1 >/dev/null) || rc=$?
+	[[ $rc -ne 0 && $rc -ne 124 ]] || lz_fail "$what: exit status $rc, output: $out"
+	[[ $(printf '%s\n' "$out" | grep -c .) -eq 1 ]] || lz_fail "$what: expected one line, got: $out"
+	grep -Eq -- "$pattern" <<<"$out" || lz_fail "$what: '$out' does not match /$pattern/"
+	[[ $(grep -c . /proc/self/mountinfo) -eq $mounts_before ]] || lz_fail "$what: a mount was left behind"
+	lz_ok "$what: $out"
+}
+
+expect_error "no mountpoint" "missing MOUNTPOINT"
+expect_error "missing mountpoint" "No such file" -f "$LZ_TMP/nowhere"
+expect_error "mountpoint is a file" "not a directory" -f "$LZ_TMP/plainfile"
+expect_error "three positional arguments" "unexpected argument" -f a b "$MP"
+expect_error "missing underlay" "underlay .*No such file" -f -o underlay="$LZ_TMP/none" "$MP"
+expect_error "underlay is a file" "underlay .*Not a directory" -f -o underlay="$LZ_TMP/plainfile" "$MP"
+expect_error "unknown option" "unknown option" -f -o underlay="$U",no_such_option "$MP"
+expect_error "not yet implemented option" "option 'images' is not implemented" -f -o images=/srv "$MP"
+expect_error "bad open_mode" "open_mode: 'fast'" -f -o underlay="$U",open_mode=fast "$MP"
+expect_error "bad timeout" "underlay_timeout" -f -o underlay="$U",underlay_timeout=-1 "$MP"
+
+out=$("$LAZYFS_BIN" --help) && grep -q "usage:" <<<"$out" || lz_fail "--help"
+lz_ok "--help prints usage and exits 0"
+out=$("$LAZYFS_BIN" -V) && grep -q "^lazyfs [0-9]" <<<"$out" || lz_fail "-V"
+lz_ok "-V prints the version: $out"
+
+# Daemon mode: returns once the mount is ready, exits on unmount.
+"$LAZYFS_BIN" -o underlay="$U" "$MP" || lz_fail "daemon mode mount failed"
+LZ_MOUNTS+=("$MP")
+[[ $(cat "$MP/file") == underlay ]] || lz_fail "daemonized mount does not show the underlay"
+lz_ok "daemonized lazyfs serves the mount as soon as it returns"
+daemon=$(pgrep -f -x "$LAZYFS_BIN -o underlay=$U $MP") || lz_fail "no daemon process found"
+expect_error "second mount on the same point" "already a lazyfs mount" -f -o underlay="$U" "$MP"
+[[ $(cat "$MP/file") == underlay ]] || lz_fail "first mount damaged by the second attempt"
+lz_ok "first mount still serves after the refused second one"
+umount "$MP"
+timeout 10 tail --pid="$daemon" -f /dev/null || lz_fail "daemon still running after umount"
+lz_ok "daemon exits on unmount"
+
+# Default underlay: the mountpoint's own previous contents.
+lz_mount "$MP"
+[[ $(cat "$MP/own") == mine ]] || lz_fail "mount over itself does not show the old contents"
+[[ ! -e $MP/file ]] || lz_fail "mount over itself shows another tree"
+lz_ok "without underlay= the mountpoint's previous contents show through"
+pid=$LZ_LAST_PID
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[[ $rc -eq 0 ]] || lz_fail "SIGTERM: exit status $rc"
+! lz_is_lazyfs_mount "$MP" || lz_fail "SIGTERM left the mount behind"
+lz_ok "SIGTERM unmounts and exits 0"
+
+lz_mount "$MP" -o underlay="$U"
+pid=$LZ_LAST_PID
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[[ $rc -eq 0 ]] && ! lz_is_lazyfs_mount "$MP" || lz_fail "SIGINT: status $rc or mount left"
+lz_ok "SIGINT unmounts and exits 0"
+lz_done

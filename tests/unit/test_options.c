@@ -1,0 +1,134 @@
+#include "config.h"
+#include "../../fs/options.h"
+#include "unit.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define ARGV(...) ((char *[]){"lazyfs", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"lazyfs", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(cfg, ...) lz_config_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (cfg))
+
+/* True when libfuse will be given "-o OPT" (each option lazyfs adds is separate). */
+static bool passes_to_fuse(const struct lz_config *cfg, const char *opt)
+{
+	for (int i = 1; i < cfg->fuse_args.argc; i++)
+		if (strcmp(cfg->fuse_args.argv[i], opt) == 0 ||
+		    (strncmp(cfg->fuse_args.argv[i], "-o", 2) == 0 &&
+		     strstr(cfg->fuse_args.argv[i] + 2, opt) != NULL))
+			return true;
+	return false;
+}
+
+static void test_defaults(void)
+{
+	struct lz_config cfg;
+
+	CHECK(PARSE(&cfg, "/opt/ce") == 0);
+	CHECK_STR(cfg.mountpoint, "/opt/ce");
+	CHECK(cfg.source == NULL);
+	CHECK(cfg.underlay == NULL);
+	CHECK(cfg.open_mode == LZ_OPEN_PASSTHROUGH);
+	CHECK(cfg.underlay_timeout == 60.0);
+	CHECK(!cfg.foreground && !cfg.debug && !cfg.io_uring);
+	CHECK(passes_to_fuse(&cfg, "ro"));
+	CHECK(passes_to_fuse(&cfg, "subtype=lazyfs"));
+	CHECK(passes_to_fuse(&cfg, "fsname=lazyfs"));
+	lz_config_free(&cfg);
+}
+
+static void test_mount_helper_form(void)
+{
+	struct lz_config cfg;
+
+	/* What mount.fuse3 runs for `mount -t fuse.lazyfs src /mnt -o ...`. */
+	CHECK(PARSE(&cfg, "my,source", "/mnt", "-o", "rw,underlay=/srv/x,open_mode=cached") == 0);
+	CHECK_STR(cfg.source, "my,source");
+	CHECK_STR(cfg.mountpoint, "/mnt");
+	CHECK_STR(cfg.underlay, "/srv/x");
+	CHECK(cfg.open_mode == LZ_OPEN_CACHED);
+	CHECK(passes_to_fuse(&cfg, "fsname=my\\,source"));
+	/* "ro" comes after the "rw" from mount(8), so the mount stays read-only. */
+	int rw = -1, ro = -1;
+	for (int i = 0; i < cfg.fuse_args.argc; i++) {
+		if (strstr(cfg.fuse_args.argv[i], "rw"))
+			rw = i;
+		if (strcmp(cfg.fuse_args.argv[i], "ro") == 0)
+			ro = i;
+	}
+	CHECK(rw >= 0 && ro > rw);
+	lz_config_free(&cfg);
+}
+
+static void test_flags(void)
+{
+	struct lz_config cfg;
+
+	CHECK(PARSE(&cfg, "-d", "-o", "io_uring,underlay_timeout=0.5,max_threads=4", "/m") == 0);
+	CHECK(cfg.debug && cfg.foreground && cfg.io_uring);
+	CHECK(cfg.underlay_timeout == 0.5);
+	CHECK(cfg.max_threads == 4);
+	CHECK(passes_to_fuse(&cfg, "io_uring"));
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "allow_other", "/m") == 0);
+	CHECK(cfg.allow_other && cfg.default_permissions);
+	CHECK(passes_to_fuse(&cfg, "default_permissions"));
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "--help") == 0);
+	CHECK(cfg.show_help);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-V") == 0);
+	CHECK(cfg.show_version);
+	lz_config_free(&cfg);
+}
+
+static void test_errors(void)
+{
+	struct lz_config cfg;
+
+	CHECK(lz_config_parse(1, (char *[]){"lazyfs", NULL}, &cfg) == -1);
+	CHECK(strstr(cfg.error, "missing MOUNTPOINT") != NULL);
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "a", "b", "c") == -1);
+	CHECK(strstr(cfg.error, "unexpected argument 'c'") != NULL);
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "open_mode=turbo", "/m") == -1);
+	CHECK(strstr(cfg.error, "open_mode: 'turbo'") != NULL);
+	lz_config_free(&cfg);
+
+	const char *bad_timeouts[] = {"-1", "abc", "1e999", "nan", "", "5s"};
+	for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+		char opt[64];
+		snprintf(opt, sizeof(opt), "underlay_timeout=%s", bad_timeouts[i]);
+		CHECK(PARSE(&cfg, "-o", opt, "/m") == -1);
+		CHECK(strstr(cfg.error, "underlay_timeout") != NULL);
+		lz_config_free(&cfg);
+	}
+
+	char *not_yet[] = {"images=/x", "map=/m", "remote=r:p", "remote_mode=objects",
+				 "cache=/c", "cache_size=1G", "backend=kernel",
+				 "idle_timeout=5", "bpf=on"};
+	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
+		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
+		CHECK(strstr(cfg.error, "is not implemented") != NULL);
+		lz_config_free(&cfg);
+	}
+
+	CHECK(PARSE(&cfg, "-o", "underlay=", "/m") == -1);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "max_threads=0", "/m") == -1);
+	lz_config_free(&cfg);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_mount_helper_form();
+	test_flags();
+	test_errors();
+	return unit_finish("test_options");
+}
