@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	char err[512];
 	int exit_code = 1, underlay_fd;
-	bool mounted = false;
+	bool mounted = false, handlers_set = false;
 
 	lz_log_init("lazyfs", false);
 	if (lz_config_parse(argc, argv, &cfg) != 0) {
@@ -141,6 +141,10 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
 	if (se == NULL)
 		goto out; /* libfuse said why (e.g. an unknown option) */
+	/* Before the mount exists, so a stop signal never finds the inherited disposition. */
+	if (set_signal_handlers(se) != 0)
+		goto out;
+	handlers_set = true;
 	if (fuse_session_mount(se, cfg.mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -148,14 +152,13 @@ int main(int argc, char **argv)
 		goto out;
 	if (!cfg.foreground)
 		lz_log_to_syslog();
-	if (set_signal_handlers(se) != 0)
-		goto out;
 	lz_info("serving %s over %s (open_mode=%s)", cfg.underlay ? cfg.underlay : "its own contents",
 		cfg.mountpoint, cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
-	fuse_remove_signal_handlers(se);
 out:
+	if (handlers_set)
+		fuse_remove_signal_handlers(se);
 	if (se != NULL) {
 		if (mounted)
 			fuse_session_unmount(se);

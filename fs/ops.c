@@ -437,7 +437,9 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 		atomic_store(&fs->passthrough, false);
 		atomic_store(&fs->passthrough_warned, true);
 	}
-	if (fs->config->io_uring && !(conn->capable_ext & FUSE_CAP_OVER_IO_URING))
+	if (fs->config->io_uring && (conn->capable_ext & FUSE_CAP_OVER_IO_URING))
+		lz_info("FUSE-over-io_uring enabled");
+	else if (fs->config->io_uring)
 		lz_warn("io_uring requested, but the kernel does not offer it "
 			"(/sys/module/fuse/parameters/enable_uring); using /dev/fuse");
 }

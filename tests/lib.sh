@@ -92,7 +92,11 @@ lz_mount() {
 	LZ_PIDS+=("$pid")
 	LZ_MOUNTS+=("$mp")
 	for ((i = 0; i < 200; i++)); do
-		lz_is_lazyfs_mount "$mp" && { LZ_LAST_PID=$pid; return 0; }
+		if lz_is_lazyfs_mount "$mp"; then
+			LZ_LAST_PID=$pid
+			stat -- "$mp" >/dev/null # waits for FUSE INIT, so its log lines are out
+			return 0
+		fi
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -113,6 +117,7 @@ lz_umount() {
 lz_drop_file_cache() {
 	python3 -c 'import os,sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)  # dirty pages cannot be dropped
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 os.close(fd)' "$1"
 }
