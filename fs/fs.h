@@ -33,8 +33,7 @@ struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino);
 
 /* open.c */
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi);
+void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 #endif

@@ -11,15 +11,15 @@
 
 struct lz_inode {
 	uint64_t nodeid;
-	int path_fd; /* O_PATH, never followed */
-	mode_t type; /* S_IFMT bits */
+	int path_fd;	  /* O_PATH, never followed */
+	mode_t type;	  /* S_IFMT bits */
 	uint64_t nlookup; /* kernel references; guarded by the table lock */
 
 	/* Open state; guarded by lock. */
 	pthread_mutex_t lock;
-	int read_fd;     /* O_RDONLY while the inode is open (or for cached-mode reads) */
-	int backing_id;  /* passthrough backing id shared by all opens, 0 if none */
-	unsigned opens;  /* open files using read_fd / backing_id */
+	int read_fd;	/* O_RDONLY while the inode is open (or for cached-mode reads) */
+	int backing_id; /* passthrough backing id shared by all opens, 0 if none */
+	unsigned opens; /* open files using read_fd / backing_id */
 
 	struct lz_inode *next; /* hash chain */
 };

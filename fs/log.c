@@ -23,8 +23,8 @@ void lz_log_to_syslog(void)
 
 void lz_log(enum lz_log_level level, const char *fmt, ...)
 {
-	static const int syslog_priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
+	static const int syslog_priority[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
 	va_list ap;
 
 	if (level == LZ_LOG_DEBUG && !log_debug)

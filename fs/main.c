@@ -65,8 +65,8 @@ static void exit_on_signal(int sig)
  */
 static int set_signal_handlers(struct fuse_session *se)
 {
-	static const int stop_signals[] = {SIGINT, SIGTERM};
-	struct sigaction sa = {.sa_handler = exit_on_signal};
+	static const int stop_signals[] = { SIGINT, SIGTERM };
+	struct sigaction sa = { .sa_handler = exit_on_signal };
 
 	if (fuse_set_signal_handlers(se) != 0)
 		return -1;
@@ -98,7 +98,7 @@ static int serve(struct fuse_session *se, const struct lz_config *cfg)
 int main(int argc, char **argv)
 {
 	struct lz_config cfg;
-	struct lz_fs fs = {.config = &cfg};
+	struct lz_fs fs = { .config = &cfg };
 	struct fuse_session *se = NULL;
 	char err[512];
 	int exit_code = 1, underlay_fd;
@@ -134,7 +134,8 @@ int main(int argc, char **argv)
 	if (fs.inodes == NULL || (fs.root = make_root(&fs, underlay_fd)) == NULL)
 		goto out;
 	if (!S_ISDIR(fs.root->type)) {
-		lz_err("underlay %s is not a directory", cfg.underlay ? cfg.underlay : cfg.mountpoint);
+		lz_err("underlay %s is not a directory",
+		       cfg.underlay ? cfg.underlay : cfg.mountpoint);
 		goto out;
 	}
 
@@ -152,8 +153,9 @@ int main(int argc, char **argv)
 		goto out;
 	if (!cfg.foreground)
 		lz_log_to_syslog();
-	lz_info("serving %s over %s (open_mode=%s)", cfg.underlay ? cfg.underlay : "its own contents",
-		cfg.mountpoint, cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+	lz_info("serving %s over %s (open_mode=%s)",
+		cfg.underlay ? cfg.underlay : "its own contents", cfg.mountpoint,
+		cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
 out:

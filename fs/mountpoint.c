@@ -31,7 +31,8 @@ bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
 	bool found = false;
 
 	while (!found && getline(&line, &cap, mountinfo) != -1) {
-		/* id parent major:minor root mountpoint options [optional...] - fstype source ... */
+		/* id parent major:minor root mountpoint options [optional...] - fstype source ...
+		 */
 		char *save = NULL, *field, *mnt = NULL;
 		int index = 0;
 		char *sep = strstr(line, " - ");

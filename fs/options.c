@@ -20,7 +20,10 @@ enum {
 	KEY_NOT_YET,
 };
 
-#define LZ_OPT(templ, field) {templ, offsetof(struct lz_config, field), 1}
+#define LZ_OPT(templ, field)                                                                       \
+	{                                                                                          \
+		templ, offsetof(struct lz_config, field), 1                                        \
+	}
 
 static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("underlay=%s", underlay),
@@ -65,12 +68,15 @@ static int take_positional(struct lz_config *cfg, const char *arg)
 	char *copy;
 
 	if (cfg->positional_count == 2)
-		return fail(cfg, "unexpected argument '%s' (usage: lazyfs [options] [SOURCE] MOUNTPOINT)",
-			    arg);
+		return fail(
+			cfg,
+			"unexpected argument '%s' (usage: lazyfs [options] [SOURCE] MOUNTPOINT)",
+			arg);
 	copy = strdup(arg);
 	if (copy == NULL)
 		return fail(cfg, "%s", "out of memory");
-	/* With two arguments the first is SOURCE (mount(8) passes one) and the second the mountpoint. */
+	/* With two arguments the first is SOURCE (mount(8) passes one) and the second the
+	 * mountpoint. */
 	if (cfg->positional_count == 1) {
 		cfg->source = cfg->mountpoint;
 		cfg->mountpoint = copy;
@@ -187,7 +193,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	if (cfg->show_help || cfg->show_version)
 		return 0;
 	if (cfg->mountpoint == NULL)
-		return fail(cfg, "%s", "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
+		return fail(cfg, "%s",
+			    "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
 	if (cfg->open_mode_arg != NULL) {
 		if (strcmp(cfg->open_mode_arg, "passthrough") == 0)
 			cfg->open_mode = LZ_OPEN_PASSTHROUGH;

@@ -96,7 +96,7 @@ static void *ref_forget_loop(void *arg)
 
 static void test_concurrent(void)
 {
-	struct race r = {lz_inode_table_new(), lz_nodeid_make(1, 5)};
+	struct race r = { lz_inode_table_new(), lz_nodeid_make(1, 5) };
 	pthread_t threads[4];
 	int fds_before = count_open_fds();
 

@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define ARGV(...) ((char *[]){"lazyfs", __VA_ARGS__, NULL})
-#define ARGC(...) ((int)(sizeof((char *[]){"lazyfs", __VA_ARGS__}) / sizeof(char *)))
+#define ARGV(...)	((char *[]){ "lazyfs", __VA_ARGS__, NULL })
+#define ARGC(...)	((int)(sizeof((char *[]){ "lazyfs", __VA_ARGS__ }) / sizeof(char *)))
 #define PARSE(cfg, ...) lz_config_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (cfg))
 
 /* True when libfuse will be given "-o OPT" (each option lazyfs adds is separate). */
@@ -88,7 +88,7 @@ static void test_errors(void)
 {
 	struct lz_config cfg;
 
-	CHECK(lz_config_parse(1, (char *[]){"lazyfs", NULL}, &cfg) == -1);
+	CHECK(lz_config_parse(1, (char *[]){ "lazyfs", NULL }, &cfg) == -1);
 	CHECK(strstr(cfg.error, "missing MOUNTPOINT") != NULL);
 	lz_config_free(&cfg);
 
@@ -100,7 +100,7 @@ static void test_errors(void)
 	CHECK(strstr(cfg.error, "open_mode: 'turbo'") != NULL);
 	lz_config_free(&cfg);
 
-	const char *bad_timeouts[] = {"-1", "abc", "1e999", "nan", "", "5s"};
+	const char *bad_timeouts[] = { "-1", "abc", "1e999", "nan", "", "5s" };
 	for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
 		char opt[64];
 		snprintf(opt, sizeof(opt), "underlay_timeout=%s", bad_timeouts[i]);
@@ -109,9 +109,9 @@ static void test_errors(void)
 		lz_config_free(&cfg);
 	}
 
-	char *not_yet[] = {"images=/x", "map=/m", "remote=r:p", "remote_mode=objects",
-				 "cache=/c", "cache_size=1G", "backend=kernel",
-				 "idle_timeout=5", "bpf=on"};
+	char *not_yet[] = { "images=/x",	   "map=/m",	     "remote=r:p",
+			    "remote_mode=objects", "cache=/c",	     "cache_size=1G",
+			    "backend=kernel",	   "idle_timeout=5", "bpf=on" };
 	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
 		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
 		CHECK(strstr(cfg.error, "is not implemented") != NULL);

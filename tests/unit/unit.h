@@ -8,13 +8,13 @@
 static int unit_failures;
 static int unit_checks;
 
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		unit_checks++;                                                             \
-		if (!(cond)) {                                                             \
-			unit_failures++;                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		unit_checks++;                                                                     \
+		if (!(cond)) {                                                                     \
+			unit_failures++;                                                           \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+		}                                                                                  \
 	} while (0)
 
 #define CHECK_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
