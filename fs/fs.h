@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "images.h"
 #include "inode.h"
 #include "options.h"
 
@@ -19,6 +20,8 @@ struct lz_fs {
 	atomic_bool passthrough_warned;
 	/* open_mode=cached and the kernel can skip OPEN: answer the first one ENOSYS. */
 	atomic_bool no_open;
+	struct lz_images *images; /* NULL without images= */
+	struct fuse_session *se;  /* for cache invalidations outside requests */
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */
@@ -30,6 +33,31 @@ static inline struct lz_fs *lz_fs_of(fuse_req_t req)
 }
 
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino);
+
+/* How long the kernel may cache what it learns about INODE (NULL: the underlay). */
+double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);
+
+/*
+ * Looks NAME up beneath PARENT, taking one lookup reference on the result. At
+ * the root an image of that name wins over the underlay. 0 or an errno value.
+ */
+int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+	      struct fuse_entry_param *e);
+/* The node id of a backing file, or 0 when it cannot have one. */
+uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
+
+/* dir.c */
+void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void lz_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		   struct fuse_file_info *fi);
+void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi);
+void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* expiry.c: closes idle images and rereads configuration on SIGHUP. */
+int lz_expiry_start(struct lz_fs *fs);
+void lz_expiry_stop(void);
+void lz_expiry_reload_signal(int sig);
 
 /* open.c */
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -157,7 +157,8 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 			break;
 		}
 	}
-	if (source == 0 && table->sources < LZ_NODEID_MAX_SOURCE) {
+	/* The last source is kept for names listed before their image is resolved. */
+	if (source == 0 && table->sources < LZ_NODEID_MAX_SOURCE - 1) {
 		source = ++table->sources;
 		table->source_dev[source] = dev;
 	}

@@ -9,11 +9,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct lz_image;
+
 struct lz_inode {
 	uint64_t nodeid;
-	int path_fd;	  /* O_PATH, never followed */
-	mode_t type;	  /* S_IFMT bits */
-	uint64_t nlookup; /* kernel references; guarded by the table lock */
+	int path_fd;		/* O_PATH, never followed */
+	mode_t type;		/* S_IFMT bits */
+	uint64_t nlookup;	/* kernel references; guarded by the table lock */
+	struct lz_image *image; /* the image it belongs to, NULL for the underlay */
 
 	/* Open state; guarded by lock. */
 	pthread_mutex_t lock;

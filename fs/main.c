@@ -1,6 +1,7 @@
 /* lazyfs: mount, serve, and clean up. */
 #include "config.h"
 #include "fs.h"
+#include "kmount.h"
 #include "log.h"
 #include "mountpoint.h"
 #include "nodeid.h"
@@ -34,6 +35,30 @@ static int open_underlay(const struct lz_config *cfg)
 	if (fd < 0)
 		lz_err("underlay %s: %s", dir, strerror(errno));
 	return fd;
+}
+
+static struct lz_images *open_images(const struct lz_config *cfg)
+{
+	int fd;
+
+	if (cfg->backend != LZ_BACKEND_SQUASHFUSE && !lz_kmount_available()) {
+		if (cfg->backend == LZ_BACKEND_KERNEL) {
+			lz_err("backend=kernel: loop devices or the mount API are not available "
+			       "(needs root)");
+			return NULL;
+		}
+		lz_warn("kernel squashfs backend unavailable (needs root and loop devices); "
+			"images will fail open to the underlay");
+	}
+	fd = open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		lz_err("images %s: %s", cfg->images, strerror(errno));
+		return NULL;
+	}
+	struct lz_images *images = lz_images_new(fd);
+	if (images == NULL)
+		close(fd);
+	return images;
 }
 
 static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
@@ -139,6 +164,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (cfg.images != NULL && (fs.images = open_images(&cfg)) == NULL)
+		goto out;
+
 	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
 	if (se == NULL)
 		goto out; /* libfuse said why (e.g. an unknown option) */
@@ -146,6 +174,13 @@ int main(int argc, char **argv)
 	if (set_signal_handlers(se) != 0)
 		goto out;
 	handlers_set = true;
+	fs.se = se;
+	{
+		/* SIGHUP rereads what can change under a mount: replaced images. */
+		struct sigaction hup = { .sa_handler = lz_expiry_reload_signal };
+		sigemptyset(&hup.sa_mask);
+		sigaction(SIGHUP, &hup, NULL);
+	}
 	if (fuse_session_mount(se, cfg.mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -156,8 +191,14 @@ int main(int argc, char **argv)
 	lz_info("serving %s over %s (open_mode=%s)",
 		cfg.underlay ? cfg.underlay : "its own contents", cfg.mountpoint,
 		cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+	/* Threads start after fuse_daemonize: they would not survive its fork. */
+	if (lz_expiry_start(&fs) != 0) {
+		lz_err("cannot start the expiry thread");
+		goto out;
+	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
+	lz_expiry_stop();
 out:
 	if (handlers_set)
 		fuse_remove_signal_handlers(se);
@@ -167,6 +208,7 @@ out:
 		fuse_session_destroy(se);
 	}
 	lz_inode_table_free(fs.inodes);
+	lz_images_free(fs.images);
 	lz_config_free(&cfg);
 	return exit_code;
 }

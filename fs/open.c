@@ -49,6 +49,8 @@ static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *
 static void drop_open(fuse_req_t req, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&inode->lock);
+	if (inode->opens > 0 && inode->image != NULL)
+		atomic_fetch_sub(&inode->image->open_files, 1);
 	if (inode->opens > 0 && --inode->opens == 0) {
 		if (inode->backing_id > 0)
 			fuse_passthrough_close(req, inode->backing_id);
@@ -75,6 +77,8 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (atomic_load(&fs->no_open)) {
+		if (inode->image != NULL)
+			lz_image_touch(inode->image);
 		/* The kernel takes ENOSYS as "never send OPEN or RELEASE again". */
 		fuse_reply_err(req, ENOSYS);
 		return;
@@ -84,6 +88,11 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (err == 0) {
 		share_backing_id(req, fs, inode);
 		inode->opens++;
+		if (inode->image != NULL) {
+			/* An image with open files is never expired. */
+			atomic_fetch_add(&inode->image->open_files, 1);
+			lz_image_touch(inode->image);
+		}
 		fi->backing_id = inode->backing_id;
 	}
 	pthread_mutex_unlock(&inode->lock);

@@ -26,13 +26,13 @@ struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)
 	return lz_inode_find(fs->inodes, ino);
 }
 
-static double entry_timeout(const struct lz_fs *fs)
+double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
 {
-	return fs->config->underlay_timeout;
+	return inode != NULL && inode->image != NULL ? fs->config->image_timeout
+						     : fs->config->underlay_timeout;
 }
 
-/* The node id of a backing file, or 0 when it cannot have one. */
-static uint64_t nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
+uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
 {
 	static atomic_bool warned;
 	unsigned source = lz_inode_source_for_dev(fs->inodes, dev);
@@ -47,38 +47,63 @@ static uint64_t nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
 	return lz_nodeid_make(source, ino);
 }
 
-/* Looks NAME up beneath PARENT, taking one lookup reference on the result. */
-static int do_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
-		     struct fuse_entry_param *e)
+/* Takes a lookup reference on the file behind FD (consumed) and fills E. */
+static int enter(struct lz_fs *fs, int fd, struct lz_image *image, struct fuse_entry_param *e)
 {
+	struct lz_inode *inode;
 	struct stat st;
+	int err = lz_backing_stat(fd, &st);
+
+	if (err != 0) {
+		close(fd);
+		return -err;
+	}
+	uint64_t nodeid = lz_nodeid_of(fs, st.st_dev, st.st_ino);
+	if (nodeid == 0) {
+		close(fd);
+		return EOVERFLOW;
+	}
+	inode = lz_inode_ref(fs->inodes, nodeid, fd, st.st_mode);
+	if (inode == NULL)
+		return errno;
+	inode->image = image; /* the same for every lookup of this node id */
+	memset(e, 0, sizeof(*e));
+	e->ino = nodeid;
+	e->attr = st;
+	e->attr.st_ino = nodeid;
+	e->attr_timeout = lz_timeout_of(fs, inode);
+	e->entry_timeout = e->attr_timeout;
+	return 0;
+}
+
+/* An image entry at the root: 0, ENOENT when there is none (or it failed: fail open). */
+static int lookup_image(struct lz_fs *fs, const char *name, struct fuse_entry_param *e)
+{
+	struct lz_image *image;
+	int root_fd;
+	int rc = lz_images_resolve(fs->images, name, &image, &root_fd);
+
+	if (rc < 0)
+		return ENOENT; /* no image, or a broken one: logged, the underlay serves */
+	return enter(fs, root_fd, image, e);
+}
+
+int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+	      struct fuse_entry_param *e)
+{
 	int err, fd;
 
 	err = lz_name_check(name);
 	if (err != 0)
 		return err;
+	if (parent->nodeid == FUSE_ROOT_ID && fs->images != NULL && lookup_image(fs, name, e) == 0)
+		return 0;
+	if (parent->image != NULL)
+		lz_image_touch(parent->image);
 	fd = lz_backing_open_path(parent->path_fd, name);
 	if (fd < 0)
 		return fd == -ELOOP || fd == -EXDEV ? ENOENT : -fd;
-	err = lz_backing_stat(fd, &st);
-	if (err != 0) {
-		close(fd);
-		return -err;
-	}
-	uint64_t nodeid = nodeid_of(fs, st.st_dev, st.st_ino);
-	if (nodeid == 0) {
-		close(fd);
-		return EOVERFLOW;
-	}
-	if (lz_inode_ref(fs->inodes, nodeid, fd, st.st_mode) == NULL)
-		return errno;
-	memset(e, 0, sizeof(*e));
-	e->ino = nodeid;
-	e->attr = st;
-	e->attr.st_ino = nodeid;
-	e->attr_timeout = entry_timeout(fs);
-	e->entry_timeout = entry_timeout(fs);
-	return 0;
+	return enter(fs, fd, parent->image, e);
 }
 
 static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
@@ -92,11 +117,11 @@ static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	err = do_lookup(fs, parent, name, &e);
+	err = lz_lookup(fs, parent, name, &e);
 	if (err == ENOENT) {
 		/* A zero node id with a timeout is a negative entry the kernel caches. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = entry_timeout(fs);
+		e.entry_timeout = lz_timeout_of(fs, parent);
 		fuse_reply_entry(req, &e);
 	} else if (err != 0) {
 		fuse_reply_err(req, err);
@@ -138,7 +163,9 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		return;
 	}
 	st.st_ino = ino;
-	fuse_reply_attr(req, &st, entry_timeout(lz_fs_of(req)));
+	if (inode->image != NULL)
+		lz_image_touch(inode->image);
+	fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
 }
 
 static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -162,175 +189,6 @@ static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	target[len] = '\0';
 	fuse_reply_readlink(req, target);
-}
-
-struct lz_dir {
-	DIR *stream;
-	struct dirent *pending; /* read but not yet sent: it did not fit */
-	off_t offset;
-	unsigned source; /* node id source of the entries */
-	uint64_t self_ino;
-};
-
-static struct lz_dir *dir_of(struct fuse_file_info *fi)
-{
-	return (struct lz_dir *)(uintptr_t)fi->fh;
-}
-
-static void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *inode = lz_inode_of(req, ino);
-	struct lz_dir *dir;
-	struct stat st;
-	int fd;
-
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	dir = calloc(1, sizeof(*dir));
-	if (dir == NULL || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
-		int err = dir ? errno : ENOMEM;
-		free(dir);
-		close(fd);
-		fuse_reply_err(req, err);
-		return;
-	}
-	dir->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
-	dir->self_ino = ino;
-	fi->fh = (uintptr_t)dir;
-	/* Listings stay in the kernel; it drops them itself when the directory's mtime changes. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		closedir(dir->stream);
-		free(dir);
-	}
-}
-
-static bool is_dot_or_dotdot(const char *name)
-{
-	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
-static uint64_t listed_ino(const struct lz_dir *dir, const struct dirent *entry)
-{
-	if (strcmp(entry->d_name, ".") == 0)
-		return dir->self_ino;
-	if (dir->source == 0 || !lz_nodeid_fits(entry->d_ino))
-		return 0;
-	return lz_nodeid_make(dir->source, entry->d_ino);
-}
-
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-		       struct fuse_file_info *fi, bool plus)
-{
-	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *parent = lz_inode_of(req, ino);
-	struct lz_dir *dir = dir_of(fi);
-	char *buf, *p;
-	size_t rem = size;
-	int err = 0;
-
-	if (parent == NULL) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	buf = p = malloc(size);
-	if (buf == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	if (offset != dir->offset) {
-		seekdir(dir->stream, offset);
-		dir->pending = NULL;
-		dir->offset = offset;
-	}
-	for (;;) {
-		struct dirent *entry = dir->pending;
-		size_t entsize;
-
-		if (entry == NULL) {
-			errno = 0;
-			entry = readdir(dir->stream);
-			if (entry == NULL) {
-				err = errno;
-				break;
-			}
-		}
-		dir->pending = entry;
-		if (plus) {
-			struct fuse_entry_param e;
-			if (is_dot_or_dotdot(entry->d_name)) {
-				/* Node id 0: listed, but the kernel makes no inode of it. */
-				memset(&e, 0, sizeof(e));
-				e.attr.st_ino = listed_ino(dir, entry);
-				e.attr.st_mode = DTTOIF(entry->d_type);
-			} else {
-				err = do_lookup(fs, parent, entry->d_name, &e);
-				if (err == ENOENT || err == EOVERFLOW) {
-					/* Gone since it was listed, or hidden: skip it. */
-					err = 0;
-					dir->pending = NULL;
-					dir->offset = entry->d_off;
-					continue;
-				}
-				if (err != 0)
-					break;
-			}
-			entsize = fuse_add_direntry_plus(req, p, rem, entry->d_name, &e,
-							 entry->d_off);
-			if (entsize > rem) {
-				if (e.ino != 0)
-					lz_inode_forget(fs->inodes, e.ino, 1);
-				break;
-			}
-		} else {
-			struct stat st = {
-				.st_ino = listed_ino(dir, entry),
-				.st_mode = DTTOIF(entry->d_type),
-			};
-			entsize = fuse_add_direntry(req, p, rem, entry->d_name, &st, entry->d_off);
-			if (entsize > rem)
-				break;
-		}
-		p += entsize;
-		rem -= entsize;
-		dir->pending = NULL;
-		dir->offset = entry->d_off;
-	}
-	if (err != 0 && rem == size)
-		fuse_reply_err(req, err);
-	else
-		fuse_reply_buf(req, buf, size - rem);
-	free(buf);
-}
-
-static void lz_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-			  struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, offset, fi, false);
-}
-
-static void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-			      struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, offset, fi, true);
-}
-
-static void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct lz_dir *dir = dir_of(fi);
-
-	closedir(dir->stream);
-	free(dir);
-	fuse_reply_err(req, 0);
 }
 
 static void lz_op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -29,6 +29,10 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("underlay=%s", underlay),
 	LZ_OPT("open_mode=%s", open_mode_arg),
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
+	LZ_OPT("images=%s", images),
+	LZ_OPT("backend=%s", backend_arg),
+	LZ_OPT("image_timeout=%s", image_timeout_arg),
+	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
 	LZ_OPT("max_threads=%u", max_threads),
 	LZ_OPT("max_idle_threads=%u", max_idle_threads),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
@@ -41,14 +45,11 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	/* Part of the interface, not built yet: refuse rather than ignore. */
-	FUSE_OPT_KEY("images=", KEY_NOT_YET),
 	FUSE_OPT_KEY("map=", KEY_NOT_YET),
 	FUSE_OPT_KEY("remote=", KEY_NOT_YET),
 	FUSE_OPT_KEY("remote_mode=", KEY_NOT_YET),
 	FUSE_OPT_KEY("cache=", KEY_NOT_YET),
 	FUSE_OPT_KEY("cache_size=", KEY_NOT_YET),
-	FUSE_OPT_KEY("backend=", KEY_NOT_YET),
-	FUSE_OPT_KEY("idle_timeout=", KEY_NOT_YET),
 	FUSE_OPT_KEY("bpf=", KEY_NOT_YET),
 	FUSE_OPT_END,
 };
@@ -127,7 +128,7 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 }
 
-static int parse_timeout(struct lz_config *cfg, const char *arg, double *out)
+static int parse_timeout(struct lz_config *cfg, const char *option, const char *arg, double *out)
 {
 	char *end;
 	double value;
@@ -135,7 +136,7 @@ static int parse_timeout(struct lz_config *cfg, const char *arg, double *out)
 	errno = 0;
 	value = strtod(arg, &end);
 	if (errno != 0 || end == arg || *end != '\0' || !isfinite(value) || value < 0)
-		return fail(cfg, "underlay_timeout: '%s' is not a number of seconds >= 0", arg);
+		return fail(cfg, "%s: '%s' is not a number of seconds >= 0", option, arg);
 	*out = value;
 	return 0;
 }
@@ -180,6 +181,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->open_mode = LZ_OPEN_PASSTHROUGH;
 	cfg->underlay_timeout = 60.0;
+	cfg->image_timeout = 86400.0;
+	cfg->idle_timeout = 300.0;
 	cfg->max_threads = 16;
 	cfg->max_idle_threads = 8;
 
@@ -204,9 +207,34 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 			return fail(cfg, "open_mode: '%s' is not passthrough or cached",
 				    cfg->open_mode_arg);
 	}
-	if (cfg->underlay_timeout_arg != NULL &&
-	    parse_timeout(cfg, cfg->underlay_timeout_arg, &cfg->underlay_timeout) != 0)
-		return -1;
+	const struct {
+		const char *option;
+		const char *arg;
+		double *value;
+	} timeouts[] = {
+		{ "underlay_timeout", cfg->underlay_timeout_arg, &cfg->underlay_timeout },
+		{ "image_timeout", cfg->image_timeout_arg, &cfg->image_timeout },
+		{ "idle_timeout", cfg->idle_timeout_arg, &cfg->idle_timeout },
+	};
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
+		if (timeouts[i].arg != NULL &&
+		    parse_timeout(cfg, timeouts[i].option, timeouts[i].arg, timeouts[i].value) != 0)
+			return -1;
+	if (cfg->backend_arg != NULL) {
+		if (strcmp(cfg->backend_arg, "auto") == 0)
+			cfg->backend = LZ_BACKEND_AUTO;
+		else if (strcmp(cfg->backend_arg, "kernel") == 0)
+			cfg->backend = LZ_BACKEND_KERNEL;
+		else if (strcmp(cfg->backend_arg, "squashfuse") == 0)
+			return fail(cfg, "%s",
+				    "backend 'squashfuse' is not implemented in this version of "
+				    "lazyfs");
+		else
+			return fail(cfg, "backend: '%s' is not auto, kernel or squashfuse",
+				    cfg->backend_arg);
+	}
+	if (cfg->images != NULL && cfg->images[0] == '\0')
+		return fail(cfg, "%s", "images: empty path");
 	if (cfg->underlay != NULL && cfg->underlay[0] == '\0')
 		return fail(cfg, "%s", "underlay: empty path");
 	if (cfg->max_threads == 0)
@@ -222,6 +250,10 @@ void lz_config_free(struct lz_config *cfg)
 	free(cfg->underlay);
 	free(cfg->open_mode_arg);
 	free(cfg->underlay_timeout_arg);
+	free(cfg->image_timeout_arg);
+	free(cfg->idle_timeout_arg);
+	free(cfg->backend_arg);
+	free(cfg->images);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -236,6 +268,11 @@ void lz_config_usage(const char *progname)
 	       "                           (default: the mountpoint's own contents)\n"
 	       "    -o open_mode=MODE      passthrough (default) or cached\n"
 	       "    -o underlay_timeout=S  kernel cache timeout for underlay entries (60)\n"
+	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
+	       ".squashfs)\n"
+	       "    -o backend=B           auto (default) or kernel: how images are read\n"
+	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
+	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (implies default_permissions)\n"

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 enum lz_open_mode { LZ_OPEN_PASSTHROUGH, LZ_OPEN_CACHED };
+enum lz_backend { LZ_BACKEND_AUTO, LZ_BACKEND_KERNEL, LZ_BACKEND_SQUASHFUSE };
 
 struct lz_config {
 	char *source; /* accepted for mount(8), otherwise unused */
@@ -14,6 +15,10 @@ struct lz_config {
 	char *underlay; /* NULL: the mountpoint's own contents */
 	enum lz_open_mode open_mode;
 	double underlay_timeout; /* entry, attr and negative-entry timeout */
+	char *images;		 /* directory of N.sqfs images, or NULL */
+	enum lz_backend backend;
+	double image_timeout; /* kernel cache timeout inside images (immutable) */
+	double idle_timeout;  /* close images unused this long; 0 = never */
 	unsigned max_threads;
 	unsigned max_idle_threads;
 	bool foreground;
@@ -28,6 +33,9 @@ struct lz_config {
 	/* Raw strings while parsing; validated into the fields above. */
 	char *open_mode_arg;
 	char *underlay_timeout_arg;
+	char *image_timeout_arg;
+	char *idle_timeout_arg;
+	char *backend_arg;
 	unsigned positional_count;
 	char error[256];
 };

@@ -1,0 +1,313 @@
+/*
+ * Directory listings. Below the root they come straight from the backing
+ * directory. The root of a mount with images is the union of the image names
+ * and the underlay (an image shadows the underlay entry of its name), taken as
+ * a sorted snapshot when the directory is opened; listing it mounts nothing.
+ */
+#include "config.h"
+#include "fs.h"
+#include "nodeid.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct listed {
+	char *name;
+	unsigned char type;
+	bool image;
+	ino_t backing_ino;
+};
+
+struct lz_dir {
+	DIR *stream;
+	struct dirent *pending; /* read but not yet sent: it did not fit */
+	off_t offset;
+	unsigned source; /* node id source of the entries */
+	uint64_t self_ino;
+	bool is_snapshot; /* root with images: the union, sorted */
+	struct listed *snapshot;
+	size_t count, cap;
+};
+
+static struct lz_dir *dir_of(struct fuse_file_info *fi)
+{
+	return (struct lz_dir *)(uintptr_t)fi->fh;
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static uint64_t listed_nodeid(const struct lz_dir *dir, const char *name, ino_t backing_ino)
+{
+	if (strcmp(name, ".") == 0)
+		return dir->self_ino;
+	if (dir->source == 0 || !lz_nodeid_fits(backing_ino))
+		return 0;
+	return lz_nodeid_make(dir->source, backing_ino);
+}
+
+/* Until an image is resolved its inode number is unknown; list a stable stand-in. */
+static uint64_t unresolved_image_ino(const char *name)
+{
+	uint64_t h = UINT64_C(1469598103934665603);
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * UINT64_C(1099511628211);
+	return lz_nodeid_make(LZ_NODEID_MAX_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
+}
+
+static int snapshot_add(struct lz_dir *dir, const char *name, unsigned char type, bool image,
+			ino_t backing_ino)
+{
+	if (dir->count == dir->cap) {
+		size_t cap = dir->cap ? dir->cap * 2 : 64;
+		struct listed *grown = realloc(dir->snapshot, cap * sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		dir->snapshot = grown;
+		dir->cap = cap;
+	}
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return -ENOMEM;
+	dir->snapshot[dir->count++] = (struct listed){
+		.name = copy, .type = type, .image = image, .backing_ino = backing_ino
+	};
+	return 0;
+}
+
+struct snapshot_fill {
+	struct lz_dir *dir;
+	int err;
+};
+
+static void add_image_name(void *ctx, const char *name)
+{
+	struct snapshot_fill *fill = ctx;
+
+	if (fill->err == 0)
+		fill->err = -snapshot_add(fill->dir, name, DT_DIR, true, 0);
+}
+
+/* By name; of equal names the image comes first and is the one kept. */
+static int compare_listed(const void *a, const void *b)
+{
+	const struct listed *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c != 0 ? c : (int)y->image - (int)x->image;
+}
+
+static int build_root_snapshot(struct lz_fs *fs, struct lz_dir *dir)
+{
+	struct dirent *entry;
+	int err = 0;
+
+	while (err == 0 && (errno = 0, entry = readdir(dir->stream)) != NULL)
+		err = -snapshot_add(dir, entry->d_name, entry->d_type, false, entry->d_ino);
+	if (err == 0 && errno != 0)
+		err = errno;
+	if (err != 0)
+		return err;
+	struct snapshot_fill fill = { .dir = dir };
+	lz_images_list(fs->images, add_image_name, &fill);
+	if (fill.err != 0)
+		return fill.err;
+	qsort(dir->snapshot, dir->count, sizeof(*dir->snapshot), compare_listed);
+	size_t kept = 0;
+	for (size_t i = 0; i < dir->count; i++) {
+		if (kept > 0 && strcmp(dir->snapshot[kept - 1].name, dir->snapshot[i].name) == 0) {
+			free(dir->snapshot[i].name);
+			continue;
+		}
+		dir->snapshot[kept++] = dir->snapshot[i];
+	}
+	dir->count = kept;
+	return 0;
+}
+
+static void free_dir(struct lz_dir *dir)
+{
+	for (size_t i = 0; i < dir->count; i++)
+		free(dir->snapshot[i].name);
+	free(dir->snapshot);
+	if (dir->stream != NULL)
+		closedir(dir->stream);
+	free(dir);
+}
+
+void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_dir *dir;
+	struct stat st;
+	int fd, err;
+
+	if (inode == NULL) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (inode->image != NULL)
+		lz_image_touch(inode->image);
+	fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	dir = calloc(1, sizeof(*dir));
+	if (dir == NULL || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
+		err = dir ? errno : ENOMEM;
+		free(dir);
+		close(fd);
+		fuse_reply_err(req, err);
+		return;
+	}
+	dir->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	dir->self_ino = ino;
+	if (ino == FUSE_ROOT_ID && fs->images != NULL) {
+		dir->is_snapshot = true;
+		err = build_root_snapshot(fs, dir);
+		if (err != 0) {
+			free_dir(dir);
+			fuse_reply_err(req, err);
+			return;
+		}
+		/* New images may appear in DIR at any time: the root listing is never cached. */
+		fi->cache_readdir = 0;
+		fi->keep_cache = 0;
+	} else {
+		/* Listings stay in the kernel; it drops them itself when the directory's mtime
+		 * changes. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fi->fh = (uintptr_t)dir;
+	if (fuse_reply_open(req, fi) != 0)
+		free_dir(dir);
+}
+
+/* Adds one entry to the reply buffer; returns its size, > REM when it did not fit. */
+static size_t add_entry(fuse_req_t req, struct lz_fs *fs, struct lz_inode *parent,
+			struct lz_dir *dir, bool plus, char *p, size_t rem, const char *name,
+			unsigned char type, bool image, ino_t backing_ino, off_t next, int *err)
+{
+	struct fuse_entry_param e;
+	size_t size;
+
+	memset(&e, 0, sizeof(e));
+	e.attr.st_mode = DTTOIF(type);
+	e.attr.st_ino = image ? unresolved_image_ino(name) : listed_nodeid(dir, name, backing_ino);
+	if (!plus)
+		return fuse_add_direntry(req, p, rem, name, &e.attr, next);
+	/*
+	 * Node id 0: listed without an inode. Used for dot entries and for images,
+	 * which a listing must not mount; a later lookup resolves them.
+	 */
+	if (!is_dot_or_dotdot(name) && !image) {
+		*err = lz_lookup(fs, parent, name, &e);
+		if (*err != 0)
+			return 0;
+	}
+	size = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+	if (size > rem && e.ino != 0)
+		lz_inode_forget(fs->inodes, e.ino, 1);
+	return size;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *parent = lz_inode_of(req, ino);
+	struct lz_dir *dir = dir_of(fi);
+	char *buf, *p;
+	size_t rem = size, entsize;
+	int err = 0;
+
+	if (parent == NULL) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	buf = p = malloc(size);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (dir->is_snapshot) {
+		/* Snapshot offsets are the index of the next entry. */
+		for (size_t i = (size_t)offset; i < dir->count; i++) {
+			const struct listed *l = &dir->snapshot[i];
+			entsize = add_entry(req, fs, parent, dir, plus, p, rem, l->name, l->type,
+					    l->image, l->backing_ino, (off_t)(i + 1), &err);
+			if (err == ENOENT || err == EOVERFLOW) {
+				err = 0;
+				continue;
+			}
+			if (err != 0 || entsize > rem)
+				break;
+			p += entsize;
+			rem -= entsize;
+		}
+		goto reply;
+	}
+	if (offset != dir->offset) {
+		seekdir(dir->stream, offset);
+		dir->pending = NULL;
+		dir->offset = offset;
+	}
+	for (;;) {
+		struct dirent *entry = dir->pending;
+
+		if (entry == NULL) {
+			errno = 0;
+			entry = readdir(dir->stream);
+			if (entry == NULL) {
+				err = errno;
+				break;
+			}
+		}
+		dir->pending = entry;
+		entsize = add_entry(req, fs, parent, dir, plus, p, rem, entry->d_name,
+				    entry->d_type, false, entry->d_ino, entry->d_off, &err);
+		if (err == ENOENT || err == EOVERFLOW) {
+			/* Gone since it was listed, or hidden: skip it. */
+			err = 0;
+			entsize = 0;
+		} else if (err != 0 || entsize > rem) {
+			break;
+		}
+		p += entsize;
+		rem -= entsize;
+		dir->pending = NULL;
+		dir->offset = entry->d_off;
+	}
+reply:
+	if (err != 0 && rem == size)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+void lz_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, offset, fi, false);
+}
+
+void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, offset, fi, true);
+}
+
+void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	free_dir(dir_of(fi));
+	fuse_reply_err(req, 0);
+}

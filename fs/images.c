@@ -1,0 +1,332 @@
+#include "config.h"
+#include "images.h"
+#include "kmount.h"
+#include "log.h"
+#include "names.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
+#define N_SUFFIXES (sizeof(image_suffixes) / sizeof(image_suffixes[0]))
+#define BUCKETS	   4096u
+
+struct lz_images {
+	int dir_fd;
+	pthread_mutex_t lock; /* the hash table only: never held while mounting */
+	struct lz_image *buckets[BUCKETS];
+};
+
+static long long now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static unsigned hash_name(const char *name)
+{
+	unsigned h = 2166136261u;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h % BUCKETS;
+}
+
+struct lz_images *lz_images_new(int images_dir_fd)
+{
+	struct lz_images *images = calloc(1, sizeof(*images));
+
+	if (images == NULL)
+		return NULL;
+	images->dir_fd = images_dir_fd;
+	pthread_mutex_init(&images->lock, NULL);
+	return images;
+}
+
+static void close_image(struct lz_image *image)
+{
+	if (image->root_fd >= 0)
+		close(image->root_fd);
+	image->root_fd = -1;
+}
+
+void lz_images_free(struct lz_images *images)
+{
+	if (images == NULL)
+		return;
+	for (unsigned i = 0; i < BUCKETS; i++) {
+		struct lz_image *image = images->buckets[i];
+		while (image != NULL) {
+			struct lz_image *next = image->next;
+			close_image(image);
+			pthread_mutex_destroy(&image->lock);
+			pthread_cond_destroy(&image->changed);
+			free(image->name);
+			free(image);
+			image = next;
+		}
+	}
+	close(images->dir_fd);
+	pthread_mutex_destroy(&images->lock);
+	free(images);
+}
+
+/* Opens the image file of NAME (readable), trying each suffix; -errno. */
+static int open_image_file(struct lz_images *images, const char *name, char *path, size_t pathlen)
+{
+	int last = -ENOENT;
+
+	if (lz_name_check(name) != 0)
+		return -ENOENT;
+	for (size_t i = 0; i < N_SUFFIXES; i++) {
+		if ((size_t)snprintf(path, pathlen, "%s%s", name, image_suffixes[i]) >= pathlen)
+			return -ENAMETOOLONG;
+		/*
+		 * One component, so nothing outside DIR is reachable by name; the
+		 * file itself may be a symlink an administrator placed in DIR.
+		 */
+		int fd = openat(images->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOENT)
+			last = -errno;
+	}
+	return last;
+}
+
+bool lz_images_has(struct lz_images *images, const char *name)
+{
+	char path[NAME_MAX + 16];
+	int fd = open_image_file(images, name, path, sizeof(path));
+
+	if (fd == -ENOENT)
+		return false;
+	if (fd >= 0)
+		close(fd);
+	return true;
+}
+
+static struct lz_image *find_or_add(struct lz_images *images, const char *name)
+{
+	unsigned b = hash_name(name);
+	struct lz_image *image;
+
+	pthread_mutex_lock(&images->lock);
+	for (image = images->buckets[b]; image != NULL; image = image->next)
+		if (strcmp(image->name, name) == 0)
+			break;
+	if (image == NULL && (image = calloc(1, sizeof(*image))) != NULL) {
+		image->name = strdup(name);
+		if (image->name == NULL) {
+			free(image);
+			image = NULL;
+		} else {
+			pthread_mutex_init(&image->lock, NULL);
+			pthread_cond_init(&image->changed, NULL);
+			image->root_fd = -1;
+			image->next = images->buckets[b];
+			images->buckets[b] = image;
+		}
+	}
+	pthread_mutex_unlock(&images->lock);
+	return image;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Mounts the image; called without image->lock. Returns a root fd or -errno. */
+static int mount_image(int file_fd, const char *path, struct stat *st)
+{
+	char err[256];
+	int root;
+
+	if (fstat(file_fd, st) == -1)
+		return -errno;
+	if (!S_ISREG(st->st_mode)) {
+		lz_warn("image %s: not a regular file; serving the underlay", path);
+		return -EINVAL;
+	}
+	root = lz_kmount_squashfs(file_fd, err, sizeof(err));
+	if (root < 0)
+		lz_warn("image %s: %s; serving the underlay", path, err);
+	return root;
+}
+
+int lz_images_resolve(struct lz_images *images, const char *name, struct lz_image **out,
+		      int *root_fd)
+{
+	char path[NAME_MAX + 16];
+	struct lz_image *image;
+	struct stat st;
+	int file_fd, fd;
+
+	file_fd = open_image_file(images, name, path, sizeof(path));
+	if (file_fd < 0)
+		return file_fd;
+	image = find_or_add(images, name);
+	if (image == NULL) {
+		close(file_fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&image->lock);
+	while (image->state == LZ_IMAGE_RESOLVING)
+		pthread_cond_wait(&image->changed, &image->lock);
+	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
+	    same_file(&st, &image->file_st)) {
+		/* Logged when it failed; retried once the file changes. */
+		pthread_mutex_unlock(&image->lock);
+		close(file_fd);
+		return -EIO;
+	}
+	if (image->state != LZ_IMAGE_READY) {
+		image->state = LZ_IMAGE_RESOLVING;
+		pthread_mutex_unlock(&image->lock);
+		/* Slow (a loop device and a mount): other entries resolve meanwhile. */
+		fd = mount_image(file_fd, path, &st);
+		pthread_mutex_lock(&image->lock);
+		image->file_st = st;
+		image->generation++;
+		atomic_fetch_add(&image->resolves, 1);
+		if (fd >= 0) {
+			image->root_fd = fd;
+			image->state = LZ_IMAGE_READY;
+			lz_debug("image %s: resolved", path);
+		} else {
+			image->state = LZ_IMAGE_FAILED;
+		}
+		pthread_cond_broadcast(&image->changed);
+	}
+	close(file_fd);
+	if (image->state != LZ_IMAGE_READY) {
+		pthread_mutex_unlock(&image->lock);
+		return -EIO;
+	}
+	fd = openat(image->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	fd = fd < 0 ? -errno : fd;
+	pthread_mutex_unlock(&image->lock);
+	if (fd >= 0) {
+		lz_image_touch(image);
+		*out = image;
+		*root_fd = fd;
+	}
+	return fd < 0 ? fd : 0;
+}
+
+void lz_image_touch(struct lz_image *image)
+{
+	long long now = now_seconds();
+
+	/* Most touches find the second unchanged: skip the cache-line write. */
+	if (atomic_load_explicit(&image->last_use, memory_order_relaxed) != now)
+		atomic_store_explicit(&image->last_use, now, memory_order_relaxed);
+}
+
+/* Whether an image should be closed now; called with image->lock held. */
+typedef bool expire_test(struct lz_images *images, struct lz_image *image, long long arg);
+
+static void expire_where(struct lz_images *images, expire_test *test, long long arg,
+			 void (*expired)(void *ctx, const char *name), void *ctx)
+{
+	for (unsigned b = 0; b < BUCKETS; b++) {
+		pthread_mutex_lock(&images->lock);
+		struct lz_image *image = images->buckets[b];
+		pthread_mutex_unlock(&images->lock);
+		/* Images are never removed from the table, so walking unlocked is safe. */
+		for (; image != NULL; image = image->next) {
+			bool closed = false;
+			pthread_mutex_lock(&image->lock);
+			if (image->state == LZ_IMAGE_READY && test(images, image, arg)) {
+				close_image(image);
+				image->state = LZ_IMAGE_UNRESOLVED;
+				closed = true;
+			}
+			pthread_mutex_unlock(&image->lock);
+			if (closed) {
+				lz_debug("image %s: closed", image->name);
+				expired(ctx, image->name);
+			}
+		}
+	}
+}
+
+static bool is_idle(struct lz_images *images, struct lz_image *image, long long idle)
+{
+	(void)images;
+	return atomic_load(&image->open_files) == 0 &&
+	       now_seconds() - atomic_load(&image->last_use) >= idle;
+}
+
+void lz_images_expire(struct lz_images *images, unsigned idle,
+		      void (*expired)(void *ctx, const char *name), void *ctx)
+{
+	expire_where(images, is_idle, idle, expired, ctx);
+}
+
+/* Files open on the old image keep it: their descriptors hold its mount. */
+static bool is_replaced(struct lz_images *images, struct lz_image *image, long long unused)
+{
+	char path[NAME_MAX + 16];
+	struct stat st;
+	int fd = open_image_file(images, image->name, path, sizeof(path));
+	bool replaced = fd < 0 || fstat(fd, &st) == -1 || !same_file(&st, &image->file_st);
+
+	(void)unused;
+	if (fd >= 0)
+		close(fd);
+	return replaced;
+}
+
+void lz_images_expire_replaced(struct lz_images *images,
+			       void (*expired)(void *ctx, const char *name), void *ctx)
+{
+	expire_where(images, is_replaced, 0, expired, ctx);
+}
+
+/* NAME without an image suffix into OUT; false if it has none. */
+static bool strip_suffix(const char *name, char *out, size_t outlen)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < N_SUFFIXES; i++) {
+		size_t slen = strlen(image_suffixes[i]);
+		if (len > slen && strcmp(name + len - slen, image_suffixes[i]) == 0 &&
+		    len - slen < outlen) {
+			memcpy(out, name, len - slen);
+			out[len - slen] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
+{
+	char entry_name[NAME_MAX + 1];
+	int fd = openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir;
+	struct dirent *entry;
+
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while ((entry = readdir(dir)) != NULL)
+		if (strip_suffix(entry->d_name, entry_name, sizeof(entry_name)) &&
+		    lz_name_check(entry_name) == 0)
+			fn(ctx, entry_name);
+	closedir(dir);
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * Image entries at the root of the mount: entry N is the squashfs image
+ * DIR/N.sqfs, N.img or N.squashfs, resolved (mounted) on first access,
+ * exactly once however many threads ask, and expired when idle.
+ */
+#ifndef LAZYFS_IMAGES_H
+#define LAZYFS_IMAGES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum lz_image_state { LZ_IMAGE_UNRESOLVED, LZ_IMAGE_RESOLVING, LZ_IMAGE_READY, LZ_IMAGE_FAILED };
+
+struct lz_image {
+	char *name;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	enum lz_image_state state;
+	int root_fd;	       /* READY: root of the detached mount */
+	struct stat file_st;   /* the image file as it was when last resolved or failed */
+	unsigned generation;   /* bumped by every resolve */
+	atomic_llong last_use; /* CLOCK_MONOTONIC seconds */
+	atomic_uint open_files;
+	atomic_ullong resolves;
+	struct lz_image *next;
+};
+
+struct lz_images;
+
+struct lz_images *lz_images_new(int images_dir_fd);
+void lz_images_free(struct lz_images *images);
+
+/* True when DIR holds an image file for NAME (a cheap check, mounts nothing). */
+bool lz_images_has(struct lz_images *images, const char *name);
+
+/*
+ * Resolves NAME. On success returns 0 and a new O_PATH descriptor of the image
+ * root in *ROOT_FD and the image in *IMAGE. -ENOENT: DIR has no image of that
+ * name. Other -errno: the image is there but unusable (logged once per image
+ * file); the caller falls back to the underlay.
+ */
+int lz_images_resolve(struct lz_images *images, const char *name, struct lz_image **image,
+		      int *root_fd);
+
+/* Records an access now (cheap: one atomic store). */
+void lz_image_touch(struct lz_image *image);
+
+/*
+ * Closes every READY image unused for IDLE seconds with no open files and
+ * calls EXPIRED(ctx, name) for each so the caller can drop kernel caches.
+ */
+void lz_images_expire(struct lz_images *images, unsigned idle,
+		      void (*expired)(void *ctx, const char *name), void *ctx);
+
+/* Closes every READY image whose file was replaced or removed (for reload). */
+void lz_images_expire_replaced(struct lz_images *images,
+			       void (*expired)(void *ctx, const char *name), void *ctx);
+
+/* Calls FN for each image name in DIR (for the root listing). */
+int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
+
+#endif

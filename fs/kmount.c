@@ -1,0 +1,130 @@
+#include "config.h"
+#include "kmount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+/* Another process can take the free device between GET_FREE and CONFIGURE. */
+#define LOOP_ATTEMPTS 16
+
+static int attach_loop(int image_fd, char *dev, size_t devlen, char *err, size_t errlen)
+{
+	struct loop_config config = {
+		.fd = (unsigned)image_fd,
+		.info = { .lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR },
+	};
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+
+	if (ctl < 0) {
+		int e = errno;
+		snprintf(err, errlen, "/dev/loop-control: %s", strerror(e));
+		return -e;
+	}
+	for (int attempt = 0; attempt < LOOP_ATTEMPTS; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0) {
+			int e = errno;
+			close(ctl);
+			snprintf(err, errlen, "no free loop device: %s", strerror(e));
+			return -e;
+		}
+		snprintf(dev, devlen, "/dev/loop%d", n);
+		int loop = open(dev, O_RDONLY | O_CLOEXEC);
+		if (loop < 0) {
+			if (errno == ENOENT || errno == ENXIO)
+				continue;
+			int e = errno;
+			close(ctl);
+			snprintf(err, errlen, "%s: %s", dev, strerror(e));
+			return -e;
+		}
+		if (ioctl(loop, LOOP_CONFIGURE, &config) == 0) {
+			close(ctl);
+			return loop;
+		}
+		int e = errno;
+		close(loop);
+		if (e != EBUSY) {
+			close(ctl);
+			snprintf(err, errlen, "%s: LOOP_CONFIGURE: %s", dev, strerror(e));
+			return -e;
+		}
+	}
+	close(ctl);
+	snprintf(err, errlen, "every free loop device was taken by others");
+	return -EBUSY;
+}
+
+/* The kernel explains a failed fsconfig on the fs context descriptor. */
+static void context_message(int fsfd, const char *what, int e, char *err, size_t errlen)
+{
+	char msg[256];
+	ssize_t n = read(fsfd, msg, sizeof(msg) - 1);
+
+	if (n > 2) {
+		msg[n] = '\0';
+		msg[strcspn(msg, "\n")] = '\0';
+		snprintf(err, errlen, "%s: %s", what, msg + 2); /* skip the "e " prefix */
+	} else {
+		snprintf(err, errlen, "%s: %s", what, strerror(e));
+	}
+}
+
+int lz_kmount_squashfs(int image_fd, char *err, size_t errlen)
+{
+	char dev[32];
+	int loop, fsfd, mnt, e;
+
+	loop = attach_loop(image_fd, dev, sizeof(dev), err, errlen);
+	if (loop < 0)
+		return loop;
+	fsfd = fsopen("squashfs", FSOPEN_CLOEXEC);
+	if (fsfd < 0) {
+		e = errno;
+		close(loop);
+		snprintf(err, errlen, "fsopen squashfs: %s", strerror(e));
+		return -e;
+	}
+	/* "ro" is mandatory: a read-only loop device refuses a read-write superblock. */
+	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "source", dev, 0) == -1 ||
+	    fsconfig(fsfd, FSCONFIG_SET_FLAG, "ro", NULL, 0) == -1 ||
+	    fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == -1) {
+		e = errno;
+		context_message(fsfd, "not a valid squashfs image", e, err, errlen);
+		close(fsfd);
+		close(loop);
+		return -(e == EINVAL ? EIO : e);
+	}
+	mnt = fsmount(fsfd, FSMOUNT_CLOEXEC,
+		      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
+	e = errno;
+	close(fsfd);
+	/* The superblock holds the block device now; autoclear frees it with the mount. */
+	close(loop);
+	if (mnt < 0) {
+		snprintf(err, errlen, "fsmount: %s", strerror(e));
+		return -e;
+	}
+	return mnt;
+}
+
+int lz_kmount_available(void)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int fsfd;
+
+	if (ctl < 0)
+		return 0;
+	close(ctl);
+	fsfd = fsopen("squashfs", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return 0;
+	close(fsfd);
+	return 1;
+}
