@@ -84,6 +84,32 @@ static void test_flags(void)
 	lz_config_free(&cfg);
 }
 
+static void test_images(void)
+{
+	struct lz_config cfg;
+
+	CHECK(PARSE(&cfg, "/m") == 0);
+	CHECK(cfg.images == NULL && cfg.backend == LZ_BACKEND_AUTO);
+	CHECK(cfg.idle_timeout == 300.0 && cfg.image_timeout == 86400.0);
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "images=/srv/img,backend=kernel,idle_timeout=0,image_timeout=5",
+		    "/m") == 0);
+	CHECK_STR(cfg.images, "/srv/img");
+	CHECK(cfg.backend == LZ_BACKEND_KERNEL);
+	CHECK(cfg.idle_timeout == 0.0 && cfg.image_timeout == 5.0);
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "backend=fuse", "/m") == -1);
+	CHECK(strstr(cfg.error, "backend: 'fuse'") != NULL);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "idle_timeout=soon", "/m") == -1);
+	CHECK(strstr(cfg.error, "idle_timeout: 'soon'") != NULL);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "images=", "/m") == -1);
+	lz_config_free(&cfg);
+}
+
 static void test_errors(void)
 {
 	struct lz_config cfg;
@@ -109,9 +135,8 @@ static void test_errors(void)
 		lz_config_free(&cfg);
 	}
 
-	char *not_yet[] = { "images=/x",	   "map=/m",	     "remote=r:p",
-			    "remote_mode=objects", "cache=/c",	     "cache_size=1G",
-			    "backend=kernel",	   "idle_timeout=5", "bpf=on" };
+	char *not_yet[] = { "map=/m",	"remote=r:p",	 "remote_mode=objects",
+			    "cache=/c", "cache_size=1G", "bpf=on" };
 	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
 		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
 		CHECK(strstr(cfg.error, "is not implemented") != NULL);
@@ -130,5 +155,6 @@ int main(void)
 	test_mount_helper_form();
 	test_flags();
 	test_errors();
+	test_images();
 	return unit_finish("test_options");
 }
