@@ -18,7 +18,7 @@
 struct listed {
 	char *name;
 	unsigned char type;
-	bool image;
+	bool image; /* an image or mapped path: listed without a lookup, so nothing mounts */
 	ino_t backing_ino;
 };
 
@@ -58,7 +58,7 @@ static uint64_t unresolved_image_ino(const char *name)
 	uint64_t h = UINT64_C(1469598103934665603);
 	for (; *name; name++)
 		h = (h ^ (unsigned char)*name) * UINT64_C(1099511628211);
-	return lz_nodeid_make(LZ_NODEID_MAX_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
+	return lz_nodeid_make(LZ_NODEID_LISTED_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
 }
 
 static int snapshot_add(struct lz_dir *dir, const char *name, unsigned char type, bool image,
@@ -102,19 +102,36 @@ static int compare_listed(const void *a, const void *b)
 	return c != 0 ? c : (int)y->image - (int)x->image;
 }
 
-static int build_root_snapshot(struct lz_fs *fs, struct lz_dir *dir)
+/* The union of the underlay listing, the map's children and (at the root) images=. */
+static int build_snapshot(struct lz_fs *fs, struct lz_dir *dir, const struct lz_map_node *mapped,
+			  bool root)
 {
 	struct dirent *entry;
 	int err = 0;
 
-	while (err == 0 && (errno = 0, entry = readdir(dir->stream)) != NULL)
+	while (err == 0 && dir->stream != NULL && (errno = 0, entry = readdir(dir->stream)) != NULL)
 		err = -snapshot_add(dir, entry->d_name, entry->d_type, false, entry->d_ino);
-	if (err == 0 && errno != 0)
+	if (err == 0 && dir->stream != NULL && errno != 0)
 		err = errno;
+	if (dir->stream == NULL) {
+		if (err == 0)
+			err = -snapshot_add(dir, ".", DT_DIR, false, 0);
+		if (err == 0)
+			err = -snapshot_add(dir, "..", DT_DIR, false, 0);
+	}
+	for (size_t i = 0; err == 0 && mapped != NULL && i < mapped->nchildren; i++) {
+		const struct lz_map_node *child = mapped->children[i];
+		/* A mapped image whose file is missing would list a name that cannot be looked up.
+		 */
+		if (child->image != NULL && access(child->image, R_OK) != 0)
+			continue;
+		err = -snapshot_add(dir, child->name, DT_DIR, true, 0);
+	}
 	if (err != 0)
 		return err;
 	struct snapshot_fill fill = { .dir = dir };
-	lz_images_list(fs->images, add_image_name, &fill);
+	if (root && fs->images != NULL)
+		lz_images_list(fs->images, add_image_name, &fill);
 	if (fill.err != 0)
 		return fill.err;
 	qsort(dir->snapshot, dir->count, sizeof(*dir->snapshot), compare_listed);
@@ -154,30 +171,36 @@ void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (inode->image != NULL)
 		lz_image_touch(inode->image);
-	fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
 	dir = calloc(1, sizeof(*dir));
-	if (dir == NULL || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
-		err = dir ? errno : ENOMEM;
-		free(dir);
-		close(fd);
-		fuse_reply_err(req, err);
+	if (dir == NULL) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	dir->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	if (inode->kind == LZ_INODE_FD) {
+		fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
+			err = errno;
+			if (fd >= 0)
+				close(fd);
+			free(dir);
+			fuse_reply_err(req, err);
+			return;
+		}
+		dir->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	}
 	dir->self_ino = ino;
-	if (ino == FUSE_ROOT_ID && fs->images != NULL) {
+	const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
+	bool root = ino == FUSE_ROOT_ID;
+	if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) ||
+	    dir->stream == NULL) {
 		dir->is_snapshot = true;
-		err = build_root_snapshot(fs, dir);
+		err = build_snapshot(fs, dir, mapped, root);
 		if (err != 0) {
 			free_dir(dir);
 			fuse_reply_err(req, err);
 			return;
 		}
-		/* New images may appear in DIR at any time: the root listing is never cached. */
+		/* Images and the map change at any time: such listings are never cached. */
 		fi->cache_readdir = 0;
 		fi->keep_cache = 0;
 	} else {

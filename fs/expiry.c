@@ -11,19 +11,59 @@
 #include <errno.h>
 #include <semaphore.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static pthread_t expiry_thread;
 static sem_t wakeup;
 static atomic_bool stopping, reload_requested, started;
 
-static void forget_entry(void *ctx, const char *name)
+static void forget_name(struct lz_fs *fs, uint64_t parent, const char *name)
 {
-	struct lz_fs *fs = ctx;
-	int rc = fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, strlen(name));
+	int rc = fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 
 	if (rc != 0 && rc != -ENOENT)
-		lz_debug("image %s: kernel entry not invalidated: %s", name, strerror(-rc));
+		lz_debug("entry %s: kernel entry not invalidated: %s", name, strerror(-rc));
+}
+
+static void forget_entry(void *ctx, const struct lz_image *image)
+{
+	if (image->entry != NULL)
+		forget_name(ctx, image->parent, image->entry);
+}
+
+static void report_map_line(void *ctx, const char *message)
+{
+	(void)ctx;
+	lz_warn("%s", message);
+}
+
+int lz_map_reload(struct lz_fs *fs)
+{
+	struct lz_map *map = lz_map_load(fs->config->map, report_map_line, NULL);
+	struct stat st;
+
+	if (map == NULL) {
+		lz_err("map %s: %s", fs->config->map, strerror(errno));
+		return -1;
+	}
+	if (stat(fs->config->map, &st) == 0)
+		fs->map_mtime = st.st_mtim;
+	struct lz_map *old = atomic_exchange(&fs->map, map);
+	fs->root->map_node = &map->root;
+	lz_info("map %s: %zu images, %zu bad lines", fs->config->map, map->images, map->bad_lines);
+	if (old == NULL)
+		return 0;
+	/*
+	 * Make the kernel look every mapped top-level name up again; it drops
+	 * what it cached below them. Inodes may still point into the old map,
+	 * so it is kept: one small allocation per reload.
+	 */
+	for (size_t i = 0; i < old->root.nchildren; i++)
+		forget_name(fs, FUSE_ROOT_ID, old->root.children[i]->name);
+	for (size_t i = 0; i < map->root.nchildren; i++)
+		forget_name(fs, FUSE_ROOT_ID, map->root.children[i]->name);
+	return 0;
 }
 
 static void *expiry_main(void *arg)
@@ -49,7 +89,9 @@ static void *expiry_main(void *arg)
 		if (atomic_load(&stopping))
 			break;
 		if (atomic_exchange(&reload_requested, false)) {
-			lz_info("reload: expiring replaced images");
+			lz_info("reload: rereading the map, expiring replaced images");
+			if (fs->config->map != NULL)
+				lz_map_reload(fs);
 			lz_images_expire_replaced(fs->images, forget_entry, fs);
 		}
 		if (idle > 0)

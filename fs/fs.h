@@ -9,6 +9,7 @@
 
 #include "images.h"
 #include "inode.h"
+#include "map.h"
 #include "options.h"
 
 struct lz_fs {
@@ -22,6 +23,9 @@ struct lz_fs {
 	atomic_bool no_open;
 	struct lz_images *images; /* NULL without images= */
 	struct fuse_session *se;  /* for cache invalidations outside requests */
+	/* map= entries; replaced whole on reload, old maps are kept (inodes point into them). */
+	struct lz_map *_Atomic map;
+	struct timespec map_mtime; /* times of synthesized directories */
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */
@@ -58,6 +62,8 @@ void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 int lz_expiry_start(struct lz_fs *fs);
 void lz_expiry_stop(void);
 void lz_expiry_reload_signal(int sig);
+/* (Re)reads the map file; bad lines are logged. 0, or -1 when it cannot be read. */
+int lz_map_reload(struct lz_fs *fs);
 
 /* open.c */
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

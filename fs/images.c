@@ -68,21 +68,33 @@ void lz_images_free(struct lz_images *images)
 			pthread_mutex_destroy(&image->lock);
 			pthread_cond_destroy(&image->changed);
 			free(image->name);
+			free(image->path);
+			free(image->entry);
 			free(image);
 			image = next;
 		}
 	}
-	close(images->dir_fd);
+	if (images->dir_fd >= 0)
+		close(images->dir_fd);
 	pthread_mutex_destroy(&images->lock);
 	free(images);
 }
 
-/* Opens the image file of NAME (readable), trying each suffix; -errno. */
-static int open_image_file(struct lz_images *images, const char *name, char *path, size_t pathlen)
+/*
+ * Opens the image file (readable): ABS_PATH for a map entry, else NAME with
+ * each suffix in DIR. PATH gets what to call it in messages. -errno.
+ */
+static int open_image_file(struct lz_images *images, const char *name, const char *abs_path,
+			   char *path, size_t pathlen)
 {
 	int last = -ENOENT;
 
-	if (lz_name_check(name) != 0)
+	if (abs_path != NULL) {
+		snprintf(path, pathlen, "%s", abs_path);
+		int fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		return fd < 0 ? -errno : fd;
+	}
+	if (images->dir_fd < 0 || lz_name_check(name) != 0)
 		return -ENOENT;
 	for (size_t i = 0; i < N_SUFFIXES; i++) {
 		if ((size_t)snprintf(path, pathlen, "%s%s", name, image_suffixes[i]) >= pathlen)
@@ -103,7 +115,7 @@ static int open_image_file(struct lz_images *images, const char *name, char *pat
 bool lz_images_has(struct lz_images *images, const char *name)
 {
 	char path[NAME_MAX + 16];
-	int fd = open_image_file(images, name, path, sizeof(path));
+	int fd = open_image_file(images, name, NULL, path, sizeof(path));
 
 	if (fd == -ENOENT)
 		return false;
@@ -162,23 +174,63 @@ static int mount_image(int file_fd, const char *path, struct stat *st)
 	return root;
 }
 
-int lz_images_resolve(struct lz_images *images, const char *name, struct lz_image **out,
-		      int *root_fd)
+/* Records where the image is now; called with image->lock held. */
+static int remember_ref(struct lz_image *image, const struct lz_image_ref *ref)
 {
-	char path[NAME_MAX + 16];
+	if (image->entry == NULL || strcmp(image->entry, ref->entry) != 0) {
+		char *entry = strdup(ref->entry);
+		if (entry == NULL)
+			return -ENOMEM;
+		free(image->entry);
+		image->entry = entry;
+	}
+	if (ref->path != NULL && (image->path == NULL || strcmp(image->path, ref->path) != 0)) {
+		char *path = strdup(ref->path);
+		if (path == NULL)
+			return -ENOMEM;
+		free(image->path);
+		image->path = path;
+	}
+	image->parent = ref->parent;
+	return 0;
+}
+
+int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
+		      struct lz_image **out, int *root_fd)
+{
+	char path[PATH_MAX];
 	struct lz_image *image;
 	struct stat st;
 	int file_fd, fd;
 
-	file_fd = open_image_file(images, name, path, sizeof(path));
-	if (file_fd < 0)
-		return file_fd;
-	image = find_or_add(images, name);
+	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
+	if (file_fd < 0 && ref->path == NULL)
+		return file_fd; /* most names are simply not images: keep no record of them */
+	image = find_or_add(images, ref->key);
 	if (image == NULL) {
+		if (file_fd >= 0)
+			close(file_fd);
+		return -ENOMEM;
+	}
+	if (file_fd < 0) {
+		/* A map entry whose file is missing or unreadable: say so once. */
+		if (!atomic_exchange(&image->missing_logged, true))
+			lz_warn("image %s: %s; serving the underlay", path, strerror(-file_fd));
+		return file_fd;
+	}
+	atomic_store(&image->missing_logged, false);
+	pthread_mutex_lock(&image->lock);
+	/* A reloaded map may point the entry at another file: serve that one from now on. */
+	if (image->state == LZ_IMAGE_READY && ref->path != NULL && image->path != NULL &&
+	    strcmp(ref->path, image->path) != 0) {
+		close_image(image);
+		image->state = LZ_IMAGE_UNRESOLVED;
+	}
+	if (remember_ref(image, ref) != 0) {
+		pthread_mutex_unlock(&image->lock);
 		close(file_fd);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&image->lock);
 	while (image->state == LZ_IMAGE_RESOLVING)
 		pthread_cond_wait(&image->changed, &image->lock);
 	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
@@ -235,7 +287,7 @@ void lz_image_touch(struct lz_image *image)
 typedef bool expire_test(struct lz_images *images, struct lz_image *image, long long arg);
 
 static void expire_where(struct lz_images *images, expire_test *test, long long arg,
-			 void (*expired)(void *ctx, const char *name), void *ctx)
+			 lz_image_expired_fn *expired, void *ctx)
 {
 	for (unsigned b = 0; b < BUCKETS; b++) {
 		pthread_mutex_lock(&images->lock);
@@ -253,7 +305,7 @@ static void expire_where(struct lz_images *images, expire_test *test, long long 
 			pthread_mutex_unlock(&image->lock);
 			if (closed) {
 				lz_debug("image %s: closed", image->name);
-				expired(ctx, image->name);
+				expired(ctx, image);
 			}
 		}
 	}
@@ -266,8 +318,8 @@ static bool is_idle(struct lz_images *images, struct lz_image *image, long long 
 	       now_seconds() - atomic_load(&image->last_use) >= idle;
 }
 
-void lz_images_expire(struct lz_images *images, unsigned idle,
-		      void (*expired)(void *ctx, const char *name), void *ctx)
+void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,
+		      void *ctx)
 {
 	expire_where(images, is_idle, idle, expired, ctx);
 }
@@ -275,9 +327,9 @@ void lz_images_expire(struct lz_images *images, unsigned idle,
 /* Files open on the old image keep it: their descriptors hold its mount. */
 static bool is_replaced(struct lz_images *images, struct lz_image *image, long long unused)
 {
-	char path[NAME_MAX + 16];
+	char path[PATH_MAX];
 	struct stat st;
-	int fd = open_image_file(images, image->name, path, sizeof(path));
+	int fd = open_image_file(images, image->name, image->path, path, sizeof(path));
 	bool replaced = fd < 0 || fstat(fd, &st) == -1 || !same_file(&st, &image->file_st);
 
 	(void)unused;
@@ -286,8 +338,7 @@ static bool is_replaced(struct lz_images *images, struct lz_image *image, long l
 	return replaced;
 }
 
-void lz_images_expire_replaced(struct lz_images *images,
-			       void (*expired)(void *ctx, const char *name), void *ctx)
+void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx)
 {
 	expire_where(images, is_replaced, 0, expired, ctx);
 }
@@ -312,10 +363,14 @@ static bool strip_suffix(const char *name, char *out, size_t outlen)
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
 {
 	char entry_name[NAME_MAX + 1];
-	int fd = openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = images->dir_fd < 0
+			 ? -1
+			 : openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir;
 	struct dirent *entry;
 
+	if (images->dir_fd < 0)
+		return 0;
 	if (fd < 0)
 		return -errno;
 	dir = fdopendir(fd);

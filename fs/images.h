@@ -16,7 +16,10 @@
 enum lz_image_state { LZ_IMAGE_UNRESOLVED, LZ_IMAGE_RESOLVING, LZ_IMAGE_READY, LZ_IMAGE_FAILED };
 
 struct lz_image {
-	char *name;
+	char *name;	 /* registry key: N for DIR/N.sqfs, "/rel/path" for map entries */
+	char *path;	 /* map entries: the absolute image file; NULL for DIR */
+	uint64_t parent; /* node id of the directory holding the entry */
+	char *entry;	 /* the entry's name in that directory */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	enum lz_image_state state;
@@ -26,39 +29,48 @@ struct lz_image {
 	atomic_llong last_use; /* CLOCK_MONOTONIC seconds */
 	atomic_uint open_files;
 	atomic_ullong resolves;
+	atomic_bool missing_logged;
 	struct lz_image *next;
 };
 
 struct lz_images;
 
+/* IMAGES_DIR_FD: the images= directory, or -1 (map entries only). */
 struct lz_images *lz_images_new(int images_dir_fd);
 void lz_images_free(struct lz_images *images);
 
 /* True when DIR holds an image file for NAME (a cheap check, mounts nothing). */
 bool lz_images_has(struct lz_images *images, const char *name);
 
+/* Where an image comes from and where its entry sits in the mount. */
+struct lz_image_ref {
+	const char *key;   /* N, or "/rel/path" for a map entry */
+	const char *path;  /* absolute image file for a map entry, NULL: DIR/N.sqfs... */
+	uint64_t parent;   /* node id of the directory holding the entry */
+	const char *entry; /* the entry's name there */
+};
+
 /*
- * Resolves NAME. On success returns 0 and a new O_PATH descriptor of the image
- * root in *ROOT_FD and the image in *IMAGE. -ENOENT: DIR has no image of that
- * name. Other -errno: the image is there but unusable (logged once per image
+ * Resolves an image. On success returns 0 and a new O_PATH descriptor of the
+ * image root in *ROOT_FD and the image in *IMAGE. -ENOENT: there is no image
+ * file. Other -errno: the image is there but unusable (logged once per image
  * file); the caller falls back to the underlay.
  */
-int lz_images_resolve(struct lz_images *images, const char *name, struct lz_image **image,
-		      int *root_fd);
+int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
+		      struct lz_image **image, int *root_fd);
 
 /* Records an access now (cheap: one atomic store). */
 void lz_image_touch(struct lz_image *image);
 
-/*
- * Closes every READY image unused for IDLE seconds with no open files and
- * calls EXPIRED(ctx, name) for each so the caller can drop kernel caches.
- */
-void lz_images_expire(struct lz_images *images, unsigned idle,
-		      void (*expired)(void *ctx, const char *name), void *ctx);
+/* Told about each closed image, so the caller can drop the kernel's caches. */
+typedef void lz_image_expired_fn(void *ctx, const struct lz_image *image);
+
+/* Closes every READY image unused for IDLE seconds with no open files. */
+void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,
+		      void *ctx);
 
 /* Closes every READY image whose file was replaced or removed (for reload). */
-void lz_images_expire_replaced(struct lz_images *images,
-			       void (*expired)(void *ctx, const char *name), void *ctx);
+void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx);
 
 /* Calls FN for each image name in DIR (for the root listing). */
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);

@@ -78,13 +78,15 @@ struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int
 	if (inode != NULL) {
 		inode->nlookup++;
 		pthread_mutex_unlock(&table->lock);
-		close(path_fd);
+		if (path_fd >= 0)
+			close(path_fd);
 		return inode;
 	}
 	inode = calloc(1, sizeof(*inode));
 	if (inode == NULL) {
 		pthread_mutex_unlock(&table->lock);
-		close(path_fd);
+		if (path_fd >= 0)
+			close(path_fd);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -157,8 +159,8 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 			break;
 		}
 	}
-	/* The last source is kept for names listed before their image is resolved. */
-	if (source == 0 && table->sources < LZ_NODEID_MAX_SOURCE - 1) {
+	/* The last sources are reserved (nodeid.h). */
+	if (source == 0 && table->sources < LZ_NODEID_SYNTH_SOURCE - 1) {
 		source = ++table->sources;
 		table->source_dev[source] = dev;
 	}

@@ -11,9 +11,19 @@
 
 struct lz_image;
 
+enum lz_inode_kind {
+	LZ_INODE_FD,	/* a backing file: the underlay, or inside a kernel-mounted image */
+	LZ_INODE_SYNTH, /* a directory the map needs where the underlay has none */
+};
+
+struct lz_map_node;
+
 struct lz_inode {
 	uint64_t nodeid;
-	int path_fd;		/* O_PATH, never followed */
+	enum lz_inode_kind kind;
+	int path_fd; /* LZ_INODE_FD: O_PATH, never followed; else -1 */
+	/* Directories on a mapped path (the root too): the map's node for it. */
+	const struct lz_map_node *_Atomic map_node;
 	mode_t type;		/* S_IFMT bits */
 	uint64_t nlookup;	/* kernel references; guarded by the table lock */
 	struct lz_image *image; /* the image it belongs to, NULL for the underlay */

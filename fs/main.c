@@ -50,8 +50,8 @@ static struct lz_images *open_images(const struct lz_config *cfg)
 		lz_warn("kernel squashfs backend unavailable (needs root and loop devices); "
 			"images will fail open to the underlay");
 	}
-	fd = open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
+	fd = cfg->images ? open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (cfg->images != NULL && fd < 0) {
 		lz_err("images %s: %s", cfg->images, strerror(errno));
 		return NULL;
 	}
@@ -164,7 +164,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	if (cfg.images != NULL && (fs.images = open_images(&cfg)) == NULL)
+	if ((cfg.images != NULL || cfg.map != NULL) && (fs.images = open_images(&cfg)) == NULL)
+		goto out;
+	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
 
 	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
@@ -209,6 +211,7 @@ out:
 	}
 	lz_inode_table_free(fs.inodes);
 	lz_images_free(fs.images);
+	lz_map_free(atomic_load(&fs.map)); /* maps replaced by reloads are not tracked */
 	lz_config_free(&cfg);
 	return exit_code;
 }

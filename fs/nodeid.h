@@ -14,6 +14,9 @@
 #define LZ_NODEID_INO_BITS   48
 #define LZ_NODEID_INO_MASK   ((UINT64_C(1) << LZ_NODEID_INO_BITS) - 1)
 #define LZ_NODEID_MAX_SOURCE 0xffffu
+/* Reserved sources: listed-but-unresolved images, and synthesized map directories. */
+#define LZ_NODEID_LISTED_SOURCE LZ_NODEID_MAX_SOURCE
+#define LZ_NODEID_SYNTH_SOURCE	(LZ_NODEID_MAX_SOURCE - 1)
 
 static inline bool lz_nodeid_fits(uint64_t backing_ino)
 {

@@ -47,13 +47,32 @@ uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
 	return lz_nodeid_make(source, ino);
 }
 
-/* Takes a lookup reference on the file behind FD (consumed) and fills E. */
-static int enter(struct lz_fs *fs, int fd, struct lz_image *image, struct fuse_entry_param *e)
+static void fill_entry(struct lz_fs *fs, struct lz_inode *inode, const struct stat *st,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = inode->nodeid;
+	e->attr = *st;
+	e->attr.st_ino = inode->nodeid;
+	e->attr_timeout = lz_timeout_of(fs, inode);
+	e->entry_timeout = e->attr_timeout;
+}
+
+/*
+ * Takes a lookup reference on the file behind FD (consumed) and fills E.
+ * MAPPED: the map node of this path; a mapped directory that is not a
+ * directory in the underlay gets -ENOTDIR (the map wins, the caller
+ * synthesizes it).
+ */
+static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct lz_map_node *mapped,
+		 struct fuse_entry_param *e)
 {
 	struct lz_inode *inode;
 	struct stat st;
 	int err = lz_backing_stat(fd, &st);
 
+	if (err == 0 && mapped != NULL && !S_ISDIR(st.st_mode))
+		err = -ENOTDIR;
 	if (err != 0) {
 		close(fd);
 		return -err;
@@ -67,43 +86,91 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, struct fuse_e
 	if (inode == NULL)
 		return errno;
 	inode->image = image; /* the same for every lookup of this node id */
-	memset(e, 0, sizeof(*e));
-	e->ino = nodeid;
-	e->attr = st;
-	e->attr.st_ino = nodeid;
-	e->attr_timeout = lz_timeout_of(fs, inode);
-	e->entry_timeout = e->attr_timeout;
+	if (mapped != NULL)
+		inode->map_node = mapped;
+	fill_entry(fs, inode, &st, e);
 	return 0;
 }
 
-/* An image entry at the root: 0, ENOENT when there is none (or it failed: fail open). */
-static int lookup_image(struct lz_fs *fs, const char *name, struct fuse_entry_param *e)
+/* A read-only directory standing in for a mapped path the underlay lacks. */
+static void synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = nodeid;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_mtim = fs->map_mtime;
+	st->st_ctim = fs->map_mtime;
+	st->st_atim = fs->map_mtime;
+	st->st_blksize = 4096;
+}
+
+static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped,
+		       struct fuse_entry_param *e)
+{
+	uint64_t nodeid = lz_nodeid_make(LZ_NODEID_SYNTH_SOURCE, mapped->index);
+	struct lz_inode *inode = lz_inode_ref(fs->inodes, nodeid, -1, S_IFDIR);
+	struct stat st;
+
+	if (inode == NULL)
+		return errno;
+	inode->kind = LZ_INODE_SYNTH;
+	inode->map_node = mapped;
+	synth_stat(fs, nodeid, &st);
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
+/* An image entry: 0, or ENOENT when there is none or it failed (fail open, logged). */
+static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
+			struct fuse_entry_param *e)
 {
 	struct lz_image *image;
 	int root_fd;
-	int rc = lz_images_resolve(fs->images, name, &image, &root_fd);
 
-	if (rc < 0)
-		return ENOENT; /* no image, or a broken one: logged, the underlay serves */
-	return enter(fs, root_fd, image, e);
+	if (lz_images_resolve(fs->images, ref, &image, &root_fd) < 0)
+		return ENOENT;
+	return enter(fs, root_fd, image, NULL, e);
 }
 
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	      struct fuse_entry_param *e)
 {
+	const struct lz_map_node *mapped = NULL;
 	int err, fd;
 
 	err = lz_name_check(name);
 	if (err != 0)
 		return err;
-	if (parent->nodeid == FUSE_ROOT_ID && fs->images != NULL && lookup_image(fs, name, e) == 0)
-		return 0;
-	if (parent->image != NULL)
+	if (parent->image != NULL) {
 		lz_image_touch(parent->image);
+	} else {
+		mapped = lz_map_child(parent->map_node, name);
+		struct lz_image_ref ref = { .parent = parent->nodeid, .entry = name };
+		if (mapped != NULL && mapped->image != NULL) {
+			char key[PATH_MAX + 1];
+			snprintf(key, sizeof(key), "/%s", mapped->relpath);
+			ref.key = key;
+			ref.path = mapped->image;
+			if (lookup_image(fs, &ref, e) == 0)
+				return 0;
+			mapped = NULL; /* failed: the underlay entry, if any, as it is */
+		} else if (mapped == NULL && parent->nodeid == FUSE_ROOT_ID && fs->images != NULL) {
+			ref.key = name;
+			if (lookup_image(fs, &ref, e) == 0)
+				return 0;
+		}
+	}
+	if (parent->kind == LZ_INODE_SYNTH)
+		return mapped ? enter_synth(fs, mapped, e) : ENOENT;
 	fd = lz_backing_open_path(parent->path_fd, name);
-	if (fd < 0)
-		return fd == -ELOOP || fd == -EXDEV ? ENOENT : -fd;
-	return enter(fs, fd, parent->image, e);
+	if (fd >= 0)
+		err = enter(fs, fd, parent->image, mapped, e);
+	else
+		err = fd == -ELOOP || fd == -EXDEV ? ENOENT : -fd;
+	if (mapped != NULL && (err == ENOENT || err == ENOTDIR))
+		return enter_synth(fs, mapped, e);
+	return err;
 }
 
 static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
@@ -157,6 +224,11 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	if (inode->kind == LZ_INODE_SYNTH) {
+		synth_stat(lz_fs_of(req), ino, &st);
+		fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
+		return;
+	}
 	err = lz_backing_stat(inode->path_fd, &st);
 	if (err != 0) {
 		fuse_reply_err(req, -err);
@@ -178,6 +250,10 @@ static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	if (inode->kind != LZ_INODE_FD) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	len = readlinkat(inode->path_fd, "", target, sizeof(target));
 	if (len < 0) {
 		fuse_reply_err(req, errno);
@@ -196,7 +272,7 @@ static void lz_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct lz_inode *inode = lz_inode_of(req, ino);
 	struct statvfs sv;
 
-	if (inode == NULL)
+	if (inode == NULL || inode->kind != LZ_INODE_FD)
 		inode = lz_fs_of(req)->root;
 	if (fstatvfs(inode->path_fd, &sv) == -1) {
 		fuse_reply_err(req, errno);
@@ -211,7 +287,7 @@ static ssize_t inode_xattr(struct lz_inode *inode, const char *name, char *buf, 
 	char path[64];
 	ssize_t len;
 
-	if (S_ISLNK(inode->type)) {
+	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD) {
 		errno = name ? ENODATA : 0;
 		return name ? -1 : 0;
 	}
@@ -269,6 +345,10 @@ static void lz_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		return;
 	}
 	/* Only the mounting user gets here (allow_other implies default_permissions). */
+	if (inode->kind == LZ_INODE_SYNTH) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	err = lz_backing_stat(inode->path_fd, &st);
 	if (err == 0 && (mask & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111))
 		err = -EACCES;

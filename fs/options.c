@@ -30,6 +30,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("open_mode=%s", open_mode_arg),
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
 	LZ_OPT("images=%s", images),
+	LZ_OPT("map=%s", map),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("image_timeout=%s", image_timeout_arg),
 	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
@@ -45,7 +46,6 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	/* Part of the interface, not built yet: refuse rather than ignore. */
-	FUSE_OPT_KEY("map=", KEY_NOT_YET),
 	FUSE_OPT_KEY("remote=", KEY_NOT_YET),
 	FUSE_OPT_KEY("remote_mode=", KEY_NOT_YET),
 	FUSE_OPT_KEY("cache=", KEY_NOT_YET),
@@ -235,6 +235,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	}
 	if (cfg->images != NULL && cfg->images[0] == '\0')
 		return fail(cfg, "%s", "images: empty path");
+	if (cfg->map != NULL && cfg->map[0] == '\0')
+		return fail(cfg, "%s", "map: empty path");
 	if (cfg->underlay != NULL && cfg->underlay[0] == '\0')
 		return fail(cfg, "%s", "underlay: empty path");
 	if (cfg->max_threads == 0)
@@ -254,6 +256,7 @@ void lz_config_free(struct lz_config *cfg)
 	free(cfg->idle_timeout_arg);
 	free(cfg->backend_arg);
 	free(cfg->images);
+	free(cfg->map);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -270,6 +273,7 @@ void lz_config_usage(const char *progname)
 	       "    -o underlay_timeout=S  kernel cache timeout for underlay entries (60)\n"
 	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
 	       ".squashfs)\n"
+	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default) or kernel: how images are read\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"

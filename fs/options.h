@@ -16,6 +16,7 @@ struct lz_config {
 	enum lz_open_mode open_mode;
 	double underlay_timeout; /* entry, attr and negative-entry timeout */
 	char *images;		 /* directory of N.sqfs images, or NULL */
+	char *map;		 /* map file of nested image paths, or NULL */
 	enum lz_backend backend;
 	double image_timeout; /* kernel cache timeout inside images (immutable) */
 	double idle_timeout;  /* close images unused this long; 0 = never */

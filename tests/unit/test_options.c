@@ -135,8 +135,8 @@ static void test_errors(void)
 		lz_config_free(&cfg);
 	}
 
-	char *not_yet[] = { "map=/m",	"remote=r:p",	 "remote_mode=objects",
-			    "cache=/c", "cache_size=1G", "bpf=on" };
+	char *not_yet[] = { "remote=r:p", "remote_mode=objects", "cache=/c", "cache_size=1G",
+			    "bpf=on" };
 	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
 		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
 		CHECK(strstr(cfg.error, "is not implemented") != NULL);
