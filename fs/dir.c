@@ -7,6 +7,7 @@
 #include "config.h"
 #include "fs.h"
 #include "nodeid.h"
+#include "sqfs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,12 +44,15 @@ static bool is_dot_or_dotdot(const char *name)
 	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
+/* Never 0 for the dot entries: glibc's readdir skips entries with d_ino 0. */
 static uint64_t listed_nodeid(const struct lz_dir *dir, const char *name, ino_t backing_ino)
 {
+	bool dot = is_dot_or_dotdot(name);
+
 	if (strcmp(name, ".") == 0)
 		return dir->self_ino;
 	if (dir->source == 0 || !lz_nodeid_fits(backing_ino))
-		return 0;
+		return dot ? dir->self_ino : 0;
 	return lz_nodeid_make(dir->source, backing_ino);
 }
 
@@ -176,6 +180,16 @@ void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (inode->kind == LZ_INODE_SQFS) {
+		/* Listed straight from the image, with its own stable offsets. */
+		dir->self_ino = ino;
+		fi->fh = (uintptr_t)dir;
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+		if (fuse_reply_open(req, fi) != 0)
+			free_dir(dir);
+		return;
+	}
 	if (inode->kind == LZ_INODE_FD) {
 		fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
@@ -242,6 +256,83 @@ static size_t add_entry(fuse_req_t req, struct lz_fs *fs, struct lz_inode *paren
 	return size;
 }
 
+/* Fills a reply from a squashfuse directory; offsets 1 and 2 stand for "." and "..". */
+struct sqfs_fill {
+	fuse_req_t req;
+	struct lz_fs *fs;
+	struct lz_inode *dir;
+	bool plus;
+	char *p;
+	size_t rem;
+	int err;
+};
+
+static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t type, off_t next)
+{
+	struct fuse_entry_param e;
+	size_t size;
+
+	memset(&e, 0, sizeof(e));
+	e.attr.st_mode = type;
+	e.attr.st_ino = f->dir->nodeid; /* dot entries: glibc skips d_ino 0 */
+	if (!f->plus) {
+		struct stat st;
+		/* The inode number of a plain listing must match what stat reports. */
+		if (id != UINT64_MAX && lz_sqfs_stat(f->dir->sqfs->sqfs, id, &st) == 0)
+			e.attr.st_ino = lz_nodeid_of(f->fs, f->dir->sqfs->dev, st.st_ino);
+		size = fuse_add_direntry(f->req, f->p, f->rem, name, &e.attr, next);
+	} else {
+		if (id != UINT64_MAX) {
+			lz_sqfs_image_get(f->dir->sqfs);
+			f->err = lz_enter_sqfs(f->fs, f->dir->image, f->dir->sqfs, id, NULL, &e);
+			if (f->err != 0)
+				return false;
+		}
+		size = fuse_add_direntry_plus(f->req, f->p, f->rem, name, &e, next);
+		if (size > f->rem && e.ino != 0)
+			lz_inode_forget(f->fs->inodes, e.ino, 1);
+	}
+	if (size > f->rem)
+		return false;
+	f->p += size;
+	f->rem -= size;
+	return true;
+}
+
+static int sqfs_entry(void *ctx, const char *name, uint64_t id, mode_t type, off_t next)
+{
+	return sqfs_add(ctx, name, id, type, next) ? 0 : 1;
+}
+
+static void sqfs_readdir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *dir, size_t size,
+			 off_t offset, bool plus)
+{
+	char *buf = malloc(size);
+	struct sqfs_fill f = { req, fs, dir, plus, buf, size, 0 };
+	bool more = true;
+
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	lz_image_touch(dir->image);
+	if (offset == 0)
+		more = sqfs_add(&f, ".", UINT64_MAX, S_IFDIR, 1);
+	if (more && offset <= 1)
+		more = sqfs_add(&f, "..", UINT64_MAX, S_IFDIR, 2);
+	if (more) {
+		int rc = lz_sqfs_readdir(dir->sqfs->sqfs, dir->sqfs_id, offset <= 2 ? 0 : offset,
+					 sqfs_entry, &f);
+		if (rc != 0 && f.err == 0)
+			f.err = -rc;
+	}
+	if (f.err != 0 && f.rem == size)
+		fuse_reply_err(req, f.err);
+	else
+		fuse_reply_buf(req, buf, size - f.rem);
+	free(buf);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -254,6 +345,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 
 	if (parent == NULL) {
 		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (parent->kind == LZ_INODE_SQFS) {
+		sqfs_readdir(req, fs, parent, size, offset, plus);
 		return;
 	}
 	buf = p = malloc(size);

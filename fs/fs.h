@@ -47,6 +47,12 @@ double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);
  */
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	      struct fuse_entry_param *e);
+/*
+ * Takes a lookup reference on squashfuse inode ID of HANDLE (whose reference
+ * the call consumes) and fills E. KNOWN: its stat if the caller has it.
+ */
+int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image *handle,
+		  uint64_t id, const struct stat *known, struct fuse_entry_param *e);
 /* The node id of a backing file, or 0 when it cannot have one. */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 

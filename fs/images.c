@@ -3,6 +3,7 @@
 #include "kmount.h"
 #include "log.h"
 #include "names.h"
+#include "sqfs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,14 +12,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
 #define N_SUFFIXES (sizeof(image_suffixes) / sizeof(image_suffixes[0]))
 #define BUCKETS	   4096u
 
+/* Made-up device numbers of squashfuse handles: a major no real device has. */
+#define SQFS_DEV_MAJOR 0xfffff000u
+#define SQFS_SLOTS     65536u
+
 struct lz_images {
 	int dir_fd;
+	enum lz_image_backend backend;
+	pthread_mutex_t slot_lock;
+	unsigned char slot_used[SQFS_SLOTS];
 	pthread_mutex_t lock; /* the hash table only: never held while mounting */
 	struct lz_image *buckets[BUCKETS];
 };
@@ -38,15 +47,73 @@ static unsigned hash_name(const char *name)
 	return h % BUCKETS;
 }
 
-struct lz_images *lz_images_new(int images_dir_fd)
+struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend)
 {
 	struct lz_images *images = calloc(1, sizeof(*images));
 
 	if (images == NULL)
 		return NULL;
 	images->dir_fd = images_dir_fd;
+	images->backend = backend;
 	pthread_mutex_init(&images->lock, NULL);
+	pthread_mutex_init(&images->slot_lock, NULL);
 	return images;
+}
+
+void lz_sqfs_image_get(struct lz_sqfs_image *handle)
+{
+	atomic_fetch_add(&handle->refs, 1);
+}
+
+void lz_sqfs_image_put(struct lz_sqfs_image *handle)
+{
+	if (handle == NULL || atomic_fetch_sub(&handle->refs, 1) != 1)
+		return;
+	/* No inode uses it any more, so its device number (node id source) may be reused. */
+	lz_sqfs_close(handle->sqfs);
+	pthread_mutex_lock(&handle->images->slot_lock);
+	handle->images->slot_used[handle->slot] = 0;
+	pthread_mutex_unlock(&handle->images->slot_lock);
+	free(handle);
+}
+
+static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, char *err,
+				       size_t errlen)
+{
+	char proc_path[64];
+	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
+	unsigned slot;
+
+	if (handle == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&images->slot_lock);
+	for (slot = 0; slot < SQFS_SLOTS && images->slot_used[slot]; slot++)
+		;
+	if (slot < SQFS_SLOTS)
+		images->slot_used[slot] = 1;
+	pthread_mutex_unlock(&images->slot_lock);
+	if (slot == SQFS_SLOTS) {
+		snprintf(err, errlen, "too many squashfuse images open");
+		free(handle);
+		return NULL;
+	}
+	/* The very file that was checked, even if the name was replaced since. */
+	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", file_fd);
+	handle->sqfs = lz_sqfs_open(proc_path, err, errlen);
+	if (handle->sqfs == NULL) {
+		pthread_mutex_lock(&images->slot_lock);
+		images->slot_used[slot] = 0;
+		pthread_mutex_unlock(&images->slot_lock);
+		free(handle);
+		return NULL;
+	}
+	handle->slot = slot;
+	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
+	handle->images = images;
+	atomic_store(&handle->refs, 1);
+	return handle;
 }
 
 static void close_image(struct lz_image *image)
@@ -54,6 +121,8 @@ static void close_image(struct lz_image *image)
 	if (image->root_fd >= 0)
 		close(image->root_fd);
 	image->root_fd = -1;
+	lz_sqfs_image_put(image->sqfs);
+	image->sqfs = NULL;
 }
 
 void lz_images_free(struct lz_images *images)
@@ -77,6 +146,7 @@ void lz_images_free(struct lz_images *images)
 	if (images->dir_fd >= 0)
 		close(images->dir_fd);
 	pthread_mutex_destroy(&images->lock);
+	pthread_mutex_destroy(&images->slot_lock);
 	free(images);
 }
 
@@ -156,22 +226,31 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Mounts the image; called without image->lock. Returns a root fd or -errno. */
-static int mount_image(int file_fd, const char *path, struct stat *st)
+/* Opens the image with the backend; called without image->lock. 0 or -errno. */
+static int open_backend(struct lz_images *images, int file_fd, const char *path, struct stat *st,
+			struct lz_image_root *root)
 {
 	char err[256];
-	int root;
 
+	root->fd = -1;
+	root->sqfs = NULL;
 	if (fstat(file_fd, st) == -1)
 		return -errno;
 	if (!S_ISREG(st->st_mode)) {
 		lz_warn("image %s: not a regular file; serving the underlay", path);
 		return -EINVAL;
 	}
-	root = lz_kmount_squashfs(file_fd, err, sizeof(err));
-	if (root < 0)
-		lz_warn("image %s: %s; serving the underlay", path, err);
-	return root;
+	if (images->backend == LZ_IMAGE_SQUASHFUSE) {
+		root->sqfs = open_sqfs(images, file_fd, err, sizeof(err));
+		if (root->sqfs != NULL)
+			return 0;
+	} else {
+		root->fd = lz_kmount_squashfs(file_fd, err, sizeof(err));
+		if (root->fd >= 0)
+			return 0;
+	}
+	lz_warn("image %s: %s; serving the underlay", path, err);
+	return -EIO;
 }
 
 /* Records where the image is now; called with image->lock held. */
@@ -196,12 +275,13 @@ static int remember_ref(struct lz_image *image, const struct lz_image_ref *ref)
 }
 
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
-		      struct lz_image **out, int *root_fd)
+		      struct lz_image **out, struct lz_image_root *root)
 {
 	char path[PATH_MAX];
 	struct lz_image *image;
+	struct lz_image_root opened;
 	struct stat st;
-	int file_fd, fd;
+	int file_fd, fd, rc;
 
 	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
 	if (file_fd < 0 && ref->path == NULL)
@@ -244,13 +324,14 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		image->state = LZ_IMAGE_RESOLVING;
 		pthread_mutex_unlock(&image->lock);
 		/* Slow (a loop device and a mount): other entries resolve meanwhile. */
-		fd = mount_image(file_fd, path, &st);
+		rc = open_backend(images, file_fd, path, &st, &opened);
 		pthread_mutex_lock(&image->lock);
 		image->file_st = st;
 		image->generation++;
 		atomic_fetch_add(&image->resolves, 1);
-		if (fd >= 0) {
-			image->root_fd = fd;
+		if (rc == 0) {
+			image->root_fd = opened.fd;
+			image->sqfs = opened.sqfs;
 			image->state = LZ_IMAGE_READY;
 			lz_debug("image %s: resolved", path);
 		} else {
@@ -263,13 +344,20 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		pthread_mutex_unlock(&image->lock);
 		return -EIO;
 	}
-	fd = openat(image->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	fd = fd < 0 ? -errno : fd;
+	root->fd = -1;
+	root->sqfs = image->sqfs;
+	if (image->sqfs != NULL) {
+		lz_sqfs_image_get(image->sqfs);
+		fd = 0;
+	} else {
+		fd = openat(image->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+		root->fd = fd;
+	}
 	pthread_mutex_unlock(&image->lock);
 	if (fd >= 0) {
 		lz_image_touch(image);
 		*out = image;
-		*root_fd = fd;
 	}
 	return fd < 0 ? fd : 0;
 }

@@ -14,6 +14,31 @@
 #include <time.h>
 
 enum lz_image_state { LZ_IMAGE_UNRESOLVED, LZ_IMAGE_RESOLVING, LZ_IMAGE_READY, LZ_IMAGE_FAILED };
+enum lz_image_backend { LZ_IMAGE_KERNEL, LZ_IMAGE_SQUASHFUSE };
+
+struct lz_images;
+
+/*
+ * An image opened through libsquashfuse, shared by the image entry and every
+ * inode of it: the last reference closes it, so files opened before an expiry
+ * or a replacement keep reading the image they opened.
+ */
+struct lz_sqfs_image {
+	struct lz_sqfs *sqfs;
+	atomic_uint refs;
+	dev_t dev; /* made up, unique among live handles: the node id source of its inodes */
+	unsigned slot;
+	struct lz_images *images;
+};
+
+void lz_sqfs_image_get(struct lz_sqfs_image *handle);
+void lz_sqfs_image_put(struct lz_sqfs_image *handle);
+
+/* A resolved image's root: a directory descriptor (kernel) or a handle (squashfuse). */
+struct lz_image_root {
+	int fd;
+	struct lz_sqfs_image *sqfs;
+};
 
 struct lz_image {
 	char *name;	 /* registry key: N for DIR/N.sqfs, "/rel/path" for map entries */
@@ -23,20 +48,19 @@ struct lz_image {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	enum lz_image_state state;
-	int root_fd;	       /* READY: root of the detached mount */
-	struct stat file_st;   /* the image file as it was when last resolved or failed */
-	unsigned generation;   /* bumped by every resolve */
-	atomic_llong last_use; /* CLOCK_MONOTONIC seconds */
+	int root_fd;		    /* READY, kernel backend: root of the detached mount */
+	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
+	struct stat file_st;	    /* the image file as it was when last resolved or failed */
+	unsigned generation;	    /* bumped by every resolve */
+	atomic_llong last_use;	    /* CLOCK_MONOTONIC seconds */
 	atomic_uint open_files;
 	atomic_ullong resolves;
 	atomic_bool missing_logged;
 	struct lz_image *next;
 };
 
-struct lz_images;
-
 /* IMAGES_DIR_FD: the images= directory, or -1 (map entries only). */
-struct lz_images *lz_images_new(int images_dir_fd);
+struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend);
 void lz_images_free(struct lz_images *images);
 
 /* True when DIR holds an image file for NAME (a cheap check, mounts nothing). */
@@ -51,13 +75,13 @@ struct lz_image_ref {
 };
 
 /*
- * Resolves an image. On success returns 0 and a new O_PATH descriptor of the
- * image root in *ROOT_FD and the image in *IMAGE. -ENOENT: there is no image
- * file. Other -errno: the image is there but unusable (logged once per image
- * file); the caller falls back to the underlay.
+ * Resolves an image. On success returns 0, the image in *IMAGE and its root in
+ * *ROOT: a new O_PATH descriptor, or a new reference on the squashfuse handle.
+ * -ENOENT: there is no image file. Other -errno: the image is there but
+ * unusable (logged once per image file); the caller falls back to the underlay.
  */
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
-		      struct lz_image **image, int *root_fd);
+		      struct lz_image **image, struct lz_image_root *root);
 
 /* Records an access now (cheap: one atomic store). */
 void lz_image_touch(struct lz_image *image);

@@ -16,6 +16,7 @@ struct lz_inode_table {
 	size_t count;
 	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
 	unsigned sources; /* source numbers 1..sources are taken */
+	void (*on_free)(struct lz_inode *inode);
 };
 
 static unsigned bucket_of(uint64_t nodeid)
@@ -33,8 +34,15 @@ struct lz_inode_table *lz_inode_table_new(void)
 	return table;
 }
 
-static void inode_free(struct lz_inode *inode)
+void lz_inode_table_on_free(struct lz_inode_table *table, void (*fn)(struct lz_inode *inode))
 {
+	table->on_free = fn;
+}
+
+static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	if (table->on_free != NULL)
+		table->on_free(inode);
 	if (inode->path_fd >= 0)
 		close(inode->path_fd);
 	if (inode->read_fd >= 0)
@@ -51,7 +59,7 @@ void lz_inode_table_free(struct lz_inode_table *table)
 		struct lz_inode *inode = table->buckets[i];
 		while (inode != NULL) {
 			struct lz_inode *next = inode->next;
-			inode_free(inode);
+			inode_free(table, inode);
 			inode = next;
 		}
 	}
@@ -68,31 +76,37 @@ static struct lz_inode *find_locked(struct lz_inode_table *table, uint64_t nodei
 	return inode;
 }
 
-struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int path_fd,
-			      mode_t type)
+struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
+				   const struct lz_inode_init *init, bool *created)
 {
 	struct lz_inode *inode;
 
+	*created = false;
 	pthread_mutex_lock(&table->lock);
 	inode = find_locked(table, nodeid);
 	if (inode != NULL) {
 		inode->nlookup++;
 		pthread_mutex_unlock(&table->lock);
-		if (path_fd >= 0)
-			close(path_fd);
+		if (init->path_fd >= 0)
+			close(init->path_fd);
 		return inode;
 	}
 	inode = calloc(1, sizeof(*inode));
 	if (inode == NULL) {
 		pthread_mutex_unlock(&table->lock);
-		if (path_fd >= 0)
-			close(path_fd);
+		if (init->path_fd >= 0)
+			close(init->path_fd);
 		errno = ENOMEM;
 		return NULL;
 	}
 	inode->nodeid = nodeid;
-	inode->path_fd = path_fd;
-	inode->type = type & S_IFMT;
+	inode->kind = init->kind;
+	inode->path_fd = init->path_fd;
+	inode->type = init->type & S_IFMT;
+	inode->image = init->image;
+	inode->map_node = init->map_node;
+	inode->sqfs = init->sqfs;
+	inode->sqfs_id = init->sqfs_id;
 	inode->nlookup = 1;
 	inode->read_fd = -1;
 	pthread_mutex_init(&inode->lock, NULL);
@@ -100,8 +114,18 @@ struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int
 	inode->next = table->buckets[b];
 	table->buckets[b] = inode;
 	table->count++;
+	*created = true;
 	pthread_mutex_unlock(&table->lock);
 	return inode;
+}
+
+struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int path_fd,
+			      mode_t type)
+{
+	struct lz_inode_init init = { .kind = LZ_INODE_FD, .path_fd = path_fd, .type = type };
+	bool created;
+
+	return lz_inode_ref_init(table, nodeid, &init, &created);
 }
 
 struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid)
@@ -135,7 +159,7 @@ void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t cou
 	*link = inode->next;
 	table->count--;
 	pthread_mutex_unlock(&table->lock);
-	inode_free(inode);
+	inode_free(table, inode);
 }
 
 size_t lz_inode_count(struct lz_inode_table *table)

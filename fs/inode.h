@@ -6,6 +6,7 @@
 #define LAZYFS_INODE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,7 +15,10 @@ struct lz_image;
 enum lz_inode_kind {
 	LZ_INODE_FD,	/* a backing file: the underlay, or inside a kernel-mounted image */
 	LZ_INODE_SYNTH, /* a directory the map needs where the underlay has none */
+	LZ_INODE_SQFS,	/* inside an image read through libsquashfuse */
 };
+
+struct lz_sqfs_image;
 
 struct lz_map_node;
 
@@ -24,9 +28,11 @@ struct lz_inode {
 	int path_fd; /* LZ_INODE_FD: O_PATH, never followed; else -1 */
 	/* Directories on a mapped path (the root too): the map's node for it. */
 	const struct lz_map_node *_Atomic map_node;
-	mode_t type;		/* S_IFMT bits */
-	uint64_t nlookup;	/* kernel references; guarded by the table lock */
-	struct lz_image *image; /* the image it belongs to, NULL for the underlay */
+	mode_t type;		    /* S_IFMT bits */
+	uint64_t nlookup;	    /* kernel references; guarded by the table lock */
+	struct lz_image *image;	    /* the image it belongs to, NULL for the underlay */
+	struct lz_sqfs_image *sqfs; /* LZ_INODE_SQFS: the image handle (one reference) */
+	uint64_t sqfs_id;	    /* LZ_INODE_SQFS: the squashfs inode id */
 
 	/* Open state; guarded by lock. */
 	pthread_mutex_t lock;
@@ -39,7 +45,20 @@ struct lz_inode {
 
 struct lz_inode_table;
 
+/* What a new inode starts with; fields are set before any other thread sees it. */
+struct lz_inode_init {
+	enum lz_inode_kind kind;
+	int path_fd; /* consumed */
+	mode_t type;
+	struct lz_image *image;
+	const struct lz_map_node *map_node;
+	struct lz_sqfs_image *sqfs; /* a reference the new inode takes over */
+	uint64_t sqfs_id;
+};
+
 struct lz_inode_table *lz_inode_table_new(void);
+/* Called as each inode is freed, for what the table does not own (sqfs handles). */
+void lz_inode_table_on_free(struct lz_inode_table *table, void (*fn)(struct lz_inode *inode));
 /* Frees every inode (closing its descriptors) and the table. */
 void lz_inode_table_free(struct lz_inode_table *table);
 
@@ -49,6 +68,13 @@ void lz_inode_table_free(struct lz_inode_table *table);
  */
 struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int path_fd,
 			      mode_t type);
+/*
+ * Like lz_inode_ref, with all initial fields. *CREATED tells whether the inode
+ * is new; if not, INIT's descriptor was closed and its sqfs reference is still
+ * the caller's.
+ */
+struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
+				   const struct lz_inode_init *init, bool *created);
 /* The inode NODEID, or NULL. The kernel keeps it alive while it sends requests for it. */
 struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid);
 /* Drops COUNT lookup references; the last one frees the inode. */

@@ -41,24 +41,34 @@ static struct lz_images *open_images(const struct lz_config *cfg)
 {
 	int fd;
 
-	if (cfg->backend != LZ_BACKEND_SQUASHFUSE && !lz_kmount_available()) {
+	enum lz_image_backend backend = LZ_IMAGE_KERNEL;
+
+	if (cfg->backend == LZ_BACKEND_SQUASHFUSE) {
+		backend = LZ_IMAGE_SQUASHFUSE;
+	} else if (!lz_kmount_available()) {
 		if (cfg->backend == LZ_BACKEND_KERNEL) {
 			lz_err("backend=kernel: loop devices or the mount API are not available "
 			       "(needs root)");
 			return NULL;
 		}
-		lz_warn("kernel squashfs backend unavailable (needs root and loop devices); "
-			"images will fail open to the underlay");
+		lz_info("kernel squashfs unavailable (needs root and loop devices): images are "
+			"read with squashfuse");
+		backend = LZ_IMAGE_SQUASHFUSE;
 	}
 	fd = cfg->images ? open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (cfg->images != NULL && fd < 0) {
 		lz_err("images %s: %s", cfg->images, strerror(errno));
 		return NULL;
 	}
-	struct lz_images *images = lz_images_new(fd);
+	struct lz_images *images = lz_images_new(fd, backend);
 	if (images == NULL)
 		close(fd);
 	return images;
+}
+
+static void release_inode(struct lz_inode *inode)
+{
+	lz_sqfs_image_put(inode->sqfs);
 }
 
 static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
@@ -155,6 +165,8 @@ int main(int argc, char **argv)
 		goto out;
 	raise_fd_limit();
 	fs.inodes = lz_inode_table_new();
+	if (fs.inodes != NULL)
+		lz_inode_table_on_free(fs.inodes, release_inode);
 	atomic_store(&fs.passthrough, true);
 	if (fs.inodes == NULL || (fs.root = make_root(&fs, underlay_fd)) == NULL)
 		goto out;

@@ -8,10 +8,12 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "sqfs.h"
 #include "underlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -84,9 +86,11 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_lock(&inode->lock);
-	err = ensure_read_fd(inode);
+	/* squashfuse inodes have no file to hand the kernel: the daemon reads for them. */
+	err = inode->kind == LZ_INODE_SQFS ? 0 : ensure_read_fd(inode);
 	if (err == 0) {
-		share_backing_id(req, fs, inode);
+		if (inode->kind != LZ_INODE_SQFS)
+			share_backing_id(req, fs, inode);
 		inode->opens++;
 		if (inode->image != NULL) {
 			/* An image with open files is never expired. */
@@ -110,6 +114,23 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		drop_open(req, inode); /* the open was interrupted: no RELEASE will come */
 }
 
+static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = lz_sqfs_read(inode->sqfs->sqfs, inode->sqfs_id, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct lz_inode *inode = lz_inode_of(req, ino);
@@ -118,6 +139,10 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 
 	if (inode == NULL) {
 		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (inode->kind == LZ_INODE_SQFS) {
+		read_sqfs(req, inode, size, off);
 		return;
 	}
 	/* Open files keep read_fd until their release; in cached mode it lives until forget. */
@@ -132,6 +157,13 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/*
+	 * The kernel now caches these bytes in lazyfs's own page cache: drop the
+	 * image's copy so a hot file is cached once. (The underlay's pages are
+	 * shared with other users of it and stay.)
+	 */
+	if (inode->image != NULL)
+		posix_fadvise(buf.buf[0].fd, off, (off_t)size, POSIX_FADV_DONTNEED);
 }
 
 void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

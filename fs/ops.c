@@ -4,6 +4,7 @@
 #include "log.h"
 #include "names.h"
 #include "nodeid.h"
+#include "sqfs.h"
 #include "underlay.h"
 
 #include <dirent.h>
@@ -121,16 +122,53 @@ static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped,
 	return 0;
 }
 
+int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image *handle,
+		  uint64_t id, const struct stat *known, struct fuse_entry_param *e)
+{
+	struct stat st;
+	bool created;
+	int rc = known ? 0 : lz_sqfs_stat(handle->sqfs, id, &st);
+
+	if (rc != 0) {
+		lz_sqfs_image_put(handle);
+		return -rc;
+	}
+	if (known)
+		st = *known;
+	uint64_t nodeid = lz_nodeid_of(fs, handle->dev, st.st_ino);
+	if (nodeid == 0) {
+		lz_sqfs_image_put(handle);
+		return EOVERFLOW;
+	}
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_SQFS,
+		.path_fd = -1,
+		.type = st.st_mode,
+		.image = image,
+		.sqfs = handle,
+		.sqfs_id = id,
+	};
+	struct lz_inode *inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
+	if (inode == NULL || !created)
+		lz_sqfs_image_put(handle);
+	if (inode == NULL)
+		return errno;
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
 /* An image entry: 0, or ENOENT when there is none or it failed (fail open, logged). */
 static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 			struct fuse_entry_param *e)
 {
 	struct lz_image *image;
-	int root_fd;
+	struct lz_image_root root;
 
-	if (lz_images_resolve(fs->images, ref, &image, &root_fd) < 0)
+	if (lz_images_resolve(fs->images, ref, &image, &root) < 0)
 		return ENOENT;
-	return enter(fs, root_fd, image, NULL, e);
+	if (root.sqfs != NULL)
+		return lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
+	return enter(fs, root.fd, image, NULL, e);
 }
 
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
@@ -142,6 +180,16 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	err = lz_name_check(name);
 	if (err != 0)
 		return err;
+	if (parent->kind == LZ_INODE_SQFS) {
+		uint64_t child;
+		struct stat st;
+		lz_image_touch(parent->image);
+		err = lz_sqfs_lookup(parent->sqfs->sqfs, parent->sqfs_id, name, &child, &st);
+		if (err != 0)
+			return -err;
+		lz_sqfs_image_get(parent->sqfs);
+		return lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
+	}
 	if (parent->image != NULL) {
 		lz_image_touch(parent->image);
 	} else {
@@ -229,7 +277,8 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
 		return;
 	}
-	err = lz_backing_stat(inode->path_fd, &st);
+	err = inode->kind == LZ_INODE_SQFS ? lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, &st)
+					   : lz_backing_stat(inode->path_fd, &st);
 	if (err != 0) {
 		fuse_reply_err(req, -err);
 		return;
@@ -248,6 +297,15 @@ static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (inode == NULL) {
 		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (inode->kind == LZ_INODE_SQFS) {
+		int rc =
+			lz_sqfs_readlink(inode->sqfs->sqfs, inode->sqfs_id, target, sizeof(target));
+		if (rc != 0)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_readlink(req, target);
 		return;
 	}
 	if (inode->kind != LZ_INODE_FD) {
@@ -287,6 +345,15 @@ static ssize_t inode_xattr(struct lz_inode *inode, const char *name, char *buf, 
 	char path[64];
 	ssize_t len;
 
+	if (inode->kind == LZ_INODE_SQFS) {
+		len = name ? lz_sqfs_getxattr(inode->sqfs->sqfs, inode->sqfs_id, name, buf, size)
+			   : lz_sqfs_listxattr(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
+		if (len < 0) {
+			errno = (int)-len;
+			return -1;
+		}
+		return len;
+	}
 	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD) {
 		errno = name ? ENODATA : 0;
 		return name ? -1 : 0;
@@ -349,7 +416,8 @@ static void lz_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	err = lz_backing_stat(inode->path_fd, &st);
+	err = inode->kind == LZ_INODE_SQFS ? lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, &st)
+					   : lz_backing_stat(inode->path_fd, &st);
 	if (err == 0 && (mask & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111))
 		err = -EACCES;
 	fuse_reply_err(req, -err);

@@ -226,9 +226,7 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 		else if (strcmp(cfg->backend_arg, "kernel") == 0)
 			cfg->backend = LZ_BACKEND_KERNEL;
 		else if (strcmp(cfg->backend_arg, "squashfuse") == 0)
-			return fail(cfg, "%s",
-				    "backend 'squashfuse' is not implemented in this version of "
-				    "lazyfs");
+			cfg->backend = LZ_BACKEND_SQUASHFUSE;
 		else
 			return fail(cfg, "backend: '%s' is not auto, kernel or squashfuse",
 				    cfg->backend_arg);
@@ -274,7 +272,7 @@ void lz_config_usage(const char *progname)
 	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
-	       "    -o backend=B           auto (default) or kernel: how images are read\n"
+	       "    -o backend=B           auto (default), kernel or squashfuse\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"

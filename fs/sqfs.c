@@ -66,15 +66,16 @@ static const struct {
 	const char *str;
 	size_t len;
 } xattr_prefix[] = {
-	/* Indexed by SQUASHFS_XATTR_USER/TRUSTED/SECURITY; 0.1.104's own table swaps the last two.
-	 */
+	/* Indexed by SQUASHFS_XATTR_*; the library's own table swaps trusted and security. */
 	{ "user.", 5 },
 	{ "trusted.", 8 },
 	{ "security.", 9 },
 };
 
-/* Can the library read LEN bytes at POS? Position 0 must never reach its caches: 0 marks a free
- * slot there. */
+/*
+ * Can the library read LEN bytes at POS? Position 0 must never reach its
+ * caches, where 0 marks a free slot.
+ */
 static bool pos_ok(const struct lz_sqfs *img, uint64_t pos, uint64_t len)
 {
 	return pos >= SB_SIZE && pos <= img->bytes_used && len <= img->bytes_used - pos;

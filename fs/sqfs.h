@@ -2,9 +2,9 @@
  * Squashfs images read in user space through libsquashfuse (the squashfuse
  * backend). Each image has its own lock, so images never wait for each other;
  * calls on one image are serialized because a libsquashfuse handle is not
- * thread-safe. A corrupt or hostile image makes calls fail with -EIO: the
- * wrapper checks every on-disk offset, index and length the library would
- * otherwise trust before handing it over.
+ * thread-safe. A corrupt or hostile image makes calls fail with -EIO rather
+ * than crash: the wrapper checks the on-disk offsets, indexes and lengths the
+ * library would trust blindly before it hands them over.
  *
  * Inode ids are squashfs inode references (metadata block << 16 | offset), so
  * getting from an id to its inode costs no lookup table. Hard links share one
@@ -23,7 +23,7 @@ struct lz_sqfs;
 /*
  * Opens the image at IMAGE_PATH and checks its superblock, tables and root
  * inode. NULL on failure with a one-line reason in ERR ("not a squashfs image",
- * "truncated: 4096 of 81920 bytes", "xz compression is not supported", ...),
+ * "truncated: 4096 of 81920 bytes", "squashfs 3.1 is not supported (only 4.0)", ...),
  * without the path; errno is set too.
  */
 struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen);
@@ -41,12 +41,15 @@ int lz_sqfs_stat(struct lz_sqfs *img, uint64_t ino, struct stat *st);
 
 /*
  * Looks NAME up in directory DIR: *CHILD gets its inode id and ST (if not NULL)
- * its stat. 0, -ENOENT, -ENOTDIR or -EIO.
+ * its stat. 0, -ENOENT, -ENOTDIR or -EIO. "." and ".." are the caller's
+ * business (-ENOENT here); a squashfs directory records only its parent's inode number.
  */
 int lz_sqfs_lookup(struct lz_sqfs *img, uint64_t dir, const char *name, uint64_t *child,
 		   struct stat *st);
 
-/* The NUL-terminated target of symlink INO in BUF: 0, -EINVAL (not a symlink), -ENAMETOOLONG, -EIO.
+/*
+ * Puts the NUL-terminated target of symlink INO in BUF: 0, -EINVAL (not a
+ * symlink), -ENAMETOOLONG (SIZE too small), -EIO. Targets are at most 4096 bytes.
  */
 int lz_sqfs_readlink(struct lz_sqfs *img, uint64_t ino, char *buf, size_t size);
 

@@ -9,6 +9,8 @@ TESTS_SRCDIR=${TESTS_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 # shellcheck source=tests/fusetrace.sh
 . "$TESTS_SRCDIR/fusetrace.sh"
 
+# Image tests run once per backend; the *_squashfuse.sh wrappers set this.
+BACKEND=${BACKEND:-kernel}
 LZ_TMP=''
 LZ_PIDS=()
 LZ_MOUNTS=()

@@ -32,7 +32,7 @@ int main() {
 CC
 
 for mode in passthrough cached; do
-	lz_mount "$MP" -o underlay="$U",images="$IMG",open_mode="$mode"
+	lz_mount "$MP" -o backend="$BACKEND",underlay="$U",images="$IMG",open_mode="$mode"
 	cc1=$("$MP/gcc/bin/gcc" -print-prog-name=cc1)
 	[[ $cc1 == "$MP/gcc/"* ]] || lz_fail "$mode: the driver would run $cc1, not the image's cc1"
 	cd "$W"

@@ -26,7 +26,7 @@ arm/gcc-12/inner    $IMG/gcc.sqfs
 relative            img/gcc.sqfs
 arm/missing         $IMG/missing.sqfs
 MAP
-lz_mount "$MP" -d -o underlay="$U",map="$MAP"
+lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",map="$MAP"
 log=$LZ_TMP/lazyfs.0.log
 
 grep -q "lazyfs.map:6: '.' and '..' are not allowed" "$log" || lz_fail "line 6 not reported"

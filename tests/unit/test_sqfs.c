@@ -102,7 +102,8 @@ static int write_bytes(const char *path, const char *data, size_t len)
 /* ------------------------------------------------------------------ */
 /* Building the source tree                                            */
 
-static bool have_devices;
+/* What an unprivileged run cannot create. */
+static bool have_devices, have_chown, have_trusted;
 
 static void mk_file(const char *dir, const char *name, size_t size, bool random)
 {
@@ -143,8 +144,7 @@ static void build_tree(const char *src)
 	free(p);
 	p = xasprintf("%s/owned", src);
 	mk_file(src, "owned", 5, false);
-	if (chown(p, 1234, 5678) != 0)
-		perror("chown");
+	have_chown = chown(p, 1234, 5678) == 0;
 	struct timespec times[2] = { { 1234567890, 0 }, { 1234567890, 0 } };
 	utimensat(AT_FDCWD, p, times, 0);
 	free(p);
@@ -231,8 +231,7 @@ static void build_tree(const char *src)
 	}
 	p = xasprintf("%s/a", src);
 	setxattr(p, "user.dir", "on a directory", 14, 0);
-	if (setxattr(p, "trusted.t", "trusted value", 13, 0) != 0)
-		perror("setxattr trusted");
+	have_trusted = setxattr(p, "trusted.t", "trusted value", 13, 0) == 0;
 	free(p);
 	p = xasprintf("%s/link", src);
 	lsetxattr(p, "trusted.onlink", "x", 1, 0);
@@ -271,6 +270,7 @@ static void build_tree(const char *src)
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+	(void)st, (void)flag, (void)ftw;
 	return remove(path);
 }
 
@@ -627,8 +627,9 @@ static void check_fixture(struct lz_sqfs *img)
 	      st.st_mode == (S_IFDIR | 01777));
 	CHECK(lz_sqfs_lookup(img, root, "setgid", &dummy, &st) == 0 &&
 	      st.st_mode == (S_IFDIR | 02750));
-	CHECK(lz_sqfs_lookup(img, root, "owned", &dummy, &st) == 0 && st.st_uid == 1234 &&
-	      st.st_gid == 5678 && st.st_mtime == 1234567890);
+	CHECK(lz_sqfs_lookup(img, root, "owned", &dummy, &st) == 0 && st.st_mtime == 1234567890);
+	if (have_chown)
+		CHECK(st.st_uid == 1234 && st.st_gid == 5678);
 	if (have_devices) {
 		CHECK(lz_sqfs_lookup(img, root, "chardev", &dummy, &st) == 0 &&
 		      S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
@@ -638,8 +639,9 @@ static void check_fixture(struct lz_sqfs *img)
 	/* trusted.* comes back as trusted.* (libsquashfuse 0.1.104 alone would call it security.*).
 	 */
 	char v[64];
-	CHECK(lz_sqfs_getxattr(img, a, "trusted.t", v, sizeof(v)) == 13 &&
-	      memcmp(v, "trusted value", 13) == 0);
+	if (have_trusted)
+		CHECK(lz_sqfs_getxattr(img, a, "trusted.t", v, sizeof(v)) == 13 &&
+		      memcmp(v, "trusted value", 13) == 0);
 	CHECK(lz_sqfs_getxattr(img, a, "security.t", v, sizeof(v)) == -ENODATA);
 	/* A directory with 1000 entries: every name is found. */
 	uint64_t many;
@@ -698,7 +700,6 @@ static void test_threads(struct lz_sqfs *img)
 	struct reader r[8];
 	pthread_t t[8];
 
-	CHECK(nfiles > 0);
 	if (nfiles == 0)
 		return;
 	for (int i = 0; i < 8; i++) {
@@ -782,7 +783,8 @@ static void exercise(struct lz_sqfs *img, uint64_t dir, int depth, int *budget, 
 	listing_free(&l);
 }
 
-static void test_broken(const char *img_path, const char *tmp)
+/* EXPECT_EIO: the image's data blocks are compressed, so garbage in them must be noticed. */
+static void test_broken(const char *img_path, const char *tmp, bool expect_eio)
 {
 	size_t len;
 	char *image = slurp(img_path, &len);
@@ -833,7 +835,7 @@ static void test_broken(const char *img_path, const char *tmp)
 	copy[12] = 1; /* block_size */
 	CHECK(write_bytes(path, copy, len) == 0 && open_fails(path, "corrupt superblock"));
 
-	/* Garbage over the data blocks: the metadata still reads, data reads fail with -EIO. */
+	/* Garbage over the data: metadata still reads, compressed blocks give -EIO. */
 	memcpy(copy, image, len);
 	uint64_t inode_table;
 	memcpy(&inode_table, image + 64, sizeof(inode_table));
@@ -846,7 +848,7 @@ static void test_broken(const char *img_path, const char *tmp)
 	if (img != NULL) {
 		int budget = 100000, eio = 0;
 		exercise(img, lz_sqfs_root(img), 0, &budget, &eio);
-		CHECK(eio > 0);
+		CHECK(eio > 0 || !expect_eio);
 		lz_sqfs_close(img);
 	}
 	free(copy);
@@ -947,7 +949,7 @@ int main(int argc, char **argv)
 		const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 		char *tmp = xasprintf("%s/test_sqfs.XXXXXX", tmpdir);
 		if (mkdtemp(tmp) != NULL) {
-			test_broken(argv[1], tmp);
+			test_broken(argv[1], tmp, false);
 			rm_tree(tmp);
 		}
 		free(tmp);
@@ -981,11 +983,36 @@ int main(int argc, char **argv)
 		lz_sqfs_close(h);
 	}
 
-	/* Uncompressed and without fragments or sparse detection: other code paths, same answers.
-	 */
+	/* Every other compressor libsquashfuse knows. */
+	const char *comps[] = { "-comp xz", "-comp zstd", "-comp lz4", "-comp lzo" };
+	for (size_t i = 0; i < sizeof(comps) / sizeof(comps[0]); i++) {
+		char *other = xasprintf("%s/other.sqfs", tmp);
+		CHECK(mksquashfs(src, other, comps[i]));
+		printf("test_sqfs: %s\n", comps[i]);
+		run_on(other, src);
+		unlink(other);
+		free(other);
+	}
+
+	/* An empty image: the root is the only inode, and its id is 0. */
+	char *esrc = xasprintf("%s/esrc", tmp), *eimg = xasprintf("%s/empty.sqfs", tmp);
+	mkdir(esrc, 0755);
+	CHECK(mksquashfs(esrc, eimg, ""));
+	if (run_on(eimg, esrc) == 0) {
+		char err[256];
+		struct lz_sqfs *h = lz_sqfs_open(eimg, err, sizeof(err));
+		struct stat st;
+		CHECK(lz_sqfs_root(h) == 0 && lz_sqfs_stat(h, 0, &st) == 0 && S_ISDIR(st.st_mode) &&
+		      st.st_size == 3);
+		lz_sqfs_close(h);
+	}
+	free(esrc);
+	free(eimg);
+
+	/* No compression, no fragments: other code paths, same answers. */
 	CHECK(mksquashfs(src, plain, "-noI -noD -noF -noX -no-fragments"));
 	run_on(plain, src);
-	test_broken(img, tmp);
+	test_broken(img, tmp, true);
 
 	/* A small uncompressed image with fragments for the fuzzer. */
 	char *fsrc = xasprintf("%s/fsrc", tmp), *fimg = xasprintf("%s/fuzz-plain.sqfs", tmp);
