@@ -115,6 +115,23 @@ lz_umount() {
 	fi
 }
 
+# Number of mounts visible in this namespace of images stored under DIR
+# (squashfs on a loop device backed by a file there). Other processes'
+# mounts on the machine do not count.
+lz_visible_image_mounts() {
+	local dir=$1 n=0 src back
+	while read -r src; do
+		back=$(losetup -n -O BACK-FILE "$src" 2>/dev/null) || continue
+		[[ $back == "$dir"/* ]] && n=$((n + 1))
+	done < <(awk '$0 ~ / - squashfs / { split($0, a, " - "); split(a[2], b, " "); print b[2] }' /proc/self/mountinfo)
+	echo "$n"
+}
+
+# Number of loop devices backed by files under DIR (other processes' do not count).
+lz_image_loops() {
+	losetup -n -l -O BACK-FILE 2>/dev/null | awk -v d="$1/" 'index($0, d) == 1 { n++ } END { print n + 0 }'
+}
+
 # Evicts FILE's pages from the page cache, so the next read is cold.
 lz_drop_file_cache() {
 	python3 -c 'import os,sys

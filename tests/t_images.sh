@@ -13,18 +13,15 @@ echo plain > "$U/plain/file"
 bash "$TESTS_SRCDIR/mktree.sh" "$SRC" --big --devices >/dev/null
 mksquashfs "$SRC" "$IMG/tree.sqfs" -noappend -quiet -comp gzip -xattrs >/dev/null
 mksquashfs "$U/plain" "$IMG/second.img" -noappend -quiet >/dev/null
-loops_before=$(losetup -a | wc -l)
 lz_ok "built the images"
 
 LZ_MOUNTS+=("$REF")
 mount -t squashfs -o loop,ro "$IMG/tree.sqfs" "$REF"
-loops_with_ref=$(losetup -a | wc -l)
-squashfs_mounts=$(grep -c ' - squashfs ' /proc/self/mountinfo || true)
 
 for mode in passthrough cached; do
 	lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$IMG",open_mode="$mode"
 	log=$LZ_TMP/lazyfs.$((${#LZ_PIDS[@]} - 1)).log
-	[[ $(losetup -a | wc -l) -eq $loops_with_ref ]] || lz_fail "mounting lazyfs attached a loop device"
+	[[ $(lz_image_loops "$IMG") -eq 1 ]] || lz_fail "mounting lazyfs attached a loop device"
 	grep -q "resolved" "$log" && lz_fail "mounting resolved an image"
 	lz_ok "$mode: mounting opened no image"
 
@@ -42,7 +39,7 @@ for mode in passthrough cached; do
 	lz_ok "$mode: the image shadows the underlay entry of its name"
 
 	[[ $(grep -c "resolved" "$log") -eq 1 ]] || lz_fail "tree resolved more than once"
-	[[ $(grep -c ' - squashfs ' /proc/self/mountinfo) -eq $squashfs_mounts ]] || lz_fail "an image mount is visible in mountinfo"
+	[[ $(lz_visible_image_mounts "$IMG") -eq 1 ]] || lz_fail "an image mount is visible in mountinfo"
 	ref_root=$(stat -c %i "$U/tree") mnt_root=$(stat -c %i "$MP/tree")
 	[[ $ref_root != "$mnt_root" ]] || lz_fail "entry root reports the underlay's inode"
 	[[ $(stat -c %i "$MP/tree") != $(stat -c %i "$MP/second") ]] || lz_fail "two image roots share an inode"
@@ -51,6 +48,6 @@ for mode in passthrough cached; do
 done
 
 umount "$REF"
-[[ $(losetup -a | wc -l) -eq $loops_before ]] || lz_fail "loop devices left behind: $(losetup -a)"
+[[ $(lz_image_loops "$IMG") -eq 0 ]] || lz_fail "loop devices left behind: $(losetup -a)"
 lz_ok "no loop device left after unmount"
 lz_done

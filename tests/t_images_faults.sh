@@ -10,8 +10,6 @@ command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
 
 IMG=$LZ_TMP/img U=$LZ_TMP/under MP=$LZ_TMP/mnt S=$LZ_TMP/s
 mkdir -p "$IMG" "$U" "$MP" "$S"
-loops_before=$(losetup -a | wc -l)
-squashfs_mounts=$(grep -c ' - squashfs ' /proc/self/mountinfo || true)
 
 # A good image to damage in different ways.
 mkdir -p "$S/good/data"
@@ -93,11 +91,11 @@ lz_ok "64 threads first-touching 32 images: each resolved exactly once"
 
 # Idle expiry: loop devices go away, the next access resolves again.
 for ((i = 0; i < 50; i++)); do
-	grep -q "image img7: closed" "$log" && [[ $(losetup -a | wc -l) -eq $loops_before ]] && break
+	grep -q "image img7: closed" "$log" && [[ $(lz_image_loops "$IMG") -eq 0 ]] && break
 	sleep 0.1
 done
 grep -q "image img7: closed" "$log" || lz_fail "img7 was not closed after its idle time"
-[[ $(losetup -a | wc -l) -eq $loops_before ]] || lz_fail "idle images kept their loop devices"
+[[ $(lz_image_loops "$IMG") -eq 0 ]] || lz_fail "idle images kept their loop devices"
 [[ $(cat "$MP/img7/id") == "image 7" ]] || lz_fail "re-resolve after expiry"
 [[ $(grep -c "image img7.sqfs: resolved" "$log") -eq 2 ]] || lz_fail "img7 was not resolved again"
 lz_ok "idle images expire (loop devices freed) and resolve again on the next access"
@@ -130,7 +128,7 @@ kill -0 "$LZ_LAST_PID" || lz_fail "the daemon died on hostile names"
 lz_ok "hostile names resolve to nothing; a symlink to a non-image fails open"
 
 lz_umount "$MP"
-[[ $(losetup -a | wc -l) -eq $loops_before ]] || lz_fail "loop devices left: $(losetup -a)"
-[[ $(grep -c ' - squashfs ' /proc/self/mountinfo || true) -eq $squashfs_mounts ]] || lz_fail "a squashfs mount is left"
+[[ $(lz_image_loops "$IMG") -eq 0 ]] || lz_fail "loop devices left: $(losetup -a)"
+[[ $(lz_visible_image_mounts "$IMG") -eq 0 ]] || lz_fail "a squashfs mount is left"
 lz_ok "no loop device or mount left behind"
 lz_done
