@@ -164,15 +164,13 @@ static void free_dir(struct lz_dir *dir)
 void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct lz_dir *dir;
 	struct stat st;
 	int fd, err;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (inode->image != NULL)
 		lz_image_touch(inode->image);
 	dir = calloc(1, sizeof(*dir));
@@ -337,16 +335,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *parent = lz_inode_of(req, ino);
+	struct lz_inode *parent = lz_inode_or_estale(req, ino);
 	struct lz_dir *dir = dir_of(fi);
 	char *buf, *p;
 	size_t rem = size, entsize;
 	int err = 0;
 
-	if (parent == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (parent == NULL)
 		return;
-	}
 	if (parent->kind == LZ_INODE_SQFS) {
 		sqfs_readdir(req, fs, parent, size, offset, plus);
 		return;

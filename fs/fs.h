@@ -37,6 +37,8 @@ static inline struct lz_fs *lz_fs_of(fuse_req_t req)
 }
 
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino);
+/* lz_inode_of, answering ESTALE itself when the node id is unknown. */
+struct lz_inode *lz_inode_or_estale(fuse_req_t req, fuse_ino_t ino);
 
 /* How long the kernel may cache what it learns about INODE (NULL: the underlay). */
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);

@@ -67,13 +67,11 @@ static void drop_open(fuse_req_t req, struct lz_inode *inode)
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	int err;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -133,14 +131,12 @@ static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t
 
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int err;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (inode->kind == LZ_INODE_SQFS) {
 		read_sqfs(req, inode, size, off);
 		return;

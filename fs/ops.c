@@ -27,6 +27,15 @@ struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)
 	return lz_inode_find(fs->inodes, ino);
 }
 
+struct lz_inode *lz_inode_or_estale(fuse_req_t req, fuse_ino_t ino)
+{
+	struct lz_inode *inode = lz_inode_of(req, ino);
+
+	if (inode == NULL)
+		fuse_reply_err(req, ESTALE);
+	return inode;
+}
+
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
 {
 	return inode != NULL && inode->image != NULL ? fs->config->image_timeout
@@ -224,14 +233,12 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *parent = lz_inode_of(req, parent_ino);
+	struct lz_inode *parent = lz_inode_or_estale(req, parent_ino);
 	struct fuse_entry_param e;
 	int err;
 
-	if (parent == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (parent == NULL)
 		return;
-	}
 	err = lz_lookup(fs, parent, name, &e);
 	if (err == ENOENT) {
 		/* A zero node id with a timeout is a negative entry the kernel caches. */
@@ -264,14 +271,12 @@ static void lz_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_
 
 static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct stat st;
 	int err;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (inode->kind == LZ_INODE_SYNTH) {
 		synth_stat(lz_fs_of(req), ino, &st);
 		fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
@@ -291,14 +296,12 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	char target[PATH_MAX + 1];
 	ssize_t len;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (inode->kind == LZ_INODE_SQFS) {
 		int rc =
 			lz_sqfs_readlink(inode->sqfs->sqfs, inode->sqfs_id, target, sizeof(target));
@@ -365,14 +368,12 @@ static ssize_t inode_xattr(struct lz_inode *inode, const char *name, char *buf, 
 
 static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	char *buf = NULL;
 	ssize_t len;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (size > 0 && (buf = malloc(size)) == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -399,14 +400,12 @@ static void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void lz_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	struct lz_inode *inode = lz_inode_of(req, ino);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct stat st;
 	int err;
 
-	if (inode == NULL) {
-		fuse_reply_err(req, ESTALE);
+	if (inode == NULL)
 		return;
-	}
 	if (mask & W_OK) {
 		fuse_reply_err(req, EROFS);
 		return;
