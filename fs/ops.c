@@ -398,30 +398,6 @@ static void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr(req, ino, NULL, size);
 }
 
-static void lz_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
-{
-	struct lz_inode *inode = lz_inode_or_estale(req, ino);
-	struct stat st;
-	int err;
-
-	if (inode == NULL)
-		return;
-	if (mask & W_OK) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	/* Only the mounting user gets here (allow_other implies default_permissions). */
-	if (inode->kind == LZ_INODE_SYNTH) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	err = inode->kind == LZ_INODE_SQFS ? lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, &st)
-					   : lz_backing_stat(inode->path_fd, &st);
-	if (err == 0 && (mask & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111))
-		err = -EACCES;
-	fuse_reply_err(req, -err);
-}
-
 static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct lz_fs *fs = userdata;
@@ -466,5 +442,4 @@ const struct fuse_lowlevel_ops lz_ops = {
 	.statfs = lz_op_statfs,
 	.getxattr = lz_op_getxattr,
 	.listxattr = lz_op_listxattr,
-	.access = lz_op_access,
 };

@@ -50,6 +50,29 @@ for mode in passthrough cached; do
 		[[ $(./hello-cc) == "c++ from lazyfs: 2" ]] || lz_fail "$mode: the C++ program ran wrong"
 		lz_ok "$mode: C++ compiled from the mount: object identical to native, program runs"
 	fi
+	# A warm compile+link: what reaches the daemon. ld's isatty() on linker
+	# scripts is an ioctl the kernel always forwards (no negative caching).
+	build() {
+		"$MP/gcc/bin/gcc" -O2 hello.c -o hello
+		if [[ -x $MP/gcc/bin/g++ ]]; then "$MP/gcc/bin/g++" -O2 hello.cc -o hello-cc; fi
+	}
+	build
+	fusetrace_start "$MP"
+	build
+	sleep 0.5 # RELEASE is queued in the background after close
+	counts=$(fusetrace_counts)
+	fusetrace_stop
+	others=$(grep -v -E '^(FUSE_OPEN|FUSE_RELEASE|FUSE_IOCTL) ' <<<"$counts" || true)
+	[[ -z $others ]] || lz_fail "$mode: a warm build sent [$(echo $others)]"
+	opens=$(awk '$1 == "FUSE_OPEN" { print $2 }' <<<"$counts")
+	releases=$(awk '$1 == "FUSE_RELEASE" { print $2 }' <<<"$counts")
+	total=$(awk '{ n += $2 } END { print n + 0 }' <<<"$counts")
+	if [[ $mode == passthrough ]]; then
+		[[ -n $opens && $opens == "$releases" ]] || lz_fail "$mode: OPEN $opens vs RELEASE $releases"
+	else
+		[[ -z $opens && $total -lt 50 ]] || lz_fail "$mode: $total requests in a warm build"
+	fi
+	lz_ok "$mode: a warm compile+link sends only [$(echo $counts)]"
 	cd /
 	lz_umount "$MP"
 done
