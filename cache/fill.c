@@ -1,0 +1,332 @@
+#include "config.h"
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* Beyond the data: the xattr, a directory entry, filesystem metadata. */
+#define SLACK (16 * 1024)
+
+/* One fill, run without the store's lock. */
+struct fill {
+	struct lz_store *s;
+	struct lz_entry *e; /* held by the caller: its key and slot stay put */
+	const struct lz_object_meta *meta;
+	lz_store_fetch_fn *fetch;
+	void *ctx;
+	char tmpname[48];	 /* its directory under tmp/ */
+	char tmp_path[PATH_MAX]; /* tmp/NAME/data, absolute, for the fetcher */
+	char obj_path[LZ_OBJ_PATH];
+	int tmpdir_fd, fd;
+	int64_t size;
+	uint32_t crc;
+	uint64_t reserved; /* quota bytes reserved for it */
+	bool retried;	   /* the one retry after a full disk is spent */
+	uint64_t freed;	   /* bytes that retry evicted */
+	char *err;
+	size_t errlen;
+};
+
+static bool no_space(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
+
+static uint64_t disk_free(struct fill *f)
+{
+	struct statvfs vfs;
+
+	if (fstatvfs(f->s->objects_fd, &vfs) < 0)
+		return 0;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
+}
+
+/*
+ * The disk (or a disk quota) is full although the cache quota is not: other
+ * files share the filesystem, or the quota was set too high. Evicts least
+ * recently used objects worth what WANT bytes lack. False when nothing could go.
+ */
+static bool make_space(struct fill *f, int rc, uint64_t want)
+{
+	uint64_t avail = disk_free(f), need;
+
+	f->retried = true;
+	/* statvfs knows nothing of user quotas: then free all WANT. */
+	if (rc == -EDQUOT || want + SLACK > avail)
+		need = rc == -EDQUOT ? want + SLACK : want + SLACK - avail;
+	else
+		need = 1;
+	pthread_mutex_lock(&f->s->lock);
+	f->freed = lz_store_free_disk(f->s, need);
+	pthread_mutex_unlock(&f->s->lock);
+	return f->freed > 0;
+}
+
+static int no_space_error(struct fill *f, int rc, const char *doing, uint64_t want)
+{
+	char tail[160];
+
+	if (f->freed > 0) {
+		snprintf(tail, sizeof(tail), "even after evicting %llu bytes",
+			 (unsigned long long)f->freed);
+	} else {
+		pthread_mutex_lock(&f->s->lock);
+		snprintf(tail, sizeof(tail),
+			 "and nothing left to evict (%llu objects open, %llu pinned)",
+			 (unsigned long long)f->s->stats.open_objects,
+			 (unsigned long long)f->s->stats.pinned);
+		pthread_mutex_unlock(&f->s->lock);
+	}
+	lz_seterr(f->err, f->errlen,
+		  "cache disk full while %s: %s: %llu bytes needed, %llu free in %s, %s", doing,
+		  strerror(-rc), (unsigned long long)want, (unsigned long long)disk_free(f),
+		  f->s->dir, tail);
+	return rc;
+}
+
+/* Runs the fetch into an empty temporary directory of its own. */
+static int run_fetch(struct fill *f)
+{
+	char ferr[LZ_ERR_MAX] = "";
+	int rc;
+
+	if (f->tmpdir_fd < 0) {
+		if (mkdirat(f->s->tmp_fd, f->tmpname, 0700) < 0) {
+			rc = -errno;
+			lz_seterr(f->err, f->errlen, "creating a directory in %s/tmp: %s",
+				  f->s->dir, strerror(errno));
+			return rc;
+		}
+		f->tmpdir_fd = openat(f->s->tmp_fd, f->tmpname,
+				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (f->tmpdir_fd < 0) {
+			rc = -errno;
+			lz_seterr(f->err, f->errlen, "opening %s/tmp/%s: %s", f->s->dir, f->tmpname,
+				  strerror(errno));
+			return rc;
+		}
+	} else {
+		lz_remove_tree(f->tmpdir_fd);
+	}
+	rc = f->fetch(f->ctx, f->tmp_path, ferr, sizeof(ferr));
+	if (rc > 0)
+		rc = -EIO; /* a callback that forgot the sign */
+	if (rc < 0)
+		lz_seterr(f->err, f->errlen, "fetch failed: %s", ferr[0] ? ferr : strerror(-rc));
+	return rc;
+}
+
+/* Opens what the fetch wrote and checks it is the object META describes. */
+static int verify(struct fill *f)
+{
+	const struct lz_object_meta *meta = f->meta;
+	struct stat st;
+	int rc;
+
+	/* O_NONBLOCK: a fifo left there must not hang the fill. */
+	f->fd = openat(f->tmpdir_fd, "data", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f->fd < 0) {
+		rc = -errno;
+		lz_seterr(f->err, f->errlen, "the fetch reported success but left %s: %s",
+			  rc == -ENOENT ? "no file" : "no readable file", strerror(-rc));
+		return -EIO;
+	}
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		lz_seterr(f->err, f->errlen, "the fetch left something other than a plain file");
+		return -EIO;
+	}
+	fcntl(f->fd, F_SETFL, 0);
+	if (meta->size >= 0 && st.st_size != meta->size) {
+		lz_seterr(f->err, f->errlen, "size mismatch: fetched %lld bytes, expected %lld",
+			  (long long)st.st_size, (long long)meta->size);
+		return -EIO;
+	}
+	f->size = st.st_size;
+	rc = lz_digest_fd(f->fd, meta->hash, &f->crc, f->err, f->errlen);
+	if (rc < 0 || meta->size >= 0)
+		return rc;
+	/* The size was unknown, so the room could only be made now. */
+	pthread_mutex_lock(&f->s->lock);
+	f->s->reserved -= f->reserved;
+	f->reserved = 0;
+	rc = lz_store_reserve(f->s, (uint64_t)f->size, f->err, f->errlen);
+	if (rc == 0)
+		f->reserved = (uint64_t)f->size;
+	pthread_mutex_unlock(&f->s->lock);
+	return rc;
+}
+
+/*
+ * The record in the file itself lets a scan rebuild the index. Without it (no
+ * user xattrs there, or a key too long for ext4's 4 KiB of xattrs) the object
+ * is still published and indexed; only a rebuild would drop it.
+ */
+static void label(struct fill *f)
+{
+	uint8_t buf[LZ_RECORD_MAX];
+	struct lz_record r = {
+		.key = f->e->key,
+		.keylen = f->e->keylen,
+		.slot = f->e->slot,
+		.size = f->size,
+		.mtime = f->meta->mtime,
+		.hash = f->meta->hash,
+		.crc = f->crc,
+		.atime = lz_now(),
+	};
+
+	fsetxattr(f->fd, LZ_XATTR, buf, lz_record_encode(&r, buf), 0);
+	fchmod(f->fd, 0400); /* after the xattr, which needs write access unless root */
+}
+
+/* Renames the checked, durable file into place and makes the rename durable. */
+static int publish(struct fill *f)
+{
+	char sub[3] = { f->obj_path[0], f->obj_path[1], '\0' };
+	int dfd, rc;
+
+	while (renameat(f->tmpdir_fd, "data", f->s->objects_fd, f->obj_path) < 0) {
+		rc = -errno;
+		if (no_space(rc) && !f->retried && make_space(f, rc, 0))
+			continue;
+		if (no_space(rc))
+			return no_space_error(f, rc, "publishing", SLACK);
+		lz_seterr(f->err, f->errlen, "renaming into %s/objects: %s", f->s->dir,
+			  strerror(-rc));
+		return rc;
+	}
+	dfd = openat(f->s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		/* A name a crash might lose or keep is not published: take it back. */
+		unlinkat(f->s->objects_fd, f->obj_path, 0);
+		lz_seterr(f->err, f->errlen, "fsync of %s/objects/%s: %s", f->s->dir, sub,
+			  strerror(-rc));
+		return rc;
+	}
+	close(dfd);
+	return 0;
+}
+
+static int run(struct fill *f)
+{
+	struct stat st;
+	uint64_t want;
+	int rc;
+
+again:
+	rc = run_fetch(f);
+	if (rc < 0) {
+		if (!no_space(rc))
+			return rc;
+		/* Unknown size: guess from what fit before the disk filled. */
+		want = f->meta->size >= 0 ? (uint64_t)f->meta->size : 0;
+		if (want == 0 && fstatat(f->tmpdir_fd, "data", &st, AT_SYMLINK_NOFOLLOW) == 0)
+			want = (uint64_t)st.st_size + (uint64_t)st.st_size / 2;
+		lz_remove_tree(f->tmpdir_fd);
+		if (!f->retried && make_space(f, rc, want))
+			goto again;
+		return no_space_error(f, rc, "fetching", want);
+	}
+	rc = verify(f);
+	if (rc < 0)
+		return rc;
+	label(f);
+	if (fsync(f->fd) < 0) {
+		rc = -errno;
+		close(f->fd);
+		f->fd = -1;
+		/* After failed writeback the page cache may not hold what was checked: refetch. */
+		if (no_space(rc) && !f->retried) {
+			lz_remove_tree(f->tmpdir_fd);
+			if (make_space(f, rc, (uint64_t)f->size))
+				goto again;
+		}
+		if (no_space(rc))
+			return no_space_error(f, rc, "writing", (uint64_t)f->size);
+		lz_seterr(f->err, f->errlen, "fsync of the fetched file: %s", strerror(-rc));
+		return rc;
+	}
+	return publish(f);
+}
+
+int lz_fill_run(struct lz_store *s, struct lz_entry *e, const struct lz_object_meta *meta,
+		lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen)
+{
+	struct fill f = {
+		.s = s,
+		.e = e,
+		.meta = meta,
+		.fetch = fetch,
+		.ctx = ctx,
+		.tmpdir_fd = -1,
+		.fd = -1,
+		.err = err,
+		.errlen = errlen,
+	};
+	char *hash = NULL;
+	int rc = 0;
+
+	if (meta->size >= 0) {
+		/* Known size: room first, so the download does not fill the disk itself. */
+		rc = lz_store_reserve(s, (uint64_t)meta->size, err, errlen);
+		f.reserved = rc == 0 ? (uint64_t)meta->size : 0;
+	}
+	snprintf(f.tmpname, sizeof(f.tmpname), "f%ld-%llu", (long)getpid(),
+		 (unsigned long long)++s->tmp_seq);
+	if (rc == 0 && (size_t)snprintf(f.tmp_path, sizeof(f.tmp_path), "%s/tmp/%s/data", s->dir,
+					f.tmpname) >= sizeof(f.tmp_path)) {
+		lz_seterr(err, errlen, "cache directory path too long");
+		rc = -ENAMETOOLONG;
+	}
+	if (rc == 0 && meta->hash[0] != '\0' && (hash = strdup(meta->hash)) == NULL) {
+		lz_seterr(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	lz_entry_path(e, f.obj_path);
+	if (rc == 0) {
+		pthread_mutex_unlock(&s->lock);
+		rc = run(&f);
+		if (f.tmpdir_fd >= 0) {
+			lz_remove_tree(f.tmpdir_fd);
+			close(f.tmpdir_fd);
+			unlinkat(s->tmp_fd, f.tmpname, AT_REMOVEDIR);
+		}
+		if (rc < 0 && f.fd >= 0)
+			close(f.fd);
+		pthread_mutex_lock(&s->lock);
+	}
+	s->reserved -= f.reserved;
+	if (rc < 0) {
+		free(hash);
+		e->state = LZ_ABSENT;
+		s->stats.fill_failures++;
+		return rc;
+	}
+	free(e->hash);
+	e->hash = hash;
+	e->size = f.size;
+	e->mtime = meta->mtime;
+	e->crc = f.crc;
+	e->atime = lz_now();
+	e->gen++;
+	e->state = LZ_READY;
+	lz_entry_published(s, e);
+	/* The filler and every waiter each leave with an open reference. */
+	for (unsigned i = 0; i <= e->flight->waiters; i++)
+		lz_entry_get_open(s, e);
+	s->stats.fills++;
+	*fd = f.fd;
+	return 0;
+}
