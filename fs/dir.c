@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -108,7 +110,7 @@ static int compare_listed(const void *a, const void *b)
 
 /* The union of the underlay listing, the map's children and (at the root) images=. */
 static int build_snapshot(struct lz_fs *fs, struct lz_dir *dir, const struct lz_map_node *mapped,
-			  bool root)
+			  bool root, const char *remote_dir)
 {
 	struct dirent *entry;
 	int err = 0;
@@ -133,6 +135,25 @@ static int build_snapshot(struct lz_fs *fs, struct lz_dir *dir, const struct lz_
 	}
 	if (err != 0)
 		return err;
+	if (remote_dir != NULL) {
+		struct lz_source_entry *entries;
+		size_t count;
+		int rc = lz_remote_list(fs, remote_dir, &entries, &count);
+		if (rc < 0)
+			return -rc;
+		for (size_t i = 0; err == 0 && i < count; i++) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof(path), "%s%s%s", remote_dir, *remote_dir ? "/" : "",
+				 entries[i].name);
+			/* Listed without a lookup: a remote directory can hold 150k objects. */
+			err = -snapshot_add(dir, entries[i].name,
+					    entries[i].is_dir ? DT_DIR : DT_REG, true,
+					    (ino_t)lz_remote_nodeid(path));
+		}
+		free(entries);
+		if (err != 0)
+			return err;
+	}
 	struct snapshot_fill fill = { .dir = dir };
 	if (root && fs->images != NULL)
 		lz_images_list(fs->images, add_image_name, &fill);
@@ -188,6 +209,20 @@ void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			free_dir(dir);
 		return;
 	}
+	if (inode->kind == LZ_INODE_REMOTE) {
+		dir->self_ino = ino;
+		dir->is_snapshot = true;
+		err = build_snapshot(fs, dir, NULL, false, inode->remote_path);
+		if (err != 0) {
+			free_dir(dir);
+			fuse_reply_err(req, err);
+			return;
+		}
+		fi->fh = (uintptr_t)dir;
+		if (fuse_reply_open(req, fi) != 0)
+			free_dir(dir);
+		return;
+	}
 	if (inode->kind == LZ_INODE_FD) {
 		fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
@@ -203,10 +238,11 @@ void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	dir->self_ino = ino;
 	const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
 	bool root = ino == FUSE_ROOT_ID;
-	if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) ||
+	bool objects = root && fs->objects != NULL;
+	if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) || objects ||
 	    dir->stream == NULL) {
 		dir->is_snapshot = true;
-		err = build_snapshot(fs, dir, mapped, root);
+		err = build_snapshot(fs, dir, mapped, root, objects ? "" : NULL);
 		if (err != 0) {
 			free_dir(dir);
 			fuse_reply_err(req, err);
@@ -236,7 +272,11 @@ static size_t add_entry(fuse_req_t req, struct lz_fs *fs, struct lz_inode *paren
 
 	memset(&e, 0, sizeof(e));
 	e.attr.st_mode = DTTOIF(type);
-	e.attr.st_ino = image ? unresolved_image_ino(name) : listed_nodeid(dir, name, backing_ino);
+	/* Entries listed without a lookup carry their node id (remote) or get a stand-in. */
+	if (image)
+		e.attr.st_ino = backing_ino ? backing_ino : unresolved_image_ino(name);
+	else
+		e.attr.st_ino = listed_nodeid(dir, name, backing_ino);
 	if (!plus)
 		return fuse_add_direntry(req, p, rem, name, &e.attr, next);
 	/*

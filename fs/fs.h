@@ -11,6 +11,7 @@
 #include "inode.h"
 #include "map.h"
 #include "options.h"
+#include "source.h"
 
 struct lz_fs {
 	const struct lz_config *config;
@@ -26,6 +27,8 @@ struct lz_fs {
 	/* map= entries; replaced whole on reload, old maps are kept (inodes point into them). */
 	struct lz_map *_Atomic map;
 	struct timespec map_mtime; /* times of synthesized directories */
+	/* remote_mode=objects: the remote tree over the underlay's root. */
+	const struct lz_source *objects;
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */
@@ -57,6 +60,20 @@ int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image
 		  uint64_t id, const struct stat *known, struct fuse_entry_param *e);
 /* The node id of a backing file, or 0 when it cannot have one. */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
+
+/* remote.c: remote_mode=objects entries. */
+/* Looks NAME up in the remote directory DIR_PATH: 0, ENOENT, or an errno value. */
+int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
+		     struct fuse_entry_param *e);
+void lz_remote_stat(const struct lz_inode *inode, struct stat *st);
+/* The node id PATH gets unless its hash collides (for listings, which look nothing up). */
+uint64_t lz_remote_nodeid(const char *path);
+/* The remote listing of DIR_PATH in *ENTRIES (free it): 0 or -errno. */
+int lz_remote_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
+		   size_t *count);
+/* Opens the local copy for reading (fetching it): a descriptor or -errno. */
+int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode);
+void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode);
 
 /* dir.c */
 void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

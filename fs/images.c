@@ -3,6 +3,7 @@
 #include "kmount.h"
 #include "log.h"
 #include "names.h"
+#include "source.h"
 #include "sqfs.h"
 
 #include <dirent.h>
@@ -25,6 +26,7 @@ static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
 
 struct lz_images {
 	int dir_fd;
+	const struct lz_source *source;
 	enum lz_image_backend backend;
 	pthread_mutex_t slot_lock;
 	unsigned char slot_used[SQFS_SLOTS];
@@ -58,6 +60,11 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 	pthread_mutex_init(&images->lock, NULL);
 	pthread_mutex_init(&images->slot_lock, NULL);
 	return images;
+}
+
+void lz_images_set_source(struct lz_images *images, const struct lz_source *source)
+{
+	images->source = source;
 }
 
 void lz_sqfs_image_get(struct lz_sqfs_image *handle)
@@ -123,6 +130,12 @@ static void close_image(struct lz_image *image)
 	image->root_fd = -1;
 	lz_sqfs_image_put(image->sqfs);
 	image->sqfs = NULL;
+	if (image->source_key != NULL) {
+		const struct lz_source *source = image->images->source;
+		source->release(source->ctx, image->source_key);
+		free(image->source_key);
+		image->source_key = NULL;
+	}
 }
 
 void lz_images_free(struct lz_images *images)
@@ -164,7 +177,23 @@ static int open_image_file(struct lz_images *images, const char *name, const cha
 		int fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		return fd < 0 ? -errno : fd;
 	}
-	if (images->dir_fd < 0 || lz_name_check(name) != 0)
+	if (lz_name_check(name) != 0)
+		return -ENOENT;
+	if (images->source != NULL) {
+		for (size_t i = 0; i < N_SUFFIXES; i++) {
+			struct lz_source_entry entry;
+			snprintf(path, pathlen, "%s%s", name, image_suffixes[i]);
+			/* The listing answers "no such image" without fetching anything. */
+			int rc = images->source->lookup(images->source->ctx, "", path, &entry);
+			if (rc == -ENOENT)
+				continue;
+			if (rc < 0)
+				return rc;
+			return images->source->open(images->source->ctx, path);
+		}
+		return -ENOENT;
+	}
+	if (images->dir_fd < 0)
 		return -ENOENT;
 	for (size_t i = 0; i < N_SUFFIXES; i++) {
 		if ((size_t)snprintf(path, pathlen, "%s%s", name, image_suffixes[i]) >= pathlen)
@@ -182,6 +211,14 @@ static int open_image_file(struct lz_images *images, const char *name, const cha
 	return last;
 }
 
+/* Closes an image file from open_image_file; a source object is released too. */
+static void close_image_file(struct lz_images *images, int fd, const char *path)
+{
+	close(fd);
+	if (images->source != NULL)
+		images->source->release(images->source->ctx, path);
+}
+
 bool lz_images_has(struct lz_images *images, const char *name)
 {
 	char path[NAME_MAX + 16];
@@ -190,7 +227,7 @@ bool lz_images_has(struct lz_images *images, const char *name)
 	if (fd == -ENOENT)
 		return false;
 	if (fd >= 0)
-		close(fd);
+		close_image_file(images, fd, path);
 	return true;
 }
 
@@ -211,6 +248,7 @@ static struct lz_image *find_or_add(struct lz_images *images, const char *name)
 		} else {
 			pthread_mutex_init(&image->lock, NULL);
 			pthread_cond_init(&image->changed, NULL);
+			image->images = images;
 			image->root_fd = -1;
 			image->next = images->buckets[b];
 			images->buckets[b] = image;
@@ -281,6 +319,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	struct lz_image *image;
 	struct lz_image_root opened;
 	struct stat st;
+	bool keep_source_ref = false;
 	int file_fd, fd, rc;
 
 	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
@@ -289,7 +328,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	image = find_or_add(images, ref->key);
 	if (image == NULL) {
 		if (file_fd >= 0)
-			close(file_fd);
+			close_image_file(images, file_fd, path);
 		return -ENOMEM;
 	}
 	if (file_fd < 0) {
@@ -308,7 +347,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	}
 	if (remember_ref(image, ref) != 0) {
 		pthread_mutex_unlock(&image->lock);
-		close(file_fd);
+		close_image_file(images, file_fd, path);
 		return -ENOMEM;
 	}
 	while (image->state == LZ_IMAGE_RESOLVING)
@@ -317,7 +356,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	    same_file(&st, &image->file_st)) {
 		/* Logged when it failed; retried once the file changes. */
 		pthread_mutex_unlock(&image->lock);
-		close(file_fd);
+		close_image_file(images, file_fd, path);
 		return -EIO;
 	}
 	if (image->state != LZ_IMAGE_READY) {
@@ -333,13 +372,19 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 			image->root_fd = opened.fd;
 			image->sqfs = opened.sqfs;
 			image->state = LZ_IMAGE_READY;
+			/* A cached remote image stays open in the store while mounted. */
+			if (images->source != NULL && (image->source_key = strdup(path)) != NULL)
+				keep_source_ref = true;
 			lz_debug("image %s: resolved", path);
 		} else {
 			image->state = LZ_IMAGE_FAILED;
 		}
 		pthread_cond_broadcast(&image->changed);
 	}
-	close(file_fd);
+	if (keep_source_ref)
+		close(file_fd);
+	else
+		close_image_file(images, file_fd, path);
 	if (image->state != LZ_IMAGE_READY) {
 		pthread_mutex_unlock(&image->lock);
 		return -EIO;
@@ -422,7 +467,7 @@ static bool is_replaced(struct lz_images *images, struct lz_image *image, long l
 
 	(void)unused;
 	if (fd >= 0)
-		close(fd);
+		close_image_file(images, fd, path);
 	return replaced;
 }
 
@@ -457,6 +502,20 @@ int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *n
 	DIR *dir;
 	struct dirent *entry;
 
+	if (images->source != NULL) {
+		struct lz_source_entry *entries;
+		size_t count;
+		int rc = images->source->list(images->source->ctx, "", &entries, &count);
+		if (rc < 0)
+			return rc;
+		for (size_t i = 0; i < count; i++)
+			if (!entries[i].is_dir &&
+			    strip_suffix(entries[i].name, entry_name, sizeof(entry_name)) &&
+			    lz_name_check(entry_name) == 0)
+				fn(ctx, entry_name);
+		free(entries);
+		return 0;
+	}
 	if (images->dir_fd < 0)
 		return 0;
 	if (fd < 0)

@@ -56,12 +56,21 @@ struct lz_image {
 	atomic_uint open_files;
 	atomic_ullong resolves;
 	atomic_bool missing_logged;
+	char *source_key; /* the source object held open while READY, or NULL */
+	struct lz_images *images;
 	struct lz_image *next;
 };
 
 /* IMAGES_DIR_FD: the images= directory, or -1 (map entries only). */
 struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend);
 void lz_images_free(struct lz_images *images);
+
+struct lz_source;
+/*
+ * Images come from SOURCE (remote_mode=images) instead of DIR: N is the
+ * object N.sqfs (.img, .squashfs) at the remote's top, fetched on first use.
+ */
+void lz_images_set_source(struct lz_images *images, const struct lz_source *source);
 
 /* True when DIR holds an image file for NAME (a cheap check, mounts nothing). */
 bool lz_images_has(struct lz_images *images, const char *name);

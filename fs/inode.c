@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Power of two; chains stay short up to about a million live inodes. */
@@ -48,6 +49,7 @@ static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
 	if (inode->read_fd >= 0)
 		close(inode->read_fd);
 	pthread_mutex_destroy(&inode->lock);
+	free(inode->remote_path);
 	free(inode);
 }
 
@@ -107,6 +109,14 @@ struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid
 	inode->map_node = init->map_node;
 	inode->sqfs = init->sqfs;
 	inode->sqfs_id = init->sqfs_id;
+	if (init->remote_path != NULL && (inode->remote_path = strdup(init->remote_path)) == NULL) {
+		pthread_mutex_unlock(&table->lock);
+		if (init->path_fd >= 0)
+			close(init->path_fd);
+		free(inode);
+		errno = ENOMEM;
+		return NULL;
+	}
 	inode->nlookup = 1;
 	inode->read_fd = -1;
 	pthread_mutex_init(&inode->lock, NULL);
@@ -184,7 +194,7 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 		}
 	}
 	/* The last sources are reserved (nodeid.h). */
-	if (source == 0 && table->sources < LZ_NODEID_SYNTH_SOURCE - 1) {
+	if (source == 0 && table->sources < LZ_NODEID_REMOTE_SOURCE - 1) {
 		source = ++table->sources;
 		table->source_dev[source] = dev;
 	}

@@ -9,13 +9,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct lz_image;
 
 enum lz_inode_kind {
-	LZ_INODE_FD,	/* a backing file: the underlay, or inside a kernel-mounted image */
-	LZ_INODE_SYNTH, /* a directory the map needs where the underlay has none */
-	LZ_INODE_SQFS,	/* inside an image read through libsquashfuse */
+	LZ_INODE_FD,	 /* a backing file: the underlay, or inside a kernel-mounted image */
+	LZ_INODE_SYNTH,	 /* a directory the map needs where the underlay has none */
+	LZ_INODE_SQFS,	 /* inside an image read through libsquashfuse */
+	LZ_INODE_REMOTE, /* an object or directory of the remote (remote_mode=objects) */
 };
 
 struct lz_sqfs_image;
@@ -33,6 +35,10 @@ struct lz_inode {
 	struct lz_image *image;	    /* the image it belongs to, NULL for the underlay */
 	struct lz_sqfs_image *sqfs; /* LZ_INODE_SQFS: the image handle (one reference) */
 	uint64_t sqfs_id;	    /* LZ_INODE_SQFS: the squashfs inode id */
+	/* LZ_INODE_REMOTE: its path on the remote ("" is the top), and size and mtime. */
+	char *remote_path;
+	uint64_t remote_size;
+	struct timespec remote_mtime;
 
 	/* Open state; guarded by lock. */
 	pthread_mutex_t lock;
@@ -54,6 +60,7 @@ struct lz_inode_init {
 	const struct lz_map_node *map_node;
 	struct lz_sqfs_image *sqfs; /* a reference the new inode takes over */
 	uint64_t sqfs_id;
+	const char *remote_path; /* copied */
 };
 
 struct lz_inode_table *lz_inode_table_new(void);

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "fs.h"
 #include "kmount.h"
+#include "../cache/remote.h"
 #include "log.h"
 #include "mountpoint.h"
 #include "nodeid.h"
@@ -66,9 +67,38 @@ static struct lz_images *open_images(const struct lz_config *cfg)
 	return images;
 }
 
+static struct lz_fs *the_fs; /* for release_inode, which the inode table calls */
+
 static void release_inode(struct lz_inode *inode)
 {
 	lz_sqfs_image_put(inode->sqfs);
+	/* open_mode=cached keeps a remote object open until the kernel forgets it. */
+	if (inode->kind == LZ_INODE_REMOTE && inode->read_fd >= 0)
+		lz_remote_release(the_fs, inode);
+}
+
+static void log_from_cache(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	lz_log(level, "%s", msg);
+}
+
+static struct lz_remote *open_remote(const struct lz_config *cfg)
+{
+	char err[512];
+	struct lz_remote_options opts = {
+		.remote = cfg->remote,
+		.cache_dir = cfg->cache,
+		.cache_size = cfg->cache_size,
+		.listing_ttl = cfg->listing_ttl,
+		.timeout = cfg->fetch_timeout,
+		.log = log_from_cache,
+	};
+	struct lz_remote *remote = lz_remote_new(&opts, err, sizeof(err));
+
+	if (remote == NULL)
+		lz_err("remote %s (cache %s): %s", cfg->remote, cfg->cache, err);
+	return remote;
 }
 
 static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
@@ -138,6 +168,9 @@ int main(int argc, char **argv)
 	char err[512];
 	int exit_code = 1, underlay_fd;
 	bool mounted = false, handlers_set = false;
+	struct lz_remote *remote = NULL;
+
+	the_fs = &fs;
 
 	lz_log_init("lazyfs", false);
 	if (lz_config_parse(argc, argv, &cfg) != 0) {
@@ -176,8 +209,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	if ((cfg.images != NULL || cfg.map != NULL) && (fs.images = open_images(&cfg)) == NULL)
+	if (cfg.remote != NULL && (remote = open_remote(&cfg)) == NULL)
 		goto out;
+	if (remote != NULL && cfg.remote_objects)
+		fs.objects = lz_remote_source(remote);
+	bool remote_images = remote != NULL && !cfg.remote_objects;
+	if ((cfg.images != NULL || cfg.map != NULL || remote_images) &&
+	    (fs.images = open_images(&cfg)) == NULL)
+		goto out;
+	if (remote_images)
+		lz_images_set_source(fs.images, lz_remote_source(remote));
 	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
 
@@ -223,6 +264,7 @@ out:
 	}
 	lz_inode_table_free(fs.inodes);
 	lz_images_free(fs.images);
+	lz_remote_free(remote);
 	lz_map_free(atomic_load(&fs.map)); /* maps replaced by reloads are not tracked */
 	lz_config_free(&cfg);
 	return exit_code;

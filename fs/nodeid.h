@@ -17,6 +17,7 @@
 /* Reserved sources: listed-but-unresolved images, and synthesized map directories. */
 #define LZ_NODEID_LISTED_SOURCE LZ_NODEID_MAX_SOURCE
 #define LZ_NODEID_SYNTH_SOURCE	(LZ_NODEID_MAX_SOURCE - 1)
+#define LZ_NODEID_REMOTE_SOURCE (LZ_NODEID_MAX_SOURCE - 2)
 
 static inline bool lz_nodeid_fits(uint64_t backing_ino)
 {

@@ -18,10 +18,20 @@
 #include <unistd.h>
 
 /* Opens inode->read_fd if needed; call with inode->lock held. */
-static int ensure_read_fd(struct lz_inode *inode)
+static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 {
 	if (inode->read_fd >= 0)
 		return 0;
+	if (inode->kind == LZ_INODE_REMOTE) {
+		/* The first open fetches the object; later ones find it in the cache. */
+		if (S_ISDIR(inode->type))
+			return EISDIR;
+		int fd = lz_remote_open(fs, inode);
+		if (fd < 0)
+			return -fd;
+		inode->read_fd = fd;
+		return 0;
+	}
 	int fd = lz_backing_reopen(inode->path_fd, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -fd;
@@ -48,7 +58,7 @@ static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *
 }
 
 /* Drops one open; the last one closes the shared backing id and descriptor. */
-static void drop_open(fuse_req_t req, struct lz_inode *inode)
+static void drop_open(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&inode->lock);
 	if (inode->opens > 0 && inode->image != NULL)
@@ -57,8 +67,11 @@ static void drop_open(fuse_req_t req, struct lz_inode *inode)
 		if (inode->backing_id > 0)
 			fuse_passthrough_close(req, inode->backing_id);
 		inode->backing_id = 0;
-		if (inode->read_fd >= 0)
+		if (inode->read_fd >= 0) {
 			close(inode->read_fd);
+			if (inode->kind == LZ_INODE_REMOTE)
+				lz_remote_release(fs, inode); /* may be evicted again */
+		}
 		inode->read_fd = -1;
 	}
 	pthread_mutex_unlock(&inode->lock);
@@ -85,7 +98,7 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_lock(&inode->lock);
 	/* squashfuse inodes have no file to hand the kernel: the daemon reads for them. */
-	err = inode->kind == LZ_INODE_SQFS ? 0 : ensure_read_fd(inode);
+	err = inode->kind == LZ_INODE_SQFS ? 0 : ensure_read_fd(fs, inode);
 	if (err == 0) {
 		if (inode->kind != LZ_INODE_SQFS)
 			share_backing_id(req, fs, inode);
@@ -109,7 +122,8 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = fi->backing_id == 0;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
-		drop_open(req, inode); /* the open was interrupted: no RELEASE will come */
+		drop_open(req, lz_fs_of(req),
+			  inode); /* the open was interrupted: no RELEASE will come */
 }
 
 static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t off)
@@ -131,6 +145,7 @@ static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t
 
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	struct lz_fs *fs = lz_fs_of(req);
 	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int err;
@@ -143,7 +158,7 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	}
 	/* Open files keep read_fd until their release; in cached mode it lives until forget. */
 	pthread_mutex_lock(&inode->lock);
-	err = ensure_read_fd(inode);
+	err = ensure_read_fd(fs, inode);
 	buf.buf[0].fd = inode->read_fd;
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
@@ -158,7 +173,7 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	 * image's copy so a hot file is cached once. (The underlay's pages are
 	 * shared with other users of it and stay.)
 	 */
-	if (inode->image != NULL)
+	if (inode->image != NULL || inode->kind == LZ_INODE_REMOTE)
 		posix_fadvise(buf.buf[0].fd, off, (off_t)size, POSIX_FADV_DONTNEED);
 }
 
@@ -167,6 +182,6 @@ void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct lz_inode *inode = lz_inode_of(req, ino);
 
 	if (inode != NULL)
-		drop_open(req, inode);
+		drop_open(req, lz_fs_of(req), inode);
 	fuse_reply_err(req, 0);
 }

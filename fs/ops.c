@@ -38,6 +38,8 @@ struct lz_inode *lz_inode_or_estale(fuse_req_t req, fuse_ino_t ino)
 
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
 {
+	if (inode != NULL && inode->kind == LZ_INODE_REMOTE)
+		return fs->config->listing_ttl;
 	return inode != NULL && inode->image != NULL ? fs->config->image_timeout
 						     : fs->config->underlay_timeout;
 }
@@ -199,6 +201,11 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 		lz_sqfs_image_get(parent->sqfs);
 		return lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
 	}
+	if (parent->kind == LZ_INODE_REMOTE)
+		return lz_remote_lookup(fs, parent->remote_path, name, e);
+	if (parent->nodeid == FUSE_ROOT_ID && fs->objects != NULL &&
+	    lz_remote_lookup(fs, "", name, e) == 0)
+		return 0; /* the remote's top shadows the underlay's root */
 	if (parent->image != NULL) {
 		lz_image_touch(parent->image);
 	} else {
@@ -277,8 +284,11 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 	if (inode == NULL)
 		return;
-	if (inode->kind == LZ_INODE_SYNTH) {
-		synth_stat(lz_fs_of(req), ino, &st);
+	if (inode->kind == LZ_INODE_SYNTH || inode->kind == LZ_INODE_REMOTE) {
+		if (inode->kind == LZ_INODE_SYNTH)
+			synth_stat(lz_fs_of(req), ino, &st);
+		else
+			lz_remote_stat(inode, &st);
 		fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
 		return;
 	}

@@ -31,6 +31,12 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
 	LZ_OPT("images=%s", images),
 	LZ_OPT("map=%s", map),
+	LZ_OPT("remote=%s", remote),
+	LZ_OPT("remote_mode=%s", remote_mode_arg),
+	LZ_OPT("cache=%s", cache),
+	LZ_OPT("cache_size=%s", cache_size_arg),
+	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
+	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("image_timeout=%s", image_timeout_arg),
 	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
@@ -46,10 +52,6 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	/* Part of the interface, not built yet: refuse rather than ignore. */
-	FUSE_OPT_KEY("remote=", KEY_NOT_YET),
-	FUSE_OPT_KEY("remote_mode=", KEY_NOT_YET),
-	FUSE_OPT_KEY("cache=", KEY_NOT_YET),
-	FUSE_OPT_KEY("cache_size=", KEY_NOT_YET),
 	FUSE_OPT_KEY("bpf=", KEY_NOT_YET),
 	FUSE_OPT_END,
 };
@@ -188,6 +190,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	cfg->underlay_timeout = 60.0;
 	cfg->image_timeout = 86400.0;
 	cfg->idle_timeout = 300.0;
+	cfg->listing_ttl = 60.0;
+	cfg->fetch_timeout = 30.0;
 	cfg->max_threads = 16;
 	cfg->max_idle_threads = 8;
 
@@ -220,6 +224,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 		{ "underlay_timeout", cfg->underlay_timeout_arg, &cfg->underlay_timeout },
 		{ "image_timeout", cfg->image_timeout_arg, &cfg->image_timeout },
 		{ "idle_timeout", cfg->idle_timeout_arg, &cfg->idle_timeout },
+		{ "listing_ttl", cfg->listing_ttl_arg, &cfg->listing_ttl },
+		{ "fetch_timeout", cfg->fetch_timeout_arg, &cfg->fetch_timeout },
 	};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		if (timeouts[i].arg != NULL &&
@@ -240,6 +246,23 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 		return fail(cfg, "%s", "images: empty path");
 	if (cfg->map != NULL && cfg->map[0] == '\0')
 		return fail(cfg, "%s", "map: empty path");
+	if (cfg->remote != NULL && strchr(cfg->remote, ':') == NULL)
+		return fail(cfg, "remote: '%s' is not REMOTE:PATH (an rclone remote)", cfg->remote);
+	if (cfg->remote_mode_arg != NULL) {
+		if (strcmp(cfg->remote_mode_arg, "objects") == 0)
+			cfg->remote_objects = true;
+		else if (strcmp(cfg->remote_mode_arg, "images") != 0)
+			return fail(cfg, "remote_mode: '%s' is not images or objects",
+				    cfg->remote_mode_arg);
+	}
+	if (cfg->cache_size_arg != NULL &&
+	    lz_parse_size(cfg->cache_size_arg, &cfg->cache_size) != 0)
+		return fail(cfg, "cache_size: '%s' is not a size (like 512M or 20G)",
+			    cfg->cache_size_arg);
+	if (cfg->fetch_timeout <= 0)
+		return fail(cfg, "%s", "fetch_timeout: must be more than 0");
+	if (cfg->cache == NULL && (cfg->cache = strdup("/var/cache/lazyfs")) == NULL)
+		return fail(cfg, "%s", "out of memory");
 	if (cfg->underlay != NULL && cfg->underlay[0] == '\0')
 		return fail(cfg, "%s", "underlay: empty path");
 	if (cfg->max_threads == 0)
@@ -260,7 +283,55 @@ void lz_config_free(struct lz_config *cfg)
 	free(cfg->backend_arg);
 	free(cfg->images);
 	free(cfg->map);
+	free(cfg->remote);
+	free(cfg->remote_mode_arg);
+	free(cfg->cache);
+	free(cfg->cache_size_arg);
+	free(cfg->listing_ttl_arg);
+	free(cfg->fetch_timeout_arg);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int lz_parse_size(const char *text, uint64_t *out)
+{
+	char *end;
+	unsigned long long value;
+	unsigned shift = 0;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	case 'T':
+	case 't':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end != '\0' || value > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)value << shift;
+	return 0;
 }
 
 void lz_config_usage(const char *progname)
@@ -278,6 +349,13 @@ void lz_config_usage(const char *progname)
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
+	       "    -o remote=REMOTE:PATH  an rclone remote holding images (or objects)\n"
+	       "    -o remote_mode=M       images (default: N.sqfs files) or objects (plain "
+	       "files)\n"
+	       "    -o cache=DIR           local cache (/var/cache/lazyfs)\n"
+	       "    -o cache_size=SIZE     cache quota, e.g. 20G (90 %% of the free space)\n"
+	       "    -o listing_ttl=S       how long a remote listing is trusted (60)\n"
+	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"

@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 317
 #include <fuse_opt.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum lz_open_mode { LZ_OPEN_PASSTHROUGH, LZ_OPEN_CACHED };
 enum lz_backend { LZ_BACKEND_AUTO, LZ_BACKEND_KERNEL, LZ_BACKEND_SQUASHFUSE };
@@ -17,6 +18,12 @@ struct lz_config {
 	double underlay_timeout; /* entry, attr and negative-entry timeout */
 	char *images;		 /* directory of N.sqfs images, or NULL */
 	char *map;		 /* map file of nested image paths, or NULL */
+	char *remote;		 /* rclone remote (REMOTE:PATH), or NULL */
+	bool remote_objects;	 /* remote_mode=objects; else the remote holds N.sqfs images */
+	char *cache;		 /* local cache directory */
+	uint64_t cache_size;	 /* bytes; 0 = 90 % of the free space at start */
+	double listing_ttl;	 /* how long a remote listing is trusted */
+	double fetch_timeout;	 /* the longest wait for a remote without progress */
 	enum lz_backend backend;
 	double image_timeout; /* kernel cache timeout inside images (immutable) */
 	double idle_timeout;  /* close images unused this long; 0 = never */
@@ -37,6 +44,10 @@ struct lz_config {
 	char *image_timeout_arg;
 	char *idle_timeout_arg;
 	char *backend_arg;
+	char *remote_mode_arg;
+	char *cache_size_arg;
+	char *listing_ttl_arg;
+	char *fetch_timeout_arg;
 	unsigned positional_count;
 	char error[256];
 };
@@ -48,5 +59,7 @@ struct lz_config {
 int lz_config_parse(int argc, char **argv, struct lz_config *cfg);
 void lz_config_free(struct lz_config *cfg);
 void lz_config_usage(const char *progname);
+/* "10G", "512M", "4096": bytes into *OUT; -1 when malformed or too large. */
+int lz_parse_size(const char *text, uint64_t *out);
 
 #endif

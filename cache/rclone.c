@@ -1,0 +1,543 @@
+#include "config.h"
+#include "rclone.h"
+#include "rclone_entry.h"
+#include "rclone_rc.h"
+#include "rclone_rcd.h"
+#include "../fs/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT_S 30.0
+#define DEFAULT_RETRIES	  3
+#define DEFAULT_PARALLEL  4
+#define MAX_PARALLEL	  64
+#define BACKOFF_FIRST_MS  100
+#define BACKOFF_MAX_MS	  3000
+/* The child starts in well under a second; a loaded machine gets some slack. */
+#define START_MIN_S 10.0
+/* A timed-out call asks the child whether it is still alive, this briefly. */
+#define PING_S	    1.0
+#define LISTING_MAX (16u << 20)
+/* Skipped entries are logged one by one up to this many per listing. */
+#define SKIP_LOG_MAX 5
+
+struct lz_rclone {
+	char *remote; /* the rclone fs string */
+	char *shown;  /* the same for messages, without inline options (they can hold secrets) */
+	double timeout_s;
+	unsigned retries;
+	struct lz_rc_log log;
+	char user[33], pass[65];
+	struct lz_rcd *rcd;
+	struct lz_rc_pool *pool;
+	_Atomic int hash_kind;
+	atomic_uint seq;
+};
+
+/* What a call is, for its messages: "list of 'a/b'". */
+struct call {
+	const char *method;
+	const char *verb;
+	const char *path;
+	struct json_object *params;
+	struct lz_rc_watch *watch; /* copies: how progress shows */
+	/* Copies: a fresh destination before each attempt, cleanup after a failed one. */
+	int (*prepare)(void *ctx);
+	void (*failed)(void *ctx);
+	void *ctx;
+};
+
+/* "rclone list of 'remote:dir/x': why (3 tries)" */
+static void fail(char *err, size_t errlen, const struct lz_rclone *rc, const struct call *c,
+		 const char *why, unsigned tries)
+{
+	size_t len = strlen(rc->shown);
+	bool sep = c->path[0] != '\0' && len > 0 && rc->shown[len - 1] != ':' &&
+		   rc->shown[len - 1] != '/';
+	char where[384], *full;
+
+	if (asprintf(&full, "%s%s%s", rc->shown, sep ? "/" : "", c->path) < 0)
+		full = NULL;
+	lz_rc_sanitize(where, sizeof(where), full ? full : c->path);
+	free(full);
+	if (tries > 1)
+		snprintf(err, errlen, "rclone %s of '%s': %s (%u tries)", c->verb, where, why,
+			 tries);
+	else
+		snprintf(err, errlen, "rclone %s of '%s': %s", c->verb, where, why);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * One attempt of an rc call; *AGAIN tells whether another may succeed.
+ * Transient: the child gone or replaced (the next attempt starts a new one),
+ * the remote failing (5xx). Final: not found, a refused request, a bad
+ * reply, and a timeout while the child itself still answers (the remote is
+ * stuck: waiting again would double the wait for nothing).
+ */
+static int attempt(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot,
+		   struct json_object **reply, char *why, size_t whylen, bool *again)
+{
+	struct lz_rc_target target = { .user = rc->user, .pass = rc->pass };
+	enum lz_rc_status st;
+	unsigned gen;
+	int ret;
+
+	*again = false;
+	ret = lz_rcd_get(rc->rcd, &target.port, &gen, why, whylen);
+	if (ret < 0) {
+		*again = ret != -ESHUTDOWN;
+		return ret == -ETIMEDOUT || ret == -ESHUTDOWN ? ret : -EIO;
+	}
+	if (c->prepare != NULL && (ret = c->prepare(c->ctx)) < 0) {
+		snprintf(why, whylen, "%s", strerror(-ret));
+		return ret;
+	}
+	st = lz_rc_call(slot, &target, c->method, c->params, rc->timeout_s, c->watch, reply, why,
+			whylen);
+	if (st != LZ_RC_OK && c->failed != NULL)
+		c->failed(c->ctx);
+	switch (st) {
+	case LZ_RC_OK:
+		return 0;
+	case LZ_RC_NOT_FOUND:
+		return -ENOENT;
+	case LZ_RC_REFUSED:
+	case LZ_RC_BAD_REPLY:
+		return -EIO;
+	case LZ_RC_TIMEOUT:
+		if (lz_rc_ping(slot, &target, PING_S))
+			return -ETIMEDOUT;
+		lz_rcd_discard(rc->rcd, gen, "it stopped answering");
+		*again = true;
+		return -ETIMEDOUT;
+	case LZ_RC_NO_SERVER:
+		lz_rcd_discard(rc->rcd, gen, why);
+		*again = true;
+		return -EIO;
+	case LZ_RC_REMOTE_ERROR:
+		*again = true;
+		return -EIO;
+	}
+	return -EIO;
+}
+
+/* An rc call, retried with exponential backoff; on failure ERR names the call and why. */
+static int call_rc(struct lz_rclone *rc, struct call *c, struct json_object **reply, char *err,
+		   size_t errlen)
+{
+	struct lz_rc_slot *slot = lz_rc_slot_get(rc->pool);
+	unsigned delay = BACKOFF_FIRST_MS, tries;
+	char why[512];
+	bool again;
+	int ret;
+
+	for (tries = 1;; tries++) {
+		ret = attempt(rc, c, slot, reply, why, sizeof(why), &again);
+		if (ret == 0 || !again || tries > rc->retries)
+			break;
+		sleep_ms(delay);
+		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+	}
+	lz_rc_slot_put(rc->pool, slot);
+	if (ret < 0)
+		fail(err, errlen, rc, c, why, tries);
+	return ret;
+}
+
+/*
+ * Whether listings should ask for a hash, learnt from operations/fsinfo once.
+ * It sets up the same rclone Fs the listing needs, so its failure is the
+ * listing's: reported as is rather than waited for twice.
+ */
+static int hash_kind(struct lz_rclone *rc, const struct call *outer, enum hash_kind *kind,
+		     char *err, size_t errlen)
+{
+	struct json_object *reply = NULL;
+	struct call c = { .method = "operations/fsinfo", .verb = outer->verb, .path = outer->path };
+	int ret;
+
+	*kind = atomic_load(&rc->hash_kind);
+	if (*kind != HASH_UNKNOWN)
+		return 0;
+	c.params = json_object_new_object();
+	if (c.params == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	json_object_object_add(c.params, "fs", json_object_new_string(rc->remote));
+	ret = call_rc(rc, &c, &reply, err, errlen);
+	if (ret == 0) {
+		*kind = lz_rclone_cheap_hash(reply);
+		atomic_store(&rc->hash_kind, *kind);
+	}
+	json_object_put(reply);
+	json_object_put(c.params);
+	return ret;
+}
+
+/* {"fs": REMOTE, "remote": PATH, "opt": {...}} for list and stat; NULL when out of memory. */
+static struct json_object *list_params(struct lz_rclone *rc, const char *path, enum hash_kind kind)
+{
+	struct json_object *params = json_object_new_object(), *opt = json_object_new_object();
+
+	if (params == NULL || opt == NULL) {
+		json_object_put(params);
+		json_object_put(opt);
+		return NULL;
+	}
+	json_object_object_add(params, "fs", json_object_new_string(rc->remote));
+	json_object_object_add(params, "remote", json_object_new_string(path));
+	json_object_object_add(opt, "noMimeType", json_object_new_boolean(1));
+	if (kind == HASH_MD5 || kind == HASH_SHA1) {
+		struct json_object *types = json_object_new_array();
+
+		json_object_array_add(types,
+				      json_object_new_string(kind == HASH_MD5 ? "md5" : "sha1"));
+		json_object_object_add(opt, "showHash", json_object_new_boolean(1));
+		json_object_object_add(opt, "hashTypes", types);
+	}
+	json_object_object_add(params, "opt", opt);
+	return params;
+}
+
+/* The parameters of a list or stat of PATH, or -errno with ERR. */
+static int start_listing(struct lz_rclone *rc, struct call *c, char *err, size_t errlen)
+{
+	enum hash_kind kind;
+	int ret;
+
+	if (!lz_rclone_path_ok(c->path, true)) {
+		fail(err, errlen, rc, c, "invalid path", 1);
+		return -EINVAL;
+	}
+	if ((ret = hash_kind(rc, c, &kind, err, errlen)) < 0)
+		return ret;
+	if ((c->params = list_params(rc, c->path, kind)) == NULL) {
+		fail(err, errlen, rc, c, "out of memory", 1);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
+		   size_t *count, char *err, size_t errlen)
+{
+	struct call c = { .method = "operations/list", .verb = "list", .path = dir };
+	struct json_object *reply = NULL, *list;
+	struct lz_remote_entry *out;
+	size_t n, kept = 0, skipped = 0;
+	int ret;
+
+	*entries = NULL;
+	*count = 0;
+	if ((ret = start_listing(rc, &c, err, errlen)) < 0)
+		return ret;
+	ret = call_rc(rc, &c, &reply, err, errlen);
+	json_object_put(c.params);
+	if (ret < 0)
+		return ret;
+	if (!json_object_object_get_ex(reply, "list", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		fail(err, errlen, rc, &c, "bad reply: no \"list\" array", 1);
+		json_object_put(reply);
+		return -EIO;
+	}
+	n = json_object_array_length(list);
+	if (n > LISTING_MAX) {
+		fail(err, errlen, rc, &c, "bad reply: absurdly many entries", 1);
+		json_object_put(reply);
+		return -EIO;
+	}
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (out == NULL) {
+		fail(err, errlen, rc, &c, "out of memory", 1);
+		json_object_put(reply);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char why[160];
+
+		if (lz_rclone_parse_entry(json_object_array_get_idx(list, i), false, &out[kept],
+					  why, sizeof(why)) == 0) {
+			kept++;
+			continue;
+		}
+		if (++skipped <= SKIP_LOG_MAX) {
+			char path[256];
+
+			lz_rc_sanitize(path, sizeof(path), dir);
+			lz_rc_logf(&rc->log, LZ_LOG_WARN,
+				   "rclone list of '%s': entry %zu left out: %s", path, i, why);
+		}
+	}
+	json_object_put(reply);
+	kept = lz_rclone_drop_duplicates(out, kept, &rc->log, dir);
+	if (skipped > SKIP_LOG_MAX) {
+		lz_rc_logf(&rc->log, LZ_LOG_WARN, "rclone list: %zu more entries left out",
+			   skipped - SKIP_LOG_MAX);
+	}
+	if (kept == 0) {
+		free(out);
+		out = NULL;
+	}
+	*entries = out;
+	*count = kept;
+	return 0;
+}
+
+int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_remote_entry *out, char *err,
+		   size_t errlen)
+{
+	struct call c = { .method = "operations/stat", .verb = "stat", .path = path };
+	struct json_object *reply = NULL, *item;
+	char why[160];
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = start_listing(rc, &c, err, errlen)) < 0)
+		return ret;
+	ret = call_rc(rc, &c, &reply, err, errlen);
+	json_object_put(c.params);
+	if (ret < 0)
+		return ret;
+	if (!json_object_object_get_ex(reply, "item", &item)) {
+		fail(err, errlen, rc, &c, "bad reply: no \"item\"", 1);
+		ret = -EIO;
+	} else if (item == NULL) {
+		/* rclone answers a missing object with a null item, not a 404. */
+		fail(err, errlen, rc, &c, "not found", 1);
+		ret = -ENOENT;
+	} else if (lz_rclone_parse_entry(item, path[0] == '\0', out, why, sizeof(why)) < 0) {
+		fail(err, errlen, rc, &c, why, 1);
+		ret = -EIO;
+	}
+	json_object_put(reply);
+	return ret;
+}
+
+struct copy {
+	struct lz_rclone *rc;
+	const char *dir; /* of the local file, "" for "/" */
+	char attempt[PATH_MAX];
+	char group[32];
+	struct json_object *params;
+	struct lz_rc_watch watch;
+};
+
+/* Each attempt writes its own file: an abandoned one may still be cleaning up after itself. */
+static int copy_prepare(void *ctx)
+{
+	struct copy *cp = ctx;
+	unsigned n = atomic_fetch_add(&cp->rc->seq, 1);
+
+	if (snprintf(cp->attempt, sizeof(cp->attempt), "%s/.lzrc.%d.%u", cp->dir, (int)getpid(),
+		     n) >= (int)sizeof(cp->attempt))
+		return -ENAMETOOLONG;
+	snprintf(cp->group, sizeof(cp->group), "lazyfs/%d.%u", (int)getpid(), n);
+	json_object_object_add(cp->params, "dstRemote", json_object_new_string(cp->attempt + 1));
+	json_object_object_add(cp->params, "_group", json_object_new_string(cp->group));
+	return 0;
+}
+
+static void copy_failed(void *ctx)
+{
+	struct copy *cp = ctx;
+
+	unlink(cp->attempt);
+}
+
+int lz_rclone_copy(struct lz_rclone *rc, const char *path, const char *local_path, char *err,
+		   size_t errlen)
+{
+	struct call c = { .method = "operations/copyfile", .verb = "copy", .path = path };
+	struct copy cp = { .rc = rc };
+	struct json_object *reply = NULL, *config;
+	char dir[PATH_MAX], why[160];
+	char *slash;
+	int ret;
+
+	if (!lz_rclone_path_ok(path, false)) {
+		fail(err, errlen, rc, &c, "invalid path", 1);
+		return -EINVAL;
+	}
+	if (!lz_rclone_local_path_ok(local_path, why, sizeof(why))) {
+		fail(err, errlen, rc, &c, why, 1);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s", local_path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	cp.dir = dir;
+	cp.params = json_object_new_object();
+	config = json_object_new_object();
+	if (cp.params == NULL || config == NULL) {
+		json_object_put(cp.params);
+		json_object_put(config);
+		fail(err, errlen, rc, &c, "out of memory", 1);
+		return -ENOMEM;
+	}
+	json_object_object_add(cp.params, "srcFs", json_object_new_string(rc->remote));
+	json_object_object_add(cp.params, "srcRemote", json_object_new_string(path));
+	json_object_object_add(cp.params, "dstFs", json_object_new_string("/"));
+	/* Our file is new: spare rclone looking for an existing one. */
+	json_object_object_add(config, "NoCheckDest", json_object_new_boolean(1));
+	json_object_object_add(cp.params, "_config", config);
+	cp.watch = (struct lz_rc_watch){ .file = cp.attempt,
+					 .group = cp.group,
+					 .stall_s = rc->timeout_s };
+	c.params = cp.params;
+	c.watch = &cp.watch;
+	c.prepare = copy_prepare;
+	c.failed = copy_failed;
+	c.ctx = &cp;
+	ret = call_rc(rc, &c, &reply, err, errlen);
+	json_object_put(reply);
+	json_object_put(cp.params);
+	if (ret < 0)
+		return ret;
+	/* Also catches rclone writing elsewhere than asked (a path it re-encoded, --dry-run). */
+	if (rename(cp.attempt, local_path) != 0) {
+		int e = errno;
+
+		snprintf(why, sizeof(why), "rclone reported success, but its file: %s",
+			 strerror(e));
+		fail(err, errlen, rc, &c, why, 1);
+		unlink(cp.attempt);
+		return -EIO;
+	}
+	return 0;
+}
+
+pid_t lz_rclone_child_pid(struct lz_rclone *rc)
+{
+	return lz_rcd_pid(rc->rcd);
+}
+
+/* A name without '/' in PATH, or NAME itself if it has one; NULL if not executable. */
+static char *find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (strchr(name, '/') != NULL)
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
+	if (path == NULL || path[0] == '\0')
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path != '\0') {
+		size_t len = strcspn(path, ":");
+		struct stat st;
+
+		if (len > 0 &&
+		    snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, name) <
+			    (int)sizeof(buf) &&
+		    stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
+			return strdup(buf);
+		path += len;
+		if (*path == ':')
+			path++;
+	}
+	return NULL;
+}
+
+/* Hex of getrandom(2) bytes: the child's user and password, alive only in memory. */
+static int random_hex(char *out, size_t bytes)
+{
+	unsigned char raw[32];
+	size_t got = 0;
+
+	while (got < bytes) {
+		ssize_t n = getrandom(raw + got, bytes - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	for (size_t i = 0; i < bytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_options *opts, char *err,
+				size_t errlen)
+{
+	static const struct lz_rclone_options defaults = { 0 };
+	struct lz_rclone *rc;
+	char *bin;
+
+	if (opts == NULL)
+		opts = &defaults;
+	if (!lz_rclone_remote_ok(remote)) {
+		snprintf(err, errlen,
+			 "invalid rclone remote (empty, too long or with control characters)");
+		return NULL;
+	}
+	bin = find_program(opts->rclone_bin ? opts->rclone_bin : "rclone");
+	if (bin == NULL) {
+		snprintf(err, errlen, "%s not found%s",
+			 opts->rclone_bin ? opts->rclone_bin : "rclone",
+			 opts->rclone_bin && strchr(opts->rclone_bin, '/') ? "" : " in PATH");
+		return NULL;
+	}
+	rc = calloc(1, sizeof(*rc));
+	if (rc == NULL || (rc->remote = strdup(remote)) == NULL ||
+	    (rc->shown = lz_rclone_shown_remote(remote)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : DEFAULT_TIMEOUT_S;
+	rc->retries = opts->retries ? opts->retries : DEFAULT_RETRIES;
+	rc->log = (struct lz_rc_log){ .fn = opts->log, .ctx = opts->log_ctx };
+	if (random_hex(rc->user, 16) < 0 || random_hex(rc->pass, 32) < 0) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		goto fail;
+	}
+	rc->pool = lz_rc_pool_new(opts->max_parallel == 0	      ? DEFAULT_PARALLEL
+				  : opts->max_parallel > MAX_PARALLEL ? MAX_PARALLEL
+								      : opts->max_parallel);
+	if (rc->pool == NULL) {
+		snprintf(err, errlen, "cannot set up libcurl");
+		goto fail;
+	}
+	rc->rcd = lz_rcd_new(bin, rc->user, rc->pass,
+			     rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S, &rc->log,
+			     err, errlen);
+	if (rc->rcd == NULL)
+		goto fail;
+	free(bin);
+	return rc;
+fail:
+	free(bin);
+	lz_rclone_free(rc);
+	return NULL;
+}
+
+void lz_rclone_free(struct lz_rclone *rc)
+{
+	if (rc == NULL)
+		return;
+	lz_rcd_free(rc->rcd);
+	lz_rc_pool_free(rc->pool);
+	explicit_bzero(rc->pass, sizeof(rc->pass));
+	free(rc->remote);
+	free(rc->shown);
+	free(rc);
+}

@@ -1,0 +1,74 @@
+/*
+ * Internal to the rclone fetcher: one HTTP call to the rc API of the rcd
+ * child (libcurl, JSON through json-c), and the pool of connections that
+ * bounds how many run at once.
+ */
+#ifndef LAZYFS_CACHE_RCLONE_RC_H
+#define LAZYFS_CACHE_RCLONE_RC_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct lz_rc_log {
+	void (*fn)(void *ctx, int level, const char *msg);
+	void *ctx;
+};
+
+void lz_rc_logf(const struct lz_rc_log *log, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Copies S into a message: control characters become '?', the rest is cut at LEN. */
+void lz_rc_sanitize(char *dst, size_t len, const char *s);
+
+/* Where the child listens and how to get in. */
+struct lz_rc_target {
+	unsigned port;
+	const char *user;
+	const char *pass;
+};
+
+enum lz_rc_status {
+	LZ_RC_OK,	    /* 200 and a JSON object */
+	LZ_RC_NOT_FOUND,    /* 404: rclone found no such object or directory */
+	LZ_RC_REMOTE_ERROR, /* 5xx: the operation failed, perhaps for now */
+	LZ_RC_REFUSED,	    /* another 4xx: asking again will not help */
+	LZ_RC_NO_SERVER,    /* no reply, or not from our child: it died or was replaced */
+	LZ_RC_TIMEOUT,	    /* no reply in time, or a copy that stopped moving */
+	LZ_RC_BAD_REPLY,    /* a reply that is not what rclone sends */
+};
+
+/*
+ * How a copy shows it is alive: the bytes of FILE, or else the byte count of
+ * rclone's stats GROUP. The call fails with LZ_RC_TIMEOUT when neither moved
+ * for STALL_S seconds.
+ */
+struct lz_rc_watch {
+	const char *file;
+	const char *group;
+	double stall_s;
+};
+
+struct lz_rc_pool;
+struct lz_rc_slot;
+
+struct lz_rc_pool *lz_rc_pool_new(unsigned size);
+void lz_rc_pool_free(struct lz_rc_pool *pool);
+/* Waits for a free slot. */
+struct lz_rc_slot *lz_rc_slot_get(struct lz_rc_pool *pool);
+void lz_rc_slot_put(struct lz_rc_pool *pool, struct lz_rc_slot *slot);
+
+/*
+ * POSTs PARAMS to METHOD ("operations/list"). Without WATCH the whole call
+ * may take TIMEOUT_S. On LZ_RC_OK, *REPLY is the parsed object (the caller's
+ * reference); otherwise ERR says why, with rclone's own message if it gave one.
+ */
+enum lz_rc_status lz_rc_call(struct lz_rc_slot *slot, const struct lz_rc_target *target,
+			     const char *method, struct json_object *params, double timeout_s,
+			     const struct lz_rc_watch *watch, struct json_object **reply, char *err,
+			     size_t errlen);
+
+/* True when the child answers rc/noop within TIMEOUT_S: alive, not wedged. */
+bool lz_rc_ping(struct lz_rc_slot *slot, const struct lz_rc_target *target, double timeout_s);
+
+#endif

@@ -1,0 +1,475 @@
+#include "config.h"
+#include "rclone_rcd.h"
+#include "rclone_spawn.h"
+#include "../fs/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A start that failed this recently is reported again rather than retried. */
+#define START_RETRY_S 1.0
+/* How long a stopping child gets between SIGTERM and SIGKILL. */
+#define STOP_GRACE_MS 3000
+#define LINE_MAX_LEN  1024
+
+enum rcd_state { RCD_DOWN, RCD_STARTING, RCD_UP };
+
+struct lz_rcd {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	/* Guarded by lock. */
+	enum rcd_state state;
+	unsigned port;
+	unsigned generation; /* of the newest child */
+	bool want_start, stopping, thread_started, discarded;
+	pid_t pid;
+	int pidfd;
+	unsigned failed_gen; /* the newest child that never served, and when it ended */
+	double failed_at;
+	char start_error[256];
+
+	/* The supervisor's alone. */
+	pthread_t thread;
+	int wake_fd;
+	int err_fd; /* the child's stderr and stdout */
+	double start_deadline;
+	bool start_timed_out;
+	char line[LINE_MAX_LEN];
+	size_t line_len;
+	char last_line[200]; /* for the reason a start failed */
+
+	struct lz_rcd_cmd cmd;
+	double start_timeout_s;
+	struct lz_rc_log log;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void poke(struct lz_rcd *rcd)
+{
+	uint64_t one = 1;
+
+	if (write(rcd->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter is already non-zero: the supervisor will wake. */
+	}
+}
+
+struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass,
+			  double start_timeout_s, const struct lz_rc_log *log, char *err,
+			  size_t errlen)
+{
+	struct lz_rcd *rcd = calloc(1, sizeof(*rcd));
+	pthread_condattr_t attr;
+
+	if (rcd == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&rcd->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&rcd->changed, &attr);
+	pthread_condattr_destroy(&attr);
+	rcd->wake_fd = rcd->err_fd = rcd->pidfd = -1;
+	rcd->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rcd->wake_fd < 0 || lz_rcd_cmd_init(&rcd->cmd, bin, user, pass) < 0) {
+		snprintf(err, errlen, "cannot set up the rclone child: %s", strerror(errno));
+		lz_rcd_free(rcd);
+		return NULL;
+	}
+	rcd->start_timeout_s = start_timeout_s;
+	rcd->log = *log;
+	return rcd;
+}
+
+static void start_failed(struct lz_rcd *rcd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void start_failed(struct lz_rcd *rcd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rcd->start_error, sizeof(rcd->start_error), fmt, ap);
+	va_end(ap);
+	rcd->failed_gen = rcd->generation;
+	rcd->failed_at = now_s();
+}
+
+/* Spawns a child; called with the lock held, state DOWN. */
+static void spawn(struct lz_rcd *rcd)
+{
+	char why[sizeof(rcd->start_error)];
+
+	rcd->generation++;
+	rcd->discarded = false;
+	rcd->start_timed_out = false;
+	rcd->line_len = 0;
+	rcd->last_line[0] = '\0';
+	if (lz_rcd_spawn(&rcd->cmd, &rcd->pid, &rcd->pidfd, &rcd->err_fd, why, sizeof(why)) < 0) {
+		start_failed(rcd, "%s", why);
+		return;
+	}
+	rcd->state = RCD_STARTING;
+	rcd->start_deadline = now_s() + rcd->start_timeout_s;
+}
+
+/* "Serving remote control on http://127.0.0.1:PORT/": the child is ready. */
+static bool serving_line(struct lz_rcd *rcd, const char *line)
+{
+	static const char prefix[] = "Serving remote control on http://127.0.0.1:";
+	const char *p = strstr(line, prefix);
+	unsigned long port;
+	char *end;
+
+	if (p == NULL || rcd->state != RCD_STARTING)
+		return false;
+	p += sizeof(prefix) - 1;
+	if (*p < '1' || *p > '9')
+		return false;
+	errno = 0;
+	port = strtoul(p, &end, 10);
+	if (errno != 0 || port > 65535 || *end != '/')
+		return false;
+	pthread_mutex_lock(&rcd->lock);
+	rcd->state = RCD_UP;
+	rcd->port = (unsigned)port;
+	pthread_cond_broadcast(&rcd->changed);
+	pthread_mutex_unlock(&rcd->lock);
+	lz_rc_logf(&rcd->log, LZ_LOG_DEBUG, "rclone rcd (pid %d) serves on 127.0.0.1:%lu",
+		   (int)rcd->pid, port);
+	return true;
+}
+
+/* A line of rclone's log: "2024/01/02 03:04:05 LEVEL : message". */
+static void on_line(struct lz_rcd *rcd, char *line)
+{
+	static const struct {
+		const char *tag;
+		int level;
+	} levels[] = {
+		{ "CRITICAL: ", LZ_LOG_ERR }, { "ERROR : ", LZ_LOG_WARN },
+		{ "NOTICE: ", LZ_LOG_INFO },  { "INFO  : ", LZ_LOG_INFO },
+		{ "DEBUG : ", LZ_LOG_DEBUG },
+	};
+	int level = LZ_LOG_INFO;
+	char clean[LINE_MAX_LEN];
+	const char *msg = line;
+
+	if (line[0] == '\0' || serving_line(rcd, line))
+		return;
+	/* Skip the date and time. */
+	if (strlen(line) > 20 && line[4] == '/' && line[7] == '/' && line[10] == ' ' &&
+	    line[13] == ':' && line[19] == ' ')
+		msg = line + 20;
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strncmp(msg, levels[i].tag, strlen(levels[i].tag)) == 0) {
+			level = levels[i].level;
+			msg += strlen(levels[i].tag);
+			break;
+		}
+	}
+	/*
+	 * While it serves, rclone's errors are those of our calls (a missing
+	 * directory, a failing remote), which their callers report with context.
+	 */
+	if (level == LZ_LOG_WARN && rcd->state == RCD_UP)
+		level = LZ_LOG_DEBUG;
+	lz_rc_sanitize(clean, sizeof(clean), msg);
+	lz_rc_sanitize(rcd->last_line, sizeof(rcd->last_line), msg);
+	lz_rc_logf(&rcd->log, level, "rclone: %s", clean);
+}
+
+/* Reads what the child wrote; false at end of file. */
+static bool read_output(struct lz_rcd *rcd)
+{
+	char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(rcd->err_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 && errno == EAGAIN;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' || rcd->line_len == sizeof(rcd->line) - 1) {
+				rcd->line[rcd->line_len] = '\0';
+				on_line(rcd, rcd->line);
+				rcd->line_len = 0;
+				if (buf[i] == '\n')
+					continue;
+			}
+			rcd->line[rcd->line_len++] = buf[i];
+		}
+	}
+}
+
+/* The child has exited (or must be waited for): reap it and mark it gone. */
+static void reap(struct lz_rcd *rcd)
+{
+	char why[64], msg[sizeof(rcd->start_error) + 64];
+	int status = 0, level;
+	pid_t pid = rcd->pid;
+	bool stopping;
+
+	if (rcd->err_fd >= 0) {
+		read_output(rcd);
+		if (rcd->line_len > 0) {
+			rcd->line[rcd->line_len] = '\0';
+			on_line(rcd, rcd->line);
+			rcd->line_len = 0;
+		}
+	}
+	/* ECHILD: someone reaped it for us (SIGCHLD ignored); the pidfd still said it ended. */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+
+	pthread_mutex_lock(&rcd->lock);
+	if (rcd->state == RCD_STARTING) {
+		if (rcd->start_timed_out)
+			start_failed(rcd, "rclone rcd did not start within %gs",
+				     rcd->start_timeout_s);
+		else
+			start_failed(rcd, "rclone rcd %s before serving%s%s", why,
+				     rcd->last_line[0] ? ": " : "", rcd->last_line);
+		snprintf(msg, sizeof(msg), "%s", rcd->start_error);
+		level = LZ_LOG_ERR;
+	} else {
+		snprintf(msg, sizeof(msg),
+			 "rclone rcd (pid %d) %s; a new one starts on the next request", (int)pid,
+			 why);
+		level = rcd->discarded ? LZ_LOG_INFO : LZ_LOG_WARN;
+	}
+	stopping = rcd->stopping;
+	rcd->state = RCD_DOWN;
+	rcd->pid = 0;
+	close(rcd->pidfd);
+	rcd->pidfd = -1;
+	pthread_cond_broadcast(&rcd->changed);
+	pthread_mutex_unlock(&rcd->lock);
+	if (!stopping)
+		lz_rc_logf(&rcd->log, level, "%s", msg);
+	if (rcd->err_fd >= 0)
+		close(rcd->err_fd);
+	rcd->err_fd = -1;
+}
+
+/* SIGTERM, a grace period with its output still read, then SIGKILL. */
+static void stop_child(struct lz_rcd *rcd)
+{
+	double deadline = now_s() + STOP_GRACE_MS / 1000.0;
+	bool exited = false;
+
+	if (rcd->pid == 0)
+		return;
+	pidfd_send_signal(rcd->pidfd, SIGTERM, NULL, 0);
+	while (!exited) {
+		struct pollfd pfd[2] = { { .fd = rcd->pidfd, .events = POLLIN },
+					 { .fd = rcd->err_fd, .events = POLLIN } };
+		int left = (int)((deadline - now_s()) * 1000);
+
+		if (left <= 0)
+			break;
+		if (poll(pfd, 2, left) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents && !read_output(rcd)) {
+			close(rcd->err_fd);
+			rcd->err_fd = -1;
+		}
+		exited = pfd[0].revents != 0;
+	}
+	if (!exited)
+		pidfd_send_signal(rcd->pidfd, SIGKILL, NULL, 0);
+	reap(rcd);
+}
+
+static void *supervise(void *arg)
+{
+	struct lz_rcd *rcd = arg;
+
+	for (;;) {
+		struct pollfd pfd[3] = { { .fd = rcd->wake_fd, .events = POLLIN },
+					 { .fd = rcd->err_fd, .events = POLLIN },
+					 { .fd = rcd->pidfd, .events = POLLIN } };
+		int timeout = -1;
+		uint64_t count;
+
+		pthread_mutex_lock(&rcd->lock);
+		if (rcd->stopping) {
+			pthread_mutex_unlock(&rcd->lock);
+			break;
+		}
+		if (rcd->state == RCD_DOWN && rcd->want_start) {
+			rcd->want_start = false;
+			spawn(rcd);
+			pthread_cond_broadcast(&rcd->changed);
+			pthread_mutex_unlock(&rcd->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&rcd->lock);
+		/* Only this thread changes the state from STARTING. */
+		if (rcd->state == RCD_STARTING) {
+			double left = rcd->start_deadline - now_s();
+
+			if (left <= 0 && !rcd->start_timed_out) {
+				rcd->start_timed_out = true;
+				pidfd_send_signal(rcd->pidfd, SIGKILL, NULL, 0);
+			}
+			timeout = left <= 0 ? 100 : (int)(left * 1000) + 1;
+		}
+		pfd[1].fd = rcd->err_fd;
+		pfd[2].fd = rcd->pidfd;
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
+			break; /* cannot happen with valid descriptors */
+		if (pfd[0].revents && read(rcd->wake_fd, &count, sizeof(count)) < 0) {
+			/* nothing to read: fine */
+		}
+		if (pfd[1].revents && !read_output(rcd)) {
+			/* End of output: the child is exiting; the pidfd says when. */
+			close(rcd->err_fd);
+			rcd->err_fd = -1;
+		}
+		if (pfd[2].revents)
+			reap(rcd);
+	}
+	stop_child(rcd);
+	return NULL;
+}
+
+/* Starts the supervisor with all signals blocked: the process's other threads take them. */
+static int start_thread(struct lz_rcd *rcd)
+{
+	sigset_t all, old;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&rcd->thread, NULL, supervise, rcd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e == 0)
+		rcd->thread_started = true;
+	return e;
+}
+
+int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, size_t errlen)
+{
+	double deadline = now_s() + rcd->start_timeout_s + 2;
+	struct timespec ts;
+	int ret = 0;
+
+	pthread_mutex_lock(&rcd->lock);
+	if (!rcd->thread_started && (ret = start_thread(rcd)) != 0) {
+		snprintf(err, errlen, "cannot start the rclone supervisor thread: %s",
+			 strerror(ret));
+		pthread_mutex_unlock(&rcd->lock);
+		return -ret;
+	}
+	for (;;) {
+		if (rcd->stopping) {
+			snprintf(err, errlen, "the rclone fetcher is shutting down");
+			ret = -ESHUTDOWN;
+			break;
+		}
+		if (rcd->state == RCD_UP) {
+			*port = rcd->port;
+			*gen = rcd->generation;
+			break;
+		}
+		if (rcd->state == RCD_DOWN && !rcd->want_start) {
+			if (rcd->failed_gen == rcd->generation && rcd->generation != 0 &&
+			    now_s() - rcd->failed_at < START_RETRY_S) {
+				snprintf(err, errlen, "%s", rcd->start_error);
+				ret = -EIO;
+				break;
+			}
+			rcd->want_start = true;
+			poke(rcd);
+		}
+		double left = deadline - now_s();
+		if (left <= 0) {
+			snprintf(err, errlen, "rclone rcd did not start within %gs",
+				 rcd->start_timeout_s);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)left;
+		ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rcd->changed, &rcd->lock, &ts);
+	}
+	pthread_mutex_unlock(&rcd->lock);
+	return ret;
+}
+
+void lz_rcd_discard(struct lz_rcd *rcd, unsigned gen, const char *why)
+{
+	pid_t killed = 0;
+
+	pthread_mutex_lock(&rcd->lock);
+	if (gen == rcd->generation && rcd->state == RCD_UP && !rcd->discarded) {
+		rcd->discarded = true;
+		killed = rcd->pid;
+		pidfd_send_signal(rcd->pidfd, SIGKILL, NULL, 0);
+	}
+	pthread_mutex_unlock(&rcd->lock);
+	if (killed)
+		lz_rc_logf(&rcd->log, LZ_LOG_WARN, "restarting rclone rcd (pid %d): %s",
+			   (int)killed, why);
+}
+
+pid_t lz_rcd_pid(struct lz_rcd *rcd)
+{
+	pid_t pid;
+
+	pthread_mutex_lock(&rcd->lock);
+	pid = rcd->state == RCD_UP ? rcd->pid : 0;
+	pthread_mutex_unlock(&rcd->lock);
+	return pid;
+}
+
+void lz_rcd_free(struct lz_rcd *rcd)
+{
+	if (rcd == NULL)
+		return;
+	if (rcd->thread_started) {
+		pthread_mutex_lock(&rcd->lock);
+		rcd->stopping = true;
+		pthread_cond_broadcast(&rcd->changed);
+		poke(rcd);
+		pthread_mutex_unlock(&rcd->lock);
+		pthread_join(rcd->thread, NULL);
+	}
+	pthread_mutex_destroy(&rcd->lock);
+	pthread_cond_destroy(&rcd->changed);
+	if (rcd->wake_fd >= 0)
+		close(rcd->wake_fd);
+	lz_rcd_cmd_destroy(&rcd->cmd);
+	free(rcd);
+}

@@ -1,0 +1,37 @@
+/*
+ * Internal to the rclone fetcher: how the `rclone rcd` child is made. Its
+ * command line and environment are built once; each spawn forks and execs
+ * with nothing of ours but what it needs.
+ */
+#ifndef LAZYFS_CACHE_RCLONE_SPAWN_H
+#define LAZYFS_CACHE_RCLONE_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct lz_rcd_cmd {
+	char *bin;
+	char **argv;
+	char **envp;
+};
+
+/*
+ * The command for BIN (a path): `rclone rcd` on 127.0.0.1 with a port the
+ * kernel picks, auth on, no GUI, no file serving, logs on stderr; USER and
+ * PASS in its environment, which is ours as it is now minus the variables
+ * that would change those settings. -errno on failure.
+ */
+int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass);
+/* Frees the command, wiping the password's copy. */
+void lz_rcd_cmd_destroy(struct lz_rcd_cmd *cmd);
+
+/*
+ * Forks and execs CMD: its stdin is /dev/null, stdout and stderr go to *OUT
+ * (non-blocking, for the caller to read), other descriptors are closed, its
+ * signal state is reset, it leaves our process group and gets SIGTERM when
+ * the calling thread ends. 0 with *PID, *PIDFD and *OUT; -errno with WHY.
+ */
+int lz_rcd_spawn(const struct lz_rcd_cmd *cmd, pid_t *pid, int *pidfd, int *out, char *why,
+		 size_t whylen);
+
+#endif

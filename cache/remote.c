@@ -1,0 +1,473 @@
+#include "config.h"
+#include "remote.h"
+#include "rclone.h"
+#include "store.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_ERR	 0
+#define LOG_WARN 1
+
+/* A directory's entries, sorted by name, with the hashes the store checks. */
+struct listing {
+	char *dir;
+	struct lz_source_entry *entries;
+	char **hashes;
+	size_t count;
+	double fetched_at; /* CLOCK_MONOTONIC seconds; 0 = loaded from the cache */
+	bool refreshing;
+	bool stale_logged;
+	struct listing *next;
+};
+
+struct lz_remote {
+	struct lz_store *store;
+	struct lz_rclone *rclone;
+	struct lz_source source;
+	double ttl;
+	void (*log)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+	pthread_mutex_t lock; /* the listings; never held during a request */
+	pthread_cond_t refreshed;
+	struct listing *listings;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+__attribute__((format(printf, 3, 4))) static void say(struct lz_remote *r, int level,
+						      const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (r->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->log(r->log_ctx, level, msg);
+}
+
+static void listing_clear(struct listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->hashes[i]);
+	free(l->hashes);
+	free(l->entries);
+	l->hashes = NULL;
+	l->entries = NULL;
+	l->count = 0;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+	return strcmp(((const struct lz_source_entry *)a)->name,
+		      ((const struct lz_source_entry *)b)->name);
+}
+
+/* Store keys: objects and listings live in different name spaces. */
+static void object_key(char *key, size_t len, const char *path)
+{
+	snprintf(key, len, "o:%s", path);
+}
+
+static void listing_key(char *key, size_t len, const char *dir)
+{
+	snprintf(key, len, "l:%s", dir);
+}
+
+/* Sorts the fetched entries into L (taking ownership of their strings). */
+static int listing_fill(struct listing *l, struct lz_remote_entry *entries, size_t count)
+{
+	struct lz_source_entry *out = calloc(count ? count : 1, sizeof(*out));
+	char **hashes = calloc(count ? count : 1, sizeof(*hashes));
+	size_t n = 0;
+
+	if (out == NULL || hashes == NULL) {
+		free(out);
+		free(hashes);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (strlen(entries[i].name) >= sizeof(out[n].name))
+			continue;
+		strcpy(out[n].name, entries[i].name);
+		out[n].size = entries[i].size;
+		out[n].mtime = entries[i].mtime;
+		out[n].is_dir = entries[i].is_dir;
+		n++;
+	}
+	qsort(out, n, sizeof(*out), compare_entries);
+	/* Hashes follow the sorted order: look each one up again. */
+	for (size_t i = 0; i < count; i++) {
+		struct lz_source_entry key;
+		struct lz_source_entry *hit;
+		if (entries[i].hash == NULL || strlen(entries[i].name) >= sizeof(key.name))
+			continue;
+		strcpy(key.name, entries[i].name);
+		hit = bsearch(&key, out, n, sizeof(*out), compare_entries);
+		if (hit != NULL)
+			hashes[hit - out] = strdup(entries[i].hash);
+	}
+	listing_clear(l);
+	l->entries = out;
+	l->hashes = hashes;
+	l->count = n;
+	return 0;
+}
+
+/* Writes L as JSON to PATH: the listing the cache keeps for offline use. */
+static int save_listing_fetch(void *ctx, const char *tmp_path, char *err, size_t errlen)
+{
+	struct listing *l = ctx;
+	json_object *array = json_object_new_array();
+
+	for (size_t i = 0; i < l->count; i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(l->entries[i].name));
+		json_object_object_add(o, "size",
+				       json_object_new_int64((int64_t)l->entries[i].size));
+		json_object_object_add(o, "sec", json_object_new_int64(l->entries[i].mtime.tv_sec));
+		json_object_object_add(o, "nsec",
+				       json_object_new_int64(l->entries[i].mtime.tv_nsec));
+		json_object_object_add(o, "dir", json_object_new_boolean(l->entries[i].is_dir));
+		if (l->hashes[i] != NULL)
+			json_object_object_add(o, "hash", json_object_new_string(l->hashes[i]));
+		json_object_array_add(array, o);
+	}
+	int rc = json_object_to_file_ext(tmp_path, array, JSON_C_TO_STRING_PLAIN);
+	json_object_put(array);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot write listing: %s", json_util_get_last_err());
+		return -EIO;
+	}
+	return 0;
+}
+
+static void save_listing(struct lz_remote *r, struct listing *l)
+{
+	char key[LZ_STORE_KEY_MAX + 1], err[256];
+	struct lz_object_meta meta = { .size = -1 };
+	int fd;
+
+	listing_key(key, sizeof(key), l->dir);
+	lz_store_evict(r->store, key); /* replace the old copy */
+	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l, &fd, err, sizeof(err)) ==
+	    0) {
+		close(fd);
+		lz_store_release(r->store, key);
+	}
+}
+
+/* The listing the cache kept from an earlier run, into L. */
+static int load_listing(struct lz_remote *r, struct listing *l)
+{
+	char key[LZ_STORE_KEY_MAX + 1], proc[64];
+	json_object *array;
+	int fd;
+
+	listing_key(key, sizeof(key), l->dir);
+	if (lz_store_lookup(r->store, key, NULL, &fd) != 0)
+		return -ENOENT;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	array = json_object_from_file(proc);
+	close(fd);
+	lz_store_release(r->store, key);
+	if (array == NULL || !json_object_is_type(array, json_type_array)) {
+		json_object_put(array);
+		return -EIO;
+	}
+	size_t count = json_object_array_length(array);
+	struct lz_remote_entry *entries = calloc(count ? count : 1, sizeof(*entries));
+	size_t n = 0;
+	for (size_t i = 0; entries != NULL && i < count; i++) {
+		json_object *o = json_object_array_get_idx(array, i), *v;
+		if (!json_object_object_get_ex(o, "name", &v) ||
+		    !json_object_is_type(v, json_type_string))
+			continue;
+		const char *name = json_object_get_string(v);
+		if (*name == '\0' || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		entries[n].name = strdup(name);
+		if (json_object_object_get_ex(o, "size", &v))
+			entries[n].size = (uint64_t)json_object_get_int64(v);
+		if (json_object_object_get_ex(o, "sec", &v))
+			entries[n].mtime.tv_sec = json_object_get_int64(v);
+		if (json_object_object_get_ex(o, "nsec", &v))
+			entries[n].mtime.tv_nsec = (long)json_object_get_int64(v) % 1000000000L;
+		if (json_object_object_get_ex(o, "dir", &v))
+			entries[n].is_dir = json_object_get_boolean(v);
+		if (json_object_object_get_ex(o, "hash", &v) &&
+		    json_object_is_type(v, json_type_string))
+			entries[n].hash = strdup(json_object_get_string(v));
+		if (entries[n].name != NULL)
+			n++;
+	}
+	json_object_put(array);
+	if (entries == NULL)
+		return -ENOMEM;
+	int rc = listing_fill(l, entries, n);
+	for (size_t i = 0; i < n; i++) {
+		free(entries[i].name);
+		free(entries[i].hash);
+	}
+	free(entries);
+	return rc;
+}
+
+static struct listing *listing_of(struct lz_remote *r, const char *dir)
+{
+	struct listing *l;
+
+	for (l = r->listings; l != NULL; l = l->next)
+		if (strcmp(l->dir, dir) == 0)
+			return l;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->dir = strdup(dir)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	l->next = r->listings;
+	r->listings = l;
+	return l;
+}
+
+/*
+ * Refreshes DIR's listing if it is older than the TTL, once however many ask.
+ * Returns with r->lock held and *OUT set, or an error (lock released).
+ */
+static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **out)
+{
+	struct lz_remote_entry *entries;
+	size_t count;
+	char err[512];
+	struct listing *l;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	l = listing_of(r, dir);
+	if (l == NULL) {
+		pthread_mutex_unlock(&r->lock);
+		return -ENOMEM;
+	}
+	while (l->refreshing)
+		pthread_cond_wait(&r->refreshed, &r->lock);
+	if (l->entries != NULL && l->fetched_at > 0 && now() - l->fetched_at < r->ttl) {
+		*out = l;
+		return 0;
+	}
+	l->refreshing = true;
+	pthread_mutex_unlock(&r->lock);
+	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
+	pthread_mutex_lock(&r->lock);
+	if (rc == 0) {
+		rc = listing_fill(l, entries, count);
+		lz_remote_entries_free(entries, count);
+		if (rc == 0) {
+			l->fetched_at = now();
+			l->stale_logged = false;
+			/* Still marked refreshing, so nobody replaces it while it is written. */
+			pthread_mutex_unlock(&r->lock);
+			save_listing(r, l);
+			pthread_mutex_lock(&r->lock);
+			l->refreshing = false;
+			pthread_cond_broadcast(&r->refreshed);
+			*out = l;
+			return 0;
+		}
+	}
+	l->refreshing = false;
+	pthread_cond_broadcast(&r->refreshed);
+	if (rc == -ENOENT || rc == -ENOTDIR) {
+		listing_clear(l);
+		pthread_mutex_unlock(&r->lock);
+		return rc;
+	}
+	/* The remote cannot be reached: what is known keeps being served. */
+	if (l->entries == NULL && load_listing(r, l) != 0) {
+		pthread_mutex_unlock(&r->lock);
+		say(r, LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir, err);
+		return -EIO;
+	}
+	if (!l->stale_logged) {
+		l->stale_logged = true;
+		say(r, LOG_WARN, "remote listing of '%s' failed (%s); serving the last known one",
+		    dir, err);
+	}
+	*out = l;
+	return 0;
+}
+
+static int source_list(void *ctx, const char *dir, struct lz_source_entry **entries, size_t *count)
+{
+	struct lz_remote *r = ctx;
+	struct listing *l;
+	int rc = fresh_listing(r, dir, &l);
+
+	if (rc != 0)
+		return rc;
+	*entries = malloc((l->count ? l->count : 1) * sizeof(**entries));
+	if (*entries != NULL)
+		memcpy(*entries, l->entries, l->count * sizeof(**entries));
+	*count = l->count;
+	pthread_mutex_unlock(&r->lock);
+	return *entries ? 0 : -ENOMEM;
+}
+
+/* The entry and its hash (copied into HASH) under the lock. */
+static int find_entry(struct lz_remote *r, const char *dir, const char *name,
+		      struct lz_source_entry *out, char *hash, size_t hashlen)
+{
+	struct lz_source_entry key;
+	struct listing *l;
+	int rc;
+
+	if (strlen(name) >= sizeof(key.name))
+		return -ENAMETOOLONG;
+	rc = fresh_listing(r, dir, &l);
+	if (rc != 0)
+		return rc;
+	strcpy(key.name, name);
+	struct lz_source_entry *hit =
+		bsearch(&key, l->entries, l->count, sizeof(key), compare_entries);
+	if (hit != NULL) {
+		*out = *hit;
+		if (hash != NULL)
+			snprintf(hash, hashlen, "%s",
+				 l->hashes[hit - l->entries] ? l->hashes[hit - l->entries] : "");
+	}
+	pthread_mutex_unlock(&r->lock);
+	return hit ? 0 : -ENOENT;
+}
+
+static int source_lookup(void *ctx, const char *dir, const char *name, struct lz_source_entry *out)
+{
+	return find_entry(ctx, dir, name, out, NULL, 0);
+}
+
+struct copy_job {
+	struct lz_remote *r;
+	const char *path;
+};
+
+static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errlen)
+{
+	struct copy_job *job = ctx;
+	return lz_rclone_copy(job->r->rclone, job->path, tmp_path, err, errlen);
+}
+
+static int source_open(void *ctx, const char *path)
+{
+	struct lz_remote *r = ctx;
+	char dir[LZ_STORE_KEY_MAX], key[LZ_STORE_KEY_MAX + 8], err[512];
+	struct lz_object_meta meta = { .size = -1 };
+	struct lz_source_entry entry;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+	rc = find_entry(r, dir, name, &entry, meta.hash, sizeof(meta.hash));
+	if (rc != 0)
+		return rc;
+	if (entry.is_dir)
+		return -EISDIR;
+	meta.size = (int64_t)entry.size;
+	meta.mtime = entry.mtime;
+	object_key(key, sizeof(key), path);
+	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
+		return fd;
+	struct copy_job job = { r, path };
+	rc = lz_store_fill(r->store, key, &meta, fetch_object, &job, &fd, err, sizeof(err));
+	if (rc != 0) {
+		say(r, LOG_ERR, "fetch of '%s' failed: %s", path, err);
+		return rc == -ETIMEDOUT ? -EIO : rc;
+	}
+	return fd;
+}
+
+static void source_release(void *ctx, const char *path)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+
+	object_key(key, sizeof(key), path);
+	lz_store_release(r->store, key);
+}
+
+struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen)
+{
+	struct lz_remote *r = calloc(1, sizeof(*r));
+	struct lz_rclone_options ro = {
+		.timeout_s = opts->timeout,
+		.log = opts->log,
+		.log_ctx = opts->log_ctx,
+	};
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->ttl = opts->listing_ttl;
+	r->log = opts->log;
+	r->log_ctx = opts->log_ctx;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->refreshed, NULL);
+	r->store = lz_store_open(opts->cache_dir, opts->cache_size, err, errlen);
+	if (r->store == NULL) {
+		lz_remote_free(r);
+		return NULL;
+	}
+	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
+	if (r->rclone == NULL) {
+		lz_remote_free(r);
+		return NULL;
+	}
+	r->source = (struct lz_source){
+		.list = source_list,
+		.lookup = source_lookup,
+		.open = source_open,
+		.release = source_release,
+		.ctx = r,
+	};
+	return r;
+}
+
+void lz_remote_free(struct lz_remote *r)
+{
+	char err[256];
+
+	if (r == NULL)
+		return;
+	lz_rclone_free(r->rclone);
+	if (r->store != NULL)
+		lz_store_close(r->store, err, sizeof(err));
+	while (r->listings != NULL) {
+		struct listing *next = r->listings->next;
+		listing_clear(r->listings);
+		free(r->listings->dir);
+		free(r->listings);
+		r->listings = next;
+	}
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->refreshed);
+	free(r);
+}
+
+const struct lz_source *lz_remote_source(struct lz_remote *r)
+{
+	return &r->source;
+}

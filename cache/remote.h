@@ -1,0 +1,33 @@
+/*
+ * A remote tree served from the local cache: listings from rclone (trusted
+ * for listing_ttl, kept in the cache so they outlive a restart and an
+ * unreachable remote), objects fetched into the store on first open. It
+ * implements the source interface fs/ reads remote entries through; it knows
+ * nothing of FUSE.
+ */
+#ifndef LAZYFS_CACHE_REMOTE_H
+#define LAZYFS_CACHE_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../fs/source.h"
+
+struct lz_remote_options {
+	const char *remote;    /* rclone REMOTE:PATH */
+	const char *cache_dir; /* the store's directory */
+	uint64_t cache_size;   /* bytes; 0 = 90 % of the free space */
+	double listing_ttl;    /* seconds a listing is trusted */
+	double timeout;	       /* seconds without progress before a request fails */
+	void (*log)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+struct lz_remote;
+
+/* Opens the store and prepares the fetcher (nothing is started yet). NULL + ERR. */
+struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen);
+void lz_remote_free(struct lz_remote *remote);
+const struct lz_source *lz_remote_source(struct lz_remote *remote);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * Entries of a remote tree (remote_mode=objects): listed through the source,
+ * named by their path on the remote, opened as local copies the kernel then
+ * reads through passthrough. Node ids come from a hash of the path, so the
+ * same object keeps its id for the life of the mount (and across restarts).
+ */
+#include "config.h"
+#include "fs.h"
+#include "nodeid.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t path_hash(const char *path, uint64_t salt)
+{
+	uint64_t h = UINT64_C(1469598103934665603) ^ salt;
+	for (; *path; path++)
+		h = (h ^ (unsigned char)*path) * UINT64_C(1099511628211);
+	return (h & LZ_NODEID_INO_MASK) | 2; /* never 0 or the root */
+}
+
+int lz_remote_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
+		   size_t *count)
+{
+	return fs->objects->list(fs->objects->ctx, dir_path, entries, count);
+}
+
+void lz_remote_stat(const struct lz_inode *inode, struct stat *st)
+{
+	bool dir = S_ISDIR(inode->type);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = inode->nodeid;
+	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_nlink = dir ? 2 : 1;
+	st->st_size = (off_t)inode->remote_size;
+	st->st_blocks = (blkcnt_t)((inode->remote_size + 511) / 512);
+	st->st_blksize = 1 << 20;
+	st->st_mtim = inode->remote_mtime;
+	st->st_ctim = inode->remote_mtime;
+	st->st_atim = inode->remote_mtime;
+}
+
+uint64_t lz_remote_nodeid(const char *path)
+{
+	return lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, 0));
+}
+
+int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct lz_source_entry entry, *found = &entry;
+	char path[PATH_MAX];
+	int rc = fs->objects->lookup(fs->objects->ctx, dir_path, name, &entry);
+
+	if (rc < 0)
+		return rc == -ENOTDIR ? ENOENT : -rc;
+	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", dir_path, *dir_path ? "/" : "", name) >=
+	    sizeof(path))
+		return ENAMETOOLONG;
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_REMOTE,
+		.path_fd = -1,
+		.type = found->is_dir ? S_IFDIR : S_IFREG,
+		.remote_path = path,
+	};
+	struct lz_inode *inode = NULL;
+	/* A hash collision with another path moves on to the next id. */
+	for (uint64_t salt = 0; salt < 8 && inode == NULL; salt++) {
+		uint64_t nodeid = lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, salt));
+		struct lz_inode *taken = lz_inode_find(fs->inodes, nodeid);
+		bool created;
+		if (taken != NULL &&
+		    strcmp(taken->remote_path ? taken->remote_path : "", path) != 0)
+			continue;
+		inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
+		if (inode == NULL)
+			return errno;
+	}
+	if (inode == NULL)
+		return EOVERFLOW;
+	/* Objects can change on the remote: the newest listing wins. */
+	inode->remote_size = found->is_dir ? 0 : found->size;
+	inode->remote_mtime = found->mtime;
+
+	struct stat st;
+	lz_remote_stat(inode, &st);
+	memset(e, 0, sizeof(*e));
+	e->ino = inode->nodeid;
+	e->attr = st;
+	e->attr_timeout = fs->config->listing_ttl;
+	e->entry_timeout = fs->config->listing_ttl;
+	return 0;
+}
+
+int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode)
+{
+	return fs->objects->open(fs->objects->ctx, inode->remote_path);
+}
+
+void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode)
+{
+	fs->objects->release(fs->objects->ctx, inode->remote_path);
+}

@@ -1,0 +1,42 @@
+/*
+ * Remote entries as fs/ sees them: a tree it can list, and objects it can
+ * open as local files. cache/ implements this with the local store and
+ * rclone; fs/ knows nothing of either.
+ */
+#ifndef LAZYFS_SOURCE_H
+#define LAZYFS_SOURCE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct lz_source_entry {
+	char name[NAME_MAX + 1];
+	uint64_t size;
+	struct timespec mtime;
+	bool is_dir;
+};
+
+struct lz_source {
+	/*
+	 * The entries of directory DIR ("" is the top) in *ENTRIES (malloc'ed,
+	 * the caller frees it). When the remote cannot be reached, the last
+	 * known listing. 0 or -errno (-ENOENT, -ENOTDIR, -EIO).
+	 */
+	int (*list)(void *ctx, const char *dir, struct lz_source_entry **entries, size_t *count);
+	/* One entry NAME of directory DIR, from the same listing: 0, -ENOENT, -errno. */
+	int (*lookup)(void *ctx, const char *dir, const char *name, struct lz_source_entry *out);
+	/*
+	 * A readable descriptor of the local copy of object PATH, fetched first
+	 * if needed (concurrent opens of one object fetch it once). Each
+	 * successful open must be matched by one release. -errno (-ENOENT,
+	 * -EIO, -ETIMEDOUT, -ENOSPC).
+	 */
+	int (*open)(void *ctx, const char *path);
+	void (*release)(void *ctx, const char *path);
+	void *ctx;
+};
+
+#endif
