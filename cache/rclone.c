@@ -132,6 +132,9 @@ static int attempt(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot
 		*again = true;
 		return -EIO;
 	case LZ_RC_REMOTE_ERROR:
+		/* A full local disk is ours to fix (the store evicts), not worth retrying. */
+		if (strstr(why, "remaining disk space") || strstr(why, "no space left on device"))
+			return -ENOSPC;
 		*again = true;
 		return -EIO;
 	}

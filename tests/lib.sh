@@ -96,6 +96,7 @@ lz_mount() {
 	for ((i = 0; i < 200; i++)); do
 		if lz_is_lazyfs_mount "$mp"; then
 			LZ_LAST_PID=$pid
+			LZ_LAST_LOG=$log
 			stat -- "$mp" >/dev/null # waits for FUSE INIT, so its log lines are out
 			return 0
 		fi

@@ -1,0 +1,117 @@
+#!/bin/bash
+# Remote objects through a real rclone: `rclone serve http` on 127.0.0.1
+# serves a generated tree; lazyfs mounts it with remote_mode=objects. Bytes
+# and listings match (rclone itself checks, as an unmodified client of the
+# mount); cold then warm opens (warm: passthrough, no READ); 32 threads on one
+# cold object fetch it once; a missing object is ENOENT; what is cached keeps
+# being served when the remote stops answering and after a restart, while
+# uncached objects fail with EIO and a log line.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+command -v rclone >/dev/null || lz_skip "rclone missing"
+export RCLONE_CONFIG=/dev/null
+
+SRC=$LZ_TMP/srv U=$LZ_TMP/under MP=$LZ_TMP/mnt CACHE=$LZ_TMP/cache
+mkdir -p "$SRC/clips/deeper" "$U" "$MP"
+for i in 1 2 3 4 5 6; do head -c $((i * 300000 + 7)) /dev/urandom > "$SRC/clips/clip-$i.bin"; done
+head -c $((10 << 20)) /dev/urandom > "$SRC/big.bin"
+echo "unicode and spaces" > "$SRC/clips/deeper/é a file.txt"
+: > "$SRC/empty"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# No directory cache on the server: the test adds a file while it runs.
+rclone serve http "$SRC" --addr "127.0.0.1:$port" --dir-cache-time 0s 2>"$LZ_TMP/serve.log" &
+server=$!
+LZ_PIDS+=("$server")
+for ((i = 0; i < 100; i++)); do
+	curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+remote=":http\\,url='http://127.0.0.1:$port/':"
+opts="underlay=$U,remote=$remote,remote_mode=objects,cache=$CACHE,fetch_timeout=3,listing_ttl=1"
+
+lz_mount "$MP" -d -o "$opts"
+log=$LZ_LAST_LOG
+[[ $(ls "$MP/clips" | tr '\n' ' ') == "clip-1.bin clip-2.bin clip-3.bin clip-4.bin clip-5.bin clip-6.bin deeper " ]] ||
+	lz_fail "listing: $(ls "$MP/clips")"
+[[ $(stat -c %s "$MP/clips/clip-3.bin") == $(stat -c %s "$SRC/clips/clip-3.bin") ]] || lz_fail "sizes"
+lz_ok "the tree mirrors the remote's listing"
+
+rclone check "$SRC" "$MP" --one-way 2>"$LZ_TMP/check.log" || { cat "$LZ_TMP/check.log" >&2; lz_fail "rclone check"; }
+lz_ok "rclone check SOURCE MOUNT passes (rclone reading the mount unmodified)"
+
+# Warm: the second pass opens cached copies with passthrough.
+fusetrace_start "$MP"
+cat "$MP"/clips/clip-*.bin > /dev/null
+sleep 0.3
+reads=$(fusetrace_count FUSE_READ)
+fusetrace_stop
+[[ $reads -eq 0 ]] || lz_fail "warm reads of cached objects sent $reads READ requests"
+lz_ok "warm opens of cached objects: no READ reaches the daemon"
+
+# 32 threads open one cold object at once: one fetch.
+python3 - "$MP/big.bin" "$SRC/big.bin" <<'PY' || lz_fail "concurrent cold opens"
+import sys, threading
+want = open(sys.argv[2], "rb").read()
+errors = []
+def read():
+    try:
+        with open(sys.argv[1], "rb") as f:
+            if f.read() != want:
+                errors.append("wrong bytes")
+    except OSError as e:
+        errors.append(str(e))
+threads = [threading.Thread(target=read) for _ in range(32)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+if errors:
+    sys.exit("; ".join(errors))
+PY
+[[ $(grep -c "fetched 'big.bin'" "$log") -eq 1 ]] || lz_fail "big.bin fetched $(grep -c "fetched 'big.bin'" "$log") times"
+lz_ok "32 threads opening one cold object: fetched once, all read the right bytes"
+
+[[ ! -e $MP/clips/nothing.bin ]] || lz_fail "a missing object exists"
+if cat "$MP/clips/nothing.bin" 2>"$LZ_TMP/err"; then lz_fail "reading a missing object"; fi
+grep -q "No such file" "$LZ_TMP/err" || lz_fail "missing object: $(cat "$LZ_TMP/err")"
+lz_ok "a missing object is ENOENT"
+
+# The remote stops answering: cached objects still read, uncached ones fail with EIO.
+echo "arrived late" > "$SRC/clips/deeper/late.txt"
+sleep 1.1 # past listing_ttl, so the listing is fetched again and shows it
+[[ -e $MP/clips/deeper/late.txt ]] || lz_fail "a new remote object did not appear after listing_ttl"
+kill -STOP "$server"
+sleep 1.1 # past listing_ttl: listings must be refreshed, and that fails
+[[ $(md5sum < "$MP/clips/clip-2.bin") == $(md5sum < "$SRC/clips/clip-2.bin") ]] ||
+	lz_fail "a cached object is not served while the remote hangs"
+if cat "$MP/clips/deeper/late.txt" >/dev/null 2>"$LZ_TMP/err"; then
+	lz_fail "an uncached object was served while the remote hangs"
+fi
+grep -q "Input/output error" "$LZ_TMP/err" || lz_fail "uncached object: $(cat "$LZ_TMP/err")"
+grep -q "failed" "$log" || lz_fail "no log line about the failing remote"
+kill -CONT "$server"
+lz_ok "remote hangs: cached objects keep being served, an uncached one fails with EIO and a log line"
+[[ $(cat "$MP/clips/deeper/late.txt") == "arrived late" ]] || lz_fail "recovery after the remote answers again"
+lz_ok "after the remote answers again, the uncached object is fetched"
+
+# Kill rclone's rcd child: the next fetch starts a new one.
+rcd=$(sed -n 's/.*rclone rcd (pid \([0-9]*\)).*/\1/p' "$log" | tail -n1)
+[[ -n $rcd ]] && kill -KILL "$rcd"
+[[ $(md5sum < "$MP/clips/clip-6.bin") == $(md5sum < "$SRC/clips/clip-6.bin") ]] ||
+	lz_fail "fetch after the rcd child was killed"
+lz_ok "the rcd child killed: restarted, the next fetch succeeds"
+lz_umount "$MP"
+
+# Restart with the remote down: the cache (objects and listings) serves.
+kill -STOP "$server"
+lz_mount "$MP" -d -o "$opts"
+[[ $(md5sum < "$MP/clips/clip-1.bin") == $(md5sum < "$SRC/clips/clip-1.bin") ]] ||
+	lz_fail "the cache did not survive a restart"
+kill -CONT "$server"
+lz_ok "after a restart with the remote down, cached objects and listings are served"
+lz_umount "$MP"
+left=$(find "$CACHE/tmp" -mindepth 1 2>/dev/null)
+[[ -z $left ]] || lz_fail "temporary files left in the cache: $left"
+[[ $(stat -c %a "$CACHE") == 700 ]] || lz_fail "the cache directory is not 0700"
+lz_ok "no temporary file left; the cache is root-only"
+lz_done

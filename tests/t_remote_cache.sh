@@ -1,0 +1,74 @@
+#!/bin/bash
+# The cache under pressure, and remote images: a small cache_size evicts the
+# least recently used objects (never one that is open); a full cache disk (a
+# small tmpfs) makes a too-large object fail with EIO and a log line while
+# the rest keeps working; remote_mode=images fetches N.sqfs once and serves it
+# as a local image on both backends.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+command -v rclone >/dev/null || lz_skip "rclone missing"
+export RCLONE_CONFIG=/dev/null
+
+SRC=$LZ_TMP/srv U=$LZ_TMP/under MP=$LZ_TMP/mnt
+mkdir -p "$SRC/objs" "$SRC/images" "$U" "$MP" "$LZ_TMP/tiny"
+for i in 1 2 3 4 5 6 7 8; do head -c $((1 << 20)) /dev/urandom > "$SRC/objs/o$i.bin"; done
+head -c $((6 << 20)) /dev/urandom > "$SRC/objs/huge.bin"
+mkdir -p "$LZ_TMP/imgsrc/bin"
+echo "from a remote image" > "$LZ_TMP/imgsrc/bin/tool"
+mksquashfs "$LZ_TMP/imgsrc" "$SRC/images/tools.sqfs" -noappend -quiet >/dev/null
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rclone serve http "$SRC" --addr "127.0.0.1:$port" 2>"$LZ_TMP/serve.log" &
+LZ_PIDS+=("$!")
+for ((i = 0; i < 100; i++)); do
+	curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+# Quota: 3 MiB holds three 1 MiB objects; an open one survives eviction.
+CACHE=$LZ_TMP/cache
+lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/objs/':,remote_mode=objects,cache=$CACHE,cache_size=3M"
+log=$LZ_LAST_LOG
+exec {held}<"$MP/o1.bin"
+for i in 2 3 4 5 6 7 8; do
+	cmp -s "$MP/o$i.bin" "$SRC/objs/o$i.bin" || lz_fail "o$i.bin bytes"
+	sleep 0.2 # RELEASE arrives in the background: until then the object is open
+done
+used=$(find "$CACHE/objects" -type f -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }')
+(( used <= (3 << 20) + 65536 )) || lz_fail "the cache holds $used bytes, over its 3 MiB quota"
+cmp -s /dev/fd/$held "$SRC/objs/o1.bin" || lz_fail "an open object lost its bytes"
+exec {held}<&-
+cmp -s "$MP/o2.bin" "$SRC/objs/o2.bin" || lz_fail "an evicted object is not fetched again"
+[[ $(grep -c "fetched 'o2.bin'" "$log") -eq 2 ]] || lz_fail "o2.bin was not evicted and fetched again"
+lz_ok "cache_size=3M: least recently used objects are evicted and fetched again; an open one stays"
+if cat "$MP/huge.bin" >/dev/null 2>"$LZ_TMP/err"; then lz_fail "an object larger than the quota was served"; fi
+grep -q "huge.bin" "$log" || lz_fail "no log line for the object larger than the quota"
+cmp -s "$MP/o8.bin" "$SRC/objs/o8.bin" || lz_fail "the cache broke after a failed fill"
+lz_ok "an object larger than the whole cache fails with a log line; the rest keeps working"
+lz_umount "$MP"
+
+# A full cache disk: a 4 MiB tmpfs under a quota of 8 MiB, so the disk fills first.
+LZ_MOUNTS+=("$LZ_TMP/tiny")
+mount -t tmpfs -o size=4m tmpfs "$LZ_TMP/tiny"
+lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/objs/':,remote_mode=objects,cache=$LZ_TMP/tiny/cache,cache_size=8M"
+for i in 1 2 3 4 5 6; do
+	cmp -s "$MP/o$i.bin" "$SRC/objs/o$i.bin" || { cat "$LZ_LAST_LOG" >&2; df "$LZ_TMP/tiny" >&2; lz_fail "o$i.bin on a filling disk"; }
+	sleep 0.2
+done
+lz_ok "the cache disk fills before the quota: older objects are evicted and the fills retried"
+if cat "$MP/huge.bin" >/dev/null 2>"$LZ_TMP/err"; then lz_fail "a 6 MiB object fit a 4 MiB disk"; fi
+grep -q "huge.bin" "$LZ_LAST_LOG" || lz_fail "no log line for the fill that found no room"
+cmp -s "$MP/o7.bin" "$SRC/objs/o7.bin" || lz_fail "o7.bin after a fill found no room"
+lz_ok "an object the disk cannot hold fails with $(sed 's/.*: //' "$LZ_TMP/err") and a log line; nothing else breaks"
+lz_umount "$MP"
+umount "$LZ_TMP/tiny"
+
+# Remote images, both backends.
+for backend in kernel squashfuse; do
+	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$LZ_TMP/icache"
+	[[ $(ls "$MP") == tools ]] || lz_fail "$backend: remote image listing: $(ls "$MP")"
+	[[ $(cat "$MP/tools/bin/tool") == "from a remote image" ]] || lz_fail "$backend: remote image content"
+	lz_ok "$backend: remote_mode=images serves tools.sqfs from the remote as the entry tools"
+	lz_umount "$MP"
+done
+[[ $(lz_image_loops "$LZ_TMP/icache") -eq 0 ]] || lz_fail "loop devices left on cached images"
+lz_done
