@@ -110,6 +110,49 @@ static void test_images(void)
 	lz_config_free(&cfg);
 }
 
+static void test_remote(void)
+{
+	struct lz_config cfg;
+	uint64_t size;
+
+	CHECK(PARSE(&cfg, "-o", "remote=:http\\,url='http://127.0.0.1:1/':,remote_mode=objects",
+		    "/m") == 0);
+	CHECK_STR(cfg.remote, ":http,url='http://127.0.0.1:1/':");
+	CHECK(cfg.remote_objects);
+	CHECK_STR(cfg.cache, "/var/cache/lazyfs");
+	CHECK(cfg.cache_size == 0 && cfg.listing_ttl == 60.0 && cfg.fetch_timeout == 30.0);
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "remote=media:clips,cache=/c,cache_size=20G,listing_ttl=5", "/m") ==
+	      0);
+	CHECK(!cfg.remote_objects && cfg.cache_size == (UINT64_C(20) << 30));
+	CHECK_STR(cfg.cache, "/c");
+	lz_config_free(&cfg);
+
+	CHECK(PARSE(&cfg, "-o", "remote=nocolon", "/m") == -1);
+	CHECK(strstr(cfg.error, "not REMOTE:PATH") != NULL);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "remote=r:p,remote_mode=streams", "/m") == -1);
+	CHECK(strstr(cfg.error, "remote_mode: 'streams'") != NULL);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "cache_size=lots", "/m") == -1);
+	CHECK(strstr(cfg.error, "cache_size: 'lots'") != NULL);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "fetch_timeout=0", "/m") == -1);
+	lz_config_free(&cfg);
+
+	CHECK(lz_parse_size("4096", &size) == 0 && size == 4096);
+	CHECK(lz_parse_size("512M", &size) == 0 && size == (UINT64_C(512) << 20));
+	CHECK(lz_parse_size("3k", &size) == 0 && size == 3072);
+	CHECK(lz_parse_size("2T", &size) == 0 && size == (UINT64_C(2) << 40));
+	CHECK(lz_parse_size("", &size) == -1);
+	CHECK(lz_parse_size("-1G", &size) == -1);
+	CHECK(lz_parse_size("1.5G", &size) == -1);
+	CHECK(lz_parse_size("1GB", &size) == -1);
+	CHECK(lz_parse_size("99999999999999999999", &size) == -1);
+	CHECK(lz_parse_size("17179869184G", &size) == -1);
+}
+
 static void test_errors(void)
 {
 	struct lz_config cfg;
@@ -135,8 +178,7 @@ static void test_errors(void)
 		lz_config_free(&cfg);
 	}
 
-	char *not_yet[] = { "remote=r:p", "remote_mode=objects", "cache=/c", "cache_size=1G",
-			    "bpf=on" };
+	char *not_yet[] = { "bpf=on", "bpf=off" };
 	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
 		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
 		CHECK(strstr(cfg.error, "is not implemented") != NULL);
@@ -156,5 +198,6 @@ int main(void)
 	test_flags();
 	test_errors();
 	test_images();
+	test_remote();
 	return unit_finish("test_options");
 }
