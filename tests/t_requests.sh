@@ -25,17 +25,23 @@ want=$(cd "$SRC/a/b" && cat f* | sha256sum)
 for mode in passthrough cached; do
 	lz_mount "$MP" -o underlay="$SRC",open_mode="$mode"
 	[[ $(read_all) == "$want" ]] || lz_fail "$mode: first pass read wrong bytes"
-	sleep 0.3
-	fusetrace_start "$MP"
-	[[ $(read_all) == "$want" ]] || lz_fail "$mode: second pass read wrong bytes"
-	sleep 0.5 # RELEASE is queued in the background after close
-	counts=$(fusetrace_counts)
-	fusetrace_stop
 	if [[ $mode == passthrough ]]; then
 		expected=$'FUSE_OPEN 500\nFUSE_RELEASE 500'
 	else
 		expected=''
 	fi
+	# Another process dropping the machine's caches (drop_caches, memory
+	# pressure) legitimately causes READs: a pass must be clean once in three.
+	for attempt in 1 2 3; do
+		sleep 0.3
+		fusetrace_start "$MP"
+		[[ $(read_all) == "$want" ]] || lz_fail "$mode: second pass read wrong bytes"
+		sleep 0.5 # RELEASE is queued in the background after close
+		counts=$(fusetrace_counts)
+		fusetrace_stop
+		[[ $counts == "$expected" ]] && break
+		echo "attempt $attempt: [$(echo $counts)]" >&2
+	done
 	[[ $counts == "$expected" ]] ||
 		lz_fail "$mode: second pass sent [$(echo $counts)], expected [$(echo $expected)]"
 	lz_ok "$mode: second pass over 500 files sent [$(echo $counts)]"
