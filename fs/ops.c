@@ -175,11 +175,23 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 	struct lz_image *image;
 	struct lz_image_root root;
 
+	int err;
+
 	if (lz_images_resolve(fs->images, ref, &image, &root) < 0)
 		return ENOENT;
 	if (root.sqfs != NULL)
-		return lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
-	return enter(fs, root.fd, image, NULL, e);
+		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
+	else
+		err = enter(fs, root.fd, image, NULL, e);
+	/*
+	 * In open_mode=cached the daemon sees no opens or reads: a short entry
+	 * timeout on the image's root makes path walks through it look it up
+	 * again now and then, which is how an image in use shows it is not idle.
+	 */
+	double idle = fs->config->idle_timeout;
+	if (err == 0 && idle > 0 && atomic_load(&fs->no_open) && e->entry_timeout > idle / 2)
+		e->entry_timeout = idle / 2;
+	return err;
 }
 
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
