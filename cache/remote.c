@@ -17,6 +17,9 @@
 #define LOG_WARN  1
 #define LOG_DEBUG 3 /* the levels of fs/log.h */
 
+/* After a failed listing, the remote is asked again after the TTL, or this. */
+#define RETRY_AFTER_S 10.0
+
 /* A directory's entries, sorted by name, with the hashes the store checks. */
 struct listing {
 	char *dir;
@@ -24,6 +27,7 @@ struct listing {
 	char **hashes;
 	size_t count;
 	double fetched_at; /* CLOCK_MONOTONIC seconds; 0 = loaded from the cache */
+	double failed_at;  /* last failed refresh: the remote is not asked again for a while */
 	bool refreshing;
 	bool stale_logged;
 	struct listing *next;
@@ -270,6 +274,19 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		*out = l;
 		return 0;
 	}
+	/*
+	 * The remote failed lately: answer from what is known (or fail) at once,
+	 * instead of making every lookup and open wait for the timeout again.
+	 */
+	if (l->failed_at > 0 &&
+	    now() - l->failed_at < (r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
+		if (l->entries == NULL) {
+			pthread_mutex_unlock(&r->lock);
+			return -EIO;
+		}
+		*out = l;
+		return 0;
+	}
 	l->refreshing = true;
 	pthread_mutex_unlock(&r->lock);
 	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
@@ -279,6 +296,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		lz_remote_entries_free(entries, count);
 		if (rc == 0) {
 			l->fetched_at = now();
+			l->failed_at = 0;
 			l->stale_logged = false;
 			/* Still marked refreshing, so nobody replaces it while it is written. */
 			pthread_mutex_unlock(&r->lock);
@@ -298,6 +316,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		return rc;
 	}
 	/* The remote cannot be reached: what is known keeps being served. */
+	l->failed_at = now();
 	if (l->entries == NULL && load_listing(r, l) != 0) {
 		pthread_mutex_unlock(&r->lock);
 		say(r, LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir, err);
