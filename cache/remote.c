@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_ERR	  0
@@ -433,6 +434,20 @@ static void source_release(void *ctx, const char *path)
 	lz_store_release(r->store, key);
 }
 
+/* Creates the parents of DIR (the store creates DIR itself, root-only). */
+static void make_parents(const char *dir)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return;
+	for (char *p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		mkdir(path, 0755); /* EEXIST is the common case; the store reports real failures */
+		*p = '/';
+	}
+}
+
 struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen)
 {
 	struct lz_remote *r = calloc(1, sizeof(*r));
@@ -451,6 +466,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	r->log_ctx = opts->log_ctx;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->refreshed, NULL);
+	make_parents(opts->cache_dir);
 	r->store = lz_store_open(opts->cache_dir, opts->cache_size, err, errlen);
 	if (r->store == NULL) {
 		lz_remote_free(r);

@@ -25,7 +25,7 @@ for ((i = 0; i < 100; i++)); do
 done
 
 # Quota: 3 MiB holds three 1 MiB objects; an open one survives eviction.
-CACHE=$LZ_TMP/cache
+CACHE=$LZ_TMP/not/yet/there/cache # parents are created
 lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/objs/':,remote_mode=objects,cache=$CACHE,cache_size=3M"
 log=$LZ_LAST_LOG
 exec {held}<"$MP/o1.bin"
