@@ -17,15 +17,8 @@ for i in 1 2 3 4 5 6; do head -c $((i * 300000 + 7)) /dev/urandom > "$SRC/clips/
 head -c $((10 << 20)) /dev/urandom > "$SRC/big.bin"
 echo "unicode and spaces" > "$SRC/clips/deeper/é a file.txt"
 : > "$SRC/empty"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# No directory cache on the server: the test adds a file while it runs.
-rclone serve http "$SRC" --addr "127.0.0.1:$port" --dir-cache-time 0s 2>"$LZ_TMP/serve.log" &
-server=$!
-LZ_PIDS+=("$server")
-for ((i = 0; i < 100; i++)); do
-	curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+lz_serve_http "$SRC"
+port=$LZ_HTTP_PORT server=$LZ_HTTP_PID
 remote=":http\\,url='http://127.0.0.1:$port/':"
 opts="underlay=$U,remote=$remote,remote_mode=objects,cache=$CACHE,fetch_timeout=3,listing_ttl=1"
 

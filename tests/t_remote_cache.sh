@@ -16,13 +16,8 @@ head -c $((6 << 20)) /dev/urandom > "$SRC/objs/huge.bin"
 mkdir -p "$LZ_TMP/imgsrc/bin"
 echo "from a remote image" > "$LZ_TMP/imgsrc/bin/tool"
 mksquashfs "$LZ_TMP/imgsrc" "$SRC/images/tools.sqfs" -noappend -quiet >/dev/null
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-rclone serve http "$SRC" --addr "127.0.0.1:$port" 2>"$LZ_TMP/serve.log" &
-LZ_PIDS+=("$!")
-for ((i = 0; i < 100; i++)); do
-	curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+lz_serve_http "$SRC"
+port=$LZ_HTTP_PORT
 
 # Quota: 3 MiB holds three 1 MiB objects; an open one survives eviction.
 CACHE=$LZ_TMP/not/yet/there/cache # parents are created
