@@ -231,15 +231,33 @@ bool lz_images_has(struct lz_images *images, const char *name)
 	return true;
 }
 
+static struct lz_image *find_locked(struct lz_images *images, const char *name, unsigned b)
+{
+	struct lz_image *image;
+
+	for (image = images->buckets[b]; image != NULL; image = image->next)
+		if (strcmp(image->name, name) == 0)
+			break;
+	return image;
+}
+
+static struct lz_image *find(struct lz_images *images, const char *name)
+{
+	struct lz_image *image;
+
+	pthread_mutex_lock(&images->lock);
+	image = find_locked(images, name, hash_name(name));
+	pthread_mutex_unlock(&images->lock);
+	return image;
+}
+
 static struct lz_image *find_or_add(struct lz_images *images, const char *name)
 {
 	unsigned b = hash_name(name);
 	struct lz_image *image;
 
 	pthread_mutex_lock(&images->lock);
-	for (image = images->buckets[b]; image != NULL; image = image->next)
-		if (strcmp(image->name, name) == 0)
-			break;
+	image = find_locked(images, name, b);
 	if (image == NULL && (image = calloc(1, sizeof(*image))) != NULL) {
 		image->name = strdup(name);
 		if (image->name == NULL) {
@@ -312,6 +330,28 @@ static int remember_ref(struct lz_image *image, const struct lz_image_ref *ref)
 	return 0;
 }
 
+/* Hands out a new reference on a READY image's root; releases image->lock. */
+static int hand_out(struct lz_image *image, struct lz_image **out, struct lz_image_root *root)
+{
+	int fd = 0;
+
+	root->fd = -1;
+	root->sqfs = image->sqfs;
+	if (image->sqfs != NULL) {
+		lz_sqfs_image_get(image->sqfs);
+	} else {
+		fd = openat(image->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+		root->fd = fd;
+	}
+	pthread_mutex_unlock(&image->lock);
+	if (fd < 0)
+		return fd;
+	lz_image_touch(image);
+	*out = image;
+	return 0;
+}
+
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **out, struct lz_image_root *root)
 {
@@ -320,8 +360,21 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	struct lz_image_root opened;
 	struct stat st;
 	bool keep_source_ref = false;
-	int file_fd, fd, rc;
+	int file_fd, rc;
 
+	/*
+	 * A ready image is served as it is until it expires or a reload finds
+	 * its file replaced: its file is not opened again on every lookup.
+	 */
+	image = find(images, ref->key);
+	if (image != NULL) {
+		pthread_mutex_lock(&image->lock);
+		if (image->state == LZ_IMAGE_READY &&
+		    (ref->path == NULL || (image->path && strcmp(ref->path, image->path) == 0)) &&
+		    remember_ref(image, ref) == 0)
+			return hand_out(image, out, root);
+		pthread_mutex_unlock(&image->lock);
+	}
 	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
 	if (file_fd < 0 && ref->path == NULL)
 		return file_fd; /* most names are simply not images: keep no record of them */
@@ -389,22 +442,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		pthread_mutex_unlock(&image->lock);
 		return -EIO;
 	}
-	root->fd = -1;
-	root->sqfs = image->sqfs;
-	if (image->sqfs != NULL) {
-		lz_sqfs_image_get(image->sqfs);
-		fd = 0;
-	} else {
-		fd = openat(image->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		fd = fd < 0 ? -errno : fd;
-		root->fd = fd;
-	}
-	pthread_mutex_unlock(&image->lock);
-	if (fd >= 0) {
-		lz_image_touch(image);
-		*out = image;
-	}
-	return fd < 0 ? fd : 0;
+	return hand_out(image, out, root);
 }
 
 void lz_image_touch(struct lz_image *image)
