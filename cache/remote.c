@@ -95,7 +95,28 @@ static void listing_key(char *key, size_t len, const char *dir)
 	snprintf(key, len, "l:%s", dir);
 }
 
-/* Sorts the fetched entries into L (taking ownership of their strings). */
+static bool same_string(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Entries are zero-filled past their names, so whole structs compare. */
+static bool same_listing(const struct listing *l, const struct lz_source_entry *entries,
+			 char *const *hashes, size_t count)
+{
+	if (l->entries == NULL || l->count != count ||
+	    memcmp(l->entries, entries, count * sizeof(*entries)) != 0)
+		return false;
+	for (size_t i = 0; i < count; i++)
+		if (!same_string(l->hashes[i], hashes[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Sorts the fetched entries into L (copying their strings): 1 when that
+ * changed the listing, 0 when it is the same, -errno.
+ */
 static int listing_fill(struct listing *l, struct lz_remote_entry *entries, size_t count)
 {
 	struct lz_source_entry *out = calloc(count ? count : 1, sizeof(*out));
@@ -128,11 +149,12 @@ static int listing_fill(struct listing *l, struct lz_remote_entry *entries, size
 		if (hit != NULL)
 			hashes[hit - out] = strdup(entries[i].hash);
 	}
+	bool same = same_listing(l, out, hashes, n);
 	listing_clear(l);
 	l->entries = out;
 	l->hashes = hashes;
 	l->count = n;
-	return 0;
+	return same ? 0 : 1;
 }
 
 /* Writes L as JSON to PATH: the listing the cache keeps for offline use. */
@@ -231,7 +253,7 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 		free(entries[i].hash);
 	}
 	free(entries);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static struct listing *listing_of(struct lz_remote *r, const char *dir)
@@ -295,14 +317,20 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	if (rc == 0) {
 		rc = listing_fill(l, entries, count);
 		lz_remote_entries_free(entries, count);
-		if (rc == 0) {
+		if (rc >= 0) {
 			l->fetched_at = now();
 			l->failed_at = 0;
 			l->stale_logged = false;
-			/* Still marked refreshing, so nobody replaces it while it is written. */
-			pthread_mutex_unlock(&r->lock);
-			save_listing(r, l);
-			pthread_mutex_lock(&r->lock);
+			/*
+			 * Kept for offline use only when it changed: the write
+			 * fsyncs, and it sits in the LOOKUP or OPEN that refreshed.
+			 * Still marked refreshing, so nobody replaces it meanwhile.
+			 */
+			if (rc == 1) {
+				pthread_mutex_unlock(&r->lock);
+				save_listing(r, l);
+				pthread_mutex_lock(&r->lock);
+			}
 			l->refreshing = false;
 			pthread_cond_broadcast(&r->refreshed);
 			*out = l;
