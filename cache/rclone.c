@@ -239,6 +239,19 @@ static int start_listing(struct lz_rclone *rc, struct call *c, char *err, size_t
 	return 0;
 }
 
+/* Sends a list or stat call; 0 with *REPLY to free, or -errno. */
+static int call_listing(struct lz_rclone *rc, struct call *c, struct json_object **reply, char *err,
+			size_t errlen)
+{
+	int ret = start_listing(rc, c, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	ret = call_rc(rc, c, reply, err, errlen);
+	json_object_put(c->params);
+	return ret;
+}
+
 int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
 		   size_t *count, char *err, size_t errlen)
 {
@@ -250,11 +263,7 @@ int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry
 
 	*entries = NULL;
 	*count = 0;
-	if ((ret = start_listing(rc, &c, err, errlen)) < 0)
-		return ret;
-	ret = call_rc(rc, &c, &reply, err, errlen);
-	json_object_put(c.params);
-	if (ret < 0)
+	if ((ret = call_listing(rc, &c, &reply, err, errlen)) < 0)
 		return ret;
 	if (!json_object_object_get_ex(reply, "list", &list) ||
 	    !json_object_is_type(list, json_type_array)) {
@@ -314,11 +323,7 @@ int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_remote_entr
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((ret = start_listing(rc, &c, err, errlen)) < 0)
-		return ret;
-	ret = call_rc(rc, &c, &reply, err, errlen);
-	json_object_put(c.params);
-	if (ret < 0)
+	if ((ret = call_listing(rc, &c, &reply, err, errlen)) < 0)
 		return ret;
 	if (!json_object_object_get_ex(reply, "item", &item)) {
 		fail(err, errlen, rc, &c, "bad reply: no \"item\"", 1);

@@ -60,19 +60,6 @@ static void test_log(void *ctx, int level, const char *msg)
 	pthread_mutex_unlock(&log_lock);
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;

@@ -47,19 +47,6 @@ static void fill_random(char *buf, size_t len)
 		buf[i] = (char)(rnd() >> 56);
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 /* Whole contents of PATH (malloc'd, *LEN set), NULL on error. */
 static char *slurp(const char *path, size_t *len)
 {

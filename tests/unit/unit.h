@@ -2,7 +2,9 @@
 #ifndef LAZYFS_UNIT_H
 #define LAZYFS_UNIT_H
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int unit_failures;
@@ -18,6 +20,19 @@ static int unit_checks;
 	} while (0)
 
 #define CHECK_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
+
+/* asprintf that cannot fail: a test has nothing better to do than stop. */
+__attribute__((format(printf, 1, 2), unused)) static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
 
 static inline int unit_finish(const char *name)
 {
