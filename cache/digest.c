@@ -30,6 +30,13 @@ static const EVP_MD *checkable(const char *hash, const char **hex)
 	return strlen(*hex) == want ? md : NULL;
 }
 
+bool lz_digest_checkable(const char *hash)
+{
+	const char *hex;
+
+	return checkable(hash, &hex) != NULL;
+}
+
 int lz_digest_fd(int fd, const char *hash, uint32_t *crc, char *err, size_t errlen)
 {
 	const char *hex = NULL;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,11 +16,12 @@
 /* Beyond the data: the xattr, a directory entry, filesystem metadata. */
 #define SLACK (16 * 1024)
 
-/* One fill, run without the store's lock. */
+/* One fill, run without the store's lock; then, once checked, its publication. */
 struct fill {
 	struct lz_store *s;
-	struct lz_entry *e; /* held by the caller: its key and slot stay put */
-	const struct lz_object_meta *meta;
+	struct lz_entry *e;	    /* held by the caller: its key and slot stay put */
+	struct lz_object_meta meta; /* a copy: publication outlives the caller's */
+	char *key_copy;		    /* for the log line after the entry may be gone */
 	lz_store_fetch_fn *fetch;
 	void *ctx;
 	char tmpname[48];	 /* its directory under tmp/ */
@@ -27,9 +30,11 @@ struct fill {
 	int tmpdir_fd, fd;
 	int64_t size;
 	uint32_t crc;
-	uint64_t reserved; /* quota bytes reserved for it */
-	bool retried;	   /* the one retry after a full disk is spent */
-	uint64_t freed;	   /* bytes that retry evicted */
+	bool crc_done;		  /* computed while checking the remote's hash */
+	struct lz_flight *flight; /* publication: holds fd, and a reference for us */
+	uint64_t reserved;	  /* quota bytes reserved for it */
+	bool retried;		  /* the one retry after a full disk is spent */
+	uint64_t freed;		  /* bytes that retry evicted */
 	char *err;
 	size_t errlen;
 };
@@ -126,7 +131,7 @@ static int run_fetch(struct fill *f)
 /* Opens what the fetch wrote and checks it is the object META describes. */
 static int verify(struct fill *f)
 {
-	const struct lz_object_meta *meta = f->meta;
+	const struct lz_object_meta *meta = &f->meta;
 	struct stat st;
 	int rc;
 
@@ -151,9 +156,19 @@ static int verify(struct fill *f)
 		return -EIO;
 	}
 	f->size = st.st_size;
-	rc = lz_digest_fd(f->fd, meta->hash, &f->crc, f->err, f->errlen);
-	if (rc < 0 || meta->size >= 0)
-		return rc;
+	/*
+	 * A hash the remote gave is checked before anyone reads the data. Without
+	 * one the CRC checks nothing yet (it is kept to check the copy later), so
+	 * it is left to the publication, off the open's path.
+	 */
+	if (lz_digest_checkable(meta->hash)) {
+		rc = lz_digest_fd(f->fd, meta->hash, &f->crc, f->err, f->errlen);
+		if (rc < 0)
+			return rc;
+		f->crc_done = true;
+	}
+	if (meta->size >= 0)
+		return 0;
 	/* The size was unknown, so the room could only be made now. */
 	pthread_mutex_lock(&f->s->lock);
 	f->s->reserved -= f->reserved;
@@ -178,8 +193,8 @@ static void label(struct fill *f)
 		.keylen = f->e->keylen,
 		.slot = f->e->slot,
 		.size = f->size,
-		.mtime = f->meta->mtime,
-		.hash = f->meta->hash,
+		.mtime = f->meta.mtime,
+		.hash = f->meta.hash,
 		.crc = f->crc,
 		.atime = lz_now(),
 	};
@@ -219,7 +234,7 @@ static int publish(struct fill *f)
 	return 0;
 }
 
-static int run(struct fill *f)
+static int fetch_and_check(struct fill *f)
 {
 	struct stat st;
 	uint64_t want;
@@ -231,7 +246,7 @@ again:
 		if (!no_space(rc))
 			return rc;
 		/* Unknown size: guess from what fit before the disk filled. */
-		want = f->meta->size >= 0 ? (uint64_t)f->meta->size : 0;
+		want = f->meta.size >= 0 ? (uint64_t)f->meta.size : 0;
 		if (want == 0 && fstatat(f->tmpdir_fd, "data", &st, AT_SYMLINK_NOFOLLOW) == 0)
 			want = (uint64_t)st.st_size + (uint64_t)st.st_size / 2;
 		lz_remove_tree(f->tmpdir_fd);
@@ -239,20 +254,26 @@ again:
 			goto again;
 		return no_space_error(f, rc, "fetching", want);
 	}
-	rc = verify(f);
-	if (rc < 0)
-		return rc;
+	return verify(f);
+}
+
+/* Makes the checked file durable and renames it into place (no lock held). */
+static int make_durable(struct fill *f)
+{
+	int rc;
+
+	if (!f->crc_done) {
+		rc = lz_digest_fd(f->fd, NULL, &f->crc, f->err, f->errlen);
+		if (rc < 0)
+			return rc;
+	}
 	label(f);
 	if (fsync(f->fd) < 0) {
 		rc = -errno;
-		close(f->fd);
-		f->fd = -1;
-		/* After failed writeback the page cache may not hold what was checked: refetch. */
-		if (no_space(rc) && !f->retried) {
-			lz_remove_tree(f->tmpdir_fd);
-			if (make_space(f, rc, (uint64_t)f->size))
-				goto again;
-		}
+		/*
+		 * Readers keep the pages they have; the copy is not published, so the
+		 * next fill fetches the object again.
+		 */
 		if (no_space(rc))
 			return no_space_error(f, rc, "writing", (uint64_t)f->size);
 		lz_seterr(f->err, f->errlen, "fsync of the fetched file: %s", strerror(-rc));
@@ -261,13 +282,110 @@ again:
 	return publish(f);
 }
 
+static void remove_tmpdir(struct fill *f)
+{
+	if (f->tmpdir_fd < 0)
+		return;
+	lz_remove_tree(f->tmpdir_fd);
+	close(f->tmpdir_fd);
+	f->tmpdir_fd = -1;
+	unlinkat(f->s->tmp_fd, f->tmpname, AT_REMOVEDIR);
+}
+
+void lz_flight_put(struct lz_flight *flight)
+{
+	if (--flight->refs > 0)
+		return;
+	if (flight->fd >= 0)
+		close(flight->fd);
+	free(flight);
+}
+
+int lz_reopen_fd(int fd)
+{
+	char path[32];
+	int nfd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Without /proc a duplicate does: readers of the store use pread. */
+	if (nfd < 0)
+		nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return nfd < 0 ? -errno : nfd;
+}
+
+/* The publication of a SETTLING entry, from start to its outcome on the books. */
+static void settle(struct fill *f)
+{
+	struct lz_store *s = f->s;
+	struct lz_entry *e = f->e;
+	char err[LZ_ERR_MAX] = "", key[96];
+	int rc;
+
+	f->err = err;
+	f->errlen = sizeof(err);
+	rc = make_durable(f);
+	remove_tmpdir(f);
+	pthread_mutex_lock(&s->lock);
+	s->reserved -= f->reserved;
+	e->flight = NULL;
+	if (rc == 0) {
+		e->crc = f->crc;
+		e->atime = lz_now();
+		e->state = LZ_READY;
+		lz_entry_published(s, e);
+		s->stats.fills++;
+	} else {
+		e->state = LZ_ABSENT;
+		s->stats.publish_failures++;
+	}
+	lz_flight_put(f->flight);
+	e->holds--;
+	lz_entry_maybe_free(s, e);
+	s->settling--;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0 && s->log != NULL) {
+		char line[LZ_ERR_MAX + 160];
+
+		snprintf(line, sizeof(line), "cache: %s was served but not kept: %s",
+			 lz_key_show(f->key_copy, key, sizeof(key)), err);
+		s->log(s->log_ctx, 1, line); /* a warning: nothing was lost but time */
+	}
+	free(f->key_copy);
+	free(f);
+}
+
+static void *settle_thread(void *arg)
+{
+	settle(arg);
+	return NULL;
+}
+
+void lz_settle_wait(struct lz_store *s)
+{
+	while (s->settling > 0)
+		pthread_cond_wait(&s->changed, &s->lock);
+}
+
 int lz_fill_run(struct lz_store *s, struct lz_entry *e, const struct lz_object_meta *meta,
 		lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen)
 {
-	struct fill f = {
+	struct fill *f = calloc(1, sizeof(*f));
+	char *hash = NULL;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rc = 0;
+
+	if (f == NULL) {
+		lz_seterr(err, errlen, "out of memory");
+		e->state = LZ_ABSENT;
+		return -ENOMEM;
+	}
+	*f = (struct fill){
 		.s = s,
 		.e = e,
-		.meta = meta,
+		.meta = *meta,
 		.fetch = fetch,
 		.ctx = ctx,
 		.tmpdir_fd = -1,
@@ -275,18 +393,15 @@ int lz_fill_run(struct lz_store *s, struct lz_entry *e, const struct lz_object_m
 		.err = err,
 		.errlen = errlen,
 	};
-	char *hash = NULL;
-	int rc = 0;
-
 	if (meta->size >= 0) {
 		/* Known size: room first, so the download does not fill the disk itself. */
 		rc = lz_store_reserve(s, (uint64_t)meta->size, err, errlen);
-		f.reserved = rc == 0 ? (uint64_t)meta->size : 0;
+		f->reserved = rc == 0 ? (uint64_t)meta->size : 0;
 	}
-	snprintf(f.tmpname, sizeof(f.tmpname), "f%ld-%llu", (long)getpid(),
+	snprintf(f->tmpname, sizeof(f->tmpname), "f%ld-%llu", (long)getpid(),
 		 (unsigned long long)++s->tmp_seq);
-	if (rc == 0 && (size_t)snprintf(f.tmp_path, sizeof(f.tmp_path), "%s/tmp/%s/data", s->dir,
-					f.tmpname) >= sizeof(f.tmp_path)) {
+	if (rc == 0 && (size_t)snprintf(f->tmp_path, sizeof(f->tmp_path), "%s/tmp/%s/data", s->dir,
+					f->tmpname) >= sizeof(f->tmp_path)) {
 		lz_seterr(err, errlen, "cache directory path too long");
 		rc = -ENAMETOOLONG;
 	}
@@ -294,39 +409,62 @@ int lz_fill_run(struct lz_store *s, struct lz_entry *e, const struct lz_object_m
 		lz_seterr(err, errlen, "out of memory");
 		rc = -ENOMEM;
 	}
-	lz_entry_path(e, f.obj_path);
+	if (rc == 0 && (f->key_copy = strdup(e->key)) == NULL) {
+		lz_seterr(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	lz_entry_path(e, f->obj_path);
 	if (rc == 0) {
 		pthread_mutex_unlock(&s->lock);
-		rc = run(&f);
-		if (f.tmpdir_fd >= 0) {
-			lz_remove_tree(f.tmpdir_fd);
-			close(f.tmpdir_fd);
-			unlinkat(s->tmp_fd, f.tmpname, AT_REMOVEDIR);
+		rc = fetch_and_check(f);
+		if (rc == 0) {
+			*fd = lz_reopen_fd(f->fd);
+			if (*fd < 0) {
+				rc = *fd;
+				lz_seterr(err, errlen, "reopening the fetched file: %s",
+					  strerror(-rc));
+			}
 		}
-		if (rc < 0 && f.fd >= 0)
-			close(f.fd);
+		if (rc < 0) {
+			remove_tmpdir(f);
+			if (f->fd >= 0)
+				close(f->fd);
+		}
 		pthread_mutex_lock(&s->lock);
 	}
-	s->reserved -= f.reserved;
 	if (rc < 0) {
+		s->reserved -= f->reserved;
 		free(hash);
+		free(f->key_copy);
+		free(f);
 		e->state = LZ_ABSENT;
 		s->stats.fill_failures++;
 		return rc;
 	}
 	free(e->hash);
 	e->hash = hash;
-	e->size = f.size;
+	e->size = f->size;
 	e->mtime = meta->mtime;
-	e->crc = f.crc;
-	e->atime = lz_now();
 	e->gen++;
-	e->state = LZ_READY;
-	lz_entry_published(s, e);
+	e->state = LZ_SETTLING;
+	/* The flight owns the file now: waiters reopen it, the publication uses it. */
+	f->flight = e->flight;
+	f->flight->fd = f->fd;
+	f->flight->gen = e->gen;
+	f->flight->refs++;
+	e->holds++;
+	s->settling++;
 	/* The filler and every waiter each leave with an open reference. */
 	for (unsigned i = 0; i <= e->flight->waiters; i++)
 		lz_entry_get_open(s, e);
-	s->stats.fills++;
-	*fd = f.fd;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, settle_thread, f) != 0) {
+		/* No thread to spare: publish now, as the caller would have waited for anyway. */
+		pthread_mutex_unlock(&s->lock);
+		settle(f);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_attr_destroy(&attr);
 	return 0;
 }

@@ -500,6 +500,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		lz_remote_free(r);
 		return NULL;
 	}
+	lz_store_set_log(r->store, r->log, r->log_ctx);
 	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
 	if (r->rclone == NULL) {
 		lz_remote_free(r);

@@ -122,9 +122,25 @@ int lz_store_close(struct lz_store *s, char *err, size_t errlen)
 
 	if (s == NULL)
 		return 0;
+	lz_store_settle(s);
 	rc = lz_index_save(s, true, err, errlen);
 	store_free(s);
 	return rc;
+}
+
+void lz_store_settle(struct lz_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	lz_settle_wait(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void lz_store_set_log(struct lz_store *s, lz_store_log_fn *log, void *ctx)
+{
+	pthread_mutex_lock(&s->lock);
+	s->log = log;
+	s->log_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
 }
 
 int lz_store_sync(struct lz_store *s, char *err, size_t errlen)
@@ -251,21 +267,40 @@ int lz_store_lookup(struct lz_store *s, const char *key, const struct lz_object_
 	return rc;
 }
 
-/* Waits for the fill running on E. 0: it succeeded and left us an open reference. */
-static int wait_flight(struct lz_store *s, struct lz_entry *e, char *err, size_t errlen)
+/*
+ * Waits for the fill running on E. 0: it succeeded, and *FD is a descriptor of
+ * what it fetched (E's generation *GEN), with an open reference on E for the
+ * caller.
+ */
+static int wait_flight(struct lz_store *s, struct lz_entry *e, int *fd, uint64_t *gen, char *err,
+		       size_t errlen)
 {
 	struct lz_flight *f = e->flight;
+	bool late = f->done; /* the filler handed out open references before we came */
 	int rc;
 
-	f->waiters++;
+	if (!late)
+		f->waiters++;
 	f->refs++;
 	while (!f->done)
 		pthread_cond_wait(&s->changed, &s->lock);
 	rc = f->rc;
-	if (rc < 0)
+	if (rc < 0) {
 		lz_seterr(err, errlen, "%s", f->err);
-	if (--f->refs == 0)
-		free(f);
+	} else {
+		if (late)
+			lz_entry_get_open(s, e);
+		rc = lz_reopen_fd(f->fd);
+		*gen = f->gen;
+		if (rc >= 0) {
+			*fd = rc;
+			rc = 0;
+		} else {
+			lz_seterr(err, errlen, "reopening the fetched file: %s", strerror(-rc));
+			lz_entry_put_open(s, e);
+		}
+	}
+	lz_flight_put(f);
 	return rc;
 }
 
@@ -281,17 +316,18 @@ static int lead_flight(struct lz_store *s, struct lz_entry *e, const struct lz_o
 		return -ENOMEM;
 	}
 	f->refs = 1;
+	f->fd = -1;
 	e->flight = f;
 	e->state = LZ_FILLING;
 	rc = lz_fill_run(s, e, meta, fetch, ctx, fd, f->err, sizeof(f->err));
 	f->rc = rc;
 	f->done = true;
-	e->flight = NULL;
+	if (rc < 0)
+		e->flight = NULL; /* on success the publication lets go of it */
 	pthread_cond_broadcast(&s->changed);
 	if (rc < 0)
 		lz_seterr(err, errlen, "%s", f->err);
-	if (--f->refs == 0)
-		free(f);
+	lz_flight_put(f);
 	return rc;
 }
 
@@ -299,6 +335,7 @@ int lz_store_fill(struct lz_store *s, const char *key, const struct lz_object_me
 		  lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen)
 {
 	struct lz_object_meta m;
+	uint64_t gen;
 	uint8_t name[LZ_NAME_BYTES];
 	struct lz_entry *e;
 	size_t keylen;
@@ -336,20 +373,21 @@ int lz_store_fill(struct lz_store *s, const char *key, const struct lz_object_me
 				s->stats.hits++;
 			if (rc != -EAGAIN && rc != -ENOENT)
 				break;
-		} else if (e->state == LZ_EVICTING) {
+		} else if (e->state == LZ_EVICTING ||
+			   (e->state == LZ_SETTLING && !meta_match(e, &m))) {
 			pthread_cond_wait(&s->changed, &s->lock);
-		} else if (e->state == LZ_FILLING) {
-			rc = wait_flight(s, e, err, errlen);
+		} else if (e->state == LZ_FILLING || e->state == LZ_SETTLING) {
+			rc = wait_flight(s, e, fd, &gen, err, errlen);
 			if (rc < 0)
 				break;
-			/* Its outcome is ours, unless the object changed since it was published. */
-			if (e->state == LZ_READY && meta_match(e, &m)) {
-				rc = lz_entry_open(s, e, fd);
-				if (rc != -EAGAIN && rc != -ENOENT)
-					break;
-			} else {
-				lz_entry_put_open(s, e);
-			}
+			/*
+			 * Its outcome is ours, unless the object changed since it was
+			 * fetched, or another fill replaced it before we woke up.
+			 */
+			if (e->gen == gen && meta_match(e, &m))
+				break;
+			close(*fd);
+			lz_entry_put_open(s, e);
 		} else {
 			rc = lead_flight(s, e, &m, fetch, ctx, fd, err, errlen);
 			break;
@@ -404,7 +442,7 @@ int lz_store_pin(struct lz_store *s, const char *key)
 
 	pthread_mutex_lock(&s->lock);
 	e = find(s, key, &rc);
-	if (e != NULL && e->state != LZ_READY && e->state != LZ_FILLING)
+	if (e != NULL && e->state != LZ_READY && e->state != LZ_FILLING && e->state != LZ_SETTLING)
 		rc = -ENOENT;
 	else if (e != NULL)
 		lz_entry_pin(s, e, +1);
@@ -437,7 +475,7 @@ int lz_store_evict(struct lz_store *s, const char *key)
 	pthread_mutex_lock(&s->lock);
 	e = find(s, key, &rc);
 	if (e != NULL && e->state != LZ_READY)
-		rc = e->state == LZ_FILLING ? -EBUSY : -ENOENT;
+		rc = e->state == LZ_FILLING || e->state == LZ_SETTLING ? -EBUSY : -ENOENT;
 	else if (e != NULL && (e->opens || e->pins))
 		rc = -EBUSY;
 	else if (e != NULL) {

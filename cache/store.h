@@ -27,18 +27,19 @@ struct lz_object_meta {
 };
 
 struct lz_store_stats {
-	uint64_t objects;	/* published objects */
-	uint64_t bytes;		/* their total size */
-	uint64_t quota;		/* bytes */
-	uint64_t open_objects;	/* objects with at least one open reference */
-	uint64_t pinned;	/* objects pinned */
-	uint64_t hits;		/* lookups (and fills) answered from the cache */
-	uint64_t misses;	/* lookups that found no usable copy */
-	uint64_t fills;		/* objects fetched, verified and published */
-	uint64_t fill_failures; /* fills that failed (once per fetch, not per waiter) */
-	uint64_t evictions;	/* objects removed for room or by lz_store_evict */
-	uint64_t dropped;	/* stale or damaged copies removed, including at open */
-	int rebuilt;		/* 1 when open rebuilt the index by scanning the objects */
+	uint64_t objects;	   /* published objects */
+	uint64_t bytes;		   /* their total size */
+	uint64_t quota;		   /* bytes */
+	uint64_t open_objects;	   /* objects with at least one open reference */
+	uint64_t pinned;	   /* objects pinned */
+	uint64_t hits;		   /* lookups (and fills) answered from the cache */
+	uint64_t misses;	   /* lookups that found no usable copy */
+	uint64_t fills;		   /* objects fetched, verified and published */
+	uint64_t fill_failures;	   /* fills that failed (once per fetch, not per waiter) */
+	uint64_t publish_failures; /* fetched, served, but could not be made durable */
+	uint64_t evictions;	   /* objects removed for room or by lz_store_evict */
+	uint64_t dropped;	   /* stale or damaged copies removed, including at open */
+	int rebuilt;		   /* 1 when open rebuilt the index by scanning the objects */
 };
 
 /*
@@ -56,6 +57,19 @@ typedef int lz_store_fetch_fn(void *ctx, const char *tmp_path, char *err, size_t
  * NULL with errno set and ERR filled on failure.
  */
 struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err, size_t errlen);
+
+/*
+ * Where the store tells what goes wrong in the background (publishing after a
+ * fill has answered). LEVEL: 0 error, 1 warning. Without it nothing is said.
+ */
+typedef void lz_store_log_fn(void *ctx, int level, const char *line);
+void lz_store_set_log(struct lz_store *store, lz_store_log_fn *log, void *ctx);
+
+/*
+ * Waits until every fill has been published (or failed to be): objects become
+ * visible to lz_store_lookup, the index and stats only then.
+ */
+void lz_store_settle(struct lz_store *store);
 
 /*
  * Saves the index and frees the store; no other call may be in progress.
@@ -79,9 +93,12 @@ int lz_store_lookup(struct lz_store *store, const char *key, const struct lz_obj
 
 /*
  * Like lz_store_lookup, but on a miss fetches the object through FETCH,
- * verifies it against META (size; md5 or sha1 when given), publishes it and
- * returns it open. Concurrent fills of one key run FETCH once: the others wait
- * and get the same outcome, error line included.
+ * verifies it against META (size; md5 or sha1 when given) and returns it open.
+ * Concurrent fills of one key run FETCH once: the others wait and get the
+ * same outcome, error line included. The fetched file is then made durable
+ * (CRC32 recorded, fsync) and renamed into place by a background thread, so
+ * the caller does not wait for the disk; a crash before that leaves nothing
+ * visible. A failure there is logged and the next fill fetches again.
  */
 int lz_store_fill(struct lz_store *store, const char *key, const struct lz_object_meta *meta,
 		  lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen);

@@ -32,6 +32,8 @@
 enum lz_entry_state {
 	LZ_ABSENT,   /* no file; kept while referenced */
 	LZ_FILLING,  /* a fetch is running; fills wait for its flight */
+	LZ_SETTLING, /* fetched and checked, served from the flight's file while it is made
+			durable and published in the background */
 	LZ_READY,    /* published */
 	LZ_EVICTING, /* its file is being unlinked; fills wait */
 };
@@ -41,7 +43,9 @@ struct lz_flight {
 	bool done;
 	int rc;
 	unsigned waiters; /* fills waiting; each gets an open reference on success */
-	unsigned refs;	  /* the filler and the waiters that have not read it yet */
+	unsigned refs;	  /* the filler, the settler and the waiters that have not read it yet */
+	int fd;		  /* success: the checked file, which waiters reopen; -1 otherwise */
+	uint64_t gen;	  /* success: the entry's gen for that file */
 	char err[LZ_ERR_MAX];
 };
 
@@ -66,7 +70,7 @@ struct lz_entry {
 	int64_t atime; /* last access, CLOCK_REALTIME nanoseconds */
 
 	unsigned opens, pins, holds;
-	struct lz_flight *flight; /* LZ_FILLING */
+	struct lz_flight *flight; /* LZ_FILLING, LZ_SETTLING */
 
 	struct lz_entry *hnext;		      /* hash chain */
 	struct lz_entry *lru_prev, *lru_next; /* evictable: READY, not open, not pinned */
@@ -93,7 +97,10 @@ struct lz_store {
 	struct lz_entry *lru_head, *lru_tail; /* head: least recently used */
 	uint64_t quota, used, reserved;
 	uint64_t tmp_seq;
+	unsigned settling; /* fills being published in the background */
 	struct lz_store_stats stats;
+	lz_store_log_fn *log;
+	void *log_ctx;
 };
 
 /* SHA-256 of the key, truncated: the file name. Tests may point it elsewhere. */
@@ -163,6 +170,8 @@ uint64_t lz_store_free_disk(struct lz_store *s, uint64_t bytes);
 /* Evicts down to the quota (it may have shrunk since the last run). */
 void lz_store_trim(struct lz_store *s);
 
+/* True when lz_digest_fd can check HASH (md5, sha1), not only compare its value. */
+bool lz_digest_checkable(const char *hash);
 /* Reads FD from its start: CRC32 and, for md5 and sha1 hashes, checks HASH. -EIO: mismatch. */
 int lz_digest_fd(int fd, const char *hash, uint32_t *crc, char *err, size_t errlen);
 
@@ -175,8 +184,19 @@ int lz_index_save(struct lz_store *s, bool clean, char *err, size_t errlen);
 /* Removes everything under the directory FD (not FD itself); never follows symlinks. */
 int lz_remove_tree(int fd);
 
-/* fill.c: the fetch, verification and publication, entered and left with the lock held. */
+/*
+ * fill.c: the fetch and its checks, entered and left with the lock held. On
+ * success E is SETTLING and a background thread makes the file durable and
+ * publishes it; the flight's fd is the checked file until then.
+ */
 int lz_fill_run(struct lz_store *s, struct lz_entry *e, const struct lz_object_meta *meta,
 		lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen);
+
+/* Drops a reference on a flight; the last one closes its file and frees it. */
+void lz_flight_put(struct lz_flight *flight);
+/* A new descriptor of FD's file with an offset of its own. */
+int lz_reopen_fd(int fd);
+/* Lock held: waits until no fill is being published in the background. */
+void lz_settle_wait(struct lz_store *s);
 
 #endif

@@ -212,6 +212,19 @@ static void close_ok(struct lz_store *s)
 	CHECK(rc == 0);
 }
 
+/*
+ * A fill whose publication has finished, so the files, the index and the
+ * stats can be looked at. The early answer itself is tested on its own.
+ */
+static int fill_settled(struct lz_store *s, const char *key, const struct lz_object_meta *m,
+			lz_store_fetch_fn *fetch, void *ctx, int *fd, char *err, size_t errlen)
+{
+	int rc = lz_store_fill(s, key, m, fetch, ctx, fd, err, errlen);
+
+	lz_store_settle(s);
+	return rc;
+}
+
 /* Fills KEY with DATA; returns the fill's result and the descriptor in *FD (or -1). */
 static int fill_data(struct lz_store *s, const char *key, const char *data, size_t len,
 		     const struct lz_object_meta *m, int *fd, char *err, size_t errlen)
@@ -220,7 +233,7 @@ static int fill_data(struct lz_store *s, const char *key, const char *data, size
 	int rc;
 
 	*fd = -1;
-	rc = lz_store_fill(s, key, m, fetch_cb, &src, fd, err, errlen);
+	rc = fill_settled(s, key, m, fetch_cb, &src, fd, err, errlen);
 	return rc;
 }
 
@@ -275,7 +288,7 @@ static void test_roundtrip(void)
 	CHECK(st.quota > 0 && st.objects == 0 && st.rebuilt == 0);
 
 	CHECK(lz_store_lookup(s, "clips/a/b.mp4", &m, &fd) == -ENOENT);
-	CHECK(lz_store_fill(s, "clips/a/b.mp4", &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
+	CHECK(fill_settled(s, "clips/a/b.mp4", &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
 	CHECK(atomic_load(&src.calls) == 1);
 	/* The fetcher writes inside the store, under tmp/. */
 	pathf(p, "%s/tmp/", real);
@@ -294,7 +307,7 @@ static void test_roundtrip(void)
 	CHECK(lz_store_release(s, "never/seen") == -EINVAL);
 
 	/* A second fill of a cached object fetches nothing. */
-	CHECK(lz_store_fill(s, "clips/a/b.mp4", &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
+	CHECK(fill_settled(s, "clips/a/b.mp4", &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
 	CHECK(atomic_load(&src.calls) == 1 && fd_has(fd, data, len));
 	close(fd);
 	CHECK(lz_store_release(s, "clips/a/b.mp4") == 0);
@@ -347,7 +360,7 @@ static void test_roundtrip(void)
 
 	/* A wrong md5 or sha1 publishes nothing. */
 	src.calls = 0;
-	CHECK(lz_store_fill(s, "h/bad", &other, fetch_cb, &src, &fd, err, sizeof(err)) == -EIO);
+	CHECK(fill_settled(s, "h/bad", &other, fetch_cb, &src, &fd, err, sizeof(err)) == -EIO);
 	CHECK(strstr(err, "md5 mismatch") != NULL && strchr(err, '\n') == NULL);
 	CHECK(lz_store_lookup(s, "h/bad", NULL, &fd) == -ENOENT);
 	digest_hex("sha1", data, len, hex);
@@ -356,7 +369,7 @@ static void test_roundtrip(void)
 	put(s, "h/sha1", data, len, &sm);
 	hex[0] = hex[0] == '0' ? '1' : '0';
 	snprintf(sm.hash, sizeof(sm.hash), "sha1:%s", hex);
-	CHECK(lz_store_fill(s, "h/sha1-bad", &sm, fetch_cb, &src, &fd, err, sizeof(err)) == -EIO);
+	CHECK(fill_settled(s, "h/sha1-bad", &sm, fetch_cb, &src, &fd, err, sizeof(err)) == -EIO);
 	CHECK(strstr(err, "sha1 mismatch") != NULL);
 	/* Other hash types are kept and compared, not computed. */
 	struct lz_object_meta qm =
@@ -369,17 +382,17 @@ static void test_roundtrip(void)
 	/* Bad arguments: refused before anything is fetched. */
 	src.calls = 0;
 	struct lz_object_meta badh = meta_of(1, 1, "md5:zz!");
-	CHECK(lz_store_fill(s, "x", &badh, fetch_cb, &src, &fd, err, sizeof(err)) == -EINVAL);
+	CHECK(fill_settled(s, "x", &badh, fetch_cb, &src, &fd, err, sizeof(err)) == -EINVAL);
 	CHECK(lz_store_lookup(s, "x", &badh, &fd) == -EINVAL);
 	const char *bad_hashes[] = { "md5:abc", "sha1:0123",	      "md5", ":abc", "md5:",
 				     "m d5:00", "toolongtypename1:00" };
 	for (size_t i = 0; i < sizeof(bad_hashes) / sizeof(bad_hashes[0]); i++) {
 		badh = meta_of(1, 1, bad_hashes[i]);
-		CHECK(lz_store_fill(s, "x", &badh, fetch_cb, &src, &fd, err, sizeof(err)) ==
+		CHECK(fill_settled(s, "x", &badh, fetch_cb, &src, &fd, err, sizeof(err)) ==
 		      -EINVAL);
 	}
 	CHECK(atomic_load(&src.calls) == 0);
-	CHECK(lz_store_fill(s, "", &m, fetch_cb, &src, &fd, err, sizeof(err)) == -EINVAL);
+	CHECK(fill_settled(s, "", &m, fetch_cb, &src, &fd, err, sizeof(err)) == -EINVAL);
 	CHECK(lz_store_lookup(s, NULL, &m, &fd) == -EINVAL);
 
 	/* Unknown size: whatever arrives, then recorded. */
@@ -388,7 +401,7 @@ static void test_roundtrip(void)
 	CHECK(lz_store_meta(s, "unknown/size", &got) == 0 && got.size == (int64_t)len);
 	/* A callback that reports success but wrote nothing. */
 	struct src none = { .data = "", .len = 0, .fail_rc = 0 };
-	CHECK(lz_store_fill(s, "empty", &um, fetch_cb, &none, &fd, err, sizeof(err)) == 0);
+	CHECK(fill_settled(s, "empty", &um, fetch_cb, &none, &fd, err, sizeof(err)) == 0);
 	CHECK(fd_has(fd, "", 0));
 	close(fd);
 	lz_store_release(s, "empty");
@@ -409,11 +422,11 @@ static void test_size_mismatch(void)
 	struct lz_store *s = open_ok(dir, 0);
 	if (s == NULL)
 		return;
-	CHECK(lz_store_fill(s, "k", &m, fetch_cb, &shorter, &fd, err, sizeof(err)) == -EIO);
+	CHECK(fill_settled(s, "k", &m, fetch_cb, &shorter, &fd, err, sizeof(err)) == -EIO);
 	CHECK(strstr(err, "size mismatch: fetched 50 bytes, expected 100") != NULL);
 	CHECK(fd == -1);
 	m.size = 99;
-	CHECK(lz_store_fill(s, "k", &m, fetch_cb, &longer, &fd, err, sizeof(err)) == -EIO);
+	CHECK(fill_settled(s, "k", &m, fetch_cb, &longer, &fd, err, sizeof(err)) == -EIO);
 	CHECK(lz_store_lookup(s, "k", NULL, &fd) == -ENOENT);
 	CHECK(count_files(dir, "objects") == 0 && count_files(dir, "tmp") == 0);
 	lz_store_stats(s, &st);
@@ -758,6 +771,7 @@ static void test_while_filling(void)
 	lz_store_stats(r.s, &st);
 	CHECK(st.pinned == 1 && st.open_objects == 0);
 	CHECK(lz_store_evict(r.s, "slow") == -EBUSY);
+	lz_store_settle(r.s);
 	CHECK(lz_store_unpin(r.s, "slow") == 0 && lz_store_evict(r.s, "slow") == 0);
 	close_ok(r.s);
 }
@@ -915,15 +929,14 @@ static void test_full_disk(void)
 	s = open_ok(dir, 64 << 20);
 	for (int i = 0; i < 5; i++) {
 		snprintf(key, sizeof(key), "o%d", i);
-		CHECK(lz_store_fill(s, key, &m, fetch_cb, &srcs[i], &fds[i], err, sizeof(err)) ==
-		      0);
+		CHECK(fill_settled(s, key, &m, fetch_cb, &srcs[i], &fds[i], err, sizeof(err)) == 0);
 		close(fds[i]);
 		lz_store_release(s, key);
 	}
 	lz_store_stats(s, &st);
 	CHECK(st.objects == 5 && st.evictions == 0);
 	/* The sixth hits ENOSPC while writing: the oldest goes, the fetch runs again. */
-	CHECK(lz_store_fill(s, "o5", &m, fetch_cb, &srcs[5], &fds[5], err, sizeof(err)) == 0);
+	CHECK(fill_settled(s, "o5", &m, fetch_cb, &srcs[5], &fds[5], err, sizeof(err)) == 0);
 	CHECK(atomic_load(&srcs[5].calls) == 2);
 	CHECK(fd_has(fds[5], d[5], len));
 	close(fds[5]);
@@ -937,7 +950,7 @@ static void test_full_disk(void)
 		snprintf(key, sizeof(key), "o%d", i);
 		CHECK(lz_store_lookup(s, key, &m, &fds[i]) == 0);
 	}
-	CHECK(lz_store_fill(s, "o6", &m, fetch_cb, &srcs[6], &fds[6], err, sizeof(err)) == -ENOSPC);
+	CHECK(fill_settled(s, "o6", &m, fetch_cb, &srcs[6], &fds[6], err, sizeof(err)) == -ENOSPC);
 	CHECK(strstr(err, "cache disk full") != NULL &&
 	      strstr(err, "nothing left to evict") != NULL);
 	CHECK(count_files(dir, "tmp") == 0);
@@ -953,13 +966,13 @@ static void test_full_disk(void)
 	struct src bigsrc = { .data = big, .len = 2 << 20 };
 	struct lz_object_meta bm = meta_of(2 << 20, 3, NULL);
 	int fd;
-	CHECK(lz_store_fill(s, "big", &bm, fetch_cb, &bigsrc, &fd, err, sizeof(err)) == -ENOSPC);
+	CHECK(fill_settled(s, "big", &bm, fetch_cb, &bigsrc, &fd, err, sizeof(err)) == -ENOSPC);
 	CHECK(strstr(err, "even after evicting") != NULL);
 	CHECK(atomic_load(&bigsrc.calls) == 2);
 	CHECK(count_files(dir, "tmp") == 0);
 	/* Unknown size: the same. */
 	bm.size = -1;
-	CHECK(lz_store_fill(s, "big", &bm, fetch_cb, &bigsrc, &fd, err, sizeof(err)) == -ENOSPC);
+	CHECK(fill_settled(s, "big", &bm, fetch_cb, &bigsrc, &fd, err, sizeof(err)) == -ENOSPC);
 	CHECK(count_files(dir, "tmp") == 0);
 	free(big);
 	lz_store_stats(s, &st);
@@ -1022,7 +1035,9 @@ static void child_fill(const char *dir, void *arg)
 
 	if (s == NULL)
 		_exit(1);
-	lz_store_fill(s, "victim", &m, fetch_cb, src, &fd, err, sizeof(err));
+	/* Killed after the publication, so the copy must survive without an index. */
+	if (lz_store_fill(s, "victim", &m, fetch_cb, src, &fd, err, sizeof(err)) == 0)
+		lz_store_settle(s);
 }
 
 static void test_kill(void)
@@ -1054,7 +1069,7 @@ static void test_kill(void)
 	CHECK(has(s, "keep", keep, 5000));
 	close_ok(s);
 
-	/* Killed right after a fill, before any index was written: the object stays. */
+	/* Killed right after a fill was published, before any index was written: it stays. */
 	struct src whole = { .data = data, .len = len };
 	CHECK(killed_child(child_fill, dir, &whole, 0));
 	s = open_ok(dir, 0);
@@ -1173,7 +1188,7 @@ static void test_hostile_keys(void)
 		struct src src;
 		snprintf(data[i], sizeof(data[i]), "content %d", i);
 		src = (struct src){ .data = data[i], .len = strlen(data[i]) };
-		CHECK(lz_store_fill(s, keys[i], &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
+		CHECK(fill_settled(s, keys[i], &m, fetch_cb, &src, &fd, err, sizeof(err)) == 0);
 		CHECK(strncmp(src.tmp_path, prefix, strlen(prefix)) == 0);
 		CHECK(fd_has(fd, data[i], strlen(data[i])));
 		close(fd);
@@ -1308,7 +1323,7 @@ static void *stress_run(void *arg)
 	for (int i = 0; i < 1500; i++) {
 		unsigned r = rand_r(&t->seed);
 		int k = (int)(r % 24), v = (int)((r >> 8) % 2), fd = -1, rc;
-		char key[16], err[512];
+		char key[16], err[512] = "";
 		size_t len = 1000 + (size_t)k * 100;
 		struct lz_object_meta m = meta_of((int64_t)len, 1000 + v, NULL);
 		struct src src = { .data = stress_data[k % 4 + 4 * v], .len = len };
@@ -1335,10 +1350,18 @@ static void *stress_run(void *arg)
 			continue;
 		}
 		if (rc == 0) {
-			t->bad += !fd_has(fd, src.data, len);
+			bool same = fd_has(fd, src.data, len);
+			int rel;
+
 			close(fd);
-			t->bad += lz_store_release(t->s, key) != 0;
+			rel = lz_store_release(t->s, key);
+			if (!same || rel != 0) {
+				fprintf(stderr, "stress: %s: %s, release %d\n", key,
+					same ? "same bytes" : "other bytes", rel);
+				t->bad++;
+			}
 		} else if (rc != -ENOENT && rc != -ENOSPC) {
+			fprintf(stderr, "stress: %s: %s (%s)\n", key, strerror(-rc), err);
 			t->bad++;
 		}
 	}
@@ -1368,6 +1391,7 @@ static void test_stress(void)
 		bad += t[i].bad;
 	}
 	CHECK(bad == 0);
+	lz_store_settle(s);
 	lz_store_stats(s, &st);
 	CHECK(st.open_objects == 0 && st.pinned == 0 && st.bytes <= 20000);
 	CHECK(count_files(dir, "objects") == (int)st.objects && count_files(dir, "tmp") == 0);
@@ -1393,6 +1417,61 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+/*
+ * A fill answers once the data is checked; making it durable and publishing
+ * it follow in the background. Opens meanwhile share the fetch, and a close
+ * right away still keeps the object.
+ */
+static void test_early_answer(void)
+{
+	char dir[PATH_MAX], err[512];
+	size_t len = 4 << 20;
+	char *data = malloc(len);
+	struct lz_object_meta m = meta_of((int64_t)len, 42, NULL);
+	struct src src = { .len = len };
+	struct lz_store_stats st;
+	int fds[8];
+
+	CHECK(data != NULL);
+	if (data == NULL)
+		return;
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)(i * 7 + 3);
+	src.data = data;
+	fresh(dir, "early");
+	struct lz_store *s = open_ok(dir, 0);
+	for (int i = 0; i < 8; i++) {
+		CHECK(lz_store_fill(s, "early/obj", &m, fetch_cb, &src, &fds[i], err,
+				    sizeof(err)) == 0);
+		CHECK(fds[i] >= 0 && fd_has(fds[i], data, len));
+	}
+	CHECK(atomic_load(&src.calls) == 1);
+	for (int i = 0; i < 8; i++) {
+		close(fds[i]);
+		CHECK(lz_store_release(s, "early/obj") == 0);
+	}
+	lz_store_settle(s);
+	lz_store_stats(s, &st);
+	CHECK(st.fills == 1 && st.objects == 1 && st.bytes == len && st.publish_failures == 0);
+	CHECK(count_files(dir, "tmp") == 0 && count_files(dir, "objects") == 1);
+	CHECK(lz_store_check(s, "early/obj", err, sizeof(err)) == 0);
+
+	/* Closed before its publication could finish: close waits, nothing is lost. */
+	CHECK(lz_store_fill(s, "early/second", &m, fetch_cb, &src, &fds[0], err, sizeof(err)) == 0);
+	close(fds[0]);
+	CHECK(lz_store_release(s, "early/second") == 0);
+	close_ok(s);
+	s = open_ok(dir, 0);
+	lz_store_stats(s, &st);
+	CHECK(st.objects == 2 && st.rebuilt == 0);
+	CHECK(lz_store_lookup(s, "early/second", &m, &fds[0]) == 0 && fd_has(fds[0], data, len));
+	close(fds[0]);
+	CHECK(lz_store_release(s, "early/second") == 0);
+	CHECK(count_files(dir, "tmp") == 0);
+	close_ok(s);
+	free(data);
+}
+
 int main(void)
 {
 	snprintf(base, sizeof(base), "/tmp/test_store.XXXXXX");
@@ -1407,6 +1486,7 @@ int main(void)
 	signal(SIGTERM, on_signal);
 
 	test_roundtrip();
+	test_early_answer();
 	test_size_mismatch();
 	test_restart_and_damage();
 	test_stale_temp();
