@@ -92,7 +92,7 @@ static int run(const char *prefix, const char *outside, long n, int rounds, long
 	double *det = calloc(per_round * rounds, sizeof(double));
 	double *att = calloc(per_round * rounds, sizeof(double));
 	struct lz_tracker_stats *st = calloc(1, sizeof(*st));
-	static char keys[NKEYS][PATH_MAX];
+	static char keys[NKEYS][64]; /* the prefix is a short mkdtemp name */
 	struct lz_tracker *t = NULL;
 	uint64_t t0, elapsed;
 	char err[256];
