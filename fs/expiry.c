@@ -30,6 +30,8 @@ static void forget_entry(void *ctx, const struct lz_image *image)
 {
 	if (image->entry != NULL)
 		forget_name(ctx, image->parent, image->entry);
+	lz_track_forget(ctx, image->name);
+	lz_prefetch_image_closed(((struct lz_fs *)ctx)->prefetch, image);
 }
 
 static void report_map_line(void *ctx, const char *message)
@@ -50,6 +52,7 @@ int lz_map_reload(struct lz_fs *fs)
 	if (stat(fs->config->map, &st) == 0)
 		fs->map_mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
+	lz_track_map_changed(fs);
 	fs->root->map_node = &map->root;
 	lz_info("map %s: %zu images, %zu bad lines", fs->config->map, map->images, map->bad_lines);
 	if (old == NULL)

@@ -11,7 +11,9 @@
 #include "inode.h"
 #include "map.h"
 #include "options.h"
+#include "prefetch.h"
 #include "source.h"
+#include "track.h"
 
 struct lz_fs {
 	const struct lz_config *config;
@@ -29,6 +31,8 @@ struct lz_fs {
 	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
+	struct lz_track *track;	      /* the eBPF open tracker, or NULL */
+	struct lz_prefetch *prefetch; /* working sets, or NULL */
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */

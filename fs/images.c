@@ -32,6 +32,8 @@ struct lz_images {
 	unsigned char slot_used[SQFS_SLOTS];
 	pthread_mutex_t lock; /* the hash table only: never held while mounting */
 	struct lz_image *buckets[BUCKETS];
+	lz_image_ready_fn *on_ready;
+	void *on_ready_ctx;
 };
 
 static long long now_seconds(void)
@@ -60,6 +62,12 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 	pthread_mutex_init(&images->lock, NULL);
 	pthread_mutex_init(&images->slot_lock, NULL);
 	return images;
+}
+
+void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *ctx)
+{
+	images->on_ready = fn;
+	images->on_ready_ctx = ctx;
 }
 
 void lz_images_set_source(struct lz_images *images, const struct lz_source *source)
@@ -359,7 +367,8 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	struct lz_image *image;
 	struct lz_image_root opened;
 	struct stat st;
-	bool keep_source_ref = false;
+	bool keep_source_ref = false, just_resolved = false;
+	unsigned generation = 0;
 	int file_fd, rc;
 
 	/*
@@ -425,6 +434,8 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 			image->root_fd = opened.fd;
 			image->sqfs = opened.sqfs;
 			image->state = LZ_IMAGE_READY;
+			just_resolved = true;
+			generation = image->generation;
 			/* A cached remote image stays open in the store while mounted. */
 			if (images->source != NULL && (image->source_key = strdup(path)) != NULL)
 				keep_source_ref = true;
@@ -442,7 +453,11 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		pthread_mutex_unlock(&image->lock);
 		return -EIO;
 	}
-	return hand_out(image, out, root);
+	rc = hand_out(image, out, root);
+	/* Outside the image's lock: the callback may look at the image itself. */
+	if (rc == 0 && just_resolved && images->on_ready != NULL)
+		images->on_ready(images->on_ready_ctx, image, generation);
+	return rc;
 }
 
 void lz_image_touch(struct lz_image *image)

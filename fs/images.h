@@ -17,6 +17,7 @@ enum lz_image_state { LZ_IMAGE_UNRESOLVED, LZ_IMAGE_RESOLVING, LZ_IMAGE_READY, L
 enum lz_image_backend { LZ_IMAGE_KERNEL, LZ_IMAGE_SQUASHFUSE };
 
 struct lz_images;
+struct lz_ws_recording;
 
 /*
  * An image opened through libsquashfuse, shared by the image entry and every
@@ -56,7 +57,8 @@ struct lz_image {
 	atomic_uint open_files;
 	atomic_ullong resolves;
 	atomic_bool missing_logged;
-	char *source_key; /* the source object held open while READY, or NULL */
+	char *source_key;		    /* the source object held open while READY, or NULL */
+	struct lz_ws_recording *_Atomic ws; /* its working set being recorded (prefetch.c) */
 	struct lz_images *images;
 	struct lz_image *next;
 };
@@ -91,6 +93,13 @@ struct lz_image_ref {
  */
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **image, struct lz_image_root *root);
+
+/*
+ * Told once per resolve, after IMAGE became READY (its GENERATION), from the
+ * thread that resolved it, with no lock held.
+ */
+typedef void lz_image_ready_fn(void *ctx, struct lz_image *image, unsigned generation);
+void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *ctx);
 
 /* Records an access now (cheap: one atomic store). */
 void lz_image_touch(struct lz_image *image);

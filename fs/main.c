@@ -9,6 +9,7 @@
 #include "underlay.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -116,6 +117,42 @@ static struct lz_inode *make_root(struct lz_fs *fs, int underlay_fd)
 	return lz_inode_ref(fs->inodes, FUSE_ROOT_ID, underlay_fd, st.st_mode);
 }
 
+/* A resolved image: the tracker counts its opens as warm, its working set is prefetched. */
+static void image_ready(void *ctx, struct lz_image *image, unsigned generation)
+{
+	struct lz_fs *fs = ctx;
+
+	lz_track_resolved(fs, image->name);
+	lz_prefetch_image_ready(fs->prefetch, image, generation);
+}
+
+/* Prefetch fills the cache through the source directly: its opens are not recorded. */
+static int prefetch_object(void *ctx, const char *path)
+{
+	const struct lz_source *objects = ctx;
+	int fd = objects->open(objects->ctx, path);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	objects->release(objects->ctx, path);
+	return 0;
+}
+
+static int open_prefetch(struct lz_fs *fs, const struct lz_config *cfg)
+{
+	char dir[PATH_MAX];
+
+	if (!cfg->prefetch || (fs->images == NULL && fs->objects == NULL))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/workingset%s", cfg->cache,
+		 fs->objects != NULL ? "/objects" : "");
+	fs->prefetch = lz_prefetch_new(dir, cfg->prefetch_max);
+	if (fs->prefetch != NULL && fs->objects != NULL)
+		lz_prefetch_set_fetch(fs->prefetch, prefetch_object, (void *)fs->objects);
+	return fs->prefetch != NULL ? 0 : -1;
+}
+
 static struct fuse_session *signalled_session;
 
 static void exit_on_signal(int sig)
@@ -143,6 +180,25 @@ static int set_signal_handlers(struct fuse_session *se)
 			sigaction(stop_signals[i], &sa, NULL);
 	}
 	return 0;
+}
+
+/* The device minor of our FUSE mount: the connection the FUSE tracepoints name. */
+static unsigned fuse_minor_of(const char *mountpoint)
+{
+	char real[PATH_MAX];
+	unsigned major = 0, minor = 0;
+	FILE *f;
+
+	/* stat() on the mountpoint would send us a GETATTR we cannot answer yet. */
+	if (realpath(mountpoint, real) == NULL)
+		return 0;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		return 0;
+	if (!lz_mountinfo_find(f, real, "fuse.lazyfs", true, &major, &minor))
+		minor = 0;
+	fclose(f);
+	return minor;
 }
 
 static int serve(struct fuse_session *se, const struct lz_config *cfg)
@@ -221,6 +277,10 @@ int main(int argc, char **argv)
 		lz_images_set_source(fs.images, lz_remote_source(remote));
 	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
+	if (open_prefetch(&fs, &cfg) != 0)
+		goto out;
+	if (fs.images != NULL)
+		lz_images_on_ready(fs.images, image_ready, &fs);
 
 	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
 	if (se == NULL)
@@ -236,6 +296,9 @@ int main(int argc, char **argv)
 		sigemptyset(&hup.sa_mask);
 		sigaction(SIGHUP, &hup, NULL);
 	}
+	/* Loaded before daemonizing, so bpf=on can still fail the mount command. */
+	if (lz_track_open(&fs, cfg.mountpoint) != 0)
+		goto out;
 	if (fuse_session_mount(se, cfg.mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -251,10 +314,17 @@ int main(int argc, char **argv)
 		lz_err("cannot start the expiry thread");
 		goto out;
 	}
+	if (lz_track_start(&fs, fuse_minor_of(cfg.mountpoint)) != 0) {
+		lz_err("cannot start the open tracker's threads");
+		goto out;
+	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
-	lz_expiry_stop();
 out:
+	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
+	lz_expiry_stop();
+	lz_track_close(&fs);
+	lz_prefetch_free(fs.prefetch); /* before the images its jobs read */
 	if (handlers_set)
 		fuse_remove_signal_handlers(se);
 	if (se != NULL) {

@@ -24,16 +24,17 @@ static void unescape_octal(char *s)
 	*out = '\0';
 }
 
-bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
+bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
+		       unsigned *major, unsigned *minor)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	bool found = false;
 
-	while (!found && getline(&line, &cap, mountinfo) != -1) {
+	while ((last || !found) && getline(&line, &cap, mountinfo) != -1) {
 		/* id parent major:minor root mountpoint options [optional...] - fstype source ...
 		 */
-		char *save = NULL, *field, *mnt = NULL;
+		char *save = NULL, *field, *mnt = NULL, *dev = NULL;
 		int index = 0;
 		char *sep = strstr(line, " - ");
 
@@ -41,17 +42,34 @@ bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
 			continue;
 		*sep = '\0';
 		for (field = strtok_r(line, " ", &save); field != NULL;
-		     field = strtok_r(NULL, " ", &save), index++)
+		     field = strtok_r(NULL, " ", &save), index++) {
+			if (index == 2)
+				dev = field;
 			if (index == 4)
 				mnt = field;
+		}
 		char *type = strtok_r(sep + 3, " ", &save);
-		if (mnt == NULL || type == NULL)
+		if (mnt == NULL || type == NULL || dev == NULL)
 			continue;
 		unescape_octal(mnt);
-		found = strcmp(mnt, path) == 0 && strcmp(type, fstype) == 0;
+		if (strcmp(mnt, path) != 0 || strcmp(type, fstype) != 0)
+			continue;
+		unsigned maj = 0, min = 0;
+		if (sscanf(dev, "%u:%u", &maj, &min) != 2)
+			continue;
+		found = true;
+		if (major != NULL)
+			*major = maj;
+		if (minor != NULL)
+			*minor = min;
 	}
 	free(line);
 	return found;
+}
+
+bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
+{
+	return lz_mountinfo_find(mountinfo, path, fstype, false, NULL, NULL);
 }
 
 int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen)

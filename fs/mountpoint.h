@@ -11,6 +11,13 @@
  */
 bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype);
 
+/*
+ * Like lz_mountinfo_has, also giving the device of the mount (of the last one
+ * listed when LAST: the one on top).
+ */
+bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
+		       unsigned *major, unsigned *minor);
+
 /* 0 when MOUNTPOINT can take a lazyfs mount; else -1 with a reason in ERR. */
 int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen);
 

@@ -177,6 +177,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 
 	int err;
 
+	lz_track_lookup_seen(fs, ref->key);
 	if (lz_images_resolve(fs->images, ref, &image, &root) < 0)
 		return ENOENT;
 	if (root.sqfs != NULL)
@@ -192,6 +193,27 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 	if (err == 0 && idle > 0 && atomic_load(&fs->no_open) && e->entry_timeout > idle / 2)
 		e->entry_timeout = idle / 2;
 	return err;
+}
+
+/* A file of a kernel-mounted image looked up while its working set is being recorded. */
+static void record_use(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+		       const struct fuse_entry_param *e)
+{
+	char link[32], dir[PATH_MAX], rel[PATH_MAX];
+	ssize_t len;
+
+	if (!S_ISREG(e->attr.st_mode) ||
+	    atomic_load_explicit(&parent->image->ws, memory_order_relaxed) == NULL)
+		return;
+	/* Inside a detached mount the link reads from its root: "/", "/usr/include"... */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", parent->path_fd);
+	len = readlink(link, dir, sizeof(dir) - 1);
+	if (len <= 0 || dir[0] != '/')
+		return;
+	dir[len] = '\0';
+	if (snprintf(rel, sizeof(rel), "%s%s%s", dir + 1, len > 1 ? "/" : "", name) <
+	    (int)sizeof(rel))
+		lz_prefetch_record(fs->prefetch, parent->image, rel, e->attr.st_size);
 }
 
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
@@ -244,6 +266,8 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 		err = enter(fs, fd, parent->image, mapped, e);
 	else
 		err = fd == -ELOOP || fd == -EXDEV ? ENOENT : -fd;
+	if (fd >= 0 && err == 0 && parent->image != NULL)
+		record_use(fs, parent, name, e);
 	if (mapped != NULL && (err == ENOENT || err == ENOTDIR))
 		return enter_synth(fs, mapped, e);
 	return err;

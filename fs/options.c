@@ -17,7 +17,6 @@ enum {
 	KEY_IO_URING,
 	KEY_ALLOW_OTHER,
 	KEY_DEFAULT_PERMISSIONS,
-	KEY_NOT_YET,
 };
 
 #define LZ_OPT(templ, field)                                                                       \
@@ -51,8 +50,9 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("io_uring", KEY_IO_URING),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
-	/* Part of the interface, not built yet: refuse rather than ignore. */
-	FUSE_OPT_KEY("bpf=", KEY_NOT_YET),
+	LZ_OPT("bpf=%s", bpf_arg),
+	LZ_OPT("prefetch=%s", prefetch_arg),
+	LZ_OPT("prefetch_max=%s", prefetch_max_arg),
 	FUSE_OPT_END,
 };
 
@@ -119,12 +119,6 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	case KEY_DEFAULT_PERMISSIONS:
 		cfg->default_permissions = true;
 		return 1;
-	case KEY_NOT_YET: {
-		char name[64];
-		size_t len = strcspn(arg, "=");
-		snprintf(name, sizeof(name), "%.*s", (int)(len < 63 ? len : 63), arg);
-		return fail(cfg, "option '%s' is not implemented in this version of lazyfs", name);
-	}
 	default:
 		return 1; /* left for libfuse, which rejects what it does not know */
 	}
@@ -190,6 +184,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	cfg->underlay_timeout = 60.0;
 	cfg->image_timeout = 86400.0;
 	cfg->idle_timeout = 300.0;
+	cfg->prefetch = true;
+	cfg->prefetch_max = 512ull << 20;
 	cfg->listing_ttl = 60.0;
 	cfg->fetch_timeout = 30.0;
 	cfg->max_threads = 16;
@@ -242,6 +238,28 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 			return fail(cfg, "backend: '%s' is not auto, kernel or squashfuse",
 				    cfg->backend_arg);
 	}
+	if (cfg->bpf_arg != NULL) {
+		if (strcmp(cfg->bpf_arg, "auto") == 0)
+			cfg->bpf = LZ_BPF_AUTO;
+		else if (strcmp(cfg->bpf_arg, "on") == 0)
+			cfg->bpf = LZ_BPF_ON;
+		else if (strcmp(cfg->bpf_arg, "off") == 0)
+			cfg->bpf = LZ_BPF_OFF;
+		else
+			return fail(cfg, "bpf: '%s' is not auto, on or off", cfg->bpf_arg);
+	}
+	if (cfg->prefetch_arg != NULL) {
+		if (strcmp(cfg->prefetch_arg, "on") == 0)
+			cfg->prefetch = true;
+		else if (strcmp(cfg->prefetch_arg, "off") == 0)
+			cfg->prefetch = false;
+		else
+			return fail(cfg, "prefetch: '%s' is not on or off", cfg->prefetch_arg);
+	}
+	if (cfg->prefetch_max_arg != NULL &&
+	    lz_parse_size(cfg->prefetch_max_arg, &cfg->prefetch_max) != 0)
+		return fail(cfg, "prefetch_max: '%s' is not a size (like 256M)",
+			    cfg->prefetch_max_arg);
 	if (cfg->images != NULL && cfg->images[0] == '\0')
 		return fail(cfg, "%s", "images: empty path");
 	if (cfg->map != NULL && cfg->map[0] == '\0')
@@ -281,6 +299,9 @@ void lz_config_free(struct lz_config *cfg)
 	free(cfg->image_timeout_arg);
 	free(cfg->idle_timeout_arg);
 	free(cfg->backend_arg);
+	free(cfg->bpf_arg);
+	free(cfg->prefetch_arg);
+	free(cfg->prefetch_max_arg);
 	free(cfg->images);
 	free(cfg->map);
 	free(cfg->remote);
@@ -358,6 +379,9 @@ void lz_config_usage(const char *progname)
 	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"
+	       "    -o bpf=MODE            eBPF open tracker: auto (default), on or off\n"
+	       "    -o prefetch=on|off     prefetch images' recorded working sets (on)\n"
+	       "    -o prefetch_max=SIZE   bytes prefetched per image use (512M)\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (modes are always enforced)\n"

@@ -9,6 +9,7 @@
 
 enum lz_open_mode { LZ_OPEN_PASSTHROUGH, LZ_OPEN_CACHED };
 enum lz_backend { LZ_BACKEND_AUTO, LZ_BACKEND_KERNEL, LZ_BACKEND_SQUASHFUSE };
+enum lz_bpf_mode { LZ_BPF_AUTO, LZ_BPF_ON, LZ_BPF_OFF };
 
 struct lz_config {
 	char *source; /* accepted for mount(8), otherwise unused */
@@ -25,8 +26,11 @@ struct lz_config {
 	double listing_ttl;	 /* how long a remote listing is trusted */
 	double fetch_timeout;	 /* the longest wait for a remote without progress */
 	enum lz_backend backend;
-	double image_timeout; /* kernel cache timeout inside images (immutable) */
-	double idle_timeout;  /* close images unused this long; 0 = never */
+	enum lz_bpf_mode bpf;
+	bool prefetch;	       /* record images' working sets and prefetch them */
+	uint64_t prefetch_max; /* bytes prefetched per image resolve */
+	double image_timeout;  /* kernel cache timeout inside images (immutable) */
+	double idle_timeout;   /* close images unused this long; 0 = never */
 	unsigned max_threads;
 	unsigned max_idle_threads;
 	bool foreground;
@@ -44,6 +48,9 @@ struct lz_config {
 	char *image_timeout_arg;
 	char *idle_timeout_arg;
 	char *backend_arg;
+	char *bpf_arg;
+	char *prefetch_arg;
+	char *prefetch_max_arg;
 	char *remote_mode_arg;
 	char *cache_size_arg;
 	char *listing_ttl_arg;

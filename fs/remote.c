@@ -98,7 +98,14 @@ int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
 
 int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode)
 {
-	return fs->objects->open(fs->objects->ctx, inode->remote_path);
+	int fd = fs->objects->open(fs->objects->ctx, inode->remote_path);
+
+	if (fd >= 0) {
+		lz_track_resolved(fs, inode->remote_path);
+		lz_prefetch_object_opened(fs->prefetch, inode->remote_path,
+					  (off_t)inode->remote_size);
+	}
+	return fd;
 }
 
 void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode)

@@ -84,11 +84,13 @@ lz_is_lazyfs_mount() {
 
 # lz_mount MOUNTPOINT [lazyfs args...]: starts lazyfs in the foreground
 # (so this test owns its PID), waits until the mount is there, and records
-# both for cleanup. The daemon's stderr goes to $LZ_TMP/lazyfs.<n>.log.
+# both for cleanup. Without a cache= option it gets one in $LZ_TMP. The daemon's stderr goes to $LZ_TMP/lazyfs.<n>.log.
 lz_mount() {
 	local mp=$1 log pid i
 	shift
 	log=$LZ_TMP/lazyfs.${#LZ_PIDS[@]}.log
+	# Working sets and the cache stay in the test's own directory.
+	[[ " $* " == *cache=* ]] || set -- "$@" -o "cache=$LZ_TMP/cache"
 	"$LAZYFS_BIN" -f "$@" "$mp" 2>"$log" &
 	pid=$!
 	LZ_PIDS+=("$pid")

@@ -178,10 +178,18 @@ static void test_errors(void)
 		lz_config_free(&cfg);
 	}
 
-	char *not_yet[] = { "bpf=on", "bpf=off" };
-	for (size_t i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++) {
-		CHECK(PARSE(&cfg, "-o", not_yet[i], "/m") == -1);
-		CHECK(strstr(cfg.error, "is not implemented") != NULL);
+	CHECK(PARSE(&cfg, "/m") == 0 && cfg.bpf == LZ_BPF_AUTO && cfg.prefetch &&
+	      cfg.prefetch_max == 512ull << 20);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "bpf=on,prefetch=off,prefetch_max=1G", "/m") == 0 &&
+	      cfg.bpf == LZ_BPF_ON && !cfg.prefetch && cfg.prefetch_max == 1ull << 30);
+	lz_config_free(&cfg);
+	CHECK(PARSE(&cfg, "-o", "bpf=off", "/m") == 0 && cfg.bpf == LZ_BPF_OFF);
+	lz_config_free(&cfg);
+	char *bad_bpf[] = { "bpf=yes", "bpf=", "prefetch=1", "prefetch_max=lots" };
+	for (size_t i = 0; i < sizeof(bad_bpf) / sizeof(bad_bpf[0]); i++) {
+		CHECK(PARSE(&cfg, "-o", bad_bpf[i], "/m") == -1);
+		CHECK(strncmp(cfg.error, bad_bpf[i], strcspn(bad_bpf[i], "=")) == 0);
 		lz_config_free(&cfg);
 	}
 

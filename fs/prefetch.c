@@ -1,0 +1,620 @@
+#include "config.h"
+#include "prefetch.h"
+#include "images.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WS_MAGIC    "lazyfs-workingset 1\n"
+#define WS_FILE_MAX (8u << 20) /* a working set file larger than this is not read */
+#define SET_SLOTS   (2 * LZ_WS_MAX_FILES)
+
+/* What one image's users touch after a resolve, until its window closes. */
+struct lz_ws_recording {
+	char *name; /* the image's registry name, or the objects' top directory */
+	struct lz_ws_recording *_Atomic *slot; /* where its owner points to it */
+	long long until;		       /* CLOCK_MONOTONIC seconds */
+	char *paths[LZ_WS_MAX_FILES];
+	off_t sizes[LZ_WS_MAX_FILES];
+	size_t n;
+	uint32_t set[SET_SLOTS]; /* index + 1 into paths, by hash: dedups records */
+	struct lz_ws_recording *prev, *next;
+};
+
+struct job {
+	struct lz_image *image; /* NULL: remote objects, prefetched by fetching them */
+	char *name;
+	off_t *sizes;
+	unsigned generation;
+	char **paths;
+	size_t n;
+	struct job *next;
+};
+
+/* remote_mode=objects: a top directory of the remote, whose objects are used together. */
+struct objunit {
+	char *name;
+	struct lz_ws_recording *_Atomic ws;
+	struct objunit *next;
+};
+
+struct lz_prefetch {
+	char *dir;
+	lz_prefetch_fetch_fn *fetch;
+	void *fetch_ctx;
+	struct objunit *units; /* under lock */
+	uint64_t max_bytes;
+	pthread_mutex_t lock; /* recordings (and each image's ws pointer), jobs */
+	pthread_cond_t work;
+	struct lz_ws_recording *recordings;
+	struct job *jobs, **jobs_tail;
+	bool stop;
+	pthread_t workers[LZ_WS_WORKERS];
+	unsigned nworkers;
+	atomic_ullong recorded, started, files, bytes, cancelled, bad_lines;
+};
+
+static long long now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+/* The file of image NAME in the working-set directory: NAME, %-escaped, or a hash if long. */
+static void ws_filename(const struct lz_prefetch *p, const char *name, char *out, size_t size)
+{
+	char esc[3 * NAME_MAX + 1];
+	size_t o = 0;
+
+	for (const char *c = name; *c != '\0' && o + 4 < sizeof(esc); c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || (*c == '.' && c != name))
+			esc[o++] = *c;
+		else
+			o += (size_t)snprintf(esc + o, sizeof(esc) - o, "%%%02X", (uint8_t)*c);
+	}
+	esc[o] = '\0';
+	if (o > 200 || o + 4 >= sizeof(esc))
+		snprintf(out, size, "%s/h%08x%08x.ws", p->dir, hash_str(name),
+			 hash_str(name + strlen(name) / 2));
+	else
+		snprintf(out, size, "%s/%s.ws", p->dir, esc);
+}
+
+/* Only plain relative paths inside the image: no "..", no empty or absolute parts. */
+static bool path_ok(const char *rel)
+{
+	if (rel[0] == '\0' || rel[0] == '/' || strlen(rel) >= PATH_MAX)
+		return false;
+	for (const char *c = rel; *c != '\0';) {
+		size_t len = strcspn(c, "/");
+		if (len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c += len;
+		if (*c == '/')
+			c++;
+	}
+	return strchr(rel, '\n') == NULL;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+		return -1;
+	for (char *c = tmp + 1; *c != '\0'; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		mkdir(tmp, 0700);
+		*c = '/';
+	}
+	return mkdir(tmp, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static char **read_working_set(struct lz_prefetch *p, const char *name, off_t **sizes,
+			       size_t *count);
+static void free_paths(char **paths, size_t n);
+
+/* Whether R recorded REL (its set is complete: records stop at the cap). */
+static bool recorded(const struct lz_ws_recording *r, const char *rel);
+
+/*
+ * Writes R's files (in the order first seen), then those of the image's last
+ * working set that R did not see, up to the cap: users of one image differ
+ * (one compile needs headers another does not), so sets are merged, not
+ * replaced; files gone from the image are skipped when prefetching.
+ */
+static void write_recording(struct lz_prefetch *p, struct lz_ws_recording *r)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 16];
+	char **old;
+	off_t *old_sizes = NULL;
+	size_t n_old = 0, written;
+	FILE *f;
+	int ok;
+
+	if (r->n == 0)
+		return;
+	old = read_working_set(p, r->name, &old_sizes, &n_old);
+	ws_filename(p, r->name, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	if (mkdir_p(p->dir) != 0 || (f = fopen(tmp, "wxe")) == NULL) {
+		free_paths(old, n_old);
+		free(old_sizes);
+		lz_warn("working set of %s: cannot write %s: %s", r->name, tmp, strerror(errno));
+		return;
+	}
+	fputs(WS_MAGIC, f);
+	for (size_t i = 0; i < r->n; i++)
+		fprintf(f, "%lld %s\n", (long long)r->sizes[i], r->paths[i]);
+	written = r->n;
+	for (size_t i = 0; i < n_old && written < LZ_WS_MAX_FILES; i++)
+		if (!recorded(r, old[i])) {
+			fprintf(f, "%lld %s\n", (long long)old_sizes[i], old[i]);
+			written++;
+		}
+	free_paths(old, n_old);
+	free(old_sizes);
+	ok = ferror(f) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		lz_warn("working set of %s: cannot write %s", r->name, path);
+		unlink(tmp);
+		return;
+	}
+	atomic_fetch_add(&p->recorded, 1);
+	lz_debug("%s: working set of %zu files written (%zu seen this time)", r->name, written,
+		 r->n);
+}
+
+static void free_recording(struct lz_ws_recording *r)
+{
+	free(r->name);
+	for (size_t i = 0; i < r->n; i++)
+		free(r->paths[i]);
+	free(r);
+}
+
+/* Lock held: takes R off its image and the list; the caller writes and frees it. */
+static void detach(struct lz_prefetch *p, struct lz_ws_recording *r)
+{
+	atomic_store(r->slot, NULL);
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		p->recordings = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+}
+
+static bool recorded(const struct lz_ws_recording *r, const char *rel)
+{
+	uint32_t slot = hash_str(rel) % SET_SLOTS;
+
+	while (r->set[slot] != 0) {
+		if (strcmp(r->paths[r->set[slot] - 1], rel) == 0)
+			return true;
+		slot = (slot + 1) % SET_SLOTS;
+	}
+	return false;
+}
+
+/* The last working set of image NAME (SIZES too, unless NULL), or 0 paths. */
+static char **read_working_set(struct lz_prefetch *p, const char *name, off_t **sizes,
+			       size_t *count)
+{
+	char path[PATH_MAX], *line = NULL;
+	size_t cap = 0, n = 0;
+	char **paths = NULL;
+	struct stat st;
+	ssize_t len;
+	FILE *f;
+
+	*count = 0;
+	ws_filename(p, name, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return NULL;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > WS_FILE_MAX ||
+	    getline(&line, &cap, f) <= 0 || strcmp(line, WS_MAGIC) != 0) {
+		lz_warn("working set %s: not a working set file; ignored", path);
+		goto out;
+	}
+	paths = calloc(LZ_WS_MAX_FILES, sizeof(*paths));
+	if (sizes != NULL && paths != NULL &&
+	    (*sizes = calloc(LZ_WS_MAX_FILES, sizeof(**sizes))) == NULL) {
+		free(paths);
+		paths = NULL;
+	}
+	while (paths != NULL && n < LZ_WS_MAX_FILES && (len = getline(&line, &cap, f)) > 0) {
+		char *rel = NULL;
+		long long size;
+
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		size = strtoll(line, &rel, 10);
+		if (rel == line || *rel != ' ' || size < 0 || !path_ok(rel + 1)) {
+			atomic_fetch_add(&p->bad_lines, 1);
+			continue;
+		}
+		paths[n] = strdup(rel + 1);
+		if (paths[n] != NULL && sizes != NULL)
+			(*sizes)[n] = (off_t)size;
+		if (paths[n] != NULL)
+			n++;
+	}
+out:
+	free(line);
+	fclose(f);
+	*count = n;
+	return paths;
+}
+
+static void free_paths(char **paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/* The image's root while it is still the resolve the job was made for, else -1. */
+static int current_root(struct job *j, bool dup_it)
+{
+	struct lz_image *image = j->image;
+	int fd = -1;
+
+	pthread_mutex_lock(&image->lock);
+	if (image->state == LZ_IMAGE_READY && image->generation == j->generation &&
+	    image->root_fd >= 0)
+		fd = dup_it ? fcntl(image->root_fd, F_DUPFD_CLOEXEC, 0) : 0;
+	pthread_mutex_unlock(&image->lock);
+	return fd;
+}
+
+/* Fetches each object into the cache (the store runs one fetch per object however asked). */
+static void run_objects_job(struct lz_prefetch *p, struct job *j)
+{
+	uint64_t budget = p->max_bytes, files = 0, bytes = 0;
+
+	atomic_fetch_add(&p->started, 1);
+	for (size_t i = 0; i < j->n && (uint64_t)j->sizes[i] <= budget; i++) {
+		if (p->fetch(p->fetch_ctx, j->paths[i]) != 0)
+			continue;
+		budget -= (uint64_t)j->sizes[i];
+		bytes += (uint64_t)j->sizes[i];
+		files++;
+	}
+	atomic_fetch_add(&p->files, files);
+	atomic_fetch_add(&p->bytes, bytes);
+	lz_debug("objects %s: prefetched %llu files, %llu bytes", j->name,
+		 (unsigned long long)files, (unsigned long long)bytes);
+}
+
+static void run_job(struct lz_prefetch *p, struct job *j)
+{
+	uint64_t budget = p->max_bytes, files = 0, bytes = 0;
+	int root = current_root(j, true);
+
+	if (root < 0) {
+		atomic_fetch_add(&p->cancelled, 1);
+		return;
+	}
+	atomic_fetch_add(&p->started, 1);
+	for (size_t i = 0; i < j->n && budget > 0; i++) {
+		/* Never outside the image, never through a link inside it. */
+		struct open_how how = {
+			.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+				   RESOLVE_NO_XDEV,
+		};
+		struct stat st;
+		int fd;
+
+		if (current_root(j, false) < 0) {
+			atomic_fetch_add(&p->cancelled, 1);
+			break;
+		}
+		fd = (int)syscall(SYS_openat2, root, j->paths[i], &how, sizeof(how));
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+			uint64_t want =
+				(uint64_t)st.st_size < budget ? (uint64_t)st.st_size : budget;
+			/* Squashfs decompresses in readahead: the work happens here, not in the
+			 * compiler. */
+			if (readahead(fd, 0, want) == 0) {
+				budget -= want;
+				bytes += want;
+				files++;
+			}
+		}
+		close(fd);
+	}
+	close(root);
+	atomic_fetch_add(&p->files, files);
+	atomic_fetch_add(&p->bytes, bytes);
+	lz_debug("image %s: prefetched %llu files, %llu bytes", j->name, (unsigned long long)files,
+		 (unsigned long long)bytes);
+}
+
+static void free_job(struct job *j)
+{
+	free_paths(j->paths, j->n);
+	free(j->sizes);
+	free(j->name);
+	free(j);
+}
+
+static void *worker(void *arg)
+{
+	struct lz_prefetch *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (p->jobs == NULL && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->stop)
+			break;
+		struct job *j = p->jobs;
+		p->jobs = j->next;
+		if (p->jobs == NULL)
+			p->jobs_tail = &p->jobs;
+		pthread_mutex_unlock(&p->lock);
+		if (j->image != NULL)
+			run_job(p, j);
+		else
+			run_objects_job(p, j);
+		free_job(j);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct lz_prefetch *lz_prefetch_new(const char *dir, uint64_t max_bytes)
+{
+	struct lz_prefetch *p = calloc(1, sizeof(*p));
+
+	if (p == NULL || (p->dir = strdup(dir)) == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->max_bytes = max_bytes;
+	p->jobs_tail = &p->jobs;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	return p;
+}
+
+void lz_prefetch_free(struct lz_prefetch *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	while (p->jobs != NULL) {
+		struct job *j = p->jobs;
+		p->jobs = j->next;
+		free_job(j);
+	}
+	while (p->recordings != NULL) {
+		struct lz_ws_recording *r = p->recordings;
+		detach(p, r);
+		write_recording(p, r);
+		free_recording(r);
+	}
+	while (p->units != NULL) {
+		struct objunit *u = p->units;
+		p->units = u->next;
+		free(u->name);
+		free(u);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+	free(p->dir);
+	free(p);
+}
+
+/*
+ * Starts recording NAME's use at SLOT (an image's or an objects directory's)
+ * and queues JOB, if it has anything to prefetch. Consumes JOB.
+ */
+static void start(struct lz_prefetch *p, const char *name, struct lz_ws_recording *_Atomic *slot,
+		  struct job *j)
+{
+	struct lz_ws_recording *r = calloc(1, sizeof(*r)), *old;
+
+	if (r == NULL || (r->name = strdup(name)) == NULL || (j->name = strdup(name)) == NULL) {
+		if (r != NULL)
+			free(r->name);
+		free(r);
+		free_job(j);
+		return;
+	}
+	r->slot = slot;
+	r->until = now_seconds() + LZ_WS_WINDOW_S;
+	j->paths = read_working_set(p, name, &j->sizes, &j->n);
+
+	pthread_mutex_lock(&p->lock);
+	old = atomic_load(slot);
+	if (old != NULL)
+		detach(p, old);
+	r->next = p->recordings;
+	if (r->next != NULL)
+		r->next->prev = r;
+	p->recordings = r;
+	atomic_store(slot, r);
+	if (j->n > 0) {
+		*p->jobs_tail = j;
+		p->jobs_tail = &j->next;
+		j = NULL;
+		if (p->nworkers < LZ_WS_WORKERS &&
+		    pthread_create(&p->workers[p->nworkers], NULL, worker, p) == 0)
+			p->nworkers++;
+		pthread_cond_signal(&p->work);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (j != NULL)
+		free_job(j);
+	if (old != NULL) {
+		write_recording(p, old);
+		free_recording(old);
+	}
+}
+
+void lz_prefetch_image_ready(struct lz_prefetch *p, struct lz_image *image, unsigned generation)
+{
+	struct job *j;
+
+	if (p == NULL || image->root_fd < 0)
+		return; /* squashfuse: nothing to warm */
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return;
+	j->image = image;
+	j->generation = generation;
+	start(p, image->name, &image->ws, j);
+}
+
+static void record_in(struct lz_prefetch *p, struct lz_ws_recording *_Atomic *slot,
+		      const char *relpath, off_t size)
+{
+	struct lz_ws_recording *r, *done = NULL;
+
+	if (atomic_load_explicit(slot, memory_order_relaxed) == NULL || !path_ok(relpath))
+		return;
+	pthread_mutex_lock(&p->lock);
+	r = atomic_load(slot);
+	if (r != NULL && now_seconds() >= r->until) {
+		detach(p, r);
+		done = r;
+	} else if (r != NULL && r->n < LZ_WS_MAX_FILES) {
+		uint32_t slot_i = hash_str(relpath) % SET_SLOTS;
+		while (r->set[slot_i] != 0 && strcmp(r->paths[r->set[slot_i] - 1], relpath) != 0)
+			slot_i = (slot_i + 1) % SET_SLOTS;
+		if (r->set[slot_i] == 0 && (r->paths[r->n] = strdup(relpath)) != NULL) {
+			r->sizes[r->n] = size;
+			r->set[slot_i] = (uint32_t)++r->n;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (done != NULL) {
+		write_recording(p, done);
+		free_recording(done);
+	}
+}
+
+void lz_prefetch_record(struct lz_prefetch *p, struct lz_image *image, const char *relpath,
+			off_t size)
+{
+	if (p != NULL)
+		record_in(p, &image->ws, relpath, size);
+}
+
+void lz_prefetch_set_fetch(struct lz_prefetch *p, lz_prefetch_fetch_fn *fetch, void *ctx)
+{
+	p->fetch = fetch;
+	p->fetch_ctx = ctx;
+}
+
+void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t size)
+{
+	char top[NAME_MAX + 1];
+	size_t len = strcspn(path, "/");
+	struct objunit *u;
+	bool first = false;
+
+	if (p == NULL || p->fetch == NULL)
+		return;
+	/* Objects at the top are one unit, ".": most trees keep related objects in one directory.
+	 */
+	snprintf(top, sizeof(top), "%.*s", path[len] == '/' && len <= NAME_MAX ? (int)len : 1,
+		 path[len] == '/' && len <= NAME_MAX ? path : ".");
+	pthread_mutex_lock(&p->lock);
+	for (u = p->units; u != NULL && strcmp(u->name, top) != 0; u = u->next)
+		;
+	if (u == NULL && (u = calloc(1, sizeof(*u))) != NULL) {
+		u->name = strdup(top);
+		if (u->name == NULL) {
+			free(u);
+			u = NULL;
+		} else {
+			u->next = p->units;
+			p->units = u;
+			first = true;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (u == NULL)
+		return;
+	if (first) {
+		/* The directory's first use in this process: its cold touch. */
+		struct job *j = calloc(1, sizeof(*j));
+		if (j != NULL)
+			start(p, top, &u->ws, j);
+	}
+	record_in(p, &u->ws, path, size);
+}
+
+void lz_prefetch_image_closed(struct lz_prefetch *p, const struct lz_image *image)
+{
+	struct lz_ws_recording *r;
+
+	struct lz_ws_recording *_Atomic *slot = (struct lz_ws_recording * _Atomic *)&image->ws;
+
+	if (p == NULL || atomic_load(slot) == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	r = atomic_load(slot);
+	if (r != NULL)
+		detach(p, r);
+	pthread_mutex_unlock(&p->lock);
+	if (r != NULL) {
+		write_recording(p, r);
+		free_recording(r);
+	}
+}
+
+void lz_prefetch_stats(struct lz_prefetch *p, struct lz_prefetch_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (p == NULL)
+		return;
+	out->recorded = atomic_load(&p->recorded);
+	out->started = atomic_load(&p->started);
+	out->files = atomic_load(&p->files);
+	out->bytes = atomic_load(&p->bytes);
+	out->cancelled = atomic_load(&p->cancelled);
+	out->bad_lines = atomic_load(&p->bad_lines);
+}

@@ -1,0 +1,426 @@
+/*
+ * The eBPF open tracker as the daemon uses it: a miss under the mount starts
+ * resolving that entry on a worker at once, while the opener's path walk is
+ * still on its way to our LOOKUP; resolved and expired entries are written to
+ * the tracker's map so warm opens never wake the daemon.
+ */
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "track.h"
+#include "../bpf/tracker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 1024
+#define WORKERS	  2
+/* Events whose LOOKUP we wait to see, for the event-to-LOOKUP delay. */
+#define WATCHED_MAX 256
+
+struct watched {
+	char *key;
+	uint64_t event_ns;
+};
+
+struct lz_track {
+	struct lz_fs *fs;
+	struct lz_tracker *tracker;
+	bool objects; /* keys are whole object paths */
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	char *queue[QUEUE_MAX];
+	unsigned head, count;
+	bool stop;
+	pthread_t workers[WORKERS];
+	unsigned nworkers;
+
+	struct watched watched[WATCHED_MAX]; /* under lock */
+	unsigned watched_next;
+
+	atomic_ullong early, absent, dropped;
+	struct lz_track_delays delays; /* under lock */
+};
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Image registry names ("N", "/a/b") and object paths as tracker keys ("N", "a/b"). */
+static const char *key_of(const char *name)
+{
+	while (*name == '/')
+		name++;
+	return name;
+}
+
+static void watch(struct lz_track *t, const char *key, uint64_t event_ns)
+{
+	struct watched *w;
+
+	pthread_mutex_lock(&t->lock);
+	w = &t->watched[t->watched_next++ % WATCHED_MAX];
+	free(w->key);
+	w->key = strdup(key);
+	w->event_ns = event_ns;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
+{
+	struct lz_track *t = fs->track;
+	const char *key;
+	uint64_t now;
+
+	if (t == NULL)
+		return;
+	key = key_of(name);
+	now = monotonic_ns();
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < WATCHED_MAX; i++) {
+		struct watched *w = &t->watched[i];
+		if (w->key == NULL || strcmp(w->key, key) != 0)
+			continue;
+		uint64_t delay = now > w->event_ns ? now - w->event_ns : 0;
+		unsigned bucket = 0;
+		while (bucket + 1 < LZ_TRACK_DELAY_BUCKETS && (delay >> (bucket + 1)) >= 1000)
+			bucket++;
+		t->delays.count[bucket]++;
+		t->delays.total++;
+		t->delays.sum_ns += delay;
+		lz_debug("bpf: %s: LOOKUP %.1f us after the event", key, delay / 1e3);
+		free(w->key);
+		w->key = NULL;
+		break;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * Resolves KEY by walking to it through lazyfs's own lookups, as the kernel
+ * is about to: the image mounts (or the object is fetched) now, and the
+ * kernel's LOOKUP finds it ready or waits on the same single resolve. The
+ * lookup references taken here are dropped again: the kernel holds none.
+ */
+static bool early_resolve(struct lz_track *t, const char *key)
+{
+	struct lz_fs *fs = t->fs;
+	uint64_t taken[PATH_MAX / 2];
+	unsigned ntaken = 0;
+	struct lz_inode *cur = fs->root;
+	char path[PATH_MAX], *save = NULL;
+	bool resolved = false;
+
+	if (snprintf(path, sizeof(path), "%s", key) >= (int)sizeof(path))
+		return false;
+	for (char *name = strtok_r(path, "/", &save); name != NULL;
+	     name = strtok_r(NULL, "/", &save)) {
+		struct fuse_entry_param e;
+		if (lz_lookup(fs, cur, name, &e) != 0)
+			break;
+		taken[ntaken++] = e.ino;
+		cur = lz_inode_find(fs->inodes, e.ino);
+		if (cur == NULL)
+			break;
+		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
+		if (!t->objects && cur->image != NULL) {
+			resolved = true;
+			break;
+		}
+	}
+	if (t->objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
+	    ntaken > 0) {
+		int fd = lz_remote_open(fs, cur);
+		if (fd >= 0) {
+			close(fd);
+			lz_remote_release(fs, cur);
+			resolved = true;
+		}
+	}
+	while (ntaken > 0)
+		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
+	return resolved;
+}
+
+static void *worker(void *arg)
+{
+	struct lz_track *t = arg;
+
+	for (;;) {
+		char *key;
+
+		pthread_mutex_lock(&t->lock);
+		while (t->count == 0 && !t->stop)
+			pthread_cond_wait(&t->work, &t->lock);
+		if (t->stop) {
+			pthread_mutex_unlock(&t->lock);
+			return NULL;
+		}
+		key = t->queue[t->head];
+		t->head = (t->head + 1) % QUEUE_MAX;
+		t->count--;
+		pthread_mutex_unlock(&t->lock);
+
+		if (early_resolve(t, key)) {
+			atomic_fetch_add(&t->early, 1);
+			lz_tracker_set_state(t->tracker, key, LZ_TRACKER_RESOLVED);
+		} else {
+			/* Nothing to resolve there: silence it until a reload. */
+			atomic_fetch_add(&t->absent, 1);
+			lz_tracker_set_state(t->tracker, key, LZ_TRACKER_ABSENT);
+		}
+		free(key);
+	}
+}
+
+/* Runs on the tracker's ring-buffer thread: hand over, never block. */
+static void on_miss(void *ctx, const char *key, const struct lz_tracker_event *ev)
+{
+	struct lz_track *t = ctx;
+	char *copy = strdup(key);
+
+	lz_debug("bpf: %s: cold (pid %u)", key, ev->tgid);
+	if (copy != NULL)
+		watch(t, key, ev->ktime_ns);
+	pthread_mutex_lock(&t->lock);
+	if (copy != NULL && t->count < QUEUE_MAX && !t->stop) {
+		t->queue[(t->head + t->count) % QUEUE_MAX] = copy;
+		t->count++;
+		pthread_cond_signal(&t->work);
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (copy != NULL || key[0] == '\0') {
+		/* Dropped: let a later open send it again. */
+		free(copy);
+		atomic_fetch_add(&t->dropped, 1);
+		lz_tracker_forget(t->tracker, key);
+	}
+}
+
+static void add_mapped(struct lz_track *t, const struct lz_map_node *node)
+{
+	if (node->image != NULL && node->relpath[0] != '\0')
+		lz_tracker_add_mapped(t->tracker, node->relpath);
+	for (size_t i = 0; i < node->nchildren; i++)
+		add_mapped(t, node->children[i]);
+}
+
+void lz_track_map_changed(struct lz_fs *fs)
+{
+	struct lz_track *t = fs->track;
+	struct lz_map *map = atomic_load(&fs->map);
+
+	if (t == NULL)
+		return;
+	lz_tracker_clear_mapped(t->tracker);
+	if (map != NULL)
+		add_mapped(t, &map->root);
+}
+
+/*
+ * Where the maps are pinned: /sys/fs/bpf/lazyfs/ and the mountpoint escaped
+ * the way systemd names mount units ("/opt/ce" is "opt-ce"), so an operator
+ * or a test finds them from the mountpoint alone. bpffs refuses '.' in
+ * names, so it is escaped too.
+ */
+static void pin_dir_of(const char *prefix, char *out, size_t size)
+{
+	size_t o = (size_t)snprintf(out, size, "%s/", LZ_TRACK_PIN_ROOT);
+
+	for (const char *c = prefix + 1; *c != '\0' && o + 5 < size; c++) {
+		if (*c == '/')
+			out[o++] = '-';
+		else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			 (*c >= '0' && *c <= '9') || *c == '_')
+			out[o++] = *c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", (uint8_t)*c);
+	}
+	if (prefix[1] == '\0')
+		out[o++] = '-';
+	out[o] = '\0';
+}
+
+int lz_track_open(struct lz_fs *fs, const char *mountpoint)
+{
+	const struct lz_config *cfg = fs->config;
+	struct lz_track *t;
+	char err[256] = "", prefix[PATH_MAX], pin_dir[PATH_MAX];
+	int rc;
+
+	if (cfg->bpf == LZ_BPF_OFF)
+		return 0;
+	if (realpath(mountpoint, prefix) == NULL) {
+		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
+		return cfg->bpf == LZ_BPF_ON ? -1 : 0;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -1;
+	t->fs = fs;
+	t->objects = fs->objects != NULL;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->work, NULL);
+	pin_dir_of(prefix, pin_dir, sizeof(pin_dir));
+	struct lz_tracker_config tc = {
+		.prefix = prefix,
+		.pin_dir = pin_dir,
+		.mode = t->objects ? LZ_TRACKER_WHOLE_PATH : LZ_TRACKER_FIRST_COMPONENT,
+		.on_miss = on_miss,
+		.ctx = t,
+	};
+	rc = lz_tracker_open(&tc, &t->tracker, err, sizeof(err));
+	if (rc < 0) {
+		pthread_mutex_destroy(&t->lock);
+		pthread_cond_destroy(&t->work);
+		free(t);
+		if (cfg->bpf == LZ_BPF_ON) {
+			lz_err("bpf=on: the open tracker cannot load: %s", err);
+			return -1;
+		}
+		lz_info("open tracker off: %s", err);
+		return 0;
+	}
+	fs->track = t;
+	lz_track_map_changed(fs);
+	return 0;
+}
+
+int lz_track_start(struct lz_fs *fs, unsigned fuse_minor)
+{
+	struct lz_track *t = fs->track;
+
+	if (t == NULL)
+		return 0;
+	if (fuse_minor != 0)
+		lz_tracker_set_fuse_connection(t->tracker, fuse_minor);
+	for (; t->nworkers < WORKERS; t->nworkers++)
+		if (pthread_create(&t->workers[t->nworkers], NULL, worker, t) != 0)
+			return -1;
+	if (lz_tracker_start(t->tracker) < 0)
+		return -1;
+	lz_info("open tracker loaded: cold entries start resolving at open");
+	return 0;
+}
+
+void lz_track_resolved(struct lz_fs *fs, const char *name)
+{
+	if (fs->track != NULL)
+		lz_tracker_set_state(fs->track->tracker, key_of(name), LZ_TRACKER_RESOLVED);
+}
+
+void lz_track_forget(struct lz_fs *fs, const char *name)
+{
+	if (fs->track != NULL)
+		lz_tracker_forget(fs->track->tracker, key_of(name));
+}
+
+int lz_track_stats(struct lz_fs *fs, struct lz_track_stats *out)
+{
+	struct lz_track *t = fs->track;
+
+	memset(out, 0, sizeof(*out));
+	if (t == NULL)
+		return -ENOTSUP;
+	out->early = atomic_load(&t->early);
+	out->absent = atomic_load(&t->absent);
+	out->dropped = atomic_load(&t->dropped);
+	pthread_mutex_lock(&t->lock);
+	out->delays = t->delays;
+	pthread_mutex_unlock(&t->lock);
+	return lz_tracker_stats(t->tracker, &out->bpf);
+}
+
+const char *lz_fuse_opcode_name(unsigned op)
+{
+	static const char *const names[] = {
+		[1] = "LOOKUP",	       [2] = "FORGET",	       [3] = "GETATTR",
+		[4] = "SETATTR",       [5] = "READLINK",       [6] = "SYMLINK",
+		[8] = "MKNOD",	       [9] = "MKDIR",	       [10] = "UNLINK",
+		[11] = "RMDIR",	       [12] = "RENAME",	       [13] = "LINK",
+		[14] = "OPEN",	       [15] = "READ",	       [16] = "WRITE",
+		[17] = "STATFS",       [18] = "RELEASE",       [20] = "FSYNC",
+		[21] = "SETXATTR",     [22] = "GETXATTR",      [23] = "LISTXATTR",
+		[24] = "REMOVEXATTR",  [25] = "FLUSH",	       [26] = "INIT",
+		[27] = "OPENDIR",      [28] = "READDIR",       [29] = "RELEASEDIR",
+		[30] = "FSYNCDIR",     [31] = "GETLK",	       [32] = "SETLK",
+		[33] = "SETLKW",       [34] = "ACCESS",	       [35] = "CREATE",
+		[36] = "INTERRUPT",    [37] = "BMAP",	       [38] = "DESTROY",
+		[39] = "IOCTL",	       [40] = "POLL",	       [41] = "NOTIFY_REPLY",
+		[42] = "BATCH_FORGET", [43] = "FALLOCATE",     [44] = "READDIRPLUS",
+		[45] = "RENAME2",      [46] = "LSEEK",	       [47] = "COPY_FILE_RANGE",
+		[48] = "SETUPMAPPING", [49] = "REMOVEMAPPING", [50] = "SYNCFS",
+		[51] = "TMPFILE",      [52] = "STATX",
+	};
+
+	return op < sizeof(names) / sizeof(names[0]) && names[op] != NULL ? names[op] : "OTHER";
+}
+
+/* "LOOKUP 12, OPEN 30, ..." for the FUSE requests the tracker counted. */
+static void fuse_counts(const struct lz_tracker_stats *st, char *out, size_t size)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (unsigned op = 0; op <= LZ_TRACKER_FUSE_OPS && o + 32 < size; op++)
+		if (st->fuse_ops[op].count > 0)
+			o += (size_t)snprintf(out + o, size - o, "%s%s %llu", o ? ", " : "",
+					      lz_fuse_opcode_name(op),
+					      (unsigned long long)st->fuse_ops[op].count);
+}
+
+void lz_track_close(struct lz_fs *fs)
+{
+	struct lz_track *t = fs->track;
+	struct lz_track_stats *st;
+	char ops[1024];
+
+	if (t == NULL)
+		return;
+	st = malloc(sizeof(*st)); /* 22 KiB */
+	if (st != NULL && lz_track_stats(fs, st) == 0) {
+		lz_info("open tracker: %llu events, %llu hits, %llu lost; %llu resolved early, "
+			"%llu with nothing to resolve",
+			(unsigned long long)st->bpf.events, (unsigned long long)st->bpf.hits,
+			(unsigned long long)st->bpf.lost, (unsigned long long)st->early,
+			(unsigned long long)st->absent);
+		fuse_counts(&st->bpf, ops, sizeof(ops));
+		if (st->bpf.fuse_all.count > 0)
+			lz_info("FUSE requests of this mount: %llu (%s), %.1f us on average",
+				(unsigned long long)st->bpf.fuse_all.count, ops,
+				st->bpf.fuse_all.ended ? st->bpf.fuse_all.total_ns / 1e3 /
+								 (double)st->bpf.fuse_all.ended
+						       : 0.0);
+	}
+	free(st);
+	/* The ring-buffer thread first: it is what feeds the workers. */
+	lz_tracker_close(t->tracker);
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; i < t->nworkers; i++)
+		pthread_join(t->workers[i], NULL);
+	for (unsigned i = 0; i < t->count; i++)
+		free(t->queue[(t->head + i) % QUEUE_MAX]);
+	for (unsigned i = 0; i < WATCHED_MAX; i++)
+		free(t->watched[i].key);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->work);
+	free(t);
+	fs->track = NULL;
+}

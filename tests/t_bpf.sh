@@ -1,0 +1,146 @@
+#!/bin/bash
+# The eBPF open tracker in the daemon: cold entries send one event and start
+# resolving before the kernel's LOOKUP, warm ones are only counted, expiry
+# re-arms them, opens elsewhere say nothing, bpf=off serves the same, and
+# nothing stays pinned or attached after unmount.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
+"$LAZYFS_BIN" --version >/dev/null
+
+IMG=$LZ_TMP/img U=$LZ_TMP/under MP=$LZ_TMP/mnt OUT=$LZ_TMP/outside
+mkdir -p "$IMG" "$U/plain" "$MP" "$OUT"
+for n in alpha beta gamma; do
+	mkdir -p "$LZ_TMP/src-$n/bin"
+	echo "image $n" >"$LZ_TMP/src-$n/hello.txt"
+	printf '#!/bin/sh\necho ran %s\n' "$n" >"$LZ_TMP/src-$n/bin/tool"
+	chmod +x "$LZ_TMP/src-$n/bin/tool"
+	mksquashfs "$LZ_TMP/src-$n" "$IMG/$n.sqfs" -noappend -quiet >/dev/null
+done
+mkdir -p "$LZ_TMP/nested/a"
+echo nested >"$LZ_TMP/nested/a/file"
+mksquashfs "$LZ_TMP/nested" "$IMG/nested.img" -noappend -quiet >/dev/null
+echo "deep/er/entry $IMG/nested.img" >"$LZ_TMP/map"
+echo outside >"$OUT/file"
+suffix=${LZ_TMP##*.}
+
+# Counts DEBUG log lines "bpf: KEY: cold" for KEY.
+cold_events() { grep -c "bpf: $1: cold" "$LZ_LAST_LOG" || true; }
+pins() { ls /sys/fs/bpf/lazyfs 2>/dev/null | grep -c -- "$suffix" || true; }
+
+opts="backend=$BACKEND,underlay=$U,images=$IMG,map=$LZ_TMP/map,idle_timeout=2,prefetch=off"
+lz_mount "$MP" -d -o "$opts,bpf=auto"
+if grep -q "open tracker off" "$LZ_LAST_LOG"; then
+	lz_skip "BPF cannot load here: $(grep 'open tracker off' "$LZ_LAST_LOG")"
+fi
+grep -q "open tracker loaded" "$LZ_LAST_LOG" || lz_fail "no 'open tracker loaded' line: $(cat "$LZ_LAST_LOG")"
+[[ $(pins) -eq 1 ]] || lz_fail "no pin directory for this mount under /sys/fs/bpf/lazyfs"
+lz_ok "bpf=auto loads the tracker and pins its maps under /sys/fs/bpf/lazyfs"
+
+# A cold image opened by another process: one event, resolved before (or while) LOOKUP runs.
+[[ $(sh -c "cat '$MP/alpha/hello.txt'") == "image alpha" ]] || lz_fail "alpha reads wrong"
+for ((i = 0; i < 50; i++)); do
+	grep -q "bpf: alpha: LOOKUP" "$LZ_LAST_LOG" && break
+	sleep 0.1
+done
+[[ $(cold_events alpha) -eq 1 ]] || lz_fail "alpha: $(cold_events alpha) events, expected 1"
+grep -q "bpf: alpha: LOOKUP .* after the event" "$LZ_LAST_LOG" ||
+	lz_fail "alpha: its LOOKUP was not matched to the event"
+lz_ok "a cold image sends one event and its LOOKUP is matched to it"
+
+# Warm: opens, execs and stats of a resolved image send nothing more.
+for ((i = 0; i < 200; i++)); do cat "$MP/alpha/hello.txt" >/dev/null; done
+[[ $("$MP/alpha/bin/tool") == "ran alpha" ]] || lz_fail "exec from alpha failed"
+stat "$MP/alpha/bin/tool" >/dev/null
+[[ $(cold_events alpha) -eq 1 ]] || lz_fail "alpha warm: $(cold_events alpha) events"
+lz_ok "warm opens, exec and stat of a resolved image send no event"
+
+# A storm of 100k opens of one cold entry: one event.
+python3 - "$MP/beta/hello.txt" <<'EOF'
+import os, sys
+for _ in range(100000):
+    os.close(os.open(sys.argv[1], os.O_RDONLY))
+EOF
+[[ $(cold_events beta) -eq 1 ]] || lz_fail "beta: $(cold_events beta) events for 100k opens"
+lz_ok "100k opens of a cold entry send exactly one event"
+
+# exec and stat are seen too; an entry with nothing to resolve is silenced.
+[[ $("$MP/gamma/bin/tool") == "ran gamma" ]] || lz_fail "exec from gamma failed"
+[[ $(cold_events gamma) -eq 1 ]] || lz_fail "exec: $(cold_events gamma) events"
+stat "$MP/plain" >/dev/null
+stat "$MP/plain" >/dev/null
+stat "$MP/no-such-entry" >/dev/null 2>&1 || true
+stat "$MP/no-such-entry" >/dev/null 2>&1 || true
+sleep 0.3
+[[ $(cold_events plain) -eq 1 && $(cold_events no-such-entry) -eq 1 ]] ||
+	lz_fail "underlay entries: $(cold_events plain) and $(cold_events no-such-entry) events"
+lz_ok "exec and stat send events; entries with no image are reported once"
+
+# map= entries are keyed by their whole mapped path.
+[[ $(cat "$MP/deep/er/entry/a/file") == nested ]] || lz_fail "mapped entry reads wrong"
+[[ $(cold_events deep/er/entry) -eq 1 ]] || lz_fail "mapped entry: $(cold_events deep/er/entry) events"
+lz_ok "a map= entry is keyed by its mapped path"
+
+# Opens elsewhere, including a sibling sharing the prefix's spelling, send nothing.
+before=$(grep -c "bpf: .*: cold" "$LZ_LAST_LOG")
+mkdir -p "$MP-other" 2>/dev/null || true
+for ((i = 0; i < 1000; i++)); do cat "$OUT/file" >/dev/null; done
+ls "$MP-other" >/dev/null 2>&1 || true
+rmdir "$MP-other" 2>/dev/null || true
+sleep 0.3
+[[ $(grep -c "bpf: .*: cold" "$LZ_LAST_LOG") -eq $before ]] || lz_fail "opens outside the mount sent events"
+lz_ok "opens outside the prefix send nothing"
+
+# Expiry forgets the entry: the next cold open sends an event again.
+for ((i = 0; i < 80; i++)); do
+	grep -q "image alpha: closed" "$LZ_LAST_LOG" && break
+	sleep 0.1
+done
+grep -q "image alpha: closed" "$LZ_LAST_LOG" || lz_fail "alpha did not expire"
+cat "$MP/alpha/hello.txt" >/dev/null
+sleep 0.2
+[[ $(cold_events alpha) -eq 2 ]] || lz_fail "alpha after expiry: $(cold_events alpha) events, expected 2"
+lz_ok "an expired image is forgotten by the tracker and reported again"
+
+lz_umount "$MP"
+summary=$(grep "open tracker:" "$LZ_LAST_LOG" || true)
+[[ $summary =~ ([0-9]+)\ hits,\ ([0-9]+)\ lost ]] || lz_fail "no tracker summary: $summary"
+((BASH_REMATCH[1] >= 200)) || lz_fail "only ${BASH_REMATCH[1]} hits counted: $summary"
+[[ ${BASH_REMATCH[2]} -eq 0 ]] || lz_fail "events lost: $summary"
+lz_ok "hits are counted in the kernel, no event lost ($summary)"
+fuse=$(grep "FUSE requests of this mount:" "$LZ_LAST_LOG" || true)
+[[ $fuse =~ OPEN\ ([0-9]+) ]] || lz_fail "no FUSE statistics: $fuse"
+# 200 cats of alpha, 100k opens of beta, a few more: each open is one OPEN in passthrough mode.
+((BASH_REMATCH[1] >= 100200)) || lz_fail "only ${BASH_REMATCH[1]} OPEN requests counted: $fuse"
+[[ $fuse =~ LOOKUP\ [0-9]+ && $fuse =~ GETATTR|STATX ]] || lz_fail "FUSE statistics lack LOOKUP/GETATTR: $fuse"
+lz_ok "the mount's FUSE requests are counted by opcode (${fuse#*: })"
+[[ $(pins) -eq 0 ]] || lz_fail "pins left after unmount: $(ls /sys/fs/bpf/lazyfs)"
+if command -v bpftool >/dev/null || [[ -x /usr/sbin/bpftool ]]; then
+	left=$(PATH=$PATH:/usr/sbin bpftool prog show 2>/dev/null | grep -c "name lz_" || true)
+	[[ $left -eq 0 ]] || lz_fail "$left lazyfs BPF programs still loaded"
+fi
+lz_ok "nothing pinned or attached after unmount"
+
+# bpf=off serves the same tree, with no tracker.
+lz_mount "$MP" -d -o "$opts,bpf=off"
+[[ $(cat "$MP/alpha/hello.txt") == "image alpha" && $("$MP/beta/bin/tool") == "ran beta" ]] ||
+	lz_fail "bpf=off reads differ"
+[[ $(pins) -eq 0 ]] && ! grep -q "open tracker" "$LZ_LAST_LOG" || lz_fail "bpf=off loaded the tracker"
+lz_umount "$MP"
+lz_ok "bpf=off serves the same files without a tracker"
+
+# bpf=on fails the mount when the tracker cannot load (a prefix too long for it).
+LONG=$LZ_TMP/$(printf 'x%.0s' {1..130})
+mkdir -p "$LONG"
+if "$LAZYFS_BIN" -f -o "$opts,bpf=on" "$LONG" 2>"$LZ_TMP/on.log"; then
+	umount "$LONG" 2>/dev/null || true
+	lz_fail "bpf=on mounted although the tracker could not load"
+fi
+grep -q "bpf=on: the open tracker cannot load" "$LZ_TMP/on.log" || lz_fail "bpf=on error: $(cat "$LZ_TMP/on.log")"
+lz_is_lazyfs_mount "$LONG" && lz_fail "bpf=on left a mount"
+lz_mount "$LONG" -o "$opts,bpf=auto"
+grep -q "open tracker off" "$LZ_LAST_LOG" || lz_fail "bpf=auto did not say the tracker is off"
+[[ $(cat "$LONG/alpha/hello.txt") == "image alpha" ]] || lz_fail "bpf=auto without tracker reads wrong"
+lz_umount "$LONG"
+lz_ok "bpf=on refuses to mount without a tracker; bpf=auto mounts and says why"
+lz_done
