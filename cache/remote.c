@@ -41,6 +41,8 @@ struct lz_remote {
 	double ttl;
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
+	void (*evicted)(void *ctx, const char *path);
+	void *evicted_ctx;
 	pthread_mutex_t lock; /* the listings; never held during a request */
 	pthread_cond_t refreshed;
 	struct listing *listings;
@@ -65,6 +67,15 @@ __attribute__((format(printf, 3, 4))) static void say(struct lz_remote *r, int l
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	r->log(r->log_ctx, level, msg);
+}
+
+/* Objects are stored under "o:PATH"; listings ("l:DIR") tell nobody. */
+static void store_evicted(void *ctx, const char *key)
+{
+	struct lz_remote *r = ctx;
+
+	if (strncmp(key, "o:", 2) == 0)
+		r->evicted(r->evicted_ctx, key + 2);
 }
 
 static void listing_clear(struct listing *l)
@@ -492,6 +503,8 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	r->ttl = opts->listing_ttl;
 	r->log = opts->log;
 	r->log_ctx = opts->log_ctx;
+	r->evicted = opts->evicted;
+	r->evicted_ctx = opts->evicted_ctx;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->refreshed, NULL);
 	make_parents(opts->cache_dir);
@@ -501,6 +514,8 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		return NULL;
 	}
 	lz_store_set_log(r->store, r->log, r->log_ctx);
+	if (r->evicted != NULL)
+		lz_store_on_evict(r->store, store_evicted, r);
 	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
 	if (r->rclone == NULL) {
 		lz_remote_free(r);

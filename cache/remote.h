@@ -21,6 +21,9 @@ struct lz_remote_options {
 	double timeout;	       /* seconds without progress before a request fails */
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
+	/* An object PATH left the cache (evicted): the next open fetches it again. */
+	void (*evicted)(void *ctx, const char *path);
+	void *evicted_ctx;
 };
 
 struct lz_remote;

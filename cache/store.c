@@ -135,6 +135,14 @@ void lz_store_settle(struct lz_store *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void lz_store_on_evict(struct lz_store *s, lz_store_evicted_fn *fn, void *ctx)
+{
+	pthread_mutex_lock(&s->lock);
+	s->evicted = fn;
+	s->evicted_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void lz_store_set_log(struct lz_store *s, lz_store_log_fn *log, void *ctx)
 {
 	pthread_mutex_lock(&s->lock);
@@ -481,6 +489,8 @@ int lz_store_evict(struct lz_store *s, const char *key)
 	else if (e != NULL) {
 		lz_entry_drop(s, e);
 		s->stats.evictions++;
+		if (s->evicted != NULL)
+			s->evicted(s->evicted_ctx, e->key);
 		lz_entry_maybe_free(s, e);
 	}
 	pthread_mutex_unlock(&s->lock);

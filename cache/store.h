@@ -66,6 +66,13 @@ typedef void lz_store_log_fn(void *ctx, int level, const char *line);
 void lz_store_set_log(struct lz_store *store, lz_store_log_fn *log, void *ctx);
 
 /*
+ * Told the key of each object evicted (for room or by lz_store_evict), with
+ * the store's lock held: FN must not call the store.
+ */
+typedef void lz_store_evicted_fn(void *ctx, const char *key);
+void lz_store_on_evict(struct lz_store *store, lz_store_evicted_fn *fn, void *ctx);
+
+/*
  * Waits until every fill has been published (or failed to be): objects become
  * visible to lz_store_lookup, the index and stats only then.
  */

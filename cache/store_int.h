@@ -101,6 +101,8 @@ struct lz_store {
 	struct lz_store_stats stats;
 	lz_store_log_fn *log;
 	void *log_ctx;
+	lz_store_evicted_fn *evicted;
+	void *evicted_ctx;
 };
 
 /* SHA-256 of the key, truncated: the file name. Tests may point it elsewhere. */

@@ -356,6 +356,8 @@ static uint64_t evict(struct lz_store *s, uint64_t bytes, bool all_or_nothing)
 		next = e->victim_next;
 		finish_unlink(e);
 		s->stats.evictions++;
+		if (s->evicted != NULL)
+			s->evicted(s->evicted_ctx, e->key);
 		lz_entry_maybe_free(s, e);
 	}
 	pthread_cond_broadcast(&s->changed);

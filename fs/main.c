@@ -84,6 +84,12 @@ static void log_from_cache(void *ctx, int level, const char *msg)
 	lz_log(level, "%s", msg);
 }
 
+/* An object left the cache: the tracker reports its next open again. */
+static void object_evicted(void *ctx, const char *path)
+{
+	lz_track_forget(ctx, path);
+}
+
 static struct lz_remote *open_remote(const struct lz_config *cfg)
 {
 	char err[512];
@@ -94,6 +100,8 @@ static struct lz_remote *open_remote(const struct lz_config *cfg)
 		.listing_ttl = cfg->listing_ttl,
 		.timeout = cfg->fetch_timeout,
 		.log = log_from_cache,
+		.evicted = object_evicted,
+		.evicted_ctx = the_fs,
 	};
 	struct lz_remote *remote = lz_remote_new(&opts, err, sizeof(err));
 

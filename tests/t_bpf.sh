@@ -129,6 +129,27 @@ lz_mount "$MP" -d -o "$opts,bpf=off"
 lz_umount "$MP"
 lz_ok "bpf=off serves the same files without a tracker"
 
+# remote_mode=objects: the key is the whole path; an evicted object is reported again.
+if command -v rclone >/dev/null; then
+	T=$LZ_TMP/tree
+	mkdir -p "$T/dir"
+	head -c 700000 /dev/urandom >"$T/dir/a.bin"
+	head -c 700000 /dev/urandom >"$T/dir/b.bin"
+	lz_serve_http "$T"
+	remote=":http\\,url='http://127.0.0.1:$LZ_HTTP_PORT/':"
+	lz_mount "$MP" -d -o "underlay=$U,remote=$remote,remote_mode=objects,cache=$LZ_TMP/oc,cache_size=1M,prefetch=off"
+	cmp "$MP/dir/a.bin" "$T/dir/a.bin" || lz_fail "objects: a.bin reads wrong"
+	[[ $(cold_events dir/a.bin) -eq 1 ]] || lz_fail "objects: $(cold_events dir/a.bin) events for dir/a.bin"
+	cmp "$MP/dir/a.bin" "$T/dir/a.bin"
+	[[ $(cold_events dir/a.bin) -eq 1 ]] || lz_fail "objects: a cached object was reported again"
+	cmp "$MP/dir/b.bin" "$T/dir/b.bin" || lz_fail "objects: b.bin reads wrong" # evicts a.bin
+	cmp "$MP/dir/a.bin" "$T/dir/a.bin" || lz_fail "objects: a.bin reads wrong after eviction"
+	[[ $(cold_events dir/a.bin) -eq 2 ]] || lz_fail "objects: evicted dir/a.bin gave $(cold_events dir/a.bin) events, expected 2"
+	lz_umount "$MP"
+	kill "$LZ_HTTP_PID" 2>/dev/null || true
+	lz_ok "objects are keyed by their whole path; an evicted object is reported again"
+fi
+
 # bpf=on fails the mount when the tracker cannot load (a prefix too long for it).
 LONG=$LZ_TMP/$(printf 'x%.0s' {1..130})
 mkdir -p "$LONG"

@@ -804,6 +804,15 @@ static void test_replace_open(void)
 	close_ok(s);
 }
 
+static char evicted_keys[256];
+
+static void on_evicted(void *ctx, const char *key)
+{
+	(void)ctx;
+	strncat(evicted_keys, key, sizeof(evicted_keys) - strlen(evicted_keys) - 2);
+	strcat(evicted_keys, " ");
+}
+
 static void test_lru(void)
 {
 	char dir[PATH_MAX], err[512];
@@ -820,6 +829,7 @@ static void test_lru(void)
 		return;
 	lz_store_stats(s, &st);
 	CHECK(st.quota == 10000);
+	lz_store_on_evict(s, on_evicted, NULL);
 	CHECK(fill_data(s, "A", d[0], 3000, &m, &fd_a, err, sizeof(err)) == 0); /* stays open */
 	put(s, "B", d[1], 3000, &m);
 	CHECK(lz_store_pin(s, "B") == 0);
@@ -833,6 +843,7 @@ static void test_lru(void)
 	lz_store_stats(s, &st);
 	CHECK(st.evictions == 2 && st.bytes == 9000 && st.objects == 3 && st.pinned == 1 &&
 	      st.open_objects == 1);
+	CHECK(strcmp(evicted_keys, "C D ") == 0);
 
 	CHECK(lz_store_evict(s, "A") == -EBUSY);
 	CHECK(lz_store_evict(s, "B") == -EBUSY);
