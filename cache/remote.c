@@ -7,11 +7,13 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_ERR	  0
@@ -43,6 +45,7 @@ struct lz_remote {
 	void *log_ctx;
 	void (*evicted)(void *ctx, const char *path);
 	void *evicted_ctx;
+	atomic_ullong fetches, fetch_failures, fetch_bytes, fetch_ns;
 	pthread_mutex_t lock; /* the listings; never held during a request */
 	pthread_cond_t refreshed;
 	struct listing *listings;
@@ -426,11 +429,22 @@ struct copy_job {
 static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errlen)
 {
 	struct copy_job *job = ctx;
-	int rc = lz_rclone_copy(job->r->rclone, job->path, tmp_path, err, errlen);
+	struct lz_remote *r = job->r;
+	struct timespec t0, t1;
+	struct stat st;
+	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atomic_fetch_add(&r->fetch_ns, (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
+							    (t1.tv_nsec - t0.tv_nsec)));
+	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
+	if (rc == 0 && stat(tmp_path, &st) == 0)
+		atomic_fetch_add(&r->fetch_bytes, (unsigned long long)st.st_size);
 	/* Once per fetch, not per waiter: tests count these lines. */
 	if (rc == 0)
-		say(job->r, LOG_DEBUG, "fetched '%s'", job->path);
+		say(r, LOG_DEBUG, "fetched '%s'", job->path);
 	return rc;
 }
 
@@ -471,6 +485,48 @@ static void source_release(void *ctx, const char *path)
 
 	object_key(key, sizeof(key), path);
 	lz_store_release(r->store, key);
+}
+
+static void source_stats(void *ctx, struct lz_source_stats *out)
+{
+	struct lz_remote *r = ctx;
+	struct lz_store_stats st;
+
+	lz_store_stats(r->store, &st);
+	*out = (struct lz_source_stats){
+		.objects = st.objects,
+		.bytes = st.bytes,
+		.quota = st.quota,
+		.open_objects = st.open_objects,
+		.pinned = st.pinned,
+		.hits = st.hits,
+		.misses = st.misses,
+		.fills = st.fills,
+		.fill_failures = st.fill_failures + st.publish_failures,
+		.evictions = st.evictions,
+		.fetches = atomic_load(&r->fetches),
+		.fetch_failures = atomic_load(&r->fetch_failures),
+		.fetch_bytes = atomic_load(&r->fetch_bytes),
+		.fetch_ns = atomic_load(&r->fetch_ns),
+	};
+}
+
+static int source_evict(void *ctx, const char *path)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+
+	object_key(key, sizeof(key), path);
+	return lz_store_evict(r->store, key);
+}
+
+static int source_pin(void *ctx, const char *path, bool pin)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+
+	object_key(key, sizeof(key), path);
+	return pin ? lz_store_pin(r->store, key) : lz_store_unpin(r->store, key);
 }
 
 /* Creates the parents of DIR (the store creates DIR itself, root-only). */
@@ -526,6 +582,9 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.lookup = source_lookup,
 		.open = source_open,
 		.release = source_release,
+		.stats = source_stats,
+		.evict = source_evict,
+		.pin = source_pin,
 		.ctx = r,
 	};
 	return r;

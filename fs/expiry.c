@@ -26,7 +26,7 @@ static void forget_name(struct lz_fs *fs, uint64_t parent, const char *name)
 		lz_debug("entry %s: kernel entry not invalidated: %s", name, strerror(-rc));
 }
 
-static void forget_entry(void *ctx, const struct lz_image *image)
+void lz_image_closed(void *ctx, const struct lz_image *image)
 {
 	if (image->entry != NULL)
 		forget_name(ctx, image->parent, image->entry);
@@ -95,10 +95,10 @@ static void *expiry_main(void *arg)
 			lz_info("reload: rereading the map, expiring replaced images");
 			if (fs->config->map != NULL)
 				lz_map_reload(fs);
-			lz_images_expire_replaced(fs->images, forget_entry, fs);
+			lz_images_expire_replaced(fs->images, lz_image_closed, fs);
 		}
 		if (idle > 0)
-			lz_images_expire(fs->images, (unsigned)idle, forget_entry, fs);
+			lz_images_expire(fs->images, (unsigned)idle, lz_image_closed, fs);
 	}
 	return NULL;
 }

@@ -31,8 +31,11 @@ struct lz_fs {
 	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
-	struct lz_track *track;	      /* the eBPF open tracker, or NULL */
-	struct lz_prefetch *prefetch; /* working sets, or NULL */
+	struct lz_track *track;		/* the eBPF open tracker, or NULL */
+	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
+	struct lz_control *control;	/* lazyfsctl's socket, or NULL */
+	struct timespec started;	/* CLOCK_REALTIME at start */
+	struct lz_prefetch *prefetch;	/* working sets, or NULL */
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */
@@ -62,6 +65,12 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
  */
 int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image *handle,
 		  uint64_t id, const struct stat *known, struct fuse_entry_param *e);
+/*
+ * Resolves entry KEY ("N", "a/b/c", or an object path) now, walking to it
+ * through lazyfs's own lookups as the kernel would: the image is mounted, the
+ * object fetched. True when there was something to resolve and it worked.
+ */
+bool lz_resolve_entry(struct lz_fs *fs, const char *key);
 /* The node id of a backing file, or 0 when it cannot have one. */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 
@@ -88,6 +97,8 @@ void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* expiry.c: closes idle images and rereads configuration on SIGHUP. */
+/* An image was closed (CTX: the lz_fs): the kernel, the tracker and prefetch are told. */
+void lz_image_closed(void *ctx, const struct lz_image *image);
 int lz_expiry_start(struct lz_fs *fs);
 void lz_expiry_stop(void);
 void lz_expiry_reload_signal(int sig);

@@ -34,6 +34,7 @@ struct lz_images {
 	struct lz_image *buckets[BUCKETS];
 	lz_image_ready_fn *on_ready;
 	void *on_ready_ctx;
+	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
 };
 
 static long long now_seconds(void)
@@ -443,6 +444,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		} else {
 			image->state = LZ_IMAGE_FAILED;
 		}
+		atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
 		pthread_cond_broadcast(&image->changed);
 	}
 	if (keep_source_ref)
@@ -500,7 +502,7 @@ static void expire_where(struct lz_images *images, expire_test *test, long long 
 static bool is_idle(struct lz_images *images, struct lz_image *image, long long idle)
 {
 	(void)images;
-	return atomic_load(&image->open_files) == 0 &&
+	return atomic_load(&image->open_files) == 0 && atomic_load(&image->pins) == 0 &&
 	       now_seconds() - atomic_load(&image->last_use) >= idle;
 }
 
@@ -527,6 +529,57 @@ static bool is_replaced(struct lz_images *images, struct lz_image *image, long l
 void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx)
 {
 	expire_where(images, is_replaced, 0, expired, ctx);
+}
+
+static bool is_named(struct lz_images *images, struct lz_image *image, long long name)
+{
+	(void)images;
+	return atomic_load(&image->open_files) == 0 &&
+	       strcmp(image->name, (const char *)(intptr_t)name) == 0;
+}
+
+int lz_images_evict(struct lz_images *images, const char *name, lz_image_expired_fn *expired,
+		    void *ctx)
+{
+	struct lz_image *image = find(images, name);
+	bool ready;
+
+	if (image == NULL)
+		return -ENOENT;
+	pthread_mutex_lock(&image->lock);
+	ready = image->state == LZ_IMAGE_READY;
+	pthread_mutex_unlock(&image->lock);
+	if (!ready)
+		return -ENOENT;
+	if (atomic_load(&image->open_files) > 0)
+		return -EBUSY;
+	expire_where(images, is_named, (long long)(intptr_t)name, expired, ctx);
+	return 0;
+}
+
+struct lz_image *lz_images_find(struct lz_images *images, const char *name)
+{
+	return find(images, name);
+}
+
+void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
+		       void *ctx)
+{
+	for (unsigned b = 0; b < BUCKETS; b++) {
+		pthread_mutex_lock(&images->lock);
+		struct lz_image *image = images->buckets[b];
+		pthread_mutex_unlock(&images->lock);
+		/* Never removed from the table: walking unlocked is safe. */
+		for (; image != NULL; image = image->next)
+			fn(ctx, image);
+	}
+}
+
+void lz_images_stats(struct lz_images *images, struct lz_images_stats *out)
+{
+	out->resolved = atomic_load(&images->resolved);
+	out->failed = atomic_load(&images->failed);
+	out->backend = images->backend;
 }
 
 /* NAME without an image suffix into OUT; false if it has none. */

@@ -55,6 +55,7 @@ struct lz_image {
 	unsigned generation;	    /* bumped by every resolve */
 	atomic_llong last_use;	    /* CLOCK_MONOTONIC seconds */
 	atomic_uint open_files;
+	atomic_uint pins; /* lazyfsctl pin: never expired while pinned */
 	atomic_ullong resolves;
 	atomic_bool missing_logged;
 	char *source_key;		    /* the source object held open while READY, or NULL */
@@ -113,6 +114,25 @@ void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_
 
 /* Closes every READY image whose file was replaced or removed (for reload). */
 void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx);
+
+/*
+ * Closes image NAME now, as expiry would (EXPIRED is told): -ENOENT when it
+ * is not READY, -EBUSY while files are open on it.
+ */
+int lz_images_evict(struct lz_images *images, const char *name, lz_image_expired_fn *expired,
+		    void *ctx);
+/* The registry entry of NAME (an image touched since start), or NULL. */
+struct lz_image *lz_images_find(struct lz_images *images, const char *name);
+/* Calls FN for every image touched since start, in no order. */
+void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
+		       void *ctx);
+
+struct lz_images_stats {
+	unsigned long long resolved; /* resolves that worked */
+	unsigned long long failed;   /* resolves that failed: the underlay was served */
+	enum lz_image_backend backend;
+};
+void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 
 /* Calls FN for each image name in DIR (for the root listing). */
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);

@@ -1,6 +1,7 @@
 /* lazyfs: mount, serve, and clean up. */
 #include "config.h"
 #include "fs.h"
+#include "control.h"
 #include "kmount.h"
 #include "../cache/remote.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Every looked-up inode holds an O_PATH descriptor: allow as many as the system does. */
@@ -283,6 +285,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (remote_images)
 		lz_images_set_source(fs.images, lz_remote_source(remote));
+	if (remote != NULL)
+		fs.remote = lz_remote_source(remote);
 	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
 	if (open_prefetch(&fs, &cfg) != 0)
@@ -322,6 +326,9 @@ int main(int argc, char **argv)
 		lz_err("cannot start the expiry thread");
 		goto out;
 	}
+	clock_gettime(CLOCK_REALTIME, &fs.started);
+	if (lz_control_start(&fs) != 0)
+		lz_warn("no control socket: lazyfsctl cannot reach this mount");
 	if (lz_track_start(&fs, fuse_minor_of(cfg.mountpoint)) != 0) {
 		lz_err("cannot start the open tracker's threads");
 		goto out;
@@ -330,6 +337,7 @@ int main(int argc, char **argv)
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
 out:
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
+	lz_control_stop(&fs); /* first: its commands use everything below */
 	lz_expiry_stop();
 	lz_track_close(&fs);
 	lz_prefetch_free(fs.prefetch); /* before the images its jobs read */

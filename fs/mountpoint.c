@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,6 +71,41 @@ bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bo
 bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype)
 {
 	return lz_mountinfo_find(mountinfo, path, fstype, false, NULL, NULL);
+}
+
+void lz_escape_mountpoint(const char *mountpoint, char *out, size_t size)
+{
+	size_t o = 0;
+
+	if (size == 0)
+		return;
+	for (const char *c = mountpoint + 1; *c != '\0' && o + 5 < size; c++) {
+		if (*c == '/')
+			out[o++] = '-';
+		else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			 (*c >= '0' && *c <= '9') || *c == '_')
+			out[o++] = *c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", (unsigned char)*c);
+	}
+	if (o == 0 && size > 1)
+		out[o++] = '-';
+	out[o] = '\0';
+}
+
+void lz_control_path(const char *mountpoint, char *out, size_t size)
+{
+	char name[256];
+	uint64_t h = 14695981039346656037ull;
+
+	lz_escape_mountpoint(mountpoint, name, sizeof(name));
+	/* A socket path has 107 bytes: long mountpoints go by a hash. */
+	if (strlen(name) > 80) {
+		for (const char *c = mountpoint; *c != '\0'; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ull;
+		snprintf(name, sizeof(name), "h%016llx", (unsigned long long)h);
+	}
+	snprintf(out, size, "%s/%s.sock", LZ_CONTROL_DIR, name);
 }
 
 int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen)

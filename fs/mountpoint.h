@@ -18,6 +18,17 @@ bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype);
 bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
 		       unsigned *major, unsigned *minor);
 
+/*
+ * MOUNTPOINT (absolute, no symlinks) as one file name, the way systemd names
+ * mount units: "/opt/ce" is "opt-ce", "/" is "-", and every character but
+ * letters, digits and '_' is written \xNN (bpffs refuses '.').
+ */
+void lz_escape_mountpoint(const char *mountpoint, char *out, size_t size);
+
+/* Where the daemon serving MOUNTPOINT listens for lazyfsctl. */
+#define LZ_CONTROL_DIR "/run/lazyfs"
+void lz_control_path(const char *mountpoint, char *out, size_t size);
+
 /* 0 when MOUNTPOINT can take a lazyfs mount; else -1 with a reason in ERR. */
 int lz_mountpoint_check(const char *mountpoint, char *err, size_t errlen);
 

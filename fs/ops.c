@@ -273,6 +273,52 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	return err;
 }
 
+/*
+ * Resolves KEY by walking to it through lazyfs's own lookups, as the kernel
+ * is about to: the image mounts (or the object is fetched) now, and the
+ * kernel's LOOKUP finds it ready or waits on the same single resolve. The
+ * lookup references taken here are dropped again: the kernel holds none.
+ */
+bool lz_resolve_entry(struct lz_fs *fs, const char *key)
+{
+	bool objects = fs->objects != NULL;
+	uint64_t taken[PATH_MAX / 2];
+	unsigned ntaken = 0;
+	struct lz_inode *cur = fs->root;
+	char path[PATH_MAX], *save = NULL;
+	bool resolved = false;
+
+	if (snprintf(path, sizeof(path), "%s", key) >= (int)sizeof(path))
+		return false;
+	for (char *name = strtok_r(path, "/", &save); name != NULL;
+	     name = strtok_r(NULL, "/", &save)) {
+		struct fuse_entry_param e;
+		if (lz_lookup(fs, cur, name, &e) != 0)
+			break;
+		taken[ntaken++] = e.ino;
+		cur = lz_inode_find(fs->inodes, e.ino);
+		if (cur == NULL)
+			break;
+		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
+		if (!objects && cur->image != NULL) {
+			resolved = true;
+			break;
+		}
+	}
+	if (objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
+	    ntaken > 0) {
+		int fd = lz_remote_open(fs, cur);
+		if (fd >= 0) {
+			close(fd);
+			lz_remote_release(fs, cur);
+			resolved = true;
+		}
+	}
+	while (ntaken > 0)
+		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
+	return resolved;
+}
+
 static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct lz_fs *fs = lz_fs_of(req);

@@ -33,6 +33,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("remote=%s", remote),
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
 	LZ_OPT("cache=%s", cache),
+	LZ_OPT("metrics=%s", metrics),
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
@@ -307,6 +308,7 @@ void lz_config_free(struct lz_config *cfg)
 	free(cfg->remote);
 	free(cfg->remote_mode_arg);
 	free(cfg->cache);
+	free(cfg->metrics);
 	free(cfg->cache_size_arg);
 	free(cfg->listing_ttl_arg);
 	free(cfg->fetch_timeout_arg);
@@ -382,6 +384,7 @@ void lz_config_usage(const char *progname)
 	       "    -o bpf=MODE            eBPF open tracker: auto (default), on or off\n"
 	       "    -o prefetch=on|off     prefetch images' recorded working sets (on)\n"
 	       "    -o prefetch_max=SIZE   bytes prefetched per image use (512M)\n"
+	       "    -o metrics=ADDR:PORT   Prometheus metrics over HTTP on a loopback address\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (modes are always enforced)\n"

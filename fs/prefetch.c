@@ -587,6 +587,43 @@ void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t si
 	record_in(p, &u->ws, path, size);
 }
 
+int lz_prefetch_now(struct lz_prefetch *p, struct lz_image *image, const char *objects_dir)
+{
+	struct job *j;
+	size_t n;
+
+	if (p == NULL)
+		return -ENOTSUP;
+	if (image != NULL && image->root_fd < 0)
+		return -ENOTSUP;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->image = image;
+	j->name = strdup(image != NULL ? image->name : objects_dir);
+	if (image != NULL) {
+		pthread_mutex_lock(&image->lock);
+		j->generation = image->generation;
+		pthread_mutex_unlock(&image->lock);
+	}
+	if (j->name != NULL)
+		j->paths = read_working_set(p, j->name, &j->sizes, &j->n);
+	n = j->n;
+	if (n == 0 || (image == NULL && p->fetch == NULL)) {
+		free_job(j);
+		return n == 0 ? -ENOENT : -ENOTSUP;
+	}
+	pthread_mutex_lock(&p->lock);
+	*p->jobs_tail = j;
+	p->jobs_tail = &j->next;
+	if (p->nworkers < LZ_WS_WORKERS &&
+	    pthread_create(&p->workers[p->nworkers], NULL, worker, p) == 0)
+		p->nworkers++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return (int)n;
+}
+
 void lz_prefetch_image_closed(struct lz_prefetch *p, const struct lz_image *image)
 {
 	struct lz_ws_recording *r;

@@ -49,6 +49,13 @@ void lz_prefetch_set_fetch(struct lz_prefetch *p, lz_prefetch_fetch_fn *fetch, v
 /* Object PATH (SIZE bytes) was opened: a first use of its directory prefetches it. */
 void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t size);
 
+/*
+ * Prefetches the working set of IMAGE (READY), or of the objects directory
+ * OBJECTS_DIR when IMAGE is NULL, now: the number of files queued, -ENOENT
+ * without a working set, -ENOTSUP where prefetch does not apply.
+ */
+int lz_prefetch_now(struct lz_prefetch *p, struct lz_image *image, const char *objects_dir);
+
 /* IMAGE was closed: its recording is written now. */
 void lz_prefetch_image_closed(struct lz_prefetch *p, const struct lz_image *image);
 

@@ -19,6 +19,13 @@ struct lz_source_entry {
 	bool is_dir;
 };
 
+/* What the cache behind a source holds and has done; zero where it does not apply. */
+struct lz_source_stats {
+	uint64_t objects, bytes, quota, open_objects, pinned;
+	uint64_t hits, misses, fills, fill_failures, evictions;
+	uint64_t fetches, fetch_failures, fetch_bytes, fetch_ns;
+};
+
 struct lz_source {
 	/*
 	 * The entries of directory DIR ("" is the top) in *ENTRIES (malloc'ed,
@@ -36,6 +43,10 @@ struct lz_source {
 	 */
 	int (*open)(void *ctx, const char *path);
 	void (*release)(void *ctx, const char *path);
+	/* The cache: its numbers; removing an object from it; keeping one (PIN) or not. */
+	void (*stats)(void *ctx, struct lz_source_stats *out);
+	int (*evict)(void *ctx, const char *path);
+	int (*pin)(void *ctx, const char *path, bool pin);
 	void *ctx;
 };
 

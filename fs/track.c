@@ -7,6 +7,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "mountpoint.h"
 #include "track.h"
 #include "../bpf/tracker.h"
 
@@ -109,52 +110,6 @@ void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/*
- * Resolves KEY by walking to it through lazyfs's own lookups, as the kernel
- * is about to: the image mounts (or the object is fetched) now, and the
- * kernel's LOOKUP finds it ready or waits on the same single resolve. The
- * lookup references taken here are dropped again: the kernel holds none.
- */
-static bool early_resolve(struct lz_track *t, const char *key)
-{
-	struct lz_fs *fs = t->fs;
-	uint64_t taken[PATH_MAX / 2];
-	unsigned ntaken = 0;
-	struct lz_inode *cur = fs->root;
-	char path[PATH_MAX], *save = NULL;
-	bool resolved = false;
-
-	if (snprintf(path, sizeof(path), "%s", key) >= (int)sizeof(path))
-		return false;
-	for (char *name = strtok_r(path, "/", &save); name != NULL;
-	     name = strtok_r(NULL, "/", &save)) {
-		struct fuse_entry_param e;
-		if (lz_lookup(fs, cur, name, &e) != 0)
-			break;
-		taken[ntaken++] = e.ino;
-		cur = lz_inode_find(fs->inodes, e.ino);
-		if (cur == NULL)
-			break;
-		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
-		if (!t->objects && cur->image != NULL) {
-			resolved = true;
-			break;
-		}
-	}
-	if (t->objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
-	    ntaken > 0) {
-		int fd = lz_remote_open(fs, cur);
-		if (fd >= 0) {
-			close(fd);
-			lz_remote_release(fs, cur);
-			resolved = true;
-		}
-	}
-	while (ntaken > 0)
-		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
-	return resolved;
-}
-
 static void *worker(void *arg)
 {
 	struct lz_track *t = arg;
@@ -174,7 +129,7 @@ static void *worker(void *arg)
 		t->count--;
 		pthread_mutex_unlock(&t->lock);
 
-		if (early_resolve(t, key)) {
+		if (lz_resolve_entry(t->fs, key)) {
 			atomic_fetch_add(&t->early, 1);
 			lz_tracker_set_state(t->tracker, key, LZ_TRACKER_RESOLVED);
 		} else {
@@ -233,26 +188,15 @@ void lz_track_map_changed(struct lz_fs *fs)
 
 /*
  * Where the maps are pinned: /sys/fs/bpf/lazyfs/ and the mountpoint escaped
- * the way systemd names mount units ("/opt/ce" is "opt-ce"), so an operator
- * or a test finds them from the mountpoint alone. bpffs refuses '.' in
- * names, so it is escaped too.
+ * like a systemd mount unit, so an operator or a test finds them from the
+ * mountpoint alone.
  */
 static void pin_dir_of(const char *prefix, char *out, size_t size)
 {
-	size_t o = (size_t)snprintf(out, size, "%s/", LZ_TRACK_PIN_ROOT);
+	char name[256];
 
-	for (const char *c = prefix + 1; *c != '\0' && o + 5 < size; c++) {
-		if (*c == '/')
-			out[o++] = '-';
-		else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-			 (*c >= '0' && *c <= '9') || *c == '_')
-			out[o++] = *c;
-		else
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", (uint8_t)*c);
-	}
-	if (prefix[1] == '\0')
-		out[o++] = '-';
-	out[o] = '\0';
+	lz_escape_mountpoint(prefix, name, sizeof(name));
+	snprintf(out, size, "%s/%s", LZ_TRACK_PIN_ROOT, name);
 }
 
 int lz_track_open(struct lz_fs *fs, const char *mountpoint)

@@ -1,0 +1,497 @@
+#include "config.h"
+#include "control.h"
+#include "fs.h"
+#include "log.h"
+#include "mountpoint.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define REQUEST_MAX  4096
+#define IO_TIMEOUT_S 2 /* a client that stalls does not hold the control thread longer */
+
+struct lz_control {
+	struct lz_fs *fs;
+	int listen_fd, http_fd, stop_fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t thread;
+};
+
+/* Reads one request line (or HTTP head) until LF, EOF or the timeout. */
+static ssize_t read_request(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	while (n + 1 < size) {
+		ssize_t r = read(fd, buf + n, size - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(buf, '\n', n) != NULL)
+			break;
+	}
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		buf += w;
+		len -= (size_t)w;
+	}
+}
+
+/* Human output: "key: value" lines, nested objects indented. */
+static void print_plain(FILE *f, struct json_object *o, int depth)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		if (json_object_is_type(val, json_type_object)) {
+			fprintf(f, "%*s%s:\n", depth * 2, "", key);
+			print_plain(f, val, depth + 1);
+		} else if (val == NULL) {
+			fprintf(f, "%*s%s: -\n", depth * 2, "", key);
+		} else {
+			fprintf(f, "%*s%s: %s\n", depth * 2, "", key, json_object_get_string(val));
+		}
+	}
+}
+
+static const char *field(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v != NULL ? json_object_get_string(v) : "-";
+}
+
+static void print_images(FILE *f, struct json_object *list)
+{
+	size_t n = json_object_array_length(list);
+
+	fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", "IMAGE", "STATE", "BACKEND",
+		"RESOLVES", "OPEN", "PIN", "IDLE_S", "BYTES");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(list, i);
+		fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", field(o, "name"),
+			field(o, "state"), field(o, "backend"), field(o, "resolves"),
+			field(o, "open_files"), field(o, "pins"), field(o, "idle_s"),
+			field(o, "bytes"));
+	}
+	if (n == 0)
+		fprintf(f, "(no image used since start)\n");
+}
+
+/* "N" for images=, "a/b" for map= entries (registered as "/a/b"), or an object path. */
+static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
+{
+	char key[PATH_MAX + 1];
+	struct lz_image *image;
+
+	if (fs->images == NULL)
+		return NULL;
+	image = lz_images_find(fs->images, arg);
+	if (image == NULL && arg[0] != '/') {
+		snprintf(key, sizeof(key), "/%s", arg);
+		image = lz_images_find(fs->images, key);
+	}
+	return image;
+}
+
+/* pin/unpin/evict/prefetch N. 0 with a message in OUT, or -1 with the error there. */
+static int entry_command(struct lz_fs *fs, const char *cmd, const char *arg, FILE *out)
+{
+	struct lz_image *image;
+	int rc;
+
+	if (arg == NULL || arg[0] == '\0' || strstr(arg, "..") != NULL) {
+		fprintf(out, "%s needs an entry name", cmd);
+		return -1;
+	}
+	while (*arg == '/')
+		arg++;
+	if (strcmp(cmd, "evict") == 0) {
+		if (fs->objects != NULL) {
+			rc = fs->objects->evict(fs->objects->ctx, arg);
+		} else {
+			image = image_named(fs, arg);
+			rc = image == NULL ? -ENOENT
+					   : lz_images_evict(fs->images, image->name,
+							     lz_image_closed, fs);
+		}
+		if (rc == 0) {
+			fprintf(out, "%s evicted\n", arg);
+			return 0;
+		}
+		fprintf(out, "%s: %s", arg,
+			rc == -EBUSY	? "in use (open files or pinned)"
+			: rc == -ENOENT ? "not resolved or cached"
+					: strerror(-rc));
+		return -1;
+	}
+	bool pin = strcmp(cmd, "pin") == 0;
+	if (pin || strcmp(cmd, "prefetch") == 0) {
+		/* Resolved first: a pin keeps it, a prefetch needs its root. */
+		if (!lz_resolve_entry(fs, arg)) {
+			fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
+			return -1;
+		}
+	}
+	if (fs->objects != NULL && strcmp(cmd, "prefetch") != 0) {
+		rc = fs->objects->pin(fs->objects->ctx, arg, pin);
+		if (rc != 0) {
+			fprintf(out, "%s: %s", arg, rc == -EINVAL ? "not pinned" : strerror(-rc));
+			return -1;
+		}
+		fprintf(out, "%s %s\n", arg, pin ? "pinned" : "unpinned");
+		return 0;
+	}
+	image = fs->objects != NULL ? NULL : image_named(fs, arg);
+	if (fs->objects == NULL && image == NULL) {
+		fprintf(out, "%s: no such image in use", arg);
+		return -1;
+	}
+	if (strcmp(cmd, "prefetch") == 0) {
+		rc = lz_prefetch_now(fs->prefetch, image, arg);
+		if (rc < 0) {
+			fprintf(out, "%s: %s", arg,
+				rc == -ENOENT	 ? "no working set recorded yet"
+				: rc == -ENOTSUP ? "prefetch is off or does not apply (squashfuse)"
+						 : strerror(-rc));
+			return -1;
+		}
+		fprintf(out, "%s: prefetching %d files\n", arg, rc);
+		return 0;
+	}
+	if (pin) {
+		atomic_fetch_add(&image->pins, 1);
+		fprintf(out, "%s pinned\n", image->name);
+		return 0;
+	}
+	unsigned pins = atomic_load(&image->pins);
+	while (pins > 0 && !atomic_compare_exchange_weak(&image->pins, &pins, pins - 1))
+		;
+	if (pins == 0) {
+		fprintf(out, "%s: not pinned", image->name);
+		return -1;
+	}
+	fprintf(out, "%s unpinned\n", image->name);
+	return 0;
+}
+
+static const char usage[] = "commands: status, stats, images, metrics, evict N, pin N, unpin N, "
+			    "prefetch N, reload, upgrade";
+
+/* Runs one request; the reply's body goes to OUT. 0, or -1 when it failed (reason in OUT). */
+static int dispatch(struct lz_fs *fs, char *line, bool *json, FILE *out)
+{
+	char *save = NULL, *cmd, *arg;
+	struct json_object *o = NULL;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	cmd = strtok_r(line, " ", &save);
+	if (cmd != NULL && strcmp(cmd, "json") == 0) {
+		*json = true;
+		cmd = strtok_r(NULL, " ", &save);
+	}
+	arg = strtok_r(NULL, "", &save);
+	if (cmd == NULL) {
+		fprintf(out, "empty request; %s", usage);
+		return -1;
+	}
+	if (strcmp(cmd, "status") == 0)
+		o = lz_report_status(fs);
+	else if (strcmp(cmd, "stats") == 0)
+		o = lz_report_stats(fs);
+	else if (strcmp(cmd, "images") == 0)
+		o = lz_report_images(fs);
+	else if (strcmp(cmd, "metrics") == 0) {
+		lz_report_metrics(fs, out);
+		*json = false;
+		return 0;
+	} else if (strcmp(cmd, "reload") == 0) {
+		lz_expiry_reload_signal(SIGHUP);
+		fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
+		return 0;
+	} else if (strcmp(cmd, "upgrade") == 0) {
+		fprintf(out,
+			"upgrade is not implemented in this version: restart the mount instead");
+		return -1;
+	} else if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "pin") == 0 ||
+		   strcmp(cmd, "unpin") == 0 || strcmp(cmd, "prefetch") == 0) {
+		*json = false;
+		return entry_command(fs, cmd, arg, out);
+	} else {
+		fprintf(out, "unknown command '%.64s'; %s", cmd, usage);
+		return -1;
+	}
+	if (*json)
+		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	else if (strcmp(cmd, "images") == 0)
+		print_images(out, o);
+	else
+		print_plain(out, o, 0);
+	json_object_put(o);
+	return 0;
+}
+
+static void serve_control(struct lz_control *c, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char req[REQUEST_MAX], *body = NULL;
+	size_t body_len = 0;
+	bool json = false;
+	FILE *out;
+	int rc;
+
+	/* The socket is 0600 in a 0700 directory; the peer check makes it explicit. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+		write_all(fd, "error: root only\n", 17);
+		return;
+	}
+	if (read_request(fd, req, sizeof(req)) <= 0)
+		return;
+	out = open_memstream(&body, &body_len);
+	if (out == NULL)
+		return;
+	rc = dispatch(c->fs, req, &json, out);
+	fclose(out);
+	if (rc == 0) {
+		write_all(fd, "ok\n", 3);
+		write_all(fd, body, body_len);
+	} else {
+		write_all(fd, "error: ", 7);
+		write_all(fd, body, body_len);
+		write_all(fd, "\n", 1);
+	}
+	free(body);
+}
+
+static void serve_http(struct lz_control *c, int fd)
+{
+	char req[REQUEST_MAX], head[160], *body = NULL;
+	size_t body_len = 0;
+	FILE *out;
+
+	if (read_request(fd, req, sizeof(req)) <= 0)
+		return;
+	if (strncmp(req, "GET /metrics ", 13) != 0 && strncmp(req, "GET /metrics?", 13) != 0) {
+		static const char nf[] = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+					 "Content-Length: 20\r\n\r\nonly /metrics here.\n";
+		write_all(fd, nf, sizeof(nf) - 1);
+		return;
+	}
+	out = open_memstream(&body, &body_len);
+	if (out == NULL)
+		return;
+	lz_report_metrics(c->fs, out);
+	fclose(out);
+	snprintf(head, sizeof(head),
+		 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		 "Content-Length: %zu\r\n\r\n",
+		 body_len);
+	write_all(fd, head, strlen(head));
+	write_all(fd, body, body_len);
+	free(body);
+}
+
+static void *control_main(void *arg)
+{
+	struct lz_control *c = arg;
+	struct pollfd pfd[3] = {
+		{ .fd = c->stop_fd, .events = POLLIN },
+		{ .fd = c->listen_fd, .events = POLLIN },
+		{ .fd = c->http_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (pfd[0].revents != 0)
+			return NULL;
+		for (int i = 1; i < 3; i++) {
+			if (pfd[i].fd < 0 || !(pfd[i].revents & POLLIN))
+				continue;
+			int fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				continue;
+			struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			if (i == 1)
+				serve_control(c, fd);
+			else
+				serve_http(c, fd);
+			close(fd);
+		}
+	}
+}
+
+/* A socket file left by a daemon that died: nobody answers on it. */
+static bool stale(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return !live;
+}
+
+static int open_unix(struct lz_control *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char real[PATH_MAX];
+	mode_t old;
+	int fd;
+
+	if (realpath(c->fs->config->mountpoint, real) == NULL)
+		return -1;
+	if (mkdir(LZ_CONTROL_DIR, 0700) != 0 && errno != EEXIST) {
+		lz_warn("control socket: cannot create %s: %s", LZ_CONTROL_DIR, strerror(errno));
+		return -1;
+	}
+	lz_control_path(real, c->path, sizeof(c->path));
+	if (access(c->path, F_OK) == 0) {
+		if (!stale(c->path)) {
+			lz_warn("control socket %s answers already (another lazyfs on %s?); none "
+				"here",
+				c->path, real);
+			c->path[0] = '\0';
+			return -1;
+		}
+		unlink(c->path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		umask(old);
+		lz_warn("control socket %s: %s", c->path, strerror(errno));
+		close(fd);
+		c->path[0] = '\0';
+		return -1;
+	}
+	umask(old);
+	return fd;
+}
+
+/* -o metrics=ADDR:PORT, loopback only (the numbers are for this machine's collector). */
+static int open_http(const char *spec)
+{
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char *end;
+	long port;
+	int fd, one = 1;
+
+	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+		return -1;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535 ||
+	    inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
+		return -1;
+	sa.sin_port = htons((uint16_t)port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		lz_warn("metrics listener %s: %s", spec, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void lz_control_stop_free(struct lz_control *c)
+{
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	if (c->http_fd >= 0)
+		close(c->http_fd);
+	if (c->path[0] != '\0')
+		unlink(c->path);
+	free(c);
+}
+
+void lz_control_stop(struct lz_fs *fs)
+{
+	struct lz_control *c = fs->control;
+	uint64_t one = 1;
+
+	if (c == NULL)
+		return;
+	if (write(c->stop_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(c->thread, NULL);
+	fs->control = NULL;
+	lz_control_stop_free(c);
+}
+
+int lz_control_start(struct lz_fs *fs)
+{
+	struct lz_control *c = calloc(1, sizeof(*c));
+	sigset_t all, old;
+
+	if (c == NULL)
+		return -1;
+	c->fs = fs;
+	c->http_fd = -1;
+	c->listen_fd = -1;
+	c->stop_fd = eventfd(0, EFD_CLOEXEC);
+	c->listen_fd = open_unix(c);
+	if (fs->config->metrics != NULL) {
+		c->http_fd = open_http(fs->config->metrics);
+		if (c->http_fd < 0)
+			lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)",
+				fs->config->metrics);
+	}
+	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http_fd < 0)) {
+		lz_control_stop_free(c);
+		return -1;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		lz_control_stop_free(c);
+		return -1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	fs->control = c;
+	return 0;
+}

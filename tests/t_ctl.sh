@@ -1,0 +1,111 @@
+#!/bin/bash
+# lazyfsctl and the control socket: status, stats, images, pin/unpin, evict,
+# prefetch, reload, metrics (also over HTTP), and clear errors for a
+# mountpoint that is not lazyfs, a daemon that does not answer, non-root.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
+CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
+[[ -x $CTL ]] || lz_fail "no lazyfsctl at $CTL"
+
+IMG=$LZ_TMP/img U=$LZ_TMP/under MP=$LZ_TMP/mnt
+mkdir -p "$IMG" "$U" "$MP"
+for n in alpha beta gamma; do
+	mkdir -p "$LZ_TMP/src-$n"
+	echo "image $n" >"$LZ_TMP/src-$n/hello.txt"
+	mksquashfs "$LZ_TMP/src-$n" "$IMG/$n.sqfs" -noappend -quiet >/dev/null
+done
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+lz_mount "$MP" -d -o "backend=$BACKEND,underlay=$U,images=$IMG,idle_timeout=2,metrics=127.0.0.1:$PORT"
+pid=$LZ_LAST_PID
+
+out=$("$CTL" "$MP" status) || lz_fail "status failed: $out"
+grep -q "^mountpoint: $MP$" <<<"$out" || lz_fail "status lacks the mountpoint: $out"
+json=$("$CTL" --json "$MP" status)
+python3 -c 'import json,sys; d = json.loads(sys.argv[1]); assert d["pid"] == int(sys.argv[2]), d' "$json" "$pid" ||
+	lz_fail "status --json: $json"
+lz_ok "status, human and JSON (the daemon's pid)"
+
+cat "$MP/alpha/hello.txt" >/dev/null
+out=$("$CTL" "$MP" images)
+grep -Eq "^alpha +ready +$BACKEND " <<<"$out" || lz_fail "images: $out"
+lz_ok "images lists a resolved image with its state and backend"
+
+"$CTL" "$MP" pin beta >/dev/null || lz_fail "pin beta failed"
+for ((i = 0; i < 60; i++)); do
+	grep -q "image alpha: closed" "$LZ_LAST_LOG" && break
+	sleep 0.1
+done
+sleep 2.5
+out=$("$CTL" "$MP" images)
+grep -Eq "^beta +ready .* 1 " <<<"$out" || lz_fail "pinned beta is not ready and pinned: $out"
+grep -Eq "^alpha +closed " <<<"$out" || lz_fail "alpha did not expire: $out"
+"$CTL" "$MP" unpin beta >/dev/null || lz_fail "unpin beta failed"
+if "$CTL" "$MP" unpin beta 2>"$LZ_TMP/err"; then lz_fail "a second unpin worked"; fi
+grep -q "not pinned" "$LZ_TMP/err" || lz_fail "second unpin: $(cat "$LZ_TMP/err")"
+lz_ok "pin resolves an image and keeps it past idle_timeout; unpin releases it"
+
+exec 7<"$MP/gamma/hello.txt"
+if "$CTL" "$MP" evict gamma 2>"$LZ_TMP/err"; then lz_fail "evicted an image with an open file"; fi
+grep -q "in use" "$LZ_TMP/err" || lz_fail "evict in use: $(cat "$LZ_TMP/err")"
+exec 7<&-
+sleep 0.3
+"$CTL" "$MP" evict gamma >/dev/null || lz_fail "evict gamma failed"
+"$CTL" "$MP" images | grep -Eq "^gamma +closed " || lz_fail "gamma not closed after evict"
+[[ $(cat "$MP/gamma/hello.txt") == "image gamma" ]] || lz_fail "gamma does not read after evict"
+lz_ok "evict refuses an image in use and closes it once free; it resolves again on use"
+
+out=$("$CTL" "$MP" prefetch alpha) || lz_fail "prefetch alpha: $out"
+grep -q "prefetching 1 files" <<<"$out" || lz_fail "prefetch alpha: $out"
+lz_ok "prefetch reads an image's recorded working set ($out)"
+
+stats=$("$CTL" --json "$MP" stats)
+python3 - "$stats" <<'EOF' || lz_fail "stats --json: $stats"
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["images"]["resolved"] >= 4, d["images"]
+if "tracker" in d:
+    assert d["tracker"]["events"] >= 3, d["tracker"]
+    assert d["fuse_requests"]["LOOKUP"]["count"] > 0, d["fuse_requests"]
+EOF
+lz_ok "stats --json counts resolves (and, with the tracker, events and FUSE requests)"
+
+m=$("$CTL" "$MP" metrics)
+grep -Eq "^lazyfs_image_resolutions_total\{backend=\"$BACKEND\"\} [0-9]+" <<<"$m" || lz_fail "metrics: $m"
+h=$(curl -sf "http://127.0.0.1:$PORT/metrics") || lz_fail "no metrics over HTTP"
+grep -q "^# TYPE lazyfs_image_resolutions_total counter" <<<"$h" || lz_fail "HTTP metrics: $h"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other") == 404 ]] || lz_fail "HTTP /other is not 404"
+lz_ok "metrics in the Prometheus text format, through lazyfsctl and over loopback HTTP"
+
+"$CTL" "$MP" reload >/dev/null || lz_fail "reload failed"
+for ((i = 0; i < 30; i++)); do grep -q "reload:" "$LZ_LAST_LOG" && break; sleep 0.1; done
+grep -q "reload:" "$LZ_LAST_LOG" || lz_fail "reload did not reach the daemon"
+lz_ok "reload makes the daemon reread its configuration"
+
+rc=0
+"$CTL" "$MP" frobnicate 2>"$LZ_TMP/err" || rc=$?
+[[ $rc -eq 1 ]] && grep -q "unknown command" "$LZ_TMP/err" || lz_fail "unknown command: rc $rc, $(cat "$LZ_TMP/err")"
+rc=0
+"$CTL" "$LZ_TMP" status 2>"$LZ_TMP/err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "is not a lazyfs mount" "$LZ_TMP/err" || lz_fail "not lazyfs: rc $rc, $(cat "$LZ_TMP/err")"
+rc=0
+runuser -u nobody -- "$CTL" "$MP" status 2>"$LZ_TMP/err" || rc=$?
+[[ $rc -ne 0 ]] || lz_fail "a non-root user reached the control socket"
+kill -STOP "$pid"
+rc=0
+start=$SECONDS
+"$CTL" --timeout 1 "$MP" status 2>"$LZ_TMP/err" || rc=$?
+kill -CONT "$pid"
+[[ $rc -eq 3 ]] && grep -q "did not answer within 1 s" "$LZ_TMP/err" || lz_fail "stopped daemon: rc $rc, $(cat "$LZ_TMP/err")"
+((SECONDS - start <= 3)) || lz_fail "the timeout took $((SECONDS - start)) s"
+lz_ok "clear errors: unknown command (1), not a lazyfs mount (2), non-root refused, no answer (3)"
+
+sock=$(ls /run/lazyfs/ | grep -F -- "${LZ_TMP##*.}" || true)
+[[ -n $sock ]] || lz_fail "no socket for this mount in /run/lazyfs"
+[[ $(stat -c %a "/run/lazyfs/$sock") == 600 && $(stat -c %a /run/lazyfs) == 700 ]] ||
+	lz_fail "socket or directory not root-only"
+lz_umount "$MP"
+[[ ! -e /run/lazyfs/$sock ]] || lz_fail "socket left after unmount"
+lz_ok "the socket is root-only (0600 in a 0700 directory) and removed at unmount"
+lz_done
