@@ -9,6 +9,10 @@
 #include "nodeid.h"
 #include "underlay.h"
 
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -163,6 +167,22 @@ static int open_prefetch(struct lz_fs *fs, const struct lz_config *cfg)
 	return fs->prefetch != NULL ? 0 : -1;
 }
 
+#ifdef HAVE_BPF
+#define LZ_BUILT_WITH_BPF 1
+#else
+#define LZ_BUILT_WITH_BPF 0
+#endif
+
+/* Type=notify units: systemd starts what is ordered after us only now. */
+static void notify_systemd(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
 static struct fuse_session *signalled_session;
 
 static void exit_on_signal(int sig)
@@ -250,7 +270,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.show_version) {
-		printf("lazyfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		printf("lazyfs %s (libfuse %s; %s, %s)\n", PACKAGE_VERSION, fuse_pkgversion(),
+		       LZ_BUILT_WITH_BPF ? "bpf" : "no bpf",
+#ifdef HAVE_LIBSYSTEMD
+		       "systemd notify"
+#else
+		       "no systemd notify"
+#endif
+		);
 		exit_code = 0;
 		goto out;
 	}
@@ -333,8 +360,10 @@ int main(int argc, char **argv)
 		lz_err("cannot start the open tracker's threads");
 		goto out;
 	}
+	notify_systemd("READY=1");
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
+	notify_systemd("STOPPING=1");
 out:
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
 	lz_control_stop(&fs); /* first: its commands use everything below */

@@ -23,12 +23,12 @@ got=$(findmnt -n -o FSTYPE,SOURCE -M "$MP")
 lz_ok "mount -t fuse.$NAME lazyfs MP -o underlay=DIR"
 umount "$MP"
 
-printf 'lazyfs %s fuse.%s underlay=%s,allow_other,_netdev,noauto 0 0\n' "$MP" "$NAME" "$SRC" > "$LZ_TMP/fstab"
+printf 'lazyfs %s fuse.%s underlay=%s,allow_other,_netdev,x-systemd.requires=local-fs.target,noauto 0 0\n' "$MP" "$NAME" "$SRC" > "$LZ_TMP/fstab"
 mount -T "$LZ_TMP/fstab" "$MP" || lz_fail "mount through an fstab line failed"
 [[ $(cat "$MP/file") == through-mount ]] || lz_fail "fstab mount does not serve the underlay"
 findmnt -n -o OPTIONS -M "$MP" | grep -q allow_other || lz_fail "allow_other did not reach the mount"
 findmnt -n -o OPTIONS -M "$MP" | grep -q default_permissions ||
 	lz_fail "allow_other without default_permissions"
-lz_ok "fstab line with allow_other,_netdev (default_permissions added)"
+lz_ok "fstab line with allow_other,_netdev,x-systemd.requires= (default_permissions added)"
 umount "$MP"
 lz_done

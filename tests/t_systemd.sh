@@ -1,0 +1,57 @@
+#!/bin/bash
+# systemd integration: the service template and the example mount unit pass
+# `systemd-analyze verify` without a warning, and lazyfs tells a Type=notify
+# supervisor READY=1 only once its mount serves.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+SRC=$TESTS_SRCDIR/../scripts/systemd
+command -v systemd-analyze >/dev/null || lz_skip "systemd-analyze missing"
+
+U=$LZ_TMP/under MP=$LZ_TMP/mnt V=$LZ_TMP/units
+mkdir -p "$U" "$MP" "$V"
+echo served >"$U/file"
+
+# The template as make install writes it, for one instance.
+sed -e "s|@bindir@|$(dirname "$LAZYFS_BIN")|g" "$SRC/lazyfs@.service.in" >"$V/lazyfs@opt-ce.service"
+out=$(systemd-analyze verify --man=no "$V/lazyfs@opt-ce.service" 2>&1) || lz_fail "verify failed: $out"
+[[ -z $out ]] || lz_fail "verify warns: $out"
+cp "$SRC/example.mount" "$V/$(systemd-escape --path --suffix=mount /opt/compiler-explorer)"
+out=$(systemd-analyze verify --man=no "$V"/opt-*.mount 2>&1) || lz_fail "verify of the mount unit failed: $out"
+[[ -z $out ]] || lz_fail "verify warns about the mount unit: $out"
+# The check can fail: a unit with a mistake is reported.
+sed 's/^Restart=on-failure/Restart=sometimes/' "$V/lazyfs@opt-ce.service" >"$V/lazyfs@opt-bad.service"
+out=$(systemd-analyze verify --man=no "$V/lazyfs@opt-bad.service" 2>&1 || true)
+[[ -n $out ]] || lz_fail "verify accepted a bad Restart= value"
+lz_ok "lazyfs@.service and the example mount unit pass systemd-analyze verify"
+
+"$LAZYFS_BIN" --version | grep -q "systemd notify" && ! "$LAZYFS_BIN" --version | grep -q "no systemd" ||
+	lz_skip "built without libsystemd: no readiness notification (verify passed)"
+# A supervisor's notify socket: READY=1 must come, and only once the mount is there.
+python3 - "$LAZYFS_BIN" "$U" "$MP" "$LZ_TMP" <<'PY' || lz_fail "no READY=1 from lazyfs"
+import os, socket, subprocess, sys, time
+lazyfs, under, mp, tmp = sys.argv[1:]
+path = os.path.join(tmp, "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=path)
+p = subprocess.Popen([lazyfs, "-f", "-o", f"underlay={under},bpf=off", mp], env=env,
+                     stderr=open(os.path.join(tmp, "notify.log"), "w"))
+try:
+    msg = s.recv(4096).decode()
+    mounted = any(l.split()[4] == mp for l in open("/proc/self/mountinfo"))
+    assert "READY=1" in msg, msg
+    assert mounted, "READY=1 before the mount"
+    assert open(os.path.join(mp, "file")).read() == "served\n"
+    subprocess.run(["umount", mp], check=True)
+    s.settimeout(10)
+    msg = s.recv(4096).decode()
+    assert "STOPPING=1" in msg, msg
+    p.wait(10)
+finally:
+    if p.poll() is None:
+        subprocess.run(["umount", mp], stderr=subprocess.DEVNULL)
+        p.terminate()
+PY
+lz_ok "READY=1 reaches NOTIFY_SOCKET once the mount serves, STOPPING=1 at unmount"
+lz_done
