@@ -2,8 +2,10 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 
 static const char *log_ident = "lazyfs";
 static bool log_debug;
@@ -21,22 +23,54 @@ void lz_log_to_syslog(void)
 	log_syslog = true;
 }
 
-void lz_log(enum lz_log_level level, const char *fmt, ...)
+static void log_v(enum lz_log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	static const int syslog_priority[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	/* One write per line keeps lines from different threads whole. */
+	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (log_syslog)
+		syslog(syslog_priority[level], "%s%s", line, suffix);
+	else
+		fprintf(stderr, "%s: %s%s%s\n", log_ident, prefix[level], line, suffix);
+}
+
+void lz_log(enum lz_log_level level, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (level == LZ_LOG_DEBUG && !log_debug)
 		return;
 	va_start(ap, fmt);
-	if (log_syslog) {
-		vsyslog(syslog_priority[level], fmt, ap);
-	} else {
-		/* One fprintf per line keeps lines from different threads whole. */
-		char line[1024];
-		vsnprintf(line, sizeof(line), fmt, ap);
-		fprintf(stderr, "%s: %s%s\n", log_ident, prefix[level], line);
+	log_v(level, "", fmt, ap);
+	va_end(ap);
+}
+
+void lz_log_limited(struct lz_ratelimit *rl, enum lz_log_level level, const char *fmt, ...)
+{
+	struct timespec ts;
+	char suffix[80] = "";
+	long long start;
+	va_list ap;
+
+	if (level == LZ_LOG_DEBUG && !log_debug)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	start = atomic_load(&rl->window);
+	if (ts.tv_sec - start >= LZ_LOG_WINDOW_S &&
+	    atomic_compare_exchange_strong(&rl->window, &start, (long long)ts.tv_sec))
+		atomic_store(&rl->count, 0);
+	if (atomic_fetch_add(&rl->count, 1) >= LZ_LOG_BURST) {
+		atomic_fetch_add(&rl->suppressed, 1);
+		return;
 	}
+	unsigned held = atomic_exchange(&rl->suppressed, 0);
+	if (held > 0)
+		snprintf(suffix, sizeof(suffix), " (%u similar lines held back before this one)",
+			 held);
+	va_start(ap, fmt);
+	log_v(level, suffix, fmt, ap);
 	va_end(ap);
 }

@@ -87,13 +87,18 @@ static void release_inode(struct lz_inode *inode)
 static void log_from_cache(void *ctx, int level, const char *msg)
 {
 	(void)ctx;
-	lz_log(level, "%s", msg);
+	/* Fetch failures repeat with every open of a missing or unreachable object. */
+	if (level <= LZ_LOG_WARN)
+		LZ_LOG_LIMITED(level, "%s", msg);
+	else
+		lz_log(level, "%s", msg);
 }
 
 /* An object left the cache: the tracker reports its next open again. */
 static void object_evicted(void *ctx, const char *path)
 {
 	lz_track_forget(ctx, path);
+	LZ_LOG_LIMITED(LZ_LOG_INFO, "cache: evicted '%s'", path);
 }
 
 static struct lz_remote *open_remote(const struct lz_config *cfg)
