@@ -6,6 +6,7 @@
 #include "../cache/remote.h"
 #include "log.h"
 #include "mountpoint.h"
+#include "privileges.h"
 #include "nodeid.h"
 #include "underlay.h"
 
@@ -350,6 +351,10 @@ int main(int argc, char **argv)
 		goto out;
 	if (!cfg.foreground)
 		lz_log_to_syslog();
+	/* Before any thread starts: capabilities are per thread, new ones inherit these. */
+	int drop = lz_drop_privileges();
+	if (drop != 0)
+		lz_warn("could not drop unneeded capabilities: %s", strerror(-drop));
 	lz_info("serving %s over %s (open_mode=%s)",
 		cfg.underlay ? cfg.underlay : "its own contents", cfg.mountpoint,
 		cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");

@@ -27,6 +27,19 @@ suffix=${LZ_TMP##*.}
 # Counts DEBUG log lines "bpf: KEY: cold" for KEY.
 cold_events() { grep -c "bpf: $1: cold" "$LZ_LAST_LOG" || true; }
 pins() { ls /sys/fs/bpf/lazyfs 2>/dev/null | grep -c -- "$suffix" || true; }
+# Programs of other lazyfs mounts on the machine do not count: only those PID
+# holds (its fdinfo names them: bpftool here cannot list holders).
+BPFTOOL=$(command -v bpftool || echo /usr/sbin/bpftool)
+daemon_progs() {
+	[[ -x $BPFTOOL ]] || return 0
+	cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -un | tr '\n' ' '
+}
+our_progs_among() {
+	"$BPFTOOL" -j prog show 2>/dev/null | python3 -c '
+import json, sys
+ids = set(int(i) for i in sys.argv[1].split())
+print(" ".join(str(p["id"]) for p in json.load(sys.stdin) if p["id"] in ids))' "$1"
+}
 
 opts="backend=$BACKEND,underlay=$U,images=$IMG,map=$LZ_TMP/map,idle_timeout=2,prefetch=off"
 lz_mount "$MP" -d -o "$opts,bpf=auto"
@@ -102,6 +115,8 @@ sleep 0.2
 [[ $(cold_events alpha) -eq 2 ]] || lz_fail "alpha after expiry: $(cold_events alpha) events, expected 2"
 lz_ok "an expired image is forgotten by the tracker and reported again"
 
+progs=$(daemon_progs "$LZ_LAST_PID")
+[[ -n $progs || ! -x $BPFTOOL ]] || lz_fail "bpftool lists no program held by the daemon"
 lz_umount "$MP"
 summary=$(grep "open tracker:" "$LZ_LAST_LOG" || true)
 [[ $summary =~ ([0-9]+)\ hits,\ ([0-9]+)\ lost ]] || lz_fail "no tracker summary: $summary"
@@ -115,9 +130,9 @@ fuse=$(grep "FUSE requests of this mount:" "$LZ_LAST_LOG" || true)
 [[ $fuse =~ LOOKUP\ [0-9]+ && $fuse =~ GETATTR|STATX ]] || lz_fail "FUSE statistics lack LOOKUP/GETATTR: $fuse"
 lz_ok "the mount's FUSE requests are counted by opcode (${fuse#*: })"
 [[ $(pins) -eq 0 ]] || lz_fail "pins left after unmount: $(ls /sys/fs/bpf/lazyfs)"
-if command -v bpftool >/dev/null || [[ -x /usr/sbin/bpftool ]]; then
-	left=$(PATH=$PATH:/usr/sbin bpftool prog show 2>/dev/null | grep -c "name lz_" || true)
-	[[ $left -eq 0 ]] || lz_fail "$left lazyfs BPF programs still loaded"
+if [[ -n $progs ]]; then
+	still=$(our_progs_among "$progs")
+	[[ -z $still ]] || lz_fail "BPF programs $still of the unmounted daemon are still loaded"
 fi
 lz_ok "nothing pinned or attached after unmount"
 
