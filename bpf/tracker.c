@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "tracker_int.h"
+#include "tracker_event.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -134,19 +135,11 @@ static int ensure_tracefs(char *err, size_t errlen, bool *fuse_available)
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct lz_tracker *t = ctx;
-	const struct lz_event *e = data;
 	struct lz_tracker_event ev;
-	char key[LZ_KEY_SIZE];
+	char key[LZ_TRACKER_KEY_MAX + 1];
 
-	if (size < sizeof(*e) || !t->on_miss)
-		return 0;
-	memcpy(key, e->key, sizeof(key));
-	key[sizeof(key) - 1] = 0;
-	ev.ktime_ns = e->ktime_ns;
-	ev.pid = e->pid;
-	ev.tgid = e->tgid;
-	ev.kind = (enum lz_tracker_kind)e->kind;
-	t->on_miss(t->ctx, key, &ev);
+	if (t->on_miss && lz_tracker_decode_event(data, size, key, &ev) == 0)
+		t->on_miss(t->ctx, key, &ev);
 	return 0;
 }
 
