@@ -252,42 +252,35 @@ static int call_listing(struct lz_rclone *rc, struct call *c, struct json_object
 	return ret;
 }
 
-int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
-		   size_t *count, char *err, size_t errlen)
+int lz_rclone_list_reply(struct json_object *reply, const char *dir, const struct lz_rc_log *log,
+			 struct lz_remote_entry **entries, size_t *count, char *why, size_t whylen)
 {
-	struct call c = { .method = "operations/list", .verb = "list", .path = dir };
-	struct json_object *reply = NULL, *list;
+	struct json_object *list;
 	struct lz_remote_entry *out;
 	size_t n, kept = 0, skipped = 0;
-	int ret;
 
 	*entries = NULL;
 	*count = 0;
-	if ((ret = call_listing(rc, &c, &reply, err, errlen)) < 0)
-		return ret;
 	if (!json_object_object_get_ex(reply, "list", &list) ||
 	    !json_object_is_type(list, json_type_array)) {
-		fail(err, errlen, rc, &c, "bad reply: no \"list\" array", 1);
-		json_object_put(reply);
+		snprintf(why, whylen, "bad reply: no \"list\" array");
 		return -EIO;
 	}
 	n = json_object_array_length(list);
 	if (n > LISTING_MAX) {
-		fail(err, errlen, rc, &c, "bad reply: absurdly many entries", 1);
-		json_object_put(reply);
+		snprintf(why, whylen, "bad reply: absurdly many entries");
 		return -EIO;
 	}
 	out = calloc(n ? n : 1, sizeof(*out));
 	if (out == NULL) {
-		fail(err, errlen, rc, &c, "out of memory", 1);
-		json_object_put(reply);
+		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char why[160];
+		char skip_why[160];
 
 		if (lz_rclone_parse_entry(json_object_array_get_idx(list, i), false, &out[kept],
-					  why, sizeof(why)) == 0) {
+					  skip_why, sizeof(skip_why)) == 0) {
 			kept++;
 			continue;
 		}
@@ -295,14 +288,13 @@ int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry
 			char path[256];
 
 			lz_rc_sanitize(path, sizeof(path), dir);
-			lz_rc_logf(&rc->log, LZ_LOG_WARN,
-				   "rclone list of '%s': entry %zu left out: %s", path, i, why);
+			lz_rc_logf(log, LZ_LOG_WARN, "rclone list of '%s': entry %zu left out: %s",
+				   path, i, skip_why);
 		}
 	}
-	json_object_put(reply);
-	kept = lz_rclone_drop_duplicates(out, kept, &rc->log, dir);
+	kept = lz_rclone_drop_duplicates(out, kept, log, dir);
 	if (skipped > SKIP_LOG_MAX) {
-		lz_rc_logf(&rc->log, LZ_LOG_WARN, "rclone list: %zu more entries left out",
+		lz_rc_logf(log, LZ_LOG_WARN, "rclone list: %zu more entries left out",
 			   skipped - SKIP_LOG_MAX);
 	}
 	if (kept == 0) {
@@ -312,6 +304,25 @@ int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry
 	*entries = out;
 	*count = kept;
 	return 0;
+}
+
+int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
+		   size_t *count, char *err, size_t errlen)
+{
+	struct call c = { .method = "operations/list", .verb = "list", .path = dir };
+	struct json_object *reply = NULL;
+	char why[160];
+	int ret;
+
+	*entries = NULL;
+	*count = 0;
+	if ((ret = call_listing(rc, &c, &reply, err, errlen)) < 0)
+		return ret;
+	ret = lz_rclone_list_reply(reply, dir, &rc->log, entries, count, why, sizeof(why));
+	json_object_put(reply);
+	if (ret < 0)
+		fail(err, errlen, rc, &c, why, 1);
+	return ret;
 }
 
 int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_remote_entry *out, char *err,

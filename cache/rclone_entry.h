@@ -49,6 +49,14 @@ int lz_rclone_parse_entry(struct json_object *item, bool root, struct lz_remote_
 /* The hash a listing can carry for free, from an operations/fsinfo reply. */
 enum hash_kind lz_rclone_cheap_hash(struct json_object *fsinfo);
 
+/*
+ * The entries of an operations/list REPLY of directory DIR, as lz_rclone_list
+ * returns them: unusable entries left out and logged, duplicates dropped. 0,
+ * or -EIO (not a listing) / -ENOMEM with WHY.
+ */
+int lz_rclone_list_reply(struct json_object *reply, const char *dir, const struct lz_rc_log *log,
+			 struct lz_remote_entry **entries, size_t *count, char *why, size_t whylen);
+
 /* Leaves one entry per name (the first rclone gave; S3 can list "a" and "a/"), in order. */
 size_t lz_rclone_drop_duplicates(struct lz_remote_entry *entries, size_t count,
 				 const struct lz_rc_log *log, const char *dir);

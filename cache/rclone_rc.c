@@ -229,18 +229,17 @@ static long timeout_ms(double s)
 	return s >= 1e6 ? 1000000000L : (long)(s * 1000) + 1;
 }
 
-/* Parses a whole reply as one JSON object, strictly; NULL with WHY if it is not one. */
-static struct json_object *parse_object(const struct buf *b, char *why, size_t whylen)
+struct json_object *lz_rc_parse_reply(const char *data, size_t len, char *why, size_t whylen)
 {
 	struct json_tokener *tok;
 	struct json_object *obj;
 	size_t end;
 
-	if (b->len == 0) {
+	if (len == 0) {
 		snprintf(why, whylen, "empty reply");
 		return NULL;
 	}
-	if (memchr(b->data, '\0', b->len) != NULL) {
+	if (memchr(data, '\0', len) != NULL) {
 		snprintf(why, whylen, "NUL byte in the reply");
 		return NULL;
 	}
@@ -250,7 +249,7 @@ static struct json_object *parse_object(const struct buf *b, char *why, size_t w
 		return NULL;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, b->data, (int)b->len);
+	obj = json_tokener_parse_ex(tok, data, (int)len);
 	if (obj == NULL) {
 		enum json_tokener_error e = json_tokener_get_error(tok);
 		snprintf(why, whylen, "invalid JSON: %s",
@@ -260,8 +259,8 @@ static struct json_object *parse_object(const struct buf *b, char *why, size_t w
 	}
 	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	for (; end < b->len; end++) {
-		if (strchr(" \t\r\n", b->data[end]) == NULL) {
+	for (; end < len; end++) {
+		if (strchr(" \t\r\n", data[end]) == NULL) {
 			snprintf(why, whylen, "invalid JSON: data after the object");
 			json_object_put(obj);
 			return NULL;
@@ -273,6 +272,12 @@ static struct json_object *parse_object(const struct buf *b, char *why, size_t w
 		return NULL;
 	}
 	return obj;
+}
+
+/* Parses a whole reply as one JSON object, strictly; NULL with WHY if it is not one. */
+static struct json_object *parse_object(const struct buf *b, char *why, size_t whylen)
+{
+	return lz_rc_parse_reply(b->data, b->len, why, whylen);
 }
 
 /* rclone's "error" string of an error reply, else a stand-in. */

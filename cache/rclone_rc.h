@@ -21,6 +21,13 @@ void lz_rc_logf(const struct lz_rc_log *log, int level, const char *fmt, ...)
 /* Copies S into a message: control characters become '?', the rest is cut at LEN. */
 void lz_rc_sanitize(char *dst, size_t len, const char *s);
 
+/*
+ * Parses a whole reply (LEN bytes at DATA) as one JSON object, strictly: no
+ * NUL, valid UTF-8, nothing but white space after it. NULL with WHY if it is
+ * not one.
+ */
+struct json_object *lz_rc_parse_reply(const char *data, size_t len, char *why, size_t whylen);
+
 /* Where the child listens and how to get in. */
 struct lz_rc_target {
 	unsigned port;

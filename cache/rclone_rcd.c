@@ -132,29 +132,38 @@ static void spawn(struct lz_rcd *rcd)
 	rcd->start_deadline = now_s() + rcd->start_timeout_s;
 }
 
-/* "Serving remote control on http://127.0.0.1:PORT/": the child is ready. */
-static bool serving_line(struct lz_rcd *rcd, const char *line)
+unsigned lz_rcd_serving_port(const char *line)
 {
 	static const char prefix[] = "Serving remote control on http://127.0.0.1:";
 	const char *p = strstr(line, prefix);
 	unsigned long port;
 	char *end;
 
-	if (p == NULL || rcd->state != RCD_STARTING)
-		return false;
+	if (p == NULL)
+		return 0;
 	p += sizeof(prefix) - 1;
 	if (*p < '1' || *p > '9')
-		return false;
+		return 0;
 	errno = 0;
 	port = strtoul(p, &end, 10);
 	if (errno != 0 || port > 65535 || *end != '/')
+		return 0;
+	return (unsigned)port;
+}
+
+/* "Serving remote control on http://127.0.0.1:PORT/": the child is ready. */
+static bool serving_line(struct lz_rcd *rcd, const char *line)
+{
+	unsigned port;
+
+	if (rcd->state != RCD_STARTING || (port = lz_rcd_serving_port(line)) == 0)
 		return false;
 	pthread_mutex_lock(&rcd->lock);
 	rcd->state = RCD_UP;
-	rcd->port = (unsigned)port;
+	rcd->port = port;
 	pthread_cond_broadcast(&rcd->changed);
 	pthread_mutex_unlock(&rcd->lock);
-	lz_rc_logf(&rcd->log, LZ_LOG_DEBUG, "rclone rcd (pid %d) serves on 127.0.0.1:%lu",
+	lz_rc_logf(&rcd->log, LZ_LOG_DEBUG, "rclone rcd (pid %d) serves on 127.0.0.1:%u",
 		   (int)rcd->pid, port);
 	return true;
 }

@@ -35,4 +35,7 @@ void lz_rcd_discard(struct lz_rcd *rcd, unsigned gen, const char *why);
 
 pid_t lz_rcd_pid(struct lz_rcd *rcd);
 
+/* The port of rclone's "Serving remote control on http://127.0.0.1:PORT/" log line, or 0. */
+unsigned lz_rcd_serving_port(const char *line);
+
 #endif
