@@ -31,7 +31,7 @@ struct lz_fs {
 	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
-	struct lz_track *track;		/* the eBPF open tracker, or NULL */
+	struct lz_track *_Atomic track; /* the eBPF open tracker, or NULL */
 	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
 	struct lz_control *control;	/* lazyfsctl's socket, or NULL */
 	struct timespec started;	/* CLOCK_REALTIME at start */

@@ -89,7 +89,7 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 		: cfg->remote_objects ? "objects"
 				      : "images");
 	add_str(o, "cache", cfg->cache);
-	add_str(o, "bpf", fs->track != NULL ? "loaded" : "off");
+	add_str(o, "bpf", atomic_load(&fs->track) != NULL ? "loaded" : "off");
 	add_str(o, "prefetch", fs->prefetch != NULL ? "on" : "off");
 	json_object_object_add(o, "passthrough",
 			       json_object_new_boolean(atomic_load(&fs->passthrough)));

@@ -82,7 +82,7 @@ static void watch(struct lz_track *t, const char *key, uint64_t event_ns)
 
 void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
 {
-	struct lz_track *t = fs->track;
+	struct lz_track *t = atomic_load(&fs->track);
 	const char *key;
 	uint64_t now;
 
@@ -176,7 +176,7 @@ static void add_mapped(struct lz_track *t, const struct lz_map_node *node)
 
 void lz_track_map_changed(struct lz_fs *fs)
 {
-	struct lz_track *t = fs->track;
+	struct lz_track *t = atomic_load(&fs->track);
 	struct lz_map *map = atomic_load(&fs->map);
 
 	if (t == NULL)
@@ -199,22 +199,16 @@ static void pin_dir_of(const char *prefix, char *out, size_t size)
 	snprintf(out, size, "%s/%s", LZ_TRACK_PIN_ROOT, name);
 }
 
-int lz_track_open(struct lz_fs *fs, const char *mountpoint)
+/* Loads the tracker for PREFIX; NULL with a reason in ERR. */
+static struct lz_track *load(struct lz_fs *fs, const char *prefix, char *err, size_t errlen)
 {
-	const struct lz_config *cfg = fs->config;
-	struct lz_track *t;
-	char err[256] = "", prefix[PATH_MAX], pin_dir[PATH_MAX];
-	int rc;
+	char pin_dir[PATH_MAX];
+	struct lz_track *t = calloc(1, sizeof(*t));
 
-	if (cfg->bpf == LZ_BPF_OFF)
-		return 0;
-	if (realpath(mountpoint, prefix) == NULL) {
-		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
-		return cfg->bpf == LZ_BPF_ON ? -1 : 0;
+	if (t == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	t = calloc(1, sizeof(*t));
-	if (t == NULL)
-		return -1;
 	t->fs = fs;
 	t->objects = fs->objects != NULL;
 	pthread_mutex_init(&t->lock, NULL);
@@ -227,29 +221,18 @@ int lz_track_open(struct lz_fs *fs, const char *mountpoint)
 		.on_miss = on_miss,
 		.ctx = t,
 	};
-	rc = lz_tracker_open(&tc, &t->tracker, err, sizeof(err));
-	if (rc < 0) {
+	if (lz_tracker_open(&tc, &t->tracker, err, errlen) < 0) {
 		pthread_mutex_destroy(&t->lock);
 		pthread_cond_destroy(&t->work);
 		free(t);
-		if (cfg->bpf == LZ_BPF_ON) {
-			lz_err("bpf=on: the open tracker cannot load: %s", err);
-			return -1;
-		}
-		lz_info("open tracker off: %s", err);
-		return 0;
+		return NULL;
 	}
-	fs->track = t;
-	lz_track_map_changed(fs);
-	return 0;
+	return t;
 }
 
-int lz_track_start(struct lz_fs *fs, unsigned fuse_minor)
+/* Threads, FUSE statistics, then the tracker is published to the rest of lazyfs. */
+static int start(struct lz_fs *fs, struct lz_track *t, unsigned fuse_minor)
 {
-	struct lz_track *t = fs->track;
-
-	if (t == NULL)
-		return 0;
 	if (fuse_minor != 0)
 		lz_tracker_set_fuse_connection(t->tracker, fuse_minor);
 	for (; t->nworkers < WORKERS; t->nworkers++)
@@ -257,25 +240,107 @@ int lz_track_start(struct lz_fs *fs, unsigned fuse_minor)
 			return -1;
 	if (lz_tracker_start(t->tracker) < 0)
 		return -1;
+	atomic_store(&fs->track, t);
+	lz_track_map_changed(fs);
 	lz_info("open tracker loaded: cold entries start resolving at open");
+	return 0;
+}
+
+/* bpf=auto: loading takes tens of milliseconds; the mount does not wait for it. */
+static struct {
+	char prefix[PATH_MAX];
+	bool pending;
+	pthread_t thread;
+	bool started;
+	unsigned fuse_minor;
+	struct lz_fs *fs;
+	struct lz_track *loaded; /* loaded but not started (start failed) */
+} deferred;
+
+static void *load_later(void *arg)
+{
+	char err[256] = "";
+	struct lz_track *t;
+
+	(void)arg;
+	t = load(deferred.fs, deferred.prefix, err, sizeof(err));
+	if (t == NULL) {
+		lz_info("open tracker off: %s", err);
+		return NULL;
+	}
+	if (start(deferred.fs, t, deferred.fuse_minor) != 0) {
+		lz_warn("open tracker off: its threads cannot start");
+		deferred.loaded = t;
+	}
+	return NULL;
+}
+
+int lz_track_open(struct lz_fs *fs, const char *mountpoint)
+{
+	const struct lz_config *cfg = fs->config;
+	char err[256] = "", prefix[PATH_MAX];
+	struct lz_track *t;
+
+	if (cfg->bpf == LZ_BPF_OFF)
+		return 0;
+	if (realpath(mountpoint, prefix) == NULL) {
+		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
+		return cfg->bpf == LZ_BPF_ON ? -1 : 0;
+	}
+	if (cfg->bpf == LZ_BPF_AUTO) {
+		snprintf(deferred.prefix, sizeof(deferred.prefix), "%s", prefix);
+		deferred.pending = true;
+		deferred.fs = fs;
+		return 0;
+	}
+	/* bpf=on: loaded before mounting, so a failure can still fail the mount. */
+	t = load(fs, prefix, err, sizeof(err));
+	if (t == NULL) {
+		lz_err("bpf=on: the open tracker cannot load: %s", err);
+		return -1;
+	}
+	deferred.loaded = t;
+	return 0;
+}
+
+int lz_track_start(struct lz_fs *fs, unsigned fuse_minor)
+{
+	struct lz_track *t = deferred.loaded;
+
+	if (deferred.pending) {
+		deferred.fuse_minor = fuse_minor;
+		deferred.started = pthread_create(&deferred.thread, NULL, load_later, NULL) == 0;
+		return deferred.started ? 0 : -1;
+	}
+	if (t == NULL)
+		return 0;
+	deferred.loaded = NULL;
+	if (start(fs, t, fuse_minor) != 0) {
+		deferred.loaded = t;
+		return -1;
+	}
 	return 0;
 }
 
 void lz_track_resolved(struct lz_fs *fs, const char *name)
 {
-	if (fs->track != NULL)
-		lz_tracker_set_state(fs->track->tracker, key_of(name), LZ_TRACKER_RESOLVED);
+	struct lz_track *t = atomic_load(&fs->track);
+
+	if (t != NULL)
+		lz_tracker_set_state(t->tracker, key_of(name), LZ_TRACKER_RESOLVED);
 }
 
 void lz_track_forget(struct lz_fs *fs, const char *name)
 {
-	if (fs->track != NULL)
-		lz_tracker_forget(fs->track->tracker, key_of(name));
+	struct lz_track *t = atomic_load(&fs->track);
+
+	if (t != NULL)
+		lz_tracker_forget(t->tracker, key_of(name));
 }
 
 int lz_track_stats(struct lz_fs *fs, struct lz_track_stats *out)
 {
-	struct lz_track *t = fs->track;
+	struct lz_track *t = atomic_load(&fs->track);
 
 	memset(out, 0, sizeof(*out));
 	if (t == NULL)
@@ -329,10 +394,22 @@ static void fuse_counts(const struct lz_tracker_stats *st, char *out, size_t siz
 
 void lz_track_close(struct lz_fs *fs)
 {
-	struct lz_track *t = fs->track;
+	struct lz_track *t;
 	struct lz_track_stats *st;
 	char ops[1024];
 
+	if (deferred.started) {
+		pthread_join(deferred.thread, NULL);
+		deferred.started = false;
+	}
+	if (deferred.loaded != NULL) { /* loaded, never started: nothing else to stop */
+		lz_tracker_close(deferred.loaded->tracker);
+		pthread_mutex_destroy(&deferred.loaded->lock);
+		pthread_cond_destroy(&deferred.loaded->work);
+		free(deferred.loaded);
+		deferred.loaded = NULL;
+	}
+	t = atomic_load(&fs->track);
 	if (t == NULL)
 		return;
 	st = malloc(sizeof(*st)); /* 22 KiB */
@@ -366,5 +443,5 @@ void lz_track_close(struct lz_fs *fs)
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->work);
 	free(t);
-	fs->track = NULL;
+	atomic_store(&fs->track, NULL);
 }

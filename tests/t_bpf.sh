@@ -42,7 +42,16 @@ print(" ".join(str(p["id"]) for p in json.load(sys.stdin) if p["id"] in ids))' "
 }
 
 opts="backend=$BACKEND,underlay=$U,images=$IMG,map=$LZ_TMP/map,idle_timeout=2,prefetch=off"
+# bpf=auto loads the tracker in the background once the mount serves.
+tracker_up() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q "open tracker loaded\|open tracker off" "$LZ_LAST_LOG" && return 0
+		sleep 0.05
+	done
+}
 lz_mount "$MP" -d -o "$opts,bpf=auto"
+tracker_up
 if grep -q "open tracker off" "$LZ_LAST_LOG"; then
 	lz_skip "BPF cannot load here: $(grep 'open tracker off' "$LZ_LAST_LOG")"
 fi
@@ -136,6 +145,13 @@ if [[ -n $progs ]]; then
 fi
 lz_ok "nothing pinned or attached after unmount"
 
+# bpf=on loads the tracker before the mount exists: it is there at once.
+lz_mount "$MP" -d -o "$opts,bpf=on"
+grep -q "open tracker loaded" "$LZ_LAST_LOG" || lz_fail "bpf=on: no tracker when the mount is up"
+[[ $(pins) -eq 1 ]] || lz_fail "bpf=on: nothing pinned"
+lz_umount "$MP"
+lz_ok "bpf=on loads the tracker before the mount serves"
+
 # bpf=off serves the same tree, with no tracker.
 lz_mount "$MP" -d -o "$opts,bpf=off"
 [[ $(cat "$MP/alpha/hello.txt") == "image alpha" && $("$MP/beta/bin/tool") == "ran beta" ]] ||
@@ -153,6 +169,7 @@ if command -v rclone >/dev/null; then
 	lz_serve_http "$T"
 	remote=":http\\,url='http://127.0.0.1:$LZ_HTTP_PORT/':"
 	lz_mount "$MP" -d -o "underlay=$U,remote=$remote,remote_mode=objects,cache=$LZ_TMP/oc,cache_size=1M,prefetch=off"
+	tracker_up
 	cmp "$MP/dir/a.bin" "$T/dir/a.bin" || lz_fail "objects: a.bin reads wrong"
 	[[ $(cold_events dir/a.bin) -eq 1 ]] || lz_fail "objects: $(cold_events dir/a.bin) events for dir/a.bin"
 	cmp "$MP/dir/a.bin" "$T/dir/a.bin"
@@ -177,6 +194,7 @@ fi
 grep -q "bpf=on: the open tracker cannot load" "$LZ_TMP/on.log" || lz_fail "bpf=on error: $(cat "$LZ_TMP/on.log")"
 lz_is_lazyfs_mount "$LONG" && lz_fail "bpf=on left a mount"
 lz_mount "$LONG" -o "$opts,bpf=auto"
+tracker_up
 grep -q "open tracker off" "$LZ_LAST_LOG" || lz_fail "bpf=auto did not say the tracker is off"
 [[ $(cat "$LONG/alpha/hello.txt") == "image alpha" ]] || lz_fail "bpf=auto without tracker reads wrong"
 lz_umount "$LONG"

@@ -1,0 +1,70 @@
+# The libFuzzer targets, built by scripts/fuzz only (never by automake, whose
+# libraries are compiled with gcc and without the fuzzer's instrumentation):
+# clang compiles the project sources each target needs, with the harness,
+# straight into OUT.
+#   make -f fuzz/fuzz.mk SRC=<source tree> OUT=<scratch dir> [TARGETS...]
+SRC ?= .
+OUT ?= _build/fuzz
+CC = clang
+PKG_CONFIG ?= pkg-config
+
+TARGETS = options map record store rclone bpf_event sqfs
+
+# The project's warnings, and every sanitizer report is a crash (UBSan
+# otherwise prints and carries on).
+SAN = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS = -std=gnu11 -g -O1 $(SAN) -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Werror \
+	-pthread
+# config.h is ours (made below), and must win over libsquashfuse's own.
+CPPFLAGS = -I$(OUT)/include
+LDFLAGS = $(SAN) -pthread
+
+pc = $(shell $(PKG_CONFIG) --$(1) $(2))
+
+options_SRCS = fs/options.c
+options_PKGS = fuse3
+map_SRCS = fs/map.c fs/names.c
+record_SRCS = cache/record.c
+record_PKGS = zlib
+STORE_SRCS = cache/store.c cache/dir.c cache/table.c cache/record.c cache/digest.c cache/fill.c \
+	cache/index.c
+store_SRCS = $(STORE_SRCS)
+store_PKGS = zlib libcrypto
+rclone_SRCS = cache/rclone.c cache/rclone_entry.c cache/rclone_rc.c cache/rclone_rcd.c \
+	cache/rclone_spawn.c
+rclone_PKGS = json-c libcurl
+bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
+sqfs_SRCS = fs/sqfs.c
+sqfs_PKGS = squashfuse
+
+all: $(TARGETS)
+
+$(OUT)/include/config.h:
+	@mkdir -p $(@D)
+	@printf '%s\n' '/* The fuzz build: what AC_USE_SYSTEM_EXTENSIONS would say. */' \
+		'#define _GNU_SOURCE 1' '#define _ALL_SOURCE 1' '#define __EXTENSIONS__ 1' \
+		'#define _POSIX_PTHREAD_SEMANTICS 1' '#define PACKAGE_VERSION "fuzz"' >$@
+
+# One object per source and target: each target gets its own package flags.
+define target_rules
+$(1)_OBJS = $$(patsubst %.c,$(OUT)/obj/$(1)/%.o,$$($(1)_SRCS) fuzz/$(1).c)
+$(1)_CFLAGS := $$(if $$($(1)_PKGS),$$(call pc,cflags,$$($(1)_PKGS)))
+$(1)_LIBS := $$(if $$($(1)_PKGS),$$(call pc,libs,$$($(1)_PKGS)))
+
+$(OUT)/obj/$(1)/%.o: $(SRC)/%.c $(OUT)/include/config.h
+	@mkdir -p $$(@D)
+	@echo "  CC      $$*.c ($(1))"
+	@$(CC) $(CPPFLAGS) $$($(1)_CFLAGS) $(CFLAGS) -MMD -MP -c $$< -o $$@
+
+$(OUT)/bin/fuzz_$(1): $$($(1)_OBJS)
+	@mkdir -p $$(@D)
+	@echo "  CCLD    fuzz_$(1)"
+	@$(CC) $(LDFLAGS) $$^ $$($(1)_LIBS) -o $$@
+
+$(1): $(OUT)/bin/fuzz_$(1)
+.PHONY: $(1)
+-include $$($(1)_OBJS:.o=.d)
+endef
+$(foreach t,$(TARGETS),$(eval $(call target_rules,$(t))))
+
+.PHONY: all
