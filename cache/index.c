@@ -213,7 +213,7 @@ static int load_index(struct lz_store *s, struct lz_table *t, uint32_t *crc, uin
 	char hashbuf[LZ_STORE_HASH_MAX];
 	uint8_t *buf = NULL;
 	size_t len = 0, off = HEAD;
-	uint64_t v64;
+	uint64_t v64, total = 0;
 	uint32_t v32;
 	int rc, fd = openat(s->dir_fd, "index", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
@@ -241,7 +241,8 @@ static int load_index(struct lz_store *s, struct lz_table *t, uint32_t *crc, uin
 		struct lz_entry *e;
 		size_t n = lz_record_decode(buf + off, len - TAIL - off, &r, hashbuf);
 
-		if (n == 0)
+		/* Sizes no disk can hold in sum would wrap the store's byte count. */
+		if (n == 0 || __builtin_add_overflow(total, (uint64_t)r.size, &total))
 			goto out;
 		off += n;
 		e = entry_from(&r);
