@@ -499,11 +499,16 @@ static void expire_where(struct lz_images *images, expire_test *test, long long 
 	}
 }
 
+/*
+ * last_use holds whole seconds: "> idle" makes sure a full IDLE seconds have
+ * passed (">=" expired an image used a millisecond ago with idle_timeout=1,
+ * and under load every image churned through mounts and node ids).
+ */
 static bool is_idle(struct lz_images *images, struct lz_image *image, long long idle)
 {
 	(void)images;
 	return atomic_load(&image->open_files) == 0 && atomic_load(&image->pins) == 0 &&
-	       now_seconds() - atomic_load(&image->last_use) >= idle;
+	       now_seconds() - atomic_load(&image->last_use) > idle;
 }
 
 void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,
