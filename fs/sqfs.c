@@ -416,6 +416,15 @@ static ssize_t read_locked(struct lz_sqfs *img, sqfs_inode *inode, char *buf, si
 	if (off < blocks_end) {
 		sqfs_blocklist bl;
 
+		/*
+		 * The library allocates the block index of the whole file at once, from
+		 * the size the inode claims (terabytes for a forged one). The block list
+		 * lives in the inode table, whose metadata blocks hold at most 8 KiB in 3
+		 * or more bytes each: a file with more blocks than that cannot be real.
+		 */
+		uint64_t table = fs->sb.directory_table_start - fs->sb.inode_table_start;
+		if (nblocks > table / 3 * (MD_SIZE / sizeof(uint32_t)))
+			return -EIO;
 		if (sqfs_blockidx_blocklist(fs, inode, &bl, (sqfs_off_t)off) != SQFS_OK ||
 		    !md_ok(img, (uint64_t)bl.cur.block, bl.cur.offset))
 			return -EIO;
