@@ -6,6 +6,7 @@
  * refused.
  */
 #include "config.h"
+#include "check.h"
 #include "../bpf/tracker_event.h"
 
 #include <linux/types.h>
@@ -13,12 +14,6 @@
 #include <string.h>
 
 #include "../bpf/lazyfs_bpf.h"
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

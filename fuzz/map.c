@@ -5,6 +5,7 @@
  * valid components, images absolute and only at leaves, the image count right.
  */
 #include "config.h"
+#include "check.h"
 #include "../fs/map.h"
 #include "../fs/names.h"
 
@@ -13,12 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

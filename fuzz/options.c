@@ -5,6 +5,7 @@
  * configuration that keeps the mount read-only.
  */
 #include "config.h"
+#include "check.h"
 #include "../fs/options.h"
 
 #include <stdint.h>
@@ -12,12 +13,6 @@
 #include <string.h>
 
 #define MAX_ARGS 64
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

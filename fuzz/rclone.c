@@ -9,6 +9,7 @@
  * a reply can cause is one line without control characters.
  */
 #include "config.h"
+#include "check.h"
 #include "../cache/rclone_entry.h"
 #include "../cache/rclone_rcd.h"
 
@@ -16,12 +17,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

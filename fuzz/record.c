@@ -6,18 +6,13 @@
  * its CRC made right, so the checks behind the CRC get fuzzed too.
  */
 #include "config.h"
+#include "check.h"
 #include "../cache/store_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

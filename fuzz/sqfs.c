@@ -10,6 +10,7 @@
  * kernel any regular file and lets its squashfs judge it.)
  */
 #include "config.h"
+#include "check.h"
 #include "../fs/sqfs.h"
 
 #include <fcntl.h>
@@ -19,12 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 #define MAX_DEPTH   8
 #define MAX_ENTRIES 256		/* entries listed from all directories of one image */

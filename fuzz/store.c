@@ -10,6 +10,7 @@
  * index and marker each time, under $LAZYFS_FUZZ_TMP (else $TMPDIR or /tmp).
  */
 #include "config.h"
+#include "check.h"
 #include "../cache/store_int.h"
 
 #include <fcntl.h>
@@ -21,12 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			__builtin_trap();                                                          \
-	} while (0)
 
 #define HEAD  24 /* index.c's layout */
 #define TAIL  20
