@@ -496,6 +496,13 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
+	/*
+	 * RELEASE and RELEASEDIR are background requests, 12 in flight by
+	 * default: under 64 busy clients they queued by the thousand behind the
+	 * OPENs, and each waiting RELEASEDIR keeps a directory stream open here.
+	 */
+	conn->max_background = 128;
+	conn->congestion_threshold = 96;
 	if (fs->config->open_mode == LZ_OPEN_CACHED) {
 		if (fuse_set_feature_flag(conn, FUSE_CAP_NO_OPEN_SUPPORT)) {
 			atomic_store(&fs->no_open, true);
