@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /*
@@ -131,6 +133,37 @@ static int open_root(struct lz_store *s, const char *dir, char *err, size_t errl
 		return -errno;
 	}
 	return 0;
+}
+
+int lz_obj_dir(struct lz_store *s, const char *path)
+{
+	char sub[3] = { path[0], path[1], '\0' };
+	int fd = openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int lz_obj_open(struct lz_store *s, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, s->objects_fd, path, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int lz_obj_unlink(struct lz_store *s, const char *path)
+{
+	int dfd = lz_obj_dir(s, path), rc = 0;
+
+	if (dfd < 0)
+		return dfd;
+	if (unlinkat(dfd, path + 3, 0) < 0)
+		rc = -errno;
+	close(dfd);
+	return rc;
 }
 
 int lz_dir_open(struct lz_store *s, const char *dir, char *err, size_t errlen)

@@ -206,27 +206,34 @@ static void label(struct fill *f)
 /* Renames the checked, durable file into place and makes the rename durable. */
 static int publish(struct fill *f)
 {
-	char sub[3] = { f->obj_path[0], f->obj_path[1], '\0' };
+	const char *name = f->obj_path + 3; /* after "xx/" */
 	int dfd, rc;
 
-	while (renameat(f->tmpdir_fd, "data", f->s->objects_fd, f->obj_path) < 0) {
+	/* Into objects/xx opened first: a symlink put in its place takes the file nowhere. */
+	dfd = lz_obj_dir(f->s, f->obj_path);
+	if (dfd < 0) {
+		lz_seterr(f->err, f->errlen, "%s/objects/%.2s: %s", f->s->dir, f->obj_path,
+			  dfd == -ELOOP || dfd == -ENOTDIR ? "not a directory (refusing it)"
+							   : strerror(-dfd));
+		return dfd;
+	}
+	while (renameat(f->tmpdir_fd, "data", dfd, name) < 0) {
 		rc = -errno;
 		if (no_space(rc) && !f->retried && make_space(f, rc, 0))
 			continue;
+		close(dfd);
 		if (no_space(rc))
 			return no_space_error(f, rc, "publishing", SLACK);
 		lz_seterr(f->err, f->errlen, "renaming into %s/objects: %s", f->s->dir,
 			  strerror(-rc));
 		return rc;
 	}
-	dfd = openat(f->s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
+	if (fsync(dfd) < 0) {
 		rc = -errno;
-		if (dfd >= 0)
-			close(dfd);
 		/* A name a crash might lose or keep is not published: take it back. */
-		unlinkat(f->s->objects_fd, f->obj_path, 0);
-		lz_seterr(f->err, f->errlen, "fsync of %s/objects/%s: %s", f->s->dir, sub,
+		unlinkat(dfd, name, 0);
+		close(dfd);
+		lz_seterr(f->err, f->errlen, "fsync of %s/objects/%.2s: %s", f->s->dir, f->obj_path,
 			  strerror(-rc));
 		return rc;
 	}

@@ -210,8 +210,10 @@ int lz_entry_open(struct lz_store *s, struct lz_entry *e, int *fd)
 
 	lz_entry_path(e, path);
 	pthread_mutex_unlock(&s->lock);
-	f = openat(s->objects_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f < 0 || fstat(f, &st) < 0)
+	f = lz_obj_open(s, path, O_RDONLY);
+	if (f < 0)
+		rc = f;
+	else if (fstat(f, &st) < 0)
 		rc = -errno;
 	pthread_mutex_lock(&s->lock);
 	if (rc == 0 && e->gen == gen && S_ISREG(st.st_mode) && st.st_size == size) {

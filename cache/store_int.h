@@ -179,6 +179,14 @@ int lz_digest_fd(int fd, const char *hash, uint32_t *crc, char *err, size_t errl
 
 /* dir.c: DIR created or checked (owner, mode, no symlink), locked, laid out, tmp/ emptied. */
 int lz_dir_open(struct lz_store *s, const char *dir, char *err, size_t errlen);
+/*
+ * Object PATH ("xx/NAME") through objects/xx opened without following a
+ * symlink, so one put in its place since the start leads nowhere: its
+ * directory (a descriptor), the object opened with FLAGS, unlinked. -errno.
+ */
+int lz_obj_dir(struct lz_store *s, const char *path);
+int lz_obj_open(struct lz_store *s, const char *path, int flags);
+int lz_obj_unlink(struct lz_store *s, const char *path);
 
 /* index.c: at open, the index or a scan; at close and sync, saving it. */
 int lz_index_load(struct lz_store *s, char *err, size_t errlen);

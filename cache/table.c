@@ -310,7 +310,7 @@ void lz_entry_drop(struct lz_store *s, struct lz_entry *e)
 	unpublish(s, e);
 	lz_entry_path(e, path);
 	pthread_mutex_unlock(&s->lock);
-	unlinkat(s->objects_fd, path, 0);
+	lz_obj_unlink(s, path);
 	pthread_mutex_lock(&s->lock);
 	finish_unlink(e);
 	pthread_cond_broadcast(&s->changed);
@@ -349,7 +349,7 @@ static uint64_t evict(struct lz_store *s, uint64_t bytes, bool all_or_nothing)
 	pthread_mutex_unlock(&s->lock);
 	for (e = victims; e != NULL; e = e->victim_next) {
 		lz_entry_path(e, path);
-		unlinkat(s->objects_fd, path, 0);
+		lz_obj_unlink(s, path);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (e = victims; e != NULL; e = next) {
