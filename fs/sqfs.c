@@ -335,7 +335,8 @@ static int lookup_locked(struct lz_sqfs *img, uint64_t dir_id, const char *name,
 		int order = strcmp(e.name, name);
 		if (order > 0)
 			break;
-		if (order < 0)
+		/* A name with a NUL inside ("d\0x") must not answer for its prefix ("d"). */
+		if (order < 0 || !name_valid(e.name, e.name_size))
 			continue;
 		uint64_t id = sqfs_dentry_inode(&e);
 		if ((r = node_load(img, id, &cn)) != 0)
