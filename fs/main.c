@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -34,6 +35,17 @@ static void raise_fd_limit(void)
 		lim.rlim_cur = lim.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &lim);
 	}
+}
+
+/*
+ * libfuse cancels its worker threads at exit, and glibc's pthread_cancel loads
+ * libgcc_s on first use: with every descriptor held by inodes (EMFILE) that
+ * dlopen fails and glibc aborts. Loaded now, the later dlopen opens no file.
+ */
+static void preload_unwinder(void)
+{
+	if (dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE) == NULL)
+		lz_debug("cannot preload libgcc_s.so.1: %s", dlerror());
 }
 
 static int open_underlay(const struct lz_config *cfg)
@@ -296,6 +308,7 @@ int main(int argc, char **argv)
 	if (underlay_fd < 0)
 		goto out;
 	raise_fd_limit();
+	preload_unwinder();
 	fs.inodes = lz_inode_table_new();
 	if (fs.inodes != NULL)
 		lz_inode_table_on_free(fs.inodes, release_inode);
