@@ -12,6 +12,11 @@
  *	{"cold":[..],"warm":[..]}
  *   bench-openloop read FILE BUFSIZE
  *	Reads FILE sequentially with a BUFSIZE buffer: {"bytes":..,"ns":..}
+ *   bench-openloop randread FILE BLOCK COUNT SEED
+ *	COUNT preads of BLOCK bytes at BLOCK-aligned offsets drawn uniformly
+ *	from the whole file (the same offsets for the same SEED), each timed:
+ *	{"n":..,"p50":..,"p99":..,"mean":..,"ns":..} (ns: all of them, open
+ *	and close included)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,6 +183,52 @@ static int mode_read(const char *file, long bufsize)
 	return 0;
 }
 
+/* xorshift64*: the same offsets on every system for one seed. */
+static uint64_t next_rand(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 2685821657736338717ull;
+}
+
+static int mode_randread(const char *file, long block, long count, uint64_t seed)
+{
+	uint64_t *t, x = seed ? seed : 1, sum = 0, t0;
+	struct stat st;
+	char *buf;
+	int fd;
+
+	if (block < 1 || count < 1 || posix_memalign((void **)&buf, 4096, (size_t)block) != 0)
+		die("bad block size or count", NULL);
+	t = malloc((size_t)count * sizeof(*t));
+	if (t == NULL)
+		die("out of memory", NULL);
+	t0 = now_ns();
+	fd = open(file, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		die("open", file);
+	if (st.st_size < block)
+		return fprintf(stderr, "bench-openloop: %s is smaller than a block\n", file), 1;
+	for (long i = 0; i < count; i++) {
+		off_t off = (off_t)(next_rand(&x) % (uint64_t)(st.st_size / block)) * block;
+		uint64_t a = now_ns();
+
+		if (pread(fd, buf, (size_t)block, off) != block)
+			die("pread", file);
+		t[i] = now_ns() - a;
+		sum += t[i];
+	}
+	close(fd);
+	t0 = now_ns() - t0;
+	qsort(t, (size_t)count, sizeof(*t), cmp_u64);
+	printf("{\"n\":%ld,\"p50\":%llu,\"p99\":%llu,\"mean\":%.1f,\"ns\":%llu}\n", count,
+	       (unsigned long long)pct(t, (size_t)count, 50),
+	       (unsigned long long)pct(t, (size_t)count, 99), (double)sum / (double)count,
+	       (unsigned long long)t0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "open") == 0)
@@ -185,7 +237,12 @@ int main(int argc, char **argv)
 		return mode_coldwarm(argv[2], strtol(argv[3], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "read") == 0)
 		return mode_read(argv[2], strtol(argv[3], NULL, 10));
-	fprintf(stderr, "usage: %s open LIST PASSES | coldwarm LIST REPS | read FILE BUFSIZE\n",
+	if (argc == 6 && strcmp(argv[1], "randread") == 0)
+		return mode_randread(argv[2], strtol(argv[3], NULL, 10), strtol(argv[4], NULL, 10),
+				     strtoull(argv[5], NULL, 10));
+	fprintf(stderr,
+		"usage: %s open LIST PASSES | coldwarm LIST REPS | read FILE BUFSIZE | "
+		"randread FILE BLOCK COUNT SEED\n",
 		argv[0]);
 	return 2;
 }
