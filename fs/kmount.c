@@ -19,7 +19,7 @@ static int attach_loop(int image_fd, char *dev, size_t devlen, char *err, size_t
 		.fd = (unsigned)image_fd,
 		.info = { .lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR },
 	};
-	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), missing = 0;
 
 	if (ctl < 0) {
 		int e = errno;
@@ -37,8 +37,11 @@ static int attach_loop(int image_fd, char *dev, size_t devlen, char *err, size_t
 		snprintf(dev, devlen, "/dev/loop%d", n);
 		int loop = open(dev, O_RDONLY | O_CLOEXEC);
 		if (loop < 0) {
-			if (errno == ENOENT || errno == ENXIO)
+			/* A new device's node may not be there yet; or never, in a container. */
+			if (errno == ENOENT || errno == ENXIO) {
+				missing++;
 				continue;
+			}
 			int e = errno;
 			close(ctl);
 			snprintf(err, errlen, "%s: %s", dev, strerror(e));
@@ -57,6 +60,10 @@ static int attach_loop(int image_fd, char *dev, size_t devlen, char *err, size_t
 		}
 	}
 	close(ctl);
+	if (missing == LOOP_ATTEMPTS) {
+		snprintf(err, errlen, "%s: no such device node", dev);
+		return -ENOENT;
+	}
 	snprintf(err, errlen, "every free loop device was taken by others");
 	return -EBUSY;
 }
