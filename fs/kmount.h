@@ -15,7 +15,7 @@
  */
 int lz_kmount_squashfs(int image_fd, char *err, size_t errlen);
 
-/* True when this process can create loop devices and mounts. */
+/* True when this process can create loop devices and mounts; when false, errno says why. */
 int lz_kmount_available(void);
 
 #endif

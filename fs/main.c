@@ -67,13 +67,16 @@ static struct lz_images *open_images(const struct lz_config *cfg)
 	if (cfg->backend == LZ_BACKEND_SQUASHFUSE) {
 		backend = LZ_IMAGE_SQUASHFUSE;
 	} else if (!lz_kmount_available()) {
+		const char *why = strerror(errno); /* EMFILE is not "needs root" */
 		if (cfg->backend == LZ_BACKEND_KERNEL) {
 			lz_err("backend=kernel: loop devices or the mount API are not available "
-			       "(needs root)");
+			       "(%s; needs root)",
+			       why);
 			return NULL;
 		}
-		lz_info("kernel squashfs unavailable (needs root and loop devices): images are "
-			"read with squashfuse");
+		lz_info("kernel squashfs unavailable (%s; needs root and loop devices): images "
+			"are read with squashfuse",
+			why);
 		backend = LZ_IMAGE_SQUASHFUSE;
 	}
 	fd = cfg->images ? open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
