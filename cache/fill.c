@@ -349,7 +349,6 @@ static void settle(struct fill *f)
 	lz_flight_put(f->flight);
 	e->holds--;
 	lz_entry_maybe_free(s, e);
-	s->settling--;
 	pthread_cond_broadcast(&s->changed);
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0 && s->log != NULL) {
@@ -361,6 +360,11 @@ static void settle(struct fill *f)
 	}
 	free(f->key_copy);
 	free(f);
+	/* Last: lz_store_close may free the store as soon as this reaches 0. */
+	pthread_mutex_lock(&s->lock);
+	s->settling--;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void *settle_thread(void *arg)
