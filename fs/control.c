@@ -150,8 +150,9 @@ static int entry_command(struct lz_fs *fs, const char *cmd, const char *arg, FIL
 		return -1;
 	}
 	bool pin = strcmp(cmd, "pin") == 0;
-	if (pin || strcmp(cmd, "prefetch") == 0) {
-		/* Resolved first: a pin keeps it, a prefetch needs its root. */
+	/* Resolved first: a pin keeps it, an image's prefetch needs its root (objects: a
+	 * directory). */
+	if (pin || (strcmp(cmd, "prefetch") == 0 && fs->objects == NULL)) {
 		if (!lz_resolve_entry(fs, arg)) {
 			fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 			return -1;
