@@ -153,7 +153,7 @@ static int entry_command(struct lz_fs *fs, const char *cmd, const char *arg, FIL
 	/* Resolved first: a pin keeps it, an image's prefetch needs its root (objects: a
 	 * directory). */
 	if (pin || (strcmp(cmd, "prefetch") == 0 && fs->objects == NULL)) {
-		if (!lz_resolve_entry(fs, arg)) {
+		if (!lz_resolve_entry(fs, arg, true)) {
 			fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 			return -1;
 		}

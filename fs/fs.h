@@ -68,9 +68,10 @@ int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image
 /*
  * Resolves entry KEY ("N", "a/b/c", or an object path) now, walking to it
  * through lazyfs's own lookups as the kernel would: the image is mounted, the
- * object fetched. True when there was something to resolve and it worked.
+ * object fetched when FETCH (a stat needs only the listings along the path).
+ * True when there was something to resolve and it worked.
  */
-bool lz_resolve_entry(struct lz_fs *fs, const char *key);
+bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch);
 /* The node id of a backing file, or 0 when it cannot have one. */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 

@@ -279,7 +279,7 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
  * kernel's LOOKUP finds it ready or waits on the same single resolve. The
  * lookup references taken here are dropped again: the kernel holds none.
  */
-bool lz_resolve_entry(struct lz_fs *fs, const char *key)
+bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch)
 {
 	bool objects = fs->objects != NULL;
 	uint64_t taken[PATH_MAX / 2];
@@ -305,8 +305,11 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key)
 			break;
 		}
 	}
-	if (objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
-	    ntaken > 0) {
+	/* Without FETCH an object is resolved once the listings along its path are. */
+	if (objects && !fetch && cur != NULL && cur->kind == LZ_INODE_REMOTE && ntaken > 0)
+		resolved = true;
+	else if (objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
+		 ntaken > 0) {
 		int fd = lz_remote_open(fs, cur);
 		if (fd >= 0) {
 			close(fd);

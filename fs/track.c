@@ -129,13 +129,18 @@ static void *worker(void *arg)
 		t->count--;
 		pthread_mutex_unlock(&t->lock);
 
-		if (lz_resolve_entry(t->fs, key)) {
+		/*
+		 * The queue holds "+KEY" for opens and execs, "-KEY" for stats: a stat
+		 * of a remote object must not fetch it (think `stat` over 150k clips).
+		 */
+		bool fetch = key[0] == '+';
+		if (lz_resolve_entry(t->fs, key + 1, fetch)) {
 			atomic_fetch_add(&t->early, 1);
-			lz_tracker_set_state(t->tracker, key, LZ_TRACKER_RESOLVED);
+			lz_tracker_set_state(t->tracker, key + 1, LZ_TRACKER_RESOLVED);
 		} else {
 			/* Nothing to resolve there: silence it until a reload. */
 			atomic_fetch_add(&t->absent, 1);
-			lz_tracker_set_state(t->tracker, key, LZ_TRACKER_ABSENT);
+			lz_tracker_set_state(t->tracker, key + 1, LZ_TRACKER_ABSENT);
 		}
 		free(key);
 	}
@@ -145,8 +150,11 @@ static void *worker(void *arg)
 static void on_miss(void *ctx, const char *key, const struct lz_tracker_event *ev)
 {
 	struct lz_track *t = ctx;
-	char *copy = strdup(key);
+	bool stat_only = ev->kind == LZ_TRACKER_FSTATAT || ev->kind == LZ_TRACKER_STATX;
+	char *copy = NULL;
 
+	if (asprintf(&copy, "%c%s", stat_only ? '-' : '+', key) < 0)
+		copy = NULL;
 	lz_debug("bpf: %s: cold (pid %u)", key, ev->tgid);
 	if (copy != NULL)
 		watch(t, key, ev->ktime_ns);
