@@ -448,25 +448,37 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 	return rc;
 }
 
-static int source_open(void *ctx, const char *path)
+/* The listing's metadata of object PATH and its store key: 0 or -errno. */
+static int object_meta(struct lz_remote *r, const char *path, char *key, size_t keylen,
+		       struct lz_object_meta *meta)
 {
-	struct lz_remote *r = ctx;
-	char dir[LZ_STORE_KEY_MAX], key[LZ_STORE_KEY_MAX + 8], err[512];
-	struct lz_object_meta meta = { .size = -1 };
+	char dir[LZ_STORE_KEY_MAX];
 	struct lz_source_entry entry;
 	const char *slash = strrchr(path, '/');
-	const char *name = slash ? slash + 1 : path;
-	int fd, rc;
+	int rc;
 
+	*meta = (struct lz_object_meta){ .size = -1 };
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
-	rc = find_entry(r, dir, name, &entry, meta.hash, sizeof(meta.hash));
+	rc = find_entry(r, dir, slash ? slash + 1 : path, &entry, meta->hash, sizeof(meta->hash));
 	if (rc != 0)
 		return rc;
 	if (entry.is_dir)
 		return -EISDIR;
-	meta.size = (int64_t)entry.size;
-	meta.mtime = entry.mtime;
-	object_key(key, sizeof(key), path);
+	meta->size = (int64_t)entry.size;
+	meta->mtime = entry.mtime;
+	object_key(key, keylen, path);
+	return 0;
+}
+
+static int source_open(void *ctx, const char *path)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8], err[512];
+	struct lz_object_meta meta;
+	int fd, rc = object_meta(r, path, key, sizeof(key), &meta);
+
+	if (rc != 0)
+		return rc;
 	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
 		return fd;
 	struct copy_job job = { r, path };
@@ -476,6 +488,17 @@ static int source_open(void *ctx, const char *path)
 		return rc == -ETIMEDOUT ? -EIO : rc;
 	}
 	return fd;
+}
+
+/* No listing lookup: an OPEN follows the kernel's lookup, which refreshed SIZE and MTIME. */
+static int source_hold(void *ctx, const char *path, uint64_t size, struct timespec mtime)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+	struct lz_object_meta meta = { .size = (int64_t)size, .mtime = mtime };
+
+	object_key(key, sizeof(key), path);
+	return lz_store_lookup(r->store, key, &meta, NULL);
 }
 
 static void source_release(void *ctx, const char *path)
@@ -582,6 +605,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.lookup = source_lookup,
 		.open = source_open,
 		.release = source_release,
+		.hold = source_hold,
 		.stats = source_stats,
 		.evict = source_evict,
 		.pin = source_pin,

@@ -263,7 +263,7 @@ int lz_store_lookup(struct lz_store *s, const char *key, const struct lz_object_
 			rc = -ENOENT;
 		} else {
 			lz_entry_get_open(s, e);
-			rc = lz_entry_open(s, e, fd);
+			rc = fd != NULL ? lz_entry_open(s, e, fd) : 0;
 			if (rc == 0)
 				e->atime = lz_now();
 		}
@@ -378,7 +378,7 @@ int lz_store_fill(struct lz_store *s, const char *key, const struct lz_object_me
 			s->stats.dropped++;
 		} else if (e->state == LZ_READY) {
 			lz_entry_get_open(s, e);
-			rc = lz_entry_open(s, e, fd);
+			rc = fd != NULL ? lz_entry_open(s, e, fd) : 0;
 			if (rc == 0)
 				s->stats.hits++;
 			if (rc != -EAGAIN && rc != -ENOENT)

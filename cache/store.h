@@ -93,7 +93,8 @@ int lz_store_sync(struct lz_store *store, char *err, size_t errlen);
  * hash when both know one of the same type; EXPECT NULL accepts any copy),
  * returns 0 with a new O_RDONLY|O_CLOEXEC descriptor in *FD and takes one open
  * reference on the object, which keeps it from eviction until
- * lz_store_release. Else -ENOENT, and a stale copy is dropped.
+ * lz_store_release. Else -ENOENT, and a stale copy is dropped. FD NULL takes
+ * the reference only (the caller still has the file open from before).
  */
 int lz_store_lookup(struct lz_store *store, const char *key, const struct lz_object_meta *expect,
 		    int *fd);

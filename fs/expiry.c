@@ -30,6 +30,8 @@ void lz_image_closed(void *ctx, const struct lz_image *image)
 {
 	if (image->entry != NULL)
 		forget_name(ctx, image->parent, image->entry);
+	/* Parked backing files would hold the image's mount. */
+	lz_linger_revoke_owner(((struct lz_fs *)ctx)->linger, image);
 	lz_track_forget(ctx, image->name);
 	lz_prefetch_image_closed(((struct lz_fs *)ctx)->prefetch, image);
 }

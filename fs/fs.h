@@ -9,6 +9,7 @@
 
 #include "images.h"
 #include "inode.h"
+#include "linger.h"
 #include "map.h"
 #include "options.h"
 #include "prefetch.h"
@@ -36,6 +37,7 @@ struct lz_fs {
 	struct lz_control *control;	/* lazyfsctl's socket, or NULL */
 	struct timespec started;	/* CLOCK_REALTIME at start */
 	struct lz_prefetch *prefetch;	/* working sets, or NULL */
+	struct lz_linger *linger;	/* backing ids of files nobody has open */
 };
 
 /* The fuse_lowlevel_ops of lazyfs. */

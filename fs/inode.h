@@ -42,9 +42,11 @@ struct lz_inode {
 
 	/* Open state; guarded by lock. */
 	pthread_mutex_t lock;
-	int read_fd;	/* O_RDONLY while the inode is open (or for cached-mode reads) */
-	int backing_id; /* passthrough backing id shared by all opens, 0 if none */
-	unsigned opens; /* open files using read_fd / backing_id */
+	int read_fd;	  /* O_RDONLY while the inode is open (or for cached-mode reads) */
+	int backing_id;	  /* passthrough backing id shared by all opens, 0 if none */
+	unsigned opens;	  /* open files using read_fd / backing_id */
+	bool object_held; /* LZ_INODE_REMOTE: the cache keeps its object for opens without read_fd
+			   */
 
 	struct lz_inode *next; /* hash chain */
 };

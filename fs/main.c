@@ -98,6 +98,9 @@ static void release_inode(struct lz_inode *inode)
 	/* open_mode=cached keeps a remote object open until the kernel forgets it. */
 	if (inode->kind == LZ_INODE_REMOTE && inode->read_fd >= 0)
 		lz_remote_release(the_fs, inode);
+	/* Its parked backing file (the connection drops those left at exit). */
+	if (the_fs->linger != NULL)
+		lz_linger_revoke(the_fs->linger, inode->nodeid);
 }
 
 static void log_from_cache(void *ctx, int level, const char *msg)
@@ -113,6 +116,10 @@ static void log_from_cache(void *ctx, int level, const char *msg)
 /* An object left the cache: the tracker reports its next open again. */
 static void object_evicted(void *ctx, const char *path)
 {
+	struct lz_fs *fs = ctx;
+
+	/* Its file may be parked for passthrough: let the kernel drop it, and its disk space. */
+	lz_linger_revoke(fs->linger, lz_remote_nodeid(path));
 	lz_track_forget(ctx, path);
 	LZ_LOG_LIMITED(LZ_LOG_INFO, "cache: evicted '%s'", path);
 }
@@ -315,8 +322,10 @@ int main(int argc, char **argv)
 	fs.inodes = lz_inode_table_new();
 	if (fs.inodes != NULL)
 		lz_inode_table_on_free(fs.inodes, release_inode);
+	fs.linger = lz_linger_new(cfg.open_mode == LZ_OPEN_PASSTHROUGH ? cfg.backing_keep : 0);
 	atomic_store(&fs.passthrough, true);
-	if (fs.inodes == NULL || (fs.root = make_root(&fs, underlay_fd)) == NULL)
+	if (fs.inodes == NULL || fs.linger == NULL ||
+	    (fs.root = make_root(&fs, underlay_fd)) == NULL)
 		goto out;
 	if (!S_ISDIR(fs.root->type)) {
 		lz_err("underlay %s is not a directory",
@@ -363,6 +372,7 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, cfg.mountpoint) != 0)
 		goto out;
 	mounted = true;
+	lz_linger_set_device(fs.linger, fuse_session_fd(se));
 	if (fuse_daemonize(cfg.foreground) != 0)
 		goto out;
 	if (!cfg.foreground)
@@ -398,12 +408,15 @@ out:
 	lz_prefetch_free(fs.prefetch); /* before the images its jobs read */
 	if (handlers_set)
 		fuse_remove_signal_handlers(se);
+	if (fs.linger != NULL)
+		lz_linger_set_device(fs.linger, -1); /* the descriptor closes below */
 	if (se != NULL) {
 		if (mounted)
 			fuse_session_unmount(se);
 		fuse_session_destroy(se);
 	}
 	lz_inode_table_free(fs.inodes);
+	lz_linger_free(fs.linger); /* after the inodes, which revoke their ids as they go */
 	lz_images_free(fs.images);
 	lz_remote_free(remote);
 	lz_map_free(atomic_load(&fs.map)); /* maps replaced by reloads are not tracked */

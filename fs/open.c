@@ -1,7 +1,8 @@
 /*
  * Opening and reading files. In passthrough mode every open of an inode shares
- * one backing id, registered with the kernel on the first open and dropped
- * with the last release, so reads and mmap never reach the daemon. Reads only
+ * one backing id, registered with the kernel on the first open and parked at
+ * the last release for the next one (linger.h), so reads and mmap never reach
+ * the daemon. Reads only
  * arrive here when passthrough is off or refused, and in open_mode=cached,
  * where the kernel sends no OPEN at all and reads come without a file handle.
  */
@@ -57,22 +58,46 @@ static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *
 			strerror(errno));
 }
 
-/* Drops one open; the last one closes the shared backing id and descriptor. */
+/*
+ * The first open of an inode since its last release takes back the backing id
+ * parked then, when there is one: no file to open, nothing to register. A
+ * remote object must still be the cached copy, and is kept while open.
+ */
+static void reuse_parked_backing(struct lz_fs *fs, struct lz_inode *inode)
+{
+	int id = lz_linger_take(fs->linger, inode->nodeid);
+
+	if (id == 0)
+		return;
+	if (inode->kind == LZ_INODE_REMOTE && inode->read_fd < 0) {
+		if (fs->objects->hold(fs->objects->ctx, inode->remote_path, inode->remote_size,
+				      inode->remote_mtime) != 0) {
+			lz_linger_close(fs->linger, id); /* evicted or changed: fetch it again */
+			return;
+		}
+		inode->object_held = true;
+	}
+	inode->backing_id = id;
+}
+
+/* Drops one open; the last one parks the shared backing id and closes the descriptor. */
 static void drop_open(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&inode->lock);
 	if (inode->opens > 0 && inode->image != NULL)
 		atomic_fetch_sub(&inode->image->open_files, 1);
 	if (inode->opens > 0 && --inode->opens == 0) {
+		bool held = inode->read_fd >= 0 || inode->object_held;
+		/* Parked before the object is released: an eviction then finds it. */
 		if (inode->backing_id > 0)
-			fuse_passthrough_close(req, inode->backing_id);
+			lz_linger_park(fs->linger, inode->nodeid, inode->backing_id, inode->image);
 		inode->backing_id = 0;
-		if (inode->read_fd >= 0) {
+		if (inode->read_fd >= 0)
 			close(inode->read_fd);
-			if (inode->kind == LZ_INODE_REMOTE)
-				lz_remote_release(fs, inode); /* may be evicted again */
-		}
 		inode->read_fd = -1;
+		if (held && inode->kind == LZ_INODE_REMOTE)
+			lz_remote_release(fs, inode); /* may be evicted again */
+		inode->object_held = false;
 	}
 	pthread_mutex_unlock(&inode->lock);
 }
@@ -98,10 +123,14 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_lock(&inode->lock);
 	/* squashfuse inodes have no file to hand the kernel: the daemon reads for them. */
-	err = inode->kind == LZ_INODE_SQFS ? 0 : ensure_read_fd(fs, inode);
-	if (err == 0) {
-		if (inode->kind != LZ_INODE_SQFS)
+	err = 0;
+	if (inode->kind != LZ_INODE_SQFS) {
+		if (inode->opens == 0 && inode->backing_id == 0)
+			reuse_parked_backing(fs, inode);
+		if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode)) == 0)
 			share_backing_id(req, fs, inode);
+	}
+	if (err == 0) {
 		inode->opens++;
 		if (inode->image != NULL) {
 			/* An image with open files is never expired. */

@@ -42,6 +42,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
 	LZ_OPT("max_threads=%u", max_threads),
 	LZ_OPT("max_idle_threads=%u", max_idle_threads),
+	LZ_OPT("backing_keep=%u", backing_keep),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -191,6 +192,7 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	cfg->fetch_timeout = 30.0;
 	cfg->max_threads = 16;
 	cfg->max_idle_threads = 8;
+	cfg->backing_keep = 16384;
 
 	if (fuse_opt_parse(&args, cfg, lz_opt_spec, option_proc) == -1) {
 		cfg->fuse_args = args;
@@ -286,6 +288,8 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 		return fail(cfg, "%s", "underlay: empty path");
 	if (cfg->max_threads == 0)
 		return fail(cfg, "%s", "max_threads: must be at least 1");
+	if (cfg->backing_keep > 1u << 20)
+		return fail(cfg, "backing_keep: %u is more than 1048576", cfg->backing_keep);
 	return add_mount_options(cfg);
 }
 
@@ -384,6 +388,8 @@ void lz_config_usage(const char *progname)
 	       "    -o bpf=MODE            eBPF open tracker: auto (default), on or off\n"
 	       "    -o prefetch=on|off     prefetch images' recorded working sets (on)\n"
 	       "    -o prefetch_max=SIZE   bytes prefetched per image use (512M)\n"
+	       "    -o backing_keep=N      passthrough files kept registered after their\n"
+	       "                           last close, for faster reopening (16384; 0: none)\n"
 	       "    -o metrics=ADDR:PORT   Prometheus metrics over HTTP on a loopback address\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"

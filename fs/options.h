@@ -34,6 +34,7 @@ struct lz_config {
 	double idle_timeout;   /* close images unused this long; 0 = never */
 	unsigned max_threads;
 	unsigned max_idle_threads;
+	unsigned backing_keep; /* passthrough backing ids kept after the last close */
 	bool foreground;
 	bool debug;
 	bool io_uring;

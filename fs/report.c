@@ -104,6 +104,7 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 		add_u64(o, "open_files", t.open_files);
 	}
 	add_u64(o, "inodes", lz_inode_count(fs->inodes));
+	add_u64(o, "backing_files_kept", lz_linger_count(fs->linger));
 	return o;
 }
 

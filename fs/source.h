@@ -43,6 +43,13 @@ struct lz_source {
 	 */
 	int (*open)(void *ctx, const char *path);
 	void (*release)(void *ctx, const char *path);
+	/*
+	 * Keeps object PATH in the cache as open does, without a descriptor (the
+	 * caller kept the file from an earlier open), when the cached copy is the
+	 * one of SIZE and MTIME (from the caller's last lookup): 0, else -ENOENT
+	 * (open it then). Matched by a release.
+	 */
+	int (*hold)(void *ctx, const char *path, uint64_t size, struct timespec mtime);
 	/* The cache: its numbers; removing an object from it; keeping one (PIN) or not. */
 	void (*stats)(void *ctx, struct lz_source_stats *out);
 	int (*evict)(void *ctx, const char *path);

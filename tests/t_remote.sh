@@ -41,6 +41,32 @@ fusetrace_stop
 [[ $reads -eq 0 ]] || lz_fail "warm reads of cached objects sent $reads READ requests"
 lz_ok "warm opens of cached objects: no READ reaches the daemon"
 
+# The backing files registered for passthrough are kept after the last close:
+# a warm open opens no cache file and registers nothing (no ioctl).
+pid=$LZ_LAST_PID
+kept=$("$(dirname "$LAZYFS_BIN")/lazyfsctl" --json "$MP" status |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["backing_files_kept"])')
+((kept >= 6)) || lz_fail "$kept backing files kept after closing 6 objects"
+strace -f -qq -e trace=openat2,ioctl -p "$pid" -o "$LZ_TMP/warm.strace" &
+tracer=$!
+LZ_PIDS+=("$tracer")
+sleep 0.5 # strace attaches to every thread
+cat "$MP"/clips/clip-*.bin >/dev/null
+sleep 0.3
+kill "$tracer"
+wait "$tracer" 2>/dev/null || true
+# openat2: how the store opens its files; FUSE_DEV_IOC_BACKING_OPEN is 0xe5, 0x1.
+grep -E 'openat2\(|ioctl\(.*(BACKING_OPEN|0xe5, 0x1,)' "$LZ_TMP/warm.strace" >&2 &&
+	lz_fail "a warm open reopened or registered its cache file"
+lz_ok "warm opens reuse the $kept backing files kept from earlier opens: no open, no ioctl"
+
+# An object changed on the remote is fetched again, not served from its kept file.
+head -c 123457 /dev/urandom >"$SRC/clips/clip-1.bin"
+sleep 2.2 # listing_ttl=1, and the kernel's entry timeout is the same
+cmp -s "$MP/clips/clip-1.bin" "$SRC/clips/clip-1.bin" ||
+	lz_fail "a changed object was served from the backing file kept for its old copy"
+lz_ok "an object changed on the remote is fetched again despite its kept backing file"
+
 # 32 threads open one cold object at once: one fetch.
 python3 - "$MP/big.bin" "$SRC/big.bin" <<'PY' || lz_fail "concurrent cold opens"
 import sys, threading

@@ -324,6 +324,11 @@ static void test_roundtrip(void)
 	CHECK(lz_store_meta(s, "clips/a/b.mp4", &got) == 0 && got.size == (int64_t)len &&
 	      got.mtime.tv_sec == 1700000000 && got.mtime.tv_nsec == 123 && got.hash[0] == '\0');
 
+	/* A hold (no descriptor) keeps the object like an open: no eviction until released. */
+	CHECK(lz_store_lookup(s, "clips/a/b.mp4", &m, NULL) == 0);
+	CHECK(lz_store_evict(s, "clips/a/b.mp4") == -EBUSY);
+	CHECK(lz_store_release(s, "clips/a/b.mp4") == 0);
+
 	/* The remote changed (mtime, then size): the stale copy goes. */
 	struct lz_object_meta newer = m;
 	newer.mtime.tv_nsec = 124;
