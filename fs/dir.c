@@ -5,6 +5,7 @@
  * a sorted snapshot when the directory is opened; listing it mounts nothing.
  */
 #include "config.h"
+#include "names.h"
 #include "fs.h"
 #include "nodeid.h"
 #include "sqfs.h"
@@ -61,9 +62,7 @@ static uint64_t listed_nodeid(const struct lz_dir *dir, const char *name, ino_t 
 /* Until an image is resolved its inode number is unknown; list a stable stand-in. */
 static uint64_t unresolved_image_ino(const char *name)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * UINT64_C(1099511628211);
+	uint64_t h = lz_hash64(name, UINT64_C(1469598103934665603));
 	return lz_nodeid_make(LZ_NODEID_LISTED_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
 }
 

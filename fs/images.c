@@ -46,10 +46,7 @@ static long long now_seconds(void)
 
 static unsigned hash_name(const char *name)
 {
-	unsigned h = 2166136261u;
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h % BUCKETS;
+	return lz_hash32(name) % BUCKETS;
 }
 
 struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend)

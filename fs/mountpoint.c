@@ -1,4 +1,5 @@
 #include "config.h"
+#include "names.h"
 #include "mountpoint.h"
 
 #include <errno.h>
@@ -96,13 +97,11 @@ void lz_escape_mountpoint(const char *mountpoint, char *out, size_t size)
 void lz_control_path(const char *mountpoint, char *out, size_t size)
 {
 	char name[256];
-	uint64_t h = 14695981039346656037ull;
 
 	lz_escape_mountpoint(mountpoint, name, sizeof(name));
 	/* A socket path has 107 bytes: long mountpoints go by a hash. */
 	if (strlen(name) > 80) {
-		for (const char *c = mountpoint; *c != '\0'; c++)
-			h = (h ^ (unsigned char)*c) * 1099511628211ull;
+		uint64_t h = lz_hash64(mountpoint, UINT64_C(14695981039346656037));
 		snprintf(name, sizeof(name), "h%016llx", (unsigned long long)h);
 	}
 	snprintf(out, size, "%s/%s.sock", LZ_CONTROL_DIR, name);

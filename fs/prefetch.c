@@ -1,4 +1,5 @@
 #include "config.h"
+#include "names.h"
 #include "prefetch.h"
 #include "images.h"
 #include "log.h"
@@ -75,15 +76,6 @@ static long long now_seconds(void)
 	return ts.tv_sec;
 }
 
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /* The file of image NAME in the working-set directory: NAME, %-escaped, or a hash if long. */
 static void ws_filename(const struct lz_prefetch *p, const char *name, char *out, size_t size)
 {
@@ -99,8 +91,8 @@ static void ws_filename(const struct lz_prefetch *p, const char *name, char *out
 	}
 	esc[o] = '\0';
 	if (o > 200 || o + 4 >= sizeof(esc))
-		snprintf(out, size, "%s/h%08x%08x.ws", p->dir, hash_str(name),
-			 hash_str(name + strlen(name) / 2));
+		snprintf(out, size, "%s/h%08x%08x.ws", p->dir, lz_hash32(name),
+			 lz_hash32(name + strlen(name) / 2));
 	else
 		snprintf(out, size, "%s/%s.ws", p->dir, esc);
 }
@@ -216,7 +208,7 @@ static void detach(struct lz_prefetch *p, struct lz_ws_recording *r)
 
 static bool recorded(const struct lz_ws_recording *r, const char *rel)
 {
-	uint32_t slot = hash_str(rel) % SET_SLOTS;
+	uint32_t slot = lz_hash32(rel) % SET_SLOTS;
 
 	while (r->set[slot] != 0) {
 		if (strcmp(r->paths[r->set[slot] - 1], rel) == 0)
@@ -520,7 +512,7 @@ static void record_in(struct lz_prefetch *p, struct lz_ws_recording *_Atomic *sl
 		detach(p, r);
 		done = r;
 	} else if (r != NULL && r->n < LZ_WS_MAX_FILES) {
-		uint32_t slot_i = hash_str(relpath) % SET_SLOTS;
+		uint32_t slot_i = lz_hash32(relpath) % SET_SLOTS;
 		while (r->set[slot_i] != 0 && strcmp(r->paths[r->set[slot_i] - 1], relpath) != 0)
 			slot_i = (slot_i + 1) % SET_SLOTS;
 		if (r->set[slot_i] == 0 && (r->paths[r->n] = strdup(relpath)) != NULL) {

@@ -5,6 +5,7 @@
  * same object keeps its id for the life of the mount (and across restarts).
  */
 #include "config.h"
+#include "names.h"
 #include "fs.h"
 #include "nodeid.h"
 
@@ -16,9 +17,7 @@
 
 static uint64_t path_hash(const char *path, uint64_t salt)
 {
-	uint64_t h = UINT64_C(1469598103934665603) ^ salt;
-	for (; *path; path++)
-		h = (h ^ (unsigned char)*path) * UINT64_C(1099511628211);
+	uint64_t h = lz_hash64(path, UINT64_C(1469598103934665603) ^ salt);
 	return (h & LZ_NODEID_INO_MASK) | 2; /* never 0 or the root */
 }
 

@@ -257,73 +257,80 @@ static void help(FILE *f, const char *name, const char *type, const char *text)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* One metric with its HELP and TYPE lines. */
+static void put(FILE *f, const char *name, const char *type, const char *text, const char *label,
+		double value)
+{
+	help(f, name, type, text);
+	metric(f, name, label, value);
+}
+
 void lz_report_metrics(struct lz_fs *fs, FILE *f)
 {
 	char label[96];
 
-	help(f, "lazyfs_start_time_seconds", "gauge", "When the daemon started (Unix time).");
-	metric(f, "lazyfs_start_time_seconds", NULL, (double)fs->started.tv_sec);
+	put(f, "lazyfs_start_time_seconds", "gauge", "When the daemon started (Unix time).", NULL,
+	    (double)fs->started.tv_sec);
+	put(f, "lazyfs_backing_files_kept", "gauge",
+	    "Passthrough backing files kept registered for files nobody has open.", NULL,
+	    lz_linger_count(fs->linger));
 	if (fs->images != NULL) {
 		struct lz_images_stats st;
 		struct image_totals t = { 0 };
 		lz_images_stats(fs->images, &st);
 		lz_images_foreach(fs->images, count_image, &t);
 		snprintf(label, sizeof(label), "backend=\"%s\"", backend_name(st.backend));
-		help(f, "lazyfs_image_resolutions_total", "counter", "Images mounted, by backend.");
-		metric(f, "lazyfs_image_resolutions_total", label, (double)st.resolved);
-		help(f, "lazyfs_image_failures_total", "counter",
-		     "Image resolves that failed; the underlay was served instead (fail open).");
-		metric(f, "lazyfs_image_failures_total", label, (double)st.failed);
-		help(f, "lazyfs_images_ready", "gauge", "Images mounted now.");
-		metric(f, "lazyfs_images_ready", NULL, t.ready);
-		help(f, "lazyfs_images_open_files", "gauge", "Files open on images now.");
-		metric(f, "lazyfs_images_open_files", NULL, t.open_files);
+		put(f, "lazyfs_image_resolutions_total", "counter", "Images mounted, by backend.",
+		    label, (double)st.resolved);
+		put(f, "lazyfs_image_failures_total", "counter",
+		    "Image resolves that failed; the underlay was served instead (fail open).",
+		    label, (double)st.failed);
+		put(f, "lazyfs_images_ready", "gauge", "Images mounted now.", NULL, t.ready);
+		put(f, "lazyfs_images_open_files", "gauge", "Files open on images now.", NULL,
+		    t.open_files);
 	}
 	if (fs->remote != NULL && fs->remote->stats != NULL) {
 		struct lz_source_stats st;
 		fs->remote->stats(fs->remote->ctx, &st);
-		help(f, "lazyfs_cache_bytes", "gauge", "Bytes of objects in the cache.");
-		metric(f, "lazyfs_cache_bytes", NULL, (double)st.bytes);
-		help(f, "lazyfs_cache_quota_bytes", "gauge", "The cache quota.");
-		metric(f, "lazyfs_cache_quota_bytes", NULL, (double)st.quota);
-		help(f, "lazyfs_cache_objects", "gauge", "Objects in the cache.");
-		metric(f, "lazyfs_cache_objects", NULL, (double)st.objects);
-		help(f, "lazyfs_cache_evictions_total", "counter", "Objects evicted.");
-		metric(f, "lazyfs_cache_evictions_total", NULL, (double)st.evictions);
-		help(f, "lazyfs_cache_hits_total", "counter", "Opens answered from the cache.");
-		metric(f, "lazyfs_cache_hits_total", NULL, (double)st.hits);
-		help(f, "lazyfs_cache_misses_total", "counter", "Opens that had to fetch.");
-		metric(f, "lazyfs_cache_misses_total", NULL, (double)st.misses);
-		help(f, "lazyfs_fetches_total", "counter", "Objects fetched through rclone.");
-		metric(f, "lazyfs_fetches_total", NULL, (double)st.fetches);
-		help(f, "lazyfs_fetch_failures_total", "counter", "Fetches that failed.");
-		metric(f, "lazyfs_fetch_failures_total", NULL, (double)st.fetch_failures);
-		help(f, "lazyfs_fetch_bytes_total", "counter", "Bytes fetched.");
-		metric(f, "lazyfs_fetch_bytes_total", NULL, (double)st.fetch_bytes);
-		help(f, "lazyfs_fetch_seconds_total", "counter", "Time spent fetching.");
-		metric(f, "lazyfs_fetch_seconds_total", NULL, (double)st.fetch_ns / 1e9);
+		put(f, "lazyfs_cache_bytes", "gauge", "Bytes of objects in the cache.", NULL,
+		    (double)st.bytes);
+		put(f, "lazyfs_cache_quota_bytes", "gauge", "The cache quota.", NULL,
+		    (double)st.quota);
+		put(f, "lazyfs_cache_objects", "gauge", "Objects in the cache.", NULL,
+		    (double)st.objects);
+		put(f, "lazyfs_cache_evictions_total", "counter", "Objects evicted.", NULL,
+		    (double)st.evictions);
+		put(f, "lazyfs_cache_hits_total", "counter", "Opens answered from the cache.", NULL,
+		    (double)st.hits);
+		put(f, "lazyfs_cache_misses_total", "counter", "Opens that had to fetch.", NULL,
+		    (double)st.misses);
+		put(f, "lazyfs_fetches_total", "counter", "Objects fetched through rclone.", NULL,
+		    (double)st.fetches);
+		put(f, "lazyfs_fetch_failures_total", "counter", "Fetches that failed.", NULL,
+		    (double)st.fetch_failures);
+		put(f, "lazyfs_fetch_bytes_total", "counter", "Bytes fetched.", NULL,
+		    (double)st.fetch_bytes);
+		put(f, "lazyfs_fetch_seconds_total", "counter", "Time spent fetching.", NULL,
+		    (double)st.fetch_ns / 1e9);
 	}
 	if (fs->prefetch != NULL) {
 		struct lz_prefetch_stats st;
 		lz_prefetch_stats(fs->prefetch, &st);
-		help(f, "lazyfs_prefetch_files_total", "counter", "Files prefetched.");
-		metric(f, "lazyfs_prefetch_files_total", NULL, (double)st.files);
-		help(f, "lazyfs_prefetch_bytes_total", "counter", "Bytes prefetched.");
-		metric(f, "lazyfs_prefetch_bytes_total", NULL, (double)st.bytes);
+		put(f, "lazyfs_prefetch_files_total", "counter", "Files prefetched.", NULL,
+		    (double)st.files);
+		put(f, "lazyfs_prefetch_bytes_total", "counter", "Bytes prefetched.", NULL,
+		    (double)st.bytes);
 	}
 	struct lz_track_stats *ts = malloc(sizeof(*ts));
 	if (ts != NULL && lz_track_stats(fs, ts) == 0) {
-		help(f, "lazyfs_bpf_events_total", "counter",
-		     "Cold entries reported by the tracker.");
-		metric(f, "lazyfs_bpf_events_total", NULL, (double)ts->bpf.events);
-		help(f, "lazyfs_bpf_hits_total", "counter",
-		     "Opens of resolved entries, in the kernel.");
-		metric(f, "lazyfs_bpf_hits_total", NULL, (double)ts->bpf.hits);
-		help(f, "lazyfs_bpf_lost_total", "counter", "Events lost (ring buffer full).");
-		metric(f, "lazyfs_bpf_lost_total", NULL, (double)ts->bpf.lost);
-		help(f, "lazyfs_early_resolves_total", "counter",
-		     "Entries resolved from an event.");
-		metric(f, "lazyfs_early_resolves_total", NULL, (double)ts->early);
+		put(f, "lazyfs_bpf_events_total", "counter",
+		    "Cold entries reported by the tracker.", NULL, (double)ts->bpf.events);
+		put(f, "lazyfs_bpf_hits_total", "counter",
+		    "Opens of resolved entries, in the kernel.", NULL, (double)ts->bpf.hits);
+		put(f, "lazyfs_bpf_lost_total", "counter", "Events lost (ring buffer full).", NULL,
+		    (double)ts->bpf.lost);
+		put(f, "lazyfs_early_resolves_total", "counter", "Entries resolved from an event.",
+		    NULL, (double)ts->early);
 		if (ts->bpf.fuse_connection != 0) {
 			help(f, "lazyfs_fuse_requests_total", "counter",
 			     "FUSE requests, by opcode.");

@@ -47,6 +47,7 @@ struct lz_track {
 
 	struct watched watched[WATCHED_MAX]; /* under lock */
 	unsigned watched_next;
+	atomic_uint watching; /* keys in watched[]: most lookups find none and skip the lock */
 
 	atomic_ullong early, absent, dropped;
 	struct lz_track_delays delays; /* under lock */
@@ -74,8 +75,12 @@ static void watch(struct lz_track *t, const char *key, uint64_t event_ns)
 
 	pthread_mutex_lock(&t->lock);
 	w = &t->watched[t->watched_next++ % WATCHED_MAX];
+	if (w->key != NULL)
+		atomic_fetch_sub(&t->watching, 1);
 	free(w->key);
 	w->key = strdup(key);
+	if (w->key != NULL)
+		atomic_fetch_add(&t->watching, 1);
 	w->event_ns = event_ns;
 	pthread_mutex_unlock(&t->lock);
 }
@@ -86,7 +91,7 @@ void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
 	const char *key;
 	uint64_t now;
 
-	if (t == NULL)
+	if (t == NULL || atomic_load_explicit(&t->watching, memory_order_relaxed) == 0)
 		return;
 	key = key_of(name);
 	now = monotonic_ns();
@@ -105,6 +110,7 @@ void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
 		lz_debug("bpf: %s: LOOKUP %.1f us after the event", key, delay / 1e3);
 		free(w->key);
 		w->key = NULL;
+		atomic_fetch_sub(&t->watching, 1);
 		break;
 	}
 	pthread_mutex_unlock(&t->lock);
