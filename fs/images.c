@@ -413,8 +413,9 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	while (image->state == LZ_IMAGE_RESOLVING)
 		pthread_cond_wait(&image->changed, &image->lock);
 	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
-	    same_file(&st, &image->file_st)) {
-		/* Logged when it failed; retried once the file changes. */
+	    same_file(&st, &image->file_st) &&
+	    now_seconds() - image->failed_at < LZ_IMAGE_RETRY_S) {
+		/* Logged when it failed; tried again once the file changes, or later. */
 		pthread_mutex_unlock(&image->lock);
 		close_image_file(images, file_fd, path);
 		return -EIO;
@@ -440,6 +441,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 			lz_debug("image %s: resolved", path);
 		} else {
 			image->state = LZ_IMAGE_FAILED;
+			image->failed_at = now_seconds();
 		}
 		atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
 		pthread_cond_broadcast(&image->changed);

@@ -52,6 +52,7 @@ struct lz_image {
 	int root_fd;		    /* READY, kernel backend: root of the detached mount */
 	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
 	struct stat file_st;	    /* the image file as it was when last resolved or failed */
+	long long failed_at;	    /* FAILED: when (CLOCK_MONOTONIC seconds) */
 	unsigned generation;	    /* bumped by every resolve */
 	atomic_llong last_use;	    /* CLOCK_MONOTONIC seconds */
 	atomic_uint open_files;
@@ -87,10 +88,18 @@ struct lz_image_ref {
 };
 
 /*
+ * A failed image is tried again after this many seconds even when its file is
+ * unchanged: the cause may have passed (no free loop device, descriptors or
+ * memory, a remote that did not answer).
+ */
+#define LZ_IMAGE_RETRY_S 10
+
+/*
  * Resolves an image. On success returns 0, the image in *IMAGE and its root in
  * *ROOT: a new O_PATH descriptor, or a new reference on the squashfuse handle.
  * -ENOENT: there is no image file. Other -errno: the image is there but
- * unusable (logged once per image file); the caller falls back to the underlay.
+ * unusable (logged at each try, at most every LZ_IMAGE_RETRY_S seconds); the
+ * caller falls back to the underlay.
  */
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **image, struct lz_image_root *root);

@@ -168,7 +168,10 @@ int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image
 	return 0;
 }
 
-/* An image entry: 0, or ENOENT when there is none or it failed (fail open, logged). */
+/*
+ * An image entry: 0, ENOENT when there is none, EIO when it failed (the
+ * caller serves the underlay: fail open, logged).
+ */
 static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 			struct fuse_entry_param *e)
 {
@@ -178,8 +181,9 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 	int err;
 
 	lz_track_lookup_seen(fs, ref->key);
-	if (lz_images_resolve(fs->images, ref, &image, &root) < 0)
-		return ENOENT;
+	err = lz_images_resolve(fs->images, ref, &image, &root);
+	if (err < 0)
+		return err == -ENOENT ? ENOENT : EIO;
 	if (root.sqfs != NULL)
 		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
 	else
@@ -216,8 +220,8 @@ static void record_use(struct lz_fs *fs, struct lz_inode *parent, const char *na
 		lz_prefetch_record(fs->prefetch, parent->image, rel, e->attr.st_size);
 }
 
-int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
-	      struct fuse_entry_param *e)
+static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			struct fuse_entry_param *e, bool *image_failed)
 {
 	const struct lz_map_node *mapped = NULL;
 	int err, fd;
@@ -250,13 +254,17 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 			snprintf(key, sizeof(key), "/%s", mapped->relpath);
 			ref.key = key;
 			ref.path = mapped->image;
-			if (lookup_image(fs, &ref, e) == 0)
+			err = lookup_image(fs, &ref, e);
+			if (err == 0)
 				return 0;
+			*image_failed = err == EIO;
 			mapped = NULL; /* failed: the underlay entry, if any, as it is */
 		} else if (mapped == NULL && parent->nodeid == FUSE_ROOT_ID && fs->images != NULL) {
 			ref.key = name;
-			if (lookup_image(fs, &ref, e) == 0)
+			err = lookup_image(fs, &ref, e);
+			if (err == 0)
 				return 0;
+			*image_failed = err == EIO;
 		}
 	}
 	if (parent->kind == LZ_INODE_SYNTH)
@@ -270,6 +278,20 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 		record_use(fs, parent, name, e);
 	if (mapped != NULL && (err == ENOENT || err == ENOTDIR))
 		return enter_synth(fs, mapped, e);
+	return err;
+}
+
+int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+	      struct fuse_entry_param *e)
+{
+	bool image_failed = false;
+	int err = lookup_entry(fs, parent, name, e, &image_failed);
+
+	if (err == ENOENT)
+		memset(e, 0, sizeof(*e));
+	/* What stands in for a failed image is looked up again when it is tried again. */
+	if (image_failed && (err == ENOENT || e->entry_timeout > LZ_IMAGE_RETRY_S))
+		e->entry_timeout = LZ_IMAGE_RETRY_S;
 	return err;
 }
 
@@ -334,8 +356,8 @@ static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	err = lz_lookup(fs, parent, name, &e);
 	if (err == ENOENT) {
 		/* A zero node id with a timeout is a negative entry the kernel caches. */
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = lz_timeout_of(fs, parent);
+		if (e.entry_timeout == 0)
+			e.entry_timeout = lz_timeout_of(fs, parent);
 		fuse_reply_entry(req, &e);
 	} else if (err != 0) {
 		fuse_reply_err(req, err);
