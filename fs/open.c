@@ -2,9 +2,9 @@
  * Opening and reading files. In passthrough mode every open of an inode shares
  * one backing id, registered with the kernel on the first open and parked at
  * the last release for the next one (linger.h), so reads and mmap never reach
- * the daemon. Reads only
- * arrive here when passthrough is off or refused, and in open_mode=cached,
- * where the kernel sends no OPEN at all and reads come without a file handle.
+ * the daemon. Reads only arrive here when passthrough is off or refused, and
+ * in open_mode=cached, where the kernel sends no OPEN at all and reads come
+ * without a file handle.
  */
 #include "config.h"
 #include "fs.h"

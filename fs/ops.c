@@ -287,10 +287,13 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	bool image_failed = false;
 	int err = lookup_entry(fs, parent, name, e, &image_failed);
 
-	if (err == ENOENT)
-		memset(e, 0, sizeof(*e));
+	if (err == ENOENT) {
+		memset(e, 0, sizeof(*e)); /* the caller's negative entry */
+		if (image_failed)
+			e->entry_timeout = lz_timeout_of(fs, parent);
+	}
 	/* What stands in for a failed image is looked up again when it is tried again. */
-	if (image_failed && (err == ENOENT || e->entry_timeout > LZ_IMAGE_RETRY_S))
+	if (image_failed && e->entry_timeout > LZ_IMAGE_RETRY_S)
 		e->entry_timeout = LZ_IMAGE_RETRY_S;
 	return err;
 }
