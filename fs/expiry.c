@@ -129,4 +129,7 @@ void lz_expiry_stop(void)
 	sem_post(&wakeup);
 	pthread_join(expiry_thread, NULL);
 	sem_destroy(&wakeup);
+	/* Startable again: a failed live upgrade resumes serving. */
+	atomic_store(&started, false);
+	atomic_store(&stopping, false);
 }
