@@ -29,6 +29,43 @@ mksquashfs "$SRC" "$IMG/src.sqfs" -quiet -noappend >/dev/null
 head -c 100000 /dev/urandom >"$U/tools/under.bin"
 lz_ok "images: gcc and a source tree ($(wc -l <"$W/sums") files)"
 
+# Bad handover records: the new process refuses each with one line to the old daemon.
+if command -v python3 >/dev/null; then
+	python3 - "$LAZYFS_BIN" "$U" "$MP" <<'PY' || lz_fail "bad handover records were not refused as expected"
+import os, socket, struct, subprocess, sys
+binary, under, mp = sys.argv[1:4]
+MAGIC = 0x4f485a4c
+def attempt(version, nfds, text, fds, expect):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = dict(os.environ, LAZYFS_TAKEOVER_FD=str(b.fileno()))
+    p = subprocess.Popen([binary, "-f", "-o", "underlay=" + under, mp], env=env,
+                         pass_fds=[b.fileno()], stderr=subprocess.PIPE)
+    b.close()
+    a.send(struct.pack("<IIIIQ", MAGIC, version, nfds, 0, len(text)))
+    if version == 1:
+        if fds:
+            socket.send_fds(a, [b"F"], fds)
+        if fds or nfds == 0:
+            a.send(text)
+        if nfds > len(fds):
+            a.shutdown(socket.SHUT_WR)
+    reply = a.recv(1000).decode()
+    p.wait(timeout=60)
+    err = p.stderr.read().decode()
+    ok = reply.startswith("error ") and expect in reply and p.returncode != 0
+    print(("ok" if ok else "BAD") + ": " + reply + " / exit " + str(p.returncode))
+    if not ok:
+        print(err, file=sys.stderr)
+    return ok
+good = attempt(99, 0, b"", [], "version 99")
+good &= attempt(1, 0, b"version 1\nminor 0\n", [], "truncated")
+good &= attempt(1, 0, b"version 1\nmountpoint =/x\nminor 0\ninit 00\nfuse 0\nend\n", [], "FUSE_INIT")
+good &= attempt(1, 3, b"version 1\nend\n", [0], "descriptors")
+sys.exit(0 if good else 1)
+PY
+	lz_ok "wrong version, truncated record, bad FUSE_INIT, missing descriptors: refused with a reason"
+fi
+
 lz_mount "$MP" -o backend="$BACKEND",underlay="$U",images="$IMG"
 pid=$LZ_LAST_PID
 mount_of() { awk -v mp="$(realpath "$MP")" '$5 == mp { print $1, $3 }' /proc/self/mountinfo; }
