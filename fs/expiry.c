@@ -53,7 +53,8 @@ int lz_map_reload(struct lz_fs *fs)
 		fs->map_mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
 	lz_track_map_changed(fs);
-	fs->root->map_node = &map->root;
+	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
+		fs->root->map_node = &map->root;
 	lz_info("map %s: %zu images, %zu bad lines", fs->config->map, map->images, map->bad_lines);
 	if (old == NULL)
 		return 0;
