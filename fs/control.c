@@ -3,6 +3,7 @@
 #include "fs.h"
 #include "log.h"
 #include "mountpoint.h"
+#include "upgrade.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -235,9 +236,12 @@ static int dispatch(struct lz_fs *fs, char *line, bool *json, FILE *out)
 		fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
 		return 0;
 	} else if (strcmp(cmd, "upgrade") == 0) {
-		fprintf(out,
-			"upgrade is not implemented in this version: restart the mount instead");
-		return -1;
+		char msg[600];
+		/* Blocks while the main thread hands the mount over (or fails to). */
+		int rc = lz_upgrade_request(fs, arg, msg, sizeof(msg));
+		fprintf(out, rc == 0 ? "%s\n" : "%s", msg);
+		*json = false;
+		return rc;
 	} else if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "pin") == 0 ||
 		   strcmp(cmd, "unpin") == 0 || strcmp(cmd, "prefetch") == 0) {
 		*json = false;
@@ -287,6 +291,7 @@ static void serve_control(struct lz_control *c, int fd)
 		write_all(fd, "\n", 1);
 	}
 	free(body);
+	lz_upgrade_replied(); /* after an upgrade, the process may end now */
 }
 
 static void serve_http(struct lz_control *c, int fd)
@@ -463,23 +468,43 @@ void lz_control_stop(struct lz_fs *fs)
 	lz_control_stop_free(c);
 }
 
-int lz_control_start(struct lz_fs *fs)
+void lz_control_fds(struct lz_fs *fs, int *listen_fd, int *http_fd, const char **path)
+{
+	struct lz_control *c = fs->control;
+
+	*listen_fd = c != NULL ? c->listen_fd : -1;
+	*http_fd = c != NULL ? c->http_fd : -1;
+	*path = c != NULL && c->path[0] != '\0' ? c->path : NULL;
+}
+
+static int start(struct lz_fs *fs, bool inherited, int listen_fd, int http_fd, const char *path)
 {
 	struct lz_control *c = calloc(1, sizeof(*c));
 	sigset_t all, old;
 
-	if (c == NULL)
+	if (c == NULL) {
+		if (listen_fd >= 0)
+			close(listen_fd);
+		if (http_fd >= 0)
+			close(http_fd);
 		return -1;
+	}
 	c->fs = fs;
-	c->http_fd = -1;
-	c->listen_fd = -1;
+	c->http_fd = http_fd;
+	c->listen_fd = listen_fd;
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	c->listen_fd = open_unix(c);
-	if (fs->config->metrics != NULL) {
-		c->http_fd = open_http(fs->config->metrics);
-		if (c->http_fd < 0)
-			lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)",
-				fs->config->metrics);
+	if (inherited) {
+		/* A live upgrade: the same sockets, so clients never find the path missing. */
+		if (path != NULL && listen_fd >= 0)
+			snprintf(c->path, sizeof(c->path), "%s", path);
+	} else {
+		c->listen_fd = open_unix(c);
+		if (fs->config->metrics != NULL) {
+			c->http_fd = open_http(fs->config->metrics);
+			if (c->http_fd < 0)
+				lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)",
+					fs->config->metrics);
+		}
 	}
 	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http_fd < 0)) {
 		lz_control_stop_free(c);
@@ -495,4 +520,14 @@ int lz_control_start(struct lz_fs *fs)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	fs->control = c;
 	return 0;
+}
+
+int lz_control_start(struct lz_fs *fs)
+{
+	return start(fs, false, -1, -1, NULL);
+}
+
+int lz_control_start_inherited(struct lz_fs *fs, int listen_fd, int http_fd, const char *path)
+{
+	return start(fs, true, listen_fd, http_fd, path);
 }

@@ -55,7 +55,8 @@ int lz_map_reload(struct lz_fs *fs)
 		fs->map_mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
 	lz_track_map_changed(fs);
-	fs->root->map_node = &map->root;
+	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
+		fs->root->map_node = &map->root;
 	lz_info("map %s: %zu images, %zu bad lines", fs->config->map, map->images, map->bad_lines);
 	if (old == NULL)
 		return 0;
@@ -131,4 +132,7 @@ void lz_expiry_stop(void)
 	sem_post(&wakeup);
 	pthread_join(expiry_thread, NULL);
 	sem_destroy(&wakeup);
+	/* Startable again: a failed live upgrade resumes serving. */
+	atomic_store(&started, false);
+	atomic_store(&stopping, false);
 }

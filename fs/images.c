@@ -90,8 +90,25 @@ void lz_sqfs_image_put(struct lz_sqfs_image *handle)
 	free(handle);
 }
 
-static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, char *err,
-				       size_t errlen)
+/* Takes slot WANT (a takeover), or the first free one for -1. SQFS_SLOTS if none. */
+static unsigned claim_slot(struct lz_images *images, long want)
+{
+	unsigned slot;
+
+	pthread_mutex_lock(&images->slot_lock);
+	if (want >= 0)
+		slot = want < SQFS_SLOTS && !images->slot_used[want] ? (unsigned)want : SQFS_SLOTS;
+	else
+		for (slot = 0; slot < SQFS_SLOTS && images->slot_used[slot]; slot++)
+			;
+	if (slot < SQFS_SLOTS)
+		images->slot_used[slot] = 1;
+	pthread_mutex_unlock(&images->slot_lock);
+	return slot;
+}
+
+static struct lz_sqfs_image *open_sqfs_slot(struct lz_images *images, int file_fd, long want,
+					    char *err, size_t errlen)
 {
 	char proc_path[64];
 	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
@@ -101,14 +118,11 @@ static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, ch
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_lock(&images->slot_lock);
-	for (slot = 0; slot < SQFS_SLOTS && images->slot_used[slot]; slot++)
-		;
-	if (slot < SQFS_SLOTS)
-		images->slot_used[slot] = 1;
-	pthread_mutex_unlock(&images->slot_lock);
+	slot = claim_slot(images, want);
 	if (slot == SQFS_SLOTS) {
-		snprintf(err, errlen, "too many squashfuse images open");
+		snprintf(err, errlen,
+			 want < 0 ? "too many squashfuse images open"
+				  : "squashfuse slot taken twice");
 		free(handle);
 		return NULL;
 	}
@@ -127,6 +141,18 @@ static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, ch
 	handle->images = images;
 	atomic_store(&handle->refs, 1);
 	return handle;
+}
+
+static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, char *err,
+				       size_t errlen)
+{
+	return open_sqfs_slot(images, file_fd, -1, err, errlen);
+}
+
+struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
+					   char *err, size_t errlen)
+{
+	return open_sqfs_slot(images, file_fd, slot, err, errlen);
 }
 
 static void close_image(struct lz_image *image)
@@ -641,4 +667,29 @@ int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *n
 			fn(ctx, entry_name);
 	closedir(dir);
 	return 0;
+}
+
+struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a)
+{
+	struct lz_image *image = find_or_add(images, a->name);
+	struct lz_image_ref ref = { .key = a->name, .path = a->path, .parent = a->parent };
+
+	if (image == NULL)
+		return NULL;
+	pthread_mutex_lock(&image->lock);
+	if (a->entry != NULL) {
+		ref.entry = a->entry;
+		remember_ref(image, &ref);
+	}
+	image->generation = a->generation;
+	image->file_st = a->file_st;
+	atomic_store(&image->pins, a->pins);
+	if (a->root_fd >= 0 || a->sqfs != NULL) {
+		image->root_fd = a->root_fd;
+		image->sqfs = a->sqfs;
+		image->state = LZ_IMAGE_READY;
+	}
+	pthread_mutex_unlock(&image->lock);
+	lz_image_touch(image);
+	return image;
 }

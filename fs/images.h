@@ -143,6 +143,24 @@ struct lz_images_stats {
 };
 void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 
+/* Live upgrade (snapshot.c): what the new daemon takes over from the old one. */
+struct lz_image_adopt {
+	const char *name, *path, *entry;
+	uint64_t parent;
+	unsigned generation, pins;
+	struct stat file_st;
+	int root_fd;		    /* READY, kernel backend: consumed */
+	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend: a reference taken over */
+};
+/* Registers an image as the old daemon had it (READY when it has a root). NULL: ENOMEM. */
+struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a);
+/*
+ * Opens the squashfuse handle of image file FILE_FD in SLOT, the slot the old
+ * daemon used, so its inodes keep their node ids. NULL with a reason in ERR.
+ */
+struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
+					   char *err, size_t errlen);
+
 /* Calls FN for each image name in DIR (for the root listing). */
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
 

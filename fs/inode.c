@@ -201,3 +201,37 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 	pthread_mutex_unlock(&table->lock);
 	return source;
 }
+
+void lz_inode_foreach(struct lz_inode_table *table, void (*fn)(void *ctx, struct lz_inode *inode),
+		      void *ctx)
+{
+	pthread_mutex_lock(&table->lock);
+	for (unsigned i = 0; i < BUCKETS; i++)
+		for (struct lz_inode *inode = table->buckets[i]; inode != NULL; inode = inode->next)
+			fn(ctx, inode);
+	pthread_mutex_unlock(&table->lock);
+}
+
+unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned max)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&table->lock);
+	n = table->sources < max ? table->sources : max;
+	for (unsigned i = 1; i <= n; i++)
+		devs[i] = table->source_dev[i];
+	pthread_mutex_unlock(&table->lock);
+	return n;
+}
+
+int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsigned n)
+{
+	if (n >= LZ_NODEID_REMOTE_SOURCE)
+		return -1;
+	pthread_mutex_lock(&table->lock);
+	for (unsigned i = 1; i <= n; i++)
+		table->source_dev[i] = devs[i];
+	table->sources = n;
+	pthread_mutex_unlock(&table->lock);
+	return 0;
+}

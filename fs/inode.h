@@ -97,4 +97,13 @@ size_t lz_inode_count(struct lz_inode_table *table);
  */
 unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev);
 
+/* Live upgrade (snapshot.c): the whole table as the old daemon hands it over. */
+/* Calls FN for every inode with the table locked: FN must not call into the table. */
+void lz_inode_foreach(struct lz_inode_table *table, void (*fn)(void *ctx, struct lz_inode *inode),
+		      void *ctx);
+/* Copies the devices of source numbers 1..N into DEVS[1..N] (DEVS holds MAX + 1); N. */
+unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned max);
+/* Gives a new, empty table the old daemon's sources, so node ids mean the same. 0 or -1. */
+int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsigned n);
+
 #endif

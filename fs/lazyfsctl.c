@@ -147,9 +147,10 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char real[PATH_MAX], path[128], request[4096];
+	char real[PATH_MAX], path[128], request[PATH_MAX + 64];
 	double timeout = 5;
-	bool json = false;
+	bool json = false, timeout_given = false;
+	char binary[PATH_MAX];
 	FILE *mi;
 	int c;
 
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			timeout = strtod(optarg, &end);
+			timeout_given = true;
 			if (*end != '\0' || !(timeout > 0 && timeout <= 3600)) {
 				fprintf(stderr,
 					"lazyfsctl: --timeout: '%s' is not 0 < SECONDS <= 3600\n",
@@ -198,6 +200,19 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	fclose(mi);
+	if (strcmp(cmd, "upgrade") == 0) {
+		/* The daemon runs elsewhere (its directory is /): it gets an absolute path. */
+		if (arg != NULL) {
+			if (realpath(arg, binary) == NULL) {
+				fprintf(stderr, "lazyfsctl: %s: %s\n", arg, strerror(errno));
+				return EXIT_USAGE;
+			}
+			arg = binary;
+		}
+		/* The new process opens its images and map before it answers. */
+		if (!timeout_given)
+			timeout = 120;
+	}
 	lz_control_path(real, path, sizeof(path));
 	snprintf(request, sizeof(request), "%s%s%s%s\n", json ? "json " : "", cmd, arg ? " " : "",
 		 arg ? arg : "");

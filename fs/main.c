@@ -8,6 +8,8 @@
 #include "mountpoint.h"
 #include "privileges.h"
 #include "nodeid.h"
+#include "takeover.h"
+#include "upgrade.h"
 #include "underlay.h"
 
 #ifdef HAVE_LIBSYSTEMD
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,13 +269,49 @@ static int serve(struct fuse_session *se, const struct lz_config *cfg)
 
 	if (loop == NULL)
 		return -1;
-	fuse_loop_cfg_set_clone_fd(loop, 1);
+	/*
+	 * One /dev/fuse descriptor for all workers, not one cloned per worker: a
+	 * stopped loop drops what its workers read after the stop, and only on
+	 * the shared descriptor (which a live upgrade hands over) do those
+	 * requests stay for FUSE_NOTIFY_RESEND to queue again; a closed clone
+	 * would fail them with ECONNABORTED.
+	 */
+	fuse_loop_cfg_set_clone_fd(loop, 0);
 	fuse_loop_cfg_set_max_threads(loop, cfg->max_threads);
 	fuse_loop_cfg_set_idle_threads(loop, cfg->max_idle_threads);
 	rc = fuse_session_loop_mt(se, loop);
 	fuse_loop_cfg_destroy(loop);
 	return rc;
 }
+
+static unsigned fuse_minor; /* the connection the FUSE tracepoints name */
+
+/* A live upgrade stops what would change the state while it is captured. */
+static void pause_services(struct lz_fs *fs)
+{
+	lz_expiry_stop();
+	lz_track_close(fs);
+	lz_prefetch_free(fs->prefetch);
+	fs->prefetch = NULL;
+}
+
+/* ... and restarts it when the upgrade failed and this daemon serves on. */
+static void resume_services(struct lz_fs *fs)
+{
+	const struct lz_config *cfg = fs->config;
+
+	if (open_prefetch(fs, cfg) != 0)
+		lz_warn("upgrade: prefetch could not be restarted");
+	if (lz_expiry_start(fs) != 0)
+		lz_warn("upgrade: the expiry thread could not be restarted");
+	if (lz_track_open(fs, cfg->mountpoint) != 0 || lz_track_start(fs, fuse_minor) != 0)
+		lz_warn("upgrade: the open tracker could not be restarted");
+}
+
+static const struct lz_upgrade_hooks upgrade_hooks = {
+	.pause = pause_services,
+	.resume = resume_services,
+};
 
 int main(int argc, char **argv)
 {
@@ -281,12 +320,19 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	char err[512];
 	int exit_code = 1, underlay_fd;
-	bool mounted = false, handlers_set = false;
+	bool mounted = false, handlers_set = false, taken_over = false, served = false;
 	struct lz_remote *remote = NULL;
+	struct lz_takeover *takeover = NULL;
+	char why[512] = "the new process failed to start (see its log)";
 
 	the_fs = &fs;
 
 	lz_log_init("lazyfs", false);
+	lz_upgrade_init(argc, argv);
+	/* Started by lazyfsctl upgrade: the running daemon hands its mount over. */
+	int takeover_sock = lz_takeover_sock_from_env();
+	if (takeover_sock == -2)
+		goto out;
 	if (lz_config_parse(argc, argv, &cfg) != 0) {
 		lz_err("%s", cfg.error);
 		goto out;
@@ -309,14 +355,31 @@ int main(int argc, char **argv)
 		exit_code = 0;
 		goto out;
 	}
-	if (lz_mountpoint_check(cfg.mountpoint, err, sizeof(err)) != 0) {
-		lz_err("%s", err);
-		goto out;
+	if (takeover_sock >= 0) {
+		/* Nothing may touch the mount now: its daemon waits for us to serve it. */
+		takeover = lz_takeover_receive(takeover_sock, err, sizeof(err));
+		if (takeover == NULL) {
+			lz_err("upgrade: %s", err);
+			goto out;
+		}
+		char *mp = strdup(lz_takeover_mountpoint(takeover));
+		if (mp == NULL)
+			goto out;
+		free(cfg.mountpoint); /* the absolute path: this process may run elsewhere */
+		cfg.mountpoint = mp;
+	} else {
+		char real[PATH_MAX];
+		if (lz_mountpoint_check(cfg.mountpoint, err, sizeof(err)) != 0) {
+			lz_err("%s", err);
+			goto out;
+		}
+		/* Absolute from now on: the daemon's directory becomes /, a new binary's too. */
+		char *mp = realpath(cfg.mountpoint, real) != NULL ? strdup(real) : NULL;
+		if (mp != NULL) {
+			free(cfg.mountpoint);
+			cfg.mountpoint = mp;
+		}
 	}
-	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
-	underlay_fd = open_underlay(&cfg);
-	if (underlay_fd < 0)
-		goto out;
 	raise_fd_limit();
 	preload_unwinder();
 	fs.inodes = lz_inode_table_new();
@@ -324,13 +387,13 @@ int main(int argc, char **argv)
 		lz_inode_table_on_free(fs.inodes, release_inode);
 	fs.linger = lz_linger_new(cfg.open_mode == LZ_OPEN_PASSTHROUGH ? cfg.backing_keep : 0);
 	atomic_store(&fs.passthrough, true);
-	if (fs.inodes == NULL || fs.linger == NULL ||
-	    (fs.root = make_root(&fs, underlay_fd)) == NULL)
+	if (fs.inodes == NULL || fs.linger == NULL)
 		goto out;
-	if (!S_ISDIR(fs.root->type)) {
-		lz_err("underlay %s is not a directory",
-		       cfg.underlay ? cfg.underlay : cfg.mountpoint);
-		goto out;
+	if (takeover == NULL) {
+		/* Opened before mounting: afterwards the path leads into lazyfs itself. */
+		underlay_fd = open_underlay(&cfg);
+		if (underlay_fd < 0 || (fs.root = make_root(&fs, underlay_fd)) == NULL)
+			goto out;
 	}
 
 	if (cfg.remote != NULL && (remote = open_remote(&cfg)) == NULL)
@@ -351,6 +414,15 @@ int main(int argc, char **argv)
 		goto out;
 	if (fs.images != NULL)
 		lz_images_on_ready(fs.images, image_ready, &fs);
+	if (takeover != NULL && lz_takeover_restore(takeover, &fs, why, sizeof(why)) != 0) {
+		lz_err("upgrade: %s", why);
+		goto out;
+	}
+	if (!S_ISDIR(fs.root->type)) {
+		lz_err("underlay %s is not a directory",
+		       cfg.underlay ? cfg.underlay : cfg.mountpoint);
+		goto out;
+	}
 
 	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
 	if (se == NULL)
@@ -369,12 +441,27 @@ int main(int argc, char **argv)
 	/* Loaded before daemonizing, so bpf=on can still fail the mount command. */
 	if (lz_track_open(&fs, cfg.mountpoint) != 0)
 		goto out;
-	if (fuse_session_mount(se, cfg.mountpoint) != 0)
-		goto out;
-	mounted = true;
-	lz_linger_set_device(fs.linger, fuse_session_fd(se));
-	if (fuse_daemonize(cfg.foreground) != 0)
-		goto out;
+	if (takeover != NULL) {
+		if (lz_takeover_attach(takeover, se, why, sizeof(why)) != 0) {
+			lz_err("upgrade: %s", why);
+			goto out;
+		}
+		taken_over = true;
+		lz_linger_set_device(fs.linger, fuse_session_fd(se));
+		/* The old daemon already left the terminal; a second fork would change our pid. */
+		if (!cfg.foreground && chdir("/") != 0)
+			goto out;
+	} else {
+		if (fuse_session_mount(se, cfg.mountpoint) != 0)
+			goto out;
+		mounted = true;
+		lz_linger_set_device(fs.linger, fuse_session_fd(se));
+		/* Kept for a live upgrade, whose new process replays it into its session. */
+		if (lz_upgrade_first_init(&fs) != 0)
+			goto out;
+		if (fuse_daemonize(cfg.foreground) != 0)
+			goto out;
+	}
 	if (!cfg.foreground)
 		lz_log_to_syslog();
 	/* Before any thread starts: capabilities are per thread, new ones inherit these. */
@@ -390,17 +477,46 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	clock_gettime(CLOCK_REALTIME, &fs.started);
-	if (lz_control_start(&fs) != 0)
-		lz_warn("no control socket: lazyfsctl cannot reach this mount");
-	if (lz_track_start(&fs, fuse_minor_of(cfg.mountpoint)) != 0) {
+	fuse_minor = takeover != NULL ? lz_takeover_minor(takeover) : fuse_minor_of(cfg.mountpoint);
+	if (takeover == NULL)
+		lz_upgrade_set_mount(cfg.mountpoint, fuse_minor);
+	if (lz_track_start(&fs, fuse_minor) != 0) {
 		lz_err("cannot start the open tracker's threads");
 		goto out;
 	}
-	notify_systemd("READY=1");
+	if (takeover != NULL) {
+		int listen_fd, http_fd;
+		const char *path;
+		lz_takeover_control(takeover, &listen_fd, &http_fd, &path);
+		/* Last: from here on nothing fails, and the socket path is ours to remove. */
+		if (lz_control_start_inherited(&fs, listen_fd, http_fd, path) != 0)
+			lz_warn("no control socket: lazyfsctl cannot reach this mount");
+		/* Requests the old daemon read but did not answer are queued again for us. */
+		lz_upgrade_resend(fuse_session_fd(se));
+		lz_takeover_ready(takeover);
+		takeover = NULL;
+		served = true;
+		lz_info("upgrade: took %s over", cfg.mountpoint);
+		char state[64];
+		snprintf(state, sizeof(state), "MAINPID=%d\nREADY=1", (int)getpid());
+		notify_systemd(state);
+	} else {
+		if (lz_control_start(&fs) != 0)
+			lz_warn("no control socket: lazyfsctl cannot reach this mount");
+		notify_systemd("READY=1");
+	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
-	exit_code = serve(se, &cfg) >= 0 ? 0 : 1;
+	for (;;) {
+		int rc = serve(se, &cfg);
+		exit_code = rc >= 0 ? 0 : 1;
+		if (!lz_upgrade_requested())
+			break;
+		lz_upgrade_run(&fs, &upgrade_hooks); /* returns only when it failed */
+	}
 	notify_systemd("STOPPING=1");
 out:
+	if (takeover != NULL)
+		lz_takeover_fail(takeover, why); /* the old daemon serves on */
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
 	lz_control_stop(&fs); /* first: its commands use everything below */
 	lz_expiry_stop();
@@ -413,6 +529,8 @@ out:
 	if (se != NULL) {
 		if (mounted)
 			fuse_session_unmount(se);
+		else if (taken_over && served)
+			lz_takeover_unmount(fuse_session_fd(se), cfg.mountpoint);
 		fuse_session_destroy(se);
 	}
 	lz_inode_table_free(fs.inodes);

@@ -1,0 +1,55 @@
+/*
+ * The handover record of a live upgrade (lazyfsctl MP upgrade): the running
+ * daemon gives a new process its /dev/fuse connection, the descriptors that
+ * keep its inodes and images alive, and a text record describing them.
+ *
+ * The record is versioned text, one item per line ("inode 1 0 ..."), its
+ * strings escaped so no field holds a space; descriptors are named by their
+ * index in the record's descriptor list. It travels over a SOCK_SEQPACKET
+ * pair: a header message, the descriptors in batches (SCM_RIGHTS carries at
+ * most 253 per message), then the text in chunks. The two processes then
+ * exchange one-line messages ("ready PID", "error REASON").
+ */
+#ifndef LAZYFS_HANDOVER_H
+#define LAZYFS_HANDOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The environment variable naming the new process's end of the socket pair. */
+#define LZ_TAKEOVER_ENV "LAZYFS_TAKEOVER_FD"
+/* Bumped whenever a line changes meaning: a new binary refuses an old record. */
+#define LZ_HANDOVER_VERSION 1
+
+struct lz_handover {
+	char *text;
+	size_t len, cap;
+	int *fds;
+	size_t nfds, fds_cap;
+	bool owns_fds; /* received descriptors are closed by lz_handover_free unless taken */
+	bool failed;   /* out of memory while building */
+};
+
+/* Appends a descriptor (borrowed when sending); its index, or -1 for FD < 0. */
+int lz_handover_add_fd(struct lz_handover *h, int fd);
+/* Takes descriptor INDEX out of a received record (-1 if there is none); the caller owns it. */
+int lz_handover_take_fd(struct lz_handover *h, long index);
+void lz_handover_printf(struct lz_handover *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends " " and S escaped (NULL is "-", anything else starts with "="). */
+void lz_handover_string(struct lz_handover *h, const char *s);
+/* Decodes a field written by lz_handover_string in place; NULL for "-" or a malformed one. */
+char *lz_handover_unescape(char *field, bool *ok);
+void lz_handover_free(struct lz_handover *h);
+
+/* Sends H over SOCK; 0, or -1 with a one-line reason in ERR. */
+int lz_handover_send(int sock, const struct lz_handover *h, char *err, size_t errlen);
+/* Receives a record into H (zeroed); 0, or -1 with a one-line reason in ERR. */
+int lz_handover_recv(int sock, struct lz_handover *h, int timeout_ms, char *err, size_t errlen);
+
+/* One short line each way ("ready 1234", "error ..."); 0 or -1. */
+int lz_handover_say(int sock, const char *line);
+/* Waits up to TIMEOUT_MS: 0 with the line, -1 with errno (0: the peer closed, ETIMEDOUT). */
+int lz_handover_hear(int sock, char *line, size_t size, int timeout_ms);
+
+#endif

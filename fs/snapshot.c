@@ -1,0 +1,428 @@
+/*
+ * Record lines (fields after the first word; strings escaped by
+ * lz_handover_string, descriptors as indexes into the record, -1 for none):
+ *
+ *   source N DEV                     node id source N is device DEV
+ *   sqfs SLOT FD                     a squashfuse handle: its slot, the image file
+ *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC
+ *   inode NODEID KIND TYPE NLOOKUP PATH_FD READ_FD BACKING_ID OPENS IMAGE SLOT SQFS_ID MAPREL
+ *
+ * Node ids are deterministic from (source, backing inode): with the same
+ * sources the new daemon's own lookups find the inodes restored here.
+ */
+#include "config.h"
+#include "snapshot.h"
+#include "fs.h"
+#include "handover.h"
+#include "nodeid.h"
+#include "sqfs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+struct capture {
+	struct lz_handover *h;
+	struct lz_sqfs_image **handles;
+	size_t nhandles, cap;
+	bool failed;
+	const char *why;
+};
+
+static void note_handle(struct capture *c, struct lz_sqfs_image *handle)
+{
+	if (handle == NULL)
+		return;
+	for (size_t i = 0; i < c->nhandles; i++)
+		if (c->handles[i] == handle)
+			return;
+	if (c->nhandles == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		void *p = realloc(c->handles, cap * sizeof(*c->handles));
+		if (p == NULL) {
+			c->failed = true;
+			return;
+		}
+		c->handles = p;
+		c->cap = cap;
+	}
+	c->handles[c->nhandles++] = handle;
+}
+
+static void note_inode_handle(void *ctx, struct lz_inode *inode)
+{
+	note_handle(ctx, inode->sqfs);
+}
+
+static void note_image_handle(void *ctx, struct lz_image *image)
+{
+	pthread_mutex_lock(&image->lock);
+	if (image->state == LZ_IMAGE_READY)
+		note_handle(ctx, image->sqfs);
+	pthread_mutex_unlock(&image->lock);
+}
+
+static void write_image(void *ctx, struct lz_image *image)
+{
+	struct capture *c = ctx;
+	struct lz_handover *h = c->h;
+	bool ready;
+
+	pthread_mutex_lock(&image->lock);
+	ready = image->state == LZ_IMAGE_READY;
+	lz_handover_printf(h, "image");
+	lz_handover_string(h, image->name);
+	lz_handover_string(h, image->path);
+	lz_handover_printf(h, " %" PRIu64, image->parent);
+	lz_handover_string(h, image->entry);
+	lz_handover_printf(
+		h, " %u %u %d %ld %ju %ju %jd %jd %ld\n", image->generation,
+		atomic_load(&image->pins), lz_handover_add_fd(h, ready ? image->root_fd : -1),
+		ready && image->sqfs != NULL ? (long)image->sqfs->slot : -1L,
+		(uintmax_t)image->file_st.st_dev, (uintmax_t)image->file_st.st_ino,
+		(intmax_t)image->file_st.st_size, (intmax_t)image->file_st.st_mtim.tv_sec,
+		(long)image->file_st.st_mtim.tv_nsec);
+	pthread_mutex_unlock(&image->lock);
+}
+
+static void write_inode(void *ctx, struct lz_inode *inode)
+{
+	struct capture *c = ctx;
+	struct lz_handover *h = c->h;
+	const struct lz_map_node *mapped = atomic_load(&inode->map_node);
+
+	if (inode->kind == LZ_INODE_REMOTE) {
+		c->why = "remote objects cannot be handed over yet";
+		return;
+	}
+	pthread_mutex_lock(&inode->lock);
+	lz_handover_printf(h, "inode %" PRIu64 " %d %u %" PRIu64 " %d %d %d %u", inode->nodeid,
+			   (int)inode->kind, (unsigned)inode->type, inode->nlookup,
+			   lz_handover_add_fd(h, inode->path_fd),
+			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens);
+	pthread_mutex_unlock(&inode->lock);
+	lz_handover_string(h, inode->image != NULL ? inode->image->name : NULL);
+	lz_handover_printf(h, " %ld %" PRIu64, inode->sqfs != NULL ? (long)inode->sqfs->slot : -1L,
+			   inode->sqfs_id);
+	lz_handover_string(h, mapped != NULL ? mapped->relpath : NULL);
+	lz_handover_printf(h, "\n");
+}
+
+int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
+{
+	static dev_t devs[LZ_NODEID_MAX_SOURCE + 1];
+	struct capture c = { .h = h };
+	unsigned n = lz_inode_sources(fs->inodes, devs, LZ_NODEID_MAX_SOURCE);
+
+	for (unsigned i = 1; i <= n; i++)
+		lz_handover_printf(h, "source %u %ju\n", i, (uintmax_t)devs[i]);
+	lz_inode_foreach(fs->inodes, note_inode_handle, &c);
+	if (fs->images != NULL)
+		lz_images_foreach(fs->images, note_image_handle, &c);
+	for (size_t i = 0; i < c.nhandles; i++)
+		lz_handover_printf(h, "sqfs %u %d\n", c.handles[i]->slot,
+				   lz_handover_add_fd(h, lz_sqfs_file_fd(c.handles[i]->sqfs)));
+	free(c.handles);
+	if (fs->images != NULL)
+		lz_images_foreach(fs->images, write_image, &c);
+	lz_inode_foreach(fs->inodes, write_inode, &c);
+	if (c.failed || h->failed) {
+		snprintf(err, errlen, "out of memory capturing the inode table");
+		return -1;
+	}
+	if (c.why != NULL) {
+		snprintf(err, errlen, "%s", c.why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Restoring: the line being read and the handles and images made so far. */
+struct restore {
+	struct lz_fs *fs;
+	struct lz_handover *h;
+	struct lz_sqfs_image **slots; /* by slot, taken from "sqfs" lines */
+	size_t nslots;
+	dev_t devs[LZ_NODEID_MAX_SOURCE + 1];
+	unsigned nsources;
+	char *err;
+	size_t errlen;
+	unsigned line;
+	bool sources_set;
+};
+
+static int bad(struct restore *r, const char *what)
+{
+	snprintf(r->err, r->errlen, "state record line %u: %s", r->line, what);
+	return -1;
+}
+
+/* Splits the line's fields after its first word into F; their number. */
+static int split(char *rest, char **f, int max)
+{
+	int n = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(rest, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+		if (n == max)
+			return max + 1;
+		f[n++] = t;
+	}
+	return n;
+}
+
+static bool num(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool unum(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	if (*s == '-')
+		return false;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+static struct lz_sqfs_image *slot_handle(struct restore *r, long long slot)
+{
+	return slot >= 0 && (size_t)slot < r->nslots ? r->slots[slot] : NULL;
+}
+
+static int restore_sqfs(struct restore *r, char **f, int n)
+{
+	long long slot, fdi;
+	char why[256];
+
+	if (n != 2 || !num(f[0], 0, 65535, &slot) || !num(f[1], -1, INT32_MAX, &fdi))
+		return bad(r, "malformed sqfs line");
+	if (r->fs->images == NULL)
+		return bad(r, "a squashfuse image, but this daemon has no images");
+	int fd = lz_handover_take_fd(r->h, (long)fdi);
+	if (fd < 0)
+		return bad(r, "the squashfuse image file descriptor is missing");
+	if ((size_t)slot >= r->nslots) {
+		size_t cap = (size_t)slot + 1;
+		void *p = realloc(r->slots, cap * sizeof(*r->slots));
+		if (p == NULL) {
+			close(fd);
+			return bad(r, "out of memory");
+		}
+		r->slots = p;
+		memset(r->slots + r->nslots, 0, (cap - r->nslots) * sizeof(*r->slots));
+		r->nslots = cap;
+	}
+	if (r->slots[slot] != NULL) {
+		close(fd);
+		return bad(r, "squashfuse slot named twice");
+	}
+	r->slots[slot] = lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, why, sizeof(why));
+	close(fd);
+	if (r->slots[slot] == NULL)
+		return bad(r, why);
+	return 0;
+}
+
+static int restore_image(struct restore *r, char **f, int n)
+{
+	long long gen, pins, fdi, slot, size, sec, nsec;
+	uint64_t parent, dev, ino;
+	struct lz_image_adopt a = { .root_fd = -1 };
+	bool ok1, ok2, ok3;
+
+	if (n != 13)
+		return bad(r, "malformed image line");
+	a.name = lz_handover_unescape(f[0], &ok1);
+	a.path = lz_handover_unescape(f[1], &ok2);
+	a.entry = lz_handover_unescape(f[3], &ok3);
+	if (!ok1 || !ok2 || !ok3 || a.name == NULL || !unum(f[2], &parent) ||
+	    !num(f[4], 0, UINT32_MAX, &gen) || !num(f[5], 0, UINT32_MAX, &pins) ||
+	    !num(f[6], -1, INT32_MAX, &fdi) || !num(f[7], -1, 65535, &slot) || !unum(f[8], &dev) ||
+	    !unum(f[9], &ino) || !num(f[10], 0, INT64_MAX, &size) ||
+	    !num(f[11], INT64_MIN, INT64_MAX, &sec) || !num(f[12], 0, 999999999, &nsec))
+		return bad(r, "malformed image line");
+	if (r->fs->images == NULL)
+		return bad(r, "an image, but this daemon has no images= or map=");
+	a.parent = parent;
+	a.generation = (unsigned)gen;
+	a.pins = (unsigned)pins;
+	a.file_st.st_dev = (dev_t)dev;
+	a.file_st.st_ino = (ino_t)ino;
+	a.file_st.st_size = (off_t)size;
+	a.file_st.st_mtim.tv_sec = (time_t)sec;
+	a.file_st.st_mtim.tv_nsec = (long)nsec;
+	if (fdi >= 0 && (a.root_fd = lz_handover_take_fd(r->h, (long)fdi)) < 0)
+		return bad(r, "the image's mount descriptor is missing");
+	if (slot >= 0) {
+		if ((a.sqfs = slot_handle(r, slot)) == NULL) {
+			if (a.root_fd >= 0)
+				close(a.root_fd);
+			return bad(r, "an image names a squashfuse slot with no sqfs line");
+		}
+		lz_sqfs_image_get(a.sqfs);
+	}
+	if (lz_images_adopt(r->fs->images, &a) == NULL) {
+		if (a.root_fd >= 0)
+			close(a.root_fd);
+		lz_sqfs_image_put(a.sqfs);
+		return bad(r, "out of memory");
+	}
+	return 0;
+}
+
+static const struct lz_map_node *map_node_at(struct lz_fs *fs, const char *relpath)
+{
+	struct lz_map *map = atomic_load(&fs->map);
+	const struct lz_map_node *node;
+	char copy[4096], *save = NULL;
+
+	if (map == NULL || strlen(relpath) >= sizeof(copy))
+		return NULL;
+	node = &map->root;
+	snprintf(copy, sizeof(copy), "%s", relpath);
+	for (char *c = strtok_r(copy, "/", &save); c != NULL && node != NULL;
+	     c = strtok_r(NULL, "/", &save))
+		node = lz_map_child(node, c);
+	return node;
+}
+
+static int restore_inode(struct restore *r, char **f, int n)
+{
+	long long kind, type, pfdi, rfdi, backing, opens, slot;
+	uint64_t nodeid, nlookup, sqfs_id;
+	struct lz_inode_init init = { .path_fd = -1 };
+	const char *image_name, *maprel;
+	bool ok1, ok2, created;
+
+	if (n != 12)
+		return bad(r, "malformed inode line");
+	image_name = lz_handover_unescape(f[8], &ok1);
+	maprel = lz_handover_unescape(f[11], &ok2);
+	if (!ok1 || !ok2 || !unum(f[0], &nodeid) || nodeid == 0 ||
+	    !num(f[1], LZ_INODE_FD, LZ_INODE_SQFS, &kind) || !num(f[2], 0, 0177777, &type) ||
+	    !unum(f[3], &nlookup) || !num(f[4], -1, INT32_MAX, &pfdi) ||
+	    !num(f[5], -1, INT32_MAX, &rfdi) || !num(f[6], 0, INT32_MAX, &backing) ||
+	    !num(f[7], 0, UINT32_MAX, &opens) || !num(f[9], -1, 65535, &slot) ||
+	    !unum(f[10], &sqfs_id))
+		return bad(r, "malformed inode line");
+	init.kind = (enum lz_inode_kind)kind;
+	init.type = (mode_t)type;
+	init.sqfs_id = sqfs_id;
+	if (image_name != NULL &&
+	    (r->fs->images == NULL ||
+	     (init.image = lz_images_find(r->fs->images, image_name)) == NULL))
+		return bad(r, "an inode names an image with no image line");
+	if (maprel != NULL && (init.map_node = map_node_at(r->fs, maprel)) == NULL)
+		return bad(r, "an inode names a map path the map no longer has");
+	if (kind == LZ_INODE_SQFS) {
+		if ((init.sqfs = slot_handle(r, slot)) == NULL)
+			return bad(r, "a squashfuse inode names a slot with no sqfs line");
+		lz_sqfs_image_get(init.sqfs);
+	} else if (kind == LZ_INODE_FD &&
+		   (init.path_fd = lz_handover_take_fd(r->h, (long)pfdi)) < 0) {
+		return bad(r, "an inode's descriptor is missing");
+	}
+	int read_fd = rfdi >= 0 ? lz_handover_take_fd(r->h, (long)rfdi) : -1;
+	if (rfdi >= 0 && read_fd < 0) {
+		if (init.path_fd >= 0)
+			close(init.path_fd);
+		lz_sqfs_image_put(init.sqfs);
+		return bad(r, "an open inode's read descriptor is missing");
+	}
+	struct lz_inode *inode = lz_inode_ref_init(r->fs->inodes, nodeid, &init, &created);
+	if (inode == NULL || !created) {
+		lz_sqfs_image_put(init.sqfs); /* not taken over by an inode */
+		if (read_fd >= 0)
+			close(read_fd);
+		return bad(r, inode == NULL ? "out of memory" : "a node id named twice");
+	}
+	/* No request is served yet: nothing else sees the inode. */
+	inode->nlookup = nlookup;
+	inode->read_fd = read_fd;
+	inode->backing_id = (int)backing;
+	inode->opens = (unsigned)opens;
+	if (inode->image != NULL && opens > 0)
+		atomic_fetch_add(&inode->image->open_files, (unsigned)opens);
+	return 0;
+}
+
+int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
+{
+	struct restore *r = calloc(1, sizeof(*r));
+	char *save = NULL;
+	int rc = 0;
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	r->fs = fs;
+	r->h = h;
+	r->err = err;
+	r->errlen = errlen;
+	/* strtok_r on a copy: the caller reads the other lines of the same text. */
+	char *text = strdup(h->text);
+	if (text == NULL) {
+		free(r);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (char *line = strtok_r(text, "\n", &save); line != NULL && rc == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *f[16], *rest = strchr(line, ' ');
+		int n;
+		r->line++;
+		if (rest == NULL)
+			continue;
+		*rest++ = '\0';
+		if (strcmp(line, "source") == 0) {
+			long long i;
+			uint64_t dev;
+			n = split(rest, f, 16);
+			if (n != 2 || !num(f[0], 1, LZ_NODEID_REMOTE_SOURCE - 1, &i) ||
+			    (unsigned)i != r->nsources + 1 || !unum(f[1], &dev) || r->sources_set)
+				rc = bad(r, "malformed source line");
+			else
+				r->devs[++r->nsources] = (dev_t)dev;
+		} else if (strcmp(line, "sqfs") == 0 || strcmp(line, "image") == 0 ||
+			   strcmp(line, "inode") == 0) {
+			/* The sources are complete before anything can look a node id up. */
+			if (!r->sources_set &&
+			    lz_inode_set_sources(fs->inodes, r->devs, r->nsources) != 0) {
+				rc = bad(r, "too many sources");
+				break;
+			}
+			r->sources_set = true;
+			n = split(rest, f, 16);
+			if (line[1] == 'q')
+				rc = restore_sqfs(r, f, n);
+			else if (line[1] == 'm')
+				rc = restore_image(r, f, n);
+			else
+				rc = restore_inode(r, f, n);
+		}
+	}
+	if (rc == 0 && lz_inode_find(fs->inodes, FUSE_ROOT_ID) == NULL)
+		rc = bad(r, "no root inode");
+	/* Each inode and image took its own reference on a handle; the slot's is dropped. */
+	for (size_t i = 0; i < r->nslots; i++)
+		lz_sqfs_image_put(r->slots[i]);
+	free(r->slots);
+	free(text);
+	free(r);
+	return rc;
+}

@@ -1,0 +1,3 @@
+#!/bin/bash
+# t_upgrade.sh with images read through libsquashfuse instead of kernel squashfs.
+BACKEND=squashfuse exec bash "$(dirname "$0")/t_upgrade.sh"
