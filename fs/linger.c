@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -174,7 +175,8 @@ void lz_linger_revoke(struct lz_linger *l, uint64_t nodeid)
 	lz_linger_close(l, lz_linger_take(l, nodeid));
 }
 
-void lz_linger_revoke_owner(struct lz_linger *l, const void *owner)
+/* Closes the ids of OWNER, or all of them when ALL. */
+static void revoke_where(struct lz_linger *l, bool all, const void *owner)
 {
 	int *ids = NULL;
 	size_t n = 0;
@@ -183,7 +185,7 @@ void lz_linger_revoke_owner(struct lz_linger *l, const void *owner)
 	if (l->count > 0 && (ids = malloc(l->count * sizeof(*ids))) != NULL)
 		for (struct parked *p = l->oldest, *next; p != NULL; p = next) {
 			next = p->newer;
-			if (p->owner == owner)
+			if (all || p->owner == owner)
 				ids[n++] = unpark(l, p);
 		}
 	pthread_mutex_unlock(&l->lock);
@@ -191,6 +193,16 @@ void lz_linger_revoke_owner(struct lz_linger *l, const void *owner)
 	for (size_t i = 0; i < n; i++)
 		lz_linger_close(l, ids[i]);
 	free(ids);
+}
+
+void lz_linger_revoke_owner(struct lz_linger *l, const void *owner)
+{
+	revoke_where(l, false, owner);
+}
+
+void lz_linger_clear(struct lz_linger *l)
+{
+	revoke_where(l, true, NULL);
 }
 
 unsigned lz_linger_count(struct lz_linger *l)

@@ -36,6 +36,8 @@ void lz_linger_close(struct lz_linger *linger, int backing_id);
 /* Closes NODEID's parked id, or every one of OWNER. */
 void lz_linger_revoke(struct lz_linger *linger, uint64_t nodeid);
 void lz_linger_revoke_owner(struct lz_linger *linger, const void *owner);
+/* Closes every parked id (before a live upgrade: the new process would not know them). */
+void lz_linger_clear(struct lz_linger *linger);
 
 /* How many ids are parked now. */
 unsigned lz_linger_count(struct lz_linger *linger);

@@ -319,6 +319,8 @@ void lz_upgrade_run(struct lz_fs *fs, const struct lz_upgrade_hooks *hooks)
 
 	/* Nothing but the kernel queue moves now: no FUSE worker, expiry, tracker or prefetch. */
 	hooks->pause(fs);
+	/* Parked backing ids are not handed over: closed now, or they would hold their files. */
+	lz_linger_clear(fs->linger);
 	if (capture(fs, &h, err, sizeof(err)) == 0 &&
 	    lz_handover_send(sock, &h, err, sizeof(err)) == 0) {
 		if (lz_handover_hear(sock, line, sizeof(line), HANDOVER_TIMEOUT_MS) != 0)

@@ -63,6 +63,10 @@ static void test_revoke(void)
 	CHECK(lz_linger_count(l) == 2);
 	CHECK(lz_linger_take(l, 1) == 0 && lz_linger_take(l, 3) == 0 && lz_linger_take(l, 5) == 0);
 	CHECK(lz_linger_take(l, 4) == 4 && lz_linger_take(l, 6) == 6);
+	lz_linger_park(l, 7, 7, NULL);
+	lz_linger_park(l, 8, 8, &image_b);
+	lz_linger_clear(l);
+	CHECK(lz_linger_count(l) == 0 && lz_linger_take(l, 7) == 0 && lz_linger_take(l, 8) == 0);
 	lz_linger_free(l);
 }
 
