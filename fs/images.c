@@ -402,6 +402,8 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	image = find(images, ref->key);
 	if (image != NULL) {
 		pthread_mutex_lock(&image->lock);
+		while (image->announcing)
+			pthread_cond_wait(&image->changed, &image->lock);
 		if (image->state == LZ_IMAGE_READY &&
 		    (ref->path == NULL || (image->path && strcmp(ref->path, image->path) == 0)) &&
 		    remember_ref(image, ref) == 0)
@@ -436,7 +438,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		close_image_file(images, file_fd, path);
 		return -ENOMEM;
 	}
-	while (image->state == LZ_IMAGE_RESOLVING)
+	while (image->state == LZ_IMAGE_RESOLVING || image->announcing)
 		pthread_cond_wait(&image->changed, &image->lock);
 	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
 	    same_file(&st, &image->file_st) &&
@@ -459,7 +461,9 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 			image->root_fd = opened.fd;
 			image->sqfs = opened.sqfs;
 			image->state = LZ_IMAGE_READY;
+			image->announcing = images->on_ready != NULL;
 			just_resolved = true;
+			lz_image_touch(image); /* not idle: expiry must not take it back at once */
 			generation = image->generation;
 			/* A cached remote image stays open in the store while mounted. */
 			if (images->source != NULL && (image->source_key = strdup(path)) != NULL)
@@ -476,15 +480,19 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		close(file_fd);
 	else
 		close_image_file(images, file_fd, path);
+	if (just_resolved && image->announcing) {
+		/* Outside the image's lock: the callback may look at the image itself. */
+		pthread_mutex_unlock(&image->lock);
+		images->on_ready(images->on_ready_ctx, image, generation);
+		pthread_mutex_lock(&image->lock);
+		image->announcing = false;
+		pthread_cond_broadcast(&image->changed);
+	}
 	if (image->state != LZ_IMAGE_READY) {
 		pthread_mutex_unlock(&image->lock);
 		return -EIO;
 	}
-	rc = hand_out(image, out, root);
-	/* Outside the image's lock: the callback may look at the image itself. */
-	if (rc == 0 && just_resolved && images->on_ready != NULL)
-		images->on_ready(images->on_ready_ctx, image, generation);
-	return rc;
+	return hand_out(image, out, root);
 }
 
 void lz_image_touch(struct lz_image *image)

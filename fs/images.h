@@ -59,6 +59,11 @@ struct lz_image {
 	atomic_uint pins; /* lazyfsctl pin: never expired while pinned */
 	atomic_ullong resolves;
 	atomic_bool missing_logged;
+	/*
+	 * READY, and the on_ready callback still running: lookups wait, so the
+	 * files looked up first are recorded in the working set it starts.
+	 */
+	bool announcing;
 	char *source_key;		    /* the source object held open while READY, or NULL */
 	struct lz_ws_recording *_Atomic ws; /* its working set being recorded (prefetch.c) */
 	struct lz_images *images;
