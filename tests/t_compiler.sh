@@ -76,7 +76,11 @@ for mode in passthrough cached; do
 	if [[ $mode == passthrough ]]; then
 		[[ -n $opens && $opens == "$releases" ]] || lz_fail "$mode: OPEN $opens vs RELEASE $releases"
 	else
-		[[ -z $opens && $total -lt 50 ]] || lz_fail "$mode: $total requests in a warm build"
+		# READs follow the machine's page reclaim (more under load, as in CI):
+		# what must stay small is everything else.
+		reads=$(awk '$1 == "FUSE_READ" { print $2 }' <<<"$counts")
+		[[ -z $opens && $((total - ${reads:-0})) -lt 50 ]] ||
+			lz_fail "$mode: $total requests in a warm build ($counts)"
 	fi
 	lz_ok "$mode: a warm compile+link sends only [$(echo $counts)]"
 	cd /
