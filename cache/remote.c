@@ -37,7 +37,9 @@ struct listing {
 };
 
 struct lz_remote {
-	struct lz_store *store;
+	struct lz_store *store; /* NULL while suspended for a live upgrade */
+	char *cache_dir;
+	uint64_t cache_size;
 	struct lz_rclone *rclone;
 	struct lz_source source;
 	double ttl;
@@ -205,6 +207,8 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 	struct lz_object_meta meta = { .size = -1 };
 	int fd;
 
+	if (r->store == NULL)
+		return;
 	listing_key(key, sizeof(key), l->dir);
 	lz_store_evict(r->store, key); /* replace the old copy */
 	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l, &fd, err, sizeof(err)) ==
@@ -222,7 +226,7 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 	int fd;
 
 	listing_key(key, sizeof(key), l->dir);
-	if (lz_store_lookup(r->store, key, NULL, &fd) != 0)
+	if (r->store == NULL || lz_store_lookup(r->store, key, NULL, &fd) != 0)
 		return -ENOENT;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	array = json_object_from_file(proc);
@@ -479,6 +483,8 @@ static int source_open(void *ctx, const char *path)
 
 	if (rc != 0)
 		return rc;
+	if (r->store == NULL)
+		return -EIO;
 	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
 		return fd;
 	struct copy_job job = { r, path };
@@ -497,8 +503,21 @@ static int source_hold(void *ctx, const char *path, uint64_t size, struct timesp
 	char key[LZ_STORE_KEY_MAX + 8];
 	struct lz_object_meta meta = { .size = (int64_t)size, .mtime = mtime };
 
+	if (r->store == NULL)
+		return -ENOENT;
 	object_key(key, sizeof(key), path);
 	return lz_store_lookup(r->store, key, &meta, NULL);
+}
+
+static int source_adopt(void *ctx, const char *path)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+
+	if (r->store == NULL)
+		return -ENOENT;
+	object_key(key, sizeof(key), path);
+	return lz_store_lookup(r->store, key, NULL, NULL);
 }
 
 static void source_release(void *ctx, const char *path)
@@ -506,6 +525,8 @@ static void source_release(void *ctx, const char *path)
 	struct lz_remote *r = ctx;
 	char key[LZ_STORE_KEY_MAX + 8];
 
+	if (r->store == NULL)
+		return; /* suspended: the next process took the reference over */
 	object_key(key, sizeof(key), path);
 	lz_store_release(r->store, key);
 }
@@ -513,9 +534,10 @@ static void source_release(void *ctx, const char *path)
 static void source_stats(void *ctx, struct lz_source_stats *out)
 {
 	struct lz_remote *r = ctx;
-	struct lz_store_stats st;
+	struct lz_store_stats st = { 0 };
 
-	lz_store_stats(r->store, &st);
+	if (r->store != NULL)
+		lz_store_stats(r->store, &st);
 	*out = (struct lz_source_stats){
 		.objects = st.objects,
 		.bytes = st.bytes,
@@ -539,6 +561,8 @@ static int source_evict(void *ctx, const char *path)
 	struct lz_remote *r = ctx;
 	char key[LZ_STORE_KEY_MAX + 8];
 
+	if (r->store == NULL)
+		return -EAGAIN;
 	object_key(key, sizeof(key), path);
 	return lz_store_evict(r->store, key);
 }
@@ -548,6 +572,8 @@ static int source_pin(void *ctx, const char *path, bool pin)
 	struct lz_remote *r = ctx;
 	char key[LZ_STORE_KEY_MAX + 8];
 
+	if (r->store == NULL)
+		return -EAGAIN;
 	object_key(key, sizeof(key), path);
 	return pin ? lz_store_pin(r->store, key) : lz_store_unpin(r->store, key);
 }
@@ -586,15 +612,17 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	r->evicted_ctx = opts->evicted_ctx;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->refreshed, NULL);
+	r->cache_size = opts->cache_size;
 	make_parents(opts->cache_dir);
-	r->store = lz_store_open(opts->cache_dir, opts->cache_size, err, errlen);
-	if (r->store == NULL) {
+	if ((r->cache_dir = strdup(opts->cache_dir)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		lz_remote_free(r);
 		return NULL;
 	}
-	lz_store_set_log(r->store, r->log, r->log_ctx);
-	if (r->evicted != NULL)
-		lz_store_on_evict(r->store, store_evicted, r);
+	if (lz_remote_resume(r, err, errlen) != 0) {
+		lz_remote_free(r);
+		return NULL;
+	}
 	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
 	if (r->rclone == NULL) {
 		lz_remote_free(r);
@@ -606,6 +634,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.open = source_open,
 		.release = source_release,
 		.hold = source_hold,
+		.adopt = source_adopt,
 		.stats = source_stats,
 		.evict = source_evict,
 		.pin = source_pin,
@@ -632,7 +661,29 @@ void lz_remote_free(struct lz_remote *r)
 	}
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->refreshed);
+	free(r->cache_dir);
 	free(r);
+}
+
+int lz_remote_suspend(struct lz_remote *r, char *err, size_t errlen)
+{
+	int rc = lz_store_close(r->store, err, errlen); /* freed even when the index was not saved */
+
+	r->store = NULL;
+	return rc;
+}
+
+int lz_remote_resume(struct lz_remote *r, char *err, size_t errlen)
+{
+	if (r->store != NULL)
+		return 0;
+	r->store = lz_store_open(r->cache_dir, r->cache_size, err, errlen);
+	if (r->store == NULL)
+		return errno != 0 ? -errno : -EIO;
+	lz_store_set_log(r->store, r->log, r->log_ctx);
+	if (r->evicted != NULL)
+		lz_store_on_evict(r->store, store_evicted, r);
+	return 0;
 }
 
 const struct lz_source *lz_remote_source(struct lz_remote *r)

@@ -31,6 +31,15 @@ struct lz_remote;
 /* Opens the store and prepares the fetcher (nothing is started yet). NULL + ERR. */
 struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen);
 void lz_remote_free(struct lz_remote *remote);
+/*
+ * Live upgrade: closes the store (index saved, its directory's lock let go)
+ * so the next process can open it; listings and the fetcher stay. Until
+ * lz_remote_resume the source fails every call (release does nothing), and
+ * nothing else may call it meanwhile. 0, or -errno with ERR.
+ */
+int lz_remote_suspend(struct lz_remote *remote, char *err, size_t errlen);
+/* Opens the store again after lz_remote_suspend (the upgrade failed). 0, or -errno with ERR. */
+int lz_remote_resume(struct lz_remote *remote, char *err, size_t errlen);
 const struct lz_source *lz_remote_source(struct lz_remote *remote);
 
 #endif

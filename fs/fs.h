@@ -90,6 +90,12 @@ int lz_remote_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entr
 /* Opens the local copy for reading (fetching it): a descriptor or -errno. */
 int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode);
 void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode);
+/*
+ * Live upgrade: takes again, in a cache opened anew, the references the open
+ * remote objects and the images from a remote hold. 0, or -1 with the first
+ * object the cache no longer has in ERR (all the others are taken).
+ */
+int lz_remote_adopt_objects(struct lz_fs *fs, char *err, size_t errlen);
 
 /* dir.c */
 void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

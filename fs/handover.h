@@ -18,8 +18,16 @@
 
 /* The environment variable naming the new process's end of the socket pair. */
 #define LZ_TAKEOVER_ENV "LAZYFS_TAKEOVER_FD"
-/* Bumped whenever a line changes meaning: a new binary refuses an old record. */
+/* The framing of the messages below (header, descriptors, text): any other is refused. */
 #define LZ_HANDOVER_VERSION 1
+/*
+ * The record's own "version" line, bumped whenever a line changes meaning:
+ * a binary reads every version from LZ_RECORD_VERSION_OLDEST on, and a
+ * daemon writes the oldest one its state fits in, so a downgrade works
+ * where it can.
+ */
+#define LZ_RECORD_VERSION	 2
+#define LZ_RECORD_VERSION_OLDEST 1
 
 struct lz_handover {
 	char *text;

@@ -679,11 +679,18 @@ int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *n
 
 struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a)
 {
-	struct lz_image *image = find_or_add(images, a->name);
 	struct lz_image_ref ref = { .key = a->name, .path = a->path, .parent = a->parent };
+	bool ready = a->root_fd >= 0 || a->sqfs != NULL;
+	/* Its reference is taken again by lz_remote_adopt_objects. */
+	char *source_key = ready && a->source_key != NULL ? strdup(a->source_key) : NULL;
 
-	if (image == NULL)
+	if (ready && a->source_key != NULL && source_key == NULL)
 		return NULL;
+	struct lz_image *image = find_or_add(images, a->name);
+	if (image == NULL) {
+		free(source_key);
+		return NULL;
+	}
 	pthread_mutex_lock(&image->lock);
 	if (a->entry != NULL) {
 		ref.entry = a->entry;
@@ -692,9 +699,10 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 	image->generation = a->generation;
 	image->file_st = a->file_st;
 	atomic_store(&image->pins, a->pins);
-	if (a->root_fd >= 0 || a->sqfs != NULL) {
+	if (ready) {
 		image->root_fd = a->root_fd;
 		image->sqfs = a->sqfs;
+		image->source_key = source_key;
 		image->state = LZ_IMAGE_READY;
 	}
 	pthread_mutex_unlock(&image->lock);

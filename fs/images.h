@@ -156,6 +156,7 @@ struct lz_image_adopt {
 	struct stat file_st;
 	int root_fd;		    /* READY, kernel backend: consumed */
 	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend: a reference taken over */
+	const char *source_key;	    /* READY, from a remote: the cached object it keeps open */
 };
 /* Registers an image as the old daemon had it (READY when it has a root). NULL: ENOMEM. */
 struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a);

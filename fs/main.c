@@ -284,15 +284,38 @@ static int serve(struct fuse_session *se, const struct lz_config *cfg)
 	return rc;
 }
 
-static unsigned fuse_minor; /* the connection the FUSE tracepoints name */
+static unsigned fuse_minor;	   /* the connection the FUSE tracepoints name */
+static struct lz_remote *the_remote; /* remote=: the cache store and fetcher */
 
-/* A live upgrade stops what would change the state while it is captured. */
+/*
+ * A live upgrade stops what would change the state while it is captured. The
+ * cache store is closed last, once nothing fetches: the next process opens
+ * the directory (one process at a time) and takes the open objects over.
+ */
 static void pause_services(struct lz_fs *fs)
 {
+	char err[256];
+
 	lz_expiry_stop();
 	lz_track_close(fs);
 	lz_prefetch_free(fs->prefetch);
 	fs->prefetch = NULL;
+	if (the_remote != NULL && lz_remote_suspend(the_remote, err, sizeof(err)) != 0)
+		lz_warn("upgrade: the cache index was not saved (%s); it will be rebuilt", err);
+}
+
+/* Reopens the cache store a pause closed and takes its objects' references again. */
+static void resume_cache(struct lz_fs *fs)
+{
+	char err[256];
+
+	if (the_remote == NULL)
+		return;
+	if (lz_remote_resume(the_remote, err, sizeof(err)) != 0)
+		lz_err("upgrade: cannot reopen the cache (%s): remote opens fail until restart",
+		       err);
+	else if (lz_remote_adopt_objects(fs, err, sizeof(err)) != 0)
+		lz_warn("upgrade: %s; it is fetched again at its next open", err);
 }
 
 /* ... and restarts it when the upgrade failed and this daemon serves on. */
@@ -300,6 +323,7 @@ static void resume_services(struct lz_fs *fs)
 {
 	const struct lz_config *cfg = fs->config;
 
+	resume_cache(fs);
 	if (open_prefetch(fs, cfg) != 0)
 		lz_warn("upgrade: prefetch could not be restarted");
 	if (lz_expiry_start(fs) != 0)
@@ -398,6 +422,7 @@ int main(int argc, char **argv)
 
 	if (cfg.remote != NULL && (remote = open_remote(&cfg)) == NULL)
 		goto out;
+	the_remote = remote;
 	if (remote != NULL && cfg.remote_objects)
 		fs.objects = lz_remote_source(remote);
 	bool remote_images = remote != NULL && !cfg.remote_objects;
@@ -414,7 +439,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (fs.images != NULL)
 		lz_images_on_ready(fs.images, image_ready, &fs);
-	if (takeover != NULL && lz_takeover_restore(takeover, &fs, why, sizeof(why)) != 0) {
+	if (takeover != NULL && (lz_takeover_restore(takeover, &fs, why, sizeof(why)) != 0 ||
+				 lz_remote_adopt_objects(&fs, why, sizeof(why)) != 0)) {
 		lz_err("upgrade: %s", why);
 		goto out;
 	}
@@ -515,8 +541,12 @@ int main(int argc, char **argv)
 	}
 	notify_systemd("STOPPING=1");
 out:
-	if (takeover != NULL)
-		lz_takeover_fail(takeover, why); /* the old daemon serves on */
+	if (takeover != NULL) {
+		/* The old daemon serves on: with its cache directory, which only one may hold. */
+		if (remote != NULL)
+			lz_remote_suspend(remote, err, sizeof(err));
+		lz_takeover_fail(takeover, why);
+	}
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
 	lz_control_stop(&fs); /* first: its commands use everything below */
 	lz_expiry_stop();

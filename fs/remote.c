@@ -111,3 +111,50 @@ void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode)
 {
 	fs->objects->release(fs->objects->ctx, inode->remote_path);
 }
+
+struct adoption {
+	struct lz_fs *fs;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static void adopt_one(struct adoption *a, const struct lz_source *source, const char *path)
+{
+	if (source->adopt(source->ctx, path) == 0 || a->failed++ > 0)
+		return;
+	snprintf(a->err, a->errlen, "'%s' is no longer in the cache", path);
+}
+
+static void adopt_inode_object(void *ctx, struct lz_inode *inode)
+{
+	struct adoption *a = ctx;
+
+	if (inode->kind != LZ_INODE_REMOTE)
+		return;
+	pthread_mutex_lock(&inode->lock);
+	if (inode->read_fd >= 0 || inode->object_held)
+		adopt_one(a, a->fs->objects, inode->remote_path);
+	pthread_mutex_unlock(&inode->lock);
+}
+
+static void adopt_image_object(void *ctx, struct lz_image *image)
+{
+	struct adoption *a = ctx;
+
+	pthread_mutex_lock(&image->lock);
+	if (image->source_key != NULL)
+		adopt_one(a, a->fs->remote, image->source_key);
+	pthread_mutex_unlock(&image->lock);
+}
+
+int lz_remote_adopt_objects(struct lz_fs *fs, char *err, size_t errlen)
+{
+	struct adoption a = { .fs = fs, .err = err, .errlen = errlen };
+
+	if (fs->objects != NULL)
+		lz_inode_foreach(fs->inodes, adopt_inode_object, &a);
+	if (fs->remote != NULL && fs->images != NULL)
+		lz_images_foreach(fs->images, adopt_image_object, &a);
+	return a.failed > 0 ? -1 : 0;
+}

@@ -4,8 +4,15 @@
  *
  *   source N DEV                     node id source N is device DEV
  *   sqfs SLOT FD                     a squashfuse handle: its slot, the image file
- *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC
+ *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC [KEY]
  *   inode NODEID KIND TYPE NLOOKUP PATH_FD READ_FD BACKING_ID OPENS IMAGE SLOT SQFS_ID MAPREL
+ *   remote NODEID TYPE NLOOKUP READ_FD BACKING_ID OPENS HELD SIZE SEC NSEC PATH
+ *
+ * Version 2 added "remote" lines and an image's KEY (the cached object a
+ * remote image keeps open); a record without remote= is still written as
+ * version 1, which a binary from before reads (a downgrade). The cache's
+ * references are not in the record: the store's directory is handed over
+ * closed, and the new daemon takes them again (lz_remote_adopt_objects).
  *
  * Node ids are deterministic from (source, backing inode): with the same
  * sources the new daemon's own lookups find the inodes restored here.
@@ -22,15 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct capture {
 	struct lz_handover *h;
+	int version;
 	struct lz_sqfs_image **handles;
 	size_t nhandles, cap;
 	bool failed;
-	const char *why;
 };
 
 static void note_handle(struct capture *c, struct lz_sqfs_image *handle)
@@ -80,13 +88,29 @@ static void write_image(void *ctx, struct lz_image *image)
 	lz_handover_printf(h, " %" PRIu64, image->parent);
 	lz_handover_string(h, image->entry);
 	lz_handover_printf(
-		h, " %u %u %d %ld %ju %ju %jd %jd %ld\n", image->generation,
+		h, " %u %u %d %ld %ju %ju %jd %jd %ld", image->generation,
 		atomic_load(&image->pins), lz_handover_add_fd(h, ready ? image->root_fd : -1),
 		ready && image->sqfs != NULL ? (long)image->sqfs->slot : -1L,
 		(uintmax_t)image->file_st.st_dev, (uintmax_t)image->file_st.st_ino,
 		(intmax_t)image->file_st.st_size, (intmax_t)image->file_st.st_mtim.tv_sec,
 		(long)image->file_st.st_mtim.tv_nsec);
+	if (c->version >= 2)
+		lz_handover_string(h, ready ? image->source_key : NULL);
+	lz_handover_printf(h, "\n");
 	pthread_mutex_unlock(&image->lock);
+}
+
+static void write_remote(struct lz_handover *h, struct lz_inode *inode)
+{
+	pthread_mutex_lock(&inode->lock);
+	lz_handover_printf(h, "remote %" PRIu64 " %u %" PRIu64 " %d %d %u %d %" PRIu64 " %jd %ld",
+			   inode->nodeid, (unsigned)inode->type, inode->nlookup,
+			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens,
+			   inode->object_held, inode->remote_size,
+			   (intmax_t)inode->remote_mtime.tv_sec, inode->remote_mtime.tv_nsec);
+	pthread_mutex_unlock(&inode->lock);
+	lz_handover_string(h, inode->remote_path);
+	lz_handover_printf(h, "\n");
 }
 
 static void write_inode(void *ctx, struct lz_inode *inode)
@@ -96,7 +120,7 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 	const struct lz_map_node *mapped = atomic_load(&inode->map_node);
 
 	if (inode->kind == LZ_INODE_REMOTE) {
-		c->why = "remote objects cannot be handed over yet";
+		write_remote(h, inode);
 		return;
 	}
 	pthread_mutex_lock(&inode->lock);
@@ -112,10 +136,15 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 	lz_handover_printf(h, "\n");
 }
 
+int lz_snapshot_version(const struct lz_fs *fs)
+{
+	return fs->remote != NULL ? 2 : LZ_RECORD_VERSION_OLDEST;
+}
+
 int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
 {
 	static dev_t devs[LZ_NODEID_MAX_SOURCE + 1];
-	struct capture c = { .h = h };
+	struct capture c = { .h = h, .version = lz_snapshot_version(fs) };
 	unsigned n = lz_inode_sources(fs->inodes, devs, LZ_NODEID_MAX_SOURCE);
 
 	for (unsigned i = 1; i <= n; i++)
@@ -132,10 +161,6 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	lz_inode_foreach(fs->inodes, write_inode, &c);
 	if (c.failed || h->failed) {
 		snprintf(err, errlen, "out of memory capturing the inode table");
-		return -1;
-	}
-	if (c.why != NULL) {
-		snprintf(err, errlen, "%s", c.why);
 		return -1;
 	}
 	return 0;
@@ -244,8 +269,16 @@ static int restore_image(struct restore *r, char **f, int n)
 	struct lz_image_adopt a = { .root_fd = -1 };
 	bool ok1, ok2, ok3;
 
-	if (n != 13)
+	if (n != 13 && n != 14)
 		return bad(r, "malformed image line");
+	if (n == 14) {
+		bool ok;
+		a.source_key = lz_handover_unescape(f[13], &ok);
+		if (!ok)
+			return bad(r, "malformed image line");
+		if (a.source_key != NULL && r->fs->remote == NULL)
+			return bad(r, "an image from a remote, but this daemon has no remote=");
+	}
 	a.name = lz_handover_unescape(f[0], &ok1);
 	a.path = lz_handover_unescape(f[1], &ok2);
 	a.entry = lz_handover_unescape(f[3], &ok3);
@@ -360,6 +393,50 @@ static int restore_inode(struct restore *r, char **f, int n)
 	return 0;
 }
 
+static int restore_remote(struct restore *r, char **f, int n)
+{
+	long long type, rfdi, backing, opens, held, sec, nsec;
+	uint64_t nodeid, nlookup, size;
+	bool ok, created;
+
+	if (n != 11)
+		return bad(r, "malformed remote line");
+	const char *path = lz_handover_unescape(f[10], &ok);
+	if (!ok || path == NULL || !unum(f[0], &nodeid) ||
+	    lz_nodeid_source(nodeid) != LZ_NODEID_REMOTE_SOURCE || !num(f[1], 0, 0177777, &type) ||
+	    (!S_ISREG(type) && !S_ISDIR(type)) || !unum(f[2], &nlookup) ||
+	    !num(f[3], -1, INT32_MAX, &rfdi) || !num(f[4], 0, INT32_MAX, &backing) ||
+	    !num(f[5], 0, UINT32_MAX, &opens) || !num(f[6], 0, 1, &held) || !unum(f[7], &size) ||
+	    !num(f[8], INT64_MIN, INT64_MAX, &sec) || !num(f[9], 0, 999999999, &nsec))
+		return bad(r, "malformed remote line");
+	if (r->fs->objects == NULL)
+		return bad(r, "a remote object, but this daemon has no remote_mode=objects");
+	int read_fd = rfdi >= 0 ? lz_handover_take_fd(r->h, (long)rfdi) : -1;
+	if (rfdi >= 0 && read_fd < 0)
+		return bad(r, "an open remote object's descriptor is missing");
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_REMOTE,
+		.path_fd = -1,
+		.type = (mode_t)type,
+		.remote_path = path,
+	};
+	struct lz_inode *inode = lz_inode_ref_init(r->fs->inodes, nodeid, &init, &created);
+	if (inode == NULL || !created) {
+		if (read_fd >= 0)
+			close(read_fd);
+		return bad(r, inode == NULL ? "out of memory" : "a node id named twice");
+	}
+	/* No request is served yet: nothing else sees the inode. */
+	inode->nlookup = nlookup;
+	inode->read_fd = read_fd;
+	inode->backing_id = (int)backing;
+	inode->opens = (unsigned)opens;
+	inode->object_held = held != 0;
+	inode->remote_size = size;
+	inode->remote_mtime = (struct timespec){ .tv_sec = (time_t)sec, .tv_nsec = (long)nsec };
+	return 0;
+}
+
 int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
 {
 	struct restore *r = calloc(1, sizeof(*r));
@@ -399,7 +476,7 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 			else
 				r->devs[++r->nsources] = (dev_t)dev;
 		} else if (strcmp(line, "sqfs") == 0 || strcmp(line, "image") == 0 ||
-			   strcmp(line, "inode") == 0) {
+			   strcmp(line, "inode") == 0 || strcmp(line, "remote") == 0) {
 			/* The sources are complete before anything can look a node id up. */
 			if (!r->sources_set &&
 			    lz_inode_set_sources(fs->inodes, r->devs, r->nsources) != 0) {
@@ -412,6 +489,8 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 				rc = restore_sqfs(r, f, n);
 			else if (line[1] == 'm')
 				rc = restore_image(r, f, n);
+			else if (line[1] == 'e')
+				rc = restore_remote(r, f, n);
 			else
 				rc = restore_inode(r, f, n);
 		}

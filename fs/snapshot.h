@@ -12,6 +12,8 @@
 struct lz_fs;
 struct lz_handover;
 
+/* The record version the state of FS needs (2 with remote=, else 1). */
+int lz_snapshot_version(const struct lz_fs *fs);
 /* Appends the table and images to H. 0, or -1 with a reason in ERR (nothing that can be handed
  * over). */
 int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen);

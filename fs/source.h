@@ -50,6 +50,12 @@ struct lz_source {
 	 * (open it then). Matched by a release.
 	 */
 	int (*hold)(void *ctx, const char *path, uint64_t size, struct timespec mtime);
+	/*
+	 * Live upgrade: takes over the reference an earlier process held on
+	 * object PATH, whatever copy is cached (that process had it open): 0, or
+	 * -ENOENT when the cache no longer has it. Matched by a release.
+	 */
+	int (*adopt)(void *ctx, const char *path);
 	/* The cache: its numbers; removing an object from it; keeping one (PIN) or not. */
 	void (*stats)(void *ctx, struct lz_source_stats *out);
 	int (*evict)(void *ctx, const char *path);

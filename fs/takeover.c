@@ -119,7 +119,14 @@ static int parse(struct lz_takeover *t, char *err, size_t errlen)
 			rc = -1;
 		} else if (line == 1) {
 			int v;
-			version = sscanf(l, "version %d", &v) == 1 && v == LZ_HANDOVER_VERSION;
+			version = sscanf(l, "version %d", &v) == 1;
+			if (version && (v < LZ_RECORD_VERSION_OLDEST || v > LZ_RECORD_VERSION)) {
+				snprintf(err, errlen,
+					 "state record version %d, this binary reads versions %d to %d",
+					 v, LZ_RECORD_VERSION_OLDEST, LZ_RECORD_VERSION);
+				free(text);
+				return -1;
+			}
 			rc = version ? 0 : -1;
 		} else if (strncmp(l, "mountpoint ", 11) == 0) {
 			char *p = lz_handover_unescape(l + 11, &ok);

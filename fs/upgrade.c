@@ -193,11 +193,6 @@ int lz_upgrade_request(struct lz_fs *fs, const char *binary, char *msg, size_t s
 		snprintf(msg, size, "not with -o io_uring: its rings cannot be handed over");
 		return -1;
 	}
-	if (fs->remote != NULL) {
-		snprintf(msg, size,
-			 "not with remote=: the cache and rclone are not handed over yet");
-		return -1;
-	}
 	pthread_mutex_lock(&lock);
 	if (requested) {
 		pthread_mutex_unlock(&lock);
@@ -261,7 +256,7 @@ static int capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t er
 	int listen_fd = -1, http_fd = -1;
 	const char *path = NULL;
 
-	lz_handover_printf(h, "version %d\nmountpoint", LZ_HANDOVER_VERSION);
+	lz_handover_printf(h, "version %d\nmountpoint", lz_snapshot_version(fs));
 	lz_handover_string(h, mount_path);
 	lz_handover_printf(h, "\nminor %u\ninit ", mount_minor);
 	hex(h, init_request, init_len);
