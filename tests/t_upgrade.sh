@@ -59,11 +59,12 @@ def attempt(version, nfds, text, fds, expect):
     return ok
 good = attempt(99, 0, b"", [], "version 99")
 good &= attempt(1, 0, b"version 1\nminor 0\n", [], "truncated")
+good &= attempt(1, 0, b"version 9\nend\n", [], "reads versions 1 to")
 good &= attempt(1, 0, b"version 1\nmountpoint =/x\nminor 0\ninit 00\nfuse 0\nend\n", [], "FUSE_INIT")
 good &= attempt(1, 3, b"version 1\nend\n", [0], "descriptors")
 sys.exit(0 if good else 1)
 PY
-	lz_ok "wrong version, truncated record, bad FUSE_INIT, missing descriptors: refused with a reason"
+	lz_ok "wrong framing or record version, truncated record, bad FUSE_INIT, missing descriptors: refused with a reason"
 fi
 
 lz_mount "$MP" -o backend="$BACKEND",underlay="$U",images="$IMG"
