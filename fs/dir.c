@@ -7,10 +7,12 @@
 #include "config.h"
 #include "names.h"
 #include "fs.h"
+#include "handles.h"
 #include "nodeid.h"
 #include "sqfs.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -36,11 +38,6 @@ struct lz_dir {
 	struct listed *snapshot;
 	size_t count, cap;
 };
-
-static struct lz_dir *dir_of(struct fuse_file_info *fi)
-{
-	return (struct lz_dir *)(uintptr_t)fi->fh;
-}
 
 static bool is_dot_or_dotdot(const char *name)
 {
@@ -181,84 +178,118 @@ static void free_dir(struct lz_dir *dir)
 	free(dir);
 }
 
-void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * The listing state of directory INODE (node id INO), or NULL with *ERR.
+ * *CACHE: whether the kernel may keep the listing.
+ */
+static struct lz_dir *open_dir(struct lz_fs *fs, struct lz_inode *inode, fuse_ino_t ino,
+			       bool *cache, int *err)
 {
-	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *inode = lz_inode_or_estale(req, ino);
-	struct lz_dir *dir;
+	struct lz_dir *dir = calloc(1, sizeof(*dir));
 	struct stat st;
-	int fd, err;
 
-	if (inode == NULL)
-		return;
-	if (inode->image != NULL)
-		lz_image_touch(inode->image);
-	dir = calloc(1, sizeof(*dir));
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+		*err = ENOMEM;
+		return NULL;
 	}
+	dir->self_ino = ino;
+	*cache = false;
 	if (inode->kind == LZ_INODE_SQFS) {
 		/* Listed straight from the image, with its own stable offsets. */
-		dir->self_ino = ino;
-		fi->fh = (uintptr_t)dir;
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
-		if (fuse_reply_open(req, fi) != 0)
-			free_dir(dir);
-		return;
+		*cache = true;
+		return dir;
 	}
 	if (inode->kind == LZ_INODE_REMOTE) {
-		dir->self_ino = ino;
 		dir->is_snapshot = true;
-		err = build_snapshot(fs, dir, NULL, false, inode->remote_path);
-		if (err != 0) {
+		*err = build_snapshot(fs, dir, NULL, false, inode->remote_path);
+		if (*err != 0) {
 			free_dir(dir);
-			fuse_reply_err(req, err);
-			return;
+			return NULL;
 		}
-		fi->fh = (uintptr_t)dir;
-		if (fuse_reply_open(req, fi) != 0)
-			free_dir(dir);
-		return;
+		return dir;
 	}
 	if (inode->kind == LZ_INODE_FD) {
-		fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) == -1 || (dir->stream = fdopendir(fd)) == NULL) {
-			err = errno;
+			*err = errno;
 			if (fd >= 0)
 				close(fd);
 			free(dir);
-			fuse_reply_err(req, err);
-			return;
+			return NULL;
 		}
 		dir->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
 	}
-	dir->self_ino = ino;
 	const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
 	bool root = ino == FUSE_ROOT_ID;
 	bool objects = root && fs->objects != NULL;
 	if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) || objects ||
 	    dir->stream == NULL) {
-		dir->is_snapshot = true;
-		err = build_snapshot(fs, dir, mapped, root, objects ? "" : NULL);
-		if (err != 0) {
-			free_dir(dir);
-			fuse_reply_err(req, err);
-			return;
-		}
 		/* Images and the map change at any time: such listings are never cached. */
-		fi->cache_readdir = 0;
-		fi->keep_cache = 0;
-	} else {
-		/* Listings stay in the kernel; it drops them itself when the directory's mtime
-		 * changes. */
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
+		dir->is_snapshot = true;
+		*err = build_snapshot(fs, dir, mapped, root, objects ? "" : NULL);
+		if (*err != 0) {
+			free_dir(dir);
+			return NULL;
+		}
+		return dir;
 	}
-	fi->fh = (uintptr_t)dir;
-	if (fuse_reply_open(req, fi) != 0)
+	/* Listings stay in the kernel; it drops them itself when the directory's mtime changes. */
+	*cache = true;
+	return dir;
+}
+
+void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
+	struct lz_dir *dir;
+	bool cache;
+	int err;
+
+	if (inode == NULL)
+		return;
+	if (inode->image != NULL)
+		lz_image_touch(inode->image);
+	dir = open_dir(fs, inode, ino, &cache, &err);
+	if (dir == NULL) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->fh = lz_handle_add(dir);
+	if (fi->fh == 0) {
 		free_dir(dir);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->cache_readdir = cache;
+	fi->keep_cache = cache;
+	if (fuse_reply_open(req, fi) != 0)
+		free_dir(lz_handle_remove(fi->fh));
+}
+
+/*
+ * The listing state of an open directory. A handle this process did not give
+ * out was opened before a live upgrade: the directory is opened again, and
+ * the listing goes on from the kernel's offset (the backing directory's own
+ * position cookie, or the index in a snapshot taken anew).
+ */
+static struct lz_dir *dir_of(struct lz_fs *fs, struct lz_inode *inode, fuse_ino_t ino, uint64_t fh,
+			     int *err)
+{
+	struct lz_dir *dir = lz_handle_find(fh), *adopted;
+	bool cache;
+
+	if (dir != NULL)
+		return dir;
+	dir = open_dir(fs, inode, ino, &cache, err);
+	if (dir == NULL)
+		return NULL;
+	adopted = lz_handle_adopt(fh, dir);
+	if (adopted != dir)
+		free_dir(dir);
+	if (adopted == NULL)
+		*err = ENOMEM;
+	return adopted;
 }
 
 /* Adds one entry to the reply buffer; returns its size, > REM when it did not fit. */
@@ -375,7 +406,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 {
 	struct lz_fs *fs = lz_fs_of(req);
 	struct lz_inode *parent = lz_inode_or_estale(req, ino);
-	struct lz_dir *dir = dir_of(fi);
+	struct lz_dir *dir;
 	char *buf, *p;
 	size_t rem = size, entsize;
 	int err = 0;
@@ -384,6 +415,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		return;
 	if (parent->kind == LZ_INODE_SQFS) {
 		sqfs_readdir(req, fs, parent, size, offset, plus);
+		return;
+	}
+	dir = dir_of(fs, parent, ino, fi->fh, &err);
+	if (dir == NULL) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	buf = p = malloc(size);
@@ -461,6 +497,10 @@ void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 
 void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	free_dir(dir_of(fi));
+	(void)ino;
+	/* Not registered: opened before a live upgrade and never listed since. */
+	struct lz_dir *dir = lz_handle_remove(fi->fh);
+	if (dir != NULL)
+		free_dir(dir);
 	fuse_reply_err(req, 0);
 }

@@ -17,6 +17,10 @@ bash "$TESTS_SRCDIR/mkgccimage.sh" "$IMG/gcc.sqfs"
 for i in $(seq 1 40); do
 	head -c $((i * 7919)) /dev/urandom >"$SRC/data/f$i.bin"
 done
+# Directories too long for one READDIR, listed across the upgrades.
+mkdir -p "$SRC/many" "$U/many"
+(cd "$SRC/many" && seq -f "an-entry-with-a-long-name-%05g" 1 1500 | xargs touch)
+(cd "$U/many" && seq -f "an-underlay-entry-with-a-long-name-%05g" 1 1500 | xargs touch)
 head -c $((8 << 20)) /dev/urandom >"$SRC/data/deep/er/big.bin"
 cat >"$SRC/prog.c" <<'C'
 #include <stdio.h>
@@ -75,6 +79,28 @@ before=$(mount_of)
 
 # Held open across every upgrade: read partly now, the rest after the last one.
 exec 7<"$MP/src/data/deep/er/big.bin" 8<"$MP/tools/under.bin"
+# And directories open mid-listing: the kernel sends the old daemon's handles to the new ones.
+python3 - "$MP" "$W" <<'PY' &
+import os, sys, time
+mp, w = sys.argv[1:3]
+dirs = [mp, mp + "/src/many", mp + "/many"]
+its = [os.scandir(d) for d in dirs]
+seen = [[next(it).name for _ in range(3)] for it in its]
+open(w + "/dirs.started", "w").close()
+while not os.path.exists(w + "/dirs.go"):
+    time.sleep(0.1)
+with open(w + "/dirs.out", "w") as out:
+    for d, it, names in zip(dirs, its, seen):
+        try:
+            names += [e.name for e in it]
+        except OSError as e:
+            out.write("error %s: %s\n" % (d, e))
+        out.write("%s %d %s\n" % (d, len(names), ",".join(sorted(names)) == ",".join(sorted(os.listdir(d)))))
+PY
+LISTER=$!
+LZ_PIDS+=("$LISTER")
+for ((i = 0; i < 100; i++)); do [[ -e $W/dirs.started ]] && break; sleep 0.1; done
+[[ -e $W/dirs.started ]] || lz_fail "the directory lister did not start"
 head -c 4096 <&7 >"$W/held.part1"
 cmp "$W/held.part1" <(head -c 4096 "$SRC/data/deep/er/big.bin") || lz_fail "held file: first read wrong"
 
@@ -154,6 +180,11 @@ lz_ok "8 readers, $total runs across the upgrades, zero errors (no ENOTCONN, no 
 
 cat <&7 >"$W/held.part2"
 cat "$W/held.part1" "$W/held.part2" | cmp - "$SRC/data/deep/er/big.bin" || lz_fail "file held open (image) read wrong after the upgrades"
+touch "$W/dirs.go"
+wait "$LISTER" || lz_fail "the directory lister failed"
+grep -q "^error" "$W/dirs.out" && lz_fail "directories open across the upgrades: $(cat "$W/dirs.out")"
+[[ $(grep -c " True$" "$W/dirs.out") == 3 ]] || lz_fail "directories listed across the upgrades differ: $(cut -c 1-200 "$W/dirs.out")"
+lz_ok "directories opened before the first upgrade list completely after the last ($(awk '{ printf "%s ", $2 }' "$W/dirs.out")entries)"
 cmp <(cat <&8) "$U/tools/under.bin" || lz_fail "file held open (underlay) read wrong after the upgrades"
 exec 7<&- 8<&-
 lz_ok "files opened before the first upgrade read correctly after the last"
