@@ -667,7 +667,8 @@ void lz_remote_free(struct lz_remote *r)
 
 int lz_remote_suspend(struct lz_remote *r, char *err, size_t errlen)
 {
-	int rc = lz_store_close(r->store, err, errlen); /* freed even when the index was not saved */
+	int rc =
+		lz_store_close(r->store, err, errlen); /* freed even when the index was not saved */
 
 	r->store = NULL;
 	return rc;

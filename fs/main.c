@@ -284,7 +284,7 @@ static int serve(struct fuse_session *se, const struct lz_config *cfg)
 	return rc;
 }
 
-static unsigned fuse_minor;	   /* the connection the FUSE tracepoints name */
+static unsigned fuse_minor;	     /* the connection the FUSE tracepoints name */
 static struct lz_remote *the_remote; /* remote=: the cache store and fetcher */
 
 /*

@@ -122,7 +122,8 @@ static int parse(struct lz_takeover *t, char *err, size_t errlen)
 			version = sscanf(l, "version %d", &v) == 1;
 			if (version && (v < LZ_RECORD_VERSION_OLDEST || v > LZ_RECORD_VERSION)) {
 				snprintf(err, errlen,
-					 "state record version %d, this binary reads versions %d to %d",
+					 "state record version %d, this binary reads versions %d "
+					 "to %d",
 					 v, LZ_RECORD_VERSION_OLDEST, LZ_RECORD_VERSION);
 				free(text);
 				return -1;
