@@ -8,6 +8,7 @@
 #include "mountpoint.h"
 #include "privileges.h"
 #include "nodeid.h"
+#include "restart.h"
 #include "takeover.h"
 #include "upgrade.h"
 #include "underlay.h"
@@ -391,6 +392,16 @@ int main(int argc, char **argv)
 			goto out;
 		free(cfg.mountpoint); /* the absolute path: this process may run elsewhere */
 		cfg.mountpoint = mp;
+	} else if ((takeover = lz_restart_takeover(cfg.map != NULL, err, sizeof(err))) != NULL) {
+		/* The daemon before died; its supervisor kept the mount and gave it back. */
+		char *mp = strdup(lz_takeover_mountpoint(takeover));
+		if (mp == NULL)
+			goto out;
+		free(cfg.mountpoint);
+		cfg.mountpoint = mp;
+	} else if (err[0] != '\0') {
+		lz_err("restart: %s", err);
+		goto out;
 	} else {
 		char real[PATH_MAX];
 		if (lz_mountpoint_check(cfg.mountpoint, err, sizeof(err)) != 0) {
@@ -515,7 +526,8 @@ int main(int argc, char **argv)
 		const char *path;
 		lz_takeover_control(takeover, &listen_fd, &http_fd, &path);
 		/* Last: from here on nothing fails, and the socket path is ours to remove. */
-		if (lz_control_start_inherited(&fs, listen_fd, http_fd, path) != 0)
+		if ((listen_fd >= 0 ? lz_control_start_inherited(&fs, listen_fd, http_fd, path)
+				    : lz_control_start(&fs)) != 0)
 			lz_warn("no control socket: lazyfsctl cannot reach this mount");
 		/* Requests the old daemon read but did not answer are queued again for us. */
 		lz_upgrade_resend(fuse_session_fd(se));
@@ -530,6 +542,8 @@ int main(int argc, char **argv)
 		if (lz_control_start(&fs) != 0)
 			lz_warn("no control socket: lazyfsctl cannot reach this mount");
 		notify_systemd("READY=1");
+		/* A supervisor that keeps them can restart us after a crash without unmounting. */
+		lz_restart_store(fuse_session_fd(se), fs.root->path_fd);
 	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	for (;;) {
@@ -561,6 +575,8 @@ out:
 			fuse_session_unmount(se);
 		else if (taken_over && served)
 			lz_takeover_unmount(fuse_session_fd(se), cfg.mountpoint);
+		if (mounted || served)
+			lz_restart_unstore(); /* nothing left to restart */
 		fuse_session_destroy(se);
 	}
 	lz_inode_table_free(fs.inodes);

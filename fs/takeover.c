@@ -162,9 +162,32 @@ static int parse(struct lz_takeover *t, char *err, size_t errlen)
 	return rc;
 }
 
-struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen)
+static struct lz_takeover *new_takeover(int sock)
 {
 	struct lz_takeover *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->sock = sock;
+	t->fuse_index = t->listen_index = t->http_index = -1;
+	return t;
+}
+
+/* Parses T's record; NULL with ERR (told to the old daemon, if any). */
+static struct lz_takeover *parsed(struct lz_takeover *t, char *err, size_t errlen)
+{
+	if (parse(t, err, errlen) != 0) {
+		lz_takeover_fail(t, err);
+		return NULL;
+	}
+	lz_upgrade_set_init(t->init, t->init_len);
+	lz_upgrade_set_mount(t->mountpoint, t->minor);
+	return t;
+}
+
+struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen)
+{
+	struct lz_takeover *t = new_takeover(sock);
 
 	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -172,16 +195,25 @@ struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen)
 		close(sock);
 		return NULL;
 	}
-	t->sock = sock;
-	t->fuse_index = t->listen_index = t->http_index = -1;
-	if (lz_handover_recv(sock, &t->h, RECEIVE_TIMEOUT_MS, err, errlen) != 0 ||
-	    parse(t, err, errlen) != 0) {
+	if (lz_handover_recv(sock, &t->h, RECEIVE_TIMEOUT_MS, err, errlen) != 0) {
 		lz_takeover_fail(t, err);
 		return NULL;
 	}
-	lz_upgrade_set_init(t->init, t->init_len);
-	lz_upgrade_set_mount(t->mountpoint, t->minor);
-	return t;
+	return parsed(t, err, errlen);
+}
+
+struct lz_takeover *lz_takeover_from_record(struct lz_handover *h, char *err, size_t errlen)
+{
+	struct lz_takeover *t = new_takeover(-1);
+
+	if (t == NULL) {
+		snprintf(err, errlen, "out of memory");
+		lz_handover_free(h);
+		return NULL;
+	}
+	t->h = *h;
+	memset(h, 0, sizeof(*h));
+	return parsed(t, err, errlen);
 }
 
 const char *lz_takeover_mountpoint(const struct lz_takeover *t)
@@ -245,10 +277,12 @@ void lz_takeover_ready(struct lz_takeover *t)
 {
 	char line[64], bye[16];
 
-	snprintf(line, sizeof(line), "ready %d", (int)getpid());
-	lz_handover_say(t->sock, line);
-	/* The old daemon names us to systemd first (NotifyAccess=main); then we are main. */
-	lz_handover_hear(t->sock, bye, sizeof(bye), BYE_TIMEOUT_MS);
+	if (t->sock >= 0) {
+		snprintf(line, sizeof(line), "ready %d", (int)getpid());
+		lz_handover_say(t->sock, line);
+		/* The old daemon names us to systemd first (NotifyAccess=main). */
+		lz_handover_hear(t->sock, bye, sizeof(bye), BYE_TIMEOUT_MS);
+	}
 	free_takeover(t);
 }
 
@@ -256,8 +290,10 @@ void lz_takeover_fail(struct lz_takeover *t, const char *reason)
 {
 	char line[600];
 
-	snprintf(line, sizeof(line), "error %s", reason);
-	lz_handover_say(t->sock, line);
+	if (t->sock >= 0) {
+		snprintf(line, sizeof(line), "error %s", reason);
+		lz_handover_say(t->sock, line);
+	}
 	free_takeover(t);
 }
 

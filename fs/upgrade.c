@@ -251,16 +251,26 @@ static void hex(struct lz_handover *h, const unsigned char *p, size_t n)
 		lz_handover_printf(h, "%02x", p[i]);
 }
 
+int lz_upgrade_mount_lines(struct lz_handover *h)
+{
+	if (init_request == NULL || mount_path == NULL)
+		return -1;
+	lz_handover_printf(h, "mountpoint");
+	lz_handover_string(h, mount_path);
+	lz_handover_printf(h, "\nminor %u\ninit ", mount_minor);
+	hex(h, init_request, init_len);
+	lz_handover_printf(h, "\n");
+	return 0;
+}
+
 static int capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
 {
 	int listen_fd = -1, http_fd = -1;
 	const char *path = NULL;
 
-	lz_handover_printf(h, "version %d\nmountpoint", lz_snapshot_version(fs));
-	lz_handover_string(h, mount_path);
-	lz_handover_printf(h, "\nminor %u\ninit ", mount_minor);
-	hex(h, init_request, init_len);
-	lz_handover_printf(h, "\nfuse %d\n", lz_handover_add_fd(h, fuse_session_fd(fs->se)));
+	lz_handover_printf(h, "version %d\n", lz_snapshot_version(fs));
+	lz_upgrade_mount_lines(h);
+	lz_handover_printf(h, "fuse %d\n", lz_handover_add_fd(h, fuse_session_fd(fs->se)));
 	lz_control_fds(fs, &listen_fd, &http_fd, &path);
 	lz_handover_printf(h, "control %d %d", lz_handover_add_fd(h, listen_fd),
 			   lz_handover_add_fd(h, http_fd));

@@ -27,6 +27,8 @@ int lz_upgrade_set_init(const void *request, size_t len);
 int lz_upgrade_first_init(struct lz_fs *fs);
 /* The mount as the record names it: its absolute path and FUSE connection (device minor). */
 void lz_upgrade_set_mount(const char *mountpoint, unsigned minor);
+/* Appends the record's "mountpoint", "minor" and "init" lines to H; -1 if they are not known. */
+int lz_upgrade_mount_lines(struct lz_handover *h);
 
 /*
  * Control thread: upgrade to BINARY (NULL: the running binary's path). Blocks

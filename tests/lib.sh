@@ -17,8 +17,9 @@ LZ_MOUNTS=()
 LZ_REMOVE=() # files outside LZ_TMP a test created
 LZ_CHECKS=0
 
+# lz_cleanup [STATUS]: a test's own EXIT trap may do something first and pass its status.
 lz_cleanup() {
-	local rc=$? mp pid f
+	local rc=${1:-$?} mp pid f
 	fusetrace_stop 2>/dev/null || true
 	for mp in "${LZ_MOUNTS[@]}"; do
 		if mountpoint -q -- "$mp" 2>/dev/null; then
