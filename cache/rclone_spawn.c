@@ -17,11 +17,15 @@
  * Our own settings win over the user's environment: flags below override
  * RCLONE_* variables, and variables for the rc server or logging that we do
  * not set ourselves are dropped (RCLONE_RC_NO_AUTH=true would open the API
- * to every local user; RCLONE_VERBOSE conflicts with --log-level).
+ * to every local user; RCLONE_VERBOSE conflicts with --log-level). So is a
+ * service manager's protocol, meant for the daemon alone: rclone rcd would
+ * notify our supervisor itself (and exit when it cannot).
  */
 static const char *const dropped_env[] = {
-	"RCLONE_RC_",	  "RCLONE_RC=",	  "RCLONE_LOG_",  "RCLONE_SYSLOG",   "RCLONE_USE_JSON_LOG",
-	"RCLONE_VERBOSE", "RCLONE_QUIET", "RCLONE_STATS", "RCLONE_PROGRESS",
+	"RCLONE_RC_",	       "RCLONE_RC=",	 "RCLONE_LOG_",	 "RCLONE_SYSLOG",
+	"RCLONE_USE_JSON_LOG", "RCLONE_VERBOSE", "RCLONE_QUIET", "RCLONE_STATS",
+	"RCLONE_PROGRESS",     "NOTIFY_SOCKET=", "LISTEN_FDS=",	 "LISTEN_PID=",
+	"LISTEN_FDNAMES=",     "WATCHDOG_",
 };
 
 static const char *const rcd_flags[] = {
