@@ -333,13 +333,39 @@ static const struct lz_map_node *map_node_at(struct lz_fs *fs, const char *relpa
 	return node;
 }
 
+/*
+ * The inode of a line, with the kernel's references and its open state; NULL
+ * (READ_FD closed, INIT's handle reference dropped) with the reason said.
+ */
+static struct lz_inode *make_inode(struct restore *r, uint64_t nodeid, struct lz_inode_init *init,
+				   uint64_t nlookup, int read_fd, long long backing,
+				   long long opens)
+{
+	bool created;
+	struct lz_inode *inode = lz_inode_ref_init(r->fs->inodes, nodeid, init, &created);
+
+	if (inode == NULL || !created) {
+		lz_sqfs_image_put(init->sqfs); /* not taken over by an inode */
+		if (read_fd >= 0)
+			close(read_fd);
+		bad(r, inode == NULL ? "out of memory" : "a node id named twice");
+		return NULL;
+	}
+	/* No request is served yet: nothing else sees the inode. */
+	inode->nlookup = nlookup;
+	inode->read_fd = read_fd;
+	inode->backing_id = (int)backing;
+	inode->opens = (unsigned)opens;
+	return inode;
+}
+
 static int restore_inode(struct restore *r, char **f, int n)
 {
 	long long kind, type, pfdi, rfdi, backing, opens, slot;
 	uint64_t nodeid, nlookup, sqfs_id;
 	struct lz_inode_init init = { .path_fd = -1 };
 	const char *image_name, *maprel;
-	bool ok1, ok2, created;
+	bool ok1, ok2;
 
 	if (n != 12)
 		return bad(r, "malformed inode line");
@@ -376,18 +402,9 @@ static int restore_inode(struct restore *r, char **f, int n)
 		lz_sqfs_image_put(init.sqfs);
 		return bad(r, "an open inode's read descriptor is missing");
 	}
-	struct lz_inode *inode = lz_inode_ref_init(r->fs->inodes, nodeid, &init, &created);
-	if (inode == NULL || !created) {
-		lz_sqfs_image_put(init.sqfs); /* not taken over by an inode */
-		if (read_fd >= 0)
-			close(read_fd);
-		return bad(r, inode == NULL ? "out of memory" : "a node id named twice");
-	}
-	/* No request is served yet: nothing else sees the inode. */
-	inode->nlookup = nlookup;
-	inode->read_fd = read_fd;
-	inode->backing_id = (int)backing;
-	inode->opens = (unsigned)opens;
+	struct lz_inode *inode = make_inode(r, nodeid, &init, nlookup, read_fd, backing, opens);
+	if (inode == NULL)
+		return -1;
 	if (inode->image != NULL && opens > 0)
 		atomic_fetch_add(&inode->image->open_files, (unsigned)opens);
 	return 0;
@@ -397,7 +414,7 @@ static int restore_remote(struct restore *r, char **f, int n)
 {
 	long long type, rfdi, backing, opens, held, sec, nsec;
 	uint64_t nodeid, nlookup, size;
-	bool ok, created;
+	bool ok;
 
 	if (n != 11)
 		return bad(r, "malformed remote line");
@@ -420,17 +437,9 @@ static int restore_remote(struct restore *r, char **f, int n)
 		.type = (mode_t)type,
 		.remote_path = path,
 	};
-	struct lz_inode *inode = lz_inode_ref_init(r->fs->inodes, nodeid, &init, &created);
-	if (inode == NULL || !created) {
-		if (read_fd >= 0)
-			close(read_fd);
-		return bad(r, inode == NULL ? "out of memory" : "a node id named twice");
-	}
-	/* No request is served yet: nothing else sees the inode. */
-	inode->nlookup = nlookup;
-	inode->read_fd = read_fd;
-	inode->backing_id = (int)backing;
-	inode->opens = (unsigned)opens;
+	struct lz_inode *inode = make_inode(r, nodeid, &init, nlookup, read_fd, backing, opens);
+	if (inode == NULL)
+		return -1;
 	inode->object_held = held != 0;
 	inode->remote_size = size;
 	inode->remote_mtime = (struct timespec){ .tv_sec = (time_t)sec, .tv_nsec = (long)nsec };
