@@ -26,6 +26,9 @@
 #ifndef FUSE_NOTIFY_RESEND
 #define FUSE_NOTIFY_RESEND 7
 #endif
+/* FUSE_INIT's flags: FUSE_INIT_EXT, and FUSE_OVER_IO_URING (1 << 41, Linux 6.14) in flags2. */
+#define INIT_FLAGS_EXT		  (UINT32_C(1) << 30)
+#define INIT_FLAGS2_OVER_IO_URING (UINT32_C(1) << 9)
 
 /* Generous: the new process opens its images directory, map and cache meanwhile. */
 #define HANDOVER_TIMEOUT_MS 60000
@@ -102,6 +105,27 @@ void lz_upgrade_resend(int fuse_fd)
 	/* Older kernels answer EINVAL: nothing was dropped there only if the loop was idle. */
 	if (write(fuse_fd, &notify, sizeof(notify)) != (ssize_t)sizeof(notify))
 		lz_debug("upgrade: FUSE_NOTIFY_RESEND: %s", strerror(errno));
+}
+
+/*
+ * Does libfuse serve this connection through io_uring rings? Only if asked
+ * (-o io_uring, or libfuse's FUSE_URING_ENABLE) and the kernel offered it in
+ * the FUSE_INIT we answered (enable_uring=Y at mount time); otherwise the
+ * connection is plain /dev/fuse, which can be handed over.
+ */
+static bool serves_uring(const struct lz_config *cfg)
+{
+	/* After the 40-byte fuse_in_header: major, minor, max_readahead, flags, flags2. */
+	const size_t flags_at = 40 + 3 * sizeof(uint32_t);
+	const char *env = getenv("FUSE_URING_ENABLE");
+	uint32_t flags[2];
+
+	if (!cfg->io_uring && (env == NULL || atoi(env) == 0))
+		return false;
+	if (init_request == NULL || init_len < flags_at + sizeof(flags))
+		return false;
+	memcpy(flags, init_request + flags_at, sizeof(flags));
+	return (flags[0] & INIT_FLAGS_EXT) && (flags[1] & INIT_FLAGS2_OVER_IO_URING);
 }
 
 /* The path of the running binary, without the " (deleted)" an upgrade in place leaves. */
@@ -189,7 +213,15 @@ int lz_upgrade_request(struct lz_fs *fs, const char *binary, char *msg, size_t s
 		snprintf(msg, size, "this daemon did not keep its FUSE_INIT request");
 		return -1;
 	}
-	if (cfg->io_uring) {
+	/*
+	 * Linux 6.18 strands the requests in this process's ring entries: its
+	 * io_uring's cancel (fuse_uring_cancel) frees only idle entries, one
+	 * holding a request keeps it until the connection ends, and
+	 * FUSE_NOTIFY_RESEND (fuse_resend) requeues only what /dev/fuse read.
+	 * Once the rings were ready every request goes to a ring (fiq->ops), so
+	 * the new process cannot fall back to /dev/fuse either.
+	 */
+	if (serves_uring(cfg)) {
 		snprintf(msg, size, "not with -o io_uring: its rings cannot be handed over");
 		return -1;
 	}
