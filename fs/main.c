@@ -543,7 +543,8 @@ int main(int argc, char **argv)
 			lz_warn("no control socket: lazyfsctl cannot reach this mount");
 		notify_systemd("READY=1");
 		/* A supervisor that keeps them can restart us after a crash without unmounting. */
-		lz_restart_store(fuse_session_fd(se), fs.root->path_fd);
+		if (!lz_upgrade_serves_uring(&cfg))
+			lz_restart_store(fuse_session_fd(se), fs.root->path_fd);
 	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	for (;;) {

@@ -113,7 +113,7 @@ void lz_upgrade_resend(int fuse_fd)
  * the FUSE_INIT we answered (enable_uring=Y at mount time); otherwise the
  * connection is plain /dev/fuse, which can be handed over.
  */
-static bool serves_uring(const struct lz_config *cfg)
+bool lz_upgrade_serves_uring(const struct lz_config *cfg)
 {
 	/* After the 40-byte fuse_in_header: major, minor, max_readahead, flags, flags2. */
 	const size_t flags_at = 40 + 3 * sizeof(uint32_t);
@@ -221,7 +221,7 @@ int lz_upgrade_request(struct lz_fs *fs, const char *binary, char *msg, size_t s
 	 * Once the rings were ready every request goes to a ring (fiq->ops), so
 	 * the new process cannot fall back to /dev/fuse either.
 	 */
-	if (serves_uring(cfg)) {
+	if (lz_upgrade_serves_uring(cfg)) {
 		snprintf(msg, size, "not with -o io_uring: its rings cannot be handed over");
 		return -1;
 	}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct lz_config;
 struct lz_fs;
 struct lz_handover;
 
@@ -27,6 +28,12 @@ int lz_upgrade_set_init(const void *request, size_t len);
 int lz_upgrade_first_init(struct lz_fs *fs);
 /* The mount as the record names it: its absolute path and FUSE connection (device minor). */
 void lz_upgrade_set_mount(const char *mountpoint, unsigned minor);
+/*
+ * Whether libfuse serves the connection through FUSE-over-io_uring rings,
+ * whose requests cannot be handed over (upgrade.c says why): no live
+ * upgrade, no restart after a crash.
+ */
+bool lz_upgrade_serves_uring(const struct lz_config *cfg);
 /* Appends the record's "mountpoint", "minor" and "init" lines to H; -1 if they are not known. */
 int lz_upgrade_mount_lines(struct lz_handover *h);
 
