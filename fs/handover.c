@@ -131,6 +131,32 @@ char *lz_handover_unescape(char *field, bool *ok)
 	return field;
 }
 
+void lz_handover_bytes(struct lz_handover *h, const void *bytes, size_t n)
+{
+	lz_handover_printf(h, " ");
+	for (size_t i = 0; i < n; i++)
+		lz_handover_printf(h, "%02x", ((const unsigned char *)bytes)[i]);
+}
+
+int lz_handover_unbytes(const char *field, unsigned char **out, size_t *len)
+{
+	size_t n = strlen(field) / 2;
+
+	if (n == 0 || field[2 * n] != '\0' || (*out = malloc(n)) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex(field[2 * i]), lo = hex(field[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		(*out)[i] = (unsigned char)(hi * 16 + lo);
+	}
+	*len = n;
+	return 0;
+}
+
 void lz_handover_free(struct lz_handover *h)
 {
 	if (h->owns_fds)

@@ -48,6 +48,10 @@ void lz_handover_printf(struct lz_handover *h, const char *fmt, ...)
 void lz_handover_string(struct lz_handover *h, const char *s);
 /* Decodes a field written by lz_handover_string in place; NULL for "-" or a malformed one. */
 char *lz_handover_unescape(char *field, bool *ok);
+/* Appends " " and N bytes of binary data (a FUSE request) in hex. */
+void lz_handover_bytes(struct lz_handover *h, const void *bytes, size_t n);
+/* Decodes a field written by lz_handover_bytes into *OUT (malloc'ed): 0, or -1. */
+int lz_handover_unbytes(const char *field, unsigned char **out, size_t *len);
 void lz_handover_free(struct lz_handover *h);
 
 /* Sends H over SOCK; 0, or -1 with a one-line reason in ERR. */

@@ -76,28 +76,6 @@ static void free_takeover(struct lz_takeover *t)
 	free(t);
 }
 
-static int unhex(const char *s, unsigned char **out, size_t *len)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n % 2 != 0)
-		return -1;
-	*out = malloc(n / 2);
-	if (*out == NULL)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-			free(*out);
-			*out = NULL;
-			return -1;
-		}
-		(*out)[i] = (unsigned char)v;
-	}
-	*len = n / 2;
-	return 0;
-}
-
 /* The lines this file reads; snapshot.c reads the others. */
 static int parse(struct lz_takeover *t, char *err, size_t errlen)
 {
@@ -134,7 +112,7 @@ static int parse(struct lz_takeover *t, char *err, size_t errlen)
 			rc = ok && p != NULL && p[0] == '/' && (t->mountpoint = strdup(p)) ? 0 : -1;
 		} else if (sscanf(l, "minor %u", &t->minor) == 1) {
 		} else if (strncmp(l, "init ", 5) == 0) {
-			rc = unhex(l + 5, &t->init, &t->init_len);
+			rc = lz_handover_unbytes(l + 5, &t->init, &t->init_len);
 		} else if (sscanf(l, "fuse %ld", &t->fuse_index) == 1) {
 		} else if (sscanf(l, "control %31s %31s %4095s", a, b, c) == 3) {
 			char *p = lz_handover_unescape(c, &ok);

@@ -277,20 +277,14 @@ bool lz_upgrade_requested(void)
 	return r;
 }
 
-static void hex(struct lz_handover *h, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		lz_handover_printf(h, "%02x", p[i]);
-}
-
 int lz_upgrade_mount_lines(struct lz_handover *h)
 {
 	if (init_request == NULL || mount_path == NULL)
 		return -1;
 	lz_handover_printf(h, "mountpoint");
 	lz_handover_string(h, mount_path);
-	lz_handover_printf(h, "\nminor %u\ninit ", mount_minor);
-	hex(h, init_request, init_len);
+	lz_handover_printf(h, "\nminor %u\ninit", mount_minor);
+	lz_handover_bytes(h, init_request, init_len);
 	lz_handover_printf(h, "\n");
 	return 0;
 }
