@@ -288,9 +288,9 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 	int err = lookup_entry(fs, parent, name, e, &image_failed);
 
 	if (err == ENOENT) {
-		memset(e, 0, sizeof(*e)); /* the caller's negative entry */
-		if (image_failed)
-			e->entry_timeout = lz_timeout_of(fs, parent);
+		/* A zero node id with a timeout: a negative entry the kernel caches. */
+		memset(e, 0, sizeof(*e));
+		e->entry_timeout = lz_timeout_of(fs, parent);
 	}
 	/* What stands in for a failed image is looked up again when it is tried again. */
 	if (image_failed && e->entry_timeout > LZ_IMAGE_RETRY_S)
@@ -358,10 +358,7 @@ static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		return;
 	err = lz_lookup(fs, parent, name, &e);
 	if (err == ENOENT) {
-		/* A zero node id with a timeout is a negative entry the kernel caches. */
-		if (e.entry_timeout == 0)
-			e.entry_timeout = lz_timeout_of(fs, parent);
-		fuse_reply_entry(req, &e);
+		fuse_reply_entry(req, &e); /* negative: lz_lookup set its timeout */
 	} else if (err != 0) {
 		fuse_reply_err(req, err);
 	} else if (fuse_reply_entry(req, &e) != 0) {
