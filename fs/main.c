@@ -346,7 +346,6 @@ int main(int argc, char **argv)
 	char err[512];
 	int exit_code = 1, underlay_fd;
 	bool mounted = false, handlers_set = false, taken_over = false, served = false;
-	struct lz_remote *remote = NULL;
 	struct lz_takeover *takeover = NULL;
 	char why[512] = "the new process failed to start (see its log)";
 
@@ -431,19 +430,18 @@ int main(int argc, char **argv)
 			goto out;
 	}
 
-	if (cfg.remote != NULL && (remote = open_remote(&cfg)) == NULL)
+	if (cfg.remote != NULL && (the_remote = open_remote(&cfg)) == NULL)
 		goto out;
-	the_remote = remote;
-	if (remote != NULL && cfg.remote_objects)
-		fs.objects = lz_remote_source(remote);
-	bool remote_images = remote != NULL && !cfg.remote_objects;
+	if (the_remote != NULL && cfg.remote_objects)
+		fs.objects = lz_remote_source(the_remote);
+	bool remote_images = the_remote != NULL && !cfg.remote_objects;
 	if ((cfg.images != NULL || cfg.map != NULL || remote_images) &&
 	    (fs.images = open_images(&cfg)) == NULL)
 		goto out;
 	if (remote_images)
-		lz_images_set_source(fs.images, lz_remote_source(remote));
-	if (remote != NULL)
-		fs.remote = lz_remote_source(remote);
+		lz_images_set_source(fs.images, lz_remote_source(the_remote));
+	if (the_remote != NULL)
+		fs.remote = lz_remote_source(the_remote);
 	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
 	if (open_prefetch(&fs, &cfg) != 0)
@@ -558,8 +556,8 @@ int main(int argc, char **argv)
 out:
 	if (takeover != NULL) {
 		/* The old daemon serves on: with its cache directory, which only one may hold. */
-		if (remote != NULL)
-			lz_remote_suspend(remote, err, sizeof(err));
+		if (the_remote != NULL)
+			lz_remote_suspend(the_remote, err, sizeof(err));
 		lz_takeover_fail(takeover, why);
 	}
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
@@ -583,7 +581,7 @@ out:
 	lz_inode_table_free(fs.inodes);
 	lz_linger_free(fs.linger); /* after the inodes, which revoke their ids as they go */
 	lz_images_free(fs.images);
-	lz_remote_free(remote);
+	lz_remote_free(the_remote);
 	lz_map_free(atomic_load(&fs.map)); /* maps replaced by reloads are not tracked */
 	lz_config_free(&cfg);
 	return exit_code;
