@@ -162,6 +162,31 @@ os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 os.close(fd)' "$1"
 }
 
+# Readers that go on while a test replaces the daemon under them: each counts
+# its finished runs in W/runs.N and adds what failed to W/err.N, until W/stop.
+# lz_checksum_reader W N SUMS [DIR]: checks SUMS (its paths relative to DIR).
+lz_checksum_reader() {
+	local w=$1 n=$2 sums=$3 dir=${4:-.} runs=0
+	while [[ ! -e $w/stop ]]; do
+		(cd "$dir" && sha256sum --quiet -c "$sums") >"$w/out.$n" 2>&1 ||
+			echo "run $runs: $(head -c 300 "$w/out.$n")" >>"$w/err.$n"
+		runs=$((runs + 1))
+		echo "$runs" >"$w/runs.$n"
+	done
+}
+
+# lz_wait_readers W N: until readers 0..N-1 each finished a run (60 s at most).
+lz_wait_readers() {
+	local n i
+	for ((n = 0; n < $2; n++)); do
+		for ((i = 0; i < 600; i++)); do
+			[[ -s $1/runs.$n ]] && break
+			sleep 0.1
+		done
+		[[ -s $1/runs.$n ]] || lz_fail "reader $n never finished a run: $(head -c 500 "$1/err.$n" 2>/dev/null)"
+	done
+}
+
 lz_done() {
 	echo "$(basename "$0"): $LZ_CHECKS checks passed"
 }

@@ -60,26 +60,14 @@ lz_ok "pid $pid serves, its connection, underlay and state are in the supervisor
 exec 7<"$MP/app/big.bin"
 head -c 4096 <&7 >"$W/held.1"
 STOP=$W/stop
-reader() {
-	local n=$1 runs=0 sums
-	if ((n % 2)); then sums=$W/under.sums; else sums=$W/app.sums; fi
-	cd "$W"
-	while [[ ! -e $STOP ]]; do
-		sha256sum --quiet -c "$sums" >"$W/out.$n" 2>&1 ||
-			echo "run $runs: $(head -c 300 "$W/out.$n")" >>"$W/err.$n"
-		runs=$((runs + 1))
-		echo "$runs" >"$W/runs.$n"
-	done
-}
 READERS=()
 for n in 0 1 2 3; do
-	reader "$n" &
+	if ((n % 2)); then sums=$W/under.sums; else sums=$W/app.sums; fi
+	lz_checksum_reader "$W" "$n" "$sums" &
 	READERS+=("$!")
 	LZ_PIDS+=("$!")
 done
-for n in 0 1 2 3; do
-	for ((i = 0; i < 300; i++)); do [[ -s $W/runs.$n ]] && break; sleep 0.1; done
-done
+lz_wait_readers "$W" 4
 runs_before=$(cat "$W"/runs.* | paste -sd+ | bc)
 
 kill -KILL "$pid"

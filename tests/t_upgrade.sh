@@ -131,13 +131,7 @@ for n in 0 1 2 3 4 5 6 7; do
 	LZ_PIDS+=("$!")
 done
 # Every reader has finished a run before the first upgrade.
-for n in 0 1 2 3 4 5 6 7; do
-	for ((i = 0; i < 600; i++)); do
-		[[ -s $W/runs.$n ]] && break
-		sleep 0.1
-	done
-	[[ -s $W/runs.$n ]] || lz_fail "reader $n never finished a run"
-done
+lz_wait_readers "$W" 8
 lz_ok "8 readers running (6 checksumming, 2 compiling with the image's gcc)"
 
 # A binary that cannot take over: the running daemon serves on.

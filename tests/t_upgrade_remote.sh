@@ -47,30 +47,14 @@ head -c 4096 <&8 >"$W/i.part1"
 lz_ok "two mounts: $nobjects remote objects, an image from the remote; a file of each held open"
 
 STOP=$W/stop
-reader() {
-	local n=$1 runs=0 dir sums
-	if ((n < 2)); then dir=$MO/clips sums=$W/clips.sums; else dir=$MI/tools sums=$W/tools.sums; fi
-	cd "$W"
-	while [[ ! -e $STOP ]]; do
-		(cd "$dir" && sha256sum --quiet -c "$sums") >"$W/out.$n" 2>&1 ||
-			echo "run $runs: $(head -c 300 "$W/out.$n")" >>"$W/err.$n"
-		runs=$((runs + 1))
-		echo "$runs" >"$W/runs.$n"
-	done
-}
 READERS=()
 for n in 0 1 2 3; do
-	reader "$n" &
+	if ((n < 2)); then dir=$MO/clips sums=$W/clips.sums; else dir=$MI/tools sums=$W/tools.sums; fi
+	lz_checksum_reader "$W" "$n" "$sums" "$dir" &
 	READERS+=("$!")
 	LZ_PIDS+=("$!")
 done
-for n in 0 1 2 3; do
-	for ((i = 0; i < 600; i++)); do
-		[[ -s $W/runs.$n ]] && break
-		sleep 0.1
-	done
-	[[ -s $W/runs.$n ]] || lz_fail "reader $n never finished a run: $(cat "$W/err.$n" 2>/dev/null)"
-done
+lz_wait_readers "$W" 4
 lz_ok "4 readers running (2 on the objects, 2 in the image)"
 
 in_use() { # MOUNTPOINT ENTRY: evict is refused because the entry is open
