@@ -1,7 +1,7 @@
 #include "config.h"
 #include "remote.h"
-#include "rclone.h"
-#include "store.h"
+#include "cache/rclone/rclone.h"
+#include "cache/store/store.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -18,7 +18,7 @@
 
 #define LOG_ERR	  0
 #define LOG_WARN  1
-#define LOG_DEBUG 3 /* the levels of fs/log.h */
+#define LOG_DEBUG 3 /* the levels of common/log.h */
 
 /* After a failed listing, the remote is asked again after the TTL, or this. */
 #define RETRY_AFTER_S 10.0

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../fs/source.h"
+#include "common/source.h"
 
 struct lz_remote_options {
 	const char *remote;    /* rclone REMOTE:PATH */

@@ -5,11 +5,11 @@
  * a sorted snapshot when the directory is opened; listing it mounts nothing.
  */
 #include "config.h"
-#include "names.h"
-#include "fs.h"
-#include "handles.h"
-#include "nodeid.h"
-#include "sqfs.h"
+#include "common/names.h"
+#include "core/fs.h"
+#include "core/handles.h"
+#include "core/nodeid.h"
+#include "images/sqfs.h"
 
 #include <dirent.h>
 #include <stdbool.h>

@@ -7,10 +7,10 @@
  * without a file handle.
  */
 #include "config.h"
-#include "fs.h"
-#include "log.h"
-#include "sqfs.h"
-#include "underlay.h"
+#include "core/fs.h"
+#include "common/log.h"
+#include "images/sqfs.h"
+#include "core/underlay.h"
 
 #include <errno.h>
 #include <fcntl.h>

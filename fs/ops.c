@@ -1,11 +1,11 @@
 /* Namespace operations: lookup, attributes, links, directories, xattrs. */
 #include "config.h"
-#include "fs.h"
-#include "log.h"
-#include "names.h"
-#include "nodeid.h"
-#include "sqfs.h"
-#include "underlay.h"
+#include "core/fs.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "core/nodeid.h"
+#include "images/sqfs.h"
+#include "core/underlay.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,13 +7,13 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../bpf/tracker_event.h"
+#include "bpf/tracker_event.h"
 
 #include <linux/types.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "../bpf/lazyfs_bpf.h"
+#include "bpf/lazyfs_bpf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,25 +16,25 @@ SAN = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-o
 CFLAGS = -std=gnu11 -g -O1 $(SAN) -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Werror \
 	-pthread
 # config.h is ours (made below), and must win over libsquashfuse's own.
-CPPFLAGS = -I$(OUT)/include
+CPPFLAGS = -I$(OUT)/include -I$(SRC)
 LDFLAGS = $(SAN) -pthread
 
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 
 options_SRCS = fs/options.c
 options_PKGS = fuse3
-map_SRCS = fs/map.c fs/names.c
-record_SRCS = cache/record.c
+map_SRCS = core/map.c common/names.c
+record_SRCS = cache/store/record.c
 record_PKGS = zlib
-STORE_SRCS = cache/store.c cache/dir.c cache/table.c cache/record.c cache/digest.c cache/fill.c \
-	cache/index.c
+STORE_SRCS = cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \
+	cache/store/index.c
 store_SRCS = $(STORE_SRCS)
 store_PKGS = zlib libcrypto
-rclone_SRCS = cache/rclone.c cache/rclone_entry.c cache/rclone_rc.c cache/rclone_rcd.c \
-	cache/rclone_spawn.c
+rclone_SRCS = cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
+	cache/rclone/rclone_spawn.c
 rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
-sqfs_SRCS = fs/sqfs.c
+sqfs_SRCS = images/sqfs.c
 sqfs_PKGS = squashfuse
 
 all: $(TARGETS)

@@ -6,8 +6,8 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../fs/map.h"
-#include "../fs/names.h"
+#include "core/map.h"
+#include "common/names.h"
 
 #include <limits.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../fs/options.h"
+#include "fs/options.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -10,8 +10,8 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../cache/rclone_entry.h"
-#include "../cache/rclone_rcd.h"
+#include "cache/rclone/rclone_entry.h"
+#include "cache/rclone/rclone_rcd.h"
 
 #include <json-c/json.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../cache/store_int.h"
+#include "cache/store/store_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The squashfuse backend (fs/sqfs.c, our checks around libsquashfuse) on any
+ * The squashfuse backend (images/sqfs.c, our checks around libsquashfuse) on any
  * image: the input is written to a file, opened, and walked from the root
  * (bounded in depth, entries and bytes) with every call the FUSE layer makes:
  * stat, lookup, readdir from the start and resumed at an offset, read,
@@ -11,7 +11,7 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../fs/sqfs.h"
+#include "images/sqfs.h"
 
 #include <fcntl.h>
 #include <limits.h>

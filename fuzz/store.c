@@ -11,7 +11,7 @@
  */
 #include "config.h"
 #include "check.h"
-#include "../cache/store_int.h"
+#include "cache/store/store_int.h"
 
 #include <fcntl.h>
 #include <ftw.h>

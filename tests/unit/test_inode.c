@@ -1,6 +1,6 @@
 #include "config.h"
-#include "../../fs/inode.h"
-#include "../../fs/nodeid.h"
+#include "core/inode.h"
+#include "core/nodeid.h"
 #include "unit.h"
 
 #include <fcntl.h>

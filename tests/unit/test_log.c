@@ -1,6 +1,6 @@
 /* The per-call-site log budget: a burst, then silence, then a count of what was held back. */
 #include "config.h"
-#include "../../fs/log.h"
+#include "common/log.h"
 #include "unit.h"
 
 #include <stdatomic.h>

@@ -1,5 +1,5 @@
 #include "config.h"
-#include "../../fs/map.h"
+#include "core/map.h"
 #include "unit.h"
 
 #include <stdlib.h>

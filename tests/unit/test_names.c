@@ -1,7 +1,7 @@
 #include "config.h"
-#include "../../fs/mountpoint.h"
-#include "../../fs/names.h"
-#include "../../fs/nodeid.h"
+#include "common/mountpoint.h"
+#include "common/names.h"
+#include "core/nodeid.h"
 #include "unit.h"
 
 #include <errno.h>

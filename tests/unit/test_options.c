@@ -1,5 +1,5 @@
 #include "config.h"
-#include "../../fs/options.h"
+#include "fs/options.h"
 #include "unit.h"
 
 #include <stdbool.h>

@@ -6,7 +6,7 @@
  * Skipped (77) without rclone. LAZYFS_TEST_VERBOSE=1 shows the fetcher's log.
  */
 #include "config.h"
-#include "../../cache/rclone.h"
+#include "cache/rclone/rclone.h"
 #include "unit.h"
 
 #include <dirent.h>

@@ -6,7 +6,7 @@
  *                                then feed the wrapper truncated and corrupted copies
  */
 #include "config.h"
-#include "../../fs/sqfs.h"
+#include "images/sqfs.h"
 #include "unit.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 #include "config.h"
-#include "../../cache/store.h"
-#include "../../cache/store_int.h"
+#include "cache/store/store.h"
+#include "cache/store/store_int.h"
 #include "unit.h"
 
 #include <ctype.h>

@@ -8,7 +8,7 @@
  * so once the sentinel's event arrives every earlier event has too.
  */
 #include "config.h"
-#include "../../bpf/tracker.h"
+#include "bpf/tracker.h"
 #include "unit.h"
 
 #include <bpf/bpf.h>

@@ -6,10 +6,10 @@
  */
 #include "config.h"
 #include "fs.h"
-#include "log.h"
-#include "mountpoint.h"
+#include "common/log.h"
+#include "common/mountpoint.h"
 #include "track.h"
-#include "../bpf/tracker.h"
+#include "bpf/tracker.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 #include "config.h"
 #include "map.h"
-#include "names.h"
+#include "common/names.h"
 
 #include <errno.h>
 #include <limits.h>

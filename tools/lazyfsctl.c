@@ -3,7 +3,7 @@
  * through its control socket. See lazyfsctl(8).
  */
 #include "config.h"
-#include "mountpoint.h"
+#include "common/mountpoint.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -10,7 +10,7 @@
  */
 #include "config.h"
 #include "linger.h"
-#include "log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 #include "config.h"
 #include "rclone_entry.h"
-#include "../fs/log.h"
+#include "common/log.h"
 
 #include <limits.h>
 #include <stdint.h>

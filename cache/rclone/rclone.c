@@ -3,7 +3,7 @@
 #include "rclone_entry.h"
 #include "rclone_rc.h"
 #include "rclone_rcd.h"
-#include "../fs/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <limits.h>

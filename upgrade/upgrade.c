@@ -1,9 +1,9 @@
 #include "config.h"
 #include "upgrade.h"
-#include "control.h"
-#include "fs.h"
+#include "control/control.h"
+#include "core/fs.h"
 #include "handover.h"
-#include "log.h"
+#include "common/log.h"
 #include "snapshot.h"
 
 #ifdef HAVE_LIBSYSTEMD

@@ -1,7 +1,7 @@
 #include "config.h"
 #include "rclone_rcd.h"
 #include "rclone_spawn.h"
-#include "../fs/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -5,7 +5,7 @@
  * same object keeps its id for the life of the mount (and across restarts).
  */
 #include "config.h"
-#include "names.h"
+#include "common/names.h"
 #include "fs.h"
 #include "nodeid.h"
 

@@ -7,13 +7,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "images.h"
+#include "images/images.h"
 #include "inode.h"
 #include "linger.h"
 #include "map.h"
-#include "options.h"
+#include "fs/options.h"
 #include "prefetch.h"
-#include "source.h"
+#include "common/source.h"
 #include "track.h"
 
 struct lz_fs {

@@ -1,9 +1,9 @@
 #include "config.h"
 #include "control.h"
-#include "fs.h"
-#include "log.h"
-#include "mountpoint.h"
-#include "upgrade.h"
+#include "core/fs.h"
+#include "common/log.h"
+#include "common/mountpoint.h"
+#include "upgrade/upgrade.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
  */
 #include "config.h"
 #include "control.h"
-#include "fs.h"
+#include "core/fs.h"
 
 #include <json-c/json.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 #include "config.h"
 #include "takeover.h"
-#include "fs.h"
+#include "core/fs.h"
 #include "handover.h"
-#include "log.h"
+#include "common/log.h"
 #include "snapshot.h"
 #include "upgrade.h"
 

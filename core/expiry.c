@@ -6,7 +6,7 @@
  */
 #include "config.h"
 #include "fs.h"
-#include "log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <semaphore.h>

@@ -50,7 +50,7 @@ struct lz_rclone_options {
 	unsigned retries;
 	/* Requests running at once (0: 4). */
 	unsigned max_parallel;
-	/* LEVEL is an enum lz_log_level (fs/log.h). NULL: discard. Called from any thread. */
+	/* LEVEL is an enum lz_log_level (common/log.h). NULL: discard. Called from any thread. */
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
 	/* The rclone program: a path, or a name looked up in PATH (NULL: "rclone"). */

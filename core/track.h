@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "../bpf/tracker.h"
+#include "bpf/tracker.h"
 
 struct lz_fs;
 

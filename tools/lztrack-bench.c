@@ -14,7 +14,7 @@
  * every key it is told about, so each open can be an event again.
  */
 #include "config.h"
-#include "tracker.h"
+#include "bpf/tracker.h"
 
 #include <errno.h>
 #include <fcntl.h>

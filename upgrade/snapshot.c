@@ -19,10 +19,10 @@
  */
 #include "config.h"
 #include "snapshot.h"
-#include "fs.h"
+#include "core/fs.h"
 #include "handover.h"
-#include "nodeid.h"
-#include "sqfs.h"
+#include "core/nodeid.h"
+#include "images/sqfs.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,9 +1,9 @@
 #include "config.h"
 #include "images.h"
 #include "kmount.h"
-#include "log.h"
-#include "names.h"
-#include "source.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "common/source.h"
 #include "sqfs.h"
 
 #include <dirent.h>

@@ -1,8 +1,8 @@
 #include "config.h"
-#include "names.h"
+#include "common/names.h"
 #include "prefetch.h"
-#include "images.h"
-#include "log.h"
+#include "images/images.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
