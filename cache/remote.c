@@ -2,6 +2,7 @@
 #include "remote.h"
 #include "cache/rclone/rclone.h"
 #include "cache/store/store.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -15,10 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define LOG_ERR	  0
-#define LOG_WARN  1
-#define LOG_DEBUG 3 /* the levels of common/log.h */
 
 /* After a failed listing, the remote is asked again after the TTL, or this. */
 #define RETRY_AFTER_S 10.0
@@ -43,7 +40,7 @@ struct lz_remote {
 	struct lz_rclone *rclone;
 	struct lz_source source;
 	double ttl;
-	void (*log)(void *ctx, int level, const char *msg);
+	lz_log_fn *log;
 	void *log_ctx;
 	void (*evicted)(void *ctx, const char *path);
 	void *evicted_ctx;
@@ -53,14 +50,7 @@ struct lz_remote {
 	struct listing *listings;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-__attribute__((format(printf, 3, 4))) static void say(struct lz_remote *r, int level,
+__attribute__((format(printf, 3, 4))) static void say(struct lz_remote *r, enum lz_log_level level,
 						      const char *fmt, ...)
 {
 	char msg[1024];
@@ -311,7 +301,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	}
 	while (l->refreshing)
 		pthread_cond_wait(&r->refreshed, &r->lock);
-	if (l->entries != NULL && l->fetched_at > 0 && now() - l->fetched_at < r->ttl) {
+	if (l->entries != NULL && l->fetched_at > 0 && lz_clock_s(CLOCK_MONOTONIC) - l->fetched_at < r->ttl) {
 		*out = l;
 		return 0;
 	}
@@ -320,7 +310,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	 * instead of making every lookup and open wait for the timeout again.
 	 */
 	if (l->failed_at > 0 &&
-	    now() - l->failed_at < (r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
+	    lz_clock_s(CLOCK_MONOTONIC) - l->failed_at < (r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
 		if (l->entries == NULL) {
 			pthread_mutex_unlock(&r->lock);
 			return -EIO;
@@ -336,7 +326,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		rc = listing_fill(l, entries, count);
 		lz_remote_entries_free(entries, count);
 		if (rc >= 0) {
-			l->fetched_at = now();
+			l->fetched_at = lz_clock_s(CLOCK_MONOTONIC);
 			l->failed_at = 0;
 			l->stale_logged = false;
 			/*
@@ -363,15 +353,15 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		return rc;
 	}
 	/* The remote cannot be reached: what is known keeps being served. */
-	l->failed_at = now();
+	l->failed_at = lz_clock_s(CLOCK_MONOTONIC);
 	if (l->entries == NULL && load_listing(r, l) != 0) {
 		pthread_mutex_unlock(&r->lock);
-		say(r, LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir, err);
+		say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir, err);
 		return -EIO;
 	}
 	if (!l->stale_logged) {
 		l->stale_logged = true;
-		say(r, LOG_WARN, "remote listing of '%s' failed (%s); serving the last known one",
+		say(r, LZ_LOG_WARN, "remote listing of '%s' failed (%s); serving the last known one",
 		    dir, err);
 	}
 	*out = l;
@@ -434,21 +424,18 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 {
 	struct copy_job *job = ctx;
 	struct lz_remote *r = job->r;
-	struct timespec t0, t1;
+	int64_t t0 = lz_clock_ns(CLOCK_MONOTONIC);
 	struct stat st;
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	atomic_fetch_add(&r->fetch_ns, (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
-							    (t1.tv_nsec - t0.tv_nsec)));
+	atomic_fetch_add(&r->fetch_ns, (unsigned long long)(lz_clock_ns(CLOCK_MONOTONIC) - t0));
 	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
 	if (rc == 0 && stat(tmp_path, &st) == 0)
 		atomic_fetch_add(&r->fetch_bytes, (unsigned long long)st.st_size);
 	/* Once per fetch, not per waiter: tests count these lines. */
 	if (rc == 0)
-		say(r, LOG_DEBUG, "fetched '%s'", job->path);
+		say(r, LZ_LOG_DEBUG, "fetched '%s'", job->path);
 	return rc;
 }
 
@@ -490,7 +477,7 @@ static int source_open(void *ctx, const char *path)
 	struct copy_job job = { r, path };
 	rc = lz_store_fill(r->store, key, &meta, fetch_object, &job, &fd, err, sizeof(err));
 	if (rc != 0) {
-		say(r, LOG_ERR, "fetch of '%s' failed: %s", path, err);
+		say(r, LZ_LOG_ERR, "fetch of '%s' failed: %s", path, err);
 		return rc == -ETIMEDOUT ? -EIO : rc;
 	}
 	return fd;

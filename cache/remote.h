@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "common/source.h"
 
 struct lz_remote_options {
@@ -19,7 +20,7 @@ struct lz_remote_options {
 	uint64_t cache_size;   /* bytes; 0 = 90 % of the free space */
 	double listing_ttl;    /* seconds a listing is trusted */
 	double timeout;	       /* seconds without progress before a request fails */
-	void (*log)(void *ctx, int level, const char *msg);
+	lz_log_fn *log;
 	void *log_ctx;
 	/* An object PATH left the cache (evicted): the next open fetches it again. */
 	void (*evicted)(void *ctx, const char *path);

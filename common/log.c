@@ -1,5 +1,6 @@
 #include "config.h"
 #include "log.h"
+#include "common/clock.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -50,17 +51,16 @@ void lz_log(enum lz_log_level level, const char *fmt, ...)
 
 void lz_log_limited(struct lz_ratelimit *rl, enum lz_log_level level, const char *fmt, ...)
 {
-	struct timespec ts;
 	char suffix[80] = "";
-	long long start;
+	long long now, start;
 	va_list ap;
 
 	if (level == LZ_LOG_DEBUG && !log_debug)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)lz_clock_s(CLOCK_MONOTONIC);
 	start = atomic_load(&rl->window);
-	if (ts.tv_sec - start >= LZ_LOG_WINDOW_S &&
-	    atomic_compare_exchange_strong(&rl->window, &start, (long long)ts.tv_sec))
+	if (now - start >= LZ_LOG_WINDOW_S &&
+	    atomic_compare_exchange_strong(&rl->window, &start, now))
 		atomic_store(&rl->count, 0);
 	if (atomic_fetch_add(&rl->count, 1) >= LZ_LOG_BURST) {
 		atomic_fetch_add(&rl->suppressed, 1);

@@ -6,6 +6,12 @@
 
 enum lz_log_level { LZ_LOG_ERR, LZ_LOG_WARN, LZ_LOG_INFO, LZ_LOG_DEBUG };
 
+/*
+ * Where a lower layer (the cache, the fetcher) sends what it has to say, so
+ * its owner decides how (rate-limited, with a prefix). Called from any thread.
+ */
+typedef void lz_log_fn(void *ctx, enum lz_log_level level, const char *msg);
+
 void lz_log_init(const char *ident, bool debug);
 void lz_log_to_syslog(void);
 void lz_log(enum lz_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "control.h"
 #include "core/fs.h"
+#include "common/clock.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -31,14 +32,6 @@ static const char *state_name(enum lz_image_state s)
 	default:
 		return "closed";
 	}
-}
-
-static long long now_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
 }
 
 struct image_totals {
@@ -148,7 +141,7 @@ static int by_name(const void *a, const void *b)
 
 struct json_object *lz_report_images(struct lz_fs *fs)
 {
-	struct images_ctx c = { json_object_new_array(), now_monotonic() };
+	struct images_ctx c = { json_object_new_array(), (long long)lz_clock_s(CLOCK_MONOTONIC) };
 
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, image_entry, &c);

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "fs.h"
 #include "common/log.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <semaphore.h>
@@ -82,14 +83,7 @@ static void *expiry_main(void *arg)
 	if (period < 0.2)
 		period = 0.2;
 	while (!atomic_load(&stopping)) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)period;
-		until.tv_nsec += (long)((period - (time_t)period) * 1e9);
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = lz_clock_after(CLOCK_REALTIME, period);
 		while (sem_timedwait(&wakeup, &until) == -1 && errno == EINTR)
 			;
 		if (atomic_load(&stopping))

@@ -3,6 +3,7 @@
 #include "prefetch.h"
 #include "images/images.h"
 #include "common/log.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,14 +68,6 @@ struct lz_prefetch {
 	unsigned nworkers;
 	atomic_ullong recorded, started, files, bytes, cancelled, bad_lines;
 };
-
-static long long now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* The file of image NAME in the working-set directory: NAME, %-escaped, or a hash if long. */
 static void ws_filename(const struct lz_prefetch *p, const char *name, char *out, size_t size)
@@ -455,7 +448,7 @@ static void start(struct lz_prefetch *p, const char *name, struct lz_ws_recordin
 		return;
 	}
 	r->slot = slot;
-	r->until = now_seconds() + LZ_WS_WINDOW_S;
+	r->until = (long long)lz_clock_s(CLOCK_MONOTONIC) + LZ_WS_WINDOW_S;
 	j->paths = read_working_set(p, name, &j->sizes, &j->n);
 
 	pthread_mutex_lock(&p->lock);
@@ -508,7 +501,7 @@ static void record_in(struct lz_prefetch *p, struct lz_ws_recording *_Atomic *sl
 		return;
 	pthread_mutex_lock(&p->lock);
 	r = atomic_load(slot);
-	if (r != NULL && now_seconds() >= r->until) {
+	if (r != NULL && (long long)lz_clock_s(CLOCK_MONOTONIC) >= r->until) {
 		detach(p, r);
 		done = r;
 	} else if (r != NULL && r->n < LZ_WS_MAX_FILES) {

@@ -10,6 +10,7 @@
 #include "common/mountpoint.h"
 #include "track.h"
 #include "bpf/tracker.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,14 +54,6 @@ struct lz_track {
 	struct lz_track_delays delays; /* under lock */
 };
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Image registry names ("N", "/a/b") and object paths as tracker keys ("N", "a/b"). */
 static const char *key_of(const char *name)
 {
@@ -94,7 +87,7 @@ void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
 	if (t == NULL || atomic_load_explicit(&t->watching, memory_order_relaxed) == 0)
 		return;
 	key = key_of(name);
-	now = monotonic_ns();
+	now = (uint64_t)lz_clock_ns(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&t->lock);
 	for (unsigned i = 0; i < WATCHED_MAX; i++) {
 		struct watched *w = &t->watched[i];

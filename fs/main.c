@@ -107,7 +107,7 @@ static void release_inode(struct lz_inode *inode)
 		lz_linger_revoke(the_fs->linger, inode->nodeid);
 }
 
-static void log_from_cache(void *ctx, int level, const char *msg)
+static void log_from_cache(void *ctx, enum lz_log_level level, const char *msg)
 {
 	(void)ctx;
 	/* Fetch failures repeat with every open of a missing or unreachable object. */

@@ -1,8 +1,8 @@
 #include "config.h"
 #include "options.h"
+#include "common/error.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -58,15 +58,8 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_END,
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(struct lz_config *cfg, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cfg->error, sizeof(cfg->error), fmt, ap);
-	va_end(ap);
-	return -1;
-}
+/* Says why in cfg->error; -1. */
+#define fail(cfg, ...) (lz_seterr((cfg)->error, sizeof((cfg)->error), __VA_ARGS__), -1)
 
 static int take_positional(struct lz_config *cfg, const char *arg)
 {
@@ -197,7 +190,7 @@ int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
 	if (fuse_opt_parse(&args, cfg, lz_opt_spec, option_proc) == -1) {
 		cfg->fuse_args = args;
 		if (cfg->error[0] == '\0')
-			fail(cfg, "%s", "invalid options");
+			lz_seterr(cfg->error, sizeof(cfg->error), "invalid options");
 		return -1;
 	}
 	cfg->fuse_args = args;

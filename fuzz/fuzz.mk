@@ -21,20 +21,20 @@ LDFLAGS = $(SAN) -pthread
 
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 
-options_SRCS = fs/options.c
+options_SRCS = fs/options.c common/error.c
 options_PKGS = fuse3
 map_SRCS = core/map.c common/names.c
 record_SRCS = cache/store/record.c
 record_PKGS = zlib
-STORE_SRCS = cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \
+STORE_SRCS = common/error.c cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \
 	cache/store/index.c
 store_SRCS = $(STORE_SRCS)
 store_PKGS = zlib libcrypto
-rclone_SRCS = cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
+rclone_SRCS = common/error.c cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
 	cache/rclone/rclone_spawn.c
 rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
-sqfs_SRCS = images/sqfs.c
+sqfs_SRCS = images/sqfs.c common/error.c
 sqfs_PKGS = squashfuse
 
 all: $(TARGETS)

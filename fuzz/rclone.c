@@ -20,7 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_line(void *ctx, int level, const char *msg)
+static void check_line(void *ctx, enum lz_log_level level, const char *msg)
 {
 	for (const char *p = msg; *p; p++)
 		CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);

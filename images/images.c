@@ -5,6 +5,7 @@
 #include "common/names.h"
 #include "common/source.h"
 #include "sqfs.h"
+#include "common/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,13 +37,6 @@ struct lz_images {
 	void *on_ready_ctx;
 	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
 };
-
-static long long now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 static unsigned hash_name(const char *name)
 {
@@ -442,7 +436,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		pthread_cond_wait(&image->changed, &image->lock);
 	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
 	    same_file(&st, &image->file_st) &&
-	    now_seconds() - image->failed_at < LZ_IMAGE_RETRY_S) {
+	    (long long)lz_clock_s(CLOCK_MONOTONIC) - image->failed_at < LZ_IMAGE_RETRY_S) {
 		/* Logged when it failed; tried again once the file changes, or later. */
 		pthread_mutex_unlock(&image->lock);
 		close_image_file(images, file_fd, path);
@@ -471,7 +465,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 			lz_debug("image %s: resolved", path);
 		} else {
 			image->state = LZ_IMAGE_FAILED;
-			image->failed_at = now_seconds();
+			image->failed_at = (long long)lz_clock_s(CLOCK_MONOTONIC);
 		}
 		atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
 		pthread_cond_broadcast(&image->changed);
@@ -497,7 +491,7 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 
 void lz_image_touch(struct lz_image *image)
 {
-	long long now = now_seconds();
+	long long now = (long long)lz_clock_s(CLOCK_MONOTONIC);
 
 	/* Most touches find the second unchanged: skip the cache-line write. */
 	if (atomic_load_explicit(&image->last_use, memory_order_relaxed) != now)
@@ -541,7 +535,7 @@ static bool is_idle(struct lz_images *images, struct lz_image *image, long long 
 {
 	(void)images;
 	return atomic_load(&image->open_files) == 0 && atomic_load(&image->pins) == 0 &&
-	       now_seconds() - atomic_load(&image->last_use) > idle;
+	       (long long)lz_clock_s(CLOCK_MONOTONIC) - atomic_load(&image->last_use) > idle;
 }
 
 void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "sqfs.h"
+#include "common/error.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -7,7 +8,6 @@
 #include <limits.h>
 #include <linux/limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -584,20 +584,6 @@ static ssize_t listxattr_locked(struct lz_sqfs *img, sqfs_inode *inode, char *bu
 	return (ssize_t)total;
 }
 
-/* Formats the reason for a failed open and sets errno. */
-__attribute__((format(printf, 4, 5))) static void open_error(char *err, size_t errlen, int errnum,
-							     const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = errnum;
-}
-
 /* Superblock sanity beyond what sqfs_init checks; NULL when fine, else what is wrong. */
 static const char *superblock_problem(const struct squashfs_super_block *sb, uint64_t bytes_used)
 {
@@ -630,23 +616,20 @@ static void fs_destroy(sqfs *fs)
 	sqfs_destroy(fs);
 }
 
-struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
+/*
+ * Reads and checks the superblock of the image open at FD: 0 with the bytes
+ * the image uses, or -errno with the reason in ERR.
+ */
+static int read_superblock(int fd, uint64_t *bytes_used, char *err, size_t errlen)
 {
 	struct squashfs_super_block sb;
 	struct stat st;
-	struct lz_sqfs *img = NULL;
 	uint64_t file_size;
 	const char *problem;
 
-	int fd = open(image_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		open_error(err, errlen, e, "cannot open: %s", strerror(e));
-		return NULL;
-	}
 	if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-		open_error(err, errlen, EINVAL, "not a regular file");
-		goto fail_fd;
+		lz_seterr(err, errlen, "not a regular file");
+		return -EINVAL;
 	}
 	if (S_ISBLK(st.st_mode)) {
 		off_t end = lseek(fd, 0, SEEK_END);
@@ -654,58 +637,61 @@ struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
 	} else {
 		file_size = (uint64_t)st.st_size;
 	}
-
 	ssize_t n = pread(fd, &sb, sizeof(sb), 0);
 	if (n < 0) {
 		int e = errno;
-		open_error(err, errlen, e, "cannot read: %s", strerror(e));
-		goto fail_fd;
+		lz_seterr(err, errlen, "cannot read: %s", strerror(e));
+		return -e;
 	}
 	if (n < 4 || le32toh(sb.s_magic) != SQUASHFS_MAGIC) {
-		open_error(err, errlen, EINVAL, "not a squashfs image");
-		goto fail_fd;
+		lz_seterr(err, errlen, "not a squashfs image");
+		return -EINVAL;
 	}
 	if ((size_t)n < sizeof(sb)) {
-		open_error(err, errlen, EIO, "truncated: %zd bytes, less than a superblock", n);
-		goto fail_fd;
+		lz_seterr(err, errlen, "truncated: %zd bytes, less than a superblock", n);
+		return -EIO;
 	}
 	if (le16toh(sb.s_major) != SQUASHFS_MAJOR || le16toh(sb.s_minor) > SQUASHFS_MINOR) {
-		open_error(err, errlen, ENOTSUP, "squashfs %u.%u is not supported (only 4.0)",
-			   le16toh(sb.s_major), le16toh(sb.s_minor));
-		goto fail_fd;
+		lz_seterr(err, errlen, "squashfs %u.%u is not supported (only 4.0)",
+			  le16toh(sb.s_major), le16toh(sb.s_minor));
+		return -ENOTSUP;
 	}
-	uint64_t bytes_used = le64toh(sb.bytes_used);
-	if (bytes_used > file_size) {
-		open_error(err, errlen, EIO, "truncated: %ju of %ju bytes", (uintmax_t)file_size,
-			   (uintmax_t)bytes_used);
-		goto fail_fd;
+	*bytes_used = le64toh(sb.bytes_used);
+	if (*bytes_used > file_size) {
+		lz_seterr(err, errlen, "truncated: %ju of %ju bytes", (uintmax_t)file_size,
+			  (uintmax_t)*bytes_used);
+		return -EIO;
 	}
 	if (sqfs_decompressor_get(le16toh(sb.compression)) == NULL) {
 		const char *comp = sqfs_compression_name(le16toh(sb.compression));
-		if (comp != NULL)
-			open_error(err, errlen, ENOTSUP,
-				   "%s compression is not supported by libsquashfuse", comp);
-		else
-			open_error(err, errlen, EIO, "corrupt superblock: unknown compression %u",
-				   le16toh(sb.compression));
-		goto fail_fd;
+		if (comp != NULL) {
+			lz_seterr(err, errlen, "%s compression is not supported by libsquashfuse",
+				  comp);
+			return -ENOTSUP;
+		}
+		lz_seterr(err, errlen, "corrupt superblock: unknown compression %u",
+			  le16toh(sb.compression));
+		return -EIO;
 	}
-	if ((problem = superblock_problem(&sb, bytes_used)) != NULL) {
-		open_error(err, errlen, EIO, "corrupt superblock: %s", problem);
-		goto fail_fd;
+	if ((problem = superblock_problem(&sb, *bytes_used)) != NULL) {
+		lz_seterr(err, errlen, "corrupt superblock: %s", problem);
+		return -EIO;
 	}
+	return 0;
+}
 
-	img = calloc(1, sizeof(*img));
-	if (img == NULL || (img->namebuf = malloc(NAMEBUF_SIZE)) == NULL) {
-		open_error(err, errlen, ENOMEM, "out of memory");
-		goto fail_img;
-	}
-	img->bytes_used = bytes_used;
+/*
+ * Lets libsquashfuse read the tables of the image at FD (checked by
+ * read_superblock) and checks what it read: 0, or -errno with ERR. On
+ * failure nothing is left to destroy.
+ */
+static int load_tables(struct lz_sqfs *img, int fd, char *err, size_t errlen)
+{
 	if (sqfs_init(&img->fs, fd, 0) != SQFS_OK) {
 		/* sqfs_init cleaned up after itself, except for the xattr table. */
 		sqfs_table_destroy(&img->fs.xattr_table);
-		open_error(err, errlen, EIO, "corrupt: cannot read its tables");
-		goto fail_img;
+		lz_seterr(err, errlen, "corrupt: cannot read its tables");
+		return -EIO;
 	}
 	sqfs *fs = &img->fs;
 	if (!table_blocks_ok(img, &fs->id_table, fs->sb.no_ids, sizeof(uint32_t)) ||
@@ -716,30 +702,56 @@ struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
 	      !table_blocks_ok(img, &fs->xattr_table, fs->xattr_info.xattr_ids,
 			       sizeof(struct squashfs_xattr_id))))) {
 		fs_destroy(fs);
-		open_error(err, errlen, EIO, "corrupt: bad table position");
-		goto fail_img;
+		lz_seterr(err, errlen, "corrupt: bad table position");
+		return -EIO;
 	}
 	struct node root;
 	if (node_load(img, sqfs_inode_root(fs), &root) != 0 || !S_ISDIR(root.inode.base.mode)) {
 		fs_destroy(fs);
-		open_error(err, errlen, EIO, "corrupt: cannot read the root directory");
-		goto fail_img;
+		lz_seterr(err, errlen, "corrupt: cannot read the root directory");
+		return -EIO;
 	}
+	return 0;
+}
 
+struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
+{
+	struct lz_sqfs *img = NULL;
+	uint64_t bytes_used = 0;
+	int rc, fd = open(image_path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		rc = -errno;
+		lz_seterr(err, errlen, "cannot open: %s", strerror(-rc));
+		errno = -rc;
+		return NULL;
+	}
+	rc = read_superblock(fd, &bytes_used, err, errlen);
+	if (rc == 0) {
+		img = calloc(1, sizeof(*img));
+		if (img == NULL || (img->namebuf = malloc(NAMEBUF_SIZE)) == NULL) {
+			lz_seterr(err, errlen, "out of memory");
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 0) {
+		img->bytes_used = bytes_used;
+		rc = load_tables(img, fd, err, errlen);
+	}
+	if (rc != 0) {
+		if (img != NULL)
+			free(img->namebuf);
+		free(img);
+		close(fd);
+		errno = -rc;
+		return NULL;
+	}
 	pthread_mutexattr_t attr;
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&img->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	return img;
-
-fail_img:
-	if (img != NULL)
-		free(img->namebuf);
-	free(img);
-fail_fd:
-	close(fd);
-	return NULL;
 }
 
 void lz_sqfs_close(struct lz_sqfs *img)

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "common/mountpoint.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -27,19 +28,11 @@ static void usage(FILE *f)
 		"          prefetch ENTRY, reload, upgrade\n");
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Sends REQUEST, copies the reply to stdout; the exit status. */
 static int talk(const char *path, const char *mp, const char *request, double timeout)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	double deadline = now() + timeout;
+	double deadline = lz_clock_s(CLOCK_MONOTONIC) + timeout;
 	char buf[65536];
 	size_t got = 0;
 	bool first = true, failed = false;
@@ -62,7 +55,7 @@ static int talk(const char *path, const char *mp, const char *request, double ti
 	}
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		double left = deadline - now();
+		double left = deadline - lz_clock_s(CLOCK_MONOTONIC);
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0) {

@@ -15,6 +15,7 @@
  */
 #include "config.h"
 #include "bpf/tracker.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,14 +33,6 @@
 
 static atomic_ulong seen;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -53,14 +46,14 @@ static int time_opens(const char *path, long n, double *samples, size_t *ns)
 	long done, i;
 
 	for (done = 0; done < n; done += BATCH) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = (uint64_t)lz_clock_ns(CLOCK_MONOTONIC);
 		for (i = 0; i < BATCH; i++) {
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				return -errno;
 			close(fd);
 		}
-		samples[(*ns)++] = (double)(now_ns() - t0) / BATCH;
+		samples[(*ns)++] = (double)((uint64_t)lz_clock_ns(CLOCK_MONOTONIC) - t0) / BATCH;
 	}
 	return 0;
 }
@@ -124,13 +117,13 @@ static int run(const char *prefix, const char *outside, long n, int rounds, long
 		lz_tracker_close(t);
 		return fail("tracker thread", strerror(-rc));
 	}
-	t0 = now_ns();
+	t0 = (uint64_t)lz_clock_ns(CLOCK_MONOTONIC);
 	for (i = 0; i < e; i++) {
 		int fd = open(keys[i % NKEYS], O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
 			close(fd);
 	}
-	elapsed = now_ns() - t0;
+	elapsed = (uint64_t)lz_clock_ns(CLOCK_MONOTONIC) - t0;
 	/* Let the consumer catch up with what was submitted. */
 	for (i = 0; i < 2000; i++) {
 		if (lz_tracker_stats(t, st) == 0 && atomic_load(&seen) >= st->events)

@@ -5,6 +5,7 @@
 #include "handover.h"
 #include "common/log.h"
 #include "snapshot.h"
+#include "common/clock.h"
 
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -379,9 +380,7 @@ void lz_upgrade_run(struct lz_fs *fs, const struct lz_upgrade_hooks *hooks)
 			 binary_path);
 		finish(0, msg);
 		/* Let the control thread tell lazyfsctl before the process ends. */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += REPLY_TIMEOUT_S;
+		struct timespec until = lz_clock_after(CLOCK_REALTIME, REPLY_TIMEOUT_S);
 		pthread_mutex_lock(&lock);
 		while (!replied && pthread_cond_timedwait(&changed, &lock, &until) == 0)
 			;

@@ -39,6 +39,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "common/log.h"
+
 struct lz_rclone_options {
 	/*
 	 * List and stat: the longest wait for a reply. Copy: the longest time
@@ -50,8 +52,8 @@ struct lz_rclone_options {
 	unsigned retries;
 	/* Requests running at once (0: 4). */
 	unsigned max_parallel;
-	/* LEVEL is an enum lz_log_level (common/log.h). NULL: discard. Called from any thread. */
-	void (*log)(void *ctx, int level, const char *msg);
+	/* NULL: discard. */
+	lz_log_fn *log;
 	void *log_ctx;
 	/* The rclone program: a path, or a name looked up in PATH (NULL: "rclone"). */
 	const char *rclone_bin;

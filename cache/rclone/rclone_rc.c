@@ -1,5 +1,6 @@
 #include "config.h"
 #include "rclone_rc.h"
+#include "common/clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -44,7 +45,7 @@ struct buf {
 	bool too_big, no_memory;
 };
 
-void lz_rc_logf(const struct lz_rc_log *log, int level, const char *fmt, ...)
+void lz_rc_logf(const struct lz_rc_log *log, enum lz_log_level level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -66,14 +67,6 @@ void lz_rc_sanitize(char *dst, size_t len, const char *s)
 	for (; s[i] != '\0' && i + 1 < len; i++)
 		dst[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	dst[i] = '\0';
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -354,7 +347,7 @@ struct progress {
 static bool stalled(struct lz_rc_slot *slot, const struct lz_rc_target *t,
 		    const struct lz_rc_watch *w, struct progress *p)
 {
-	double now = now_s();
+	double now = lz_clock_s(CLOCK_MONOTONIC);
 	struct stat st;
 
 	if (now - p->last_look < WATCH_POLL_MS / 1000.0)
@@ -372,7 +365,7 @@ static bool stalled(struct lz_rc_slot *slot, const struct lz_rc_target *t,
 		double wait = left < 0.1 ? 0.1 : left < PROBE_MAX_S ? left : PROBE_MAX_S;
 		int64_t b = group_bytes(slot, t, w->group, wait);
 
-		p->last_stats = now = now_s();
+		p->last_stats = now = lz_clock_s(CLOCK_MONOTONIC);
 		if (b > p->bytes) {
 			p->bytes = b;
 			p->last_move = now;
@@ -386,7 +379,7 @@ static bool stalled(struct lz_rc_slot *slot, const struct lz_rc_target *t,
 static CURLcode perform(struct lz_rc_slot *slot, const struct lz_rc_target *t,
 			const struct lz_rc_watch *w, bool *stalled_out)
 {
-	struct progress p = { .last_move = now_s(), .size = -1 };
+	struct progress p = { .last_move = lz_clock_s(CLOCK_MONOTONIC), .size = -1 };
 	CURLcode result = CURLE_FAILED_INIT;
 	CURLMsg *msg;
 	int running = 1, left;

@@ -10,12 +10,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/log.h"
+
 struct lz_rc_log {
-	void (*fn)(void *ctx, int level, const char *msg);
+	lz_log_fn *fn;
 	void *ctx;
 };
 
-void lz_rc_logf(const struct lz_rc_log *log, int level, const char *fmt, ...)
+void lz_rc_logf(const struct lz_rc_log *log, enum lz_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Copies S into a message: control characters become '?', the rest is cut at LEN. */

@@ -2,6 +2,8 @@
 #include "rclone_rcd.h"
 #include "rclone_spawn.h"
 #include "common/log.h"
+#include "common/clock.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -55,14 +57,6 @@ struct lz_rcd {
 	struct lz_rc_log log;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void poke(struct lz_rcd *rcd)
 {
 	uint64_t one = 1;
@@ -100,18 +94,11 @@ struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass,
 	return rcd;
 }
 
-static void start_failed(struct lz_rcd *rcd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void start_failed(struct lz_rcd *rcd, const char *fmt, ...)
+/* The child failed to start (rcd->start_error says why): no new one for a while. */
+static void start_failed(struct lz_rcd *rcd)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(rcd->start_error, sizeof(rcd->start_error), fmt, ap);
-	va_end(ap);
 	rcd->failed_gen = rcd->generation;
-	rcd->failed_at = now_s();
+	rcd->failed_at = lz_clock_s(CLOCK_MONOTONIC);
 }
 
 /* Spawns a child; called with the lock held, state DOWN. */
@@ -125,11 +112,12 @@ static void spawn(struct lz_rcd *rcd)
 	rcd->line_len = 0;
 	rcd->last_line[0] = '\0';
 	if (lz_rcd_spawn(&rcd->cmd, &rcd->pid, &rcd->pidfd, &rcd->err_fd, why, sizeof(why)) < 0) {
-		start_failed(rcd, "%s", why);
+		lz_seterr(rcd->start_error, sizeof(rcd->start_error), "%s", why);
+		start_failed(rcd);
 		return;
 	}
 	rcd->state = RCD_STARTING;
-	rcd->start_deadline = now_s() + rcd->start_timeout_s;
+	rcd->start_deadline = lz_clock_s(CLOCK_MONOTONIC) + rcd->start_timeout_s;
 }
 
 unsigned lz_rcd_serving_port(const char *line)
@@ -173,13 +161,13 @@ static void on_line(struct lz_rcd *rcd, char *line)
 {
 	static const struct {
 		const char *tag;
-		int level;
+		enum lz_log_level level;
 	} levels[] = {
 		{ "CRITICAL: ", LZ_LOG_ERR }, { "ERROR : ", LZ_LOG_WARN },
 		{ "NOTICE: ", LZ_LOG_INFO },  { "INFO  : ", LZ_LOG_INFO },
 		{ "DEBUG : ", LZ_LOG_DEBUG },
 	};
-	int level = LZ_LOG_INFO;
+	enum lz_log_level level = LZ_LOG_INFO;
 	char clean[LINE_MAX_LEN];
 	const char *msg = line;
 
@@ -259,11 +247,13 @@ static void reap(struct lz_rcd *rcd)
 	pthread_mutex_lock(&rcd->lock);
 	if (rcd->state == RCD_STARTING) {
 		if (rcd->start_timed_out)
-			start_failed(rcd, "rclone rcd did not start within %gs",
-				     rcd->start_timeout_s);
+			lz_seterr(rcd->start_error, sizeof(rcd->start_error),
+				  "rclone rcd did not start within %gs", rcd->start_timeout_s);
 		else
-			start_failed(rcd, "rclone rcd %s before serving%s%s", why,
-				     rcd->last_line[0] ? ": " : "", rcd->last_line);
+			lz_seterr(rcd->start_error, sizeof(rcd->start_error),
+				  "rclone rcd %s before serving%s%s", why,
+				  rcd->last_line[0] ? ": " : "", rcd->last_line);
+		start_failed(rcd);
 		snprintf(msg, sizeof(msg), "%s", rcd->start_error);
 		level = LZ_LOG_ERR;
 	} else {
@@ -289,7 +279,7 @@ static void reap(struct lz_rcd *rcd)
 /* SIGTERM, a grace period with its output still read, then SIGKILL. */
 static void stop_child(struct lz_rcd *rcd)
 {
-	double deadline = now_s() + STOP_GRACE_MS / 1000.0;
+	double deadline = lz_clock_s(CLOCK_MONOTONIC) + STOP_GRACE_MS / 1000.0;
 	bool exited = false;
 
 	if (rcd->pid == 0)
@@ -298,7 +288,7 @@ static void stop_child(struct lz_rcd *rcd)
 	while (!exited) {
 		struct pollfd pfd[2] = { { .fd = rcd->pidfd, .events = POLLIN },
 					 { .fd = rcd->err_fd, .events = POLLIN } };
-		int left = (int)((deadline - now_s()) * 1000);
+		int left = (int)((deadline - lz_clock_s(CLOCK_MONOTONIC)) * 1000);
 
 		if (left <= 0)
 			break;
@@ -341,7 +331,7 @@ static void *supervise(void *arg)
 		pthread_mutex_unlock(&rcd->lock);
 		/* Only this thread changes the state from STARTING. */
 		if (rcd->state == RCD_STARTING) {
-			double left = rcd->start_deadline - now_s();
+			double left = rcd->start_deadline - lz_clock_s(CLOCK_MONOTONIC);
 
 			if (left <= 0 && !rcd->start_timed_out) {
 				rcd->start_timed_out = true;
@@ -385,7 +375,7 @@ static int start_thread(struct lz_rcd *rcd)
 
 int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, size_t errlen)
 {
-	double deadline = now_s() + rcd->start_timeout_s + 2;
+	double deadline = lz_clock_s(CLOCK_MONOTONIC) + rcd->start_timeout_s + 2;
 	struct timespec ts;
 	int ret = 0;
 
@@ -409,7 +399,7 @@ int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, siz
 		}
 		if (rcd->state == RCD_DOWN && !rcd->want_start) {
 			if (rcd->failed_gen == rcd->generation && rcd->generation != 0 &&
-			    now_s() - rcd->failed_at < START_RETRY_S) {
+			    lz_clock_s(CLOCK_MONOTONIC) - rcd->failed_at < START_RETRY_S) {
 				snprintf(err, errlen, "%s", rcd->start_error);
 				ret = -EIO;
 				break;
@@ -417,20 +407,14 @@ int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, siz
 			rcd->want_start = true;
 			poke(rcd);
 		}
-		double left = deadline - now_s();
+		double left = deadline - lz_clock_s(CLOCK_MONOTONIC);
 		if (left <= 0) {
 			snprintf(err, errlen, "rclone rcd did not start within %gs",
 				 rcd->start_timeout_s);
 			ret = -ETIMEDOUT;
 			break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)left;
-		ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = lz_clock_after(CLOCK_MONOTONIC, left);
 		pthread_cond_timedwait(&rcd->changed, &rcd->lock, &ts);
 	}
 	pthread_mutex_unlock(&rcd->lock);

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "store_int.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,7 +197,7 @@ static void label(struct fill *f)
 		.mtime = f->meta.mtime,
 		.hash = f->meta.hash,
 		.crc = f->crc,
-		.atime = lz_now(),
+		.atime = lz_clock_ns(CLOCK_REALTIME),
 	};
 
 	fsetxattr(f->fd, LZ_XATTR, buf, lz_record_encode(&r, buf), 0);
@@ -338,7 +339,7 @@ static void settle(struct fill *f)
 	e->flight = NULL;
 	if (rc == 0) {
 		e->crc = f->crc;
-		e->atime = lz_now();
+		e->atime = lz_clock_ns(CLOCK_REALTIME);
 		e->state = LZ_READY;
 		lz_entry_published(s, e);
 		s->stats.fills++;
@@ -356,7 +357,7 @@ static void settle(struct fill *f)
 
 		snprintf(line, sizeof(line), "cache: %s was served but not kept: %s",
 			 lz_key_show(f->key_copy, key, sizeof(key)), err);
-		s->log(s->log_ctx, 1, line); /* a warning: nothing was lost but time */
+		s->log(s->log_ctx, LZ_LOG_WARN, line); /* nothing was lost but time */
 	}
 	free(f->key_copy);
 	free(f);

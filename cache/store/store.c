@@ -1,5 +1,6 @@
 #include "config.h"
 #include "store_int.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,21 +10,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-void lz_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* One line, whatever a key or a fetcher's message held. */
-	for (char *p = err; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-}
-
 const char *lz_key_show(const char *key, char *buf, size_t size)
 {
 	size_t i, n = strlen(key), max = size > 4 ? size - 4 : 0;
@@ -32,14 +18,6 @@ const char *lz_key_show(const char *key, char *buf, size_t size)
 		buf[i] = (unsigned char)key[i] < 0x20 || key[i] == 0x7f ? '?' : key[i];
 	strcpy(buf + i, i < n ? "..." : "");
 	return buf;
-}
-
-int64_t lz_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int key_check(const char *key, size_t *keylen)
@@ -143,7 +121,7 @@ void lz_store_on_evict(struct lz_store *s, lz_store_evicted_fn *fn, void *ctx)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void lz_store_set_log(struct lz_store *s, lz_store_log_fn *log, void *ctx)
+void lz_store_set_log(struct lz_store *s, lz_log_fn *log, void *ctx)
 {
 	pthread_mutex_lock(&s->lock);
 	s->log = log;
@@ -265,7 +243,7 @@ int lz_store_lookup(struct lz_store *s, const char *key, const struct lz_object_
 			lz_entry_get_open(s, e);
 			rc = fd != NULL ? lz_entry_open(s, e, fd) : 0;
 			if (rc == 0)
-				e->atime = lz_now();
+				e->atime = lz_clock_ns(CLOCK_REALTIME);
 		}
 		lz_entry_maybe_free(s, e);
 	} while (rc == -EAGAIN);
@@ -404,7 +382,7 @@ int lz_store_fill(struct lz_store *s, const char *key, const struct lz_object_me
 		}
 	}
 	if (rc == 0)
-		e->atime = lz_now();
+		e->atime = lz_clock_ns(CLOCK_REALTIME);
 	e->holds--;
 	lz_entry_maybe_free(s, e);
 	pthread_mutex_unlock(&s->lock);

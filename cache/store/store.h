@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/log.h"
+
 #define LZ_STORE_KEY_MAX  4096 /* bytes in a key, without the NUL */
 #define LZ_STORE_HASH_MAX 144  /* "type:value" with its NUL */
 
@@ -60,10 +62,9 @@ struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err,
 
 /*
  * Where the store tells what goes wrong in the background (publishing after a
- * fill has answered). LEVEL: 0 error, 1 warning. Without it nothing is said.
+ * fill has answered). Without it nothing is said.
  */
-typedef void lz_store_log_fn(void *ctx, int level, const char *line);
-void lz_store_set_log(struct lz_store *store, lz_store_log_fn *log, void *ctx);
+void lz_store_set_log(struct lz_store *store, lz_log_fn *log, void *ctx);
 
 /*
  * Told the key of each object evicted (for room or by lz_store_evict), with

@@ -15,6 +15,7 @@
 #define LAZYFS_STORE_INT_H
 
 #include "store.h"
+#include "common/error.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -99,7 +100,7 @@ struct lz_store {
 	uint64_t tmp_seq;
 	unsigned settling; /* fills being published in the background */
 	struct lz_store_stats stats;
-	lz_store_log_fn *log;
+	lz_log_fn *log;
 	void *log_ctx;
 	lz_store_evicted_fn *evicted;
 	void *evicted_ctx;
@@ -108,11 +109,8 @@ struct lz_store {
 /* SHA-256 of the key, truncated: the file name. Tests may point it elsewhere. */
 extern void (*lz_store_name_fn)(const char *key, size_t keylen, uint8_t name[LZ_NAME_BYTES]);
 
-void lz_seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 /* KEY for a log line: control bytes as '?', long keys shortened. */
 const char *lz_key_show(const char *key, char *buf, size_t size);
-int64_t lz_now(void); /* CLOCK_REALTIME nanoseconds */
 
 /* Hash strings: "" or "type:value", lowercased where hex. 0 or -EINVAL. */
 int lz_hash_normalize(const char *in, char *out, size_t size);

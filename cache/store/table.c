@@ -1,5 +1,6 @@
 #include "config.h"
 #include "store_int.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -284,7 +285,7 @@ void lz_entry_put_open(struct lz_store *s, struct lz_entry *e)
 {
 	if (--e->opens == 0) {
 		s->stats.open_objects--;
-		e->atime = lz_now();
+		e->atime = lz_clock_ns(CLOCK_REALTIME);
 	}
 	lru_update(s, e);
 }
@@ -295,7 +296,7 @@ void lz_entry_pin(struct lz_store *s, struct lz_entry *e, int delta)
 		s->stats.pinned++;
 	if (delta < 0 && --e->pins == 0) {
 		s->stats.pinned--;
-		e->atime = lz_now();
+		e->atime = lz_clock_ns(CLOCK_REALTIME);
 	}
 	lru_update(s, e);
 }

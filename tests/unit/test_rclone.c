@@ -43,7 +43,7 @@ static bool leaked;
 static unsigned warnings;
 static unsigned child_port; /* from the fetcher's debug line */
 
-static void test_log(void *ctx, int level, const char *msg)
+static void test_log(void *ctx, enum lz_log_level level, const char *msg)
 {
 	(void)ctx;
 	pthread_mutex_lock(&log_lock);
