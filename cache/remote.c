@@ -123,7 +123,7 @@ static bool same_listing(const struct listing *l, const struct lz_source_entry *
  * Sorts the fetched entries into L (copying their strings): 1 when that
  * changed the listing, 0 when it is the same, -errno.
  */
-static int listing_fill(struct listing *l, struct lz_remote_entry *entries, size_t count)
+static int listing_fill(struct listing *l, struct lz_rclone_entry *entries, size_t count)
 {
 	struct lz_source_entry *out = calloc(count ? count : 1, sizeof(*out));
 	char **hashes = calloc(count ? count : 1, sizeof(*hashes));
@@ -227,7 +227,7 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 		return -EIO;
 	}
 	size_t count = json_object_array_length(array);
-	struct lz_remote_entry *entries = calloc(count ? count : 1, sizeof(*entries));
+	struct lz_rclone_entry *entries = calloc(count ? count : 1, sizeof(*entries));
 	size_t n = 0;
 	for (size_t i = 0; entries != NULL && i < count; i++) {
 		json_object *o = json_object_array_get_idx(array, i), *v;
@@ -287,7 +287,7 @@ static struct listing *listing_of(struct lz_remote *r, const char *dir)
  */
 static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **out)
 {
-	struct lz_remote_entry *entries;
+	struct lz_rclone_entry *entries;
 	size_t count;
 	char err[512];
 	struct listing *l;
@@ -301,7 +301,8 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	}
 	while (l->refreshing)
 		pthread_cond_wait(&r->refreshed, &r->lock);
-	if (l->entries != NULL && l->fetched_at > 0 && lz_clock_s(CLOCK_MONOTONIC) - l->fetched_at < r->ttl) {
+	if (l->entries != NULL && l->fetched_at > 0 &&
+	    lz_clock_s(CLOCK_MONOTONIC) - l->fetched_at < r->ttl) {
 		*out = l;
 		return 0;
 	}
@@ -309,8 +310,8 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	 * The remote failed lately: answer from what is known (or fail) at once,
 	 * instead of making every lookup and open wait for the timeout again.
 	 */
-	if (l->failed_at > 0 &&
-	    lz_clock_s(CLOCK_MONOTONIC) - l->failed_at < (r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
+	if (l->failed_at > 0 && lz_clock_s(CLOCK_MONOTONIC) - l->failed_at <
+					(r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
 		if (l->entries == NULL) {
 			pthread_mutex_unlock(&r->lock);
 			return -EIO;
@@ -324,7 +325,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	pthread_mutex_lock(&r->lock);
 	if (rc == 0) {
 		rc = listing_fill(l, entries, count);
-		lz_remote_entries_free(entries, count);
+		lz_rclone_entries_free(entries, count);
 		if (rc >= 0) {
 			l->fetched_at = lz_clock_s(CLOCK_MONOTONIC);
 			l->failed_at = 0;
@@ -356,13 +357,14 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	l->failed_at = lz_clock_s(CLOCK_MONOTONIC);
 	if (l->entries == NULL && load_listing(r, l) != 0) {
 		pthread_mutex_unlock(&r->lock);
-		say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir, err);
+		say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir,
+		    err);
 		return -EIO;
 	}
 	if (!l->stale_logged) {
 		l->stale_logged = true;
-		say(r, LZ_LOG_WARN, "remote listing of '%s' failed (%s); serving the last known one",
-		    dir, err);
+		say(r, LZ_LOG_WARN,
+		    "remote listing of '%s' failed (%s); serving the last known one", dir, err);
 	}
 	*out = l;
 	return 0;

@@ -13,6 +13,7 @@
  * Writes one line into ERR (ERRLEN bytes, NULL or 0 for none): line breaks in
  * the formatted text (a key, a remote's message) become spaces.
  */
-void lz_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void lz_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

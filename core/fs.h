@@ -77,25 +77,25 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch);
 /* The node id of a backing file, or 0 when it cannot have one. */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 
-/* remote.c: remote_mode=objects entries. */
+/* objects.c: remote_mode=objects entries. */
 /* Looks NAME up in the remote directory DIR_PATH: 0, ENOENT, or an errno value. */
-int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
-		     struct fuse_entry_param *e);
-void lz_remote_stat(const struct lz_inode *inode, struct stat *st);
+int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
+		      struct fuse_entry_param *e);
+void lz_objects_stat(const struct lz_inode *inode, struct stat *st);
 /* The node id PATH gets unless its hash collides (for listings, which look nothing up). */
-uint64_t lz_remote_nodeid(const char *path);
+uint64_t lz_objects_nodeid(const char *path);
 /* The remote listing of DIR_PATH in *ENTRIES (free it): 0 or -errno. */
-int lz_remote_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
-		   size_t *count);
+int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
+		    size_t *count);
 /* Opens the local copy for reading (fetching it): a descriptor or -errno. */
-int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode);
-void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode);
+int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode);
+void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode);
 /*
  * Live upgrade: takes again, in a cache opened anew, the references the open
  * remote objects and the images from a remote hold. 0, or -1 with the first
  * object the cache no longer has in ERR (all the others are taken).
  */
-int lz_remote_adopt_objects(struct lz_fs *fs, char *err, size_t errlen);
+int lz_objects_adopt(struct lz_fs *fs, char *err, size_t errlen);
 
 /* dir.c */
 void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -21,13 +21,13 @@ static uint64_t path_hash(const char *path, uint64_t salt)
 	return (h & LZ_NODEID_INO_MASK) | 2; /* never 0 or the root */
 }
 
-int lz_remote_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
-		   size_t *count)
+int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
+		    size_t *count)
 {
 	return fs->objects->list(fs->objects->ctx, dir_path, entries, count);
 }
 
-void lz_remote_stat(const struct lz_inode *inode, struct stat *st)
+void lz_objects_stat(const struct lz_inode *inode, struct stat *st)
 {
 	bool dir = S_ISDIR(inode->type);
 
@@ -43,13 +43,13 @@ void lz_remote_stat(const struct lz_inode *inode, struct stat *st)
 	st->st_atim = inode->remote_mtime;
 }
 
-uint64_t lz_remote_nodeid(const char *path)
+uint64_t lz_objects_nodeid(const char *path)
 {
 	return lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, 0));
 }
 
-int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
-		     struct fuse_entry_param *e)
+int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
+		      struct fuse_entry_param *e)
 {
 	struct lz_source_entry entry, *found = &entry;
 	char path[PATH_MAX];
@@ -86,7 +86,7 @@ int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
 	inode->remote_mtime = found->mtime;
 
 	struct stat st;
-	lz_remote_stat(inode, &st);
+	lz_objects_stat(inode, &st);
 	memset(e, 0, sizeof(*e));
 	e->ino = inode->nodeid;
 	e->attr = st;
@@ -95,7 +95,7 @@ int lz_remote_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
 	return 0;
 }
 
-int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode)
+int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode)
 {
 	int fd = fs->objects->open(fs->objects->ctx, inode->remote_path);
 
@@ -107,7 +107,7 @@ int lz_remote_open(struct lz_fs *fs, struct lz_inode *inode)
 	return fd;
 }
 
-void lz_remote_release(struct lz_fs *fs, struct lz_inode *inode)
+void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode)
 {
 	fs->objects->release(fs->objects->ctx, inode->remote_path);
 }
@@ -148,7 +148,7 @@ static void adopt_image_object(void *ctx, struct lz_image *image)
 	pthread_mutex_unlock(&image->lock);
 }
 
-int lz_remote_adopt_objects(struct lz_fs *fs, char *err, size_t errlen)
+int lz_objects_adopt(struct lz_fs *fs, char *err, size_t errlen)
 {
 	struct adoption a = { .fs = fs, .err = err, .errlen = errlen };
 

@@ -134,7 +134,7 @@ static int build_snapshot(struct lz_fs *fs, struct lz_dir *dir, const struct lz_
 	if (remote_dir != NULL) {
 		struct lz_source_entry *entries;
 		size_t count;
-		int rc = lz_remote_list(fs, remote_dir, &entries, &count);
+		int rc = lz_objects_list(fs, remote_dir, &entries, &count);
 		if (rc < 0)
 			return -rc;
 		for (size_t i = 0; err == 0 && i < count; i++) {
@@ -144,7 +144,7 @@ static int build_snapshot(struct lz_fs *fs, struct lz_dir *dir, const struct lz_
 			/* Listed without a lookup: a remote directory can hold 150k objects. */
 			err = -snapshot_add(dir, entries[i].name,
 					    entries[i].is_dir ? DT_DIR : DT_REG, true,
-					    (ino_t)lz_remote_nodeid(path));
+					    (ino_t)lz_objects_nodeid(path));
 		}
 		free(entries);
 		if (err != 0)

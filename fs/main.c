@@ -101,7 +101,7 @@ static void release_inode(struct lz_inode *inode)
 	lz_sqfs_image_put(inode->sqfs);
 	/* open_mode=cached keeps a remote object open until the kernel forgets it. */
 	if (inode->kind == LZ_INODE_REMOTE && inode->read_fd >= 0)
-		lz_remote_release(the_fs, inode);
+		lz_objects_release(the_fs, inode);
 	/* Its parked backing file (the connection drops those left at exit). */
 	if (the_fs->linger != NULL)
 		lz_linger_revoke(the_fs->linger, inode->nodeid);
@@ -123,7 +123,7 @@ static void object_evicted(void *ctx, const char *path)
 	struct lz_fs *fs = ctx;
 
 	/* Its file may be parked for passthrough: let the kernel drop it, and its disk space. */
-	lz_linger_revoke(fs->linger, lz_remote_nodeid(path));
+	lz_linger_revoke(fs->linger, lz_objects_nodeid(path));
 	lz_track_forget(ctx, path);
 	LZ_LOG_LIMITED(LZ_LOG_INFO, "cache: evicted '%s'", path);
 }
@@ -315,7 +315,7 @@ static void resume_cache(struct lz_fs *fs)
 	if (lz_remote_resume(the_remote, err, sizeof(err)) != 0)
 		lz_err("upgrade: cannot reopen the cache (%s): remote opens fail until restart",
 		       err);
-	else if (lz_remote_adopt_objects(fs, err, sizeof(err)) != 0)
+	else if (lz_objects_adopt(fs, err, sizeof(err)) != 0)
 		lz_warn("upgrade: %s; it is fetched again at its next open", err);
 }
 
@@ -449,7 +449,7 @@ int main(int argc, char **argv)
 	if (fs.images != NULL)
 		lz_images_on_ready(fs.images, image_ready, &fs);
 	if (takeover != NULL && (lz_takeover_restore(takeover, &fs, why, sizeof(why)) != 0 ||
-				 lz_remote_adopt_objects(&fs, why, sizeof(why)) != 0)) {
+				 lz_objects_adopt(&fs, why, sizeof(why)) != 0)) {
 		lz_err("upgrade: %s", why);
 		goto out;
 	}

@@ -27,7 +27,7 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 		/* The first open fetches the object; later ones find it in the cache. */
 		if (S_ISDIR(inode->type))
 			return EISDIR;
-		int fd = lz_remote_open(fs, inode);
+		int fd = lz_objects_open(fs, inode);
 		if (fd < 0)
 			return -fd;
 		inode->read_fd = fd;
@@ -96,7 +96,7 @@ static void drop_open(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 			close(inode->read_fd);
 		inode->read_fd = -1;
 		if (held && inode->kind == LZ_INODE_REMOTE)
-			lz_remote_release(fs, inode); /* may be evicted again */
+			lz_objects_release(fs, inode); /* may be evicted again */
 		inode->object_held = false;
 	}
 	pthread_mutex_unlock(&inode->lock);

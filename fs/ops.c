@@ -240,9 +240,9 @@ static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *n
 		return lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
 	}
 	if (parent->kind == LZ_INODE_REMOTE)
-		return lz_remote_lookup(fs, parent->remote_path, name, e);
+		return lz_objects_lookup(fs, parent->remote_path, name, e);
 	if (parent->nodeid == FUSE_ROOT_ID && fs->objects != NULL &&
-	    lz_remote_lookup(fs, "", name, e) == 0)
+	    lz_objects_lookup(fs, "", name, e) == 0)
 		return 0; /* the remote's top shadows the underlay's root */
 	if (parent->image != NULL) {
 		lz_image_touch(parent->image);
@@ -335,10 +335,10 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch)
 		resolved = true;
 	else if (objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && S_ISREG(cur->type) &&
 		 ntaken > 0) {
-		int fd = lz_remote_open(fs, cur);
+		int fd = lz_objects_open(fs, cur);
 		if (fd >= 0) {
 			close(fd);
-			lz_remote_release(fs, cur);
+			lz_objects_release(fs, cur);
 			resolved = true;
 		}
 	}
@@ -395,7 +395,7 @@ static void lz_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		if (inode->kind == LZ_INODE_SYNTH)
 			synth_stat(lz_fs_of(req), ino, &st);
 		else
-			lz_remote_stat(inode, &st);
+			lz_objects_stat(inode, &st);
 		fuse_reply_attr(req, &st, lz_timeout_of(lz_fs_of(req), inode));
 		return;
 	}

@@ -28,7 +28,7 @@ static void check_line(void *ctx, enum lz_log_level level, const char *msg)
 
 static const struct lz_rc_log log_check = { .fn = check_line };
 
-static void check_entry(const struct lz_remote_entry *e, bool root)
+static void check_entry(const struct lz_rclone_entry *e, bool root)
 {
 	size_t len = strlen(e->name);
 
@@ -47,7 +47,7 @@ static void check_entry(const struct lz_remote_entry *e, bool root)
 /* ITEM as an lsjson item, listed and as the top directory. */
 static void item(struct json_object *it)
 {
-	struct lz_remote_entry e;
+	struct lz_rclone_entry e;
 	char why[160];
 
 	for (int root = 0; root < 2; root++) {
@@ -55,14 +55,14 @@ static void item(struct json_object *it)
 			check_entry(&e, root);
 		else
 			check_line(NULL, 0, why);
-		lz_remote_entry_clear(&e);
+		lz_rclone_entry_clear(&e);
 	}
 }
 
 /* What lz_rclone_list, lz_rclone_stat, the fsinfo probe and error replies take from OBJ. */
 static void reply(struct json_object *obj)
 {
-	struct lz_remote_entry *entries;
+	struct lz_rclone_entry *entries;
 	struct json_object *it;
 	size_t count;
 	char why[160];
@@ -75,7 +75,7 @@ static void reply(struct json_object *obj)
 			for (size_t j = 0; j < i && count <= 512; j++)
 				CHECK(strcmp(entries[i].name, entries[j].name) != 0);
 		}
-		lz_remote_entries_free(entries, count);
+		lz_rclone_entries_free(entries, count);
 	}
 	if (json_object_object_get_ex(obj, "item", &it) && it != NULL)
 		item(it);

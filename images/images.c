@@ -675,7 +675,7 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 {
 	struct lz_image_ref ref = { .key = a->name, .path = a->path, .parent = a->parent };
 	bool ready = a->root_fd >= 0 || a->sqfs != NULL;
-	/* Its reference is taken again by lz_remote_adopt_objects. */
+	/* Its reference is taken again by lz_objects_adopt. */
 	char *source_key = ready && a->source_key != NULL ? strdup(a->source_key) : NULL;
 
 	if (ready && a->source_key != NULL && source_key == NULL)

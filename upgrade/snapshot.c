@@ -12,7 +12,7 @@
  * remote image keeps open); a record without remote= is still written as
  * version 1, which a binary from before reads (a downgrade). The cache's
  * references are not in the record: the store's directory is handed over
- * closed, and the new daemon takes them again (lz_remote_adopt_objects).
+ * closed, and the new daemon takes them again (lz_objects_adopt).
  *
  * Node ids are deterministic from (source, backing inode): with the same
  * sources the new daemon's own lookups find the inodes restored here.

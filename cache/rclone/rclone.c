@@ -253,10 +253,10 @@ static int call_listing(struct lz_rclone *rc, struct call *c, struct json_object
 }
 
 int lz_rclone_list_reply(struct json_object *reply, const char *dir, const struct lz_rc_log *log,
-			 struct lz_remote_entry **entries, size_t *count, char *why, size_t whylen)
+			 struct lz_rclone_entry **entries, size_t *count, char *why, size_t whylen)
 {
 	struct json_object *list;
-	struct lz_remote_entry *out;
+	struct lz_rclone_entry *out;
 	size_t n, kept = 0, skipped = 0;
 
 	*entries = NULL;
@@ -306,7 +306,7 @@ int lz_rclone_list_reply(struct json_object *reply, const char *dir, const struc
 	return 0;
 }
 
-int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
+int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_rclone_entry **entries,
 		   size_t *count, char *err, size_t errlen)
 {
 	struct call c = { .method = "operations/list", .verb = "list", .path = dir };
@@ -325,7 +325,7 @@ int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry
 	return ret;
 }
 
-int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_remote_entry *out, char *err,
+int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_rclone_entry *out, char *err,
 		   size_t errlen)
 {
 	struct call c = { .method = "operations/stat", .verb = "stat", .path = path };

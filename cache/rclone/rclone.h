@@ -70,7 +70,7 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 /* Stops the child and frees everything; no call may be running. NULL is fine. */
 void lz_rclone_free(struct lz_rclone *rc);
 
-struct lz_remote_entry {
+struct lz_rclone_entry {
 	char *name;    /* one path component: never empty, ".", ".." or containing '/' */
 	uint64_t size; /* 0 for directories */
 	struct timespec mtime;
@@ -93,17 +93,17 @@ struct lz_remote_entry {
  * Paths are rclone's names as listed (its encoding of odd characters
  * included): pass them back unchanged.
  */
-int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_remote_entry **entries,
+int lz_rclone_list(struct lz_rclone *rc, const char *dir, struct lz_rclone_entry **entries,
 		   size_t *count, char *err, size_t errlen);
-void lz_remote_entries_free(struct lz_remote_entry *entries, size_t count);
+void lz_rclone_entries_free(struct lz_rclone_entry *entries, size_t count);
 /* Frees the strings of one entry (filled by lz_rclone_stat). */
-void lz_remote_entry_clear(struct lz_remote_entry *entry);
+void lz_rclone_entry_clear(struct lz_rclone_entry *entry);
 
 /*
  * One file or directory ("" is the top, a directory named ""). -ENOENT when
- * missing. Free OUT's strings with lz_remote_entry_clear.
+ * missing. Free OUT's strings with lz_rclone_entry_clear.
  */
-int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_remote_entry *out, char *err,
+int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_rclone_entry *out, char *err,
 		   size_t errlen);
 
 /*

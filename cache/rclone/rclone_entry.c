@@ -280,7 +280,7 @@ static char *parse_hash(struct json_object *item, char *why, size_t whylen, bool
 	return NULL;
 }
 
-int lz_rclone_parse_entry(struct json_object *item, bool root, struct lz_remote_entry *e, char *why,
+int lz_rclone_parse_entry(struct json_object *item, bool root, struct lz_rclone_entry *e, char *why,
 			  size_t whylen)
 {
 	struct json_object *name, *isdir, *size, *mtime;
@@ -362,32 +362,32 @@ enum hash_kind lz_rclone_cheap_hash(struct json_object *fsinfo)
 	return md5 ? HASH_MD5 : sha1 ? HASH_SHA1 : HASH_NONE;
 }
 
-void lz_remote_entry_clear(struct lz_remote_entry *entry)
+void lz_rclone_entry_clear(struct lz_rclone_entry *entry)
 {
 	free(entry->name);
 	free(entry->hash);
 	entry->name = entry->hash = NULL;
 }
 
-void lz_remote_entries_free(struct lz_remote_entry *entries, size_t count)
+void lz_rclone_entries_free(struct lz_rclone_entry *entries, size_t count)
 {
 	if (entries == NULL)
 		return;
 	for (size_t i = 0; i < count; i++)
-		lz_remote_entry_clear(&entries[i]);
+		lz_rclone_entry_clear(&entries[i]);
 	free(entries);
 }
 
 static int by_name(const void *a, const void *b, void *arg)
 {
-	const struct lz_remote_entry *entries = arg;
+	const struct lz_rclone_entry *entries = arg;
 	size_t i = *(const size_t *)a, j = *(const size_t *)b;
 	int c = strcmp(entries[i].name, entries[j].name);
 
 	return c != 0 ? c : (i > j) - (i < j);
 }
 
-size_t lz_rclone_drop_duplicates(struct lz_remote_entry *entries, size_t count,
+size_t lz_rclone_drop_duplicates(struct lz_rclone_entry *entries, size_t count,
 				 const struct lz_rc_log *log, const char *dir)
 {
 	size_t *order, kept = 0;
@@ -419,7 +419,7 @@ size_t lz_rclone_drop_duplicates(struct lz_remote_entry *entries, size_t count,
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (drop[i])
-			lz_remote_entry_clear(&entries[i]);
+			lz_rclone_entry_clear(&entries[i]);
 		else
 			entries[kept++] = entries[i];
 	}

@@ -43,7 +43,7 @@ bool lz_rclone_local_path_ok(const char *path, char *why, size_t whylen);
  * Fills E from one lsjson item (Name, IsDir, Size, ModTime, optional Hashes).
  * ROOT: the item is the top directory, whose name is "". 0, or -1 with WHY.
  */
-int lz_rclone_parse_entry(struct json_object *item, bool root, struct lz_remote_entry *e, char *why,
+int lz_rclone_parse_entry(struct json_object *item, bool root, struct lz_rclone_entry *e, char *why,
 			  size_t whylen);
 
 /* The hash a listing can carry for free, from an operations/fsinfo reply. */
@@ -55,10 +55,10 @@ enum hash_kind lz_rclone_cheap_hash(struct json_object *fsinfo);
  * or -EIO (not a listing) / -ENOMEM with WHY.
  */
 int lz_rclone_list_reply(struct json_object *reply, const char *dir, const struct lz_rc_log *log,
-			 struct lz_remote_entry **entries, size_t *count, char *why, size_t whylen);
+			 struct lz_rclone_entry **entries, size_t *count, char *why, size_t whylen);
 
 /* Leaves one entry per name (the first rclone gave; S3 can list "a" and "a/"), in order. */
-size_t lz_rclone_drop_duplicates(struct lz_remote_entry *entries, size_t count,
+size_t lz_rclone_drop_duplicates(struct lz_rclone_entry *entries, size_t count,
 				 const struct lz_rc_log *log, const char *dir);
 
 #endif

@@ -292,7 +292,7 @@ static void read_credentials(pid_t pid)
 	}
 }
 
-static const struct lz_remote_entry *find(const struct lz_remote_entry *e, size_t n,
+static const struct lz_rclone_entry *find(const struct lz_rclone_entry *e, size_t n,
 					  const char *name)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -332,8 +332,8 @@ static void test_new_errors(void)
 
 static void test_listing(struct lz_rclone *rc)
 {
-	struct lz_remote_entry *e = NULL, st;
-	const struct lz_remote_entry *x;
+	struct lz_rclone_entry *e = NULL, st;
+	const struct lz_rclone_entry *x;
 	size_t n = 0;
 	char err[512];
 
@@ -346,14 +346,14 @@ static void test_listing(struct lz_rclone *rc)
 	CHECK((x = find(e, n, "sub")) && x->is_dir && x->size == 0);
 	CHECK((x = find(e, n, "sub dir with space")) && x->is_dir);
 	CHECK((x = find(e, n, "mid.bin")) && x->size == 1048576 && x->mtime.tv_sec > 1600000000);
-	lz_remote_entries_free(e, n);
+	lz_rclone_entries_free(e, n);
 
 	CHECK(lz_rclone_list(rc, "sub", &e, &n, err, sizeof(err)) == 0);
 	CHECK(n == 2 && find(e, n, "a") && find(e, n, "deeper") && find(e, n, "deeper")->is_dir);
-	lz_remote_entries_free(e, n);
+	lz_rclone_entries_free(e, n);
 	CHECK(lz_rclone_list(rc, "sub/deeper", &e, &n, err, sizeof(err)) == 0);
 	CHECK(n == 1 && find(e, n, "b c") && find(e, n, "b c")->size == 3);
-	lz_remote_entries_free(e, n);
+	lz_rclone_entries_free(e, n);
 
 	CHECK(lz_rclone_list(rc, "nosuch", &e, &n, err, sizeof(err)) == -ENOENT);
 	CHECK(e == NULL && n == 0);
@@ -361,13 +361,13 @@ static void test_listing(struct lz_rclone *rc)
 	CHECK(lz_rclone_stat(rc, "big file.bin", &st, err, sizeof(err)) == 0);
 	CHECK_STR(st.name, "big file.bin");
 	CHECK(st.size == BIG && !st.is_dir);
-	lz_remote_entry_clear(&st);
+	lz_rclone_entry_clear(&st);
 	CHECK(lz_rclone_stat(rc, "sub/deeper", &st, err, sizeof(err)) == 0);
 	CHECK(st.is_dir && st.name && strcmp(st.name, "deeper") == 0);
-	lz_remote_entry_clear(&st);
+	lz_rclone_entry_clear(&st);
 	CHECK(lz_rclone_stat(rc, "", &st, err, sizeof(err)) == 0);
 	CHECK(st.is_dir && st.name && st.name[0] == '\0');
-	lz_remote_entry_clear(&st);
+	lz_rclone_entry_clear(&st);
 	CHECK(lz_rclone_stat(rc, "nosuch", &st, err, sizeof(err)) == -ENOENT);
 	CHECK(lz_rclone_stat(rc, "sub/nosuch", &st, err, sizeof(err)) == -ENOENT);
 }
@@ -401,7 +401,7 @@ static void test_hostile(struct lz_rclone *rc)
 		"../x", "/etc/passwd", "a//b", "a/./b", "sub/..",
 		"sub/", ".",	       "..",   "a\nb",	"x/../../y",
 	};
-	struct lz_remote_entry *e = NULL, st;
+	struct lz_rclone_entry *e = NULL, st;
 	size_t n = 0;
 	char err[512], *dst = xasprintf("%s/h", out);
 
@@ -518,12 +518,12 @@ static void test_restart_between(struct lz_rclone *rc)
 	CHECK(pid2 > 0 && pid2 != pid);
 	/* Again, with a listing first. */
 	kill(pid2, SIGKILL);
-	struct lz_remote_entry *e;
+	struct lz_rclone_entry *e;
 	size_t n;
 	char err[512];
 	CHECK(lz_rclone_list(rc, "sub", &e, &n, err, sizeof(err)) == 0 && n == 2);
 	if (n)
-		lz_remote_entries_free(e, n);
+		lz_rclone_entries_free(e, n);
 	CHECK(lz_rclone_child_pid(rc) > 0 && lz_rclone_child_pid(rc) != pid2);
 
 	/* Wedged: alive but silent. The timed-out call finds it so, replaces it and retries. */
@@ -539,7 +539,7 @@ static void test_restart_between(struct lz_rclone *rc)
 	CHECK(lz_rclone_list(rc, "sub", &e, &n, err, sizeof(err)) == 0 && n == 2);
 	fprintf(stderr, "  list through a stopped rcd: %.1fs\n", now_s() - t0);
 	if (n)
-		lz_remote_entries_free(e, n);
+		lz_rclone_entries_free(e, n);
 	CHECK(kill(pid, 0) != 0); /* killed and reaped */
 }
 
@@ -627,7 +627,7 @@ static void test_kill_during_copy(const char *remote)
 
 static void test_stalled_remote(struct lz_rclone *rc)
 {
-	struct lz_remote_entry *e = NULL;
+	struct lz_rclone_entry *e = NULL;
 	size_t n = 0;
 	char err[512], *dst = xasprintf("%s/stalled.bin", out);
 	double t0;
@@ -780,11 +780,11 @@ static void test_hostile_replies(const char *self)
 	struct lz_rclone_options opts = {
 		.timeout_s = 2, .retries = 1, .log = test_log, .rclone_bin = self
 	};
-	struct lz_remote_entry *e = NULL, st;
+	struct lz_rclone_entry *e = NULL, st;
 	size_t n = 0;
 	char err[512], *dst = xasprintf("%s/fake", out);
 	struct lz_rclone *rc;
-	const struct lz_remote_entry *x;
+	const struct lz_rclone_entry *x;
 
 	snprintf(fake_reply, sizeof(fake_reply), "%s/fake-reply", tmp);
 	set_reply(200, "{\"Hashes\":[\"md5\"],\"Features\":{\"SlowHash\":false}}");
@@ -822,7 +822,7 @@ static void test_hostile_replies(const char *self)
 	      strcmp(x->hash, "md5:0123456789abcdef0123456789abcdef") == 0);
 	CHECK(x && x->mtime.tv_sec == 1612321506 && x->mtime.tv_nsec == 500000000);
 	CHECK((x = find(e, n, "dir")) && x->is_dir && x->size == 0);
-	lz_remote_entries_free(e, n);
+	lz_rclone_entries_free(e, n);
 
 	static const char *const broken[] = {
 		"not json", "[1,2]",	      "{\"list\":5}", "{\"list\":[",	      "{} {}",
@@ -878,7 +878,7 @@ static void test_named_remote(void)
 {
 	char url[64], err[512];
 	struct lz_rclone *rc;
-	struct lz_remote_entry *e = NULL;
+	struct lz_rclone_entry *e = NULL;
 	size_t n = 0;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", serve_port);
@@ -892,7 +892,7 @@ static void test_named_remote(void)
 	if (rc != NULL) {
 		CHECK(lz_rclone_list(rc, "", &e, &n, err, sizeof(err)) == 0);
 		CHECK(n == 2 && find(e, n, "a") && find(e, n, "deeper"));
-		lz_remote_entries_free(e, n);
+		lz_rclone_entries_free(e, n);
 		char *dst = xasprintf("%s/named b c", out),
 		     *orig = xasprintf("%s/sub/deeper/b c", src);
 
