@@ -379,7 +379,7 @@ static int open_unix(struct lz_control *c)
 	mode_t old;
 	int fd;
 
-	if (realpath(c->fs->config->mountpoint, real) == NULL)
+	if (realpath(c->fs->settings->mountpoint, real) == NULL)
 		return -1;
 	if (mkdir(LZ_CONTROL_DIR, 0700) != 0 && errno != EEXIST) {
 		lz_warn("control socket: cannot create %s: %s", LZ_CONTROL_DIR, strerror(errno));
@@ -499,11 +499,11 @@ static int start(struct lz_fs *fs, bool inherited, int listen_fd, int http_fd, c
 			snprintf(c->path, sizeof(c->path), "%s", path);
 	} else {
 		c->listen_fd = open_unix(c);
-		if (fs->config->metrics != NULL) {
-			c->http_fd = open_http(fs->config->metrics);
+		if (fs->settings->metrics != NULL) {
+			c->http_fd = open_http(fs->settings->metrics);
 			if (c->http_fd < 0)
 				lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)",
-					fs->config->metrics);
+					fs->settings->metrics);
 		}
 	}
 	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http_fd < 0)) {

@@ -62,7 +62,7 @@ static void add_str(struct json_object *o, const char *k, const char *v)
 
 struct json_object *lz_report_status(struct lz_fs *fs)
 {
-	const struct lz_config *cfg = fs->config;
+	const struct lz_settings *cfg = fs->settings;
 	struct json_object *o = json_object_new_object();
 	struct image_totals t = { 0 };
 	struct timespec now;

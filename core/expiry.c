@@ -45,20 +45,21 @@ static void report_map_line(void *ctx, const char *message)
 
 int lz_map_reload(struct lz_fs *fs)
 {
-	struct lz_map *map = lz_map_load(fs->config->map, report_map_line, NULL);
+	struct lz_map *map = lz_map_load(fs->settings->map, report_map_line, NULL);
 	struct stat st;
 
 	if (map == NULL) {
-		lz_err("map %s: %s", fs->config->map, strerror(errno));
+		lz_err("map %s: %s", fs->settings->map, strerror(errno));
 		return -1;
 	}
-	if (stat(fs->config->map, &st) == 0)
+	if (stat(fs->settings->map, &st) == 0)
 		fs->map_mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
 	lz_track_map_changed(fs);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
 		fs->root->map_node = &map->root;
-	lz_info("map %s: %zu images, %zu bad lines", fs->config->map, map->images, map->bad_lines);
+	lz_info("map %s: %zu images, %zu bad lines", fs->settings->map, map->images,
+		map->bad_lines);
 	if (old == NULL)
 		return 0;
 	/*
@@ -76,7 +77,7 @@ int lz_map_reload(struct lz_fs *fs)
 static void *expiry_main(void *arg)
 {
 	struct lz_fs *fs = arg;
-	double idle = fs->config->idle_timeout;
+	double idle = fs->settings->idle_timeout;
 	/* Checks often enough that an image lives at most 1.5x its idle time. */
 	double period = idle > 0 ? idle / 2 : 3600;
 
@@ -90,7 +91,7 @@ static void *expiry_main(void *arg)
 			break;
 		if (atomic_exchange(&reload_requested, false)) {
 			lz_info("reload: rereading the map, expiring replaced images");
-			if (fs->config->map != NULL)
+			if (fs->settings->map != NULL)
 				lz_map_reload(fs);
 			lz_images_expire_replaced(fs->images, lz_image_closed, fs);
 		}

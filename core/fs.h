@@ -11,13 +11,13 @@
 #include "inode.h"
 #include "linger.h"
 #include "map.h"
-#include "fs/options.h"
+#include "core/settings.h"
 #include "prefetch.h"
 #include "common/source.h"
 #include "track.h"
 
 struct lz_fs {
-	const struct lz_config *config;
+	const struct lz_settings *settings;
 	struct lz_inode_table *inodes;
 	struct lz_inode *root;
 	/* Cleared when the kernel or libfuse turn passthrough down; reads then come to us. */

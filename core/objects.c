@@ -90,8 +90,8 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
 	memset(e, 0, sizeof(*e));
 	e->ino = inode->nodeid;
 	e->attr = st;
-	e->attr_timeout = fs->config->listing_ttl;
-	e->entry_timeout = fs->config->listing_ttl;
+	e->attr_timeout = fs->settings->listing_ttl;
+	e->entry_timeout = fs->settings->listing_ttl;
 	return 0;
 }
 

@@ -284,7 +284,7 @@ static void *load_later(void *arg)
 
 int lz_track_open(struct lz_fs *fs, const char *mountpoint)
 {
-	const struct lz_config *cfg = fs->config;
+	const struct lz_settings *cfg = fs->settings;
 	char err[256] = "", prefix[PATH_MAX];
 	struct lz_track *t;
 

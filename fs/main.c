@@ -1,6 +1,7 @@
 /* lazyfs: mount, serve, and clean up. */
 #include "config.h"
 #include "core/fs.h"
+#include "fs/options.h"
 #include "control/control.h"
 #include "images/kmount.h"
 #include "cache/remote.h"
@@ -52,7 +53,7 @@ static void preload_unwinder(void)
 		lz_debug("cannot preload libgcc_s.so.1: %s", dlerror());
 }
 
-static int open_underlay(const struct lz_config *cfg)
+static int open_underlay(const struct lz_settings *cfg)
 {
 	const char *dir = cfg->underlay ? cfg->underlay : cfg->mountpoint;
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -62,7 +63,7 @@ static int open_underlay(const struct lz_config *cfg)
 	return fd;
 }
 
-static struct lz_images *open_images(const struct lz_config *cfg)
+static struct lz_images *open_images(const struct lz_settings *cfg)
 {
 	int fd;
 
@@ -128,7 +129,7 @@ static void object_evicted(void *ctx, const char *path)
 	LZ_LOG_LIMITED(LZ_LOG_INFO, "cache: evicted '%s'", path);
 }
 
-static struct lz_remote *open_remote(const struct lz_config *cfg)
+static struct lz_remote *open_remote(const struct lz_settings *cfg)
 {
 	char err[512];
 	struct lz_remote_options opts = {
@@ -185,7 +186,7 @@ static int prefetch_object(void *ctx, const char *path)
 	return 0;
 }
 
-static int open_prefetch(struct lz_fs *fs, const struct lz_config *cfg)
+static int open_prefetch(struct lz_fs *fs, const struct lz_settings *cfg)
 {
 	char dir[PATH_MAX];
 
@@ -263,7 +264,7 @@ static unsigned fuse_minor_of(const char *mountpoint)
 	return minor;
 }
 
-static int serve(struct fuse_session *se, const struct lz_config *cfg)
+static int serve(struct fuse_session *se, const struct lz_settings *cfg)
 {
 	struct fuse_loop_config *loop = fuse_loop_cfg_create();
 	int rc;
@@ -322,7 +323,7 @@ static void resume_cache(struct lz_fs *fs)
 /* ... and restarts it when the upgrade failed and this daemon serves on. */
 static void resume_services(struct lz_fs *fs)
 {
-	const struct lz_config *cfg = fs->config;
+	const struct lz_settings *cfg = fs->settings;
 
 	resume_cache(fs);
 	if (open_prefetch(fs, cfg) != 0)
@@ -340,8 +341,8 @@ static const struct lz_upgrade_hooks upgrade_hooks = {
 
 int main(int argc, char **argv)
 {
-	struct lz_config cfg;
-	struct lz_fs fs = { .config = &cfg };
+	struct lz_options opts;
+	struct lz_fs fs = { .settings = &opts.settings };
 	struct fuse_session *se = NULL;
 	char err[512];
 	int exit_code = 1, underlay_fd;
@@ -357,17 +358,17 @@ int main(int argc, char **argv)
 	int takeover_sock = lz_takeover_sock_from_env();
 	if (takeover_sock == -2)
 		goto out;
-	if (lz_config_parse(argc, argv, &cfg) != 0) {
-		lz_err("%s", cfg.error);
+	if (lz_options_parse(argc, argv, &opts) != 0) {
+		lz_err("%s", opts.error);
 		goto out;
 	}
-	lz_log_init("lazyfs", cfg.debug);
-	if (cfg.show_help) {
-		lz_config_usage(argv[0]);
+	lz_log_init("lazyfs", opts.settings.debug);
+	if (opts.show_help) {
+		lz_options_usage(argv[0]);
 		exit_code = 0;
 		goto out;
 	}
-	if (cfg.show_version) {
+	if (opts.show_version) {
 		printf("lazyfs %s (libfuse %s; %s, %s)\n", PACKAGE_VERSION, fuse_pkgversion(),
 		       LZ_BUILT_WITH_BPF ? "bpf" : "no bpf",
 #ifdef HAVE_LIBSYSTEMD
@@ -389,29 +390,31 @@ int main(int argc, char **argv)
 		char *mp = strdup(lz_takeover_mountpoint(takeover));
 		if (mp == NULL)
 			goto out;
-		free(cfg.mountpoint); /* the absolute path: this process may run elsewhere */
-		cfg.mountpoint = mp;
-	} else if ((takeover = lz_restart_takeover(cfg.map != NULL, err, sizeof(err))) != NULL) {
+		free(opts.settings
+			     .mountpoint); /* the absolute path: this process may run elsewhere */
+		opts.settings.mountpoint = mp;
+	} else if ((takeover = lz_restart_takeover(opts.settings.map != NULL, err, sizeof(err))) !=
+		   NULL) {
 		/* The daemon before died; its supervisor kept the mount and gave it back. */
 		char *mp = strdup(lz_takeover_mountpoint(takeover));
 		if (mp == NULL)
 			goto out;
-		free(cfg.mountpoint);
-		cfg.mountpoint = mp;
+		free(opts.settings.mountpoint);
+		opts.settings.mountpoint = mp;
 	} else if (err[0] != '\0') {
 		lz_err("restart: %s", err);
 		goto out;
 	} else {
 		char real[PATH_MAX];
-		if (lz_mountpoint_check(cfg.mountpoint, err, sizeof(err)) != 0) {
+		if (lz_mountpoint_check(opts.settings.mountpoint, err, sizeof(err)) != 0) {
 			lz_err("%s", err);
 			goto out;
 		}
 		/* Absolute from now on: the daemon's directory becomes /, a new binary's too. */
-		char *mp = realpath(cfg.mountpoint, real) != NULL ? strdup(real) : NULL;
+		char *mp = realpath(opts.settings.mountpoint, real) != NULL ? strdup(real) : NULL;
 		if (mp != NULL) {
-			free(cfg.mountpoint);
-			cfg.mountpoint = mp;
+			free(opts.settings.mountpoint);
+			opts.settings.mountpoint = mp;
 		}
 	}
 	raise_fd_limit();
@@ -419,32 +422,33 @@ int main(int argc, char **argv)
 	fs.inodes = lz_inode_table_new();
 	if (fs.inodes != NULL)
 		lz_inode_table_on_free(fs.inodes, release_inode);
-	fs.linger = lz_linger_new(cfg.open_mode == LZ_OPEN_PASSTHROUGH ? cfg.backing_keep : 0);
+	fs.linger = lz_linger_new(
+		opts.settings.open_mode == LZ_OPEN_PASSTHROUGH ? opts.settings.backing_keep : 0);
 	atomic_store(&fs.passthrough, true);
 	if (fs.inodes == NULL || fs.linger == NULL)
 		goto out;
 	if (takeover == NULL) {
 		/* Opened before mounting: afterwards the path leads into lazyfs itself. */
-		underlay_fd = open_underlay(&cfg);
+		underlay_fd = open_underlay(&opts.settings);
 		if (underlay_fd < 0 || (fs.root = make_root(&fs, underlay_fd)) == NULL)
 			goto out;
 	}
 
-	if (cfg.remote != NULL && (the_remote = open_remote(&cfg)) == NULL)
+	if (opts.settings.remote != NULL && (the_remote = open_remote(&opts.settings)) == NULL)
 		goto out;
-	if (the_remote != NULL && cfg.remote_objects)
+	if (the_remote != NULL && opts.settings.remote_objects)
 		fs.objects = lz_remote_source(the_remote);
-	bool remote_images = the_remote != NULL && !cfg.remote_objects;
-	if ((cfg.images != NULL || cfg.map != NULL || remote_images) &&
-	    (fs.images = open_images(&cfg)) == NULL)
+	bool remote_images = the_remote != NULL && !opts.settings.remote_objects;
+	if ((opts.settings.images != NULL || opts.settings.map != NULL || remote_images) &&
+	    (fs.images = open_images(&opts.settings)) == NULL)
 		goto out;
 	if (remote_images)
 		lz_images_set_source(fs.images, lz_remote_source(the_remote));
 	if (the_remote != NULL)
 		fs.remote = lz_remote_source(the_remote);
-	if (cfg.map != NULL && lz_map_reload(&fs) != 0)
+	if (opts.settings.map != NULL && lz_map_reload(&fs) != 0)
 		goto out;
-	if (open_prefetch(&fs, &cfg) != 0)
+	if (open_prefetch(&fs, &opts.settings) != 0)
 		goto out;
 	if (fs.images != NULL)
 		lz_images_on_ready(fs.images, image_ready, &fs);
@@ -455,11 +459,11 @@ int main(int argc, char **argv)
 	}
 	if (!S_ISDIR(fs.root->type)) {
 		lz_err("underlay %s is not a directory",
-		       cfg.underlay ? cfg.underlay : cfg.mountpoint);
+		       opts.settings.underlay ? opts.settings.underlay : opts.settings.mountpoint);
 		goto out;
 	}
 
-	se = fuse_session_new(&cfg.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
+	se = fuse_session_new(&opts.fuse_args, &lz_ops, sizeof(lz_ops), &fs);
 	if (se == NULL)
 		goto out; /* libfuse said why (e.g. an unknown option) */
 	/* Before the mount exists, so a stop signal never finds the inherited disposition. */
@@ -474,7 +478,7 @@ int main(int argc, char **argv)
 		sigaction(SIGHUP, &hup, NULL);
 	}
 	/* Loaded before daemonizing, so bpf=on can still fail the mount command. */
-	if (lz_track_open(&fs, cfg.mountpoint) != 0)
+	if (lz_track_open(&fs, opts.settings.mountpoint) != 0)
 		goto out;
 	if (takeover != NULL) {
 		if (lz_takeover_attach(takeover, se, why, sizeof(why)) != 0) {
@@ -484,37 +488,39 @@ int main(int argc, char **argv)
 		taken_over = true;
 		lz_linger_set_device(fs.linger, fuse_session_fd(se));
 		/* The old daemon already left the terminal; a second fork would change our pid. */
-		if (!cfg.foreground && chdir("/") != 0)
+		if (!opts.settings.foreground && chdir("/") != 0)
 			goto out;
 	} else {
-		if (fuse_session_mount(se, cfg.mountpoint) != 0)
+		if (fuse_session_mount(se, opts.settings.mountpoint) != 0)
 			goto out;
 		mounted = true;
 		lz_linger_set_device(fs.linger, fuse_session_fd(se));
 		/* Kept for a live upgrade, whose new process replays it into its session. */
 		if (lz_upgrade_first_init(&fs) != 0)
 			goto out;
-		if (fuse_daemonize(cfg.foreground) != 0)
+		if (fuse_daemonize(opts.settings.foreground) != 0)
 			goto out;
 	}
-	if (!cfg.foreground)
+	if (!opts.settings.foreground)
 		lz_log_to_syslog();
 	/* Before any thread starts: capabilities are per thread, new ones inherit these. */
 	int drop = lz_drop_privileges();
 	if (drop != 0)
 		lz_warn("could not drop unneeded capabilities: %s", strerror(-drop));
 	lz_info("serving %s over %s (open_mode=%s)",
-		cfg.underlay ? cfg.underlay : "its own contents", cfg.mountpoint,
-		cfg.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+		opts.settings.underlay ? opts.settings.underlay : "its own contents",
+		opts.settings.mountpoint,
+		opts.settings.open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
 	/* Threads start after fuse_daemonize: they would not survive its fork. */
 	if (lz_expiry_start(&fs) != 0) {
 		lz_err("cannot start the expiry thread");
 		goto out;
 	}
 	clock_gettime(CLOCK_REALTIME, &fs.started);
-	fuse_minor = takeover != NULL ? lz_takeover_minor(takeover) : fuse_minor_of(cfg.mountpoint);
+	fuse_minor = takeover != NULL ? lz_takeover_minor(takeover)
+				      : fuse_minor_of(opts.settings.mountpoint);
 	if (takeover == NULL)
-		lz_upgrade_set_mount(cfg.mountpoint, fuse_minor);
+		lz_upgrade_set_mount(opts.settings.mountpoint, fuse_minor);
 	if (lz_track_start(&fs, fuse_minor) != 0) {
 		lz_err("cannot start the open tracker's threads");
 		goto out;
@@ -532,7 +538,7 @@ int main(int argc, char **argv)
 		lz_takeover_ready(takeover);
 		takeover = NULL;
 		served = true;
-		lz_info("upgrade: took %s over", cfg.mountpoint);
+		lz_info("upgrade: took %s over", opts.settings.mountpoint);
 		char state[64];
 		snprintf(state, sizeof(state), "MAINPID=%d\nREADY=1", (int)getpid());
 		notify_systemd(state);
@@ -541,12 +547,12 @@ int main(int argc, char **argv)
 			lz_warn("no control socket: lazyfsctl cannot reach this mount");
 		notify_systemd("READY=1");
 		/* A supervisor that keeps them can restart us after a crash without unmounting. */
-		if (!lz_upgrade_serves_uring(&cfg))
+		if (!lz_upgrade_serves_uring(&opts.settings))
 			lz_restart_store(fuse_session_fd(se), fs.root->path_fd);
 	}
 	/* The loop returns the signal number after SIGTERM/SIGINT: a clean exit too. */
 	for (;;) {
-		int rc = serve(se, &cfg);
+		int rc = serve(se, &opts.settings);
 		exit_code = rc >= 0 ? 0 : 1;
 		if (!lz_upgrade_requested())
 			break;
@@ -573,7 +579,7 @@ out:
 		if (mounted)
 			fuse_session_unmount(se);
 		else if (taken_over && served)
-			lz_takeover_unmount(fuse_session_fd(se), cfg.mountpoint);
+			lz_takeover_unmount(fuse_session_fd(se), opts.settings.mountpoint);
 		if (mounted || served)
 			lz_restart_unstore(); /* nothing left to restart */
 		fuse_session_destroy(se);
@@ -583,6 +589,6 @@ out:
 	lz_images_free(fs.images);
 	lz_remote_free(the_remote);
 	lz_map_free(atomic_load(&fs.map)); /* maps replaced by reloads are not tracked */
-	lz_config_free(&cfg);
+	lz_options_free(&opts);
 	return exit_code;
 }

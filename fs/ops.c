@@ -39,9 +39,9 @@ struct lz_inode *lz_inode_or_estale(fuse_req_t req, fuse_ino_t ino)
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
 {
 	if (inode != NULL && inode->kind == LZ_INODE_REMOTE)
-		return fs->config->listing_ttl;
-	return inode != NULL && inode->image != NULL ? fs->config->image_timeout
-						     : fs->config->underlay_timeout;
+		return fs->settings->listing_ttl;
+	return inode != NULL && inode->image != NULL ? fs->settings->image_timeout
+						     : fs->settings->underlay_timeout;
 }
 
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
@@ -193,7 +193,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref,
 	 * timeout on the image's root makes path walks through it look it up
 	 * again now and then, which is how an image in use shows it is not idle.
 	 */
-	double idle = fs->config->idle_timeout;
+	double idle = fs->settings->idle_timeout;
 	if (err == 0 && idle > 0 && atomic_load(&fs->no_open) && e->entry_timeout > idle / 2)
 		e->entry_timeout = idle / 2;
 	return err;
@@ -528,7 +528,7 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	conn->max_background = 128;
 	conn->congestion_threshold = 96;
-	if (fs->config->open_mode == LZ_OPEN_CACHED) {
+	if (fs->settings->open_mode == LZ_OPEN_CACHED) {
 		if (fuse_set_feature_flag(conn, FUSE_CAP_NO_OPEN_SUPPORT)) {
 			atomic_store(&fs->no_open, true);
 			atomic_store(&fs->passthrough, false);
@@ -542,9 +542,9 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 		atomic_store(&fs->passthrough, false);
 		atomic_store(&fs->passthrough_warned, true);
 	}
-	if (fs->config->io_uring && (conn->capable_ext & FUSE_CAP_OVER_IO_URING))
+	if (fs->settings->io_uring && (conn->capable_ext & FUSE_CAP_OVER_IO_URING))
 		lz_info("FUSE-over-io_uring enabled");
-	else if (fs->config->io_uring)
+	else if (fs->settings->io_uring)
 		lz_warn("io_uring requested, but the kernel does not offer it "
 			"(/sys/module/fuse/parameters/enable_uring); using /dev/fuse");
 }

@@ -21,28 +21,28 @@ enum {
 
 #define LZ_OPT(templ, field)                                                                       \
 	{                                                                                          \
-		templ, offsetof(struct lz_config, field), 1                                        \
+		templ, offsetof(struct lz_options, field), 1                                       \
 	}
 
 static const struct fuse_opt lz_opt_spec[] = {
-	LZ_OPT("underlay=%s", underlay),
+	LZ_OPT("underlay=%s", settings.underlay),
 	LZ_OPT("open_mode=%s", open_mode_arg),
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
-	LZ_OPT("images=%s", images),
-	LZ_OPT("map=%s", map),
-	LZ_OPT("remote=%s", remote),
+	LZ_OPT("images=%s", settings.images),
+	LZ_OPT("map=%s", settings.map),
+	LZ_OPT("remote=%s", settings.remote),
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
-	LZ_OPT("cache=%s", cache),
-	LZ_OPT("metrics=%s", metrics),
+	LZ_OPT("cache=%s", settings.cache),
+	LZ_OPT("metrics=%s", settings.metrics),
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("image_timeout=%s", image_timeout_arg),
 	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
-	LZ_OPT("max_threads=%u", max_threads),
-	LZ_OPT("max_idle_threads=%u", max_idle_threads),
-	LZ_OPT("backing_keep=%u", backing_keep),
+	LZ_OPT("max_threads=%u", settings.max_threads),
+	LZ_OPT("max_idle_threads=%u", settings.max_idle_threads),
+	LZ_OPT("backing_keep=%u", settings.backing_keep),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -58,68 +58,68 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_END,
 };
 
-/* Says why in cfg->error; -1. */
-#define fail(cfg, ...) (lz_seterr((cfg)->error, sizeof((cfg)->error), __VA_ARGS__), -1)
+/* Says why in opts->error; -1. */
+#define fail(opts, ...) (lz_seterr((opts)->error, sizeof((opts)->error), __VA_ARGS__), -1)
 
-static int take_positional(struct lz_config *cfg, const char *arg)
+static int take_positional(struct lz_options *opts, const char *arg)
 {
 	char *copy;
 
-	if (cfg->positional_count == 2)
+	if (opts->positional_count == 2)
 		return fail(
-			cfg,
+			opts,
 			"unexpected argument '%s' (usage: lazyfs [options] [SOURCE] MOUNTPOINT)",
 			arg);
 	copy = strdup(arg);
 	if (copy == NULL)
-		return fail(cfg, "%s", "out of memory");
+		return fail(opts, "%s", "out of memory");
 	/* With two arguments the first is SOURCE (mount(8) passes one) and the second the
 	 * mountpoint. */
-	if (cfg->positional_count == 1) {
-		cfg->source = cfg->mountpoint;
-		cfg->mountpoint = copy;
+	if (opts->positional_count == 1) {
+		opts->settings.source = opts->settings.mountpoint;
+		opts->settings.mountpoint = copy;
 	} else {
-		cfg->mountpoint = copy;
+		opts->settings.mountpoint = copy;
 	}
-	cfg->positional_count++;
+	opts->positional_count++;
 	return 0;
 }
 
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	struct lz_config *cfg = data;
+	struct lz_options *opts = data;
 
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
-		return take_positional(cfg, arg);
+		return take_positional(opts, arg);
 	case KEY_FOREGROUND:
-		cfg->foreground = true;
+		opts->settings.foreground = true;
 		return 0;
 	case KEY_DEBUG:
-		cfg->debug = true;
-		cfg->foreground = true;
+		opts->settings.debug = true;
+		opts->settings.foreground = true;
 		return 0;
 	case KEY_HELP:
-		cfg->show_help = true;
+		opts->show_help = true;
 		return 0;
 	case KEY_VERSION:
-		cfg->show_version = true;
+		opts->show_version = true;
 		return 0;
 	case KEY_IO_URING:
-		cfg->io_uring = true;
+		opts->settings.io_uring = true;
 		return 1; /* libfuse's own option as well */
 	case KEY_ALLOW_OTHER:
-		cfg->allow_other = true;
+		opts->settings.allow_other = true;
 		return 1;
 	case KEY_DEFAULT_PERMISSIONS:
-		cfg->default_permissions = true;
+		opts->settings.default_permissions = true;
 		return 1;
 	default:
 		return 1; /* left for libfuse, which rejects what it does not know */
 	}
 }
 
-static int parse_timeout(struct lz_config *cfg, const char *option, const char *arg, double *out)
+static int parse_timeout(struct lz_options *opts, const char *option, const char *arg, double *out)
 {
 	char *end;
 	double value;
@@ -127,189 +127,195 @@ static int parse_timeout(struct lz_config *cfg, const char *option, const char *
 	errno = 0;
 	value = strtod(arg, &end);
 	if (errno != 0 || end == arg || *end != '\0' || !isfinite(value) || value < 0)
-		return fail(cfg, "%s: '%s' is not a number of seconds >= 0", option, arg);
+		return fail(opts, "%s: '%s' is not a number of seconds >= 0", option, arg);
 	*out = value;
 	return 0;
 }
 
-static int add_fuse_opt(struct lz_config *cfg, const char *opt)
+static int add_fuse_opt(struct lz_options *opts, const char *opt)
 {
-	if (fuse_opt_add_arg(&cfg->fuse_args, "-o") == -1 ||
-	    fuse_opt_add_arg(&cfg->fuse_args, opt) == -1)
-		return fail(cfg, "%s", "out of memory");
+	if (fuse_opt_add_arg(&opts->fuse_args, "-o") == -1 ||
+	    fuse_opt_add_arg(&opts->fuse_args, opt) == -1)
+		return fail(opts, "%s", "out of memory");
 	return 0;
 }
 
 /* Options lazyfs always passes to libfuse: a read-only mount typed fuse.lazyfs. */
-static int add_mount_options(struct lz_config *cfg)
+static int add_mount_options(struct lz_options *opts)
 {
 	char *fsname_opt = NULL;
 	int rc;
 
-	if (fuse_opt_add_opt_escaped(&fsname_opt, cfg->source ? cfg->source : "lazyfs") == -1)
-		return fail(cfg, "%s", "out of memory");
+	if (fuse_opt_add_opt_escaped(&fsname_opt, opts->settings.source ? opts->settings.source
+									: "lazyfs") == -1)
+		return fail(opts, "%s", "out of memory");
 	char buf[4200];
 	snprintf(buf, sizeof(buf), "fsname=%s", fsname_opt);
 	free(fsname_opt);
-	rc = add_fuse_opt(cfg, buf);
+	rc = add_fuse_opt(opts, buf);
 	if (rc == 0)
-		rc = add_fuse_opt(cfg, "subtype=lazyfs");
+		rc = add_fuse_opt(opts, "subtype=lazyfs");
 	/* Last, so a "rw" from mount(8) or fstab cannot undo it. */
 	if (rc == 0)
-		rc = add_fuse_opt(cfg, "ro");
+		rc = add_fuse_opt(opts, "ro");
 	/*
 	 * The kernel checks every access against the stored modes itself: any
 	 * user reaching the files is held to them although the daemon reads as
 	 * root, and access(2) costs no ACCESS round trip (a compile makes
 	 * thousands).
 	 */
-	if (rc == 0 && !cfg->default_permissions) {
-		cfg->default_permissions = true;
-		rc = add_fuse_opt(cfg, "default_permissions");
+	if (rc == 0 && !opts->settings.default_permissions) {
+		opts->settings.default_permissions = true;
+		rc = add_fuse_opt(opts, "default_permissions");
 	}
 	return rc;
 }
 
-int lz_config_parse(int argc, char **argv, struct lz_config *cfg)
+int lz_options_parse(int argc, char **argv, struct lz_options *opts)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->open_mode = LZ_OPEN_PASSTHROUGH;
-	cfg->underlay_timeout = 60.0;
-	cfg->image_timeout = 86400.0;
-	cfg->idle_timeout = 300.0;
-	cfg->prefetch = true;
-	cfg->prefetch_max = 512ull << 20;
-	cfg->listing_ttl = 60.0;
-	cfg->fetch_timeout = 30.0;
-	cfg->max_threads = 16;
-	cfg->max_idle_threads = 8;
-	cfg->backing_keep = 16384;
+	memset(opts, 0, sizeof(*opts));
+	opts->settings.open_mode = LZ_OPEN_PASSTHROUGH;
+	opts->settings.underlay_timeout = 60.0;
+	opts->settings.image_timeout = 86400.0;
+	opts->settings.idle_timeout = 300.0;
+	opts->settings.prefetch = true;
+	opts->settings.prefetch_max = 512ull << 20;
+	opts->settings.listing_ttl = 60.0;
+	opts->settings.fetch_timeout = 30.0;
+	opts->settings.max_threads = 16;
+	opts->settings.max_idle_threads = 8;
+	opts->settings.backing_keep = 16384;
 
-	if (fuse_opt_parse(&args, cfg, lz_opt_spec, option_proc) == -1) {
-		cfg->fuse_args = args;
-		if (cfg->error[0] == '\0')
-			lz_seterr(cfg->error, sizeof(cfg->error), "invalid options");
+	if (fuse_opt_parse(&args, opts, lz_opt_spec, option_proc) == -1) {
+		opts->fuse_args = args;
+		if (opts->error[0] == '\0')
+			lz_seterr(opts->error, sizeof(opts->error), "invalid options");
 		return -1;
 	}
-	cfg->fuse_args = args;
-	if (cfg->show_help || cfg->show_version)
+	opts->fuse_args = args;
+	if (opts->show_help || opts->show_version)
 		return 0;
-	if (cfg->mountpoint == NULL)
-		return fail(cfg, "%s",
+	if (opts->settings.mountpoint == NULL)
+		return fail(opts, "%s",
 			    "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
-	if (cfg->open_mode_arg != NULL) {
-		if (strcmp(cfg->open_mode_arg, "passthrough") == 0)
-			cfg->open_mode = LZ_OPEN_PASSTHROUGH;
-		else if (strcmp(cfg->open_mode_arg, "cached") == 0)
-			cfg->open_mode = LZ_OPEN_CACHED;
+	if (opts->open_mode_arg != NULL) {
+		if (strcmp(opts->open_mode_arg, "passthrough") == 0)
+			opts->settings.open_mode = LZ_OPEN_PASSTHROUGH;
+		else if (strcmp(opts->open_mode_arg, "cached") == 0)
+			opts->settings.open_mode = LZ_OPEN_CACHED;
 		else
-			return fail(cfg, "open_mode: '%s' is not passthrough or cached",
-				    cfg->open_mode_arg);
+			return fail(opts, "open_mode: '%s' is not passthrough or cached",
+				    opts->open_mode_arg);
 	}
 	const struct {
 		const char *option;
 		const char *arg;
 		double *value;
 	} timeouts[] = {
-		{ "underlay_timeout", cfg->underlay_timeout_arg, &cfg->underlay_timeout },
-		{ "image_timeout", cfg->image_timeout_arg, &cfg->image_timeout },
-		{ "idle_timeout", cfg->idle_timeout_arg, &cfg->idle_timeout },
-		{ "listing_ttl", cfg->listing_ttl_arg, &cfg->listing_ttl },
-		{ "fetch_timeout", cfg->fetch_timeout_arg, &cfg->fetch_timeout },
+		{ "underlay_timeout", opts->underlay_timeout_arg,
+		  &opts->settings.underlay_timeout },
+		{ "image_timeout", opts->image_timeout_arg, &opts->settings.image_timeout },
+		{ "idle_timeout", opts->idle_timeout_arg, &opts->settings.idle_timeout },
+		{ "listing_ttl", opts->listing_ttl_arg, &opts->settings.listing_ttl },
+		{ "fetch_timeout", opts->fetch_timeout_arg, &opts->settings.fetch_timeout },
 	};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		if (timeouts[i].arg != NULL &&
-		    parse_timeout(cfg, timeouts[i].option, timeouts[i].arg, timeouts[i].value) != 0)
+		    parse_timeout(opts, timeouts[i].option, timeouts[i].arg, timeouts[i].value) !=
+			    0)
 			return -1;
-	if (cfg->backend_arg != NULL) {
-		if (strcmp(cfg->backend_arg, "auto") == 0)
-			cfg->backend = LZ_BACKEND_AUTO;
-		else if (strcmp(cfg->backend_arg, "kernel") == 0)
-			cfg->backend = LZ_BACKEND_KERNEL;
-		else if (strcmp(cfg->backend_arg, "squashfuse") == 0)
-			cfg->backend = LZ_BACKEND_SQUASHFUSE;
+	if (opts->backend_arg != NULL) {
+		if (strcmp(opts->backend_arg, "auto") == 0)
+			opts->settings.backend = LZ_BACKEND_AUTO;
+		else if (strcmp(opts->backend_arg, "kernel") == 0)
+			opts->settings.backend = LZ_BACKEND_KERNEL;
+		else if (strcmp(opts->backend_arg, "squashfuse") == 0)
+			opts->settings.backend = LZ_BACKEND_SQUASHFUSE;
 		else
-			return fail(cfg, "backend: '%s' is not auto, kernel or squashfuse",
-				    cfg->backend_arg);
+			return fail(opts, "backend: '%s' is not auto, kernel or squashfuse",
+				    opts->backend_arg);
 	}
-	if (cfg->bpf_arg != NULL) {
-		if (strcmp(cfg->bpf_arg, "auto") == 0)
-			cfg->bpf = LZ_BPF_AUTO;
-		else if (strcmp(cfg->bpf_arg, "on") == 0)
-			cfg->bpf = LZ_BPF_ON;
-		else if (strcmp(cfg->bpf_arg, "off") == 0)
-			cfg->bpf = LZ_BPF_OFF;
+	if (opts->bpf_arg != NULL) {
+		if (strcmp(opts->bpf_arg, "auto") == 0)
+			opts->settings.bpf = LZ_BPF_AUTO;
+		else if (strcmp(opts->bpf_arg, "on") == 0)
+			opts->settings.bpf = LZ_BPF_ON;
+		else if (strcmp(opts->bpf_arg, "off") == 0)
+			opts->settings.bpf = LZ_BPF_OFF;
 		else
-			return fail(cfg, "bpf: '%s' is not auto, on or off", cfg->bpf_arg);
+			return fail(opts, "bpf: '%s' is not auto, on or off", opts->bpf_arg);
 	}
-	if (cfg->prefetch_arg != NULL) {
-		if (strcmp(cfg->prefetch_arg, "on") == 0)
-			cfg->prefetch = true;
-		else if (strcmp(cfg->prefetch_arg, "off") == 0)
-			cfg->prefetch = false;
+	if (opts->prefetch_arg != NULL) {
+		if (strcmp(opts->prefetch_arg, "on") == 0)
+			opts->settings.prefetch = true;
+		else if (strcmp(opts->prefetch_arg, "off") == 0)
+			opts->settings.prefetch = false;
 		else
-			return fail(cfg, "prefetch: '%s' is not on or off", cfg->prefetch_arg);
+			return fail(opts, "prefetch: '%s' is not on or off", opts->prefetch_arg);
 	}
-	if (cfg->prefetch_max_arg != NULL &&
-	    lz_parse_size(cfg->prefetch_max_arg, &cfg->prefetch_max) != 0)
-		return fail(cfg, "prefetch_max: '%s' is not a size (like 256M)",
-			    cfg->prefetch_max_arg);
-	if (cfg->images != NULL && cfg->images[0] == '\0')
-		return fail(cfg, "%s", "images: empty path");
-	if (cfg->map != NULL && cfg->map[0] == '\0')
-		return fail(cfg, "%s", "map: empty path");
-	if (cfg->remote != NULL && strchr(cfg->remote, ':') == NULL)
-		return fail(cfg, "remote: '%s' is not REMOTE:PATH (an rclone remote)", cfg->remote);
-	if (cfg->remote_mode_arg != NULL) {
-		if (strcmp(cfg->remote_mode_arg, "objects") == 0)
-			cfg->remote_objects = true;
-		else if (strcmp(cfg->remote_mode_arg, "images") != 0)
-			return fail(cfg, "remote_mode: '%s' is not images or objects",
-				    cfg->remote_mode_arg);
+	if (opts->prefetch_max_arg != NULL &&
+	    lz_parse_size(opts->prefetch_max_arg, &opts->settings.prefetch_max) != 0)
+		return fail(opts, "prefetch_max: '%s' is not a size (like 256M)",
+			    opts->prefetch_max_arg);
+	if (opts->settings.images != NULL && opts->settings.images[0] == '\0')
+		return fail(opts, "%s", "images: empty path");
+	if (opts->settings.map != NULL && opts->settings.map[0] == '\0')
+		return fail(opts, "%s", "map: empty path");
+	if (opts->settings.remote != NULL && strchr(opts->settings.remote, ':') == NULL)
+		return fail(opts, "remote: '%s' is not REMOTE:PATH (an rclone remote)",
+			    opts->settings.remote);
+	if (opts->remote_mode_arg != NULL) {
+		if (strcmp(opts->remote_mode_arg, "objects") == 0)
+			opts->settings.remote_objects = true;
+		else if (strcmp(opts->remote_mode_arg, "images") != 0)
+			return fail(opts, "remote_mode: '%s' is not images or objects",
+				    opts->remote_mode_arg);
 	}
-	if (cfg->cache_size_arg != NULL &&
-	    lz_parse_size(cfg->cache_size_arg, &cfg->cache_size) != 0)
-		return fail(cfg, "cache_size: '%s' is not a size (like 512M or 20G)",
-			    cfg->cache_size_arg);
-	if (cfg->fetch_timeout <= 0)
-		return fail(cfg, "%s", "fetch_timeout: must be more than 0");
-	if (cfg->cache == NULL && (cfg->cache = strdup("/var/cache/lazyfs")) == NULL)
-		return fail(cfg, "%s", "out of memory");
-	if (cfg->underlay != NULL && cfg->underlay[0] == '\0')
-		return fail(cfg, "%s", "underlay: empty path");
-	if (cfg->max_threads == 0)
-		return fail(cfg, "%s", "max_threads: must be at least 1");
-	if (cfg->backing_keep > 1u << 20)
-		return fail(cfg, "backing_keep: %u is more than 1048576", cfg->backing_keep);
-	return add_mount_options(cfg);
+	if (opts->cache_size_arg != NULL &&
+	    lz_parse_size(opts->cache_size_arg, &opts->settings.cache_size) != 0)
+		return fail(opts, "cache_size: '%s' is not a size (like 512M or 20G)",
+			    opts->cache_size_arg);
+	if (opts->settings.fetch_timeout <= 0)
+		return fail(opts, "%s", "fetch_timeout: must be more than 0");
+	if (opts->settings.cache == NULL &&
+	    (opts->settings.cache = strdup("/var/cache/lazyfs")) == NULL)
+		return fail(opts, "%s", "out of memory");
+	if (opts->settings.underlay != NULL && opts->settings.underlay[0] == '\0')
+		return fail(opts, "%s", "underlay: empty path");
+	if (opts->settings.max_threads == 0)
+		return fail(opts, "%s", "max_threads: must be at least 1");
+	if (opts->settings.backing_keep > 1u << 20)
+		return fail(opts, "backing_keep: %u is more than 1048576",
+			    opts->settings.backing_keep);
+	return add_mount_options(opts);
 }
 
-void lz_config_free(struct lz_config *cfg)
+void lz_options_free(struct lz_options *opts)
 {
-	fuse_opt_free_args(&cfg->fuse_args);
-	free(cfg->source);
-	free(cfg->mountpoint);
-	free(cfg->underlay);
-	free(cfg->open_mode_arg);
-	free(cfg->underlay_timeout_arg);
-	free(cfg->image_timeout_arg);
-	free(cfg->idle_timeout_arg);
-	free(cfg->backend_arg);
-	free(cfg->bpf_arg);
-	free(cfg->prefetch_arg);
-	free(cfg->prefetch_max_arg);
-	free(cfg->images);
-	free(cfg->map);
-	free(cfg->remote);
-	free(cfg->remote_mode_arg);
-	free(cfg->cache);
-	free(cfg->metrics);
-	free(cfg->cache_size_arg);
-	free(cfg->listing_ttl_arg);
-	free(cfg->fetch_timeout_arg);
-	memset(cfg, 0, sizeof(*cfg));
+	fuse_opt_free_args(&opts->fuse_args);
+	free(opts->settings.source);
+	free(opts->settings.mountpoint);
+	free(opts->settings.underlay);
+	free(opts->open_mode_arg);
+	free(opts->underlay_timeout_arg);
+	free(opts->image_timeout_arg);
+	free(opts->idle_timeout_arg);
+	free(opts->backend_arg);
+	free(opts->bpf_arg);
+	free(opts->prefetch_arg);
+	free(opts->prefetch_max_arg);
+	free(opts->settings.images);
+	free(opts->settings.map);
+	free(opts->settings.remote);
+	free(opts->remote_mode_arg);
+	free(opts->settings.cache);
+	free(opts->settings.metrics);
+	free(opts->cache_size_arg);
+	free(opts->listing_ttl_arg);
+	free(opts->fetch_timeout_arg);
+	memset(opts, 0, sizeof(*opts));
 }
 
 int lz_parse_size(const char *text, uint64_t *out)
@@ -354,7 +360,7 @@ int lz_parse_size(const char *text, uint64_t *out)
 	return 0;
 }
 
-void lz_config_usage(const char *progname)
+void lz_options_usage(const char *progname)
 {
 	printf("usage: %s [-f] [-d] [-o OPT[,OPT...]] [SOURCE] MOUNTPOINT\n"
 	       "\n"

@@ -1,7 +1,7 @@
 /*
- * lz_config_parse on any command line, split into arguments at NUL and
+ * lz_options_parse on any command line, split into arguments at NUL and
  * newline bytes after "lazyfs": it never crashes, reads past an argument or
- * leaks (lz_config_free runs either way), and what it accepts is a usable
+ * leaks (lz_options_free runs either way), and what it accepts is a usable
  * configuration that keeps the mount read-only.
  */
 #include "config.h"
@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *argv[MAX_ARGS + 1], *text = malloc(size + 1);
-	struct lz_config cfg;
+	struct lz_options opts;
 	int argc = 0;
 
 	if (text == NULL)
@@ -38,18 +38,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	argv[argc] = NULL;
 
-	if (lz_config_parse(argc, argv, &cfg) == 0 && !cfg.show_help && !cfg.show_version) {
+	if (lz_options_parse(argc, argv, &opts) == 0 && !opts.show_help && !opts.show_version) {
 		bool ro = false;
 
-		CHECK(cfg.mountpoint != NULL && cfg.cache != NULL && cfg.max_threads >= 1);
-		CHECK(cfg.fetch_timeout > 0 && cfg.underlay_timeout >= 0 && cfg.idle_timeout >= 0);
-		for (int i = 0; i + 1 < cfg.fuse_args.argc; i++)
-			ro |= strcmp(cfg.fuse_args.argv[i], "-o") == 0 &&
-			      strcmp(cfg.fuse_args.argv[i + 1], "ro") == 0;
+		CHECK(opts.settings.mountpoint != NULL && opts.settings.cache != NULL &&
+		      opts.settings.max_threads >= 1);
+		CHECK(opts.settings.fetch_timeout > 0 && opts.settings.underlay_timeout >= 0 &&
+		      opts.settings.idle_timeout >= 0);
+		for (int i = 0; i + 1 < opts.fuse_args.argc; i++)
+			ro |= strcmp(opts.fuse_args.argv[i], "-o") == 0 &&
+			      strcmp(opts.fuse_args.argv[i + 1], "ro") == 0;
 		CHECK(ro);
 	}
-	CHECK(memchr(cfg.error, '\0', sizeof(cfg.error)) != NULL);
-	lz_config_free(&cfg);
+	CHECK(memchr(opts.error, '\0', sizeof(opts.error)) != NULL);
+	lz_options_free(&opts);
 	for (int i = 1; i < argc; i++) {
 		uint64_t bytes;
 		lz_parse_size(argv[i], &bytes);

@@ -114,7 +114,7 @@ void lz_upgrade_resend(int fuse_fd)
  * the FUSE_INIT we answered (enable_uring=Y at mount time); otherwise the
  * connection is plain /dev/fuse, which can be handed over.
  */
-bool lz_upgrade_serves_uring(const struct lz_config *cfg)
+bool lz_upgrade_serves_uring(const struct lz_settings *cfg)
 {
 	/* After the 40-byte fuse_in_header: major, minor, max_readahead, flags, flags2. */
 	const size_t flags_at = 40 + 3 * sizeof(uint32_t);
@@ -208,7 +208,7 @@ static int spawn_new(const char *binary, char *msg, size_t size)
 
 int lz_upgrade_request(struct lz_fs *fs, const char *binary, char *msg, size_t size)
 {
-	const struct lz_config *cfg = fs->config;
+	const struct lz_settings *cfg = fs->settings;
 
 	if (saved_argv == NULL || init_request == NULL) {
 		snprintf(msg, size, "this daemon did not keep its FUSE_INIT request");

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct lz_config;
+struct lz_settings;
 struct lz_fs;
 struct lz_handover;
 
@@ -33,7 +33,7 @@ void lz_upgrade_set_mount(const char *mountpoint, unsigned minor);
  * whose requests cannot be handed over (upgrade.c says why): no live
  * upgrade, no restart after a crash.
  */
-bool lz_upgrade_serves_uring(const struct lz_config *cfg);
+bool lz_upgrade_serves_uring(const struct lz_settings *cfg);
 /* Appends the record's "mountpoint", "minor" and "init" lines to H; -1 if they are not known. */
 int lz_upgrade_mount_lines(struct lz_handover *h);
 

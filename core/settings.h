@@ -1,0 +1,47 @@
+/*
+ * The settings of one lazyfs mount, validated: what the layers below the
+ * FUSE glue read (fs/options.c fills it from the command line). Strings are
+ * owned by whoever filled it; nothing here changes while the mount serves.
+ */
+#ifndef LAZYFS_SETTINGS_H
+#define LAZYFS_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum lz_open_mode { LZ_OPEN_PASSTHROUGH, LZ_OPEN_CACHED };
+enum lz_backend { LZ_BACKEND_AUTO, LZ_BACKEND_KERNEL, LZ_BACKEND_SQUASHFUSE };
+enum lz_bpf_mode { LZ_BPF_AUTO, LZ_BPF_ON, LZ_BPF_OFF };
+
+struct lz_settings {
+	char *source; /* accepted for mount(8), otherwise unused */
+	char *mountpoint;
+	char *underlay; /* NULL: the mountpoint's own contents */
+	enum lz_open_mode open_mode;
+	double underlay_timeout; /* entry, attr and negative-entry timeout */
+	char *images;		 /* directory of N.sqfs images, or NULL */
+	char *map;		 /* map file of nested image paths, or NULL */
+	char *remote;		 /* rclone remote (REMOTE:PATH), or NULL */
+	bool remote_objects;	 /* remote_mode=objects; else the remote holds N.sqfs images */
+	char *cache;		 /* local cache directory */
+	char *metrics;		 /* loopback ADDR:PORT for Prometheus, or NULL */
+	uint64_t cache_size;	 /* bytes; 0 = 90 % of the free space at start */
+	double listing_ttl;	 /* how long a remote listing is trusted */
+	double fetch_timeout;	 /* the longest wait for a remote without progress */
+	enum lz_backend backend;
+	enum lz_bpf_mode bpf;
+	bool prefetch;	       /* record images' working sets and prefetch them */
+	uint64_t prefetch_max; /* bytes prefetched per image resolve */
+	double image_timeout;  /* kernel cache timeout inside images (immutable) */
+	double idle_timeout;   /* close images unused this long; 0 = never */
+	unsigned max_threads;
+	unsigned max_idle_threads;
+	unsigned backing_keep; /* passthrough backing ids kept after the last close */
+	bool foreground;
+	bool debug;
+	bool io_uring;
+	bool allow_other;
+	bool default_permissions;
+};
+
+#endif
