@@ -10,13 +10,13 @@ int lz_name_check(const char *name)
 	size_t len = strnlen(name, NAME_MAX + 1);
 
 	if (len == 0)
-		return ENOENT;
+		return -ENOENT;
 	if (len > NAME_MAX)
-		return ENAMETOOLONG;
+		return -ENAMETOOLONG;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return ENOENT;
+		return -ENOENT;
 	if (memchr(name, '/', len) != NULL)
-		return ENOENT;
+		return -ENOENT;
 	return 0;
 }
 

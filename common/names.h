@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* 0 when NAME is one path component lazyfs may look up, else an errno value. */
+/* 0 when NAME is one path component lazyfs may look up, else -ENOENT or -ENAMETOOLONG. */
 int lz_name_check(const char *name);
 
 /*

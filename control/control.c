@@ -1,13 +1,18 @@
+/*
+ * The control plane's listeners and its thread: one request per connection,
+ * the control socket's (root only, checked with SO_PEERCRED) run as commands
+ * (commands.c), the HTTP listener's answered with the metrics.
+ */
 #include "config.h"
 #include "control.h"
+#include "commands.h"
+#include "report.h"
 #include "core/fs.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
-#include "upgrade/upgrade.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,6 +31,7 @@
 
 struct lz_control {
 	struct lz_fs *fs;
+	struct lz_control_hooks hooks;
 	int listen_fd, http_fd, stop_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_t thread;
@@ -63,210 +69,12 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-/* Human output: "key: value" lines, nested objects indented. */
-static void print_plain(FILE *f, struct json_object *o, int depth)
-{
-	json_object_object_foreach(o, key, val)
-	{
-		if (json_object_is_type(val, json_type_object)) {
-			fprintf(f, "%*s%s:\n", depth * 2, "", key);
-			print_plain(f, val, depth + 1);
-		} else if (val == NULL) {
-			fprintf(f, "%*s%s: -\n", depth * 2, "", key);
-		} else {
-			fprintf(f, "%*s%s: %s\n", depth * 2, "", key, json_object_get_string(val));
-		}
-	}
-}
-
-static const char *field(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, k, &v) && v != NULL ? json_object_get_string(v) : "-";
-}
-
-static void print_images(FILE *f, struct json_object *list)
-{
-	size_t n = json_object_array_length(list);
-
-	fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", "IMAGE", "STATE", "BACKEND",
-		"RESOLVES", "OPEN", "PIN", "IDLE_S", "BYTES");
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *o = json_object_array_get_idx(list, i);
-		fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", field(o, "name"),
-			field(o, "state"), field(o, "backend"), field(o, "resolves"),
-			field(o, "open_files"), field(o, "pins"), field(o, "idle_s"),
-			field(o, "bytes"));
-	}
-	if (n == 0)
-		fprintf(f, "(no image used since start)\n");
-}
-
-/* "N" for images=, "a/b" for map= entries (registered as "/a/b"), or an object path. */
-static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
-{
-	char key[PATH_MAX + 1];
-	struct lz_image *image;
-
-	if (fs->images == NULL)
-		return NULL;
-	image = lz_images_find(fs->images, arg);
-	if (image == NULL && arg[0] != '/') {
-		snprintf(key, sizeof(key), "/%s", arg);
-		image = lz_images_find(fs->images, key);
-	}
-	return image;
-}
-
-/* pin/unpin/evict/prefetch N. 0 with a message in OUT, or -1 with the error there. */
-static int entry_command(struct lz_fs *fs, const char *cmd, const char *arg, FILE *out)
-{
-	struct lz_image *image;
-	int rc;
-
-	if (arg == NULL || arg[0] == '\0' || strstr(arg, "..") != NULL) {
-		fprintf(out, "%s needs an entry name", cmd);
-		return -1;
-	}
-	while (*arg == '/')
-		arg++;
-	if (strcmp(cmd, "evict") == 0) {
-		if (fs->objects != NULL) {
-			rc = fs->objects->evict(fs->objects->ctx, arg);
-		} else {
-			image = image_named(fs, arg);
-			rc = image == NULL ? -ENOENT
-					   : lz_images_evict(fs->images, image->name,
-							     lz_image_closed, fs);
-		}
-		if (rc == 0) {
-			fprintf(out, "%s evicted\n", arg);
-			return 0;
-		}
-		fprintf(out, "%s: %s", arg,
-			rc == -EBUSY	? "in use (open files or pinned)"
-			: rc == -ENOENT ? "not resolved or cached"
-					: strerror(-rc));
-		return -1;
-	}
-	bool pin = strcmp(cmd, "pin") == 0;
-	/* Resolved first: a pin keeps it, an image's prefetch needs its root (objects: a
-	 * directory). */
-	if (pin || (strcmp(cmd, "prefetch") == 0 && fs->objects == NULL)) {
-		if (!lz_resolve_entry(fs, arg, true)) {
-			fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
-			return -1;
-		}
-	}
-	if (fs->objects != NULL && strcmp(cmd, "prefetch") != 0) {
-		rc = fs->objects->pin(fs->objects->ctx, arg, pin);
-		if (rc != 0) {
-			fprintf(out, "%s: %s", arg, rc == -EINVAL ? "not pinned" : strerror(-rc));
-			return -1;
-		}
-		fprintf(out, "%s %s\n", arg, pin ? "pinned" : "unpinned");
-		return 0;
-	}
-	image = fs->objects != NULL ? NULL : image_named(fs, arg);
-	if (fs->objects == NULL && image == NULL) {
-		fprintf(out, "%s: no such image in use", arg);
-		return -1;
-	}
-	if (strcmp(cmd, "prefetch") == 0) {
-		rc = lz_prefetch_now(fs->prefetch, image, arg);
-		if (rc < 0) {
-			fprintf(out, "%s: %s", arg,
-				rc == -ENOENT	 ? "no working set recorded yet"
-				: rc == -ENOTSUP ? "prefetch is off or does not apply (squashfuse)"
-						 : strerror(-rc));
-			return -1;
-		}
-		fprintf(out, "%s: prefetching %d files\n", arg, rc);
-		return 0;
-	}
-	if (pin) {
-		atomic_fetch_add(&image->pins, 1);
-		fprintf(out, "%s pinned\n", image->name);
-		return 0;
-	}
-	unsigned pins = atomic_load(&image->pins);
-	while (pins > 0 && !atomic_compare_exchange_weak(&image->pins, &pins, pins - 1))
-		;
-	if (pins == 0) {
-		fprintf(out, "%s: not pinned", image->name);
-		return -1;
-	}
-	fprintf(out, "%s unpinned\n", image->name);
-	return 0;
-}
-
-static const char usage[] = "commands: status, stats, images, metrics, evict N, pin N, unpin N, "
-			    "prefetch N, reload, upgrade";
-
-/* Runs one request; the reply's body goes to OUT. 0, or -1 when it failed (reason in OUT). */
-static int dispatch(struct lz_fs *fs, char *line, bool *json, FILE *out)
-{
-	char *save = NULL, *cmd, *arg;
-	struct json_object *o = NULL;
-
-	line[strcspn(line, "\r\n")] = '\0';
-	cmd = strtok_r(line, " ", &save);
-	if (cmd != NULL && strcmp(cmd, "json") == 0) {
-		*json = true;
-		cmd = strtok_r(NULL, " ", &save);
-	}
-	arg = strtok_r(NULL, "", &save);
-	if (cmd == NULL) {
-		fprintf(out, "empty request; %s", usage);
-		return -1;
-	}
-	if (strcmp(cmd, "status") == 0)
-		o = lz_report_status(fs);
-	else if (strcmp(cmd, "stats") == 0)
-		o = lz_report_stats(fs);
-	else if (strcmp(cmd, "images") == 0)
-		o = lz_report_images(fs);
-	else if (strcmp(cmd, "metrics") == 0) {
-		lz_report_metrics(fs, out);
-		*json = false;
-		return 0;
-	} else if (strcmp(cmd, "reload") == 0) {
-		lz_expiry_reload_signal(SIGHUP);
-		fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
-		return 0;
-	} else if (strcmp(cmd, "upgrade") == 0) {
-		char msg[600];
-		/* Blocks while the main thread hands the mount over (or fails to). */
-		int rc = lz_upgrade_request(fs, arg, msg, sizeof(msg));
-		fprintf(out, rc == 0 ? "%s\n" : "%s", msg);
-		*json = false;
-		return rc;
-	} else if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "pin") == 0 ||
-		   strcmp(cmd, "unpin") == 0 || strcmp(cmd, "prefetch") == 0) {
-		*json = false;
-		return entry_command(fs, cmd, arg, out);
-	} else {
-		fprintf(out, "unknown command '%.64s'; %s", cmd, usage);
-		return -1;
-	}
-	if (*json)
-		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	else if (strcmp(cmd, "images") == 0)
-		print_images(out, o);
-	else
-		print_plain(out, o, 0);
-	json_object_put(o);
-	return 0;
-}
-
 static void serve_control(struct lz_control *c, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	char req[REQUEST_MAX], *body = NULL;
 	size_t body_len = 0;
-	bool json = false;
 	FILE *out;
 	int rc;
 
@@ -280,7 +88,12 @@ static void serve_control(struct lz_control *c, int fd)
 	out = open_memstream(&body, &body_len);
 	if (out == NULL)
 		return;
-	rc = dispatch(c->fs, req, &json, out);
+	struct lz_command_ctx cc = {
+		.fs = c->fs,
+		.upgrade = c->hooks.upgrade,
+		.hooks_ctx = c->hooks.ctx,
+	};
+	rc = lz_command_run(&cc, req, out);
 	fclose(out);
 	if (rc == 0) {
 		write_all(fd, "ok\n", 3);
@@ -291,7 +104,8 @@ static void serve_control(struct lz_control *c, int fd)
 		write_all(fd, "\n", 1);
 	}
 	free(body);
-	lz_upgrade_replied(); /* after an upgrade, the process may end now */
+	if (c->hooks.replied != NULL)
+		c->hooks.replied(c->hooks.ctx); /* after an upgrade, the process may end now */
 }
 
 static void serve_http(struct lz_control *c, int fd)
@@ -455,29 +269,26 @@ static void lz_control_stop_free(struct lz_control *c)
 	free(c);
 }
 
-void lz_control_stop(struct lz_fs *fs)
+void lz_control_stop(struct lz_control *c)
 {
-	struct lz_control *c = fs->control;
 	uint64_t one = 1;
 
 	if (c == NULL)
 		return;
 	if (write(c->stop_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(c->thread, NULL);
-	fs->control = NULL;
 	lz_control_stop_free(c);
 }
 
-void lz_control_fds(struct lz_fs *fs, int *listen_fd, int *http_fd, const char **path)
+void lz_control_fds(struct lz_control *c, int *listen_fd, int *http_fd, const char **path)
 {
-	struct lz_control *c = fs->control;
-
 	*listen_fd = c != NULL ? c->listen_fd : -1;
 	*http_fd = c != NULL ? c->http_fd : -1;
 	*path = c != NULL && c->path[0] != '\0' ? c->path : NULL;
 }
 
-static int start(struct lz_fs *fs, bool inherited, int listen_fd, int http_fd, const char *path)
+static struct lz_control *start(struct lz_fs *fs, const struct lz_control_hooks *hooks,
+				bool inherited, int listen_fd, int http_fd, const char *path)
 {
 	struct lz_control *c = calloc(1, sizeof(*c));
 	sigset_t all, old;
@@ -487,9 +298,11 @@ static int start(struct lz_fs *fs, bool inherited, int listen_fd, int http_fd, c
 			close(listen_fd);
 		if (http_fd >= 0)
 			close(http_fd);
-		return -1;
+		return NULL;
 	}
 	c->fs = fs;
+	if (hooks != NULL)
+		c->hooks = *hooks;
 	c->http_fd = http_fd;
 	c->listen_fd = listen_fd;
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -508,26 +321,27 @@ static int start(struct lz_fs *fs, bool inherited, int listen_fd, int http_fd, c
 	}
 	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http_fd < 0)) {
 		lz_control_stop_free(c);
-		return -1;
+		return NULL;
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		lz_control_stop_free(c);
-		return -1;
+		return NULL;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	fs->control = c;
-	return 0;
+	return c;
 }
 
-int lz_control_start(struct lz_fs *fs)
+struct lz_control *lz_control_start(struct lz_fs *fs, const struct lz_control_hooks *hooks)
 {
-	return start(fs, false, -1, -1, NULL);
+	return start(fs, hooks, false, -1, -1, NULL);
 }
 
-int lz_control_start_inherited(struct lz_fs *fs, int listen_fd, int http_fd, const char *path)
+struct lz_control *lz_control_start_inherited(struct lz_fs *fs,
+					      const struct lz_control_hooks *hooks, int listen_fd,
+					      int http_fd, const char *path)
 {
-	return start(fs, true, listen_fd, http_fd, path);
+	return start(fs, hooks, true, listen_fd, http_fd, path);
 }

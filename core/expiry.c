@@ -1,40 +1,46 @@
 /*
- * The one background thread of the daemon: it closes images that have been
- * idle for idle_timeout and tells the kernel to forget their entries, so the
- * next access resolves them again (and sees a replaced image file). SIGHUP
- * wakes it to expire every image whose file was replaced, at once.
+ * The expiry thread: it closes images that have been idle for idle_timeout
+ * and tells the kernel to forget their entries, so the next access resolves
+ * them again (and sees a replaced image file). A reload wakes it to reread
+ * the map and expire every image whose file was replaced, at once.
  */
 #include "config.h"
+#include "expiry.h"
 #include "fs.h"
-#include "common/log.h"
 #include "common/clock.h"
+#include "common/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <semaphore.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-static pthread_t expiry_thread;
-static sem_t wakeup;
-static atomic_bool stopping, reload_requested, started;
+struct lz_expiry {
+	struct lz_fs *fs;
+	pthread_t thread;
+	sem_t wakeup;
+	atomic_bool stopping, reload_requested, started;
+};
 
-static void forget_name(struct lz_fs *fs, uint64_t parent, const char *name)
+/* An image was closed: the kernel, the tracker and prefetch are told. */
+static void image_closed(void *ctx, struct lz_image *image, uint64_t parent, const char *entry)
 {
-	int rc = fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+	struct lz_fs *fs = ctx;
 
-	if (rc != 0 && rc != -ENOENT)
-		lz_debug("entry %s: kernel entry not invalidated: %s", name, strerror(-rc));
+	if (entry != NULL)
+		lz_fs_forget_entry(fs, parent, entry);
+	/* Parked backing files would hold the image's mount. */
+	lz_linger_revoke_owner(fs->linger, image);
+	lz_track_forget(fs->track, lz_image_name(image));
+	lz_prefetch_image_closed(fs->prefetch, image);
 }
 
-void lz_image_closed(void *ctx, const struct lz_image *image)
+int lz_evict_image(struct lz_fs *fs, const char *name)
 {
-	if (image->entry != NULL)
-		forget_name(ctx, image->parent, image->entry);
-	/* Parked backing files would hold the image's mount. */
-	lz_linger_revoke_owner(((struct lz_fs *)ctx)->linger, image);
-	lz_track_forget(ctx, image->name);
-	lz_prefetch_image_closed(((struct lz_fs *)ctx)->prefetch, image);
+	return fs->images != NULL ? lz_images_evict(fs->images, name, image_closed, fs) : -ENOENT;
 }
 
 static void report_map_line(void *ctx, const char *message)
@@ -49,13 +55,14 @@ int lz_map_reload(struct lz_fs *fs)
 	struct stat st;
 
 	if (map == NULL) {
-		lz_err("map %s: %s", fs->settings->map, strerror(errno));
-		return -1;
+		int err = errno;
+		lz_err("map %s: %s", fs->settings->map, strerror(err));
+		return -err;
 	}
 	if (stat(fs->settings->map, &st) == 0)
 		fs->map_mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
-	lz_track_map_changed(fs);
+	lz_track_map_changed(fs->track);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
 		fs->root->map_node = &map->root;
 	lz_info("map %s: %zu images, %zu bad lines", fs->settings->map, map->images,
@@ -68,66 +75,87 @@ int lz_map_reload(struct lz_fs *fs)
 	 * so it is kept: one small allocation per reload.
 	 */
 	for (size_t i = 0; i < old->root.nchildren; i++)
-		forget_name(fs, FUSE_ROOT_ID, old->root.children[i]->name);
+		lz_fs_forget_entry(fs, LZ_ROOT_ID, old->root.children[i]->name);
 	for (size_t i = 0; i < map->root.nchildren; i++)
-		forget_name(fs, FUSE_ROOT_ID, map->root.children[i]->name);
+		lz_fs_forget_entry(fs, LZ_ROOT_ID, map->root.children[i]->name);
 	return 0;
 }
 
 static void *expiry_main(void *arg)
 {
-	struct lz_fs *fs = arg;
+	struct lz_expiry *e = arg;
+	struct lz_fs *fs = e->fs;
 	double idle = fs->settings->idle_timeout;
 	/* Checks often enough that an image lives at most 1.5x its idle time. */
 	double period = idle > 0 ? idle / 2 : 3600;
 
 	if (period < 0.2)
 		period = 0.2;
-	while (!atomic_load(&stopping)) {
+	while (!atomic_load(&e->stopping)) {
 		struct timespec until = lz_clock_after(CLOCK_REALTIME, period);
-		while (sem_timedwait(&wakeup, &until) == -1 && errno == EINTR)
+		while (sem_timedwait(&e->wakeup, &until) == -1 && errno == EINTR)
 			;
-		if (atomic_load(&stopping))
+		if (atomic_load(&e->stopping))
 			break;
-		if (atomic_exchange(&reload_requested, false)) {
+		if (atomic_exchange(&e->reload_requested, false)) {
 			lz_info("reload: rereading the map, expiring replaced images");
 			if (fs->settings->map != NULL)
 				lz_map_reload(fs);
-			lz_images_expire_replaced(fs->images, lz_image_closed, fs);
+			lz_images_expire_replaced(fs->images, image_closed, fs);
 		}
 		if (idle > 0)
-			lz_images_expire(fs->images, (unsigned)idle, lz_image_closed, fs);
+			lz_images_expire(fs->images, (unsigned)idle, image_closed, fs);
 	}
 	return NULL;
 }
 
-void lz_expiry_reload_signal(int sig)
+struct lz_expiry *lz_expiry_new(struct lz_fs *fs)
 {
-	(void)sig;
-	atomic_store(&reload_requested, true);
-	sem_post(&wakeup); /* async-signal-safe */
+	struct lz_expiry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->fs = fs;
+	sem_init(&e->wakeup, 0, 0);
+	return e;
 }
 
-int lz_expiry_start(struct lz_fs *fs)
+void lz_expiry_free(struct lz_expiry *e)
 {
-	if (fs->images == NULL)
+	if (e == NULL)
+		return;
+	lz_expiry_stop(e);
+	sem_destroy(&e->wakeup);
+	free(e);
+}
+
+void lz_expiry_reload(struct lz_expiry *e)
+{
+	atomic_store(&e->reload_requested, true);
+	sem_post(&e->wakeup); /* async-signal-safe */
+}
+
+int lz_expiry_start(struct lz_expiry *e)
+{
+	int rc;
+
+	if (e->fs->images == NULL)
 		return 0;
-	sem_init(&wakeup, 0, 0);
-	if (pthread_create(&expiry_thread, NULL, expiry_main, fs) != 0)
-		return -1;
-	atomic_store(&started, true);
+	rc = pthread_create(&e->thread, NULL, expiry_main, e);
+	if (rc != 0)
+		return -rc;
+	atomic_store(&e->started, true);
 	return 0;
 }
 
-void lz_expiry_stop(void)
+void lz_expiry_stop(struct lz_expiry *e)
 {
-	if (!atomic_load(&started))
+	if (!atomic_load(&e->started))
 		return;
-	atomic_store(&stopping, true);
-	sem_post(&wakeup);
-	pthread_join(expiry_thread, NULL);
-	sem_destroy(&wakeup);
+	atomic_store(&e->stopping, true);
+	sem_post(&e->wakeup);
+	pthread_join(e->thread, NULL);
 	/* Startable again: a failed live upgrade resumes serving. */
-	atomic_store(&started, false);
-	atomic_store(&stopping, false);
+	atomic_store(&e->started, false);
+	atomic_store(&e->stopping, false);
 }

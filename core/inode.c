@@ -17,7 +17,8 @@ struct lz_inode_table {
 	size_t count;
 	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
 	unsigned sources; /* source numbers 1..sources are taken */
-	void (*on_free)(struct lz_inode *inode);
+	void (*on_free)(void *ctx, struct lz_inode *inode);
+	void *on_free_ctx;
 };
 
 static unsigned bucket_of(uint64_t nodeid)
@@ -35,15 +36,17 @@ struct lz_inode_table *lz_inode_table_new(void)
 	return table;
 }
 
-void lz_inode_table_on_free(struct lz_inode_table *table, void (*fn)(struct lz_inode *inode))
+void lz_inode_table_on_free(struct lz_inode_table *table,
+			    void (*fn)(void *ctx, struct lz_inode *inode), void *ctx)
 {
 	table->on_free = fn;
+	table->on_free_ctx = ctx;
 }
 
 static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
 {
 	if (table->on_free != NULL)
-		table->on_free(inode);
+		table->on_free(table->on_free_ctx, inode);
 	if (inode->path_fd >= 0)
 		close(inode->path_fd);
 	if (inode->read_fd >= 0)

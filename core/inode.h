@@ -66,8 +66,9 @@ struct lz_inode_init {
 };
 
 struct lz_inode_table *lz_inode_table_new(void);
-/* Called as each inode is freed, for what the table does not own (sqfs handles). */
-void lz_inode_table_on_free(struct lz_inode_table *table, void (*fn)(struct lz_inode *inode));
+/* Called (with CTX) as each inode is freed, for what the table does not own (sqfs handles). */
+void lz_inode_table_on_free(struct lz_inode_table *table,
+			    void (*fn)(void *ctx, struct lz_inode *inode), void *ctx);
 /* Frees every inode (closing its descriptors) and the table. */
 void lz_inode_table_free(struct lz_inode_table *table);
 

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The mount's root; FUSE_ROOT_ID. */
+#define LZ_ROOT_ID 1
+
 #define LZ_NODEID_INO_BITS   48
 #define LZ_NODEID_INO_MASK   ((UINT64_C(1) << LZ_NODEID_INO_BITS) - 1)
 #define LZ_NODEID_MAX_SOURCE 0xffffu

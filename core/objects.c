@@ -5,9 +5,9 @@
  * same object keeps its id for the life of the mount (and across restarts).
  */
 #include "config.h"
-#include "common/names.h"
-#include "fs.h"
+#include "objects.h"
 #include "nodeid.h"
+#include "common/names.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -48,18 +48,17 @@ uint64_t lz_objects_nodeid(const char *path)
 	return lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, 0));
 }
 
-int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
-		      struct fuse_entry_param *e)
+int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, struct lz_entry *e)
 {
 	struct lz_source_entry entry, *found = &entry;
 	char path[PATH_MAX];
 	int rc = fs->objects->lookup(fs->objects->ctx, dir_path, name, &entry);
 
 	if (rc < 0)
-		return rc == -ENOTDIR ? ENOENT : -rc;
+		return rc == -ENOTDIR ? -ENOENT : rc;
 	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", dir_path, *dir_path ? "/" : "", name) >=
 	    sizeof(path))
-		return ENAMETOOLONG;
+		return -ENAMETOOLONG;
 	struct lz_inode_init init = {
 		.kind = LZ_INODE_REMOTE,
 		.path_fd = -1,
@@ -77,10 +76,10 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name,
 			continue;
 		inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 		if (inode == NULL)
-			return errno;
+			return -errno;
 	}
 	if (inode == NULL)
-		return EOVERFLOW;
+		return -EOVERFLOW;
 	/* Objects can change on the remote: the newest listing wins. */
 	inode->remote_size = found->is_dir ? 0 : found->size;
 	inode->remote_mtime = found->mtime;
@@ -100,7 +99,7 @@ int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode)
 	int fd = fs->objects->open(fs->objects->ctx, inode->remote_path);
 
 	if (fd >= 0) {
-		lz_track_resolved(fs, inode->remote_path);
+		lz_track_resolved(fs->track, inode->remote_path);
 		lz_prefetch_object_opened(fs->prefetch, inode->remote_path,
 					  (off_t)inode->remote_size);
 	}
@@ -138,23 +137,15 @@ static void adopt_inode_object(void *ctx, struct lz_inode *inode)
 	pthread_mutex_unlock(&inode->lock);
 }
 
-static void adopt_image_object(void *ctx, struct lz_image *image)
-{
-	struct adoption *a = ctx;
-
-	pthread_mutex_lock(&image->lock);
-	if (image->source_key != NULL)
-		adopt_one(a, a->fs->remote, image->source_key);
-	pthread_mutex_unlock(&image->lock);
-}
-
 int lz_objects_adopt(struct lz_fs *fs, char *err, size_t errlen)
 {
 	struct adoption a = { .fs = fs, .err = err, .errlen = errlen };
 
 	if (fs->objects != NULL)
 		lz_inode_foreach(fs->inodes, adopt_inode_object, &a);
-	if (fs->remote != NULL && fs->images != NULL)
-		lz_images_foreach(fs->images, adopt_image_object, &a);
-	return a.failed > 0 ? -1 : 0;
+	/* Every reference is taken again; ERR names the first object missing. */
+	if (fs->images != NULL && lz_images_adopt_sources(fs->images, a.failed == 0 ? err : NULL,
+							  a.failed == 0 ? errlen : 0) != 0)
+		a.failed++;
+	return a.failed > 0 ? -ENOENT : 0;
 }

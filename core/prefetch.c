@@ -24,16 +24,18 @@
 #define WS_FILE_MAX (8u << 20) /* a working set file larger than this is not read */
 #define SET_SLOTS   (2 * LZ_WS_MAX_FILES)
 
+struct unit;
+
 /* What one image's users touch after a resolve, until its window closes. */
-struct lz_ws_recording {
-	char *name; /* the image's registry name, or the objects' top directory */
-	struct lz_ws_recording *_Atomic *slot; /* where its owner points to it */
-	long long until;		       /* CLOCK_MONOTONIC seconds */
+struct recording {
+	char *name;	   /* its unit's name */
+	struct unit *unit; /* the unit it records, which points back to it */
+	long long until;   /* CLOCK_MONOTONIC seconds */
 	char *paths[LZ_WS_MAX_FILES];
 	off_t sizes[LZ_WS_MAX_FILES];
 	size_t n;
 	uint32_t set[SET_SLOTS]; /* index + 1 into paths, by hash: dedups records */
-	struct lz_ws_recording *prev, *next;
+	struct recording *prev, *next;
 };
 
 struct job {
@@ -46,22 +48,28 @@ struct job {
 	struct job *next;
 };
 
-/* remote_mode=objects: a top directory of the remote, whose objects are used together. */
-struct objunit {
+/*
+ * What is used together and prefetched together: an image (by its registry
+ * name), or with remote_mode=objects a top directory of the remote. Units are
+ * kept for the life of the prefetcher, one per name ever used.
+ */
+struct unit {
 	char *name;
-	struct lz_ws_recording *_Atomic ws;
-	struct objunit *next;
+	struct recording *ws; /* its working set being recorded, or NULL; under lock */
+	struct unit *next;
 };
+#define UNIT_BUCKETS 1024u
 
 struct lz_prefetch {
 	char *dir;
 	lz_prefetch_fetch_fn *fetch;
 	void *fetch_ctx;
-	struct objunit *units; /* under lock */
 	uint64_t max_bytes;
-	pthread_mutex_t lock; /* recordings (and each image's ws pointer), jobs */
+	pthread_mutex_t lock; /* units, recordings, jobs */
 	pthread_cond_t work;
-	struct lz_ws_recording *recordings;
+	struct unit *units[UNIT_BUCKETS];
+	struct recording *recordings;
+	atomic_uint recording; /* recordings open: most lookups find none and skip the lock */
 	struct job *jobs, **jobs_tail;
 	bool stop;
 	pthread_t workers[LZ_WS_WORKERS];
@@ -128,7 +136,7 @@ static char **read_working_set(struct lz_prefetch *p, const char *name, off_t **
 static void free_paths(char **paths, size_t n);
 
 /* Whether R recorded REL (its set is complete: records stop at the cap). */
-static bool recorded(const struct lz_ws_recording *r, const char *rel);
+static bool recorded(const struct recording *r, const char *rel);
 
 /*
  * Writes R's files (in the order first seen), then those of the image's last
@@ -136,7 +144,7 @@ static bool recorded(const struct lz_ws_recording *r, const char *rel);
  * (one compile needs headers another does not), so sets are merged, not
  * replaced; files gone from the image are skipped when prefetching.
  */
-static void write_recording(struct lz_prefetch *p, struct lz_ws_recording *r)
+static void write_recording(struct lz_prefetch *p, struct recording *r)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 16];
 	char **old;
@@ -179,7 +187,7 @@ static void write_recording(struct lz_prefetch *p, struct lz_ws_recording *r)
 		 r->n);
 }
 
-static void free_recording(struct lz_ws_recording *r)
+static void free_recording(struct recording *r)
 {
 	free(r->name);
 	for (size_t i = 0; i < r->n; i++)
@@ -187,10 +195,11 @@ static void free_recording(struct lz_ws_recording *r)
 	free(r);
 }
 
-/* Lock held: takes R off its image and the list; the caller writes and frees it. */
-static void detach(struct lz_prefetch *p, struct lz_ws_recording *r)
+/* Lock held: takes R off its unit and the list; the caller writes and frees it. */
+static void detach(struct lz_prefetch *p, struct recording *r)
 {
-	atomic_store(r->slot, NULL);
+	r->unit->ws = NULL;
+	atomic_fetch_sub(&p->recording, 1);
 	if (r->prev != NULL)
 		r->prev->next = r->next;
 	else
@@ -199,7 +208,7 @@ static void detach(struct lz_prefetch *p, struct lz_ws_recording *r)
 		r->next->prev = r->prev;
 }
 
-static bool recorded(const struct lz_ws_recording *r, const char *rel)
+static bool recorded(const struct recording *r, const char *rel)
 {
 	uint32_t slot = lz_hash32(rel) % SET_SLOTS;
 
@@ -269,20 +278,6 @@ static void free_paths(char **paths, size_t n)
 	free(paths);
 }
 
-/* The image's root while it is still the resolve the job was made for, else -1. */
-static int current_root(struct job *j, bool dup_it)
-{
-	struct lz_image *image = j->image;
-	int fd = -1;
-
-	pthread_mutex_lock(&image->lock);
-	if (image->state == LZ_IMAGE_READY && image->generation == j->generation &&
-	    image->root_fd >= 0)
-		fd = dup_it ? fcntl(image->root_fd, F_DUPFD_CLOEXEC, 0) : 0;
-	pthread_mutex_unlock(&image->lock);
-	return fd;
-}
-
 /* Fetches each object into the cache (the store runs one fetch per object however asked). */
 static void run_objects_job(struct lz_prefetch *p, struct job *j)
 {
@@ -305,7 +300,7 @@ static void run_objects_job(struct lz_prefetch *p, struct job *j)
 static void run_job(struct lz_prefetch *p, struct job *j)
 {
 	uint64_t budget = p->max_bytes, files = 0, bytes = 0;
-	int root = current_root(j, true);
+	int root = lz_image_open_root(j->image, j->generation);
 
 	if (root < 0) {
 		atomic_fetch_add(&p->cancelled, 1);
@@ -322,7 +317,7 @@ static void run_job(struct lz_prefetch *p, struct job *j)
 		struct stat st;
 		int fd;
 
-		if (current_root(j, false) < 0) {
+		if (!lz_image_is_generation(j->image, j->generation)) {
 			atomic_fetch_add(&p->cancelled, 1);
 			break;
 		}
@@ -414,16 +409,18 @@ void lz_prefetch_free(struct lz_prefetch *p)
 		free_job(j);
 	}
 	while (p->recordings != NULL) {
-		struct lz_ws_recording *r = p->recordings;
+		struct recording *r = p->recordings;
 		detach(p, r);
 		write_recording(p, r);
 		free_recording(r);
 	}
-	while (p->units != NULL) {
-		struct objunit *u = p->units;
-		p->units = u->next;
-		free(u->name);
-		free(u);
+	for (unsigned b = 0; b < UNIT_BUCKETS; b++) {
+		while (p->units[b] != NULL) {
+			struct unit *u = p->units[b];
+			p->units[b] = u->next;
+			free(u->name);
+			free(u);
+		}
 	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->work);
@@ -431,14 +428,57 @@ void lz_prefetch_free(struct lz_prefetch *p)
 	free(p);
 }
 
-/*
- * Starts recording NAME's use at SLOT (an image's or an objects directory's)
- * and queues JOB, if it has anything to prefetch. Consumes JOB.
- */
-static void start(struct lz_prefetch *p, const char *name, struct lz_ws_recording *_Atomic *slot,
-		  struct job *j)
+/* Lock held: the unit NAME, or NULL. */
+static struct unit *find_unit(struct lz_prefetch *p, const char *name)
 {
-	struct lz_ws_recording *r = calloc(1, sizeof(*r)), *old;
+	struct unit *u;
+
+	for (u = p->units[lz_hash32(name) % UNIT_BUCKETS]; u != NULL; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			break;
+	return u;
+}
+
+/* Lock held: the unit NAME, made if needed (*MADE says so); NULL when out of memory. */
+static struct unit *unit_of(struct lz_prefetch *p, const char *name, bool *made)
+{
+	unsigned b = lz_hash32(name) % UNIT_BUCKETS;
+	struct unit *u = find_unit(p, name);
+
+	*made = false;
+	if (u != NULL)
+		return u;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL || (u->name = strdup(name)) == NULL) {
+		free(u);
+		return NULL;
+	}
+	u->next = p->units[b];
+	p->units[b] = u;
+	*made = true;
+	return u;
+}
+
+/* Lock held: queues J and makes sure a worker runs it. */
+static void queue_job(struct lz_prefetch *p, struct job *j)
+{
+	*p->jobs_tail = j;
+	p->jobs_tail = &j->next;
+	if (p->nworkers < LZ_WS_WORKERS &&
+	    pthread_create(&p->workers[p->nworkers], NULL, worker, p) == 0)
+		p->nworkers++;
+	pthread_cond_signal(&p->work);
+}
+
+/*
+ * Starts recording the use of unit NAME and queues J, if it has anything to
+ * prefetch. Consumes J.
+ */
+static void start(struct lz_prefetch *p, const char *name, struct job *j)
+{
+	struct recording *r = calloc(1, sizeof(*r)), *old = NULL;
+	struct unit *u;
+	bool made;
 
 	if (r == NULL || (r->name = strdup(name)) == NULL || (j->name = strdup(name)) == NULL) {
 		if (r != NULL)
@@ -447,29 +487,32 @@ static void start(struct lz_prefetch *p, const char *name, struct lz_ws_recordin
 		free_job(j);
 		return;
 	}
-	r->slot = slot;
 	r->until = (long long)lz_clock_s(CLOCK_MONOTONIC) + LZ_WS_WINDOW_S;
 	j->paths = read_working_set(p, name, &j->sizes, &j->n);
 
 	pthread_mutex_lock(&p->lock);
-	old = atomic_load(slot);
-	if (old != NULL)
+	u = unit_of(p, name, &made);
+	if (u != NULL && u->ws != NULL) {
+		old = u->ws;
 		detach(p, old);
-	r->next = p->recordings;
-	if (r->next != NULL)
-		r->next->prev = r;
-	p->recordings = r;
-	atomic_store(slot, r);
-	if (j->n > 0) {
-		*p->jobs_tail = j;
-		p->jobs_tail = &j->next;
+	}
+	if (u != NULL) {
+		r->unit = u;
+		r->next = p->recordings;
+		if (r->next != NULL)
+			r->next->prev = r;
+		p->recordings = r;
+		u->ws = r;
+		atomic_fetch_add(&p->recording, 1);
+		r = NULL;
+	}
+	if (u != NULL && j->n > 0) {
+		queue_job(p, j);
 		j = NULL;
-		if (p->nworkers < LZ_WS_WORKERS &&
-		    pthread_create(&p->workers[p->nworkers], NULL, worker, p) == 0)
-			p->nworkers++;
-		pthread_cond_signal(&p->work);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (r != NULL)
+		free_recording(r);
 	if (j != NULL)
 		free_job(j);
 	if (old != NULL) {
@@ -481,26 +524,34 @@ static void start(struct lz_prefetch *p, const char *name, struct lz_ws_recordin
 void lz_prefetch_image_ready(struct lz_prefetch *p, struct lz_image *image, unsigned generation)
 {
 	struct job *j;
+	int root;
 
-	if (p == NULL || image->root_fd < 0)
+	if (p == NULL)
+		return;
+	root = lz_image_open_root(image, generation);
+	if (root < 0)
 		return; /* squashfuse: nothing to warm */
+	close(root);
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return;
 	j->image = image;
 	j->generation = generation;
-	start(p, image->name, &image->ws, j);
+	start(p, lz_image_name(image), j);
 }
 
-static void record_in(struct lz_prefetch *p, struct lz_ws_recording *_Atomic *slot,
-		      const char *relpath, off_t size)
+/* Adds RELPATH (SIZE bytes) to the recording of unit NAME, if one is open. */
+static void record_in(struct lz_prefetch *p, const char *name, const char *relpath, off_t size)
 {
-	struct lz_ws_recording *r, *done = NULL;
+	struct recording *r = NULL, *done = NULL;
+	struct unit *u;
 
-	if (atomic_load_explicit(slot, memory_order_relaxed) == NULL || !path_ok(relpath))
+	if (atomic_load_explicit(&p->recording, memory_order_relaxed) == 0 || !path_ok(relpath))
 		return;
 	pthread_mutex_lock(&p->lock);
-	r = atomic_load(slot);
+	u = find_unit(p, name);
+	if (u != NULL)
+		r = u->ws;
 	if (r != NULL && (long long)lz_clock_s(CLOCK_MONOTONIC) >= r->until) {
 		detach(p, r);
 		done = r;
@@ -520,11 +571,25 @@ static void record_in(struct lz_prefetch *p, struct lz_ws_recording *_Atomic *sl
 	}
 }
 
+bool lz_prefetch_recording(struct lz_prefetch *p, struct lz_image *image)
+{
+	struct unit *u;
+	bool open;
+
+	if (p == NULL || atomic_load_explicit(&p->recording, memory_order_relaxed) == 0)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	u = find_unit(p, lz_image_name(image));
+	open = u != NULL && u->ws != NULL;
+	pthread_mutex_unlock(&p->lock);
+	return open;
+}
+
 void lz_prefetch_record(struct lz_prefetch *p, struct lz_image *image, const char *relpath,
 			off_t size)
 {
 	if (p != NULL)
-		record_in(p, &image->ws, relpath, size);
+		record_in(p, lz_image_name(image), relpath, size);
 }
 
 void lz_prefetch_set_fetch(struct lz_prefetch *p, lz_prefetch_fetch_fn *fetch, void *ctx)
@@ -537,7 +602,6 @@ void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t si
 {
 	char top[NAME_MAX + 1];
 	size_t len = strcspn(path, "/");
-	struct objunit *u;
 	bool first = false;
 
 	if (p == NULL || p->fetch == NULL)
@@ -547,50 +611,39 @@ void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t si
 	snprintf(top, sizeof(top), "%.*s", path[len] == '/' && len <= NAME_MAX ? (int)len : 1,
 		 path[len] == '/' && len <= NAME_MAX ? path : ".");
 	pthread_mutex_lock(&p->lock);
-	for (u = p->units; u != NULL && strcmp(u->name, top) != 0; u = u->next)
-		;
-	if (u == NULL && (u = calloc(1, sizeof(*u))) != NULL) {
-		u->name = strdup(top);
-		if (u->name == NULL) {
-			free(u);
-			u = NULL;
-		} else {
-			u->next = p->units;
-			p->units = u;
-			first = true;
-		}
+	if (unit_of(p, top, &first) == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return;
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (u == NULL)
-		return;
 	if (first) {
 		/* The directory's first use in this process: its cold touch. */
 		struct job *j = calloc(1, sizeof(*j));
 		if (j != NULL)
-			start(p, top, &u->ws, j);
+			start(p, top, j);
 	}
-	record_in(p, &u->ws, path, size);
+	record_in(p, top, path, size);
 }
 
 int lz_prefetch_now(struct lz_prefetch *p, struct lz_image *image, const char *objects_dir)
 {
+	struct lz_image_info info;
 	struct job *j;
 	size_t n;
 
 	if (p == NULL)
 		return -ENOTSUP;
-	if (image != NULL && image->root_fd < 0)
-		return -ENOTSUP;
+	if (image != NULL) {
+		lz_image_info(image, &info);
+		if (info.state != LZ_IMAGE_READY || info.backend != LZ_IMAGE_KERNEL)
+			return -ENOTSUP;
+	}
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return -ENOMEM;
 	j->image = image;
-	j->name = strdup(image != NULL ? image->name : objects_dir);
-	if (image != NULL) {
-		pthread_mutex_lock(&image->lock);
-		j->generation = image->generation;
-		pthread_mutex_unlock(&image->lock);
-	}
+	j->name = strdup(image != NULL ? info.name : objects_dir);
+	j->generation = image != NULL ? info.generation : 0;
 	if (j->name != NULL)
 		j->paths = read_working_set(p, j->name, &j->sizes, &j->n);
 	n = j->n;
@@ -599,28 +652,24 @@ int lz_prefetch_now(struct lz_prefetch *p, struct lz_image *image, const char *o
 		return n == 0 ? -ENOENT : -ENOTSUP;
 	}
 	pthread_mutex_lock(&p->lock);
-	*p->jobs_tail = j;
-	p->jobs_tail = &j->next;
-	if (p->nworkers < LZ_WS_WORKERS &&
-	    pthread_create(&p->workers[p->nworkers], NULL, worker, p) == 0)
-		p->nworkers++;
-	pthread_cond_signal(&p->work);
+	queue_job(p, j);
 	pthread_mutex_unlock(&p->lock);
 	return (int)n;
 }
 
-void lz_prefetch_image_closed(struct lz_prefetch *p, const struct lz_image *image)
+void lz_prefetch_image_closed(struct lz_prefetch *p, struct lz_image *image)
 {
-	struct lz_ws_recording *r;
+	struct recording *r = NULL;
+	struct unit *u;
 
-	struct lz_ws_recording *_Atomic *slot = (struct lz_ws_recording * _Atomic *)&image->ws;
-
-	if (p == NULL || atomic_load(slot) == NULL)
+	if (p == NULL || atomic_load(&p->recording) == 0)
 		return;
 	pthread_mutex_lock(&p->lock);
-	r = atomic_load(slot);
-	if (r != NULL)
+	u = find_unit(p, lz_image_name(image));
+	if (u != NULL && u->ws != NULL) {
+		r = u->ws;
 		detach(p, r);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (r != NULL) {
 		write_recording(p, r);

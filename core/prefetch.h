@@ -11,6 +11,7 @@
 #ifndef LAZYFS_PREFETCH_H
 #define LAZYFS_PREFETCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,8 @@ void lz_prefetch_free(struct lz_prefetch *p);
 
 /* IMAGE became READY (resolve GENERATION): record its use, prefetch its last working set. */
 void lz_prefetch_image_ready(struct lz_prefetch *p, struct lz_image *image, unsigned generation);
+/* Whether IMAGE's working set is being recorded (its first seconds after a resolve). */
+bool lz_prefetch_recording(struct lz_prefetch *p, struct lz_image *image);
 /* A regular file at RELPATH (from the image's root) of SIZE bytes was looked up. */
 void lz_prefetch_record(struct lz_prefetch *p, struct lz_image *image, const char *relpath,
 			off_t size);
@@ -57,7 +60,7 @@ void lz_prefetch_object_opened(struct lz_prefetch *p, const char *path, off_t si
 int lz_prefetch_now(struct lz_prefetch *p, struct lz_image *image, const char *objects_dir);
 
 /* IMAGE was closed: its recording is written now. */
-void lz_prefetch_image_closed(struct lz_prefetch *p, const struct lz_image *image);
+void lz_prefetch_image_closed(struct lz_prefetch *p, struct lz_image *image);
 
 void lz_prefetch_stats(struct lz_prefetch *p, struct lz_prefetch_stats *out);
 

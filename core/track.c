@@ -5,12 +5,13 @@
  * the tracker's map so warm opens never wake the daemon.
  */
 #include "config.h"
-#include "fs.h"
-#include "common/log.h"
-#include "common/mountpoint.h"
 #include "track.h"
+#include "fs.h"
+#include "lookup.h"
 #include "bpf/tracker.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "common/mountpoint.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -35,8 +36,16 @@ struct watched {
 
 struct lz_track {
 	struct lz_fs *fs;
-	struct lz_tracker *tracker;
-	bool objects; /* keys are whole object paths */
+	enum lz_bpf_mode mode;
+	char prefix[PATH_MAX];	    /* the mountpoint, resolved */
+	struct lz_tracker *tracker; /* once loaded */
+	bool objects;		    /* keys are whole object paths */
+	/* Loaded and started: the rest of lazyfs uses it from now on. */
+	atomic_bool live;
+	/* bpf=auto: loading takes tens of milliseconds; the mount does not wait for it. */
+	pthread_t loader;
+	bool loader_started;
+	unsigned fuse_minor;
 
 	pthread_mutex_t lock;
 	pthread_cond_t work;
@@ -78,9 +87,8 @@ static void watch(struct lz_track *t, const char *key, uint64_t event_ns)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void lz_track_lookup_seen(struct lz_fs *fs, const char *name)
+void lz_track_lookup_seen(struct lz_track *t, const char *name)
 {
-	struct lz_track *t = atomic_load(&fs->track);
 	const char *key;
 	uint64_t now;
 
@@ -181,13 +189,13 @@ static void add_mapped(struct lz_track *t, const struct lz_map_node *node)
 		add_mapped(t, node->children[i]);
 }
 
-void lz_track_map_changed(struct lz_fs *fs)
+void lz_track_map_changed(struct lz_track *t)
 {
-	struct lz_track *t = atomic_load(&fs->track);
-	struct lz_map *map = atomic_load(&fs->map);
+	struct lz_map *map;
 
-	if (t == NULL)
+	if (t == NULL || !atomic_load(&t->live))
 		return;
+	map = atomic_load(&t->fs->map);
 	lz_tracker_clear_mapped(t->tracker);
 	if (map != NULL)
 		add_mapped(t, &map->root);
@@ -206,151 +214,145 @@ static void pin_dir_of(const char *prefix, char *out, size_t size)
 	snprintf(out, size, "%s/%s", LZ_TRACK_PIN_ROOT, name);
 }
 
-/* Loads the tracker for PREFIX; NULL with a reason in ERR. */
-static struct lz_track *load(struct lz_fs *fs, const char *prefix, char *err, size_t errlen)
+/* Loads the BPF programs for T's prefix: 0, or -1 with a reason in ERR. */
+static int load(struct lz_track *t, char *err, size_t errlen)
 {
 	char pin_dir[PATH_MAX];
-	struct lz_track *t = calloc(1, sizeof(*t));
 
-	if (t == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	t->fs = fs;
-	t->objects = fs->objects != NULL;
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->work, NULL);
-	pin_dir_of(prefix, pin_dir, sizeof(pin_dir));
+	pin_dir_of(t->prefix, pin_dir, sizeof(pin_dir));
 	struct lz_tracker_config tc = {
-		.prefix = prefix,
+		.prefix = t->prefix,
 		.pin_dir = pin_dir,
 		.mode = t->objects ? LZ_TRACKER_WHOLE_PATH : LZ_TRACKER_FIRST_COMPONENT,
 		.on_miss = on_miss,
 		.ctx = t,
 	};
-	if (lz_tracker_open(&tc, &t->tracker, err, errlen) < 0) {
-		pthread_mutex_destroy(&t->lock);
-		pthread_cond_destroy(&t->work);
-		free(t);
+	return lz_tracker_open(&tc, &t->tracker, err, errlen) < 0 ? -1 : 0;
+}
+
+/* Lets the workers go (a stop, or a start that failed half way). */
+static void stop_workers(struct lz_track *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; i < t->nworkers; i++)
+		pthread_join(t->workers[i], NULL);
+	t->nworkers = 0;
+}
+
+/* Threads, FUSE statistics, then the tracker is published to the rest of lazyfs. */
+static int start_loaded(struct lz_track *t)
+{
+	if (t->fuse_minor != 0)
+		lz_tracker_set_fuse_connection(t->tracker, t->fuse_minor);
+	for (; t->nworkers < WORKERS; t->nworkers++)
+		if (pthread_create(&t->workers[t->nworkers], NULL, worker, t) != 0)
+			break;
+	if (t->nworkers < WORKERS || lz_tracker_start(t->tracker) < 0) {
+		stop_workers(t);
+		return -1;
+	}
+	atomic_store(&t->live, true);
+	lz_track_map_changed(t);
+	lz_info("open tracker loaded: cold entries start resolving at open");
+	return 0;
+}
+
+static void *load_later(void *arg)
+{
+	struct lz_track *t = arg;
+	char err[256] = "";
+
+	if (load(t, err, sizeof(err)) != 0)
+		lz_info("open tracker off: %s", err);
+	else if (start_loaded(t) != 0)
+		lz_warn("open tracker off: its threads cannot start");
+	return NULL;
+}
+
+static void free_track(struct lz_track *t)
+{
+	for (unsigned i = 0; i < t->count; i++)
+		free(t->queue[(t->head + i) % QUEUE_MAX]);
+	for (unsigned i = 0; i < WATCHED_MAX; i++)
+		free(t->watched[i].key);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->work);
+	free(t);
+}
+
+struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *failed)
+{
+	enum lz_bpf_mode mode = fs->settings->bpf;
+	char err[256] = "";
+	struct lz_track *t;
+
+	*failed = false;
+	if (mode == LZ_BPF_OFF)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		*failed = mode == LZ_BPF_ON;
+		return NULL;
+	}
+	t->fs = fs;
+	t->mode = mode;
+	t->objects = fs->objects != NULL;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->work, NULL);
+	if (realpath(mountpoint, t->prefix) == NULL) {
+		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
+		*failed = mode == LZ_BPF_ON;
+		free_track(t);
+		return NULL;
+	}
+	/* bpf=on: loaded before mounting, so a failure can still fail the mount. */
+	if (mode == LZ_BPF_ON && load(t, err, sizeof(err)) != 0) {
+		lz_err("bpf=on: the open tracker cannot load: %s", err);
+		*failed = true;
+		free_track(t);
 		return NULL;
 	}
 	return t;
 }
 
-/* Threads, FUSE statistics, then the tracker is published to the rest of lazyfs. */
-static int start(struct lz_fs *fs, struct lz_track *t, unsigned fuse_minor)
+int lz_track_start(struct lz_track *t, unsigned fuse_minor)
 {
-	if (fuse_minor != 0)
-		lz_tracker_set_fuse_connection(t->tracker, fuse_minor);
-	for (; t->nworkers < WORKERS; t->nworkers++)
-		if (pthread_create(&t->workers[t->nworkers], NULL, worker, t) != 0)
-			return -1;
-	if (lz_tracker_start(t->tracker) < 0)
-		return -1;
-	atomic_store(&fs->track, t);
-	lz_track_map_changed(fs);
-	lz_info("open tracker loaded: cold entries start resolving at open");
-	return 0;
-}
+	int rc;
 
-/* bpf=auto: loading takes tens of milliseconds; the mount does not wait for it. */
-static struct {
-	char prefix[PATH_MAX];
-	bool pending;
-	pthread_t thread;
-	bool started;
-	unsigned fuse_minor;
-	struct lz_fs *fs;
-	struct lz_track *loaded; /* loaded but not started (start failed) */
-} deferred;
-
-static void *load_later(void *arg)
-{
-	char err[256] = "";
-	struct lz_track *t;
-
-	(void)arg;
-	t = load(deferred.fs, deferred.prefix, err, sizeof(err));
-	if (t == NULL) {
-		lz_info("open tracker off: %s", err);
-		return NULL;
-	}
-	if (start(deferred.fs, t, deferred.fuse_minor) != 0) {
-		lz_warn("open tracker off: its threads cannot start");
-		deferred.loaded = t;
-	}
-	return NULL;
-}
-
-int lz_track_open(struct lz_fs *fs, const char *mountpoint)
-{
-	const struct lz_settings *cfg = fs->settings;
-	char err[256] = "", prefix[PATH_MAX];
-	struct lz_track *t;
-
-	if (cfg->bpf == LZ_BPF_OFF)
-		return 0;
-	if (realpath(mountpoint, prefix) == NULL) {
-		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
-		return cfg->bpf == LZ_BPF_ON ? -1 : 0;
-	}
-	if (cfg->bpf == LZ_BPF_AUTO) {
-		snprintf(deferred.prefix, sizeof(deferred.prefix), "%s", prefix);
-		deferred.pending = true;
-		deferred.fs = fs;
-		return 0;
-	}
-	/* bpf=on: loaded before mounting, so a failure can still fail the mount. */
-	t = load(fs, prefix, err, sizeof(err));
-	if (t == NULL) {
-		lz_err("bpf=on: the open tracker cannot load: %s", err);
-		return -1;
-	}
-	deferred.loaded = t;
-	return 0;
-}
-
-int lz_track_start(struct lz_fs *fs, unsigned fuse_minor)
-{
-	struct lz_track *t = deferred.loaded;
-
-	if (deferred.pending) {
-		deferred.fuse_minor = fuse_minor;
-		deferred.started = pthread_create(&deferred.thread, NULL, load_later, NULL) == 0;
-		return deferred.started ? 0 : -1;
-	}
 	if (t == NULL)
 		return 0;
-	deferred.loaded = NULL;
-	if (start(fs, t, fuse_minor) != 0) {
-		deferred.loaded = t;
-		return -1;
-	}
-	return 0;
+	t->fuse_minor = fuse_minor;
+	if (t->tracker != NULL)
+		return start_loaded(t);
+	rc = pthread_create(&t->loader, NULL, load_later, t);
+	t->loader_started = rc == 0;
+	return rc == 0 ? 0 : -rc;
 }
 
-void lz_track_resolved(struct lz_fs *fs, const char *name)
+bool lz_track_loaded(struct lz_track *t)
 {
-	struct lz_track *t = atomic_load(&fs->track);
+	return t != NULL && atomic_load(&t->live);
+}
 
-	if (t != NULL)
+void lz_track_resolved(struct lz_track *t, const char *name)
+{
+	if (lz_track_loaded(t))
 		lz_tracker_set_state(t->tracker, key_of(name), LZ_TRACKER_RESOLVED);
 }
 
-void lz_track_forget(struct lz_fs *fs, const char *name)
+void lz_track_forget(struct lz_track *t, const char *name)
 {
-	struct lz_track *t = atomic_load(&fs->track);
-
-	if (t != NULL)
+	if (lz_track_loaded(t))
 		lz_tracker_forget(t->tracker, key_of(name));
 }
 
-int lz_track_stats(struct lz_fs *fs, struct lz_track_stats *out)
+int lz_track_stats(struct lz_track *t, struct lz_track_stats *out)
 {
-	struct lz_track *t = atomic_load(&fs->track);
-
 	memset(out, 0, sizeof(*out));
-	if (t == NULL)
+	if (!lz_track_loaded(t))
 		return -ENOTSUP;
 	out->early = atomic_load(&t->early);
 	out->absent = atomic_load(&t->absent);
@@ -399,28 +401,13 @@ static void fuse_counts(const struct lz_tracker_stats *st, char *out, size_t siz
 					      (unsigned long long)st->fuse_ops[op].count);
 }
 
-void lz_track_close(struct lz_fs *fs)
+/* The tracker's last numbers, logged as it closes. */
+static void log_totals(struct lz_track *t)
 {
-	struct lz_track *t;
-	struct lz_track_stats *st;
+	struct lz_track_stats *st = malloc(sizeof(*st)); /* 22 KiB */
 	char ops[1024];
 
-	if (deferred.started) {
-		pthread_join(deferred.thread, NULL);
-		deferred.started = false;
-	}
-	if (deferred.loaded != NULL) { /* loaded, never started: nothing else to stop */
-		lz_tracker_close(deferred.loaded->tracker);
-		pthread_mutex_destroy(&deferred.loaded->lock);
-		pthread_cond_destroy(&deferred.loaded->work);
-		free(deferred.loaded);
-		deferred.loaded = NULL;
-	}
-	t = atomic_load(&fs->track);
-	if (t == NULL)
-		return;
-	st = malloc(sizeof(*st)); /* 22 KiB */
-	if (st != NULL && lz_track_stats(fs, st) == 0) {
+	if (st != NULL && lz_track_stats(t, st) == 0) {
 		lz_info("open tracker: %llu events, %llu hits, %llu lost; %llu resolved early, "
 			"%llu with nothing to resolve",
 			(unsigned long long)st->bpf.events, (unsigned long long)st->bpf.hits,
@@ -435,20 +422,20 @@ void lz_track_close(struct lz_fs *fs)
 						       : 0.0);
 	}
 	free(st);
+}
+
+void lz_track_close(struct lz_track *t)
+{
+	if (t == NULL)
+		return;
+	if (t->loader_started)
+		pthread_join(t->loader, NULL);
+	if (atomic_load(&t->live))
+		log_totals(t);
+	atomic_store(&t->live, false);
 	/* The ring-buffer thread first: it is what feeds the workers. */
-	lz_tracker_close(t->tracker);
-	pthread_mutex_lock(&t->lock);
-	t->stop = true;
-	pthread_cond_broadcast(&t->work);
-	pthread_mutex_unlock(&t->lock);
-	for (unsigned i = 0; i < t->nworkers; i++)
-		pthread_join(t->workers[i], NULL);
-	for (unsigned i = 0; i < t->count; i++)
-		free(t->queue[(t->head + i) % QUEUE_MAX]);
-	for (unsigned i = 0; i < WATCHED_MAX; i++)
-		free(t->watched[i].key);
-	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->work);
-	free(t);
-	atomic_store(&fs->track, NULL);
+	if (t->tracker != NULL)
+		lz_tracker_close(t->tracker);
+	stop_workers(t);
+	free_track(t);
 }

@@ -6,11 +6,13 @@
 #ifndef LAZYFS_TRACK_H
 #define LAZYFS_TRACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bpf/tracker.h"
 
 struct lz_fs;
+struct lz_track;
 
 #define LZ_TRACK_DELAY_BUCKETS 24
 #define LZ_TRACK_PIN_ROOT      "/sys/fs/bpf/lazyfs"
@@ -31,25 +33,30 @@ struct lz_track_stats {
 };
 
 /*
- * Loads the tracker for MOUNTPOINT (before mounting and daemonizing) as
- * config->bpf says. 0 also when bpf=auto could not load it (logged once);
- * -1 when bpf=on could not, and the mount must fail.
+ * The tracker of FS's mount at MOUNTPOINT, as settings->bpf says: NULL for
+ * bpf=off. bpf=on loads it now (before mounting and daemonizing): when it
+ * cannot, NULL with *FAILED set, and the mount must fail. bpf=auto loads it
+ * in the background once started, and goes without it (logged once) when
+ * it cannot.
  */
-int lz_track_open(struct lz_fs *fs, const char *mountpoint);
+struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *failed);
 /* After daemonizing: workers, ring-buffer thread, FUSE statistics for FUSE_MINOR (0: none). */
-int lz_track_start(struct lz_fs *fs, unsigned fuse_minor);
-void lz_track_close(struct lz_fs *fs);
+int lz_track_start(struct lz_track *t, unsigned fuse_minor);
+/* Stops and frees T (NULL is fine). */
+void lz_track_close(struct lz_track *t);
+/* Whether T is loaded and serving; every call below is a no-op until then. */
+bool lz_track_loaded(struct lz_track *t);
 
 /* NAME (an image's registry name or an object path) is resolved, or no longer. */
-void lz_track_resolved(struct lz_fs *fs, const char *name);
-void lz_track_forget(struct lz_fs *fs, const char *name);
+void lz_track_resolved(struct lz_track *t, const char *name);
+void lz_track_forget(struct lz_track *t, const char *name);
 /* The map file was (re)loaded: the tracker learns its nested entries. */
-void lz_track_map_changed(struct lz_fs *fs);
+void lz_track_map_changed(struct lz_track *t);
 /* The kernel looked image NAME up: closes its event-to-LOOKUP delay, if one is open. */
-void lz_track_lookup_seen(struct lz_fs *fs, const char *name);
+void lz_track_lookup_seen(struct lz_track *t, const char *name);
 
-/* OUT is large (the FUSE latency histograms): allocate it. */
-int lz_track_stats(struct lz_fs *fs, struct lz_track_stats *out);
+/* OUT is large (the FUSE latency histograms): allocate it. -ENOTSUP when not loaded. */
+int lz_track_stats(struct lz_track *t, struct lz_track_stats *out);
 
 /* "LOOKUP", "OPEN"... for a FUSE opcode; "OTHER" when unknown. */
 const char *lz_fuse_opcode_name(unsigned op);

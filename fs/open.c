@@ -7,10 +7,11 @@
  * without a file handle.
  */
 #include "config.h"
-#include "core/fs.h"
+#include "ops.h"
+#include "core/objects.h"
+#include "core/underlay.h"
 #include "common/log.h"
 #include "images/sqfs.h"
-#include "core/underlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Opens inode->read_fd if needed; call with inode->lock held. */
+/* Opens inode->read_fd if needed; call with inode->lock held. 0 or -errno. */
 static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 {
 	if (inode->read_fd >= 0)
@@ -26,16 +27,16 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 	if (inode->kind == LZ_INODE_REMOTE) {
 		/* The first open fetches the object; later ones find it in the cache. */
 		if (S_ISDIR(inode->type))
-			return EISDIR;
+			return -EISDIR;
 		int fd = lz_objects_open(fs, inode);
 		if (fd < 0)
-			return -fd;
+			return fd;
 		inode->read_fd = fd;
 		return 0;
 	}
 	int fd = lz_backing_reopen(inode->path_fd, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return -fd;
+		return fd;
 	/* O_NONBLOCK only kept a fifo from hanging the open; reads should block. */
 	fcntl(fd, F_SETFL, 0);
 	inode->read_fd = fd;
@@ -85,7 +86,7 @@ static void drop_open(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&inode->lock);
 	if (inode->opens > 0 && inode->image != NULL)
-		atomic_fetch_sub(&inode->image->open_files, 1);
+		lz_image_files_closed(inode->image, 1);
 	if (inode->opens > 0 && --inode->opens == 0) {
 		bool held = inode->read_fd >= 0 || inode->object_held;
 		/* Parked before the object is released: an eviction then finds it. */
@@ -134,14 +135,14 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		inode->opens++;
 		if (inode->image != NULL) {
 			/* An image with open files is never expired. */
-			atomic_fetch_add(&inode->image->open_files, 1);
+			lz_image_files_opened(inode->image, 1);
 			lz_image_touch(inode->image);
 		}
 		fi->backing_id = inode->backing_id;
 	}
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, -err);
 		return;
 	}
 	/*
@@ -191,7 +192,7 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	buf.buf[0].fd = inode->read_fd;
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, -err);
 		return;
 	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;

@@ -171,35 +171,24 @@ static int add_mount_options(struct lz_options *opts)
 	return rc;
 }
 
-int lz_options_parse(int argc, char **argv, struct lz_options *opts)
+static void set_defaults(struct lz_settings *s)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	s->open_mode = LZ_OPEN_PASSTHROUGH;
+	s->underlay_timeout = 60.0;
+	s->image_timeout = 86400.0;
+	s->idle_timeout = 300.0;
+	s->prefetch = true;
+	s->prefetch_max = 512ull << 20;
+	s->listing_ttl = 60.0;
+	s->fetch_timeout = 30.0;
+	s->max_threads = 16;
+	s->max_idle_threads = 8;
+	s->backing_keep = 16384;
+}
 
-	memset(opts, 0, sizeof(*opts));
-	opts->settings.open_mode = LZ_OPEN_PASSTHROUGH;
-	opts->settings.underlay_timeout = 60.0;
-	opts->settings.image_timeout = 86400.0;
-	opts->settings.idle_timeout = 300.0;
-	opts->settings.prefetch = true;
-	opts->settings.prefetch_max = 512ull << 20;
-	opts->settings.listing_ttl = 60.0;
-	opts->settings.fetch_timeout = 30.0;
-	opts->settings.max_threads = 16;
-	opts->settings.max_idle_threads = 8;
-	opts->settings.backing_keep = 16384;
-
-	if (fuse_opt_parse(&args, opts, lz_opt_spec, option_proc) == -1) {
-		opts->fuse_args = args;
-		if (opts->error[0] == '\0')
-			lz_seterr(opts->error, sizeof(opts->error), "invalid options");
-		return -1;
-	}
-	opts->fuse_args = args;
-	if (opts->show_help || opts->show_version)
-		return 0;
-	if (opts->settings.mountpoint == NULL)
-		return fail(opts, "%s",
-			    "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
+/* The modes, timeouts and sizes of the raw strings: 0, or -1 with the reason. */
+static int parse_values(struct lz_options *opts)
+{
 	if (opts->open_mode_arg != NULL) {
 		if (strcmp(opts->open_mode_arg, "passthrough") == 0)
 			opts->settings.open_mode = LZ_OPEN_PASSTHROUGH;
@@ -259,6 +248,12 @@ int lz_options_parse(int argc, char **argv, struct lz_options *opts)
 	    lz_parse_size(opts->prefetch_max_arg, &opts->settings.prefetch_max) != 0)
 		return fail(opts, "prefetch_max: '%s' is not a size (like 256M)",
 			    opts->prefetch_max_arg);
+	return 0;
+}
+
+/* The paths and limits, and the cache's default: 0, or -1 with the reason. */
+static int check_paths(struct lz_options *opts)
+{
 	if (opts->settings.images != NULL && opts->settings.images[0] == '\0')
 		return fail(opts, "%s", "images: empty path");
 	if (opts->settings.map != NULL && opts->settings.map[0] == '\0')
@@ -289,6 +284,30 @@ int lz_options_parse(int argc, char **argv, struct lz_options *opts)
 	if (opts->settings.backing_keep > 1u << 20)
 		return fail(opts, "backing_keep: %u is more than 1048576",
 			    opts->settings.backing_keep);
+	return 0;
+}
+
+int lz_options_parse(int argc, char **argv, struct lz_options *opts)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+
+	memset(opts, 0, sizeof(*opts));
+	set_defaults(&opts->settings);
+
+	if (fuse_opt_parse(&args, opts, lz_opt_spec, option_proc) == -1) {
+		opts->fuse_args = args;
+		if (opts->error[0] == '\0')
+			lz_seterr(opts->error, sizeof(opts->error), "invalid options");
+		return -1;
+	}
+	opts->fuse_args = args;
+	if (opts->show_help || opts->show_version)
+		return 0;
+	if (opts->settings.mountpoint == NULL)
+		return fail(opts, "%s",
+			    "missing MOUNTPOINT (usage: lazyfs [options] [SOURCE] MOUNTPOINT)");
+	if (parse_values(opts) != 0 || check_paths(opts) != 0)
+		return -1;
 	return add_mount_options(opts);
 }
 

@@ -1,11 +1,19 @@
+/*
+ * The image registry: a hash table of images by name, resolving them once
+ * however many threads ask, and closing them when idle, replaced or evicted.
+ *
+ * A resolve drops the image's lock at two places only: while the backend
+ * mounts (slow: other entries, and other threads' lookups of ready images,
+ * go on) with the state RESOLVING, which makes every other resolver wait;
+ * and while the on_ready callback runs, with `announcing` set, which makes
+ * every lookup of the image wait.
+ */
 #include "config.h"
-#include "images.h"
-#include "kmount.h"
+#include "images_int.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "common/source.h"
-#include "sqfs.h"
-#include "common/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,33 +22,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
 #define N_SUFFIXES (sizeof(image_suffixes) / sizeof(image_suffixes[0]))
-#define BUCKETS	   4096u
 
-/* Made-up device numbers of squashfuse handles: a major no real device has. */
-#define SQFS_DEV_MAJOR 0xfffff000u
-#define SQFS_SLOTS     65536u
-
-struct lz_images {
-	int dir_fd;
-	const struct lz_source *source;
-	enum lz_image_backend backend;
-	pthread_mutex_t slot_lock;
-	unsigned char slot_used[SQFS_SLOTS];
-	pthread_mutex_t lock; /* the hash table only: never held while mounting */
-	struct lz_image *buckets[BUCKETS];
-	lz_image_ready_fn *on_ready;
-	void *on_ready_ctx;
-	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
-};
+static long long now_s(void)
+{
+	return (long long)lz_clock_s(CLOCK_MONOTONIC);
+}
 
 static unsigned hash_name(const char *name)
 {
-	return lz_hash32(name) % BUCKETS;
+	return lz_hash32(name) % LZ_IMAGES_BUCKETS;
 }
 
 struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend)
@@ -67,118 +61,15 @@ void lz_images_set_source(struct lz_images *images, const struct lz_source *sour
 	images->source = source;
 }
 
-void lz_sqfs_image_get(struct lz_sqfs_image *handle)
-{
-	atomic_fetch_add(&handle->refs, 1);
-}
-
-void lz_sqfs_image_put(struct lz_sqfs_image *handle)
-{
-	if (handle == NULL || atomic_fetch_sub(&handle->refs, 1) != 1)
-		return;
-	/* No inode uses it any more, so its device number (node id source) may be reused. */
-	lz_sqfs_close(handle->sqfs);
-	pthread_mutex_lock(&handle->images->slot_lock);
-	handle->images->slot_used[handle->slot] = 0;
-	pthread_mutex_unlock(&handle->images->slot_lock);
-	free(handle);
-}
-
-/* Takes slot WANT (a takeover), or the first free one for -1. SQFS_SLOTS if none. */
-static unsigned claim_slot(struct lz_images *images, long want)
-{
-	unsigned slot;
-
-	pthread_mutex_lock(&images->slot_lock);
-	if (want >= 0)
-		slot = want < SQFS_SLOTS && !images->slot_used[want] ? (unsigned)want : SQFS_SLOTS;
-	else
-		for (slot = 0; slot < SQFS_SLOTS && images->slot_used[slot]; slot++)
-			;
-	if (slot < SQFS_SLOTS)
-		images->slot_used[slot] = 1;
-	pthread_mutex_unlock(&images->slot_lock);
-	return slot;
-}
-
-static struct lz_sqfs_image *open_sqfs_slot(struct lz_images *images, int file_fd, long want,
-					    char *err, size_t errlen)
-{
-	char proc_path[64];
-	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
-	unsigned slot;
-
-	if (handle == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	slot = claim_slot(images, want);
-	if (slot == SQFS_SLOTS) {
-		snprintf(err, errlen,
-			 want < 0 ? "too many squashfuse images open"
-				  : "squashfuse slot taken twice");
-		free(handle);
-		return NULL;
-	}
-	/* The very file that was checked, even if the name was replaced since. */
-	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", file_fd);
-	handle->sqfs = lz_sqfs_open(proc_path, err, errlen);
-	if (handle->sqfs == NULL) {
-		pthread_mutex_lock(&images->slot_lock);
-		images->slot_used[slot] = 0;
-		pthread_mutex_unlock(&images->slot_lock);
-		free(handle);
-		return NULL;
-	}
-	handle->slot = slot;
-	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
-	handle->images = images;
-	atomic_store(&handle->refs, 1);
-	return handle;
-}
-
-static struct lz_sqfs_image *open_sqfs(struct lz_images *images, int file_fd, char *err,
-				       size_t errlen)
-{
-	return open_sqfs_slot(images, file_fd, -1, err, errlen);
-}
-
-struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
-					   char *err, size_t errlen)
-{
-	return open_sqfs_slot(images, file_fd, slot, err, errlen);
-}
-
-static void close_image(struct lz_image *image)
-{
-	if (image->root_fd >= 0)
-		close(image->root_fd);
-	image->root_fd = -1;
-	lz_sqfs_image_put(image->sqfs);
-	image->sqfs = NULL;
-	if (image->source_key != NULL) {
-		const struct lz_source *source = image->images->source;
-		source->release(source->ctx, image->source_key);
-		free(image->source_key);
-		image->source_key = NULL;
-	}
-}
-
 void lz_images_free(struct lz_images *images)
 {
 	if (images == NULL)
 		return;
-	for (unsigned i = 0; i < BUCKETS; i++) {
+	for (unsigned i = 0; i < LZ_IMAGES_BUCKETS; i++) {
 		struct lz_image *image = images->buckets[i];
 		while (image != NULL) {
 			struct lz_image *next = image->next;
-			close_image(image);
-			pthread_mutex_destroy(&image->lock);
-			pthread_cond_destroy(&image->changed);
-			free(image->name);
-			free(image->path);
-			free(image->entry);
-			free(image);
+			lz_image_free(image);
 			image = next;
 		}
 	}
@@ -191,7 +82,8 @@ void lz_images_free(struct lz_images *images)
 
 /*
  * Opens the image file (readable): ABS_PATH for a map entry, else NAME with
- * each suffix in DIR. PATH gets what to call it in messages. -errno.
+ * each suffix in DIR, or at the source's top. PATH gets what to call it in
+ * messages (and the source's key). A descriptor, or -errno.
  */
 static int open_image_file(struct lz_images *images, const char *name, const char *abs_path,
 			   char *path, size_t pathlen)
@@ -245,18 +137,6 @@ static void close_image_file(struct lz_images *images, int fd, const char *path)
 		images->source->release(images->source->ctx, path);
 }
 
-bool lz_images_has(struct lz_images *images, const char *name)
-{
-	char path[NAME_MAX + 16];
-	int fd = open_image_file(images, name, NULL, path, sizeof(path));
-
-	if (fd == -ENOENT)
-		return false;
-	if (fd >= 0)
-		close_image_file(images, fd, path);
-	return true;
-}
-
 static struct lz_image *find_locked(struct lz_images *images, const char *name, unsigned b)
 {
 	struct lz_image *image;
@@ -267,7 +147,7 @@ static struct lz_image *find_locked(struct lz_images *images, const char *name, 
 	return image;
 }
 
-static struct lz_image *find(struct lz_images *images, const char *name)
+struct lz_image *lz_images_find(struct lz_images *images, const char *name)
 {
 	struct lz_image *image;
 
@@ -284,19 +164,9 @@ static struct lz_image *find_or_add(struct lz_images *images, const char *name)
 
 	pthread_mutex_lock(&images->lock);
 	image = find_locked(images, name, b);
-	if (image == NULL && (image = calloc(1, sizeof(*image))) != NULL) {
-		image->name = strdup(name);
-		if (image->name == NULL) {
-			free(image);
-			image = NULL;
-		} else {
-			pthread_mutex_init(&image->lock, NULL);
-			pthread_cond_init(&image->changed, NULL);
-			image->images = images;
-			image->root_fd = -1;
-			image->next = images->buckets[b];
-			images->buckets[b] = image;
-		}
+	if (image == NULL && (image = lz_image_new(images, name)) != NULL) {
+		image->next = images->buckets[b];
+		images->buckets[b] = image;
 	}
 	pthread_mutex_unlock(&images->lock);
 	return image;
@@ -306,54 +176,6 @@ static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-/* Opens the image with the backend; called without image->lock. 0 or -errno. */
-static int open_backend(struct lz_images *images, int file_fd, const char *path, struct stat *st,
-			struct lz_image_root *root)
-{
-	char err[256];
-
-	root->fd = -1;
-	root->sqfs = NULL;
-	if (fstat(file_fd, st) == -1)
-		return -errno;
-	if (!S_ISREG(st->st_mode)) {
-		lz_warn("image %s: not a regular file; serving the underlay", path);
-		return -EINVAL;
-	}
-	if (images->backend == LZ_IMAGE_SQUASHFUSE) {
-		root->sqfs = open_sqfs(images, file_fd, err, sizeof(err));
-		if (root->sqfs != NULL)
-			return 0;
-	} else {
-		root->fd = lz_kmount_squashfs(file_fd, err, sizeof(err));
-		if (root->fd >= 0)
-			return 0;
-	}
-	lz_warn("image %s: %s; serving the underlay", path, err);
-	return -EIO;
-}
-
-/* Records where the image is now; called with image->lock held. */
-static int remember_ref(struct lz_image *image, const struct lz_image_ref *ref)
-{
-	if (image->entry == NULL || strcmp(image->entry, ref->entry) != 0) {
-		char *entry = strdup(ref->entry);
-		if (entry == NULL)
-			return -ENOMEM;
-		free(image->entry);
-		image->entry = entry;
-	}
-	if (ref->path != NULL && (image->path == NULL || strcmp(image->path, ref->path) != 0)) {
-		char *path = strdup(ref->path);
-		if (path == NULL)
-			return -ENOMEM;
-		free(image->path);
-		image->path = path;
-	}
-	image->parent = ref->parent;
-	return 0;
 }
 
 /* Hands out a new reference on a READY image's root; releases image->lock. */
@@ -378,32 +200,125 @@ static int hand_out(struct lz_image *image, struct lz_image **out, struct lz_ima
 	return 0;
 }
 
+/*
+ * A ready image is served as it is until it expires or a reload finds its
+ * file replaced: its file is not opened again on every lookup. 0 as
+ * hand_out, or -EAGAIN when IMAGE must be resolved (again).
+ */
+static int serve_ready(struct lz_image *image, const struct lz_image_ref *ref,
+		       struct lz_image **out, struct lz_image_root *root)
+{
+	pthread_mutex_lock(&image->lock);
+	while (image->announcing)
+		pthread_cond_wait(&image->changed, &image->lock);
+	if (image->state == LZ_IMAGE_READY &&
+	    (ref->path == NULL || (image->path && strcmp(ref->path, image->path) == 0)) &&
+	    lz_image_remember_locked(image, ref) == 0)
+		return hand_out(image, out, root);
+	pthread_mutex_unlock(&image->lock);
+	return -EAGAIN;
+}
+
+/*
+ * Mounts IMAGE from FILE_FD, under image->lock, which is dropped while the
+ * backend works (the state RESOLVING keeps other resolvers waiting). True
+ * when it became READY: the source object at PATH then stays open with it.
+ */
+static bool mount_locked(struct lz_images *images, struct lz_image *image, int file_fd,
+			 const char *path)
+{
+	struct lz_image_root opened;
+	struct stat st;
+	int rc;
+
+	image->state = LZ_IMAGE_RESOLVING;
+	pthread_mutex_unlock(&image->lock);
+	rc = lz_backend_open(images, file_fd, path, &st, &opened);
+	pthread_mutex_lock(&image->lock);
+	image->file_st = st;
+	image->generation++;
+	atomic_fetch_add(&image->resolves, 1);
+	atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
+	if (rc != 0) {
+		image->state = LZ_IMAGE_FAILED;
+		image->failed_at = now_s();
+		pthread_cond_broadcast(&image->changed);
+		return false;
+	}
+	image->root_fd = opened.fd;
+	image->sqfs = opened.sqfs;
+	image->state = LZ_IMAGE_READY;
+	image->announcing = images->on_ready != NULL;
+	lz_image_touch(image); /* not idle: expiry must not take it back at once */
+	/* A cached remote image stays open in the store while mounted. */
+	if (images->source != NULL)
+		image->source_key = strdup(path);
+	lz_debug("image %s: resolved", path);
+	pthread_cond_broadcast(&image->changed);
+	return true;
+}
+
+/* Tells on_ready, under image->lock, which is dropped while it runs. */
+static void announce_locked(struct lz_images *images, struct lz_image *image)
+{
+	unsigned generation = image->generation;
+
+	pthread_mutex_unlock(&image->lock);
+	images->on_ready(images->on_ready_ctx, image, generation);
+	pthread_mutex_lock(&image->lock);
+	image->announcing = false;
+	pthread_cond_broadcast(&image->changed);
+}
+
+/*
+ * Resolves IMAGE from FILE_FD (consumed) under image->lock, unless another
+ * thread did meanwhile or it failed recently with the same file. Returns
+ * with the lock held: 0 when READY, else -errno.
+ */
+static int resolve_locked(struct lz_images *images, struct lz_image *image,
+			  const struct lz_image_ref *ref, int file_fd, const char *path)
+{
+	struct stat st;
+	bool mounted = false;
+
+	/* A reloaded map may point the entry at another file: serve that one from now on. */
+	if (image->state == LZ_IMAGE_READY && ref->path != NULL && image->path != NULL &&
+	    strcmp(ref->path, image->path) != 0) {
+		lz_image_close_locked(image);
+		image->state = LZ_IMAGE_UNRESOLVED;
+	}
+	if (lz_image_remember_locked(image, ref) != 0) {
+		close_image_file(images, file_fd, path);
+		return -ENOMEM;
+	}
+	while (image->state == LZ_IMAGE_RESOLVING || image->announcing)
+		pthread_cond_wait(&image->changed, &image->lock);
+	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
+	    same_file(&st, &image->file_st) && now_s() - image->failed_at < LZ_IMAGE_RETRY_S) {
+		/* Logged when it failed; tried again once the file changes, or later. */
+		close_image_file(images, file_fd, path);
+		return -EIO;
+	}
+	if (image->state != LZ_IMAGE_READY)
+		mounted = mount_locked(images, image, file_fd, path);
+	if (mounted && image->source_key != NULL)
+		close(file_fd); /* the source object stays open with the image */
+	else
+		close_image_file(images, file_fd, path);
+	if (mounted && image->announcing)
+		announce_locked(images, image);
+	return image->state == LZ_IMAGE_READY ? 0 : -EIO;
+}
+
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **out, struct lz_image_root *root)
 {
 	char path[PATH_MAX];
-	struct lz_image *image;
-	struct lz_image_root opened;
-	struct stat st;
-	bool keep_source_ref = false, just_resolved = false;
-	unsigned generation = 0;
+	struct lz_image *image = lz_images_find(images, ref->key);
 	int file_fd, rc;
 
-	/*
-	 * A ready image is served as it is until it expires or a reload finds
-	 * its file replaced: its file is not opened again on every lookup.
-	 */
-	image = find(images, ref->key);
-	if (image != NULL) {
-		pthread_mutex_lock(&image->lock);
-		while (image->announcing)
-			pthread_cond_wait(&image->changed, &image->lock);
-		if (image->state == LZ_IMAGE_READY &&
-		    (ref->path == NULL || (image->path && strcmp(ref->path, image->path) == 0)) &&
-		    remember_ref(image, ref) == 0)
-			return hand_out(image, out, root);
-		pthread_mutex_unlock(&image->lock);
-	}
+	if (image != NULL && serve_ready(image, ref, out, root) == 0)
+		return 0;
 	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
 	if (file_fd < 0 && ref->path == NULL)
 		return file_fd; /* most names are simply not images: keep no record of them */
@@ -421,106 +336,43 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 	}
 	atomic_store(&image->missing_logged, false);
 	pthread_mutex_lock(&image->lock);
-	/* A reloaded map may point the entry at another file: serve that one from now on. */
-	if (image->state == LZ_IMAGE_READY && ref->path != NULL && image->path != NULL &&
-	    strcmp(ref->path, image->path) != 0) {
-		close_image(image);
-		image->state = LZ_IMAGE_UNRESOLVED;
-	}
-	if (remember_ref(image, ref) != 0) {
+	rc = resolve_locked(images, image, ref, file_fd, path);
+	if (rc != 0) {
 		pthread_mutex_unlock(&image->lock);
-		close_image_file(images, file_fd, path);
-		return -ENOMEM;
-	}
-	while (image->state == LZ_IMAGE_RESOLVING || image->announcing)
-		pthread_cond_wait(&image->changed, &image->lock);
-	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
-	    same_file(&st, &image->file_st) &&
-	    (long long)lz_clock_s(CLOCK_MONOTONIC) - image->failed_at < LZ_IMAGE_RETRY_S) {
-		/* Logged when it failed; tried again once the file changes, or later. */
-		pthread_mutex_unlock(&image->lock);
-		close_image_file(images, file_fd, path);
-		return -EIO;
-	}
-	if (image->state != LZ_IMAGE_READY) {
-		image->state = LZ_IMAGE_RESOLVING;
-		pthread_mutex_unlock(&image->lock);
-		/* Slow (a loop device and a mount): other entries resolve meanwhile. */
-		rc = open_backend(images, file_fd, path, &st, &opened);
-		pthread_mutex_lock(&image->lock);
-		image->file_st = st;
-		image->generation++;
-		atomic_fetch_add(&image->resolves, 1);
-		if (rc == 0) {
-			image->root_fd = opened.fd;
-			image->sqfs = opened.sqfs;
-			image->state = LZ_IMAGE_READY;
-			image->announcing = images->on_ready != NULL;
-			just_resolved = true;
-			lz_image_touch(image); /* not idle: expiry must not take it back at once */
-			generation = image->generation;
-			/* A cached remote image stays open in the store while mounted. */
-			if (images->source != NULL && (image->source_key = strdup(path)) != NULL)
-				keep_source_ref = true;
-			lz_debug("image %s: resolved", path);
-		} else {
-			image->state = LZ_IMAGE_FAILED;
-			image->failed_at = (long long)lz_clock_s(CLOCK_MONOTONIC);
-		}
-		atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
-		pthread_cond_broadcast(&image->changed);
-	}
-	if (keep_source_ref)
-		close(file_fd);
-	else
-		close_image_file(images, file_fd, path);
-	if (just_resolved && image->announcing) {
-		/* Outside the image's lock: the callback may look at the image itself. */
-		pthread_mutex_unlock(&image->lock);
-		images->on_ready(images->on_ready_ctx, image, generation);
-		pthread_mutex_lock(&image->lock);
-		image->announcing = false;
-		pthread_cond_broadcast(&image->changed);
-	}
-	if (image->state != LZ_IMAGE_READY) {
-		pthread_mutex_unlock(&image->lock);
-		return -EIO;
+		return rc;
 	}
 	return hand_out(image, out, root);
 }
 
-void lz_image_touch(struct lz_image *image)
-{
-	long long now = (long long)lz_clock_s(CLOCK_MONOTONIC);
-
-	/* Most touches find the second unchanged: skip the cache-line write. */
-	if (atomic_load_explicit(&image->last_use, memory_order_relaxed) != now)
-		atomic_store_explicit(&image->last_use, now, memory_order_relaxed);
-}
-
 /* Whether an image should be closed now; called with image->lock held. */
-typedef bool expire_test(struct lz_images *images, struct lz_image *image, long long arg);
+typedef bool expire_test(struct lz_images *images, struct lz_image *image, const void *arg);
 
-static void expire_where(struct lz_images *images, expire_test *test, long long arg,
-			 lz_image_expired_fn *expired, void *ctx)
+static void expire_where(struct lz_images *images, expire_test *test, const void *arg,
+			 lz_image_closed_fn *closed, void *ctx)
 {
-	for (unsigned b = 0; b < BUCKETS; b++) {
+	char entry[NAME_MAX + 1];
+
+	for (unsigned b = 0; b < LZ_IMAGES_BUCKETS; b++) {
 		pthread_mutex_lock(&images->lock);
 		struct lz_image *image = images->buckets[b];
 		pthread_mutex_unlock(&images->lock);
 		/* Images are never removed from the table, so walking unlocked is safe. */
 		for (; image != NULL; image = image->next) {
-			bool closed = false;
+			bool was_ready = false, named = false;
+			uint64_t parent = 0;
 			pthread_mutex_lock(&image->lock);
 			if (image->state == LZ_IMAGE_READY && test(images, image, arg)) {
-				close_image(image);
+				lz_image_close_locked(image);
 				image->state = LZ_IMAGE_UNRESOLVED;
-				closed = true;
+				was_ready = true;
+				named = image->entry != NULL;
+				parent = image->parent;
+				snprintf(entry, sizeof(entry), "%s", named ? image->entry : "");
 			}
 			pthread_mutex_unlock(&image->lock);
-			if (closed) {
+			if (was_ready) {
 				lz_debug("image %s: closed", image->name);
-				expired(ctx, image);
+				closed(ctx, image, parent, named ? entry : NULL);
 			}
 		}
 	}
@@ -531,21 +383,23 @@ static void expire_where(struct lz_images *images, expire_test *test, long long 
  * passed (">=" expired an image used a millisecond ago with idle_timeout=1,
  * and under load every image churned through mounts and node ids).
  */
-static bool is_idle(struct lz_images *images, struct lz_image *image, long long idle)
+static bool is_idle(struct lz_images *images, struct lz_image *image, const void *idle)
 {
 	(void)images;
 	return atomic_load(&image->open_files) == 0 && atomic_load(&image->pins) == 0 &&
-	       (long long)lz_clock_s(CLOCK_MONOTONIC) - atomic_load(&image->last_use) > idle;
+	       now_s() - atomic_load(&image->last_use) > *(const long long *)idle;
 }
 
-void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,
+void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_closed_fn *closed,
 		      void *ctx)
 {
-	expire_where(images, is_idle, idle, expired, ctx);
+	long long seconds = idle;
+
+	expire_where(images, is_idle, &seconds, closed, ctx);
 }
 
 /* Files open on the old image keep it: their descriptors hold its mount. */
-static bool is_replaced(struct lz_images *images, struct lz_image *image, long long unused)
+static bool is_replaced(struct lz_images *images, struct lz_image *image, const void *unused)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -558,22 +412,21 @@ static bool is_replaced(struct lz_images *images, struct lz_image *image, long l
 	return replaced;
 }
 
-void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx)
+void lz_images_expire_replaced(struct lz_images *images, lz_image_closed_fn *closed, void *ctx)
 {
-	expire_where(images, is_replaced, 0, expired, ctx);
+	expire_where(images, is_replaced, NULL, closed, ctx);
 }
 
-static bool is_named(struct lz_images *images, struct lz_image *image, long long name)
+static bool is_named(struct lz_images *images, struct lz_image *image, const void *name)
 {
 	(void)images;
-	return atomic_load(&image->open_files) == 0 &&
-	       strcmp(image->name, (const char *)(intptr_t)name) == 0;
+	return atomic_load(&image->open_files) == 0 && strcmp(image->name, name) == 0;
 }
 
-int lz_images_evict(struct lz_images *images, const char *name, lz_image_expired_fn *expired,
+int lz_images_evict(struct lz_images *images, const char *name, lz_image_closed_fn *closed,
 		    void *ctx)
 {
-	struct lz_image *image = find(images, name);
+	struct lz_image *image = lz_images_find(images, name);
 	bool ready;
 
 	if (image == NULL)
@@ -585,19 +438,14 @@ int lz_images_evict(struct lz_images *images, const char *name, lz_image_expired
 		return -ENOENT;
 	if (atomic_load(&image->open_files) > 0)
 		return -EBUSY;
-	expire_where(images, is_named, (long long)(intptr_t)name, expired, ctx);
+	expire_where(images, is_named, name, closed, ctx);
 	return 0;
-}
-
-struct lz_image *lz_images_find(struct lz_images *images, const char *name)
-{
-	return find(images, name);
 }
 
 void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
 		       void *ctx)
 {
-	for (unsigned b = 0; b < BUCKETS; b++) {
+	for (unsigned b = 0; b < LZ_IMAGES_BUCKETS; b++) {
 		pthread_mutex_lock(&images->lock);
 		struct lz_image *image = images->buckets[b];
 		pthread_mutex_unlock(&images->lock);
@@ -631,31 +479,37 @@ static bool strip_suffix(const char *name, char *out, size_t outlen)
 	return false;
 }
 
+/* The image names at the source's top. */
+static int list_source(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
+{
+	char entry_name[NAME_MAX + 1];
+	struct lz_source_entry *entries;
+	size_t count;
+	int rc = images->source->list(images->source->ctx, "", &entries, &count);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count; i++)
+		if (!entries[i].is_dir &&
+		    strip_suffix(entries[i].name, entry_name, sizeof(entry_name)) &&
+		    lz_name_check(entry_name) == 0)
+			fn(ctx, entry_name);
+	free(entries);
+	return 0;
+}
+
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
 {
 	char entry_name[NAME_MAX + 1];
-	int fd = images->dir_fd < 0
-			 ? -1
-			 : openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir;
 	struct dirent *entry;
+	DIR *dir;
+	int fd;
 
-	if (images->source != NULL) {
-		struct lz_source_entry *entries;
-		size_t count;
-		int rc = images->source->list(images->source->ctx, "", &entries, &count);
-		if (rc < 0)
-			return rc;
-		for (size_t i = 0; i < count; i++)
-			if (!entries[i].is_dir &&
-			    strip_suffix(entries[i].name, entry_name, sizeof(entry_name)) &&
-			    lz_name_check(entry_name) == 0)
-				fn(ctx, entry_name);
-		free(entries);
-		return 0;
-	}
+	if (images->source != NULL)
+		return list_source(images, fn, ctx);
 	if (images->dir_fd < 0)
 		return 0;
+	fd = openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	dir = fdopendir(fd);
@@ -675,7 +529,7 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 {
 	struct lz_image_ref ref = { .key = a->name, .path = a->path, .parent = a->parent };
 	bool ready = a->root_fd >= 0 || a->sqfs != NULL;
-	/* Its reference is taken again by lz_objects_adopt. */
+	/* Its reference is taken again by lz_images_adopt_sources. */
 	char *source_key = ready && a->source_key != NULL ? strdup(a->source_key) : NULL;
 
 	if (ready && a->source_key != NULL && source_key == NULL)
@@ -688,7 +542,7 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 	pthread_mutex_lock(&image->lock);
 	if (a->entry != NULL) {
 		ref.entry = a->entry;
-		remember_ref(image, &ref);
+		lz_image_remember_locked(image, &ref);
 	}
 	image->generation = a->generation;
 	image->file_st = a->file_st;
@@ -702,4 +556,31 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 	pthread_mutex_unlock(&image->lock);
 	lz_image_touch(image);
 	return image;
+}
+
+struct adoption {
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static void adopt_source(void *ctx, struct lz_image *image)
+{
+	struct adoption *a = ctx;
+	const struct lz_source *source = image->images->source;
+
+	pthread_mutex_lock(&image->lock);
+	if (image->source_key != NULL && source->adopt(source->ctx, image->source_key) != 0 &&
+	    a->failed++ == 0 && a->errlen > 0)
+		snprintf(a->err, a->errlen, "'%s' is no longer in the cache", image->source_key);
+	pthread_mutex_unlock(&image->lock);
+}
+
+int lz_images_adopt_sources(struct lz_images *images, char *err, size_t errlen)
+{
+	struct adoption a = { .err = err, .errlen = errlen };
+
+	if (images->source != NULL)
+		lz_images_foreach(images, adopt_source, &a);
+	return a.failed > 0 ? -ENOENT : 0;
 }

@@ -1,12 +1,19 @@
 /*
- * Image entries at the root of the mount: entry N is the squashfs image
- * DIR/N.sqfs, N.img or N.squashfs, resolved (mounted) on first access,
- * exactly once however many threads ask, and expired when idle.
+ * The image registry: entry N at the root of the mount is the squashfs image
+ * DIR/N.sqfs, N.img or N.squashfs (or a map entry's image file, or the
+ * object N.sqfs of a source), resolved (mounted) on first access, exactly
+ * once however many threads ask, and closed when idle or replaced.
+ *
+ * An image (struct lz_image) is opaque: it is read through the accessors
+ * below, each taking the image's lock itself, so the lock discipline is all
+ * in images/. Images are never freed before the registry: a pointer to one
+ * stays valid for the life of the registry. Calls return 0 or -errno.
+ * Nothing here knows FUSE, the cache or the tracker.
  */
 #ifndef LAZYFS_IMAGES_H
 #define LAZYFS_IMAGES_H
 
-#include <pthread.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,7 +24,8 @@ enum lz_image_state { LZ_IMAGE_UNRESOLVED, LZ_IMAGE_RESOLVING, LZ_IMAGE_READY, L
 enum lz_image_backend { LZ_IMAGE_KERNEL, LZ_IMAGE_SQUASHFUSE };
 
 struct lz_images;
-struct lz_ws_recording;
+struct lz_image;
+struct lz_source;
 
 /*
  * An image opened through libsquashfuse, shared by the image entry and every
@@ -33,6 +41,7 @@ struct lz_sqfs_image {
 };
 
 void lz_sqfs_image_get(struct lz_sqfs_image *handle);
+/* Drops a reference; NULL is fine. */
 void lz_sqfs_image_put(struct lz_sqfs_image *handle);
 
 /* A resolved image's root: a directory descriptor (kernel) or a handle (squashfuse). */
@@ -41,48 +50,15 @@ struct lz_image_root {
 	struct lz_sqfs_image *sqfs;
 };
 
-struct lz_image {
-	char *name;	 /* registry key: N for DIR/N.sqfs, "/rel/path" for map entries */
-	char *path;	 /* map entries: the absolute image file; NULL for DIR */
-	uint64_t parent; /* node id of the directory holding the entry */
-	char *entry;	 /* the entry's name in that directory */
-	pthread_mutex_t lock;
-	pthread_cond_t changed;
-	enum lz_image_state state;
-	int root_fd;		    /* READY, kernel backend: root of the detached mount */
-	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
-	struct stat file_st;	    /* the image file as it was when last resolved or failed */
-	long long failed_at;	    /* FAILED: when (CLOCK_MONOTONIC seconds) */
-	unsigned generation;	    /* bumped by every resolve */
-	atomic_llong last_use;	    /* CLOCK_MONOTONIC seconds */
-	atomic_uint open_files;
-	atomic_uint pins; /* lazyfsctl pin: never expired while pinned */
-	atomic_ullong resolves;
-	atomic_bool missing_logged;
-	/*
-	 * READY, and the on_ready callback still running: lookups wait, so the
-	 * files looked up first are recorded in the working set it starts.
-	 */
-	bool announcing;
-	char *source_key;		    /* the source object held open while READY, or NULL */
-	struct lz_ws_recording *_Atomic ws; /* its working set being recorded (prefetch.c) */
-	struct lz_images *images;
-	struct lz_image *next;
-};
-
-/* IMAGES_DIR_FD: the images= directory, or -1 (map entries only). */
+/* IMAGES_DIR_FD: the images= directory (consumed), or -1 (map entries only). */
 struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend);
 void lz_images_free(struct lz_images *images);
 
-struct lz_source;
 /*
  * Images come from SOURCE (remote_mode=images) instead of DIR: N is the
  * object N.sqfs (.img, .squashfs) at the remote's top, fetched on first use.
  */
 void lz_images_set_source(struct lz_images *images, const struct lz_source *source);
-
-/* True when DIR holds an image file for NAME (a cheap check, mounts nothing). */
-bool lz_images_has(struct lz_images *images, const char *name);
 
 /* Where an image comes from and where its entry sits in the mount. */
 struct lz_image_ref {
@@ -111,35 +87,38 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 
 /*
  * Told once per resolve, after IMAGE became READY (its GENERATION), from the
- * thread that resolved it, with no lock held.
+ * thread that resolved it, with no lock held. Lookups of the image wait until
+ * it returns, so what it starts (a working-set recording) sees them all.
  */
 typedef void lz_image_ready_fn(void *ctx, struct lz_image *image, unsigned generation);
 void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *ctx);
 
-/* Records an access now (cheap: one atomic store). */
-void lz_image_touch(struct lz_image *image);
-
-/* Told about each closed image, so the caller can drop the kernel's caches. */
-typedef void lz_image_expired_fn(void *ctx, const struct lz_image *image);
-
-/* Closes every READY image unused for IDLE seconds with no open files. */
-void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_expired_fn *expired,
-		      void *ctx);
-
-/* Closes every READY image whose file was replaced or removed (for reload). */
-void lz_images_expire_replaced(struct lz_images *images, lz_image_expired_fn *expired, void *ctx);
-
 /*
- * Closes image NAME now, as expiry would (EXPIRED is told): -ENOENT when it
+ * Told about each closed image, with where its entry was (PARENT's node id,
+ * ENTRY, NULL when never looked up), so the caller can drop the kernel's caches.
+ */
+typedef void lz_image_closed_fn(void *ctx, struct lz_image *image, uint64_t parent,
+				const char *entry);
+
+/* Closes every READY image unused for IDLE seconds with no open files and no pin. */
+void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_closed_fn *closed,
+		      void *ctx);
+/* Closes every READY image whose file was replaced or removed (for reload). */
+void lz_images_expire_replaced(struct lz_images *images, lz_image_closed_fn *closed, void *ctx);
+/*
+ * Closes image NAME now, as expiry would (CLOSED is told): -ENOENT when it
  * is not READY, -EBUSY while files are open on it.
  */
-int lz_images_evict(struct lz_images *images, const char *name, lz_image_expired_fn *expired,
+int lz_images_evict(struct lz_images *images, const char *name, lz_image_closed_fn *closed,
 		    void *ctx);
+
 /* The registry entry of NAME (an image touched since start), or NULL. */
 struct lz_image *lz_images_find(struct lz_images *images, const char *name);
 /* Calls FN for every image touched since start, in no order. */
 void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
 		       void *ctx);
+/* Calls FN for each image name in DIR or at the source's top (for the root listing). */
+int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
 
 struct lz_images_stats {
 	unsigned long long resolved; /* resolves that worked */
@@ -148,16 +127,58 @@ struct lz_images_stats {
 };
 void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 
-/* Live upgrade (snapshot.c): what the new daemon takes over from the old one. */
+/* One image. */
+
+/* Its registry key: N, or "/rel/path" for a map entry. Never changes. */
+const char *lz_image_name(const struct lz_image *image);
+/* Records an access now (cheap: one atomic store). */
+void lz_image_touch(struct lz_image *image);
+/* N files were opened on the image, or closed: an image with open files is never closed. */
+void lz_image_files_opened(struct lz_image *image, unsigned n);
+void lz_image_files_closed(struct lz_image *image, unsigned n);
+/* lazyfsctl pin: a pinned image is never expired. Unpin: -EINVAL when not pinned. */
+void lz_image_pin(struct lz_image *image);
+int lz_image_unpin(struct lz_image *image);
+
+/* What an image is now: one consistent copy, taken under its lock. */
+struct lz_image_info {
+	const char *name; /* lz_image_name */
+	enum lz_image_state state;
+	enum lz_image_backend backend; /* READY only */
+	unsigned generation;	       /* bumped by every resolve */
+	unsigned pins, open_files;
+	unsigned long long resolves;
+	long long last_use;  /* CLOCK_MONOTONIC seconds of the last access, 0: none */
+	off_t bytes;	     /* the image file's size when last resolved */
+	char path[PATH_MAX]; /* a map entry's image file; "" for DIR/N.sqfs and sources */
+};
+void lz_image_info(struct lz_image *image, struct lz_image_info *out);
+
+/*
+ * A new O_PATH descriptor of the root of a kernel-backend image, while it is
+ * still the resolve GENERATION; -1 otherwise (squashfuse, closed, or
+ * resolved again since).
+ */
+int lz_image_open_root(struct lz_image *image, unsigned generation);
+/* Whether IMAGE is still READY from resolve GENERATION. */
+bool lz_image_is_generation(struct lz_image *image, unsigned generation);
+
+/*
+ * Live upgrade: an image as the new daemon takes it over. lz_image_export
+ * fills one from a live image, lz_images_adopt registers one; the two are
+ * symmetric. Exported strings and descriptors are borrowed: valid while no
+ * image resolves or expires (the upgrade has stopped both).
+ */
 struct lz_image_adopt {
 	const char *name, *path, *entry;
 	uint64_t parent;
 	unsigned generation, pins;
 	struct stat file_st;
-	int root_fd;		    /* READY, kernel backend: consumed */
-	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend: a reference taken over */
-	const char *source_key;	    /* READY, from a remote: the cached object it keeps open */
+	int root_fd;		    /* READY, kernel backend: consumed by adopt */
+	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend: a reference adopt takes over */
+	const char *source_key;	    /* READY, from a source: the object it keeps open */
 };
+void lz_image_export(struct lz_image *image, struct lz_image_adopt *out);
 /* Registers an image as the old daemon had it (READY when it has a root). NULL: ENOMEM. */
 struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a);
 /*
@@ -166,8 +187,11 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
  */
 struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
 					   char *err, size_t errlen);
-
-/* Calls FN for each image name in DIR (for the root listing). */
-int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
+/*
+ * After a live upgrade: takes again, in the source's cache opened anew, the
+ * objects that READY images from the source keep open. 0, or -ENOENT with
+ * the first object the cache no longer has in ERR (the others are taken).
+ */
+int lz_images_adopt_sources(struct lz_images *images, char *err, size_t errlen);
 
 #endif

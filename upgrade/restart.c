@@ -1,3 +1,8 @@
+/*
+ * Restart after a crash: the connection, the underlay and a sealed state
+ * memfd left in the supervisor's descriptor store once serving, and the
+ * takeover of a stored mount a new daemon is started with.
+ */
 #include "config.h"
 #include "restart.h"
 #include "core/fs.h"
@@ -38,13 +43,13 @@ static int store_one(int fd, const char *name, bool poll)
 }
 
 /* The record's first lines, in a sealed memfd; -1 if unknown. */
-static int state_memfd(void)
+static int state_memfd(const struct lz_upgrade *up)
 {
 	struct lz_handover h = { 0 };
 	int fd = -1;
 
 	lz_handover_printf(&h, "version %d\n", LZ_RECORD_VERSION_OLDEST);
-	if (lz_upgrade_mount_lines(&h) == 0 && !h.failed &&
+	if (lz_upgrade_mount_lines(up, &h) == 0 && !h.failed &&
 	    (fd = memfd_create(NAME_STATE, MFD_CLOEXEC | MFD_ALLOW_SEALING)) >= 0) {
 		if (write(fd, h.text, h.len) != (ssize_t)h.len ||
 		    fcntl(fd, F_ADD_SEALS,
@@ -57,11 +62,11 @@ static int state_memfd(void)
 	return fd;
 }
 
-void lz_restart_store(int fuse_fd, int underlay_fd)
+void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 {
 	if (getenv("NOTIFY_SOCKET") == NULL)
 		return;
-	int state = state_memfd();
+	int state = state_memfd(up);
 	if (state < 0) {
 		lz_warn("restart: no state to store (%s); a crash will leave the mount unusable",
 			strerror(errno));
@@ -115,7 +120,7 @@ static int build_record(struct lz_handover *h, const char *state, int fuse_fd, i
 	lz_handover_printf(h, "%s", state);
 	lz_handover_printf(h, "fuse %d\ncontrol -1 -1 -\nsource 1 %ju\n",
 			   lz_handover_add_fd(h, fuse_fd), (uintmax_t)st.st_dev);
-	lz_handover_printf(h, "inode %d %d %u 1 %d -1 0 0 - -1 0", FUSE_ROOT_ID, (int)LZ_INODE_FD,
+	lz_handover_printf(h, "inode %d %d %u 1 %d -1 0 0 - -1 0", LZ_ROOT_ID, (int)LZ_INODE_FD,
 			   (unsigned)(st.st_mode & S_IFMT), lz_handover_add_fd(h, underlay_fd));
 	lz_handover_string(h, mapped ? "" : NULL);
 	lz_handover_printf(h, "\nend\n");
@@ -126,7 +131,8 @@ static int build_record(struct lz_handover *h, const char *state, int fuse_fd, i
 	return 0;
 }
 
-struct lz_takeover *lz_restart_takeover(bool mapped, char *err, size_t errlen)
+struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
+					size_t errlen)
 {
 	char **names = NULL;
 	int n = sd_listen_fds_with_names(1, &names), fuse_fd = -1, underlay_fd = -1, state_fd = -1;
@@ -179,13 +185,14 @@ struct lz_takeover *lz_restart_takeover(bool mapped, char *err, size_t errlen)
 		return NULL;
 	}
 	lz_info("restart: taking the stored mount over (the daemon before ended)");
-	return lz_takeover_from_record(&h, err, errlen);
+	return lz_takeover_from_record(up, &h, err, errlen);
 }
 
 #else /* no libsystemd: no supervisor's store to use */
 
-void lz_restart_store(int fuse_fd, int underlay_fd)
+void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 {
+	(void)up;
 	(void)fuse_fd;
 	(void)underlay_fd;
 }
@@ -194,8 +201,10 @@ void lz_restart_unstore(void)
 {
 }
 
-struct lz_takeover *lz_restart_takeover(bool mapped, char *err, size_t errlen)
+struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
+					size_t errlen)
 {
+	(void)up;
 	(void)mapped;
 	if (errlen > 0)
 		err[0] = '\0';

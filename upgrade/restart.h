@@ -18,9 +18,10 @@
 #include <stddef.h>
 
 struct lz_takeover;
+struct lz_upgrade;
 
 /* After mounting: stores the connection, the underlay and the state, when supervised. */
-void lz_restart_store(int fuse_fd, int underlay_fd);
+void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd);
 /* After a clean unmount: takes them out of the store again. */
 void lz_restart_unstore(void);
 /*
@@ -28,6 +29,7 @@ void lz_restart_unstore(void);
  * root the map's root when MAPPED. NULL when there is none to take over: ERR
  * empty, or, when the stored mount cannot be served, a one-line reason.
  */
-struct lz_takeover *lz_restart_takeover(bool mapped, char *err, size_t errlen);
+struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
+					size_t errlen);
 
 #endif

@@ -68,36 +68,33 @@ static void note_inode_handle(void *ctx, struct lz_inode *inode)
 
 static void note_image_handle(void *ctx, struct lz_image *image)
 {
-	pthread_mutex_lock(&image->lock);
-	if (image->state == LZ_IMAGE_READY)
-		note_handle(ctx, image->sqfs);
-	pthread_mutex_unlock(&image->lock);
+	struct lz_image_adopt a;
+
+	lz_image_export(image, &a);
+	note_handle(ctx, a.sqfs);
 }
 
+/* Written as lz_images_adopt takes it back (restore_image). */
 static void write_image(void *ctx, struct lz_image *image)
 {
 	struct capture *c = ctx;
 	struct lz_handover *h = c->h;
-	bool ready;
+	struct lz_image_adopt a;
 
-	pthread_mutex_lock(&image->lock);
-	ready = image->state == LZ_IMAGE_READY;
+	lz_image_export(image, &a);
 	lz_handover_printf(h, "image");
-	lz_handover_string(h, image->name);
-	lz_handover_string(h, image->path);
-	lz_handover_printf(h, " %" PRIu64, image->parent);
-	lz_handover_string(h, image->entry);
-	lz_handover_printf(
-		h, " %u %u %d %ld %ju %ju %jd %jd %ld", image->generation,
-		atomic_load(&image->pins), lz_handover_add_fd(h, ready ? image->root_fd : -1),
-		ready && image->sqfs != NULL ? (long)image->sqfs->slot : -1L,
-		(uintmax_t)image->file_st.st_dev, (uintmax_t)image->file_st.st_ino,
-		(intmax_t)image->file_st.st_size, (intmax_t)image->file_st.st_mtim.tv_sec,
-		(long)image->file_st.st_mtim.tv_nsec);
+	lz_handover_string(h, a.name);
+	lz_handover_string(h, a.path);
+	lz_handover_printf(h, " %" PRIu64, a.parent);
+	lz_handover_string(h, a.entry);
+	lz_handover_printf(h, " %u %u %d %ld %ju %ju %jd %jd %ld", a.generation, a.pins,
+			   lz_handover_add_fd(h, a.root_fd),
+			   a.sqfs != NULL ? (long)a.sqfs->slot : -1L, (uintmax_t)a.file_st.st_dev,
+			   (uintmax_t)a.file_st.st_ino, (intmax_t)a.file_st.st_size,
+			   (intmax_t)a.file_st.st_mtim.tv_sec, (long)a.file_st.st_mtim.tv_nsec);
 	if (c->version >= 2)
-		lz_handover_string(h, ready ? image->source_key : NULL);
+		lz_handover_string(h, a.source_key);
 	lz_handover_printf(h, "\n");
-	pthread_mutex_unlock(&image->lock);
 }
 
 static void write_remote(struct lz_handover *h, struct lz_inode *inode)
@@ -129,7 +126,7 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 			   lz_handover_add_fd(h, inode->path_fd),
 			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens);
 	pthread_mutex_unlock(&inode->lock);
-	lz_handover_string(h, inode->image != NULL ? inode->image->name : NULL);
+	lz_handover_string(h, inode->image != NULL ? lz_image_name(inode->image) : NULL);
 	lz_handover_printf(h, " %ld %" PRIu64, inode->sqfs != NULL ? (long)inode->sqfs->slot : -1L,
 			   inode->sqfs_id);
 	lz_handover_string(h, mapped != NULL ? mapped->relpath : NULL);
@@ -406,7 +403,7 @@ static int restore_inode(struct restore *r, char **f, int n)
 	if (inode == NULL)
 		return -1;
 	if (inode->image != NULL && opens > 0)
-		atomic_fetch_add(&inode->image->open_files, (unsigned)opens);
+		lz_image_files_opened(inode->image, (unsigned)opens);
 	return 0;
 }
 
@@ -504,7 +501,7 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 				rc = restore_inode(r, f, n);
 		}
 	}
-	if (rc == 0 && lz_inode_find(fs->inodes, FUSE_ROOT_ID) == NULL)
+	if (rc == 0 && lz_inode_find(fs->inodes, LZ_ROOT_ID) == NULL)
 		rc = bad(r, "no root inode");
 	/* Each inode and image took its own reference on a handle; the slot's is dropped. */
 	for (size_t i = 0; i < r->nslots; i++)

@@ -1,3 +1,8 @@
+/*
+ * Live upgrade, the new process's side: the record received and checked, the
+ * state restored into the core, the connection attached to a session and its
+ * FUSE_INIT replayed, then "ready" (or the reason it gave up) to the old one.
+ */
 #include "config.h"
 #include "takeover.h"
 #include "core/fs.h"
@@ -5,6 +10,9 @@
 #include "common/log.h"
 #include "snapshot.h"
 #include "upgrade.h"
+
+#define FUSE_USE_VERSION 317
+#include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +36,7 @@
 #define SYNTHETIC_UNIQUE (UINT64_C(0x7ffffffffffffffe))
 
 struct lz_takeover {
+	struct lz_upgrade *upgrade; /* told the FUSE_INIT and the mount */
 	int sock;
 	struct lz_handover h;
 	char *mountpoint;
@@ -140,12 +149,13 @@ static int parse(struct lz_takeover *t, char *err, size_t errlen)
 	return rc;
 }
 
-static struct lz_takeover *new_takeover(int sock)
+static struct lz_takeover *new_takeover(struct lz_upgrade *up, int sock)
 {
 	struct lz_takeover *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return NULL;
+	t->upgrade = up;
 	t->sock = sock;
 	t->fuse_index = t->listen_index = t->http_index = -1;
 	return t;
@@ -158,14 +168,14 @@ static struct lz_takeover *parsed(struct lz_takeover *t, char *err, size_t errle
 		lz_takeover_fail(t, err);
 		return NULL;
 	}
-	lz_upgrade_set_init(t->init, t->init_len);
-	lz_upgrade_set_mount(t->mountpoint, t->minor);
+	lz_upgrade_set_init(t->upgrade, t->init, t->init_len);
+	lz_upgrade_set_mount(t->upgrade, t->mountpoint, t->minor);
 	return t;
 }
 
-struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen)
+struct lz_takeover *lz_takeover_receive(struct lz_upgrade *up, int sock, char *err, size_t errlen)
 {
-	struct lz_takeover *t = new_takeover(sock);
+	struct lz_takeover *t = new_takeover(up, sock);
 
 	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -180,9 +190,10 @@ struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen)
 	return parsed(t, err, errlen);
 }
 
-struct lz_takeover *lz_takeover_from_record(struct lz_handover *h, char *err, size_t errlen)
+struct lz_takeover *lz_takeover_from_record(struct lz_upgrade *up, struct lz_handover *h, char *err,
+					    size_t errlen)
 {
-	struct lz_takeover *t = new_takeover(-1);
+	struct lz_takeover *t = new_takeover(up, -1);
 
 	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -215,7 +226,7 @@ int lz_takeover_restore(struct lz_takeover *t, struct lz_fs *fs, char *err, size
 {
 	if (lz_snapshot_restore(fs, &t->h, err, errlen) != 0)
 		return -1;
-	fs->root = lz_inode_find(fs->inodes, FUSE_ROOT_ID);
+	fs->root = lz_inode_find(fs->inodes, LZ_ROOT_ID);
 	return 0;
 }
 

@@ -14,18 +14,23 @@ struct fuse_session;
 struct lz_handover;
 struct lz_fs;
 struct lz_takeover;
+struct lz_upgrade;
 
 /* The socket named by LAZYFS_TAKEOVER_FD (removed from the environment), or -1. */
 int lz_takeover_sock_from_env(void);
-/* Receives and checks the record; NULL with a one-line reason in ERR (also told to the old daemon).
+/*
+ * Receives and checks the record; UP learns the mount's FUSE_INIT, path and
+ * connection from it. NULL with a one-line reason in ERR (also told to the
+ * old daemon).
  */
-struct lz_takeover *lz_takeover_receive(int sock, char *err, size_t errlen);
+struct lz_takeover *lz_takeover_receive(struct lz_upgrade *up, int sock, char *err, size_t errlen);
 
 /*
  * The same from a record built here (a restart after a crash: restart.h),
  * taking H's text and descriptors over. NULL with a one-line reason in ERR.
  */
-struct lz_takeover *lz_takeover_from_record(struct lz_handover *h, char *err, size_t errlen);
+struct lz_takeover *lz_takeover_from_record(struct lz_upgrade *up, struct lz_handover *h, char *err,
+					    size_t errlen);
 
 /* The mount's absolute path and FUSE connection (device minor) as the old daemon knew them. */
 const char *lz_takeover_mountpoint(const struct lz_takeover *t);

@@ -23,13 +23,13 @@ static void test_name_check(void)
 	CHECK(lz_name_check(".hidden") == 0);
 	CHECK(lz_name_check("...") == 0);
 	CHECK(lz_name_check(longest) == 0);
-	CHECK(lz_name_check(too_long) == ENAMETOOLONG);
-	CHECK(lz_name_check("") == ENOENT);
-	CHECK(lz_name_check(".") == ENOENT);
-	CHECK(lz_name_check("..") == ENOENT);
-	CHECK(lz_name_check("a/b") == ENOENT);
-	CHECK(lz_name_check("/etc") == ENOENT);
-	CHECK(lz_name_check("../../etc/passwd") == ENOENT);
+	CHECK(lz_name_check(too_long) == -ENAMETOOLONG);
+	CHECK(lz_name_check("") == -ENOENT);
+	CHECK(lz_name_check(".") == -ENOENT);
+	CHECK(lz_name_check("..") == -ENOENT);
+	CHECK(lz_name_check("a/b") == -ENOENT);
+	CHECK(lz_name_check("/etc") == -ENOENT);
+	CHECK(lz_name_check("../../etc/passwd") == -ENOENT);
 }
 
 static void test_nodeid(void)

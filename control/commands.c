@@ -1,0 +1,286 @@
+/*
+ * The commands of the control socket: one line in, a reply body out. Each
+ * command is a small function of the table below; the reports come from
+ * report.c.
+ */
+#include "config.h"
+#include "commands.h"
+#include "report.h"
+#include "core/expiry.h"
+#include "core/fs.h"
+#include "core/lookup.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Human output: "key: value" lines, nested objects indented. */
+static void print_plain(FILE *f, struct json_object *o, int depth)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		if (json_object_is_type(val, json_type_object)) {
+			fprintf(f, "%*s%s:\n", depth * 2, "", key);
+			print_plain(f, val, depth + 1);
+		} else if (val == NULL) {
+			fprintf(f, "%*s%s: -\n", depth * 2, "", key);
+		} else {
+			fprintf(f, "%*s%s: %s\n", depth * 2, "", key, json_object_get_string(val));
+		}
+	}
+}
+
+static void print_object(FILE *f, struct json_object *o)
+{
+	print_plain(f, o, 0);
+}
+
+static const char *field(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v != NULL ? json_object_get_string(v) : "-";
+}
+
+static void print_images(FILE *f, struct json_object *list)
+{
+	size_t n = json_object_array_length(list);
+
+	fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", "IMAGE", "STATE", "BACKEND",
+		"RESOLVES", "OPEN", "PIN", "IDLE_S", "BYTES");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(list, i);
+		fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", field(o, "name"),
+			field(o, "state"), field(o, "backend"), field(o, "resolves"),
+			field(o, "open_files"), field(o, "pins"), field(o, "idle_s"),
+			field(o, "bytes"));
+	}
+	if (n == 0)
+		fprintf(f, "(no image used since start)\n");
+}
+
+/* "N" for images=, "a/b" for map= entries (registered as "/a/b"), or an object path. */
+static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
+{
+	char key[PATH_MAX + 1];
+	struct lz_image *image;
+
+	if (fs->images == NULL)
+		return NULL;
+	image = lz_images_find(fs->images, arg);
+	if (image == NULL && arg[0] != '/') {
+		snprintf(key, sizeof(key), "/%s", arg);
+		image = lz_images_find(fs->images, key);
+	}
+	return image;
+}
+
+/* Takes the "/" off ARG; NULL (and why in OUT) when CMD has no valid entry name. */
+static const char *entry_arg(const char *cmd, const char *arg, FILE *out)
+{
+	if (arg == NULL || arg[0] == '\0' || strstr(arg, "..") != NULL) {
+		fprintf(out, "%s needs an entry name", cmd);
+		return NULL;
+	}
+	while (*arg == '/')
+		arg++;
+	return arg;
+}
+
+static int cmd_evict(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	struct lz_fs *fs = c->fs;
+	struct lz_image *image;
+	int rc;
+
+	if ((arg = entry_arg(cmd, arg, out)) == NULL)
+		return -1;
+	if (fs->objects != NULL) {
+		rc = fs->objects->evict(fs->objects->ctx, arg);
+	} else {
+		image = image_named(fs, arg);
+		rc = image == NULL ? -ENOENT : lz_evict_image(fs, lz_image_name(image));
+	}
+	if (rc == 0) {
+		fprintf(out, "%s evicted\n", arg);
+		return 0;
+	}
+	fprintf(out, "%s: %s", arg,
+		rc == -EBUSY	? "in use (open files or pinned)"
+		: rc == -ENOENT ? "not resolved or cached"
+				: strerror(-rc));
+	return -1;
+}
+
+/* The image ARG, resolved first (a pin keeps it; a prefetch needs its root); NULL with OUT. */
+static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *out)
+{
+	struct lz_image *image;
+
+	if (!lz_resolve_entry(fs, arg, true)) {
+		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
+		return NULL;
+	}
+	image = image_named(fs, arg);
+	if (image == NULL)
+		fprintf(out, "%s: no such image in use", arg);
+	return image;
+}
+
+static int cmd_pin(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	struct lz_fs *fs = c->fs;
+	bool pin = strcmp(cmd, "pin") == 0;
+	struct lz_image *image;
+	int rc;
+
+	if ((arg = entry_arg(cmd, arg, out)) == NULL)
+		return -1;
+	if (pin && !lz_resolve_entry(fs, arg, true)) {
+		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
+		return -1;
+	}
+	if (fs->objects != NULL) {
+		rc = fs->objects->pin(fs->objects->ctx, arg, pin);
+		if (rc != 0) {
+			fprintf(out, "%s: %s", arg, rc == -EINVAL ? "not pinned" : strerror(-rc));
+			return -1;
+		}
+		fprintf(out, "%s %s\n", arg, pin ? "pinned" : "unpinned");
+		return 0;
+	}
+	image = image_named(fs, arg);
+	if (image == NULL) {
+		fprintf(out, "%s: no such image in use", arg);
+		return -1;
+	}
+	if (pin) {
+		lz_image_pin(image);
+		fprintf(out, "%s pinned\n", lz_image_name(image));
+		return 0;
+	}
+	if (lz_image_unpin(image) != 0) {
+		fprintf(out, "%s: not pinned", lz_image_name(image));
+		return -1;
+	}
+	fprintf(out, "%s unpinned\n", lz_image_name(image));
+	return 0;
+}
+
+static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	struct lz_fs *fs = c->fs;
+	struct lz_image *image = NULL;
+	int rc;
+
+	if ((arg = entry_arg(cmd, arg, out)) == NULL)
+		return -1;
+	/* An image's prefetch needs its root (objects: a directory, nothing to resolve). */
+	if (fs->objects == NULL && (image = resolved_image(fs, arg, out)) == NULL)
+		return -1;
+	rc = lz_prefetch_now(fs->prefetch, image, arg);
+	if (rc < 0) {
+		fprintf(out, "%s: %s", arg,
+			rc == -ENOENT	 ? "no working set recorded yet"
+			: rc == -ENOTSUP ? "prefetch is off or does not apply (squashfuse)"
+					 : strerror(-rc));
+		return -1;
+	}
+	fprintf(out, "%s: prefetching %d files\n", arg, rc);
+	return 0;
+}
+
+static int cmd_reload(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	(void)cmd;
+	(void)arg;
+	lz_expiry_reload(c->fs->expiry);
+	fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
+	return 0;
+}
+
+static int cmd_upgrade(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	char msg[600];
+	int rc;
+
+	(void)cmd;
+	if (c->upgrade == NULL) {
+		fprintf(out, "this daemon cannot upgrade");
+		return -1;
+	}
+	/* Blocks while the main thread hands the mount over (or fails to). */
+	rc = c->upgrade(c->hooks_ctx, arg, msg, sizeof(msg));
+	fprintf(out, rc == 0 ? "%s\n" : "%s", msg);
+	return rc;
+}
+
+static int cmd_metrics(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	(void)cmd;
+	(void)arg;
+	lz_report_metrics(c->fs, out);
+	return 0;
+}
+
+/* The commands whose reply is a report: JSON, or text made from it. */
+static const struct {
+	const char *name;
+	struct json_object *(*report)(struct lz_fs *fs);
+	void (*print)(FILE *f, struct json_object *o);
+} reports[] = {
+	{ "status", lz_report_status, print_object },
+	{ "stats", lz_report_stats, print_object },
+	{ "images", lz_report_images, print_images },
+};
+
+/* The commands that answer text of their own. */
+static const struct {
+	const char *name;
+	int (*run)(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out);
+} commands[] = {
+	{ "metrics", cmd_metrics },   { "reload", cmd_reload }, { "upgrade", cmd_upgrade },
+	{ "evict", cmd_evict },	      { "pin", cmd_pin },	{ "unpin", cmd_pin },
+	{ "prefetch", cmd_prefetch },
+};
+
+static const char usage[] = "commands: status, stats, images, metrics, evict N, pin N, unpin N, "
+			    "prefetch N, reload, upgrade";
+
+int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
+{
+	char *save = NULL, *cmd, *arg;
+	bool json = false;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	cmd = strtok_r(line, " ", &save);
+	if (cmd != NULL && strcmp(cmd, "json") == 0) {
+		json = true;
+		cmd = strtok_r(NULL, " ", &save);
+	}
+	arg = strtok_r(NULL, "", &save);
+	if (cmd == NULL) {
+		fprintf(out, "empty request; %s", usage);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++) {
+		if (strcmp(cmd, reports[i].name) != 0)
+			continue;
+		struct json_object *o = reports[i].report(c->fs);
+		if (json)
+			fprintf(out, "%s\n",
+				json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		else
+			reports[i].print(out, o);
+		json_object_put(o);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(c, cmd, arg, out);
+	fprintf(out, "unknown command '%.64s'; %s", cmd, usage);
+	return -1;
+}

@@ -1,0 +1,354 @@
+/*
+ * The daemon's numbers, from one list: each section (images, cache,
+ * prefetch, tracker) is a table of its numbers, and the same table writes
+ * `lazyfsctl stats` (a JSON object per section) and the Prometheus text, so
+ * the two cannot drift. A row names its key in the stats, its Prometheus
+ * metric, or both.
+ */
+#include "config.h"
+#include "report.h"
+#include "core/fs.h"
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One number of a section: a uint64_t at OFFSET in the section's numbers. */
+struct metric {
+	const char *key;  /* in the section's stats object, or NULL */
+	const char *name; /* the Prometheus metric, or NULL */
+	const char *type; /* "counter" or "gauge" */
+	const char *help;
+	size_t offset;
+	bool seconds;  /* nanoseconds, shown as seconds */
+	bool labelled; /* Prometheus: with the section's label (the image backend) */
+};
+
+struct section {
+	const char *key; /* the stats object; the Prometheus names stand alone */
+	const struct metric *metrics;
+	size_t count;
+};
+
+#define N(t) (sizeof(t) / sizeof((t)[0]))
+
+/* A row: in the stats as KEY, in Prometheus as NAME (either may be NULL). */
+#define ROW(T, KEY, NAME, TYPE, HELP, FIELD, ...)                                                  \
+	{                                                                                          \
+		.key = KEY, .name = NAME, .type = TYPE, .help = HELP,                              \
+		.offset = offsetof(T, FIELD), __VA_ARGS__                                          \
+	}
+/* Only in the stats. */
+#define STAT(T, KEY, FIELD) ROW(T, KEY, NULL, NULL, NULL, FIELD)
+
+/* images= and map=: the registry's numbers and those of its images now. */
+struct image_numbers {
+	uint64_t resolved, failed, ready, open_files;
+};
+#define IMG(...) ROW(struct image_numbers, __VA_ARGS__)
+static const struct metric image_metrics[] = {
+	IMG("resolved", "lazyfs_image_resolutions_total", "counter", "Images mounted, by backend.",
+	    resolved, .labelled = true),
+	IMG("failed_served_underlay", "lazyfs_image_failures_total", "counter",
+	    "Image resolves that failed; the underlay was served instead (fail open).", failed,
+	    .labelled = true),
+	IMG(NULL, "lazyfs_images_ready", "gauge", "Images mounted now.", ready),
+	IMG(NULL, "lazyfs_images_open_files", "gauge", "Files open on images now.", open_files),
+};
+
+/* remote=: the cache behind the source, and its fetches. */
+#define CACHE(...) ROW(struct lz_source_stats, __VA_ARGS__)
+static const struct metric cache_metrics[] = {
+	CACHE("objects", "lazyfs_cache_objects", "gauge", "Objects in the cache.", objects),
+	CACHE("bytes", "lazyfs_cache_bytes", "gauge", "Bytes of objects in the cache.", bytes),
+	CACHE("quota", "lazyfs_cache_quota_bytes", "gauge", "The cache quota.", quota),
+	STAT(struct lz_source_stats, "open_objects", open_objects),
+	STAT(struct lz_source_stats, "pinned", pinned),
+	CACHE("hits", "lazyfs_cache_hits_total", "counter", "Opens answered from the cache.", hits),
+	CACHE("misses", "lazyfs_cache_misses_total", "counter", "Opens that had to fetch.", misses),
+	STAT(struct lz_source_stats, "fills", fills),
+	STAT(struct lz_source_stats, "fill_failures", fill_failures),
+	CACHE("evictions", "lazyfs_cache_evictions_total", "counter", "Objects evicted.",
+	      evictions),
+	CACHE("fetches", "lazyfs_fetches_total", "counter", "Objects fetched through rclone.",
+	      fetches),
+	CACHE("fetch_failures", "lazyfs_fetch_failures_total", "counter", "Fetches that failed.",
+	      fetch_failures),
+	CACHE("fetch_bytes", "lazyfs_fetch_bytes_total", "counter", "Bytes fetched.", fetch_bytes),
+	CACHE("fetch_seconds", "lazyfs_fetch_seconds_total", "counter", "Time spent fetching.",
+	      fetch_ns, .seconds = true),
+};
+
+/* prefetch=: working sets recorded and read ahead. */
+#define PRE(...) ROW(struct lz_prefetch_stats, __VA_ARGS__)
+static const struct metric prefetch_metrics[] = {
+	STAT(struct lz_prefetch_stats, "working_sets_written", recorded),
+	STAT(struct lz_prefetch_stats, "started", started),
+	PRE("files", "lazyfs_prefetch_files_total", "counter", "Files prefetched.", files),
+	PRE("bytes", "lazyfs_prefetch_bytes_total", "counter", "Bytes prefetched.", bytes),
+	STAT(struct lz_prefetch_stats, "cancelled", cancelled),
+	STAT(struct lz_prefetch_stats, "bad_lines", bad_lines),
+};
+
+/* bpf=: the open tracker's events and what the daemon did with them. */
+struct tracker_numbers {
+	uint64_t events, hits, suppressed, lost, too_long, early, absent, dropped;
+};
+#define TRK(...) ROW(struct tracker_numbers, __VA_ARGS__)
+static const struct metric tracker_metrics[] = {
+	TRK("events", "lazyfs_bpf_events_total", "counter", "Cold entries reported by the tracker.",
+	    events),
+	TRK("hits", "lazyfs_bpf_hits_total", "counter", "Opens of resolved entries, in the kernel.",
+	    hits),
+	STAT(struct tracker_numbers, "suppressed", suppressed),
+	TRK("lost", "lazyfs_bpf_lost_total", "counter", "Events lost (ring buffer full).", lost),
+	STAT(struct tracker_numbers, "too_long", too_long),
+	TRK("resolved_early", "lazyfs_early_resolves_total", "counter",
+	    "Entries resolved from an event.", early),
+	STAT(struct tracker_numbers, "nothing_to_resolve", absent),
+	STAT(struct tracker_numbers, "dropped", dropped),
+};
+
+static const struct section images_section = { "images", image_metrics, N(image_metrics) };
+static const struct section cache_section = { "cache", cache_metrics, N(cache_metrics) };
+static const struct section prefetch_section = { "prefetch", prefetch_metrics,
+						 N(prefetch_metrics) };
+static const struct section tracker_section = { "tracker", tracker_metrics, N(tracker_metrics) };
+
+static double value_of(const struct metric *m, const void *numbers)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)numbers + m->offset, sizeof(v));
+	return m->seconds ? (double)v / 1e9 : (double)v;
+}
+
+/* The section's stats object, its numbers added to O (made when NULL). */
+static struct json_object *section_json(const struct section *s, const void *numbers,
+					struct json_object *o)
+{
+	if (o == NULL)
+		o = json_object_new_object();
+	for (size_t i = 0; i < s->count; i++) {
+		const struct metric *m = &s->metrics[i];
+		if (m->key == NULL)
+			continue;
+		json_object_object_add(
+			o, m->key,
+			m->seconds ? json_object_new_double(value_of(m, numbers))
+				   : json_object_new_uint64((uint64_t)value_of(m, numbers)));
+	}
+	return o;
+}
+
+/* One Prometheus sample; LABEL may be NULL. */
+static void sample(FILE *f, const char *name, const char *label, double value)
+{
+	if (label != NULL)
+		fprintf(f, "%s{%s} %.17g\n", name, label, value);
+	else
+		fprintf(f, "%s %.17g\n", name, value);
+}
+
+static void help(FILE *f, const char *name, const char *type, const char *text)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* The section's Prometheus metrics; LABEL goes on the labelled ones. */
+static void section_text(FILE *f, const struct section *s, const void *numbers, const char *label)
+{
+	for (size_t i = 0; i < s->count; i++) {
+		const struct metric *m = &s->metrics[i];
+		if (m->name == NULL)
+			continue;
+		help(f, m->name, m->type, m->help);
+		sample(f, m->name, m->labelled ? label : NULL, value_of(m, numbers));
+	}
+}
+
+static const char *backend_name(enum lz_image_backend b)
+{
+	return b == LZ_IMAGE_SQUASHFUSE ? "squashfuse" : "kernel";
+}
+
+static void count_image(void *ctx, struct lz_image *image)
+{
+	struct image_numbers *n = ctx;
+	struct lz_image_info info;
+
+	lz_image_info(image, &info);
+	n->open_files += info.open_files;
+	n->ready += info.state == LZ_IMAGE_READY;
+}
+
+static void image_numbers(struct lz_fs *fs, struct image_numbers *n, enum lz_image_backend *backend)
+{
+	struct lz_images_stats st;
+
+	memset(n, 0, sizeof(*n));
+	lz_images_stats(fs->images, &st);
+	lz_images_foreach(fs->images, count_image, n);
+	n->resolved = st.resolved;
+	n->failed = st.failed;
+	*backend = st.backend;
+}
+
+static void tracker_numbers(const struct lz_track_stats *ts, struct tracker_numbers *n)
+{
+	*n = (struct tracker_numbers){
+		.events = ts->bpf.events,
+		.hits = ts->bpf.hits,
+		.suppressed = ts->bpf.suppressed,
+		.lost = ts->bpf.lost,
+		.too_long = ts->bpf.too_long,
+		.early = ts->early,
+		.absent = ts->absent,
+		.dropped = ts->dropped,
+	};
+}
+
+static double mean_us(uint64_t total_ns, uint64_t n)
+{
+	return n > 0 ? (double)total_ns / 1e3 / (double)n : 0.0;
+}
+
+/* The FUSE requests the tracker counted, by opcode (stats). */
+static struct json_object *fuse_requests_json(const struct lz_tracker_stats *bpf)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (unsigned op = 0; op <= LZ_TRACKER_FUSE_OPS; op++) {
+		const struct lz_tracker_fuse_op *f = &bpf->fuse_ops[op];
+		if (f->count == 0)
+			continue;
+		struct json_object *one = json_object_new_object();
+		json_object_object_add(one, "count", json_object_new_uint64(f->count));
+		json_object_object_add(one, "errors", json_object_new_uint64(f->errors));
+		json_object_object_add(one, "mean_us",
+				       json_object_new_double(mean_us(f->total_ns, f->ended)));
+		json_object_object_add(o, lz_fuse_opcode_name(op), one);
+	}
+	return o;
+}
+
+/* The same as Prometheus: counts by opcode, and one latency histogram. */
+static void fuse_requests_text(FILE *f, const struct lz_tracker_stats *bpf)
+{
+	char label[96];
+	uint64_t cum = 0;
+
+	help(f, "lazyfs_fuse_requests_total", "counter", "FUSE requests, by opcode.");
+	for (unsigned op = 0; op <= LZ_TRACKER_FUSE_OPS; op++)
+		if (bpf->fuse_ops[op].count > 0) {
+			snprintf(label, sizeof(label), "op=\"%s\"", lz_fuse_opcode_name(op));
+			sample(f, "lazyfs_fuse_requests_total", label,
+			       (double)bpf->fuse_ops[op].count);
+		}
+	help(f, "lazyfs_fuse_request_duration_seconds", "histogram",
+	     "Time from sending a FUSE request to its answer.");
+	for (unsigned b = 0; b < LZ_TRACKER_LAT_BUCKETS; b++) {
+		cum += bpf->fuse_all.hist[b];
+		if (b < 9)
+			continue; /* under 1 µs: counted in the first bucket shown */
+		snprintf(label, sizeof(label), "le=\"%.9g\"", (double)(2ull << b) / 1e9);
+		sample(f, "lazyfs_fuse_request_duration_seconds_bucket", label, (double)cum);
+	}
+	sample(f, "lazyfs_fuse_request_duration_seconds_bucket", "le=\"+Inf\"",
+	       (double)bpf->fuse_all.ended);
+	sample(f, "lazyfs_fuse_request_duration_seconds_sum", NULL,
+	       (double)bpf->fuse_all.total_ns / 1e9);
+	sample(f, "lazyfs_fuse_request_duration_seconds_count", NULL, (double)bpf->fuse_all.ended);
+}
+
+/* The tracker's section and FUSE requests in stats; TS is loaded. */
+static void tracker_json(struct json_object *o, const struct lz_track_stats *ts)
+{
+	struct tracker_numbers n;
+	struct json_object *sub;
+
+	tracker_numbers(ts, &n);
+	sub = section_json(&tracker_section, &n, NULL);
+	if (ts->delays.total > 0)
+		json_object_object_add(
+			sub, "event_to_lookup_mean_us",
+			json_object_new_double(mean_us(ts->delays.sum_ns, ts->delays.total)));
+	json_object_object_add(o, tracker_section.key, sub);
+	if (ts->bpf.fuse_connection != 0)
+		json_object_object_add(o, "fuse_requests", fuse_requests_json(&ts->bpf));
+}
+
+struct json_object *lz_report_stats(struct lz_fs *fs)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (fs->images != NULL) {
+		struct image_numbers n;
+		enum lz_image_backend backend;
+		struct json_object *sub = json_object_new_object();
+		image_numbers(fs, &n, &backend);
+		json_object_object_add(sub, "backend",
+				       json_object_new_string(backend_name(backend)));
+		json_object_object_add(o, images_section.key,
+				       section_json(&images_section, &n, sub));
+	}
+	if (fs->remote != NULL && fs->remote->stats != NULL) {
+		struct lz_source_stats st;
+		fs->remote->stats(fs->remote->ctx, &st);
+		/* Where it was before it moved into "cache": kept until the schema has a version.
+		 */
+		json_object_object_add(o, "fetch_seconds",
+				       json_object_new_double((double)st.fetch_ns / 1e9));
+		json_object_object_add(o, cache_section.key,
+				       section_json(&cache_section, &st, NULL));
+	}
+	if (fs->prefetch != NULL) {
+		struct lz_prefetch_stats st;
+		lz_prefetch_stats(fs->prefetch, &st);
+		json_object_object_add(o, prefetch_section.key,
+				       section_json(&prefetch_section, &st, NULL));
+	}
+	struct lz_track_stats *ts = malloc(sizeof(*ts)); /* 22 KiB */
+	if (ts != NULL && lz_track_stats(fs->track, ts) == 0)
+		tracker_json(o, ts);
+	free(ts);
+	return o;
+}
+
+void lz_report_metrics(struct lz_fs *fs, FILE *f)
+{
+	help(f, "lazyfs_start_time_seconds", "gauge", "When the daemon started (Unix time).");
+	sample(f, "lazyfs_start_time_seconds", NULL, (double)fs->started.tv_sec);
+	help(f, "lazyfs_backing_files_kept", "gauge",
+	     "Passthrough backing files kept registered for files nobody has open.");
+	sample(f, "lazyfs_backing_files_kept", NULL, lz_linger_count(fs->linger));
+	if (fs->images != NULL) {
+		struct image_numbers n;
+		enum lz_image_backend backend;
+		char label[64];
+		image_numbers(fs, &n, &backend);
+		snprintf(label, sizeof(label), "backend=\"%s\"", backend_name(backend));
+		section_text(f, &images_section, &n, label);
+	}
+	if (fs->remote != NULL && fs->remote->stats != NULL) {
+		struct lz_source_stats st;
+		fs->remote->stats(fs->remote->ctx, &st);
+		section_text(f, &cache_section, &st, NULL);
+	}
+	if (fs->prefetch != NULL) {
+		struct lz_prefetch_stats st;
+		lz_prefetch_stats(fs->prefetch, &st);
+		section_text(f, &prefetch_section, &st, NULL);
+	}
+	struct lz_track_stats *ts = malloc(sizeof(*ts));
+	if (ts != NULL && lz_track_stats(fs->track, ts) == 0) {
+		struct tracker_numbers n;
+		tracker_numbers(ts, &n);
+		section_text(f, &tracker_section, &n, NULL);
+		if (ts->bpf.fuse_connection != 0)
+			fuse_requests_text(f, &ts->bpf);
+	}
+	free(ts);
+}

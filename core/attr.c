@@ -1,0 +1,76 @@
+#include "config.h"
+#include "attr.h"
+#include "lookup.h"
+#include "objects.h"
+#include "underlay.h"
+#include "images/sqfs.h"
+
+#include <errno.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st)
+{
+	int err = 0;
+
+	switch (inode->kind) {
+	case LZ_INODE_SYNTH:
+		lz_synth_stat(fs, inode->nodeid, st);
+		return 0;
+	case LZ_INODE_REMOTE:
+		lz_objects_stat(inode, st);
+		return 0;
+	case LZ_INODE_SQFS:
+		err = lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, st);
+		break;
+	case LZ_INODE_FD:
+		err = lz_backing_stat(inode->path_fd, st);
+		break;
+	}
+	if (err != 0)
+		return err;
+	st->st_ino = inode->nodeid;
+	if (inode->image != NULL)
+		lz_image_touch(inode->image);
+	return 0;
+}
+
+int lz_inode_readlink(struct lz_inode *inode, char *buf, size_t size)
+{
+	ssize_t len;
+
+	if (inode->kind == LZ_INODE_SQFS)
+		return lz_sqfs_readlink(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
+	if (inode->kind != LZ_INODE_FD)
+		return -EINVAL;
+	len = readlinkat(inode->path_fd, "", buf, size);
+	if (len < 0)
+		return -errno;
+	if ((size_t)len >= size)
+		return -ENAMETOOLONG;
+	buf[len] = '\0';
+	return 0;
+}
+
+/* Symlinks answer from the link itself: their proc path would lead to the target. */
+ssize_t lz_inode_xattr(struct lz_inode *inode, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t len;
+
+	if (inode->kind == LZ_INODE_SQFS)
+		return name ? lz_sqfs_getxattr(inode->sqfs->sqfs, inode->sqfs_id, name, buf, size)
+			    : lz_sqfs_listxattr(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
+	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD)
+		return name ? -ENODATA : 0;
+	lz_backing_proc_path(inode->path_fd, path, sizeof(path));
+	len = name ? getxattr(path, name, buf, size) : listxattr(path, buf, size);
+	return len < 0 ? -errno : len;
+}
+
+int lz_inode_statfs(struct lz_fs *fs, struct lz_inode *inode, struct statvfs *sv)
+{
+	if (inode == NULL || inode->kind != LZ_INODE_FD)
+		inode = fs->root;
+	return fstatvfs(inode->path_fd, sv) == 0 ? 0 : -errno;
+}

@@ -1,0 +1,58 @@
+/*
+ * Directory listings: the names a directory shows, and the inode numbers a
+ * plain listing gives them. Below the root they come straight from the
+ * backing directory. The root of a mount with images or remote objects, and
+ * every directory the map adds names to, is a union taken as a sorted
+ * snapshot when the directory is opened: images, mapped paths and remote
+ * objects are listed without a lookup, so listing mounts and fetches nothing.
+ * A squashfuse image's directories are listed by the glue straight from the
+ * image (lz_sqfs_readdir), which has offsets of its own.
+ *
+ * A listing is used by one request at a time (the kernel serializes
+ * READDIRs of one open directory). Calls return 0 or -errno.
+ */
+#ifndef LAZYFS_LISTING_H
+#define LAZYFS_LISTING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs.h"
+
+struct lz_listing;
+
+/* One entry, valid until the listing moves on. */
+struct lz_listed {
+	const char *name;
+	unsigned char type; /* DT_* */
+	uint64_t ino;	    /* what a plain listing shows (never 0 for "." and "..") */
+	/*
+	 * Whether READDIRPLUS may look it up: not the dot entries, and not
+	 * images, mapped paths or remote objects, which a listing must not
+	 * resolve (their plus entry carries no inode; a later lookup does it).
+	 */
+	bool lookup;
+	off_t next; /* the offset of the entry after it */
+};
+
+/*
+ * The listing of directory INODE, node id INO (not a squashfuse one). *CACHE:
+ * whether the kernel may keep it (it drops it itself when the directory's
+ * mtime changes); unions are never cached, images and the map change at any
+ * time.
+ */
+int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool *cache,
+		    struct lz_listing **out);
+void lz_listing_free(struct lz_listing *l);
+/* Goes to OFFSET (0: the start; else an entry's `next`). */
+void lz_listing_seek(struct lz_listing *l, off_t offset);
+/*
+ * The entry at the current position, without moving on: 1, 0 at the end, or
+ * -errno. An entry that did not fit in a reply is given again by the next
+ * call unless lz_listing_advance was called.
+ */
+int lz_listing_peek(struct lz_listing *l, struct lz_listed *out);
+void lz_listing_advance(struct lz_listing *l);
+
+#endif

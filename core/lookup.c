@@ -1,0 +1,358 @@
+/*
+ * Lookups: what a name means (see lookup.h), and the inode it is entered as.
+ */
+#include "config.h"
+#include "lookup.h"
+#include "objects.h"
+#include "nodeid.h"
+#include "underlay.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "images/sqfs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
+{
+	if (inode != NULL && inode->kind == LZ_INODE_REMOTE)
+		return fs->settings->listing_ttl;
+	return inode != NULL && inode->image != NULL ? fs->settings->image_timeout
+						     : fs->settings->underlay_timeout;
+}
+
+uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino)
+{
+	static atomic_bool warned; /* once per process: the log line, nothing else */
+	unsigned source = lz_inode_source_for_dev(fs->inodes, dev);
+
+	if (source == 0 || !lz_nodeid_fits(ino)) {
+		if (!atomic_exchange(&warned, true))
+			lz_warn("inode %ju on device %u:%u cannot be given a node id; such files "
+				"are hidden",
+				(uintmax_t)ino, major(dev), minor(dev));
+		return 0;
+	}
+	return lz_nodeid_make(source, ino);
+}
+
+static void fill_entry(struct lz_fs *fs, struct lz_inode *inode, const struct stat *st,
+		       struct lz_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = inode->nodeid;
+	e->attr = *st;
+	e->attr.st_ino = inode->nodeid;
+	e->attr_timeout = lz_timeout_of(fs, inode);
+	e->entry_timeout = e->attr_timeout;
+}
+
+/*
+ * Takes a lookup reference on the file behind FD (consumed) and fills E.
+ * MAPPED: the map node of this path; a mapped directory that is not a
+ * directory in the underlay gets -ENOTDIR (the map wins, the caller
+ * synthesizes it).
+ */
+static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct lz_map_node *mapped,
+		 struct lz_entry *e)
+{
+	struct lz_inode *inode;
+	struct stat st;
+	int err = lz_backing_stat(fd, &st);
+
+	if (err == 0 && mapped != NULL && !S_ISDIR(st.st_mode))
+		err = -ENOTDIR;
+	if (err != 0) {
+		close(fd);
+		return err;
+	}
+	uint64_t nodeid = lz_nodeid_of(fs, st.st_dev, st.st_ino);
+	if (nodeid == 0) {
+		close(fd);
+		return -EOVERFLOW;
+	}
+	inode = lz_inode_ref(fs->inodes, nodeid, fd, st.st_mode);
+	if (inode == NULL)
+		return -errno;
+	inode->image = image; /* the same for every lookup of this node id */
+	if (mapped != NULL)
+		inode->map_node = mapped;
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
+void lz_synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = nodeid;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_mtim = fs->map_mtime;
+	st->st_ctim = fs->map_mtime;
+	st->st_atim = fs->map_mtime;
+	st->st_blksize = 4096;
+}
+
+/* A read-only directory standing in for a mapped path the underlay lacks. */
+static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped, struct lz_entry *e)
+{
+	uint64_t nodeid = lz_nodeid_make(LZ_NODEID_SYNTH_SOURCE, mapped->index);
+	struct lz_inode *inode = lz_inode_ref(fs->inodes, nodeid, -1, S_IFDIR);
+	struct stat st;
+
+	if (inode == NULL)
+		return -errno;
+	inode->kind = LZ_INODE_SYNTH;
+	inode->map_node = mapped;
+	lz_synth_stat(fs, nodeid, &st);
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
+int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image *handle,
+		  uint64_t id, const struct stat *known, struct lz_entry *e)
+{
+	struct stat st;
+	bool created;
+	int rc = known ? 0 : lz_sqfs_stat(handle->sqfs, id, &st);
+
+	if (rc != 0) {
+		lz_sqfs_image_put(handle);
+		return rc;
+	}
+	if (known)
+		st = *known;
+	uint64_t nodeid = lz_nodeid_of(fs, handle->dev, st.st_ino);
+	if (nodeid == 0) {
+		lz_sqfs_image_put(handle);
+		return -EOVERFLOW;
+	}
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_SQFS,
+		.path_fd = -1,
+		.type = st.st_mode,
+		.image = image,
+		.sqfs = handle,
+		.sqfs_id = id,
+	};
+	struct lz_inode *inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
+	if (inode == NULL || !created)
+		lz_sqfs_image_put(handle);
+	if (inode == NULL)
+		return -errno;
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
+/*
+ * An image entry: 0, -ENOENT when there is none, -EIO when it failed (the
+ * caller serves the underlay: fail open, logged).
+ */
+static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct lz_entry *e)
+{
+	struct lz_image *image;
+	struct lz_image_root root;
+	int err;
+
+	lz_track_lookup_seen(fs->track, ref->key);
+	err = lz_images_resolve(fs->images, ref, &image, &root);
+	if (err < 0)
+		return err == -ENOENT ? -ENOENT : -EIO;
+	if (root.sqfs != NULL)
+		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
+	else
+		err = enter(fs, root.fd, image, NULL, e);
+	/*
+	 * In open_mode=cached the daemon sees no opens or reads: a short entry
+	 * timeout on the image's root makes path walks through it look it up
+	 * again now and then, which is how an image in use shows it is not idle.
+	 */
+	double idle = fs->settings->idle_timeout;
+	if (err == 0 && idle > 0 && atomic_load(&fs->no_open) && e->entry_timeout > idle / 2)
+		e->entry_timeout = idle / 2;
+	return err;
+}
+
+/* A file of a kernel-mounted image looked up while its working set is being recorded. */
+static void record_use(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+		       const struct lz_entry *e)
+{
+	char link[32], dir[PATH_MAX], rel[PATH_MAX];
+	ssize_t len;
+
+	if (!S_ISREG(e->attr.st_mode) || !lz_prefetch_recording(fs->prefetch, parent->image))
+		return;
+	/* Inside a detached mount the link reads from its root: "/", "/usr/include"... */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", parent->path_fd);
+	len = readlink(link, dir, sizeof(dir) - 1);
+	if (len <= 0 || dir[0] != '/')
+		return;
+	dir[len] = '\0';
+	if (snprintf(rel, sizeof(rel), "%s%s%s", dir + 1, len > 1 ? "/" : "", name) <
+	    (int)sizeof(rel))
+		lz_prefetch_record(fs->prefetch, parent->image, rel, e->attr.st_size);
+}
+
+/* NAME inside the squashfuse image of PARENT. */
+static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			  struct lz_entry *e)
+{
+	uint64_t child;
+	struct stat st;
+	int err;
+
+	lz_image_touch(parent->image);
+	err = lz_sqfs_lookup(parent->sqfs->sqfs, parent->sqfs_id, name, &child, &st);
+	if (err != 0)
+		return err;
+	lz_sqfs_image_get(parent->sqfs);
+	return lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
+}
+
+/*
+ * NAME as an image, when PARENT's map child MAPPED is one or PARENT is the
+ * root of a mount with images: 0, -ENOENT when it is not an image, or -EIO
+ * when the image failed (*FAILED: the underlay is served instead).
+ */
+static int lookup_as_image(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			   const struct lz_map_node *mapped, struct lz_entry *e, bool *failed)
+{
+	struct lz_image_ref ref = { .parent = parent->nodeid, .entry = name };
+	char key[PATH_MAX + 1];
+	int err;
+
+	if (mapped != NULL && mapped->image != NULL) {
+		snprintf(key, sizeof(key), "/%s", mapped->relpath);
+		ref.key = key;
+		ref.path = mapped->image;
+	} else if (mapped == NULL && parent->nodeid == LZ_ROOT_ID && fs->images != NULL) {
+		ref.key = name;
+	} else {
+		return -ENOENT;
+	}
+	err = lookup_image(fs, &ref, e);
+	*failed = err == -EIO;
+	return err;
+}
+
+/* NAME in the underlay directory of PARENT, or synthesized when MAPPED needs it. */
+static int lookup_in_underlay(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			      const struct lz_map_node *mapped, struct lz_entry *e)
+{
+	int err, fd;
+
+	if (parent->kind == LZ_INODE_SYNTH)
+		return mapped ? enter_synth(fs, mapped, e) : -ENOENT;
+	fd = lz_backing_open_path(parent->path_fd, name);
+	if (fd >= 0)
+		err = enter(fs, fd, parent->image, mapped, e);
+	else
+		err = fd == -ELOOP || fd == -EXDEV ? -ENOENT : fd;
+	if (fd >= 0 && err == 0 && parent->image != NULL)
+		record_use(fs, parent, name, e);
+	if (mapped != NULL && (err == -ENOENT || err == -ENOTDIR))
+		return enter_synth(fs, mapped, e);
+	return err;
+}
+
+static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			struct lz_entry *e, bool *image_failed)
+{
+	const struct lz_map_node *mapped = NULL;
+	int err = lz_name_check(name);
+
+	if (err != 0)
+		return err;
+	if (parent->kind == LZ_INODE_SQFS)
+		return lookup_in_sqfs(fs, parent, name, e);
+	if (parent->kind == LZ_INODE_REMOTE)
+		return lz_objects_lookup(fs, parent->remote_path, name, e);
+	if (parent->nodeid == LZ_ROOT_ID && fs->objects != NULL &&
+	    lz_objects_lookup(fs, "", name, e) == 0)
+		return 0; /* the remote's top shadows the underlay's root */
+	if (parent->image != NULL) {
+		lz_image_touch(parent->image);
+	} else {
+		mapped = lz_map_child(parent->map_node, name);
+		err = lookup_as_image(fs, parent, name, mapped, e, image_failed);
+		if (err == 0)
+			return 0;
+		if (mapped != NULL && mapped->image != NULL)
+			mapped = NULL; /* failed: the underlay entry, if any, as it is */
+	}
+	return lookup_in_underlay(fs, parent, name, mapped, e);
+}
+
+int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name, struct lz_entry *e)
+{
+	bool image_failed = false;
+	int err = lookup_entry(fs, parent, name, e, &image_failed);
+
+	if (err == -ENOENT) {
+		/* A zero node id with a timeout: a negative entry the kernel caches. */
+		memset(e, 0, sizeof(*e));
+		e->entry_timeout = lz_timeout_of(fs, parent);
+	}
+	/* What stands in for a failed image is looked up again when it is tried again. */
+	if (image_failed && e->entry_timeout > LZ_IMAGE_RETRY_S)
+		e->entry_timeout = LZ_IMAGE_RETRY_S;
+	return err;
+}
+
+/* Fetches remote object INODE into the cache and lets it go again. */
+static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
+{
+	int fd = lz_objects_open(fs, inode);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	lz_objects_release(fs, inode);
+	return true;
+}
+
+/*
+ * Walks to KEY as the kernel is about to: the image mounts (or the object is
+ * fetched) now, and the kernel's LOOKUP finds it ready or waits on the same
+ * single resolve. The kernel holds none of the references taken here.
+ */
+bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch)
+{
+	bool objects = fs->objects != NULL;
+	uint64_t taken[PATH_MAX / 2];
+	unsigned ntaken = 0;
+	struct lz_inode *cur = fs->root;
+	char path[PATH_MAX], *save = NULL;
+	bool resolved = false;
+
+	if (snprintf(path, sizeof(path), "%s", key) >= (int)sizeof(path))
+		return false;
+	for (char *name = strtok_r(path, "/", &save); name != NULL;
+	     name = strtok_r(NULL, "/", &save)) {
+		struct lz_entry e;
+		if (lz_lookup(fs, cur, name, &e) != 0)
+			break;
+		taken[ntaken++] = e.ino;
+		cur = lz_inode_find(fs->inodes, e.ino);
+		if (cur == NULL)
+			break;
+		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
+		if (!objects && cur->image != NULL) {
+			resolved = true;
+			break;
+		}
+	}
+	bool object = objects && cur != NULL && cur->kind == LZ_INODE_REMOTE && ntaken > 0;
+	/* Without FETCH an object is resolved once the listings along its path are. */
+	if (object && !fetch)
+		resolved = true;
+	else if (object && S_ISREG(cur->type))
+		resolved = fetch_object(fs, cur);
+	while (ntaken > 0)
+		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
+	return resolved;
+}

@@ -1,0 +1,35 @@
+/*
+ * The entries of a remote tree (remote_mode=objects), over the underlay's
+ * root: listed and looked up through the source (common/source.h), named by
+ * their path on the remote, opened as local copies the kernel then reads
+ * through passthrough. Calls return 0 or -errno.
+ */
+#ifndef LAZYFS_OBJECTS_H
+#define LAZYFS_OBJECTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "lookup.h"
+
+/* Looks NAME up in the remote directory DIR_PATH into E: 0, -ENOENT or -errno. */
+int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, struct lz_entry *e);
+void lz_objects_stat(const struct lz_inode *inode, struct stat *st);
+/* The node id PATH gets unless its hash collides (for listings, which look nothing up). */
+uint64_t lz_objects_nodeid(const char *path);
+/* The remote listing of DIR_PATH in *ENTRIES (free it). */
+int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
+		    size_t *count);
+/* Opens the local copy of INODE for reading (fetching it): a descriptor or -errno. */
+int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode);
+void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode);
+/*
+ * Live upgrade: takes again, in a cache opened anew, the references the open
+ * remote objects and the images from a remote hold. 0, or -ENOENT with the
+ * first object the cache no longer has in ERR (all the others are taken).
+ */
+int lz_objects_adopt(struct lz_fs *fs, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * Starting: the mountpoint and the core's parts, then the FUSE session
+ * (mounted fresh, or attached to a connection taken over), then the
+ * services that run while the process serves.
+ */
+#include "config.h"
+#include "daemon.h"
+#include "ops.h"
+#include "cache/remote.h"
+#include "common/log.h"
+#include "common/mountpoint.h"
+#include "common/privileges.h"
+#include "control/control.h"
+#include "core/expiry.h"
+#include "core/objects.h"
+#include "images/kmount.h"
+#include "upgrade/restart.h"
+#include "upgrade/takeover.h"
+#include "upgrade/upgrade.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Every looked-up inode holds an O_PATH descriptor: allow as many as the system does. */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &lim);
+	}
+}
+
+/*
+ * libfuse cancels its worker threads at exit, and glibc's pthread_cancel loads
+ * libgcc_s on first use: with every descriptor held by inodes (EMFILE) that
+ * dlopen fails and glibc aborts. Loaded now, the later dlopen opens no file.
+ */
+static void preload_unwinder(void)
+{
+	if (dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE) == NULL)
+		lz_debug("cannot preload libgcc_s.so.1: %s", dlerror());
+}
+
+/* Replaces the configured mountpoint by PATH (a copy); -1 when out of memory. */
+static int set_mountpoint(struct lz_daemon *d, const char *path)
+{
+	char *mp = strdup(path);
+
+	if (mp == NULL)
+		return -1;
+	free(d->opts.settings.mountpoint);
+	d->opts.settings.mountpoint = mp;
+	return 0;
+}
+
+/*
+ * Where the mount is: taken over from a live upgrade's old daemon
+ * (TAKEOVER_SOCK) or from the supervisor's store after a crash, or a fresh
+ * one. Absolute from now on: the daemon's directory becomes /, a new
+ * binary's too.
+ */
+static int choose_mount(struct lz_daemon *d, int takeover_sock)
+{
+	struct lz_settings *cfg = &d->opts.settings;
+	char err[512], real[PATH_MAX];
+
+	if (takeover_sock >= 0) {
+		/* Nothing may touch the mount now: its daemon waits for us to serve it. */
+		d->takeover = lz_takeover_receive(d->upgrade, takeover_sock, err, sizeof(err));
+		if (d->takeover == NULL) {
+			lz_err("upgrade: %s", err);
+			return -1;
+		}
+		return set_mountpoint(d, lz_takeover_mountpoint(d->takeover));
+	}
+	d->takeover = lz_restart_takeover(d->upgrade, cfg->map != NULL, err, sizeof(err));
+	if (d->takeover != NULL) {
+		/* The daemon before died; its supervisor kept the mount and gave it back. */
+		return set_mountpoint(d, lz_takeover_mountpoint(d->takeover));
+	}
+	if (err[0] != '\0') {
+		lz_err("restart: %s", err);
+		return -1;
+	}
+	if (lz_mountpoint_check(cfg->mountpoint, err, sizeof(err)) != 0) {
+		lz_err("%s", err);
+		return -1;
+	}
+	if (realpath(cfg->mountpoint, real) != NULL && set_mountpoint(d, real) != 0)
+		return -1;
+	return 0;
+}
+
+/* The directory shown where nothing else is, opened before anything is mounted over it. */
+static int open_root(struct lz_daemon *d)
+{
+	const struct lz_settings *cfg = &d->opts.settings;
+	const char *dir = cfg->underlay ? cfg->underlay : cfg->mountpoint;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), err;
+
+	if (fd < 0) {
+		lz_err("underlay %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	err = lz_fs_make_root(&d->fs, fd);
+	if (err != 0)
+		lz_err("underlay: %s", strerror(-err));
+	return err != 0 ? -1 : 0;
+}
+
+/* The backend images are read with: the kernel's where it can mount them. */
+static int image_backend(const struct lz_settings *cfg, enum lz_image_backend *out)
+{
+	*out = LZ_IMAGE_KERNEL;
+	if (cfg->backend == LZ_BACKEND_SQUASHFUSE) {
+		*out = LZ_IMAGE_SQUASHFUSE;
+	} else if (!lz_kmount_available()) {
+		const char *why = strerror(errno); /* EMFILE is not "needs root" */
+		if (cfg->backend == LZ_BACKEND_KERNEL) {
+			lz_err("backend=kernel: loop devices or the mount API are not available "
+			       "(%s; needs root)",
+			       why);
+			return -1;
+		}
+		lz_info("kernel squashfs unavailable (%s; needs root and loop devices): images "
+			"are read with squashfuse",
+			why);
+		*out = LZ_IMAGE_SQUASHFUSE;
+	}
+	return 0;
+}
+
+static struct lz_images *open_images(const struct lz_settings *cfg)
+{
+	enum lz_image_backend backend;
+	struct lz_images *images;
+	int fd;
+
+	if (image_backend(cfg, &backend) != 0)
+		return NULL;
+	fd = cfg->images ? open(cfg->images, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (cfg->images != NULL && fd < 0) {
+		lz_err("images %s: %s", cfg->images, strerror(errno));
+		return NULL;
+	}
+	images = lz_images_new(fd, backend);
+	if (images == NULL && fd >= 0)
+		close(fd);
+	return images;
+}
+
+static void log_from_cache(void *ctx, enum lz_log_level level, const char *msg)
+{
+	(void)ctx;
+	/* Fetch failures repeat with every open of a missing or unreachable object. */
+	if (level <= LZ_LOG_WARN)
+		LZ_LOG_LIMITED(level, "%s", msg);
+	else
+		lz_log(level, "%s", msg);
+}
+
+static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs *fs)
+{
+	char err[512];
+	struct lz_remote_options ro = {
+		.remote = cfg->remote,
+		.cache_dir = cfg->cache,
+		.cache_size = cfg->cache_size,
+		.listing_ttl = cfg->listing_ttl,
+		.timeout = cfg->fetch_timeout,
+		.log = log_from_cache,
+		.evicted = lz_fs_object_evicted,
+		.evicted_ctx = fs,
+	};
+	struct lz_remote *remote = lz_remote_new(&ro, err, sizeof(err));
+
+	if (remote == NULL)
+		lz_err("remote %s (cache %s): %s", cfg->remote, cfg->cache, err);
+	return remote;
+}
+
+/* The images, the map and the remote tree: what names mean beyond the underlay. */
+static int open_sources(struct lz_daemon *d)
+{
+	const struct lz_settings *cfg = &d->opts.settings;
+	struct lz_fs *fs = &d->fs;
+	bool remote_images = cfg->remote != NULL && !cfg->remote_objects;
+
+	if (cfg->remote != NULL) {
+		d->remote = open_remote(cfg, fs);
+		if (d->remote == NULL)
+			return -1;
+		fs->remote = lz_remote_source(d->remote);
+		if (cfg->remote_objects)
+			fs->objects = fs->remote;
+	}
+	if (cfg->images != NULL || cfg->map != NULL || remote_images) {
+		struct lz_images *images = open_images(cfg);
+		if (images == NULL)
+			return -1;
+		if (remote_images)
+			lz_images_set_source(images, fs->remote);
+		lz_fs_set_images(fs, images);
+	}
+	if (cfg->map != NULL && lz_map_reload(fs) != 0)
+		return -1;
+	return lz_fs_open_prefetch(fs) == 0 ? 0 : -1;
+}
+
+/* The core: its parts, its root (fresh) or the old daemon's state (takeover). */
+static int open_core(struct lz_daemon *d)
+{
+	struct lz_fs *fs = &d->fs;
+
+	if (lz_fs_init(fs, &d->opts.settings) != 0)
+		return -1;
+	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
+	if (d->takeover == NULL && open_root(d) != 0)
+		return -1;
+	if (open_sources(d) != 0)
+		return -1;
+	if (d->takeover != NULL &&
+	    (lz_takeover_restore(d->takeover, fs, d->why, sizeof(d->why)) != 0 ||
+	     lz_objects_adopt(fs, d->why, sizeof(d->why)) != 0)) {
+		lz_err("upgrade: %s", d->why);
+		return -1;
+	}
+	if (!S_ISDIR(fs->root->type)) {
+		lz_err("underlay %s is not a directory", d->opts.settings.underlay
+								 ? d->opts.settings.underlay
+								 : d->opts.settings.mountpoint);
+		return -1;
+	}
+	return 0;
+}
+
+static void forget_entry(void *ctx, uint64_t parent, const char *name)
+{
+	int rc = fuse_lowlevel_notify_inval_entry(ctx, parent, name, strlen(name));
+
+	if (rc != 0 && rc != -ENOENT)
+		lz_debug("entry %s: kernel entry not invalidated: %s", name, strerror(-rc));
+}
+
+/* A fresh mount, or the taken-over connection, then out of the terminal. */
+static int connect_session(struct lz_daemon *d)
+{
+	const struct lz_settings *cfg = &d->opts.settings;
+
+	if (d->takeover != NULL) {
+		if (lz_takeover_attach(d->takeover, d->se, d->why, sizeof(d->why)) != 0) {
+			lz_err("upgrade: %s", d->why);
+			return -1;
+		}
+		d->taken_over = true;
+		lz_linger_set_device(d->fs.linger, fuse_session_fd(d->se));
+		/* The old daemon already left the terminal; a second fork would change our pid. */
+		return cfg->foreground || chdir("/") == 0 ? 0 : -1;
+	}
+	if (fuse_session_mount(d->se, cfg->mountpoint) != 0)
+		return -1;
+	d->mounted = true;
+	lz_linger_set_device(d->fs.linger, fuse_session_fd(d->se));
+	/* Kept for a live upgrade, whose new process replays it into its session. */
+	if (lz_upgrade_first_init(d->upgrade, d->se) != 0)
+		return -1;
+	return fuse_daemonize(cfg->foreground) == 0 ? 0 : -1;
+}
+
+/* The session with the mount's connection; the tracker loaded before daemonizing. */
+static int open_session(struct lz_daemon *d)
+{
+	bool failed;
+
+	d->se = fuse_session_new(&d->opts.fuse_args, &lz_ops, sizeof(lz_ops), &d->fs);
+	if (d->se == NULL)
+		return -1; /* libfuse said why (e.g. an unknown option) */
+	/* Before the mount exists, so a stop signal never finds the inherited disposition. */
+	if (lz_daemon_set_signals(d) != 0)
+		return -1;
+	d->fs.forget_entry = forget_entry;
+	d->fs.forget_ctx = d->se;
+	/* Loaded before daemonizing, so bpf=on can still fail the mount command. */
+	d->fs.track = lz_track_open(&d->fs, d->opts.settings.mountpoint, &failed);
+	if (failed)
+		return -1;
+	return connect_session(d);
+}
+
+int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
+{
+	if (choose_mount(d, takeover_sock) != 0)
+		return -1;
+	raise_fd_limit();
+	preload_unwinder();
+	if (open_core(d) != 0 || open_session(d) != 0)
+		return -1;
+	if (!d->opts.settings.foreground)
+		lz_log_to_syslog();
+	return 0;
+}

@@ -1,0 +1,126 @@
+/*
+ * Opening an image file with a backend: a detached kernel squashfs mount
+ * (kmount.c), or a libsquashfuse handle (sqfs.c) shared by reference and
+ * given a slot, whose made-up device number is the node id source of the
+ * image's inodes.
+ */
+#include "config.h"
+#include "images_int.h"
+#include "kmount.h"
+#include "sqfs.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* Made-up device numbers of squashfuse handles: a major no real device has. */
+#define SQFS_DEV_MAJOR 0xfffff000u
+
+void lz_sqfs_image_get(struct lz_sqfs_image *handle)
+{
+	atomic_fetch_add(&handle->refs, 1);
+}
+
+static void release_slot(struct lz_images *images, unsigned slot)
+{
+	pthread_mutex_lock(&images->slot_lock);
+	images->slot_used[slot] = 0;
+	pthread_mutex_unlock(&images->slot_lock);
+}
+
+void lz_sqfs_image_put(struct lz_sqfs_image *handle)
+{
+	if (handle == NULL || atomic_fetch_sub(&handle->refs, 1) != 1)
+		return;
+	/* No inode uses it any more, so its device number (node id source) may be reused. */
+	lz_sqfs_close(handle->sqfs);
+	release_slot(handle->images, handle->slot);
+	free(handle);
+}
+
+/* Takes slot WANT (a takeover), or the first free one for -1. LZ_SQFS_SLOTS if none. */
+static unsigned claim_slot(struct lz_images *images, long want)
+{
+	unsigned slot;
+
+	pthread_mutex_lock(&images->slot_lock);
+	if (want >= 0)
+		slot = want < LZ_SQFS_SLOTS && !images->slot_used[want] ? (unsigned)want
+									: LZ_SQFS_SLOTS;
+	else
+		for (slot = 0; slot < LZ_SQFS_SLOTS && images->slot_used[slot]; slot++)
+			;
+	if (slot < LZ_SQFS_SLOTS)
+		images->slot_used[slot] = 1;
+	pthread_mutex_unlock(&images->slot_lock);
+	return slot;
+}
+
+struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
+					   char *err, size_t errlen)
+{
+	char proc_path[64];
+	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
+	unsigned slot;
+
+	if (handle == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	slot = claim_slot(images, want);
+	if (slot == LZ_SQFS_SLOTS) {
+		snprintf(err, errlen,
+			 want < 0 ? "too many squashfuse images open"
+				  : "squashfuse slot taken twice");
+		free(handle);
+		return NULL;
+	}
+	/* The very file that was checked, even if the name was replaced since. */
+	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", file_fd);
+	handle->sqfs = lz_sqfs_open(proc_path, err, errlen);
+	if (handle->sqfs == NULL) {
+		release_slot(images, slot);
+		free(handle);
+		return NULL;
+	}
+	handle->slot = slot;
+	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
+	handle->images = images;
+	atomic_store(&handle->refs, 1);
+	return handle;
+}
+
+struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
+					   char *err, size_t errlen)
+{
+	return lz_backend_open_sqfs(images, file_fd, slot, err, errlen);
+}
+
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path, struct stat *st,
+		    struct lz_image_root *root)
+{
+	char err[256];
+
+	root->fd = -1;
+	root->sqfs = NULL;
+	if (fstat(file_fd, st) == -1)
+		return -errno;
+	if (!S_ISREG(st->st_mode)) {
+		lz_warn("image %s: not a regular file; serving the underlay", path);
+		return -EINVAL;
+	}
+	if (images->backend == LZ_IMAGE_SQUASHFUSE) {
+		root->sqfs = lz_backend_open_sqfs(images, file_fd, -1, err, sizeof(err));
+		if (root->sqfs != NULL)
+			return 0;
+	} else {
+		root->fd = lz_kmount_squashfs(file_fd, err, sizeof(err));
+		if (root->fd >= 0)
+			return 0;
+	}
+	lz_warn("image %s: %s; serving the underlay", path, err);
+	return -EIO;
+}

@@ -1,0 +1,84 @@
+/*
+ * The insides of the image registry, shared by images.c (the registry and
+ * resolving), image.c (one image's accessors) and backend.c (opening an
+ * image file with a backend). Nothing outside images/ includes this.
+ *
+ * Locks: images->lock guards the hash table only and is never held while
+ * anything is mounted; image->lock guards the fields marked so, and is
+ * dropped only where images.c says (while mounting, while on_ready runs).
+ */
+#ifndef LAZYFS_IMAGES_INT_H
+#define LAZYFS_IMAGES_INT_H
+
+#include "images.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define LZ_SQFS_SLOTS	  65536u
+#define LZ_IMAGES_BUCKETS 4096u
+
+struct lz_image {
+	char *name; /* registry key: N for DIR/N.sqfs, "/rel/path" for map entries; immutable */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	/* Under lock: */
+	char *path;	 /* map entries: the absolute image file; NULL for DIR */
+	uint64_t parent; /* node id of the directory holding the entry */
+	char *entry;	 /* the entry's name in that directory */
+	enum lz_image_state state;
+	int root_fd;		    /* READY, kernel backend: root of the detached mount */
+	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
+	struct stat file_st;	    /* the image file as it was when last resolved or failed */
+	long long failed_at;	    /* FAILED: when (CLOCK_MONOTONIC seconds) */
+	unsigned generation;	    /* bumped by every resolve */
+	/*
+	 * READY, and the on_ready callback still running: lookups wait, so the
+	 * files looked up first are seen by what it starts.
+	 */
+	bool announcing;
+	char *source_key; /* the source object held open while READY, or NULL */
+	/* Atomics, read without the lock: */
+	atomic_llong last_use; /* CLOCK_MONOTONIC seconds */
+	atomic_uint open_files;
+	atomic_uint pins; /* lazyfsctl pin: never expired while pinned */
+	atomic_ullong resolves;
+	atomic_bool missing_logged;
+	struct lz_images *images;
+	struct lz_image *next; /* hash chain, under images->lock */
+};
+
+struct lz_images {
+	int dir_fd;
+	const struct lz_source *source;
+	enum lz_image_backend backend;
+	pthread_mutex_t slot_lock;
+	unsigned char slot_used[LZ_SQFS_SLOTS];
+	pthread_mutex_t lock; /* the hash table only: never held while mounting */
+	struct lz_image *buckets[LZ_IMAGES_BUCKETS];
+	lz_image_ready_fn *on_ready;
+	void *on_ready_ctx;
+	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
+};
+
+/* backend.c */
+/*
+ * Opens the image file FILE_FD (PATH in messages) with the registry's
+ * backend: 0 with its root in ROOT and the file's stat in ST, or -errno
+ * (logged). Slow: called without any lock.
+ */
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path, struct stat *st,
+		    struct lz_image_root *root);
+/* The squashfuse handle of FILE_FD in slot WANT, or the first free slot for -1. */
+struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
+					   char *err, size_t errlen);
+
+/* image.c */
+struct lz_image *lz_image_new(struct lz_images *images, const char *name);
+void lz_image_free(struct lz_image *image);
+/* Closes a READY image's root and releases its source object; under image->lock. */
+void lz_image_close_locked(struct lz_image *image);
+/* Records where the image's entry is now (REF); under image->lock. 0 or -ENOMEM. */
+int lz_image_remember_locked(struct lz_image *image, const struct lz_image_ref *ref);
+
+#endif
