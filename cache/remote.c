@@ -19,6 +19,8 @@
 
 /* After a failed listing, the remote is asked again after the TTL, or this. */
 #define RETRY_AFTER_S 10.0
+/* A cache directory another process still holds (the daemon before, saving its index). */
+#define LOCK_WAIT_S 30
 
 /* A directory's entries, sorted by name, with the hashes the store checks. */
 struct listing {
@@ -663,11 +665,37 @@ int lz_remote_suspend(struct lz_remote *r, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * Opens the store, waiting up to LOCK_WAIT_S while another process holds its
+ * directory: a daemon just unmounted (or killed) may still be saving its
+ * index, and a remount right after must not fail for it.
+ */
+static struct lz_store *open_store(struct lz_remote *r, char *err, size_t errlen)
+{
+	double deadline = lz_clock_s(CLOCK_MONOTONIC) + LOCK_WAIT_S;
+	bool said = false;
+	struct lz_store *store;
+
+	while ((store = lz_store_open(r->cache_dir, r->cache_size, err, errlen)) == NULL &&
+	       errno == EBUSY && lz_clock_s(CLOCK_MONOTONIC) < deadline) {
+		if (!said)
+			say(r, LZ_LOG_INFO,
+			    "cache %s is locked by another process (the daemon "
+			    "before?): waiting up to %d s for it",
+			    r->cache_dir, LOCK_WAIT_S);
+		said = true;
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
+	}
+	if (store != NULL && said)
+		say(r, LZ_LOG_INFO, "cache %s: the other process let go of it", r->cache_dir);
+	return store;
+}
+
 int lz_remote_resume(struct lz_remote *r, char *err, size_t errlen)
 {
 	if (r->store != NULL)
 		return 0;
-	r->store = lz_store_open(r->cache_dir, r->cache_size, err, errlen);
+	r->store = open_store(r, err, errlen);
 	if (r->store == NULL)
 		return errno != 0 ? -errno : -EIO;
 	lz_store_set_log(r->store, r->log, r->log_ctx);

@@ -39,6 +39,16 @@ if cat "$MP/huge.bin" >/dev/null 2>"$LZ_TMP/err"; then lz_fail "an object larger
 grep -q "huge.bin" "$log" || lz_fail "no log line for the object larger than the quota"
 cmp -s "$MP/o8.bin" "$SRC/objs/o8.bin" || lz_fail "the cache broke after a failed fill"
 lz_ok "an object larger than the whole cache fails with a log line; the rest keeps working"
+
+# Remount at once: umount returns before the daemon let go of the cache (it
+# saves the index first); the next daemon on that cache waits for it.
+first=$LZ_LAST_PID
+umount "$MP"
+lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/objs/':,remote_mode=objects,cache=$CACHE,cache_size=3M"
+cmp -s "$MP/o8.bin" "$SRC/objs/o8.bin" || lz_fail "remounted at once: o8.bin bytes"
+timeout 10 tail --pid="$first" -f /dev/null || lz_fail "the first daemon did not exit"
+grep -q "fetched 'o8.bin'" "$LZ_LAST_LOG" && lz_fail "remounted at once: o8.bin was fetched again, the cache was not taken over"
+lz_ok "umount and remount at once on the same cache: the new daemon waits for the old one and serves its cached objects"
 lz_umount "$MP"
 
 # A full cache disk: a 4 MiB tmpfs under a quota of 8 MiB, so the disk fills first.
