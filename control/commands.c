@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "jobs.h"
 #include "report.h"
 #include "core/expiry.h"
 #include "core/fs.h"
@@ -79,6 +80,9 @@ static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
 }
 
 /* Takes the "/" off ARG; NULL (and why in OUT) when CMD has no valid entry name. */
+/* How long pin and prefetch wait for their job before answering it goes on. */
+#define JOB_WAIT_MS 500
+
 static const char *entry_arg(const char *cmd, const char *arg, FILE *out)
 {
 	if (arg == NULL || arg[0] == '\0' || strstr(arg, "..") != NULL) {
@@ -130,15 +134,12 @@ static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *
 	return image;
 }
 
-static int cmd_pin(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+/* Pins (PIN) or unpins entry ARG, saying so in OUT: 0, or -1 with the reason there. */
+static int pin_entry(struct lz_fs *fs, const char *arg, bool pin, FILE *out)
 {
-	struct lz_fs *fs = c->fs;
-	bool pin = strcmp(cmd, "pin") == 0;
 	struct lz_image *image;
 	int rc;
 
-	if ((arg = entry_arg(cmd, arg, out)) == NULL)
-		return -1;
 	if (pin && !lz_resolve_entry(fs, arg, true)) {
 		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 		return -1;
@@ -170,14 +171,12 @@ static int cmd_pin(const struct lz_command_ctx *c, const char *cmd, const char *
 	return 0;
 }
 
-static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+/* Prefetches entry ARG's working set, saying so in OUT: 0, or -1 with the reason there. */
+static int prefetch_entry(struct lz_fs *fs, const char *arg, FILE *out)
 {
-	struct lz_fs *fs = c->fs;
 	struct lz_image *image = NULL;
 	int rc;
 
-	if ((arg = entry_arg(cmd, arg, out)) == NULL)
-		return -1;
 	/* An image's prefetch needs its root (objects: a directory, nothing to resolve). */
 	if (fs->objects == NULL && (image = resolved_image(fs, arg, out)) == NULL)
 		return -1;
@@ -191,6 +190,64 @@ static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const c
 	}
 	fprintf(out, "%s: prefetching %d files\n", arg, rc);
 	return 0;
+}
+
+/* A pin or prefetch as a job: its outcome written into MSG. */
+static int job(void *ctx, const char *arg, char *msg, size_t size, bool prefetch)
+{
+	FILE *out = fmemopen(msg, size, "w");
+	int rc;
+
+	if (out == NULL) {
+		snprintf(msg, size, "%s: out of memory", arg);
+		return -1;
+	}
+	rc = prefetch ? prefetch_entry(ctx, arg, out) : pin_entry(ctx, arg, true, out);
+	fclose(out);
+	return rc;
+}
+
+static int pin_job(void *ctx, const char *arg, char *msg, size_t size)
+{
+	return job(ctx, arg, msg, size, false);
+}
+
+static int prefetch_job(void *ctx, const char *arg, char *msg, size_t size)
+{
+	return job(ctx, arg, msg, size, true);
+}
+
+/*
+ * pin and prefetch resolve the entry first, which can mean a mount or a
+ * whole remote image to fetch: a job does it, and the answer comes at once
+ * (with the job's outcome when it took less than JOB_WAIT_MS).
+ */
+static int run_job(const struct lz_command_ctx *c, const char *what, lz_job_fn *fn, const char *arg,
+		   FILE *out)
+{
+	char msg[LZ_JOB_MSG];
+	int rc = lz_jobs_run(c->jobs, what, fn, c->fs, arg, JOB_WAIT_MS, msg, sizeof(msg));
+
+	fputs(msg, out);
+	if (rc == 1)
+		fputc('\n', out);
+	return rc < 0 ? -1 : 0;
+}
+
+static int cmd_pin(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	if ((arg = entry_arg(cmd, arg, out)) == NULL)
+		return -1;
+	if (strcmp(cmd, "unpin") == 0)
+		return pin_entry(c->fs, arg, false, out);
+	return run_job(c, "pin", pin_job, arg, out);
+}
+
+static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
+{
+	if ((arg = entry_arg(cmd, arg, out)) == NULL)
+		return -1;
+	return run_job(c, "prefetch", prefetch_job, arg, out);
 }
 
 static int cmd_reload(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
@@ -250,6 +307,17 @@ static const struct {
 static const char usage[] = "commands: status, stats, images, metrics, evict N, pin N, unpin N, "
 			    "prefetch N, reload, upgrade";
 
+/* Status shows the pins and prefetches running, and those that ended last. */
+static void add_jobs(const struct lz_command_ctx *c, struct json_object *status)
+{
+	struct json_object *jobs = lz_jobs_report(c->jobs);
+
+	if (json_object_array_length(jobs) > 0)
+		json_object_object_add(status, "jobs", jobs);
+	else
+		json_object_put(jobs);
+}
+
 int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 {
 	char *save = NULL, *cmd, *arg;
@@ -270,6 +338,8 @@ int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 		if (strcmp(cmd, reports[i].name) != 0)
 			continue;
 		struct json_object *o = reports[i].report(c->fs);
+		if (strcmp(cmd, "status") == 0)
+			add_jobs(c, o);
 		if (json)
 			fprintf(out, "%s\n",
 				json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));

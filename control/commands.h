@@ -9,10 +9,12 @@
 #include <stdio.h>
 
 struct lz_fs;
+struct lz_jobs;
 
 /* What a command works on. */
 struct lz_command_ctx {
 	struct lz_fs *fs;
+	struct lz_jobs *jobs; /* where pin and prefetch run */
 	/* The daemon's upgrade (control.h's hook), or NULL. */
 	int (*upgrade)(void *ctx, const char *binary, char *msg, size_t size);
 	void *hooks_ctx;

@@ -6,7 +6,10 @@
 #include "config.h"
 #include "control.h"
 #include "commands.h"
+#include "http.h"
+#include "jobs.h"
 #include "report.h"
+#include "common/clock.h"
 #include "core/fs.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
@@ -26,25 +29,35 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQUEST_MAX  4096
-#define IO_TIMEOUT_S 2 /* a client that stalls does not hold the control thread longer */
+#define REQUEST_MAX 4096
+/* A request line takes at most this long to arrive: a stalled client cannot hold the thread. */
+#define REQUEST_DEADLINE_MS 2000
+#define WRITE_TIMEOUT_S	    2
 
 struct lz_control {
 	struct lz_fs *fs;
 	struct lz_control_hooks hooks;
-	int listen_fd, http_fd, stop_fd;
+	struct lz_jobs *jobs; /* pin and prefetch */
+	struct lz_http *http; /* the metrics listener's thread, or NULL */
+	int listen_fd, stop_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_t thread;
+	bool running; /* the control socket's thread */
 };
 
-/* Reads one request line (or HTTP head) until LF, EOF or the timeout. */
+/* Reads one request line until LF, EOF or REQUEST_DEADLINE_MS in all. */
 static ssize_t read_request(int fd, char *buf, size_t size)
 {
+	int64_t deadline = lz_clock_ns(CLOCK_MONOTONIC) + REQUEST_DEADLINE_MS * 1000000LL;
 	size_t n = 0;
 
 	while (n + 1 < size) {
-		ssize_t r = read(fd, buf + n, size - 1 - n);
-		if (r < 0 && errno == EINTR)
+		int64_t left_ms = (deadline - lz_clock_ns(CLOCK_MONOTONIC)) / 1000000;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (left_ms <= 0 || poll(&pfd, 1, (int)left_ms) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + n, size - 1 - n, MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)
 			break;
@@ -90,6 +103,7 @@ static void serve_control(struct lz_control *c, int fd)
 		return;
 	struct lz_command_ctx cc = {
 		.fs = c->fs,
+		.jobs = c->jobs,
 		.upgrade = c->hooks.upgrade,
 		.hooks_ctx = c->hooks.ctx,
 	};
@@ -108,66 +122,31 @@ static void serve_control(struct lz_control *c, int fd)
 		c->hooks.replied(c->hooks.ctx); /* after an upgrade, the process may end now */
 }
 
-static void serve_http(struct lz_control *c, int fd)
-{
-	char req[REQUEST_MAX], head[160], *body = NULL;
-	size_t body_len = 0;
-	FILE *out;
-
-	if (read_request(fd, req, sizeof(req)) <= 0)
-		return;
-	if (strncmp(req, "GET /metrics ", 13) != 0 && strncmp(req, "GET /metrics?", 13) != 0) {
-		static const char nf[] = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-					 "Content-Length: 20\r\n\r\nonly /metrics here.\n";
-		write_all(fd, nf, sizeof(nf) - 1);
-		return;
-	}
-	out = open_memstream(&body, &body_len);
-	if (out == NULL)
-		return;
-	lz_report_metrics(c->fs, out);
-	fclose(out);
-	snprintf(head, sizeof(head),
-		 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-		 "Content-Length: %zu\r\n\r\n",
-		 body_len);
-	write_all(fd, head, strlen(head));
-	write_all(fd, body, body_len);
-	free(body);
-}
-
 static void *control_main(void *arg)
 {
 	struct lz_control *c = arg;
-	struct pollfd pfd[3] = {
+	struct pollfd pfd[2] = {
 		{ .fd = c->stop_fd, .events = POLLIN },
 		{ .fd = c->listen_fd, .events = POLLIN },
-		{ .fd = c->http_fd, .events = POLLIN },
 	};
 
 	for (;;) {
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL;
 		}
 		if (pfd[0].revents != 0)
 			return NULL;
-		for (int i = 1; i < 3; i++) {
-			if (pfd[i].fd < 0 || !(pfd[i].revents & POLLIN))
-				continue;
-			int fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				continue;
-			struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			if (i == 1)
-				serve_control(c, fd);
-			else
-				serve_http(c, fd);
-			close(fd);
-		}
+		if (!(pfd[1].revents & POLLIN))
+			continue;
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct timeval tv = { .tv_sec = WRITE_TIMEOUT_S };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		serve_control(c, fd);
+		close(fd);
 	}
 }
 
@@ -226,44 +205,14 @@ static int open_unix(struct lz_control *c)
 	return fd;
 }
 
-/* -o metrics=ADDR:PORT, loopback only (the numbers are for this machine's collector). */
-static int open_http(const char *spec)
-{
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char *end;
-	long port;
-	int fd, one = 1;
-
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
-		return -1;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535 ||
-	    inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-		return -1;
-	sa.sin_port = htons((uint16_t)port);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-		lz_warn("metrics listener %s: %s", spec, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void lz_control_stop_free(struct lz_control *c)
 {
+	lz_http_stop(c->http);
+	lz_jobs_free(c->jobs);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
-	if (c->http_fd >= 0)
-		close(c->http_fd);
 	if (c->path[0] != '\0')
 		unlink(c->path);
 	free(c);
@@ -275,7 +224,7 @@ void lz_control_stop(struct lz_control *c)
 
 	if (c == NULL)
 		return;
-	if (write(c->stop_fd, &one, sizeof(one)) == sizeof(one))
+	if (c->running && write(c->stop_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(c->thread, NULL);
 	lz_control_stop_free(c);
 }
@@ -283,8 +232,22 @@ void lz_control_stop(struct lz_control *c)
 void lz_control_fds(struct lz_control *c, int *listen_fd, int *http_fd, const char **path)
 {
 	*listen_fd = c != NULL ? c->listen_fd : -1;
-	*http_fd = c != NULL ? c->http_fd : -1;
+	*http_fd = c != NULL ? lz_http_fd(c->http) : -1;
 	*path = c != NULL && c->path[0] != '\0' ? c->path : NULL;
+}
+
+/* The metrics listener: the old daemon's (HTTP_FD) after an upgrade, else one of its own. */
+static void start_http(struct lz_control *c, bool inherited, int http_fd)
+{
+	const char *spec = c->fs->settings->metrics;
+
+	if (!inherited && spec != NULL) {
+		http_fd = lz_http_listen(spec);
+		if (http_fd < 0)
+			lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)", spec);
+	}
+	if (http_fd >= 0 && (c->http = lz_http_start(c->fs, http_fd)) == NULL)
+		lz_warn("metrics: the listener's thread cannot start");
 }
 
 static struct lz_control *start(struct lz_fs *fs, const struct lz_control_hooks *hooks,
@@ -293,7 +256,8 @@ static struct lz_control *start(struct lz_fs *fs, const struct lz_control_hooks 
 	struct lz_control *c = calloc(1, sizeof(*c));
 	sigset_t all, old;
 
-	if (c == NULL) {
+	if (c == NULL || (c->jobs = lz_jobs_new()) == NULL) {
+		free(c);
 		if (listen_fd >= 0)
 			close(listen_fd);
 		if (http_fd >= 0)
@@ -303,26 +267,20 @@ static struct lz_control *start(struct lz_fs *fs, const struct lz_control_hooks 
 	c->fs = fs;
 	if (hooks != NULL)
 		c->hooks = *hooks;
-	c->http_fd = http_fd;
 	c->listen_fd = listen_fd;
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (inherited) {
-		/* A live upgrade: the same sockets, so clients never find the path missing. */
-		if (path != NULL && listen_fd >= 0)
-			snprintf(c->path, sizeof(c->path), "%s", path);
-	} else {
+	/* A live upgrade: the same sockets, so clients never find the path missing. */
+	if (inherited && path != NULL && listen_fd >= 0)
+		snprintf(c->path, sizeof(c->path), "%s", path);
+	if (!inherited)
 		c->listen_fd = open_unix(c);
-		if (fs->settings->metrics != NULL) {
-			c->http_fd = open_http(fs->settings->metrics);
-			if (c->http_fd < 0)
-				lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)",
-					fs->settings->metrics);
-		}
-	}
-	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http_fd < 0)) {
+	start_http(c, inherited, http_fd);
+	if (c->stop_fd < 0 || (c->listen_fd < 0 && c->http == NULL)) {
 		lz_control_stop_free(c);
 		return NULL;
 	}
+	if (c->listen_fd < 0) /* only the metrics listener */
+		return c;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
@@ -331,6 +289,7 @@ static struct lz_control *start(struct lz_fs *fs, const struct lz_control_hooks 
 		return NULL;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	c->running = true;
 	return c;
 }
 

@@ -119,14 +119,15 @@ lz_umount() {
 	fi
 }
 
-# lz_serve_http DIR: serves DIR with `rclone serve http` on 127.0.0.1 (no
+# lz_serve_http DIR [RCLONE ARGS]: serves DIR with `rclone serve http` on 127.0.0.1 (no
 # directory cache, so files added later show), waits until it answers, and
 # sets LZ_HTTP_PORT and LZ_HTTP_PID (cleaned up with the test).
 lz_serve_http() {
-	local i
+	local i dir=$1
+	shift
 	LZ_HTTP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	RCLONE_CONFIG=/dev/null rclone serve http "$1" --addr "127.0.0.1:$LZ_HTTP_PORT" \
-		--dir-cache-time 0s 2>"$LZ_TMP/serve.log" &
+	RCLONE_CONFIG=/dev/null rclone serve http "$dir" --addr "127.0.0.1:$LZ_HTTP_PORT" \
+		--dir-cache-time 0s "$@" 2>"$LZ_TMP/serve.log" &
 	LZ_HTTP_PID=$!
 	LZ_PIDS+=("$LZ_HTTP_PID")
 	for ((i = 0; i < 100; i++)); do

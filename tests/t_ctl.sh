@@ -1,6 +1,7 @@
 #!/bin/bash
 # lazyfsctl and the control socket: status, stats, images, pin/unpin, evict,
-# prefetch, reload, metrics (also over HTTP), and clear errors for a
+# prefetch, reload, metrics (also over HTTP, which no local user can stall),
+# and clear errors for a
 # mountpoint that is not lazyfs, a daemon that does not answer, non-root.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
@@ -101,11 +102,67 @@ kill -CONT "$pid"
 ((SECONDS - start <= 3)) || lz_fail "the timeout took $((SECONDS - start)) s"
 lz_ok "clear errors: unknown command (1), not a lazyfs mount (2), non-root refused, no answer (3)"
 
+# Any local user reaches the metrics port: 20 idle clients and one sending a
+# byte every 1.5 s, as nobody, reconnecting as they are dropped. lazyfsctl
+# answers within a second, the idle ones are dropped within the deadline,
+# and the unmount does not wait for them.
+setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 - "$PORT" <<'PY' >"$LZ_TMP/attack" &
+import socket, sys, time
+port = int(sys.argv[1])
+end = time.time() + 25
+def conn():
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        return None
+idle = [conn() for _ in range(20)]
+trickle, dropped, longest, since = conn(), 0, 0.0, time.time()
+while time.time() < end:
+    time.sleep(0.5)
+    for i, s in enumerate(idle):
+        if s is None:
+            idle[i] = conn()
+            continue
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                raise ConnectionResetError
+        except BlockingIOError:
+            continue
+        except OSError:
+            pass
+        dropped += 1
+        idle[i] = conn()
+    if trickle is not None:
+        try:
+            trickle.send(b"G")
+        except OSError:
+            longest = max(longest, time.time() - since)
+            trickle, since = conn(), time.time()
+    print("%d %.1f" % (dropped, longest), flush=True)
+PY
+ATTACK=$!
+LZ_PIDS+=("$ATTACK")
+sleep 4
+for i in 1 2 3; do
+	start=$(date +%s%N)
+	"$CTL" --timeout 5 "$MP" status >/dev/null || lz_fail "status failed while the metrics port is held"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	((ms < 1000)) || lz_fail "status took $ms ms while the metrics port is held"
+	sleep 1
+done
+read -r dropped longest < <(tail -n 1 "$LZ_TMP/attack")
+((dropped >= 20)) || lz_fail "idle metrics clients are not dropped: $dropped dropped"
+[[ ${longest%.*} -le 3 ]] || lz_fail "a trickling metrics client was held $longest s"
+lz_ok "20 idle metrics clients and a trickling one (as nobody): lazyfsctl answers under a second, $dropped idle ones dropped, the trickler cut after ${longest} s"
+
 sock=$(ls /run/lazyfs/ | grep -F -- "${LZ_TMP##*.}" || true)
 [[ -n $sock ]] || lz_fail "no socket for this mount in /run/lazyfs"
 [[ $(stat -c %a "/run/lazyfs/$sock") == 600 && $(stat -c %a /run/lazyfs) == 700 ]] ||
 	lz_fail "socket or directory not root-only"
-lz_umount "$MP"
+kill -0 "$ATTACK" 2>/dev/null || lz_fail "the metrics clients stopped before the unmount"
+lz_umount "$MP" # the daemon exits within 10 s although the clients still connect
+kill "$ATTACK" 2>/dev/null || true
 [[ ! -e /run/lazyfs/$sock ]] || lz_fail "socket left after unmount"
 lz_ok "the socket is root-only (0600 in a 0700 directory) and removed at unmount"
 lz_done

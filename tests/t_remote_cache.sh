@@ -3,7 +3,7 @@
 # least recently used objects (never one that is open); a full cache disk (a
 # small tmpfs) makes a too-large object fail with EIO and a log line while
 # the rest keeps working; remote_mode=images fetches N.sqfs once and serves it
-# as a local image on both backends.
+# as a local image on both backends; a pin that fetches one runs as a job.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v rclone >/dev/null || lz_skip "rclone missing"
@@ -76,4 +76,30 @@ for backend in kernel squashfuse; do
 	lz_umount "$MP"
 done
 [[ $(lz_image_loops "$LZ_TMP/icache") -eq 0 ]] || lz_fail "loop devices left on cached images"
+
+# A pin that has a whole remote image to fetch (3 MiB at 256 KiB/s) answers
+# at once and goes on as a job that status shows; the control socket answers
+# meanwhile.
+mkdir -p "$LZ_TMP/bigsrc" "$LZ_TMP/slow/images"
+head -c $((3 << 20)) /dev/urandom >"$LZ_TMP/bigsrc/blob"
+mksquashfs "$LZ_TMP/bigsrc" "$LZ_TMP/slow/images/big.sqfs" -noappend -quiet >/dev/null
+lz_serve_http "$LZ_TMP/slow" --bwlimit 256k
+lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$LZ_HTTP_PORT/images/':,cache=$LZ_TMP/scache"
+CTL=$(dirname "$LAZYFS_BIN")/lazyfsctl
+start=$(date +%s%N)
+out=$("$CTL" --timeout 5 "$MP" pin big 2>&1) || lz_fail "pin of a slow remote image: $out"
+ms=$((($(date +%s%N) - start) / 1000000))
+((ms < 2000)) && [[ $out == *"goes on in the background"* ]] || lz_fail "pin took $ms ms: $out"
+"$CTL" --json "$MP" status | grep -Eq '"state": ?"running"' || lz_fail "status shows no running pin"
+start=$(date +%s%N)
+"$CTL" --timeout 5 "$MP" images >/dev/null || lz_fail "lazyfsctl does not answer during the pin"
+(($(date +%s%N) - start < 1000000000)) || lz_fail "lazyfsctl took over a second during the pin"
+for ((i = 0; i < 600; i++)); do
+	"$CTL" --json "$MP" status | grep -Eq '"state": ?"done"' && break
+	sleep 0.1
+done
+"$CTL" --json "$MP" status | grep -Eq '"message": ?"big pinned' || lz_fail "the pin did not end: $("$CTL" "$MP" status)"
+"$CTL" "$MP" images | grep -Eq '^big +ready .* 1 ' || lz_fail "big is not pinned: $("$CTL" "$MP" images)"
+lz_ok "pin of a remote image being fetched answers in $ms ms, goes on as a job and ends pinned"
+lz_umount "$MP"
 lz_done
