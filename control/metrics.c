@@ -324,6 +324,9 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 	help(f, "lazyfs_backing_files_kept", "gauge",
 	     "Passthrough backing files kept registered for files nobody has open.");
 	sample(f, "lazyfs_backing_files_kept", NULL, lz_linger_count(fs->linger));
+	help(f, "lazyfs_restarts_total", "counter",
+	     "Workers the keeper started after one crashed (the mount stayed).");
+	sample(f, "lazyfs_restarts_total", NULL, fs->restarts);
 	if (fs->images != NULL) {
 		struct image_numbers n;
 		enum lz_image_backend backend;

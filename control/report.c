@@ -97,6 +97,9 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	}
 	add_u64(o, "inodes", lz_inode_count(fs->inodes));
 	add_u64(o, "backing_files_kept", lz_linger_count(fs->linger));
+	json_object_object_add(o, "keeper_pid",
+			       fs->keeper_pid > 0 ? json_object_new_int(fs->keeper_pid) : NULL);
+	add_u64(o, "restarts", fs->restarts);
 	return o;
 }
 

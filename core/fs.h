@@ -54,6 +54,8 @@ struct lz_fs {
 	struct lz_expiry *expiry;	  /* the thread closing idle images */
 	struct lz_handles *handles;	  /* open directories by the handle the kernel holds */
 	struct timespec started;	  /* CLOCK_REALTIME at start */
+	int keeper_pid;			  /* the process holding the mount, or 0 */
+	unsigned restarts;		  /* workers the keeper started after a crash */
 	lz_forget_entry_fn *forget_entry; /* NULL until the connection is up */
 	void *forget_ctx;
 };

@@ -36,7 +36,9 @@ struct lz_settings {
 	double idle_timeout;   /* close images unused this long; 0 = never */
 	unsigned max_threads;
 	unsigned max_idle_threads;
-	unsigned backing_keep; /* passthrough backing ids kept after the last close */
+	unsigned backing_keep;	/* passthrough backing ids kept after the last close */
+	unsigned restart_limit; /* worker restarts within restart_window before failing open */
+	double restart_window;
 	bool foreground;
 	bool debug;
 	bool io_uring;

@@ -1,13 +1,21 @@
-/* lazyfs: the command line, then start, serve and stop (daemon.h). */
+/*
+ * lazyfs: the command line, then the keeper (which holds the mount and
+ * restarts a crashed worker: upgrade/keeper.h) or, in the process the keeper
+ * starts, the worker: start, serve and stop (daemon.h).
+ */
 #include "config.h"
 #include "daemon.h"
 #include "common/log.h"
+#include "upgrade/keeper.h"
+#include "upgrade/restart.h"
 #include "upgrade/takeover.h"
 #include "upgrade/upgrade.h"
 
 #define FUSE_USE_VERSION 317
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #ifdef HAVE_BPF
 #define LZ_BUILT_WITH_BPF "bpf"
@@ -19,6 +27,34 @@
 #else
 #define LZ_BUILT_WITH_SYSTEMD "no systemd notify"
 #endif
+
+/* The keeper's part: this command's options, the mountpoint made absolute. */
+static int run_keeper(const struct lz_settings *cfg, char **argv)
+{
+	char real[PATH_MAX];
+	struct lz_keeper_config kc = {
+		.argv = argv,
+		.mountpoint = realpath(cfg->mountpoint, real) != NULL ? real : cfg->mountpoint,
+		.foreground = cfg->foreground,
+		.restart_limit = cfg->restart_limit,
+		.restart_window = cfg->restart_window,
+	};
+
+	return lz_keeper_run(&kc);
+}
+
+/* The worker's part: it mounts (or takes the mount over) and serves. */
+static int run_worker(struct lz_daemon *d, int argc, char **argv, int takeover_sock)
+{
+	int exit_code = 1;
+
+	d->upgrade = lz_upgrade_new(argc, argv, &d->opts.settings);
+	if (d->upgrade != NULL && lz_daemon_start(d, takeover_sock) == 0)
+		exit_code = lz_daemon_serve(d);
+	lz_daemon_stop(d);
+	lz_upgrade_free(d->upgrade);
+	return exit_code;
+}
 
 int main(int argc, char **argv)
 {
@@ -41,12 +77,14 @@ int main(int argc, char **argv)
 		exit_code = 0;
 	} else {
 		lz_log_init("lazyfs", d.opts.settings.debug);
-		d.upgrade = lz_upgrade_new(argc, argv, &d.opts.settings);
-		if (d.upgrade != NULL && lz_daemon_start(&d, takeover_sock) == 0)
-			exit_code = lz_daemon_serve(&d);
-		lz_daemon_stop(&d);
+		/* A worker: started by a keeper, or by a live upgrade (which passes the keeper on).
+		 */
+		int keeper = lz_restart_keeper_init();
+		if (keeper == 0 && takeover_sock < 0)
+			exit_code = run_keeper(&d.opts.settings, argv);
+		else if (keeper >= 0)
+			exit_code = run_worker(&d, argc, argv, takeover_sock);
 	}
-	lz_upgrade_free(d.upgrade);
 	lz_options_free(&d.opts);
 	return exit_code;
 }

@@ -43,6 +43,8 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("max_threads=%u", settings.max_threads),
 	LZ_OPT("max_idle_threads=%u", settings.max_idle_threads),
 	LZ_OPT("backing_keep=%u", settings.backing_keep),
+	LZ_OPT("restart_limit=%u", settings.restart_limit),
+	LZ_OPT("restart_window=%s", restart_window_arg),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -184,6 +186,8 @@ static void set_defaults(struct lz_settings *s)
 	s->max_threads = 16;
 	s->max_idle_threads = 8;
 	s->backing_keep = 16384;
+	s->restart_limit = 5;
+	s->restart_window = 60.0;
 }
 
 /* The modes, timeouts and sizes of the raw strings: 0, or -1 with the reason. */
@@ -209,6 +213,7 @@ static int parse_values(struct lz_options *opts)
 		{ "idle_timeout", opts->idle_timeout_arg, &opts->settings.idle_timeout },
 		{ "listing_ttl", opts->listing_ttl_arg, &opts->settings.listing_ttl },
 		{ "fetch_timeout", opts->fetch_timeout_arg, &opts->settings.fetch_timeout },
+		{ "restart_window", opts->restart_window_arg, &opts->settings.restart_window },
 	};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		if (timeouts[i].arg != NULL &&
@@ -334,6 +339,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->cache_size_arg);
 	free(opts->listing_ttl_arg);
 	free(opts->fetch_timeout_arg);
+	free(opts->restart_window_arg);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -408,6 +414,9 @@ void lz_options_usage(const char *progname)
 	       "    -o prefetch_max=SIZE   bytes prefetched per image use (512M)\n"
 	       "    -o backing_keep=N      passthrough files kept registered after their\n"
 	       "                           last close, for faster reopening (16384; 0: none)\n"
+	       "    -o restart_limit=N     restarts of a crashed worker within restart_window\n"
+	       "                           before the mount fails open (5)\n"
+	       "    -o restart_window=S    seconds (60)\n"
 	       "    -o metrics=ADDR:PORT   Prometheus metrics over HTTP on a loopback address\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"

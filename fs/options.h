@@ -29,6 +29,7 @@ struct lz_options {
 	char *cache_size_arg;
 	char *listing_ttl_arg;
 	char *fetch_timeout_arg;
+	char *restart_window_arg;
 	unsigned positional_count;
 	char error[256];
 };

@@ -136,6 +136,8 @@ static void finish_takeover(struct lz_daemon *d)
 
 	/* Requests the old daemon read but did not answer are queued again for us. */
 	lz_upgrade_resend(fuse_session_fd(d->se));
+	/* The keeper first: the old worker's exit must not look like a crash to it. */
+	lz_restart_ready();
 	lz_takeover_ready(d->takeover);
 	d->takeover = NULL;
 	d->served = true;
@@ -178,9 +180,10 @@ static int start_services(struct lz_daemon *d)
 		return 0;
 	}
 	lz_daemon_notify("READY=1");
-	/* A supervisor that keeps them can restart us after a crash without unmounting. */
+	/* The keeper holds them: a crash restarts a worker without unmounting. */
 	if (!lz_upgrade_serves_uring(d->upgrade))
 		lz_restart_store(d->upgrade, fuse_session_fd(d->se), d->fs.root->path_fd);
+	lz_restart_ready();
 	return 0;
 }
 

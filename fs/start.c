@@ -14,6 +14,7 @@
 #include "core/expiry.h"
 #include "core/objects.h"
 #include "images/kmount.h"
+#include "upgrade/keeper.h"
 #include "upgrade/restart.h"
 #include "upgrade/takeover.h"
 #include "upgrade/upgrade.h"
@@ -251,6 +252,20 @@ static void forget_entry(void *ctx, uint64_t parent, const char *name)
 		lz_debug("entry %s: kernel entry not invalidated: %s", name, strerror(-rc));
 }
 
+/* As fuse_daemonize does, without its fork: the directory and stdio let go. */
+static int leave_terminal(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null < 0 || chdir("/") != 0)
+		return -1;
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
+	dup2(null, STDERR_FILENO);
+	close(null);
+	return 0;
+}
+
 /* A fresh mount, or the taken-over connection, then out of the terminal. */
 static int connect_session(struct lz_daemon *d)
 {
@@ -273,6 +288,9 @@ static int connect_session(struct lz_daemon *d)
 	/* Kept for a live upgrade, whose new process replays it into its session. */
 	if (lz_upgrade_first_init(d->upgrade, d->se) != 0)
 		return -1;
+	/* The keeper left the terminal already; this process is its child and stays one. */
+	if (lz_restart_keeper_fd() >= 0)
+		return cfg->foreground ? 0 : leave_terminal();
 	return fuse_daemonize(cfg->foreground) == 0 ? 0 : -1;
 }
 
@@ -296,6 +314,17 @@ static int open_session(struct lz_daemon *d)
 	return connect_session(d);
 }
 
+/* What the keeper said of itself, for status and the metrics. */
+static void keeper_numbers(struct lz_fs *fs)
+{
+	const char *pid = getenv(LZ_KEEPER_PID_ENV), *restarts = getenv(LZ_RESTARTS_ENV);
+
+	if (lz_restart_keeper_fd() < 0)
+		return;
+	fs->keeper_pid = pid != NULL ? atoi(pid) : 0;
+	fs->restarts = restarts != NULL ? (unsigned)strtoul(restarts, NULL, 10) : 0;
+}
+
 int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 {
 	if (choose_mount(d, takeover_sock) != 0)
@@ -304,6 +333,7 @@ int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 	preload_unwinder();
 	if (open_core(d) != 0 || open_session(d) != 0)
 		return -1;
+	keeper_numbers(&d->fs);
 	if (!d->opts.settings.foreground)
 		lz_log_to_syslog();
 	return 0;

@@ -15,6 +15,7 @@ LZ_TMP=''
 LZ_PIDS=()
 LZ_MOUNTS=()
 LZ_REMOVE=() # files outside LZ_TMP a test created
+declare -A LZ_KEEPER_OF # mountpoint -> the keeper holding it
 LZ_CHECKS=0
 
 # lz_cleanup [STATUS]: a test's own EXIT trap may do something first and pass its status.
@@ -86,8 +87,11 @@ lz_is_lazyfs_mount() {
 # lz_mount MOUNTPOINT [lazyfs args...]: starts lazyfs in the foreground
 # (so this test owns its PID), waits until the mount is there, and records
 # both for cleanup. Without a cache= option it gets one in $LZ_TMP. The daemon's stderr goes to $LZ_TMP/lazyfs.<n>.log.
+# lz_mount MOUNTPOINT ARGS...: lazyfs -f ARGS MOUNTPOINT, until it serves.
+# LZ_LAST_PID is the worker (the process that serves: what status calls pid),
+# LZ_KEEPER_PID the keeper lazyfs leaves holding the mount (its parent).
 lz_mount() {
-	local mp=$1 log pid i
+	local mp=$1 log pid i worker
 	shift
 	log=$LZ_TMP/lazyfs.${#LZ_PIDS[@]}.log
 	# Working sets and the cache stay in the test's own directory.
@@ -98,7 +102,11 @@ lz_mount() {
 	LZ_MOUNTS+=("$mp")
 	for ((i = 0; i < 200; i++)); do
 		if lz_is_lazyfs_mount "$mp"; then
-			LZ_LAST_PID=$pid
+			worker=$(pgrep -P "$pid" | head -n 1 || true)
+			LZ_PIDS+=($worker)
+			LZ_LAST_PID=${worker:-$pid}
+			LZ_KEEPER_PID=$pid
+			LZ_KEEPER_OF[$mp]=$pid
 			LZ_LAST_LOG=$log
 			stat -- "$mp" >/dev/null # waits for FUSE INIT, so its log lines are out
 			return 0
@@ -110,12 +118,16 @@ lz_mount() {
 	lz_fail "lazyfs did not mount $mp"
 }
 
-# lz_umount MOUNTPOINT: unmounts and waits for the daemon that served it.
+# lz_umount MOUNTPOINT [PID]: unmounts and waits for the worker PID that
+# served it and for its keeper.
 lz_umount() {
-	local mp=$1 pid=${2:-${LZ_LAST_PID:-}}
+	local mp=$1 pid=${2:-${LZ_LAST_PID:-}} keeper=${LZ_KEEPER_OF[$1]:-}
 	umount -- "$mp"
 	if [[ -n $pid ]]; then
 		timeout 10 tail --pid="$pid" -f /dev/null || lz_fail "lazyfs $pid did not exit after umount"
+	fi
+	if [[ -n $keeper ]]; then
+		timeout 10 tail --pid="$keeper" -f /dev/null || lz_fail "the keeper $keeper did not exit after umount"
 	fi
 }
 

@@ -49,20 +49,24 @@ lz_ok "-V prints the version: $out"
 LZ_MOUNTS+=("$MP")
 [[ $(cat "$MP/file") == underlay ]] || lz_fail "daemonized mount does not show the underlay"
 lz_ok "daemonized lazyfs serves the mount as soon as it returns"
-daemon=$(pgrep -f -x "$LAZYFS_BIN -o underlay=$U $MP") || lz_fail "no daemon process found"
+# Two processes: the keeper, which holds the mount, and the worker, which serves.
+daemons=$(pgrep -f -x "$LAZYFS_BIN -o underlay=$U $MP") || lz_fail "no daemon process found"
+[[ $(wc -l <<<"$daemons") -eq 2 ]] || lz_fail "not a keeper and a worker: $daemons"
 expect_error "second mount on the same point" "already a lazyfs mount" -f -o underlay="$U" "$MP"
 [[ $(cat "$MP/file") == underlay ]] || lz_fail "first mount damaged by the second attempt"
 lz_ok "first mount still serves after the refused second one"
 umount "$MP"
-timeout 10 tail --pid="$daemon" -f /dev/null || lz_fail "daemon still running after umount"
-lz_ok "daemon exits on unmount"
+for daemon in $daemons; do
+	timeout 10 tail --pid="$daemon" -f /dev/null || lz_fail "daemon $daemon still running after umount"
+done
+lz_ok "keeper and worker exit on unmount"
 
 # Default underlay: the mountpoint's own previous contents.
 lz_mount "$MP"
 [[ $(cat "$MP/own") == mine ]] || lz_fail "mount over itself does not show the old contents"
 [[ ! -e $MP/file ]] || lz_fail "mount over itself shows another tree"
 lz_ok "without underlay= the mountpoint's previous contents show through"
-pid=$LZ_LAST_PID
+pid=$LZ_KEEPER_PID # the process started; it passes the signal on
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
@@ -71,7 +75,7 @@ wait "$pid" || rc=$?
 lz_ok "SIGTERM unmounts and exits 0"
 
 lz_mount "$MP" -o underlay="$U"
-pid=$LZ_LAST_PID
+pid=$LZ_KEEPER_PID
 kill -INT "$pid"
 rc=0
 wait "$pid" || rc=$?

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Faults, each with its documented behaviour:
-# - the daemon killed with SIGKILL: the mount answers ENOTCONN (a file opened
+# - the keeper and its worker killed with SIGKILL: the mount answers ENOTCONN (a file opened
 #   before keeps reading through passthrough), a new lazyfs on it is refused
 #   until `umount -l` or `fusermount3 -uz` removes it; then a fresh start on the
 #   same mountpoint works (stale control socket and BPF pins are replaced) and
@@ -66,7 +66,8 @@ for cleaner in "umount -l" "fusermount3 -uz"; do
 	pid=$LZ_LAST_PID
 	[[ $(cat "$MP/a/f" "$MP/b/f") == $'hello\nhello' ]] || lz_fail "images before the kill"
 	exec {held}<"$MP/a/d/big"
-	kill -KILL "$pid"
+	# The keeper and its worker both (a worker alone is restarted: t_restart.sh).
+	kill -KILL "$LZ_KEEPER_PID" "$pid"
 	wait_for 10 enotconn || lz_fail "after SIGKILL: $(stat "$MP/probe" 2>&1)"
 	if cat "$MP/plain/file" 2>/dev/null; then lz_fail "a killed daemon's mount served a file"; fi
 	fd_matches "$held" "$S/d/big" || lz_fail "a file opened before the kill stopped reading"
@@ -78,7 +79,7 @@ for cleaner in "umount -l" "fusermount3 -uz"; do
 	$cleaner "$MP" || lz_fail "$cleaner after SIGKILL"
 	wait_for 10 eval '[[ $(lz_image_loops "$IMG") -eq 0 ]]' ||
 		lz_fail "$cleaner: loop devices left: $(losetup -a)"
-	lz_ok "SIGKILL: ENOTCONN, an open file keeps reading, a restart is refused until $cleaner; then no loop device"
+	lz_ok "SIGKILL of keeper and worker: ENOTCONN, an open file keeps reading, a restart is refused until $cleaner; then no loop device"
 
 	lz_mount "$MP" -d -o "$opts"
 	[[ $(cat "$MP/a/f") == hello && $(cat "$MP/plain/file") == plain ]] || lz_fail "after the restart"

@@ -42,7 +42,7 @@ cp "$LZ_TMP/good.sqfs" "$IMG/live.sqfs"
 lz_ok "images built (good, broken five ways, 32 small ones)"
 
 lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$IMG",idle_timeout=1
-log=$LZ_TMP/lazyfs.0.log
+log=$LZ_LAST_LOG
 
 for name in missing random zero magic; do
 	got=$(cat "$MP/$name/who") || lz_fail "$name: underlay not served"

@@ -21,7 +21,7 @@ bash "$TESTS_SRCDIR/mktree.sh" "$SRC" >/dev/null
 
 echo Y > "$param"
 lz_mount "$MP" -o underlay="$SRC",io_uring
-grep -q "FUSE-over-io_uring enabled" "$LZ_TMP/lazyfs.0.log" || lz_fail "io_uring was not negotiated"
+grep -q "FUSE-over-io_uring enabled" "$LZ_LAST_LOG" || lz_fail "io_uring was not negotiated"
 lz_ok "io_uring negotiated with enable_uring=Y"
 out=$(python3 "$TESTS_SRCDIR/treecmp.py" "$SRC" "$MP") || { echo "$out" >&2; lz_fail "tree differs over io_uring"; }
 lz_ok "over io_uring: ${out##*$'\n'}"
@@ -37,7 +37,7 @@ lz_umount "$MP"
 
 echo N > "$param"
 lz_mount "$MP" -o underlay="$SRC",io_uring
-grep -q "io_uring requested, but the kernel does not offer it" "$LZ_TMP/lazyfs.1.log" ||
+grep -q "io_uring requested, but the kernel does not offer it" "$LZ_LAST_LOG" ||
 	lz_fail "no warning when io_uring is unavailable"
 cmp -s "$SRC/files/f_1" "$MP/files/f_1" || lz_fail "fallback to /dev/fuse does not serve"
 lz_ok "enable_uring=N: one warning line, served over /dev/fuse"

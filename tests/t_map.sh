@@ -27,7 +27,7 @@ relative            img/gcc.sqfs
 arm/missing         $IMG/missing.sqfs
 MAP
 lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",map="$MAP"
-log=$LZ_TMP/lazyfs.0.log
+log=$LZ_LAST_LOG
 
 grep -q "lazyfs.map:6: '.' and '..' are not allowed" "$log" || lz_fail "line 6 not reported"
 grep -q "lazyfs.map:7: the path lies inside another mapped image" "$log" || lz_fail "line 7 not reported"

@@ -1,119 +1,147 @@
 #!/bin/bash
-# Restart after a crash without unmounting: under a supervisor that keeps a
-# file descriptor store as systemd does (tests/fdstore.py), the daemon stores
-# its /dev/fuse connection, underlay and state; it is killed with SIGKILL
-# while four readers checksum files of the underlay and of an image, and the
-# daemon the supervisor starts next takes the mount over from the store. The
-# mount stays the same mount, the readers see no error, a file held open
-# reads on, lazyfsctl reaches the new daemon. A mount unmounted while no
-# daemon ran is mounted anew instead; a clean unmount empties the store.
+# Restart after a crash (upgrade/keeper.h): lazyfs leaves a keeper holding the
+# mount and a worker serving it. SIGKILL of the worker under four checksumming
+# readers: the same mount (st_dev), a new serving pid, zero reader errors, a
+# file held open reads on, status and the metrics count the restart; after a
+# live upgrade the keeper restarts the upgraded worker. Through
+# `mount -t fuse.lazyfs` (the keeper in the background) the same holds. A
+# crash loop fails open: the mountpoint shows the directory that was there
+# before (never ENOTCONN), the keeper exits non-zero, and once the last file
+# held open is closed no loop device, process, socket or BPF pin is left.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
-command -v mksquashfs >/dev/null && command -v python3 >/dev/null || lz_skip "mksquashfs or python3 missing"
-"$LAZYFS_BIN" --version | grep -q "no systemd notify" && lz_skip "built without libsystemd: no descriptor store"
+command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
 CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
 
-U=$LZ_TMP/under IMG=$LZ_TMP/img MP=$LZ_TMP/mnt W=$LZ_TMP/work T=$LZ_TMP/tree
-mkdir -p "$U/tools" "$IMG" "$MP" "$W" "$T/data"
-for i in $(seq 1 30); do head -c $((i * 6007)) /dev/urandom >"$U/tools/u$i.bin"; done
+IMG=$LZ_TMP/img MP=$LZ_TMP/mnt W=$LZ_TMP/work T=$LZ_TMP/tree
+mkdir -p "$IMG" "$MP/tools" "$W" "$T/data"
+# The underlay is the mountpoint's own contents: what fail open shows again.
+for i in $(seq 1 30); do head -c $((i * 6007)) /dev/urandom >"$MP/tools/u$i.bin"; done
+echo "the directory underneath" >"$MP/underneath"
 for i in $(seq 1 30); do head -c $((i * 5003)) /dev/urandom >"$T/data/t$i.bin"; done
 head -c $((6 << 20)) /dev/urandom >"$T/big.bin"
 mksquashfs "$T" "$IMG/app.sqfs" -quiet -noappend >/dev/null
 # Absolute paths: a process whose working directory is inside the mount when
-# the daemon dies gets ESTALE for relative paths (lazyfs(8) RESTART).
-(cd "$U/tools" && sha256sum ./*) | sed "s|\./|$MP/tools/|" >"$W/under.sums"
+# the worker dies gets ESTALE for relative paths (lazyfs(8) FAILURE MODES).
+(cd "$MP/tools" && sha256sum ./*) | sed "s|\./|$MP/tools/|" >"$W/under.sums"
 (cd "$T/data" && sha256sum ./*) | sed "s|\./|$MP/app/data/|" >"$W/app.sums"
-
-EV=$W/events HOLD=$W/hold
-python3 "$TESTS_SRCDIR/fdstore.py" "$EV" "$W/daemon.log" "$HOLD" -- \
-	"$LAZYFS_BIN" -f -d -o "backend=$BACKEND,underlay=$U,images=$IMG,cache=$LZ_TMP/cache" "$MP" &
-SUP=$!
-LZ_PIDS+=("$SUP")
-LZ_MOUNTS+=("$MP")
-# The supervisor first: while it holds the connection and no daemon runs, any
-# look at the mountpoint (the cleanup's too) waits for one.
-stop_supervisor() {
-	local rc=$?
-	kill -TERM "$SUP" 2>/dev/null || true
-	timeout 10 tail --pid="$SUP" -f /dev/null || true
-	lz_cleanup "$rc"
-}
-trap stop_supervisor EXIT
-# wait_event N PATTERN: the Nth line matching PATTERN, once it is there.
-wait_event() {
-	local i line
-	for ((i = 0; i < 300; i++)); do
-		line=$(grep -E "$2" "$EV" 2>/dev/null | sed -n "$1p" || true)
-		[[ -n $line ]] && { echo "$line"; return 0; }
+mount_of() { awk -v mp="$(realpath "$1")" '$5 == mp { print $1, $3 }' /proc/self/mountinfo; }
+serving() { "$CTL" --timeout 5 "$1" status 2>/dev/null | awk '/^pid:/ { print $2 }'; }
+# restarted MP OLD: the pid that serves MP once it is not OLD (20 s at most).
+restarted() {
+	local i pid
+	for ((i = 0; i < 200; i++)); do
+		pid=$(serving "$1")
+		[[ -n $pid && $pid != "$2" ]] && { echo "$pid"; return 0; }
 		sleep 0.1
 	done
-	lz_fail "no event '$2' (#$1): $(cat "$EV" 2>/dev/null) / $(tail -5 "$W/daemon.log")"
+	lz_fail "no new worker serves $1 after $2"
 }
-pid=$(wait_event 1 '^ready ' | cut -d' ' -f2)
-LZ_PIDS+=("$pid")
-for name in lazyfs-fuse lazyfs-underlay lazyfs-state; do wait_event 1 "^stored $name\$" >/dev/null; done
-mount_of() { awk -v mp="$(realpath "$MP")" '$5 == mp { print $1, $3 }' /proc/self/mountinfo; }
-before=$(mount_of)
-[[ -n $before ]] || lz_fail "not mounted"
-lz_ok "pid $pid serves, its connection, underlay and state are in the supervisor's store"
+start_readers() {
+	READERS=()
+	rm -f "$W"/runs.* "$W"/err.* "$W/stop"
+	for n in $(seq 0 $(($1 - 1))); do
+		if ((n % 2)); then sums=$W/under.sums; else sums=$W/app.sums; fi
+		lz_checksum_reader "$W" "$n" "$sums" &
+		READERS+=("$!")
+		LZ_PIDS+=("$!")
+	done
+	lz_wait_readers "$W" "$1"
+}
+stop_readers() {
+	touch "$W/stop"
+	for r in "${READERS[@]}"; do wait "$r" || true; done
+	errors=$(cat "$W"/err.* 2>/dev/null || true)
+	[[ -z $errors ]] || lz_fail "readers saw errors: $(head -c 1500 <<<"$errors")"
+}
 
+# --- a bare lazyfs command --------------------------------------------------
+lz_mount "$MP" -d -o "backend=$BACKEND,images=$IMG,restart_limit=3,restart_window=120"
+keeper=$LZ_KEEPER_PID pid=$LZ_LAST_PID
+before=$(mount_of "$MP")
 exec 7<"$MP/app/big.bin"
 head -c 4096 <&7 >"$W/held.1"
-STOP=$W/stop
-READERS=()
-for n in 0 1 2 3; do
-	if ((n % 2)); then sums=$W/under.sums; else sums=$W/app.sums; fi
-	lz_checksum_reader "$W" "$n" "$sums" &
-	READERS+=("$!")
-	LZ_PIDS+=("$!")
-done
-lz_wait_readers "$W" 4
-runs_before=$(cat "$W"/runs.* | paste -sd+ | bc)
-
+start_readers 4
 kill -KILL "$pid"
-wait_event 1 "^killed $pid 9\$" >/dev/null
-new=$(wait_event 2 '^ready ' | cut -d' ' -f2)
+new=$(restarted "$MP" "$pid")
 LZ_PIDS+=("$new")
-[[ $new != "$pid" ]] || lz_fail "no new daemon"
-[[ $(mount_of) == "$before" ]] || lz_fail "the mount changed: $(mount_of) vs $before"
-grep -q "restart: taking the stored mount over" "$W/daemon.log" || lz_fail "the new daemon did not take the stored mount over"
-lz_ok "SIGKILL: the supervisor started pid $new, which took the same mount ($before) over"
-
-sleep 2 # the readers go on through the new daemon
-touch "$STOP"
-for r in "${READERS[@]}"; do wait "$r" || true; done
-runs_after=$(cat "$W"/runs.* | paste -sd+ | bc)
-((runs_after > runs_before + 4)) || lz_fail "the readers did not go on after the restart ($runs_before, then $runs_after runs)"
-errors=$(cat "$W"/err.* 2>/dev/null || true)
-[[ -z $errors ]] || lz_fail "readers saw errors: $(head -c 1500 <<<"$errors")"
-lz_ok "4 readers, $runs_after runs ($((runs_after - runs_before)) after the crash), zero errors"
-
+[[ $(mount_of "$MP") == "$before" ]] || lz_fail "the mount changed: $(mount_of "$MP") vs $before"
+[[ $(ps -o ppid= -p "$new" | tr -d ' ') == "$keeper" ]] || lz_fail "pid $new is not the keeper's worker"
+lz_wait_readers "$W" 4 # each finished a run since
+rm -f "$W"/runs.*
+lz_wait_readers "$W" 4 # and another one, on the new worker
+stop_readers
+lz_ok "SIGKILL of worker $pid: worker $new serves the same mount ($before); 4 readers saw no error"
+json=$("$CTL" --json "$MP" status)
+python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["pid"] == int(sys.argv[2]) and d["keeper_pid"] == int(sys.argv[3]) and d["restarts"] == 1, d' \
+	"$json" "$new" "$keeper" || lz_fail "status after the restart: $json"
+"$CTL" "$MP" metrics | grep -qx "lazyfs_restarts_total 1" || lz_fail "metrics do not count the restart"
 cat <&7 >"$W/held.2"
-exec 7<&-
 cat "$W/held.1" "$W/held.2" | cmp - "$T/big.bin" || lz_fail "the file held open read wrong after the restart"
-"$CTL" "$MP" status | grep -q "^pid: $new\$" || lz_fail "lazyfsctl does not reach pid $new"
-lz_ok "a file opened before the crash reads on; lazyfsctl reaches the new daemon"
+lz_ok "status names worker $new and keeper $keeper with 1 restart, the metrics count it; a file held open reads on"
 
-# Unmounted while no daemon runs: the next one finds the stored connection ended.
-touch "$HOLD"
-kill -KILL "$new"
-wait_event 1 "^killed $new 9\$" >/dev/null
-# No stat of the mountpoint: nothing would answer it.
-umount --no-canonicalize "$MP"
-rm "$HOLD"
-third=$(wait_event 3 '^ready ' | cut -d' ' -f2)
-LZ_PIDS+=("$third")
-grep -q "restart: the stored mount has ended; mounting anew" "$W/daemon.log" || lz_fail "no 'mounting anew' line"
-cmp "$MP/tools/u3.bin" "$U/tools/u3.bin" || lz_fail "the new mount does not serve"
-wait_event 2 "^stored lazyfs-fuse\$" >/dev/null
-lz_ok "unmounted while no daemon ran: pid $third mounts anew and stores the new connection"
+# After a live upgrade the keeper restarts the upgraded binary.
+cp "$LAZYFS_BIN" "$W/lazyfs-upgraded"
+"$CTL" "$MP" upgrade "$W/lazyfs-upgraded" >/dev/null || lz_fail "upgrade under the keeper failed"
+up=$(restarted "$MP" "$new")
+LZ_PIDS+=("$up")
+kill -KILL "$up"
+again=$(restarted "$MP" "$up")
+LZ_PIDS+=("$again")
+[[ $(readlink "/proc/$again/exe") == "$W/lazyfs-upgraded" ]] || lz_fail "the restart ran $(readlink "/proc/$again/exe")"
+cmp -s "$MP/app/data/t3.bin" "$T/data/t3.bin" || lz_fail "no serving after the upgrade and the crash"
+lz_ok "live upgrade to a new binary, then SIGKILL: the keeper restarts the new binary (pid $again)"
 
+# A crash loop: past restart_limit, the mount fails open.
+start_readers 2
+kill -KILL "$again"
+last=$(restarted "$MP" "$again")
+rm -f "$W/stop"
+kill -KILL "$last"
+rc=0
+timeout 20 tail --pid="$keeper" -f /dev/null || lz_fail "the keeper did not exit after the crash loop"
+wait "$keeper" || rc=$?
+touch "$W/stop"
+for r in "${READERS[@]}"; do wait "$r" || true; done
+((rc != 0)) || lz_fail "the keeper exited 0 after failing open"
+lz_is_lazyfs_mount "$MP" && lz_fail "still mounted after the crash loop"
+[[ $(cat "$MP/underneath") == "the directory underneath" ]] || lz_fail "the mountpoint does not show what was underneath"
+if grep -h "Transport endpoint" "$W"/err.* 2>/dev/null; then lz_fail "a reader saw ENOTCONN"; fi
+grep -q "failing open" "$LZ_LAST_LOG" || lz_fail "no log line says why it failed open"
+lz_ok "4 crashes with restart_limit=3: failed open (keeper exit $rc), the directory underneath shows, no ENOTCONN"
+exec 7<&-
+for ((i = 0; i < 50; i++)); do [[ -z $(losetup -j "$IMG/app.sqfs") ]] && break; sleep 0.1; done
+[[ -z $(losetup -j "$IMG/app.sqfs") ]] || lz_fail "a loop device is left: $(losetup -j "$IMG/app.sqfs")"
+pgrep -f -- "$MP" >/dev/null && lz_fail "processes left: $(pgrep -af -- "$MP")"
+suffix=$(basename "$LZ_TMP" | sed 's/.*\.//')
+left=$(find /run/lazyfs /sys/fs/bpf/lazyfs -maxdepth 1 -name "*$suffix*" 2>/dev/null || true)
+[[ -z $left ]] || lz_fail "left behind: $left"
+lz_ok "the held file closed: no loop device, process, control socket or BPF pin left"
+
+# --- mount -t fuse.lazyfs: the keeper runs in the background -----------------
+command -v mount.fuse3 >/dev/null || lz_skip "mount.fuse3 missing: the mount(8) case is not tested"
+NAME=lazyfs-test-$$
+LZ_REMOVE+=("/usr/local/bin/$NAME")
+ln -s "$LAZYFS_BIN" "/usr/local/bin/$NAME"
+cd "$LZ_TMP"
+LZ_MOUNTS+=("$MP")
+mount -t fuse."$NAME" lazyfs "$MP" -o "images=$IMG,cache=$LZ_TMP/cache2" || lz_fail "mount -t fuse.$NAME failed"
+before=$(mount_of "$MP")
+pid=$(serving "$MP")
+keeper=$(ps -o ppid= -p "$pid" | tr -d ' ')
+LZ_PIDS+=("$pid" "$keeper")
+[[ -n $before && -n $pid ]] || lz_fail "mount -t fuse.$NAME does not serve"
+start_readers 2
+kill -KILL "$pid"
+new=$(restarted "$MP" "$pid")
+LZ_PIDS+=("$new")
+[[ $(mount_of "$MP") == "$before" ]] || lz_fail "the mount changed"
+rm -f "$W"/runs.*
+lz_wait_readers "$W" 2
+stop_readers
+lz_ok "mount -t fuse.$NAME: SIGKILL of worker $pid, worker $new serves the same mount, readers saw no error"
 umount "$MP"
-wait_event 1 "^exited $third 0\$" >/dev/null
-for name in lazyfs-fuse lazyfs-underlay lazyfs-state; do wait_event 1 "^removed $name\$" >/dev/null; done
-for f in "$IMG"/*.sqfs; do
-	for ((i = 0; i < 50; i++)); do [[ -z $(losetup -j "$f") ]] && break; sleep 0.1; done
-	[[ -z $(losetup -j "$f") ]] || lz_fail "a loop device is left on $f: $(losetup -j "$f")"
-done
-lz_ok "a clean unmount takes the descriptors out of the store; no loop device left"
+timeout 10 tail --pid="$keeper" -f /dev/null || lz_fail "the keeper did not exit after umount"
+pgrep -f -- "$MP" >/dev/null && lz_fail "processes left after umount: $(pgrep -af -- "$MP")"
+lz_ok "umount: the worker and the keeper exit"
 lz_done

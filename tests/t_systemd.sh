@@ -1,7 +1,7 @@
 #!/bin/bash
 # systemd integration: the service template and the example mount unit pass
-# `systemd-analyze verify` without a warning, and lazyfs tells a Type=notify
-# supervisor READY=1 only once its mount serves.
+# `systemd-analyze verify` without a warning, and lazyfs (its keeper) tells a
+# Type=notify supervisor READY=1 only once its mount serves.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 SRC=$TESTS_SRCDIR/../scripts/systemd
@@ -26,36 +26,43 @@ lz_ok "lazyfs@.service and the example mount unit pass systemd-analyze verify"
 
 "$LAZYFS_BIN" --version | grep -q "systemd notify" && ! "$LAZYFS_BIN" --version | grep -q "no systemd" ||
 	lz_skip "built without libsystemd: no readiness notification (verify passed)"
-# A supervisor's notify socket: READY=1 must come, and only once the mount is there.
+# A supervisor's notify socket: READY=1 must come, and only once the mount is
+# there, from the keeper (the unit's main process): the worker says nothing to
+# systemd, and nothing goes to systemd's descriptor store (the keeper holds the
+# connection).
 python3 - "$LAZYFS_BIN" "$U" "$MP" "$LZ_TMP" <<'PY' || lz_fail "no READY=1 from lazyfs"
-import os, socket, subprocess, sys, time
+import os, socket, struct, subprocess, sys, time
 lazyfs, under, mp, tmp = sys.argv[1:]
 path = os.path.join(tmp, "notify.sock")
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.settimeout(10)
+def recv():
+    msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+    pid = [struct.unpack("iII", d)[0] for l, t, d in anc if t == socket.SCM_CREDENTIALS]
+    return msg.decode(), pid[0] if pid else None
 env = dict(os.environ, NOTIFY_SOCKET=path)
 p = subprocess.Popen([lazyfs, "-f", "-o", f"underlay={under},bpf=off", mp], env=env,
                      stderr=open(os.path.join(tmp, "notify.log"), "w"))
 try:
-    msg = s.recv(4096).decode()
+    msg, sender = recv()
     mounted = any(l.split()[4] == mp for l in open("/proc/self/mountinfo"))
     assert "READY=1" in msg, msg
     assert mounted, "READY=1 before the mount"
+    assert sender == p.pid, f"READY=1 from pid {sender}, not the keeper {p.pid}"
     assert open(os.path.join(mp, "file")).read() == "served\n"
     subprocess.run(["umount", mp], check=True)
-    s.settimeout(10)
-    # Before it: the descriptors it keeps for a restart, stored and taken out again.
     msgs = []
-    while not msgs or "STOPPING=1" not in msgs[-1]:
-        msgs.append(s.recv(4096).decode())
-    stored = [m for m in msgs if "FDSTORE=1" in m]
-    assert len(stored) == 3, msgs
+    while not msgs or "STOPPING=1" not in msgs[-1][0]:
+        msgs.append(recv())
+    assert all(sender == p.pid for _, sender in msgs), msgs
+    assert not any("FDSTORE" in m for m, _ in msgs), msgs
     p.wait(10)
 finally:
     if p.poll() is None:
         subprocess.run(["umount", mp], stderr=subprocess.DEVNULL)
         p.terminate()
 PY
-lz_ok "READY=1 reaches NOTIFY_SOCKET once the mount serves, STOPPING=1 at unmount"
+lz_ok "READY=1 reaches NOTIFY_SOCKET from the keeper once the mount serves, STOPPING=1 at unmount, no descriptor store"
 lz_done

@@ -1,15 +1,17 @@
 /*
- * Restart after a crash: the connection, the underlay and a sealed state
- * memfd left in the supervisor's descriptor store once serving, and the
- * takeover of a stored mount a new daemon is started with.
+ * Restart after a crash, the worker's side: once serving, the connection,
+ * the underlay and a sealed state memfd go to the keeper (keeper.h); a
+ * worker the keeper starts after a crash gets them back and takes the
+ * mount over from a record built here.
  */
 #include "config.h"
 #include "restart.h"
-#include "core/fs.h"
 #include "handover.h"
-#include "common/log.h"
+#include "keeper.h"
 #include "takeover.h"
 #include "upgrade.h"
+#include "common/log.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,28 +20,61 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
 
 #define NAME_FUSE     "lazyfs-fuse"
 #define NAME_UNDERLAY "lazyfs-underlay"
 #define NAME_STATE    "lazyfs-state"
 #define STATE_MAX     (64 * 1024) /* a path and a FUSE_INIT request, in hex */
 
-/*
- * FDPOLL=0 for all but the connection: the supervisor cannot poll an O_PATH
- * descriptor (and would refuse it); the connection it polls, and drops from
- * the store by itself once the mount is gone.
- */
-static int store_one(int fd, const char *name, bool poll)
-{
-	char state[96];
+static int keeper_fd = -1;
 
-	snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=%s%s", name, poll ? "" : "\nFDPOLL=0");
-	return sd_pid_notify_with_fds(0, 0, state, &fd, 1);
+int lz_restart_keeper_init(void)
+{
+	const char *v = getenv(LZ_KEEPER_ENV);
+	char *end;
+	long fd;
+
+	if (v == NULL)
+		return 0;
+	fd = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || fd < 0 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0) {
+		lz_err("%s does not name an open descriptor", LZ_KEEPER_ENV);
+		return -1;
+	}
+	/* Not for rclone or a loader; a live upgrade passes it on itself. */
+	fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+	keeper_fd = (int)fd;
+	return 1;
+}
+
+int lz_restart_keeper_fd(void)
+{
+	return keeper_fd;
+}
+
+/* One message to the keeper, with descriptor FD unless it is -1. 0 or -1. */
+static int tell(const char *text, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (keeper_fd < 0)
+		return -1;
+	if (fd >= 0) {
+		memset(ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl;
+		msg.msg_controllen = sizeof(ctl);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(keeper_fd, &msg, MSG_NOSIGNAL) == (ssize_t)iov.iov_len ? 0 : -1;
 }
 
 /* The record's first lines, in a sealed memfd; -1 if unknown. */
@@ -64,7 +99,7 @@ static int state_memfd(const struct lz_upgrade *up)
 
 void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 {
-	if (getenv("NOTIFY_SOCKET") == NULL)
+	if (keeper_fd < 0)
 		return;
 	int state = state_memfd(up);
 	if (state < 0) {
@@ -72,24 +107,28 @@ void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 			strerror(errno));
 		return;
 	}
-	if (store_one(fuse_fd, NAME_FUSE, true) <= 0 ||
-	    store_one(underlay_fd, NAME_UNDERLAY, false) <= 0 ||
-	    store_one(state, NAME_STATE, false) <= 0)
-		lz_warn("restart: the supervisor's descriptor store refused the mount; a crash "
-			"will leave it unusable");
+	if (tell("store " NAME_FUSE, fuse_fd) != 0 ||
+	    tell("store " NAME_UNDERLAY, underlay_fd) != 0 || tell("store " NAME_STATE, state) != 0)
+		lz_warn("restart: the keeper did not take the mount (%s); a crash will leave it "
+			"unusable",
+			strerror(errno));
 	else
-		lz_debug("restart: the connection is in the supervisor's descriptor store");
+		lz_debug("restart: the connection is with the keeper");
 	close(state);
+}
+
+void lz_restart_ready(void)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "ready %d", (int)getpid());
+	if (keeper_fd >= 0 && tell(line, -1) != 0)
+		lz_warn("restart: cannot tell the keeper this process serves: %s", strerror(errno));
 }
 
 void lz_restart_unstore(void)
 {
-	static const char *const names[] = { NAME_FUSE, NAME_UNDERLAY, NAME_STATE };
-
-	if (getenv("NOTIFY_SOCKET") == NULL)
-		return;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
+	tell("unstore", -1);
 }
 
 /* The memfd's text, NUL-terminated; NULL if unreadable. */
@@ -131,84 +170,80 @@ static int build_record(struct lz_handover *h, const char *state, int fuse_fd, i
 	return 0;
 }
 
+/* The descriptors the keeper passed ("NAME:FD,..."); false when none were. */
+static bool passed_fds(int *fuse_fd, int *underlay_fd, int *state_fd)
+{
+	const char *v = getenv(LZ_RESTART_FDS_ENV);
+	char copy[256], *save = NULL;
+
+	*fuse_fd = *underlay_fd = *state_fd = -1;
+	if (v == NULL || snprintf(copy, sizeof(copy), "%s", v) >= (int)sizeof(copy))
+		return false;
+	unsetenv(LZ_RESTART_FDS_ENV); /* not for a later upgrade's process */
+	for (char *item = strtok_r(copy, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':'), *end;
+		long fd;
+		if (colon == NULL)
+			continue;
+		*colon = '\0';
+		fd = strtol(colon + 1, &end, 10);
+		if (*end != '\0' || fd < 3 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0)
+			continue;
+		fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+		if (strcmp(item, NAME_FUSE) == 0)
+			*fuse_fd = (int)fd;
+		else if (strcmp(item, NAME_UNDERLAY) == 0)
+			*underlay_fd = (int)fd;
+		else if (strcmp(item, NAME_STATE) == 0)
+			*state_fd = (int)fd;
+	}
+	return *fuse_fd >= 0 || *underlay_fd >= 0 || *state_fd >= 0;
+}
+
+static void close_all(int a, int b, int c)
+{
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	if (c >= 0)
+		close(c);
+}
+
 struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
 					size_t errlen)
 {
-	char **names = NULL;
-	int n = sd_listen_fds_with_names(1, &names), fuse_fd = -1, underlay_fd = -1, state_fd = -1;
+	int fuse_fd, underlay_fd, state_fd;
+	struct lz_handover h = { 0 };
 	struct pollfd pfd;
 
 	err[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		int fd = SD_LISTEN_FDS_START + i;
-		if (names != NULL && strcmp(names[i], NAME_FUSE) == 0)
-			fuse_fd = fd;
-		else if (names != NULL && strcmp(names[i], NAME_UNDERLAY) == 0)
-			underlay_fd = fd;
-		else if (names != NULL && strcmp(names[i], NAME_STATE) == 0)
-			state_fd = fd;
-	}
-	for (int i = 0; names != NULL && i < n; i++)
-		free(names[i]);
-	free(names);
-	if (fuse_fd < 0 && underlay_fd < 0 && state_fd < 0)
+	if (!passed_fds(&fuse_fd, &underlay_fd, &state_fd))
 		return NULL;
 	pfd = (struct pollfd){ .fd = fuse_fd };
-	/* Unmounted while no daemon ran (POLLERR), or never stored whole: mount anew. */
 	if (fuse_fd < 0 || underlay_fd < 0 || state_fd < 0 || poll(&pfd, 1, 0) != 0) {
-		lz_warn("restart: the stored mount %s; mounting anew",
-			fuse_fd < 0 || underlay_fd < 0 || state_fd < 0 ? "is incomplete"
-								       : "has ended");
-		lz_restart_unstore();
-		for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++)
-			if (fd == fuse_fd || fd == underlay_fd || fd == state_fd)
-				close(fd);
+		snprintf(err, errlen, "the kept mount %s",
+			 fuse_fd < 0 || underlay_fd < 0 || state_fd < 0 ? "is incomplete"
+									: "has ended");
+		close_all(fuse_fd, underlay_fd, state_fd);
 		return NULL;
 	}
 	char *state = read_state(state_fd);
-	struct lz_handover h = { 0 };
 	close(state_fd);
 	if (state == NULL) {
-		snprintf(err, errlen, "the stored state cannot be read");
-		close(fuse_fd);
-		close(underlay_fd);
+		snprintf(err, errlen, "the kept state cannot be read");
+		close_all(fuse_fd, underlay_fd, -1);
 		return NULL;
 	}
 	int rc = build_record(&h, state, fuse_fd, underlay_fd, mapped, err, errlen);
 	free(state);
 	if (rc != 0) {
-		if (!h.owns_fds) {
-			close(fuse_fd);
-			close(underlay_fd);
-		}
+		if (!h.owns_fds)
+			close_all(fuse_fd, underlay_fd, -1);
 		lz_handover_free(&h);
 		return NULL;
 	}
-	lz_info("restart: taking the stored mount over (the daemon before ended)");
+	lz_info("restart: taking the kept mount over (the worker before ended)");
 	return lz_takeover_from_record(up, &h, err, errlen);
 }
-
-#else /* no libsystemd: no supervisor's store to use */
-
-void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
-{
-	(void)up;
-	(void)fuse_fd;
-	(void)underlay_fd;
-}
-
-void lz_restart_unstore(void)
-{
-}
-
-struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
-					size_t errlen)
-{
-	(void)up;
-	(void)mapped;
-	if (errlen > 0)
-		err[0] = '\0';
-	return NULL;
-}
-
-#endif

@@ -1,12 +1,11 @@
 /*
- * Restart after a crash without unmounting, through the supervisor's file
- * descriptor store (systemd: FDSTORE=1 with FileDescriptorStoreMax=). Once
- * mounted, the daemon leaves three descriptors there: the /dev/fuse
- * connection, the underlay directory (the mount hides it) and a sealed
- * memfd with what a takeover needs besides (the mount's path, its FUSE
- * connection number, the kernel's FUSE_INIT). When the daemon dies, the
- * supervisor's copy keeps the connection, so the mount stays and requests
- * wait. The daemon it starts next gets them back (LISTEN_FDS) and takes the
+ * Restart after a crash without unmounting, the worker's side of the keeper
+ * (keeper.h). Once mounted, the worker leaves three descriptors with the
+ * keeper: the /dev/fuse connection, the underlay directory (the mount hides
+ * it) and a sealed memfd with what a takeover needs besides (the mount's
+ * path, its FUSE connection number, the kernel's FUSE_INIT). When the worker
+ * dies the keeper's copies keep the connection, so the mount stays and
+ * requests wait; the worker it starts next gets them back and takes the
  * mount over as a live upgrade does, from a record holding only the root:
  * node ids the kernel still holds are answered ESTALE, upon which the kernel
  * looks their paths up again.
@@ -20,14 +19,20 @@
 struct lz_takeover;
 struct lz_upgrade;
 
-/* After mounting: stores the connection, the underlay and the state, when supervised. */
+/* At start: the channel to the keeper from LAZYFS_KEEPER_FD. 1 (kept), 0 (none), -1 (bad). */
+int lz_restart_keeper_init(void);
+/* The channel to the keeper, or -1 (a live upgrade passes it on). */
+int lz_restart_keeper_fd(void);
+/* After mounting: gives the keeper the connection, the underlay and the state. */
 void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd);
-/* After a clean unmount: takes them out of the store again. */
+/* This process serves the mount now (after a fresh start or a takeover). */
+void lz_restart_ready(void);
+/* After a clean unmount: nothing left to restart. */
 void lz_restart_unstore(void);
 /*
- * At start: the takeover of a stored mount the supervisor passed back, its
- * root the map's root when MAPPED. NULL when there is none to take over: ERR
- * empty, or, when the stored mount cannot be served, a one-line reason.
+ * At start: the takeover of the mount the keeper passed back after a crash,
+ * its root the map's root when MAPPED. NULL when there is none: ERR empty,
+ * or, when the kept mount cannot be served, a one-line reason.
  */
 struct lz_takeover *lz_restart_takeover(struct lz_upgrade *up, bool mapped, char *err,
 					size_t errlen);

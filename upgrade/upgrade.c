@@ -7,6 +7,7 @@
 #include "config.h"
 #include "upgrade.h"
 #include "handover.h"
+#include "restart.h"
 #include "snapshot.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -222,8 +223,11 @@ static int spawn_new(struct lz_upgrade *up, const char *binary, char *msg, size_
 		return -1;
 	}
 	posix_spawn_file_actions_init(&fa);
-	/* dup2 onto itself clears close-on-exec: only this end is inherited. */
+	/* dup2 onto itself clears close-on-exec: only this end is inherited, and the keeper's. */
 	posix_spawn_file_actions_adddup2(&fa, pair[1], pair[1]);
+	if (lz_restart_keeper_fd() >= 0)
+		posix_spawn_file_actions_adddup2(&fa, lz_restart_keeper_fd(),
+						 lz_restart_keeper_fd());
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
 	sigemptyset(&defaults);
