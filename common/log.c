@@ -1,6 +1,6 @@
 #include "config.h"
 #include "log.h"
-#include "common/clock.h"
+#include "clock.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -7,9 +7,9 @@
 #include "commands.h"
 #include "jobs.h"
 #include "report.h"
-#include "core/expiry.h"
-#include "core/fs.h"
-#include "core/lookup.h"
+#include "fscore/expiry.h"
+#include "fscore/fs.h"
+#include "fscore/lookup.h"
 
 #include <errno.h>
 #include <json-c/json.h>

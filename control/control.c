@@ -10,7 +10,7 @@
 #include "jobs.h"
 #include "report.h"
 #include "common/clock.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
 

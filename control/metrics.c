@@ -7,7 +7,7 @@
  */
 #include "config.h"
 #include "report.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 
 #include <json-c/json.h>
 #include <stddef.h>

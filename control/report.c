@@ -4,7 +4,7 @@
  */
 #include "config.h"
 #include "report.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 #include "common/clock.h"
 
 #include <json-c/json.h>

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 #include "options.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 
 struct fuse_session;
 struct lz_control;

@@ -1,12 +1,12 @@
 /*
- * Directory operations: an open directory is a listing (core/listing.h)
- * registered under the handle the kernel holds (core/handles.h); READDIR
+ * Directory operations: an open directory is a listing (fscore/listing.h)
+ * registered under the handle the kernel holds (fscore/handles.h); READDIR
  * and READDIRPLUS fill the reply from it, squashfuse directories straight
  * from the image.
  */
 #include "config.h"
 #include "ops.h"
-#include "core/listing.h"
+#include "fscore/listing.h"
 #include "images/sqfs.h"
 
 #include <dirent.h>

@@ -8,8 +8,8 @@
  */
 #include "config.h"
 #include "ops.h"
-#include "core/objects.h"
-#include "core/underlay.h"
+#include "fscore/objects.h"
+#include "fscore/underlay.h"
 #include "common/log.h"
 #include "images/sqfs.h"
 

@@ -1,11 +1,11 @@
 /*
  * The namespace operations: lookup, forget, attributes, links, statfs,
  * xattrs, and the session's init. What a name means is the core's
- * (core/lookup.c); here it becomes a reply.
+ * (fscore/lookup.c); here it becomes a reply.
  */
 #include "config.h"
 #include "ops.h"
-#include "core/attr.h"
+#include "fscore/attr.h"
 #include "common/log.h"
 
 #include <errno.h>

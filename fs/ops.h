@@ -1,6 +1,6 @@
 /*
  * The FUSE glue: the only code that sees FUSE requests. Each operation finds
- * its inode, asks the core (core/) and ends in exactly one reply; the core's
+ * its inode, asks the core (fscore/) and ends in exactly one reply; the core's
  * -errno becomes the reply's error here and nowhere else.
  */
 #ifndef LAZYFS_OPS_H
@@ -9,8 +9,8 @@
 #define FUSE_USE_VERSION 317
 #include <fuse_lowlevel.h>
 
-#include "core/fs.h"
-#include "core/lookup.h"
+#include "fscore/fs.h"
+#include "fscore/lookup.h"
 
 /* The fuse_lowlevel_ops of lazyfs; the session's userdata is the struct lz_fs. */
 extern const struct fuse_lowlevel_ops lz_ops;

@@ -1,4 +1,4 @@
-/* Command line and -o options of lazyfs, parsed into the mount's settings (core/settings.h). */
+/* Command line and -o options of lazyfs, parsed into the mount's settings (fscore/settings.h). */
 #ifndef LAZYFS_OPTIONS_H
 #define LAZYFS_OPTIONS_H
 
@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/settings.h"
+#include "fscore/settings.h"
 
 /* What the command line says: the mount's settings, and what goes to libfuse. */
 struct lz_options {

@@ -6,7 +6,7 @@
  */
 #include "config.h"
 #include "check.h"
-#include "core/map.h"
+#include "fscore/map.h"
 #include "common/names.h"
 
 #include <limits.h>

@@ -27,7 +27,7 @@ LAYERS = {
     "cache/rclone": 1,
     "bpf": 1,
     "cache": 2,
-    "core": 3,
+    "fscore": 3,
     "upgrade": 4,
     "control": 4,
     "fs": 5,

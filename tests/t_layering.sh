@@ -11,34 +11,34 @@ check=$TESTS_SRCDIR/layering.py
 
 # A small tree that breaks every rule once.
 B=$LZ_TMP/bad
-mkdir -p "$B/common" "$B/core" "$B/fs" "$B/images" "$B/cache/store" "$B/scripts"
+mkdir -p "$B/common" "$B/fscore" "$B/fs" "$B/images" "$B/cache/store" "$B/scripts"
 printf '/* The glue. */\n#define FUSE_USE_VERSION 317\n#include <fuse_lowlevel.h>\n' >"$B/fs/ops.h"
-printf '/* A core header. */\nstruct x;\n' >"$B/core/x.h"
-printf '#include "config.h"\n#include "fs/ops.h"\nvoid f(fuse_req_t req);\n' >"$B/core/up.c"
-printf '#include "core/x.h"\n' >"$B/common/low.c"
+printf '/* A core header. */\nstruct x;\n' >"$B/fscore/x.h"
+printf '#include "config.h"\n#include "fs/ops.h"\nvoid f(fuse_req_t req);\n' >"$B/fscore/up.c"
+printf '#include "fscore/x.h"\n' >"$B/common/low.c"
 printf '#include "cache/store/s.h"\n' >"$B/images/side.c"
 printf '/* The store. */\n' >"$B/cache/store/s.h"
 printf '#include <fuse_lowlevel.h>\n' >"$B/images/lib.c"
-printf 'struct y;\n' >"$B/core/bare.h"
+printf 'struct y;\n' >"$B/fscore/bare.h"
 # 121 lines (signature, braces and body) breaks the rule; 120 does not.
 body() { for i in $(seq 1 "$1"); do echo "	i++;"; done; }
-{ echo "int long_one(void)"; echo "{"; body 118; echo "}"; } >"$B/core/long.c"
-{ echo "int just_fits(void)"; echo "{"; body 117; echo "}"; } >"$B/core/fits.c"
-for i in $(seq 1 901); do echo "int v$i;"; done >"$B/core/big.c"
+{ echo "int long_one(void)"; echo "{"; body 118; echo "}"; } >"$B/fscore/long.c"
+{ echo "int just_fits(void)"; echo "{"; body 117; echo "}"; } >"$B/fscore/fits.c"
+for i in $(seq 1 901); do echo "int v$i;"; done >"$B/fscore/big.c"
 for i in $(seq 1 1201); do echo "# $i"; done >"$B/scripts/huge"
 out=$(python3 "$check" "$B") && lz_fail "the checker passed a tree that breaks every rule"
 expect() {
 	grep -qF -- "$1" <<<"$out" || lz_fail "not reported: $2 (got: $out)"
 	lz_ok "reported: $2"
 }
-expect "core/up.c:2: includes fs/ops.h: core/ (layer 3) may not use fs/ (layer 5)" "an include running up"
-expect "common/low.c:1: includes core/x.h" "an include from the bottom layer"
+expect "fscore/up.c:2: includes fs/ops.h: fscore/ (layer 3) may not use fs/ (layer 5)" "an include running up"
+expect "common/low.c:1: includes fscore/x.h" "an include from the bottom layer"
 expect "images/side.c:1: includes cache/store/s.h: images/ (layer 1) may not use cache/store/" "an include to a sibling layer"
-expect "core/up.c: uses fuse_req_t outside the FUSE glue" "fuse_req_t outside fs/"
+expect "fscore/up.c: uses fuse_req_t outside the FUSE glue" "fuse_req_t outside fs/"
 expect "images/lib.c: includes libfuse outside fs/ and upgrade/" "libfuse below the glue"
-expect "core/bare.h: a header opens with its contract" "a header without its contract"
-expect "core/long.c:1: long_one() is 121 lines" "a 121-line function"
-expect "core/big.c: 901 lines" "a 901-line file"
+expect "fscore/bare.h: a header opens with its contract" "a header without its contract"
+expect "fscore/long.c:1: long_one() is 121 lines" "a 121-line function"
+expect "fscore/big.c: 901 lines" "a 901-line file"
 expect "scripts/huge: 1201 lines" "a 1,201-line script"
 [[ $(grep -c . <<<"$out") -eq 9 ]] || lz_fail "more reported than broken: $out"
 lz_ok "nothing else reported (a 120-line function neither)"
@@ -46,5 +46,5 @@ lz_ok "nothing else reported (a 120-line function neither)"
 # And this tree.
 out=$(python3 "$check" "$top") || lz_fail "the tree breaks its structure:
 $out"
-lz_ok "this tree keeps its structure ($(ls "$top"/{common,images,cache,cache/store,cache/rclone,bpf,core,upgrade,control,fs,tools}/*.[ch] | wc -l) product files)"
+lz_ok "this tree keeps its structure ($(ls "$top"/{common,images,cache,cache/store,cache/rclone,bpf,fscore,upgrade,control,fs,tools}/*.[ch] | wc -l) product files)"
 lz_done

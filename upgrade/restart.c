@@ -11,7 +11,7 @@
 #include "takeover.h"
 #include "upgrade.h"
 #include "common/log.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -19,9 +19,9 @@
  */
 #include "config.h"
 #include "snapshot.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 #include "handover.h"
-#include "core/nodeid.h"
+#include "fscore/nodeid.h"
 #include "images/sqfs.h"
 
 #include <errno.h>

@@ -5,7 +5,7 @@
  */
 #include "config.h"
 #include "takeover.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 #include "handover.h"
 #include "common/log.h"
 #include "snapshot.h"

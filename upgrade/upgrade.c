@@ -11,7 +11,7 @@
 #include "snapshot.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "core/fs.h"
+#include "fscore/fs.h"
 
 #define FUSE_USE_VERSION 317
 #include <fuse_lowlevel.h>

@@ -1,6 +1,6 @@
 #include "config.h"
-#include "core/inode.h"
-#include "core/nodeid.h"
+#include "fscore/inode.h"
+#include "fscore/nodeid.h"
 #include "unit.h"
 
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * No /dev/fuse here: closing is a no-op, what is checked is what stays parked.
  */
 #include "config.h"
-#include "core/linger.h"
+#include "fscore/linger.h"
 #include "unit.h"
 
 static void test_park_take(void)

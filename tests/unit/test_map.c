@@ -1,5 +1,5 @@
 #include "config.h"
-#include "core/map.h"
+#include "fscore/map.h"
 #include "unit.h"
 
 #include <stdlib.h>

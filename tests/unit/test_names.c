@@ -1,7 +1,7 @@
 #include "config.h"
 #include "common/mountpoint.h"
 #include "common/names.h"
-#include "core/nodeid.h"
+#include "fscore/nodeid.h"
 #include "unit.h"
 
 #include <errno.h>
