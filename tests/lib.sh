@@ -84,10 +84,9 @@ lz_is_lazyfs_mount() {
 	findmnt -n -M "$real" -t fuse.lazyfs >/dev/null 2>&1
 }
 
-# lz_mount MOUNTPOINT [lazyfs args...]: starts lazyfs in the foreground
-# (so this test owns its PID), waits until the mount is there, and records
-# both for cleanup. Without a cache= option it gets one in $LZ_TMP. The daemon's stderr goes to $LZ_TMP/lazyfs.<n>.log.
-# lz_mount MOUNTPOINT ARGS...: lazyfs -f ARGS MOUNTPOINT, until it serves.
+# lz_mount MOUNTPOINT [lazyfs args...]: starts lazyfs -f (so this test owns
+# its PID), waits until the mount serves, and records it for cleanup. Without
+# a cache= option it gets one in $LZ_TMP. LZ_LAST_LOG is the daemon's stderr.
 # LZ_LAST_PID is the worker (the process that serves: what status calls pid),
 # LZ_KEEPER_PID the keeper lazyfs leaves holding the mount (its parent).
 lz_mount() {

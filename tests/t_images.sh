@@ -20,7 +20,7 @@ mount -t squashfs -o loop,ro "$IMG/tree.sqfs" "$REF"
 
 for mode in passthrough cached; do
 	lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$IMG",open_mode="$mode"
-	log=$LZ_TMP/lazyfs.$((${#LZ_PIDS[@]} - 1)).log
+	log=$LZ_LAST_LOG
 	[[ $(lz_image_loops "$IMG") -eq 1 ]] || lz_fail "mounting lazyfs attached a loop device"
 	grep -q "resolved" "$log" && lz_fail "mounting resolved an image"
 	lz_ok "$mode: mounting opened no image"
