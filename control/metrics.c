@@ -1,6 +1,6 @@
 /*
  * The daemon's numbers, from one list: each section (images, cache,
- * prefetch, tracker) is a table of its numbers, and the same table writes
+ * prefetch, directories, tracker) is a table of its numbers, and the same table writes
  * `lazyfsctl stats` (a JSON object per section) and the Prometheus text, so
  * the two cannot drift. A row names its key in the stats, its Prometheus
  * metric, or both.
@@ -111,11 +111,29 @@ static const struct metric tracker_metrics[] = {
 	STAT(struct tracker_numbers, "dropped", dropped),
 };
 
+/* Open directories: what holding directory handles costs the daemon. */
+#define DIRS(...) ROW(struct lz_listings_stats, __VA_ARGS__)
+static const struct metric dir_metrics[] = {
+	DIRS("open", "lazyfs_dirs_open", "gauge", "Directories open now.", open),
+	DIRS("streams", "lazyfs_dir_streams", "gauge",
+	     "Backing directory streams open now (bounded, whatever the directories open).",
+	     streams),
+	STAT(struct lz_listings_stats, "unions", unions),
+	STAT(struct lz_listings_stats, "union_entries", union_entries),
+	DIRS("union_bytes", "lazyfs_dir_listing_bytes", "gauge",
+	     "Memory kept for the listings of open directories (listing_max caps it).",
+	     union_bytes),
+	DIRS("union_evictions", "lazyfs_dir_listing_evictions_total", "counter",
+	     "Listings of open directories evicted past listing_max (taken again when read).",
+	     union_evictions),
+};
+
 static const struct section images_section = { "images", image_metrics, N(image_metrics) };
 static const struct section cache_section = { "cache", cache_metrics, N(cache_metrics) };
 static const struct section prefetch_section = { "prefetch", prefetch_metrics,
 						 N(prefetch_metrics) };
 static const struct section tracker_section = { "tracker", tracker_metrics, N(tracker_metrics) };
+static const struct section dir_section = { "directories", dir_metrics, N(dir_metrics) };
 
 static double value_of(const struct metric *m, const void *numbers)
 {
@@ -310,6 +328,9 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 		json_object_object_add(o, prefetch_section.key,
 				       section_json(&prefetch_section, &st, NULL));
 	}
+	struct lz_listings_stats dirs;
+	lz_listings_stats(fs->listings, &dirs);
+	json_object_object_add(o, dir_section.key, section_json(&dir_section, &dirs, NULL));
 	struct lz_track_stats *ts = malloc(sizeof(*ts)); /* 22 KiB */
 	if (ts != NULL && lz_track_stats(fs->track, ts) == 0)
 		tracker_json(o, ts);
@@ -345,6 +366,9 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 		lz_prefetch_stats(fs->prefetch, &st);
 		section_text(f, &prefetch_section, &st, NULL);
 	}
+	struct lz_listings_stats dirs;
+	lz_listings_stats(fs->listings, &dirs);
+	section_text(f, &dir_section, &dirs, NULL);
 	struct lz_track_stats *ts = malloc(sizeof(*ts));
 	if (ts != NULL && lz_track_stats(fs->track, ts) == 0) {
 		struct tracker_numbers n;

@@ -186,7 +186,11 @@ static size_t fill(fuse_req_t req, struct lz_fs *fs, struct lz_inode *parent, st
 	size_t rem = size;
 	int rc;
 
-	lz_listing_seek(l, offset);
+	rc = lz_listing_begin(l, offset);
+	if (rc != 0) {
+		*err = rc;
+		return 0;
+	}
 	while ((rc = lz_listing_peek(l, &e)) > 0) {
 		size_t entsize = add_entry(req, fs, parent, plus, buf + (size - rem), rem, &e, err);
 		if (*err == -ENOENT || *err == -EOVERFLOW) {
@@ -201,6 +205,7 @@ static size_t fill(fuse_req_t req, struct lz_fs *fs, struct lz_inode *parent, st
 	}
 	if (rc < 0)
 		*err = rc;
+	lz_listing_end(l);
 	return size - rem;
 }
 

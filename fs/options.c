@@ -57,6 +57,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("bpf=%s", bpf_arg),
 	LZ_OPT("prefetch=%s", prefetch_arg),
 	LZ_OPT("prefetch_max=%s", prefetch_max_arg),
+	LZ_OPT("listing_max=%s", listing_max_arg),
 	FUSE_OPT_END,
 };
 
@@ -181,6 +182,7 @@ static void set_defaults(struct lz_settings *s)
 	s->idle_timeout = 300.0;
 	s->prefetch = true;
 	s->prefetch_max = 512ull << 20;
+	s->listing_max = 32ull << 20;
 	s->listing_ttl = 60.0;
 	s->fetch_timeout = 30.0;
 	s->max_threads = 16;
@@ -253,6 +255,10 @@ static int parse_values(struct lz_options *opts)
 	    lz_parse_size(opts->prefetch_max_arg, &opts->settings.prefetch_max) != 0)
 		return fail(opts, "prefetch_max: '%s' is not a size (like 256M)",
 			    opts->prefetch_max_arg);
+	if (opts->listing_max_arg != NULL &&
+	    lz_parse_size(opts->listing_max_arg, &opts->settings.listing_max) != 0)
+		return fail(opts, "listing_max: '%s' is not a size (like 32M)",
+			    opts->listing_max_arg);
 	return 0;
 }
 
@@ -330,6 +336,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->bpf_arg);
 	free(opts->prefetch_arg);
 	free(opts->prefetch_max_arg);
+	free(opts->listing_max_arg);
 	free(opts->settings.images);
 	free(opts->settings.map);
 	free(opts->settings.remote);
@@ -412,6 +419,7 @@ void lz_options_usage(const char *progname)
 	       "    -o bpf=MODE            eBPF open tracker: auto (default), on or off\n"
 	       "    -o prefetch=on|off     prefetch images' recorded working sets (on)\n"
 	       "    -o prefetch_max=SIZE   bytes prefetched per image use (512M)\n"
+	       "    -o listing_max=SIZE    memory kept for listings of open directories (32M)\n"
 	       "    -o backing_keep=N      passthrough files kept registered after their\n"
 	       "                           last close, for faster reopening (16384; 0: none)\n"
 	       "    -o restart_limit=N     restarts of a crashed worker within restart_window\n"

@@ -25,6 +25,7 @@ struct lz_options {
 	char *bpf_arg;
 	char *prefetch_arg;
 	char *prefetch_max_arg;
+	char *listing_max_arg;
 	char *remote_mode_arg;
 	char *cache_size_arg;
 	char *listing_ttl_arg;

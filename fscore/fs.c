@@ -37,8 +37,10 @@ int lz_fs_init(struct lz_fs *fs, const struct lz_settings *settings)
 		lz_inode_table_on_free(fs->inodes, release_inode, fs);
 	fs->linger = lz_linger_new(passthrough ? settings->backing_keep : 0);
 	fs->handles = lz_handles_new();
+	fs->listings = lz_listings_new(settings->listing_max);
 	fs->expiry = lz_expiry_new(fs);
-	if (fs->inodes == NULL || fs->linger == NULL || fs->handles == NULL || fs->expiry == NULL)
+	if (fs->inodes == NULL || fs->linger == NULL || fs->handles == NULL ||
+	    fs->listings == NULL || fs->expiry == NULL)
 		return -ENOMEM;
 	return 0;
 }
@@ -125,6 +127,7 @@ void lz_fs_destroy(struct lz_fs *fs)
 	lz_linger_free(fs->linger); /* after the inodes, which revoke their ids as they go */
 	lz_images_free(fs->images);
 	lz_handles_free(fs->handles);
+	lz_listings_free(fs->listings);
 	lz_expiry_free(fs->expiry);
 	lz_map_free(atomic_load(&fs->map)); /* maps replaced by reloads are not tracked */
 	memset(fs, 0, sizeof(*fs));

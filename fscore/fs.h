@@ -21,6 +21,7 @@
 #include "handles.h"
 #include "inode.h"
 #include "linger.h"
+#include "listing.h"
 #include "map.h"
 #include "nodeid.h"
 #include "prefetch.h"
@@ -53,6 +54,7 @@ struct lz_fs {
 	struct lz_linger *linger;	  /* backing ids of files nobody has open */
 	struct lz_expiry *expiry;	  /* the thread closing idle images */
 	struct lz_handles *handles;	  /* open directories by the handle the kernel holds */
+	struct lz_listings *listings;	  /* open directories: streams and shared unions */
 	struct timespec started;	  /* CLOCK_REALTIME at start */
 	int keeper_pid;			  /* the process holding the mount, or 0 */
 	unsigned restarts;		  /* workers the keeper started after a crash */

@@ -1,213 +1,202 @@
+/*
+ * Open directories. A union listing (union.c) is shared and holds no
+ * descriptor. A plain backing directory is read through a directory stream;
+ * at most LZ_LISTING_STREAMS of those are open at once for the whole mount,
+ * the least recently read closed first and opened again, at the position
+ * the kernel asks for, when its directory is read next: an unprivileged user
+ * holding thousands of directory handles costs the daemon no descriptor
+ * each.
+ */
 #include "config.h"
 #include "listing.h"
-#include "objects.h"
+#include "union.h"
 #include "common/names.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-struct listed {
-	char *name;
-	unsigned char type;
-	bool image; /* an image, mapped path or object: listed without a lookup */
-	ino_t backing_ino;
-};
-
 struct lz_listing {
-	DIR *stream;
-	struct dirent *pending; /* read but not yet consumed */
-	off_t offset;
-	unsigned source; /* node id source of the entries */
+	struct lz_fs *fs;
+	struct lz_listings *pool;
+	struct lz_inode *dir; /* the directory (the kernel keeps it while it is open) */
 	uint64_t self_ino;
-	bool is_snapshot; /* a union, sorted: offsets are indexes */
-	struct listed *snapshot;
-	size_t count, cap;
+	unsigned source; /* node id source of a backing directory's entries */
+	off_t offset;	 /* what the next peek reads: an entry's cookie */
+	/* A union listing: the union, where the next peek reads, and what it is made of. */
+	bool is_union;
+	struct lz_union *u; /* NULL after a failed rebuild */
+	size_t index;
+	const struct lz_map_node *mapped;
+	bool root;
+	const char *remote_dir;
+	/* A backing directory: its stream while open, under the pool's lock when not busy. */
+	DIR *stream;
+	struct dirent *pending;		/* read but not consumed */
+	bool busy;			/* between begin and end: never closed */
+	struct lz_listing *prev, *next; /* open streams, most recently read first */
 };
 
-static bool is_dot_or_dotdot(const char *name)
-{
-	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
-/* Never 0 for the dot entries: glibc's readdir skips entries with d_ino 0. */
-static uint64_t listed_nodeid(const struct lz_listing *l, const char *name, ino_t backing_ino)
-{
-	bool dot = is_dot_or_dotdot(name);
-
-	if (strcmp(name, ".") == 0)
-		return l->self_ino;
-	if (l->source == 0 || !lz_nodeid_fits(backing_ino))
-		return dot ? l->self_ino : 0;
-	return lz_nodeid_make(l->source, backing_ino);
-}
-
-/* Until an image is resolved its inode number is unknown; list a stable stand-in. */
-static uint64_t unresolved_image_ino(const char *name)
-{
-	uint64_t h = lz_hash64(name, UINT64_C(1469598103934665603));
-	return lz_nodeid_make(LZ_NODEID_LISTED_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
-}
-
-static int snapshot_add(struct lz_listing *l, const char *name, unsigned char type, bool image,
-			ino_t backing_ino)
-{
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct listed *grown = realloc(l->snapshot, cap * sizeof(*grown));
-		if (grown == NULL)
-			return -ENOMEM;
-		l->snapshot = grown;
-		l->cap = cap;
-	}
-	char *copy = strdup(name);
-	if (copy == NULL)
-		return -ENOMEM;
-	l->snapshot[l->count++] = (struct listed){
-		.name = copy, .type = type, .image = image, .backing_ino = backing_ino
-	};
-	return 0;
-}
-
-struct image_names {
-	struct lz_listing *l;
-	int err;
+struct lz_listings {
+	pthread_mutex_t lock;
+	struct lz_listing *head, *tail; /* listings with an open stream */
+	unsigned open;			/* streams */
+	uint64_t listings;		/* open directories */
+	struct lz_unions *unions;
 };
 
-static void add_image_name(void *ctx, const char *name)
+struct lz_listings *lz_listings_new(uint64_t union_cap)
 {
-	struct image_names *in = ctx;
+	struct lz_listings *p = calloc(1, sizeof(*p));
 
-	if (in->err == 0)
-		in->err = snapshot_add(in->l, name, DT_DIR, true, 0);
-}
-
-/* By name; of equal names the image comes first and is the one kept. */
-static int compare_listed(const void *a, const void *b)
-{
-	const struct listed *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
-	return c != 0 ? c : (int)y->image - (int)x->image;
-}
-
-/* The backing directory's entries, or "." and ".." for a directory without one. */
-static int add_backing(struct lz_listing *l)
-{
-	struct dirent *entry;
-	int err = 0;
-
-	if (l->stream == NULL) {
-		err = snapshot_add(l, ".", DT_DIR, false, 0);
-		return err == 0 ? snapshot_add(l, "..", DT_DIR, false, 0) : err;
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->unions = lz_unions_new(union_cap);
+	if (p->unions == NULL) {
+		free(p);
+		return NULL;
 	}
-	while (err == 0 && (errno = 0, entry = readdir(l->stream)) != NULL)
-		err = snapshot_add(l, entry->d_name, entry->d_type, false, entry->d_ino);
-	return err == 0 && errno != 0 ? -errno : err;
+	return p;
 }
 
-static int add_mapped(struct lz_listing *l, const struct lz_map_node *mapped)
+void lz_listings_free(struct lz_listings *p)
 {
-	int err = 0;
-
-	for (size_t i = 0; err == 0 && mapped != NULL && i < mapped->nchildren; i++) {
-		const struct lz_map_node *child = mapped->children[i];
-		/* A mapped image whose file is missing would list a name that cannot be looked up.
-		 */
-		if (child->image != NULL && access(child->image, R_OK) != 0)
-			continue;
-		err = snapshot_add(l, child->name, DT_DIR, true, 0);
-	}
-	return err;
+	if (p == NULL)
+		return;
+	lz_unions_free(p->unions);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
 }
 
-/* Listed without a lookup: a remote directory can hold 150k objects. */
-static int add_objects(struct lz_fs *fs, struct lz_listing *l, const char *remote_dir)
+void lz_listings_stats(struct lz_listings *p, struct lz_listings_stats *out)
 {
-	struct lz_source_entry *entries;
-	size_t count;
-	int err = lz_objects_list(fs, remote_dir, &entries, &count);
+	struct lz_unions_stats u;
 
-	if (err != 0)
-		return err;
-	for (size_t i = 0; err == 0 && i < count; i++) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s%s%s", remote_dir, *remote_dir ? "/" : "",
-			 entries[i].name);
-		err = snapshot_add(l, entries[i].name, entries[i].is_dir ? DT_DIR : DT_REG, true,
-				   (ino_t)lz_objects_nodeid(path));
-	}
-	free(entries);
-	return err;
+	pthread_mutex_lock(&p->lock);
+	out->open = p->listings;
+	out->streams = p->open;
+	pthread_mutex_unlock(&p->lock);
+	lz_unions_stats(p->unions, &u);
+	out->unions = u.unions;
+	out->union_entries = u.entries;
+	out->union_bytes = u.bytes;
+	out->union_evictions = u.evictions;
 }
 
-/* Sorts the snapshot and keeps the first of equal names. */
-static void sort_unique(struct lz_listing *l)
+/* Under the pool's lock. */
+static void unlink_stream(struct lz_listings *p, struct lz_listing *l)
 {
-	size_t kept = 0;
+	if (l->prev != NULL)
+		l->prev->next = l->next;
+	else
+		p->head = l->next;
+	if (l->next != NULL)
+		l->next->prev = l->prev;
+	else
+		p->tail = l->prev;
+	l->prev = l->next = NULL;
+	p->open--;
+}
 
-	qsort(l->snapshot, l->count, sizeof(*l->snapshot), compare_listed);
-	for (size_t i = 0; i < l->count; i++) {
-		if (kept > 0 && strcmp(l->snapshot[kept - 1].name, l->snapshot[i].name) == 0) {
-			free(l->snapshot[i].name);
-			continue;
+static void push_front(struct lz_listings *p, struct lz_listing *l)
+{
+	l->next = p->head;
+	if (p->head != NULL)
+		p->head->prev = l;
+	p->head = l;
+	if (p->tail == NULL)
+		p->tail = l;
+	p->open++;
+}
+
+/* Under the pool's lock: closes the least recently read streams until there is room. */
+static void make_room(struct lz_listings *p)
+{
+	for (struct lz_listing *l = p->tail; l != NULL && p->open >= LZ_LISTING_STREAMS;) {
+		struct lz_listing *prev = l->prev;
+		if (!l->busy) {
+			unlink_stream(p, l);
+			closedir(l->stream);
+			l->stream = NULL;
+			l->pending = NULL; /* read again from l->offset */
 		}
-		l->snapshot[kept++] = l->snapshot[i];
+		l = prev;
 	}
-	l->count = kept;
 }
 
-/* The union of the underlay listing, the map's children, the remote and (at the root) images. */
-static int build_snapshot(struct lz_fs *fs, struct lz_listing *l, const struct lz_map_node *mapped,
-			  bool root, const char *remote_dir)
+/* The backing directory of L, opened (again) at L's offset, and kept from closing (busy). */
+static int open_stream(struct lz_listing *l)
 {
-	struct image_names in = { .l = l };
-	int err;
+	int fd = openat(l->dir->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *stream = fd >= 0 ? fdopendir(fd) : NULL;
 
-	l->is_snapshot = true;
-	err = add_backing(l);
-	if (err == 0)
-		err = add_mapped(l, mapped);
-	if (err == 0 && remote_dir != NULL)
-		err = add_objects(fs, l, remote_dir);
-	if (err == 0 && root && fs->images != NULL)
-		lz_images_list(fs->images, add_image_name, &in);
-	if (err == 0)
-		err = in.err;
-	if (err == 0)
-		sort_unique(l);
-	return err;
+	if (stream == NULL) {
+		int err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	if (l->offset != 0)
+		seekdir(stream, l->offset);
+	pthread_mutex_lock(&l->pool->lock);
+	make_room(l->pool);
+	l->stream = stream;
+	l->busy = true;
+	push_front(l->pool, l);
+	pthread_mutex_unlock(&l->pool->lock);
+	return 0;
 }
 
 void lz_listing_free(struct lz_listing *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < l->count; i++)
-		free(l->snapshot[i].name);
-	free(l->snapshot);
-	if (l->stream != NULL)
+	lz_union_put(l->pool->unions, l->u);
+	pthread_mutex_lock(&l->pool->lock);
+	l->pool->listings--;
+	if (l->stream != NULL) {
+		unlink_stream(l->pool, l);
 		closedir(l->stream);
+	}
+	pthread_mutex_unlock(&l->pool->lock);
 	free(l);
 }
 
-/* The backing directory of INODE, for reading. */
-static int open_stream(struct lz_fs *fs, struct lz_inode *inode, struct lz_listing *l)
+/* The union of L's directory (again); its backing entries read once and closed again. */
+static int open_union(struct lz_listing *l)
+{
+	DIR *stream = NULL;
+	int fd, err;
+
+	if (l->dir->kind == LZ_INODE_FD) {
+		fd = openat(l->dir->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || (stream = fdopendir(fd)) == NULL) {
+			err = -errno;
+			if (fd >= 0)
+				close(fd);
+			return err;
+		}
+	}
+	err = lz_union_get(l->fs, l->pool->unions, l->self_ino, stream, l->mapped, l->root,
+			   l->remote_dir, &l->u);
+	if (stream != NULL)
+		closedir(stream);
+	return err;
+}
+
+/* The node id source of a backing directory's entries. */
+static int backing_source(struct lz_fs *fs, struct lz_inode *inode, unsigned *source)
 {
 	struct stat st;
-	int fd = openat(inode->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (fd < 0 || fstat(fd, &st) == -1 || (l->stream = fdopendir(fd)) == NULL) {
-		int err = -errno;
-		if (fd >= 0)
-			close(fd);
-		return err;
-	}
-	l->source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	if (fstat(inode->path_fd, &st) != 0)
+		return -errno;
+	*source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
 	return 0;
 }
 
@@ -215,30 +204,44 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 		    struct lz_listing **out)
 {
 	struct lz_listing *l = calloc(1, sizeof(*l));
+	const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
+	bool root = ino == LZ_ROOT_ID, objects = root && fs->objects != NULL;
 	int err = 0;
 
 	*out = NULL;
 	*cache = false;
 	if (l == NULL)
 		return -ENOMEM;
+	l->fs = fs;
+	l->pool = fs->listings;
+	pthread_mutex_lock(&l->pool->lock);
+	l->pool->listings++;
+	pthread_mutex_unlock(&l->pool->lock);
+	l->dir = inode;
 	l->self_ino = ino;
 	if (inode->kind == LZ_INODE_SQFS) {
 		/* Listed by the glue straight from the image, with its own stable offsets. */
-		l->is_snapshot = true;
 		*cache = true;
 	} else if (inode->kind == LZ_INODE_REMOTE) {
-		err = build_snapshot(fs, l, NULL, false, inode->remote_path);
-	} else {
+		l->is_union = true;
+		l->remote_dir = inode->remote_path;
+		err = open_union(l);
+	} else if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) ||
+		   objects || inode->kind != LZ_INODE_FD) {
+		/* Images and the map change at any time: such listings are never cached. */
 		if (inode->kind == LZ_INODE_FD)
-			err = open_stream(fs, inode, l);
-		const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
-		bool root = ino == LZ_ROOT_ID;
-		bool objects = root && fs->objects != NULL;
-		if (err == 0 && ((mapped != NULL && mapped->nchildren > 0) ||
-				 (root && fs->images != NULL) || objects || l->stream == NULL))
-			err = build_snapshot(fs, l, mapped, root, objects ? "" : NULL);
-		else
-			*cache = err == 0;
+			err = backing_source(fs, inode, &l->source);
+		l->is_union = true;
+		l->mapped = mapped;
+		l->root = root;
+		l->remote_dir = objects ? "" : NULL;
+		if (err == 0)
+			err = open_union(l);
+	} else {
+		/* Listings stay in the kernel; it drops them itself when the directory's mtime
+		 * changes. */
+		err = backing_source(fs, inode, &l->source);
+		*cache = err == 0;
 	}
 	if (err != 0) {
 		lz_listing_free(l);
@@ -248,39 +251,108 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 	return 0;
 }
 
-void lz_listing_seek(struct lz_listing *l, off_t offset)
+/* A union listing at OFFSET, its union taken again if it was evicted. */
+static int begin_union(struct lz_listing *l, off_t offset)
 {
-	if (offset == l->offset)
-		return;
-	if (!l->is_snapshot)
-		seekdir(l->stream, offset);
-	l->pending = NULL;
-	l->offset = offset;
+	while (l->u == NULL || !lz_union_reading(l->pool->unions, l->u)) {
+		lz_union_put(l->pool->unions, l->u);
+		l->u = NULL;
+		int err = open_union(l);
+		if (err != 0)
+			return err;
+	}
+	l->index = offset == 0 ? 0 : lz_union_index(l->u, (uint64_t)offset);
+	return 0;
 }
 
-static int peek_snapshot(struct lz_listing *l, struct lz_listed *out)
+int lz_listing_begin(struct lz_listing *l, off_t offset)
 {
-	size_t i = (size_t)l->offset;
+	bool moved = offset != l->offset, open;
 
-	if (i >= l->count)
+	if (l->dir->kind == LZ_INODE_SQFS)
 		return 0;
-	const struct listed *e = &l->snapshot[i];
+	if (l->is_union)
+		return begin_union(l, offset);
+	l->offset = offset;
+	if (moved)
+		l->pending = NULL;
+	/* Under the lock: a stream not busy may be closed for room at any time. */
+	pthread_mutex_lock(&l->pool->lock);
+	open = l->stream != NULL;
+	if (open) {
+		unlink_stream(l->pool, l); /* the most recently read from now on */
+		push_front(l->pool, l);
+		l->busy = true;
+	}
+	pthread_mutex_unlock(&l->pool->lock);
+	if (!open)
+		return open_stream(l);
+	if (moved)
+		seekdir(l->stream, offset);
+	return 0;
+}
+
+void lz_listing_end(struct lz_listing *l)
+{
+	if (l->dir->kind == LZ_INODE_SQFS)
+		return;
+	if (l->is_union) {
+		lz_union_done(l->pool->unions, l->u);
+		return;
+	}
+	pthread_mutex_lock(&l->pool->lock);
+	l->busy = false;
+	pthread_mutex_unlock(&l->pool->lock);
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* Never 0 for the dot entries: glibc's readdir skips entries with d_ino 0. */
+static uint64_t listed_nodeid(const struct lz_listing *l, const char *name, ino_t backing_ino,
+			      unsigned source)
+{
+	bool dot = is_dot_or_dotdot(name);
+
+	if (strcmp(name, ".") == 0)
+		return l->self_ino;
+	if (source == 0 || !lz_nodeid_fits(backing_ino))
+		return dot ? l->self_ino : 0;
+	return lz_nodeid_make(source, backing_ino);
+}
+
+/* Until an image is resolved its inode number is unknown; list a stable stand-in. */
+static uint64_t unresolved_image_ino(const char *name)
+{
+	uint64_t h = lz_hash64(name, UINT64_C(1469598103934665603));
+	return lz_nodeid_make(LZ_NODEID_LISTED_SOURCE, (h & LZ_NODEID_INO_MASK) | 2);
+}
+
+static int peek_union(struct lz_listing *l, struct lz_listed *out)
+{
+	size_t i = l->index;
+
+	if (i >= l->u->count)
+		return 0;
+	const struct lz_union_entry *e = &l->u->entries[i];
 	out->name = e->name;
 	out->type = e->type;
 	/* Entries listed without a lookup carry their node id (remote) or get a stand-in. */
 	if (e->image)
 		out->ino = e->backing_ino ? e->backing_ino : unresolved_image_ino(e->name);
 	else
-		out->ino = listed_nodeid(l, e->name, e->backing_ino);
+		out->ino = listed_nodeid(l, e->name, e->backing_ino, l->source);
 	out->lookup = !e->image && !is_dot_or_dotdot(e->name);
-	out->next = (off_t)(i + 1);
+	out->next = (off_t)lz_union_cookie(l->u, i + 1);
 	return 1;
 }
 
 int lz_listing_peek(struct lz_listing *l, struct lz_listed *out)
 {
-	if (l->is_snapshot)
-		return peek_snapshot(l, out);
+	if (l->is_union)
+		return peek_union(l, out);
 	if (l->pending == NULL) {
 		errno = 0;
 		l->pending = readdir(l->stream);
@@ -289,7 +361,7 @@ int lz_listing_peek(struct lz_listing *l, struct lz_listed *out)
 	}
 	out->name = l->pending->d_name;
 	out->type = l->pending->d_type;
-	out->ino = listed_nodeid(l, l->pending->d_name, l->pending->d_ino);
+	out->ino = listed_nodeid(l, l->pending->d_name, l->pending->d_ino, l->source);
 	out->lookup = !is_dot_or_dotdot(l->pending->d_name);
 	out->next = l->pending->d_off;
 	return 1;
@@ -297,8 +369,8 @@ int lz_listing_peek(struct lz_listing *l, struct lz_listed *out)
 
 void lz_listing_advance(struct lz_listing *l)
 {
-	if (l->is_snapshot) {
-		l->offset++;
+	if (l->is_union) {
+		l->index++;
 		return;
 	}
 	if (l->pending != NULL)

@@ -32,6 +32,7 @@ struct lz_settings {
 	enum lz_bpf_mode bpf;
 	bool prefetch;	       /* record images' working sets and prefetch them */
 	uint64_t prefetch_max; /* bytes prefetched per image resolve */
+	uint64_t listing_max;  /* bytes of union listings kept for open directories */
 	double image_timeout;  /* kernel cache timeout inside images (immutable) */
 	double idle_timeout;   /* close images unused this long; 0 = never */
 	unsigned max_threads;

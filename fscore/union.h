@@ -1,0 +1,87 @@
+/*
+ * The sorted union a directory of the mount lists when it is more than its
+ * backing directory: the root of a mount with images or remote objects, a
+ * directory the map adds names to, a remote directory, a synthesized one.
+ * Built when the directory is opened and immutable after; listings of the
+ * same directory with the same entries share one copy (reference counted),
+ * so holding many handles on it costs one union, not one each.
+ *
+ * The unions kept for open directories are bounded in memory (the cap the
+ * table is made with): past it, the least recently read union nobody is
+ * reading is evicted. Its listings stay open and take the directory again
+ * when they are read next (lz_union_reading says so); an entry's cookie
+ * (lz_union_cookie) carries a hash of its name, so a listing resumes at the
+ * same name in the new snapshot. A single union bigger than the cap is still
+ * built: the cap bounds what is kept, not what one listing may read. Only
+ * listing.c uses this.
+ */
+#ifndef LAZYFS_UNION_H
+#define LAZYFS_UNION_H
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs.h"
+
+struct lz_union_entry {
+	char *name;
+	unsigned char type; /* DT_* */
+	bool image;	    /* an image, mapped path or object: listed without a lookup */
+	ino_t backing_ino;  /* an object's node id; the backing inode for the others */
+};
+
+struct lz_union {
+	uint64_t dir; /* the directory's node id */
+	struct lz_union_entry *entries;
+	size_t count;
+	/* Under the table's lock: */
+	size_t bytes;	       /* what the entries take */
+	unsigned refs;	       /* listings holding it */
+	unsigned readers;      /* listings reading it now: never evicted */
+	uint64_t used;	       /* when it was last read (the table's tick) */
+	bool evicted;	       /* entries freed: listings take the directory again */
+	struct lz_union *next; /* in the table, until evicted */
+};
+
+struct lz_unions;
+
+/* A table keeping at most CAP bytes of unions nobody is reading; NULL when out of memory. */
+struct lz_unions *lz_unions_new(uint64_t cap);
+void lz_unions_free(struct lz_unions *t);
+
+/*
+ * The union of node id DIR: STREAM's entries (NULL: "." and ".." only), the
+ * map's children of MAPPED, the remote directory REMOTE_DIR's objects, and
+ * at the ROOT the images; shared with a union in use that has the same
+ * entries. 0 or -errno.
+ */
+int lz_union_get(struct lz_fs *fs, struct lz_unions *t, uint64_t dir, DIR *stream,
+		 const struct lz_map_node *mapped, bool root, const char *remote_dir,
+		 struct lz_union **out);
+/* Drops one reference; the last frees it. */
+void lz_union_put(struct lz_unions *t, struct lz_union *u);
+/*
+ * Before reading U's entries: false when it was evicted (put it and get the
+ * directory again); true keeps it until lz_union_done.
+ */
+bool lz_union_reading(struct lz_unions *t, struct lz_union *u);
+void lz_union_done(struct lz_unions *t, struct lz_union *u);
+
+/*
+ * The cookie of entry I of U (a READDIR offset, never 0 past the first), and
+ * the entry a cookie names in U: the same index when its name is still there,
+ * else the entry of that name nearest to it, else the index itself.
+ */
+uint64_t lz_union_cookie(const struct lz_union *u, size_t i);
+size_t lz_union_index(const struct lz_union *u, uint64_t cookie);
+
+struct lz_unions_stats {
+	uint64_t unions, entries, bytes; /* kept now */
+	uint64_t evictions;		 /* since the start */
+};
+void lz_unions_stats(struct lz_unions *t, struct lz_unions_stats *out);
+
+#endif
