@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "keeper.h"
+#include "stragglers.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
@@ -32,6 +33,8 @@
 
 #define SLOTS	     4 /* stored descriptors: the connection, the underlay, the state */
 #define RESTARTS_MAX 64
+/* How long a failed-open mount answers what still reaches it before the keeper exits. */
+#define STRAGGLERS_S 5.0
 
 struct slot {
 	char name[32];
@@ -180,6 +183,8 @@ static _Noreturn void exec_worker(struct keeper *k, int chan, bool restart)
 {
 	char names[256] = "", var[64];
 	sigset_t none;
+	/* Above every target (3, 4...) and within any descriptor limit that can serve. */
+	const int out_of_the_way = 3 + SLOTS + 1;
 	int next = 3, high[SLOTS + 1];
 
 	sigemptyset(&none);
@@ -187,8 +192,16 @@ static _Noreturn void exec_worker(struct keeper *k, int chan, bool restart)
 	signal(SIGPIPE, SIG_DFL);
 	/* Moved out of the way first: the targets 3, 4... may be any of them. */
 	for (int i = 0; i < SLOTS; i++)
-		high[i] = restart && k->slots[i].fd >= 0 ? fcntl(k->slots[i].fd, F_DUPFD, 100) : -1;
-	high[SLOTS] = fcntl(chan, F_DUPFD, 100);
+		high[i] = restart && k->slots[i].fd >= 0
+				  ? fcntl(k->slots[i].fd, F_DUPFD, out_of_the_way)
+				  : -1;
+	high[SLOTS] = fcntl(chan, F_DUPFD, out_of_the_way);
+	if (high[SLOTS] < 0) {
+		/* EINVAL: the limit is below out_of_the_way. */
+		fprintf(stderr, "lazyfs: keeper: cannot start the worker: %s\n",
+			strerror(errno == EINVAL ? EMFILE : errno));
+		_exit(127);
+	}
 	for (int i = 0; i < SLOTS; i++) {
 		if (high[i] < 0)
 			continue;
@@ -279,6 +292,9 @@ static int fail_open(struct keeper *k, const char *why)
 	       mp);
 	if (umount2(mp, MNT_DETACH) != 0)
 		lz_err("keeper: cannot detach %s: %s", mp, strerror(errno));
+	struct slot *fuse = slot_named(k, "lazyfs-fuse", false);
+	if (fuse != NULL)
+		lz_answer_stragglers(fuse->fd, STRAGGLERS_S);
 	unstore_all(k);
 	remove_leftovers(mp);
 	notify("STOPPING=1");
@@ -450,6 +466,9 @@ int lz_keeper_run(const struct lz_keeper_config *cfg)
 	binary_of(getpid(), k.exe, sizeof(k.exe));
 	if (k.sigfd < 0 || spawn(&k, false) != 0) {
 		fprintf(stderr, "lazyfs: keeper: cannot start the worker: %s\n", strerror(errno));
+		/* Out of descriptors, most likely: what exits after us (a sanitizer) needs one. */
+		if (k.sigfd >= 0)
+			close(k.sigfd);
 		return 1;
 	}
 	return loop(&k);
