@@ -117,13 +117,29 @@ lz_mount() {
 	lz_fail "lazyfs did not mount $mp"
 }
 
+# lz_stacks PID: where each thread of PID is, in the kernel and (with gdb) in
+# user space: what a test prints before failing on a process that hangs.
+lz_stacks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "--- thread ${t##*/} $(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+		cat "$t/stack" 2>/dev/null | head -n 12
+	done
+	command -v gdb >/dev/null &&
+		timeout 30 gdb -p "$1" -batch -ex "thread apply all bt 12" 2>/dev/null | grep -E '^(Thread|#)' | head -n 200
+	return 0
+}
+
 # lz_umount MOUNTPOINT [PID]: unmounts and waits for the worker PID that
 # served it and for its keeper.
 lz_umount() {
 	local mp=$1 pid=${2:-${LZ_LAST_PID:-}} keeper=${LZ_KEEPER_OF[$1]:-}
 	umount -- "$mp"
 	if [[ -n $pid ]]; then
-		timeout 10 tail --pid="$pid" -f /dev/null || lz_fail "lazyfs $pid did not exit after umount"
+		timeout 10 tail --pid="$pid" -f /dev/null || {
+			lz_stacks "$pid" >&2
+			lz_fail "lazyfs $pid did not exit after umount"
+		}
 	fi
 	if [[ -n $keeper ]]; then
 		timeout 10 tail --pid="$keeper" -f /dev/null || lz_fail "the keeper $keeper did not exit after umount"

@@ -30,7 +30,7 @@ if out=$(timeout 60 "$CTL" "$MP" upgrade 2>&1); then
 	lz_fail "an upgrade over io_uring succeeded: $out"
 fi
 [[ $out == *"not with -o io_uring"* ]] || lz_fail "upgrade over io_uring: unexpected answer: $out"
-"$CTL" "$MP" status | grep -q "^pid: $pid\$" || lz_fail "another pid answers after the refused upgrade"
+grep -q "^pid: $pid\$" <<<"$("$CTL" "$MP" status)" || lz_fail "another pid answers after the refused upgrade"
 timeout 10 cmp -s "$SRC/files/f_1" "$MP/files/f_1" || lz_fail "no serving after the refused upgrade"
 lz_ok "upgrade over io_uring refused with a reason, pid $pid serves on"
 lz_umount "$MP"

@@ -47,7 +47,7 @@ pid=$LZ_LAST_PID
 # its descriptors must be counted in the baseline, not as a leak.
 ctl="${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}"
 for ((i = 0; i < 100; i++)); do
-	"$ctl" --json "$MP" status 2>/dev/null | grep -q '"bpf": *"loaded"' && break
+	grep -q '"bpf": *"loaded"' <<<"$("$ctl" --json "$MP" status 2>/dev/null)" && break
 	sleep 0.1
 done
 settle
@@ -70,7 +70,7 @@ fd1=$(fds "$pid") rss1=$(rss_kib "$pid")
 # Under ASan freed memory waits in a quarantine (up to 256 MiB): there LeakSanitizer,
 # at exit below, is the check.
 asan=false
-ldd "$LAZYFS_BIN" | grep -q libasan && asan=true
+[[ $(ldd "$LAZYFS_BIN") == *libasan* ]] && asan=true
 $asan || ((rss1 <= rss0 + 16384)) || lz_fail "RSS grew from $rss0 KiB to $rss1 KiB"
 lz_ok "afterwards: no loop device left, $fd0 -> $fd1 open files, RSS $rss0 -> $rss1 KiB ($resolves image resolves)"
 lz_umount "$MP"

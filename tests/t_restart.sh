@@ -75,7 +75,7 @@ lz_ok "SIGKILL of worker $pid: worker $new serves the same mount ($before); 4 re
 json=$("$CTL" --json "$MP" status)
 python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["pid"] == int(sys.argv[2]) and d["keeper_pid"] == int(sys.argv[3]) and d["restarts"] == 1, d' \
 	"$json" "$new" "$keeper" || lz_fail "status after the restart: $json"
-"$CTL" "$MP" metrics | grep -qx "lazyfs_restarts_total 1" || lz_fail "metrics do not count the restart"
+grep -qx "lazyfs_restarts_total 1" <<<"$("$CTL" "$MP" metrics)" || lz_fail "metrics do not count the restart"
 cat <&7 >"$W/held.2"
 cat "$W/held.1" "$W/held.2" | cmp - "$T/big.bin" || lz_fail "the file held open read wrong after the restart"
 lz_ok "status names worker $new and keeper $keeper with 1 restart, the metrics count it; a file held open reads on"

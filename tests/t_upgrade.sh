@@ -140,7 +140,7 @@ if out=$("$CTL" "$MP" upgrade /bin/false 2>&1); then
 fi
 [[ $out == *"serves on"* ]] || lz_fail "upgrade to /bin/false: unexpected answer: $out"
 kill -0 "$pid" || lz_fail "the daemon died after a failed upgrade"
-"$CTL" "$MP" status | grep -q "^pid: $pid\$" || lz_fail "another pid answers after a failed upgrade"
+grep -q "^pid: $pid\$" <<<"$("$CTL" "$MP" status)" || lz_fail "another pid answers after a failed upgrade"
 lz_ok "upgrade to /bin/false fails with a reason, pid $pid serves on: $(tail -c 120 <<<"$out")"
 
 # The same binary nine times, a copy of it (a "new" binary) once.
@@ -161,7 +161,7 @@ for i in $(seq 1 10); do
 	pid=$new
 done
 lz_ok "10 upgrades: a new pid each time, the same mount ($before) throughout"
-"$CTL" "$MP" status | grep -q "^pid: $pid\$" || lz_fail "lazyfsctl does not reach the last daemon"
+grep -q "^pid: $pid\$" <<<"$("$CTL" "$MP" status)" || lz_fail "lazyfsctl does not reach the last daemon"
 lz_ok "lazyfsctl reaches the last daemon over the same socket"
 
 touch "$STOP"
