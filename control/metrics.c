@@ -1,6 +1,6 @@
 /*
  * The daemon's numbers, from one list: each section (images, cache,
- * prefetch, directories, tracker) is a table of its numbers, and the same table writes
+ * prefetch, inodes, directories, tracker) is a table of its numbers, and the same table writes
  * `lazyfsctl stats` (a JSON object per section) and the Prometheus text, so
  * the two cannot drift. A row names its key in the stats, its Prometheus
  * metric, or both.
@@ -111,6 +111,27 @@ static const struct metric tracker_metrics[] = {
 	STAT(struct tracker_numbers, "dropped", dropped),
 };
 
+/* Inodes the kernel holds, and the backing descriptors they keep open (bounded). */
+struct inode_numbers {
+	uint64_t inodes;
+	struct lz_pathfds_stats fds;
+};
+#define INO(...) ROW(struct inode_numbers, __VA_ARGS__)
+static const struct metric inode_metrics[] = {
+	INO("count", "lazyfs_inodes", "gauge", "Inodes the kernel holds.", inodes),
+	INO("path_fds", "lazyfs_path_fds", "gauge",
+	    "Backing descriptors open for inodes (bounded; pinned ones aside).", fds.open),
+	STAT(struct inode_numbers, "path_fds_max", fds.cap),
+	INO("pinned", "lazyfs_path_fds_pinned", "gauge",
+	    "Backing descriptors never closed (no file handle on their filesystem).", fds.pinned),
+	STAT(struct inode_numbers, "anchors", fds.anchors),
+	STAT(struct inode_numbers, "closed_for_room", fds.closed),
+	INO("reopened", "lazyfs_path_fd_reopens_total", "counter",
+	    "Backing files opened again by their file handle.", fds.reopened),
+	INO("stale", "lazyfs_path_fd_stale_total", "counter",
+	    "File handles that no longer opened (the file was gone): answered ESTALE.", fds.stale),
+};
+
 /* Open directories: what holding directory handles costs the daemon. */
 #define DIRS(...) ROW(struct lz_listings_stats, __VA_ARGS__)
 static const struct metric dir_metrics[] = {
@@ -134,6 +155,7 @@ static const struct section prefetch_section = { "prefetch", prefetch_metrics,
 						 N(prefetch_metrics) };
 static const struct section tracker_section = { "tracker", tracker_metrics, N(tracker_metrics) };
 static const struct section dir_section = { "directories", dir_metrics, N(dir_metrics) };
+static const struct section inode_section = { "inodes", inode_metrics, N(inode_metrics) };
 
 static double value_of(const struct metric *m, const void *numbers)
 {
@@ -331,6 +353,9 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 	struct lz_listings_stats dirs;
 	lz_listings_stats(fs->listings, &dirs);
 	json_object_object_add(o, dir_section.key, section_json(&dir_section, &dirs, NULL));
+	struct inode_numbers in;
+	lz_inode_table_stats(fs->inodes, &in.inodes, &in.fds);
+	json_object_object_add(o, inode_section.key, section_json(&inode_section, &in, NULL));
 	struct lz_track_stats *ts = malloc(sizeof(*ts)); /* 22 KiB */
 	if (ts != NULL && lz_track_stats(fs->track, ts) == 0)
 		tracker_json(o, ts);
@@ -369,6 +394,9 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 	struct lz_listings_stats dirs;
 	lz_listings_stats(fs->listings, &dirs);
 	section_text(f, &dir_section, &dirs, NULL);
+	struct inode_numbers in;
+	lz_inode_table_stats(fs->inodes, &in.inodes, &in.fds);
+	section_text(f, &inode_section, &in, NULL);
 	struct lz_track_stats *ts = malloc(sizeof(*ts));
 	if (ts != NULL && lz_track_stats(fs->track, ts) == 0) {
 		struct tracker_numbers n;

@@ -34,7 +34,11 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 		inode->read_fd = fd;
 		return 0;
 	}
-	int fd = lz_backing_reopen(inode->path_fd, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	int path = lz_inode_path_get(fs->inodes, inode);
+	if (path < 0)
+		return path;
+	int fd = lz_backing_reopen(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	lz_inode_path_put(fs->inodes, inode);
 	if (fd < 0)
 		return fd;
 	/* O_NONBLOCK only kept a fifo from hanging the open; reads should block. */

@@ -103,7 +103,7 @@ static void lz_op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (inode == NULL)
 		return;
-	err = lz_inode_readlink(inode, target, sizeof(target));
+	err = lz_inode_readlink(lz_fs_of(req), inode, target, sizeof(target));
 	if (err != 0)
 		fuse_reply_err(req, -err);
 	else
@@ -133,7 +133,7 @@ static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	len = lz_inode_xattr(inode, name, buf, size);
+	len = lz_inode_xattr(lz_fs_of(req), inode, name, buf, size);
 	if (len < 0)
 		fuse_reply_err(req, (int)-len);
 	else if (size == 0)

@@ -181,8 +181,11 @@ static int start_services(struct lz_daemon *d)
 	}
 	lz_daemon_notify("READY=1");
 	/* The keeper holds them: a crash restarts a worker without unmounting. */
-	if (!lz_upgrade_serves_uring(d->upgrade))
-		lz_restart_store(d->upgrade, fuse_session_fd(d->se), d->fs.root->path_fd);
+	if (!lz_upgrade_serves_uring(d->upgrade)) {
+		int root = lz_inode_path_get(d->fs.inodes, d->fs.root); /* the root's stays open */
+		lz_restart_store(d->upgrade, fuse_session_fd(d->se), root);
+		lz_inode_path_put(d->fs.inodes, d->fs.root);
+	}
 	lz_restart_ready();
 	return 0;
 }

@@ -29,7 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* Every looked-up inode holds an O_PATH descriptor: allow as many as the system does. */
+/* Open files, directory streams and the inodes' descriptors share one limit: take it all. */
 static void raise_fd_limit(void)
 {
 	struct rlimit lim;

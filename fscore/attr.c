@@ -23,9 +23,14 @@ int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st)
 	case LZ_INODE_SQFS:
 		err = lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, st);
 		break;
-	case LZ_INODE_FD:
-		err = lz_backing_stat(inode->path_fd, st);
+	case LZ_INODE_FD: {
+		int fd = lz_inode_path_get(fs->inodes, inode);
+		if (fd < 0)
+			return fd;
+		err = lz_backing_stat(fd, st);
+		lz_inode_path_put(fs->inodes, inode);
 		break;
+	}
 	}
 	if (err != 0)
 		return err;
@@ -35,17 +40,22 @@ int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st)
 	return 0;
 }
 
-int lz_inode_readlink(struct lz_inode *inode, char *buf, size_t size)
+int lz_inode_readlink(struct lz_fs *fs, struct lz_inode *inode, char *buf, size_t size)
 {
 	ssize_t len;
+	int fd;
 
 	if (inode->kind == LZ_INODE_SQFS)
 		return lz_sqfs_readlink(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
 	if (inode->kind != LZ_INODE_FD)
 		return -EINVAL;
-	len = readlinkat(inode->path_fd, "", buf, size);
+	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)
+		return fd;
+	len = readlinkat(fd, "", buf, size);
+	len = len < 0 ? -errno : len;
+	lz_inode_path_put(fs->inodes, inode);
 	if (len < 0)
-		return -errno;
+		return (int)len;
 	if ((size_t)len >= size)
 		return -ENAMETOOLONG;
 	buf[len] = '\0';
@@ -53,24 +63,36 @@ int lz_inode_readlink(struct lz_inode *inode, char *buf, size_t size)
 }
 
 /* Symlinks answer from the link itself: their proc path would lead to the target. */
-ssize_t lz_inode_xattr(struct lz_inode *inode, const char *name, char *buf, size_t size)
+ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *name, char *buf,
+		       size_t size)
 {
 	char path[64];
 	ssize_t len;
+	int fd;
 
 	if (inode->kind == LZ_INODE_SQFS)
 		return name ? lz_sqfs_getxattr(inode->sqfs->sqfs, inode->sqfs_id, name, buf, size)
 			    : lz_sqfs_listxattr(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
 	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD)
 		return name ? -ENODATA : 0;
-	lz_backing_proc_path(inode->path_fd, path, sizeof(path));
+	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)
+		return fd;
+	lz_backing_proc_path(fd, path, sizeof(path));
 	len = name ? getxattr(path, name, buf, size) : listxattr(path, buf, size);
-	return len < 0 ? -errno : len;
+	len = len < 0 ? -errno : len;
+	lz_inode_path_put(fs->inodes, inode);
+	return len;
 }
 
 int lz_inode_statfs(struct lz_fs *fs, struct lz_inode *inode, struct statvfs *sv)
 {
+	int fd, err;
+
 	if (inode == NULL || inode->kind != LZ_INODE_FD)
 		inode = fs->root;
-	return fstatvfs(inode->path_fd, sv) == 0 ? 0 : -errno;
+	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)
+		return fd;
+	err = fstatvfs(fd, sv) == 0 ? 0 : -errno;
+	lz_inode_path_put(fs->inodes, inode);
+	return err;
 }

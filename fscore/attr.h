@@ -17,13 +17,14 @@
 /* INODE's attributes, st_ino its node id; an access to its image. */
 int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st);
 /* The NUL-terminated target of symlink INODE in BUF: 0, -EINVAL, -ENAMETOOLONG, -errno. */
-int lz_inode_readlink(struct lz_inode *inode, char *buf, size_t size);
+int lz_inode_readlink(struct lz_fs *fs, struct lz_inode *inode, char *buf, size_t size);
 /*
  * Extended attribute NAME of INODE (NAME NULL: the NUL-separated list of
  * names) into BUF, as getxattr(2) and listxattr(2): its length (with SIZE 0
  * only the length), or -errno.
  */
-ssize_t lz_inode_xattr(struct lz_inode *inode, const char *name, char *buf, size_t size);
+ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *name, char *buf,
+		       size_t size);
 /* The numbers of the filesystem behind INODE (the underlay's for the others). */
 int lz_inode_statfs(struct lz_fs *fs, struct lz_inode *inode, struct statvfs *sv);
 

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* What an inode holds beyond its descriptors, dropped as the table frees it. */
@@ -25,6 +26,22 @@ static void release_inode(void *ctx, struct lz_inode *inode)
 		lz_linger_revoke(fs->linger, inode->nodeid);
 }
 
+/*
+ * How many inodes keep their backing descriptor open: a quarter of the
+ * descriptor limit (the rest is for open files, directory streams, images),
+ * between 32 and 16384; beyond that a file is opened again by its handle.
+ */
+static unsigned path_fd_budget(void)
+{
+	struct rlimit lim;
+	rlim_t quarter;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+		return 256;
+	quarter = lim.rlim_cur / 4;
+	return quarter < 32 ? 32 : quarter > 16384 ? 16384 : (unsigned)quarter;
+}
+
 int lz_fs_init(struct lz_fs *fs, const struct lz_settings *settings)
 {
 	bool passthrough = settings->open_mode == LZ_OPEN_PASSTHROUGH;
@@ -32,7 +49,7 @@ int lz_fs_init(struct lz_fs *fs, const struct lz_settings *settings)
 	memset(fs, 0, sizeof(*fs));
 	fs->settings = settings;
 	atomic_store(&fs->passthrough, true);
-	fs->inodes = lz_inode_table_new();
+	fs->inodes = lz_inode_table_new(path_fd_budget());
 	if (fs->inodes != NULL)
 		lz_inode_table_on_free(fs->inodes, release_inode, fs);
 	fs->linger = lz_linger_new(passthrough ? settings->backing_keep : 0);

@@ -13,6 +13,7 @@
 
 struct lz_inode_table {
 	pthread_mutex_t lock;
+	struct lz_pathfds *pathfds;
 	struct lz_inode *buckets[BUCKETS];
 	size_t count;
 	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
@@ -27,12 +28,18 @@ static unsigned bucket_of(uint64_t nodeid)
 	return (unsigned)((nodeid * UINT64_C(0x9E3779B97F4A7C15)) >> 48) & (BUCKETS - 1);
 }
 
-struct lz_inode_table *lz_inode_table_new(void)
+struct lz_inode_table *lz_inode_table_new(unsigned path_fds)
 {
 	struct lz_inode_table *table = calloc(1, sizeof(*table));
 
-	if (table != NULL)
-		pthread_mutex_init(&table->lock, NULL);
+	if (table == NULL)
+		return NULL;
+	table->pathfds = lz_pathfds_new(path_fds);
+	if (table->pathfds == NULL) {
+		free(table);
+		return NULL;
+	}
+	pthread_mutex_init(&table->lock, NULL);
 	return table;
 }
 
@@ -43,17 +50,22 @@ void lz_inode_table_on_free(struct lz_inode_table *table,
 	table->on_free_ctx = ctx;
 }
 
-static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
+/* Frees what the table gave INODE: an inode nobody else saw goes this way alone. */
+static void discard(struct lz_inode_table *table, struct lz_inode *inode)
 {
-	if (table->on_free != NULL)
-		table->on_free(table->on_free_ctx, inode);
-	if (inode->path_fd >= 0)
-		close(inode->path_fd);
+	lz_pathfd_fini(table->pathfds, &inode->path);
 	if (inode->read_fd >= 0)
 		close(inode->read_fd);
 	pthread_mutex_destroy(&inode->lock);
 	free(inode->remote_path);
 	free(inode);
+}
+
+static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	if (table->on_free != NULL)
+		table->on_free(table->on_free_ctx, inode);
+	discard(table, inode);
 }
 
 void lz_inode_table_free(struct lz_inode_table *table)
@@ -68,6 +80,7 @@ void lz_inode_table_free(struct lz_inode_table *table)
 			inode = next;
 		}
 	}
+	lz_pathfds_free(table->pathfds);
 	pthread_mutex_destroy(&table->lock);
 	free(table);
 }
@@ -81,24 +94,15 @@ static struct lz_inode *find_locked(struct lz_inode_table *table, uint64_t nodei
 	return inode;
 }
 
-struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
-				   const struct lz_inode_init *init, bool *created)
+/* A new inode from INIT (its descriptor consumed), not yet in the table; NULL (errno). */
+static struct lz_inode *make_inode(struct lz_inode_table *table, uint64_t nodeid,
+				   const struct lz_inode_init *init)
 {
-	struct lz_inode *inode;
+	struct lz_inode *inode = calloc(1, sizeof(*inode));
 
-	*created = false;
-	pthread_mutex_lock(&table->lock);
-	inode = find_locked(table, nodeid);
-	if (inode != NULL) {
-		inode->nlookup++;
-		pthread_mutex_unlock(&table->lock);
-		if (init->path_fd >= 0)
-			close(init->path_fd);
-		return inode;
-	}
-	inode = calloc(1, sizeof(*inode));
-	if (inode == NULL) {
-		pthread_mutex_unlock(&table->lock);
+	if (inode == NULL || (init->remote_path != NULL &&
+			      (inode->remote_path = strdup(init->remote_path)) == NULL)) {
+		free(inode);
 		if (init->path_fd >= 0)
 			close(init->path_fd);
 		errno = ENOMEM;
@@ -106,29 +110,62 @@ struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid
 	}
 	inode->nodeid = nodeid;
 	inode->kind = init->kind;
-	inode->path_fd = init->path_fd;
 	inode->type = init->type & S_IFMT;
 	inode->image = init->image;
 	inode->map_node = init->map_node;
 	inode->sqfs = init->sqfs;
 	inode->sqfs_id = init->sqfs_id;
-	if (init->remote_path != NULL && (inode->remote_path = strdup(init->remote_path)) == NULL) {
-		pthread_mutex_unlock(&table->lock);
-		if (init->path_fd >= 0)
-			close(init->path_fd);
-		free(inode);
-		errno = ENOMEM;
-		return NULL;
-	}
 	inode->nlookup = 1;
 	inode->read_fd = -1;
 	pthread_mutex_init(&inode->lock, NULL);
-	unsigned b = bucket_of(nodeid);
-	inode->next = table->buckets[b];
-	table->buckets[b] = inode;
-	table->count++;
-	*created = true;
+	/* The root's descriptor stays open: everything else is found from it. */
+	lz_pathfd_init(table->pathfds, &inode->path, init->path_fd,
+		       nodeid == LZ_ROOT_ID ? 0 : lz_nodeid_source(nodeid), inode->type);
+	return inode;
+}
+
+/* Under the table's lock: NODEID with one more reference, or NULL. */
+static struct lz_inode *ref_locked(struct lz_inode_table *table, uint64_t nodeid)
+{
+	struct lz_inode *inode = find_locked(table, nodeid);
+
+	if (inode != NULL)
+		inode->nlookup++;
+	return inode;
+}
+
+struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
+				   const struct lz_inode_init *init, bool *created)
+{
+	struct lz_inode *inode, *made;
+
+	*created = false;
+	pthread_mutex_lock(&table->lock);
+	inode = ref_locked(table, nodeid);
 	pthread_mutex_unlock(&table->lock);
+	if (inode != NULL) {
+		/* A fresh descriptor of the same file: kept if the inode's was closed for room. */
+		if (init->path_fd >= 0)
+			lz_pathfd_offer(table->pathfds, &inode->path, init->path_fd);
+		return inode;
+	}
+	/* Made outside the lock: taking the file handle is a system call. */
+	made = make_inode(table, nodeid, init);
+	if (made == NULL)
+		return NULL;
+	pthread_mutex_lock(&table->lock);
+	inode = ref_locked(table, nodeid); /* another lookup may have made it meanwhile */
+	if (inode == NULL) {
+		unsigned b = bucket_of(nodeid);
+		inode = made;
+		inode->next = table->buckets[b];
+		table->buckets[b] = inode;
+		table->count++;
+		*created = true;
+	}
+	pthread_mutex_unlock(&table->lock);
+	if (inode != made)
+		discard(table, made); /* its sqfs reference stays the caller's, as for one found */
 	return inode;
 }
 
@@ -173,6 +210,28 @@ void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t cou
 	table->count--;
 	pthread_mutex_unlock(&table->lock);
 	inode_free(table, inode);
+}
+
+int lz_inode_path_get(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	return lz_pathfd_get(table->pathfds, &inode->path);
+}
+
+void lz_inode_path_put(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	lz_pathfd_put(table->pathfds, &inode->path);
+}
+
+int lz_inode_path_dup(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	return lz_pathfd_dup(table->pathfds, &inode->path);
+}
+
+void lz_inode_table_stats(struct lz_inode_table *table, uint64_t *inodes,
+			  struct lz_pathfds_stats *fds)
+{
+	*inodes = lz_inode_count(table);
+	lz_pathfds_stats(table->pathfds, fds);
 }
 
 size_t lz_inode_count(struct lz_inode_table *table)

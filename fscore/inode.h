@@ -1,6 +1,8 @@
 /*
  * The inode table: every node id the kernel holds a lookup reference on, with
- * the O_PATH descriptor of its backing file and its open state.
+ * the O_PATH descriptor of its backing file and its open state. Those
+ * descriptors are bounded (pathfds.h): use one only between
+ * lz_inode_path_get and lz_inode_path_put.
  */
 #ifndef LAZYFS_INODE_H
 #define LAZYFS_INODE_H
@@ -10,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+
+#include "pathfds.h"
 
 struct lz_image;
 
@@ -27,7 +31,7 @@ struct lz_map_node;
 struct lz_inode {
 	uint64_t nodeid;
 	enum lz_inode_kind kind;
-	int path_fd; /* LZ_INODE_FD: O_PATH, never followed; else -1 */
+	struct lz_pathfd path; /* LZ_INODE_FD: O_PATH, never followed (lz_inode_path_get) */
 	/* Directories on a mapped path (the root too): the map's node for it. */
 	const struct lz_map_node *_Atomic map_node;
 	mode_t type;		    /* S_IFMT bits */
@@ -65,7 +69,8 @@ struct lz_inode_init {
 	const char *remote_path; /* copied */
 };
 
-struct lz_inode_table *lz_inode_table_new(void);
+/* A table keeping at most PATH_FDS backing descriptors open; NULL when out of memory. */
+struct lz_inode_table *lz_inode_table_new(unsigned path_fds);
 /* Called (with CTX) as each inode is freed, for what the table does not own (sqfs handles). */
 void lz_inode_table_on_free(struct lz_inode_table *table,
 			    void (*fn)(void *ctx, struct lz_inode *inode), void *ctx);
@@ -85,6 +90,18 @@ struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int
  */
 struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
 				   const struct lz_inode_init *init, bool *created);
+/*
+ * INODE's O_PATH descriptor (LZ_INODE_FD), opened again if it was closed for
+ * room: valid until lz_inode_path_put. -errno, -ESTALE when the file is gone.
+ */
+int lz_inode_path_get(struct lz_inode_table *table, struct lz_inode *inode);
+void lz_inode_path_put(struct lz_inode_table *table, struct lz_inode *inode);
+/* A new descriptor of INODE's backing file, the caller's to close; -errno. */
+int lz_inode_path_dup(struct lz_inode_table *table, struct lz_inode *inode);
+/* How many inodes there are and what their descriptors cost. */
+void lz_inode_table_stats(struct lz_inode_table *table, uint64_t *inodes,
+			  struct lz_pathfds_stats *fds);
+
 /* The inode NODEID, or NULL. The kernel keeps it alive while it sends requests for it. */
 struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid);
 /* Drops COUNT lookup references; the last one frees the inode. */

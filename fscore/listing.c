@@ -129,18 +129,31 @@ static void make_room(struct lz_listings *p)
 	}
 }
 
+/* A directory stream of INODE's backing directory; -errno. */
+static int open_dir(struct lz_fs *fs, struct lz_inode *inode, DIR **out)
+{
+	int path = lz_inode_path_get(fs->inodes, inode), fd, err;
+
+	if (path < 0)
+		return path;
+	fd = openat(path, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = fd < 0 ? -errno : 0;
+	lz_inode_path_put(fs->inodes, inode);
+	if (fd >= 0 && (*out = fdopendir(fd)) == NULL) {
+		err = -errno;
+		close(fd);
+	}
+	return err;
+}
+
 /* The backing directory of L, opened (again) at L's offset, and kept from closing (busy). */
 static int open_stream(struct lz_listing *l)
 {
-	int fd = openat(l->dir->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *stream = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *stream = NULL;
+	int err = open_dir(l->fs, l->dir, &stream);
 
-	if (stream == NULL) {
-		int err = -errno;
-		if (fd >= 0)
-			close(fd);
+	if (err != 0)
 		return err;
-	}
 	if (l->offset != 0)
 		seekdir(stream, l->offset);
 	pthread_mutex_lock(&l->pool->lock);
@@ -171,17 +184,10 @@ void lz_listing_free(struct lz_listing *l)
 static int open_union(struct lz_listing *l)
 {
 	DIR *stream = NULL;
-	int fd, err;
+	int err;
 
-	if (l->dir->kind == LZ_INODE_FD) {
-		fd = openat(l->dir->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || (stream = fdopendir(fd)) == NULL) {
-			err = -errno;
-			if (fd >= 0)
-				close(fd);
-			return err;
-		}
-	}
+	if (l->dir->kind == LZ_INODE_FD && (err = open_dir(l->fs, l->dir, &stream)) != 0)
+		return err;
 	err = lz_union_get(l->fs, l->pool->unions, l->self_ino, stream, l->mapped, l->root,
 			   l->remote_dir, &l->u);
 	if (stream != NULL)
@@ -193,11 +199,15 @@ static int open_union(struct lz_listing *l)
 static int backing_source(struct lz_fs *fs, struct lz_inode *inode, unsigned *source)
 {
 	struct stat st;
+	int fd = lz_inode_path_get(fs->inodes, inode), err;
 
-	if (fstat(inode->path_fd, &st) != 0)
-		return -errno;
-	*source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
-	return 0;
+	if (fd < 0)
+		return fd;
+	err = fstat(fd, &st) == 0 ? 0 : -errno;
+	lz_inode_path_put(fs->inodes, inode);
+	if (err == 0)
+		*source = lz_inode_source_for_dev(fs->inodes, st.st_dev);
+	return err;
 }
 
 int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool *cache,

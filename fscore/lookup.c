@@ -178,7 +178,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 }
 
 /* A file of a kernel-mounted image looked up while its working set is being recorded. */
-static void record_use(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+static void record_use(struct lz_fs *fs, struct lz_inode *parent, int parent_fd, const char *name,
 		       const struct lz_entry *e)
 {
 	char link[32], dir[PATH_MAX], rel[PATH_MAX];
@@ -187,7 +187,7 @@ static void record_use(struct lz_fs *fs, struct lz_inode *parent, const char *na
 	if (!S_ISREG(e->attr.st_mode) || !lz_prefetch_recording(fs->prefetch, parent->image))
 		return;
 	/* Inside a detached mount the link reads from its root: "/", "/usr/include"... */
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", parent->path_fd);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", parent_fd);
 	len = readlink(link, dir, sizeof(dir) - 1);
 	if (len <= 0 || dir[0] != '/')
 		return;
@@ -247,13 +247,17 @@ static int lookup_in_underlay(struct lz_fs *fs, struct lz_inode *parent, const c
 
 	if (parent->kind == LZ_INODE_SYNTH)
 		return mapped ? enter_synth(fs, mapped, e) : -ENOENT;
-	fd = lz_backing_open_path(parent->path_fd, name);
+	int parent_fd = lz_inode_path_get(fs->inodes, parent);
+	if (parent_fd < 0)
+		return parent_fd;
+	fd = lz_backing_open_path(parent_fd, name);
 	if (fd >= 0)
 		err = enter(fs, fd, parent->image, mapped, e);
 	else
 		err = fd == -ELOOP || fd == -EXDEV ? -ENOENT : fd;
 	if (fd >= 0 && err == 0 && parent->image != NULL)
-		record_use(fs, parent, name, e);
+		record_use(fs, parent, parent_fd, name, e);
+	lz_inode_path_put(fs->inodes, parent);
 	if (mapped != NULL && (err == -ENOENT || err == -ENOTDIR))
 		return enter_synth(fs, mapped, e);
 	return err;

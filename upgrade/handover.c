@@ -49,6 +49,19 @@ int lz_handover_add_fd(struct lz_handover *h, int fd)
 	return (int)h->nfds++;
 }
 
+int lz_handover_add_made_fd(struct lz_handover *h, int fd)
+{
+	if (fd < 0)
+		return -1;
+	if (!grow((void **)&h->made, &h->made_cap, h->nmade + 1, sizeof(int))) {
+		close(fd);
+		h->failed = true;
+		return -1;
+	}
+	h->made[h->nmade++] = fd;
+	return lz_handover_add_fd(h, fd);
+}
+
 int lz_handover_take_fd(struct lz_handover *h, long index)
 {
 	if (index < 0 || (size_t)index >= h->nfds)
@@ -163,6 +176,9 @@ void lz_handover_free(struct lz_handover *h)
 		for (size_t i = 0; i < h->nfds; i++)
 			if (h->fds[i] >= 0)
 				close(h->fds[i]);
+	for (size_t i = 0; i < h->nmade; i++)
+		close(h->made[i]);
+	free(h->made);
 	free(h->fds);
 	free(h->text);
 	memset(h, 0, sizeof(*h));

@@ -35,11 +35,15 @@ struct lz_handover {
 	int *fds;
 	size_t nfds, fds_cap;
 	bool owns_fds; /* received descriptors are closed by lz_handover_free unless taken */
-	bool failed;   /* out of memory while building */
+	int *made;     /* descriptors made for the record: lz_handover_free closes them */
+	size_t nmade, made_cap;
+	bool failed; /* out of memory while building */
 };
 
 /* Appends a descriptor (borrowed when sending); its index, or -1 for FD < 0. */
 int lz_handover_add_fd(struct lz_handover *h, int fd);
+/* Appends a descriptor made for the record (closed with it); its index, or -1. */
+int lz_handover_add_made_fd(struct lz_handover *h, int fd);
 /* Takes descriptor INDEX out of a received record (-1 if there is none); the caller owns it. */
 int lz_handover_take_fd(struct lz_handover *h, long index);
 void lz_handover_printf(struct lz_handover *h, const char *fmt, ...)

@@ -23,6 +23,7 @@
 #include "handover.h"
 #include "fscore/nodeid.h"
 #include "images/sqfs.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -34,10 +35,12 @@
 #include <unistd.h>
 
 struct capture {
+	struct lz_fs *fs;
 	struct lz_handover *h;
 	int version;
 	struct lz_sqfs_image **handles;
 	size_t nhandles, cap;
+	size_t omitted; /* inodes whose descriptor could not be had */
 	bool failed;
 };
 
@@ -116,15 +119,22 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 	struct lz_handover *h = c->h;
 	const struct lz_map_node *mapped = atomic_load(&inode->map_node);
 
+	int path = -1;
+
 	if (inode->kind == LZ_INODE_REMOTE) {
 		write_remote(h, inode);
+		return;
+	}
+	/* A copy: the inode's own may be closed for room before the record is sent. */
+	if (inode->kind == LZ_INODE_FD && (path = lz_inode_path_dup(c->fs->inodes, inode)) < 0) {
+		c->omitted++; /* gone, or out of descriptors: the new daemon answers ESTALE */
 		return;
 	}
 	pthread_mutex_lock(&inode->lock);
 	lz_handover_printf(h, "inode %" PRIu64 " %d %u %" PRIu64 " %d %d %d %u", inode->nodeid,
 			   (int)inode->kind, (unsigned)inode->type, inode->nlookup,
-			   lz_handover_add_fd(h, inode->path_fd),
-			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens);
+			   lz_handover_add_made_fd(h, path), lz_handover_add_fd(h, inode->read_fd),
+			   inode->backing_id, inode->opens);
 	pthread_mutex_unlock(&inode->lock);
 	lz_handover_string(h, inode->image != NULL ? lz_image_name(inode->image) : NULL);
 	lz_handover_printf(h, " %ld %" PRIu64, inode->sqfs != NULL ? (long)inode->sqfs->slot : -1L,
@@ -141,7 +151,7 @@ int lz_snapshot_version(const struct lz_fs *fs)
 int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
 {
 	static dev_t devs[LZ_NODEID_MAX_SOURCE + 1];
-	struct capture c = { .h = h, .version = lz_snapshot_version(fs) };
+	struct capture c = { .fs = fs, .h = h, .version = lz_snapshot_version(fs) };
 	unsigned n = lz_inode_sources(fs->inodes, devs, LZ_NODEID_MAX_SOURCE);
 
 	for (unsigned i = 1; i <= n; i++)
@@ -156,6 +166,10 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, write_image, &c);
 	lz_inode_foreach(fs->inodes, write_inode, &c);
+	if (c.omitted > 0)
+		lz_warn("upgrade: %zu inodes left out of the record (no descriptor): the kernel "
+			"looks them up again",
+			c.omitted);
 	if (c.failed || h->failed) {
 		snprintf(err, errlen, "out of memory capturing the inode table");
 		return -1;

@@ -417,7 +417,7 @@ static long hand_over(struct lz_upgrade *up, struct lz_fs *fs, struct fuse_sessi
 			snprintf(err, errlen, "%s",
 				 strncmp(line, "error ", 6) == 0 ? line + 6 : line);
 	}
-	lz_handover_free(&h); /* borrowed descriptors: nothing is closed */
+	lz_handover_free(&h); /* closes only the copies made for the record */
 	return pid;
 }
 

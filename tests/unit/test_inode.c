@@ -3,7 +3,10 @@
 #include "fscore/nodeid.h"
 #include "unit.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -25,7 +28,7 @@ static int count_open_fds(void)
 
 static void test_ref_and_forget(void)
 {
-	struct lz_inode_table *table = lz_inode_table_new();
+	struct lz_inode_table *table = lz_inode_table_new(16384);
 	int fds_before = count_open_fds();
 	uint64_t id = lz_nodeid_make(1, 42);
 
@@ -34,7 +37,7 @@ static void test_ref_and_forget(void)
 	/* A second lookup of the same node id reuses the inode and closes the new fd. */
 	struct lz_inode *b = lz_inode_ref(table, id, open_fd(), S_IFREG);
 	CHECK(a == b && b->nlookup == 2);
-	CHECK(count_open_fds() == fds_before + 1);
+	CHECK(count_open_fds() == fds_before + 2); /* the inode's, and its source's anchor */
 	CHECK(lz_inode_find(table, id) == a);
 	CHECK(lz_inode_count(table) == 1);
 
@@ -56,7 +59,7 @@ static void test_ref_and_forget(void)
 
 static void test_many_and_free(void)
 {
-	struct lz_inode_table *table = lz_inode_table_new();
+	struct lz_inode_table *table = lz_inode_table_new(16384);
 	int fds_before = count_open_fds();
 
 	for (uint64_t i = 1; i <= 1000; i++)
@@ -70,7 +73,7 @@ static void test_many_and_free(void)
 
 static void test_sources(void)
 {
-	struct lz_inode_table *table = lz_inode_table_new();
+	struct lz_inode_table *table = lz_inode_table_new(16384);
 	unsigned a = lz_inode_source_for_dev(table, makedev(8, 1));
 	unsigned b = lz_inode_source_for_dev(table, makedev(0, 50));
 
@@ -96,7 +99,7 @@ static void *ref_forget_loop(void *arg)
 
 static void test_concurrent(void)
 {
-	struct race r = { lz_inode_table_new(), lz_nodeid_make(1, 5) };
+	struct race r = { lz_inode_table_new(16384), lz_nodeid_make(1, 5) };
 	pthread_t threads[4];
 	int fds_before = count_open_fds();
 
@@ -109,11 +112,67 @@ static void test_concurrent(void)
 	lz_inode_table_free(r.table);
 }
 
+/* With room for 8 descriptors, 200 inodes keep 8 open, and each still opens its own file. */
+static void test_bounded_descriptors(void)
+{
+	char dir[] = "/tmp/test_inode.XXXXXX", path[64];
+	struct lz_inode_table *table = lz_inode_table_new(8);
+	struct lz_inode *inodes[200];
+	ino_t inos[200];
+	int fds_before = count_open_fds();
+
+	CHECK(mkdtemp(dir) != NULL);
+	/* The directory first, as a lookup sees it: the anchor of its filesystem. */
+	struct stat dst;
+	int dfd = open(dir, O_PATH | O_CLOEXEC);
+	CHECK(fstat(dfd, &dst) == 0);
+	struct lz_inode *top = lz_inode_ref(table, lz_nodeid_make(1, dst.st_ino), dfd, S_IFDIR);
+	CHECK(top != NULL);
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%d", dir, i);
+		close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+		int fd = open(path, O_PATH | O_CLOEXEC);
+		CHECK(fstat(fd, &st) == 0);
+		inos[i] = st.st_ino;
+		inodes[i] =
+			lz_inode_ref(table, lz_nodeid_make(1, (uint64_t)st.st_ino), fd, S_IFREG);
+		CHECK(inodes[i] != NULL);
+	}
+	CHECK(count_open_fds() <= fds_before + 8 + 1);
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		int fd = lz_inode_path_get(table, inodes[i]);
+		CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == inos[i]);
+		lz_inode_path_put(table, inodes[i]);
+	}
+	CHECK(count_open_fds() <= fds_before + 8 + 1);
+	/* A file removed while its descriptor was closed for room is stale, not another file. */
+	snprintf(path, sizeof(path), "%s/%d", dir, 0);
+	CHECK(unlink(path) == 0);
+	for (int round = 0; round < 3; round++) /* the others push its descriptor out */
+		for (int i = 1; i < 200; i++) {
+			CHECK(lz_inode_path_get(table, inodes[i]) >= 0);
+			lz_inode_path_put(table, inodes[i]);
+		}
+	CHECK(lz_inode_path_get(table, inodes[0]) == -ESTALE);
+	CHECK(lz_inode_path_get(table, top) >= 0); /* the anchor's own inode */
+	lz_inode_path_put(table, top);
+	for (int i = 1; i < 200; i++) {
+		snprintf(path, sizeof(path), "%s/%d", dir, i);
+		unlink(path);
+	}
+	lz_inode_table_free(table);
+	CHECK(count_open_fds() == fds_before);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_ref_and_forget();
 	test_many_and_free();
 	test_sources();
 	test_concurrent();
+	test_bounded_descriptors();
 	return unit_finish("test_inode");
 }
