@@ -128,6 +128,11 @@ int lz_tracker_stats(struct lz_tracker *t, struct lz_tracker_stats *out);
 
 /* Stops the thread, detaches, unpins (the pin dir goes too) and frees. NULL is fine. */
 void lz_tracker_close(struct lz_tracker *t);
+/*
+ * Removes the pinned maps and the pin dir now, however far pinning got, while
+ * the programs keep running until close or the process's exit. NULL is fine.
+ */
+void lz_tracker_unpin(struct lz_tracker *t);
 
 const char *lz_tracker_kind_name(enum lz_tracker_kind kind);
 

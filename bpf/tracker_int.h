@@ -32,8 +32,6 @@ struct lz_tracker {
 
 /* tracker_pin.c: mounts bpffs if needed, makes pin_dir and pins the maps. */
 int lz_tracker_pin(struct lz_tracker *t, const char *pin_dir, char *err, size_t errlen);
-/* Removes whatever lz_tracker_pin made, however far it got. */
-void lz_tracker_unpin(struct lz_tracker *t);
 
 /* Writes the reason to err and returns rc (a -errno). */
 int lz_tracker_fail(char *err, size_t errlen, int rc, const char *fmt, ...)

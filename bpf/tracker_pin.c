@@ -115,7 +115,7 @@ void lz_tracker_unpin(struct lz_tracker *t)
 	char path[PATH_MAX];
 	int i;
 
-	if (!t->pin_dir)
+	if (t == NULL || !t->pin_dir)
 		return;
 	for (i = 0; i < LZ_PIN_MAPS; i++) {
 		if (!t->pinned[i])

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "ops.h"
+#include "defer.h"
 #include "fscore/attr.h"
 #include "common/log.h"
 
@@ -40,25 +41,92 @@ void lz_fuse_entry(const struct lz_entry *e, struct fuse_entry_param *out)
 	out->entry_timeout = e->entry_timeout;
 }
 
-static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+/* Answers a lookup with what lz_lookup gave (ERR, E). */
+static void reply_lookup(struct lz_fs *fs, fuse_req_t req, int err, const struct lz_entry *e)
 {
-	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *parent = lz_inode_or_estale(req, parent_ino);
 	struct fuse_entry_param fe;
-	struct lz_entry e;
-	int err;
 
-	if (parent == NULL)
-		return;
-	err = lz_lookup(fs, parent, name, &e);
-	lz_fuse_entry(&e, &fe);
+	lz_fuse_entry(e, &fe);
 	if (err == -ENOENT) {
 		fuse_reply_entry(req, &fe); /* negative: lz_lookup set its timeout */
 	} else if (err != 0) {
 		fuse_reply_err(req, -err);
 	} else if (fuse_reply_entry(req, &fe) != 0) {
-		lz_inode_forget(fs->inodes, e.ino, 1);
+		lz_inode_forget(fs->inodes, e->ino, 1);
 	}
+}
+
+/* A lookup that may wait on a store, run by a deferral thread (defer.h). */
+struct deferred_lookup {
+	struct lz_fs *fs;
+	struct lz_inode *parent; /* held: the kernel may forget it once answered */
+	char name[];
+};
+
+static void run_lookup(struct lz_defer_job *job, fuse_req_t req, void *arg)
+{
+	struct deferred_lookup *l = arg;
+	struct lz_entry e;
+	int err = lz_lookup(l->fs, l->parent, l->name, &e);
+
+	if (lz_defer_claim(job))
+		reply_lookup(l->fs, req, err, &e);
+	else if (err == 0)
+		lz_inode_forget(l->fs->inodes, e.ino, 1); /* answered EIO or EINTR meanwhile */
+	lz_inode_unhold(l->fs->inodes, l->parent);
+	free(l);
+}
+
+static void drop_lookup(void *arg)
+{
+	struct deferred_lookup *l = arg;
+
+	lz_inode_unhold(l->fs->inodes, l->parent);
+	free(l);
+}
+
+/*
+ * Hands the lookup to a deferral thread: 0, or -errno when it could not be
+ * (it is then the caller's to answer).
+ */
+static int defer_lookup(fuse_req_t req, struct lz_inode *parent, const char *name, const char *key)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	size_t len = strlen(name) + 1;
+	struct deferred_lookup *l = malloc(sizeof(*l) + len);
+	int err;
+
+	if (l == NULL)
+		return -ENOMEM;
+	l->fs = fs;
+	l->parent = parent;
+	memcpy(l->name, name, len);
+	lz_inode_hold(fs->inodes, parent);
+	err = lz_defer_submit(lz_daemon_of(req)->defer, key, req, run_lookup, drop_lookup, l);
+	if (err != 0)
+		drop_lookup(l);
+	return err;
+}
+
+static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *parent = lz_inode_or_estale(req, parent_ino);
+	char key[PATH_MAX + 1];
+	struct lz_entry e;
+	int err;
+
+	if (parent == NULL)
+		return;
+	/* An image not mounted yet may wait on its store: never on a FUSE worker. */
+	if (lz_lookup_may_block(fs, parent, name, key, sizeof(key))) {
+		err = defer_lookup(req, parent, name, key);
+		if (err != 0)
+			fuse_reply_err(req, -err);
+		return;
+	}
+	err = lz_lookup(fs, parent, name, &e);
+	reply_lookup(fs, req, err, &e);
 }
 
 static void lz_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -155,7 +223,7 @@ static void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct lz_fs *fs = userdata;
+	struct lz_fs *fs = &((struct lz_daemon *)userdata)->fs;
 
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);

@@ -9,15 +9,21 @@
 #define FUSE_USE_VERSION 317
 #include <fuse_lowlevel.h>
 
+#include "daemon.h"
 #include "fscore/fs.h"
 #include "fscore/lookup.h"
 
-/* The fuse_lowlevel_ops of lazyfs; the session's userdata is the struct lz_fs. */
+/* The fuse_lowlevel_ops of lazyfs; the session's userdata is the struct lz_daemon. */
 extern const struct fuse_lowlevel_ops lz_ops;
+
+static inline struct lz_daemon *lz_daemon_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 static inline struct lz_fs *lz_fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	return &lz_daemon_of(req)->fs;
 }
 
 /* The inode of node id INO, or NULL. */

@@ -45,6 +45,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("backing_keep=%u", settings.backing_keep),
 	LZ_OPT("restart_limit=%u", settings.restart_limit),
 	LZ_OPT("restart_window=%s", restart_window_arg),
+	LZ_OPT("resolve_timeout=%s", resolve_timeout_arg),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -190,6 +191,7 @@ static void set_defaults(struct lz_settings *s)
 	s->backing_keep = 16384;
 	s->restart_limit = 5;
 	s->restart_window = 60.0;
+	s->resolve_timeout = 60.0;
 }
 
 /* The modes, timeouts and sizes of the raw strings: 0, or -1 with the reason. */
@@ -216,6 +218,7 @@ static int parse_values(struct lz_options *opts)
 		{ "listing_ttl", opts->listing_ttl_arg, &opts->settings.listing_ttl },
 		{ "fetch_timeout", opts->fetch_timeout_arg, &opts->settings.fetch_timeout },
 		{ "restart_window", opts->restart_window_arg, &opts->settings.restart_window },
+		{ "resolve_timeout", opts->resolve_timeout_arg, &opts->settings.resolve_timeout },
 	};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		if (timeouts[i].arg != NULL &&
@@ -347,6 +350,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->listing_ttl_arg);
 	free(opts->fetch_timeout_arg);
 	free(opts->restart_window_arg);
+	free(opts->resolve_timeout_arg);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -415,6 +419,8 @@ void lz_options_usage(const char *progname)
 	       "    -o listing_ttl=S       how long a remote listing is trusted (60)\n"
 	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
+	       "    -o resolve_timeout=S   answer EIO to lookups of an image that has not\n"
+	       "                           resolved this long, 0 = wait (60)\n"
 	       "    -o image_timeout=S     kernel cache timeout inside images (86400)\n"
 	       "    -o bpf=MODE            eBPF open tracker: auto (default), on or off\n"
 	       "    -o prefetch=on|off     prefetch images' recorded working sets (on)\n"

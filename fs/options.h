@@ -31,6 +31,7 @@ struct lz_options {
 	char *listing_ttl_arg;
 	char *fetch_timeout_arg;
 	char *restart_window_arg;
+	char *resolve_timeout_arg;
 	unsigned positional_count;
 	char error[256];
 };

@@ -11,6 +11,7 @@
 #include "common/mountpoint.h"
 #include "common/privileges.h"
 #include "control/control.h"
+#include "defer.h"
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
 #include "upgrade/restart.h"
@@ -26,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* How long a stop waits for deferred work (a resolve on a hung store) to end. */
+#define DEFER_WAIT_S 2.0
 
 /* What the signal handlers reach: signals know no context. */
 static struct lz_daemon *signalled;
@@ -223,7 +227,9 @@ static void pause_services(void *ctx)
 	char err[256];
 
 	lz_expiry_stop(d->fs.expiry);
-	lz_track_close(d->fs.track);
+	/* Deferred lookups stay unanswered: the kernel gives them to the new process. */
+	lz_defer_pause(d->defer);
+	lz_track_close(d->fs.track); /* stuck on a store: left running, to our exit */
 	d->fs.track = NULL;
 	lz_prefetch_free(d->fs.prefetch);
 	d->fs.prefetch = NULL;
@@ -252,6 +258,7 @@ static void resume_services(void *ctx)
 	bool failed;
 
 	resume_cache(d);
+	lz_defer_resume(d->defer);
 	if (lz_fs_open_prefetch(&d->fs) != 0)
 		lz_warn("upgrade: prefetch could not be restarted");
 	if (lz_expiry_start(d->fs.expiry) != 0)
@@ -290,8 +297,11 @@ int lz_daemon_serve(struct lz_daemon *d)
 	return exit_code;
 }
 
-/* The session last but for the core: unmounted by whoever mounted or served it. */
-static void end_session(struct lz_daemon *d)
+/*
+ * The session last but for the core: unmounted by whoever mounted or served
+ * it, and freed unless work stuck on a store may still reply through it.
+ */
+static void end_session(struct lz_daemon *d, bool free_it)
 {
 	if (d->handlers_set)
 		fuse_remove_signal_handlers(d->se);
@@ -301,7 +311,8 @@ static void end_session(struct lz_daemon *d)
 		lz_takeover_unmount(fuse_session_fd(d->se), d->opts.settings.mountpoint);
 	if (d->mounted || d->served)
 		lz_restart_unstore(); /* nothing left to restart */
-	fuse_session_destroy(d->se);
+	if (free_it)
+		fuse_session_destroy(d->se);
 }
 
 void lz_daemon_stop(struct lz_daemon *d)
@@ -320,17 +331,29 @@ void lz_daemon_stop(struct lz_daemon *d)
 	/* Both use the inode table: stopped while it exists; expiry tells the tracker. */
 	lz_control_stop(d->control); /* first: its commands use everything below */
 	d->control = NULL;
+	/*
+	 * Work stuck on a store that stopped answering cannot be stopped: what it
+	 * uses (the session, the core) is then left to the process's exit.
+	 */
+	bool quiet = lz_defer_stop(d->defer, DEFER_WAIT_S);
+	d->defer = NULL;
 	if (d->fs.expiry != NULL)
 		lz_expiry_stop(d->fs.expiry);
-	lz_track_close(d->fs.track);
+	quiet = lz_track_close(d->fs.track) && quiet;
 	d->fs.track = NULL;
-	lz_prefetch_free(d->fs.prefetch); /* before the images its jobs read */
-	d->fs.prefetch = NULL;
+	if (quiet) {
+		lz_prefetch_free(d->fs.prefetch); /* before the images its jobs read */
+		d->fs.prefetch = NULL;
+	}
 	if (d->fs.linger != NULL)
 		lz_linger_set_device(d->fs.linger, -1); /* the descriptor closes below */
 	if (d->se != NULL)
-		end_session(d);
+		end_session(d, quiet);
 	d->se = NULL;
+	if (!quiet) {
+		lz_warn("work is stuck on a store that does not answer: exiting without freeing");
+		return;
+	}
 	lz_fs_destroy(&d->fs);
 	lz_remote_free(d->remote);
 	d->remote = NULL;

@@ -11,6 +11,7 @@
 #include "common/mountpoint.h"
 #include "common/privileges.h"
 #include "control/control.h"
+#include "defer.h"
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
 #include "images/kmount.h"
@@ -140,6 +141,16 @@ static int image_backend(const struct lz_settings *cfg, enum lz_image_backend *o
 	return 0;
 }
 
+/* The longest a root listing waits for the images directory (resolve_timeout bounds it too). */
+#define LIST_DEADLINE_S 5.0
+
+static double list_deadline(double resolve_timeout)
+{
+	if (resolve_timeout <= 0)
+		return 0; /* no bound */
+	return resolve_timeout < LIST_DEADLINE_S ? resolve_timeout : LIST_DEADLINE_S;
+}
+
 static struct lz_images *open_images(const struct lz_settings *cfg)
 {
 	enum lz_image_backend backend;
@@ -156,6 +167,12 @@ static struct lz_images *open_images(const struct lz_settings *cfg)
 	images = lz_images_new(fd, backend);
 	if (images == NULL && fd >= 0)
 		close(fd);
+	/*
+	 * A root listing holds a FUSE worker while it waits: a few seconds, then
+	 * it shows the images of the last listing read (resolve_timeout=0: wait).
+	 */
+	if (images != NULL)
+		lz_images_set_deadline(images, list_deadline(cfg->resolve_timeout));
 	return images;
 }
 
@@ -224,6 +241,11 @@ static int open_core(struct lz_daemon *d)
 
 	if (lz_fs_init(fs, &d->opts.settings) != 0)
 		return -1;
+	d->defer = lz_defer_new(d->opts.settings.resolve_timeout, &fs->waits);
+	if (d->defer == NULL) {
+		lz_err("cannot start the thread answering stalled lookups");
+		return -1;
+	}
 	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
 	if (d->takeover == NULL && open_root(d) != 0)
 		return -1;
@@ -299,7 +321,7 @@ static int open_session(struct lz_daemon *d)
 {
 	bool failed;
 
-	d->se = fuse_session_new(&d->opts.fuse_args, &lz_ops, sizeof(lz_ops), &d->fs);
+	d->se = fuse_session_new(&d->opts.fuse_args, &lz_ops, sizeof(lz_ops), d);
 	if (d->se == NULL)
 		return -1; /* libfuse said why (e.g. an unknown option) */
 	/* Before the mount exists, so a stop signal never finds the inherited disposition. */

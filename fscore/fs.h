@@ -33,6 +33,19 @@
 /* Tells the kernel to drop NAME in directory PARENT from its caches. */
 typedef void lz_forget_entry_fn(void *ctx, uint64_t parent, const char *name);
 
+/*
+ * Requests that may wait on a slow store run off the FUSE threads (the glue's
+ * deferral); what they cost, for the statistics.
+ */
+struct lz_waits {
+	atomic_uint waiting;	   /* requests not answered yet */
+	atomic_uint threads;	   /* threads running such work or idle for more */
+	atomic_ullong deferred;	   /* requests deferred since start */
+	atomic_ullong timed_out;   /* answered EIO at resolve_timeout */
+	atomic_ullong interrupted; /* answered EINTR: the caller was interrupted */
+	atomic_ullong refused;	   /* answered EAGAIN: too many waiting */
+};
+
 struct lz_fs {
 	const struct lz_settings *settings;
 	struct lz_inode_table *inodes;
@@ -58,6 +71,7 @@ struct lz_fs {
 	struct timespec started;	  /* CLOCK_REALTIME at start */
 	int keeper_pid;			  /* the process holding the mount, or 0 */
 	unsigned restarts;		  /* workers the keeper started after a crash */
+	struct lz_waits waits;		  /* requests waiting on a slow store */
 	lz_forget_entry_fn *forget_entry; /* NULL until the connection is up */
 	void *forget_ctx;
 };

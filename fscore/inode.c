@@ -212,6 +212,25 @@ void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t cou
 	inode_free(table, inode);
 }
 
+void lz_inode_hold(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	pthread_mutex_lock(&table->lock);
+	inode->nlookup++;
+	pthread_mutex_unlock(&table->lock);
+}
+
+void lz_inode_unhold(struct lz_inode_table *table, struct lz_inode *inode)
+{
+	if (inode->nodeid != LZ_ROOT_ID) {
+		lz_inode_forget(table, inode->nodeid, 1);
+		return;
+	}
+	/* The root is never freed (the kernel never forgets it): only counted. */
+	pthread_mutex_lock(&table->lock);
+	inode->nlookup--;
+	pthread_mutex_unlock(&table->lock);
+}
+
 int lz_inode_path_get(struct lz_inode_table *table, struct lz_inode *inode)
 {
 	return lz_pathfd_get(table->pathfds, &inode->path);

@@ -106,6 +106,13 @@ void lz_inode_table_stats(struct lz_inode_table *table, uint64_t *inodes,
 struct lz_inode *lz_inode_find(struct lz_inode_table *table, uint64_t nodeid);
 /* Drops COUNT lookup references; the last one frees the inode. */
 void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t count);
+/*
+ * Keeps INODE (which the caller reached through a live kernel reference)
+ * from being freed until lz_inode_unhold, as one more lookup reference
+ * would: for work that outlives the request that named it.
+ */
+void lz_inode_hold(struct lz_inode_table *table, struct lz_inode *inode);
+void lz_inode_unhold(struct lz_inode_table *table, struct lz_inode *inode);
 /* Number of inodes in the table (for statistics and tests). */
 size_t lz_inode_count(struct lz_inode_table *table);
 

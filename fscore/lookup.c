@@ -214,29 +214,57 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 }
 
 /*
- * NAME as an image, when PARENT's map child MAPPED is one or PARENT is the
- * root of a mount with images: 0, -ENOENT when it is not an image, or -EIO
- * when the image failed (*FAILED: the underlay is served instead).
+ * Whether NAME beneath PARENT sits where an image may be: PARENT's map child
+ * MAPPED is an image entry (REF gets its key, in KEY, and its file), or
+ * PARENT is the root of a mount with images (REF's key is NAME).
+ */
+static bool image_ref(const struct lz_fs *fs, const struct lz_inode *parent, const char *name,
+		      const struct lz_map_node *mapped, char *key, size_t keylen,
+		      struct lz_image_ref *ref)
+{
+	*ref = (struct lz_image_ref){ .parent = parent->nodeid, .entry = name };
+	if (mapped != NULL && mapped->image != NULL) {
+		snprintf(key, keylen, "/%s", mapped->relpath);
+		ref->key = key;
+		ref->path = mapped->image;
+		return true;
+	}
+	ref->key = name;
+	return mapped == NULL && parent->nodeid == LZ_ROOT_ID && fs->images != NULL;
+}
+
+/*
+ * NAME as an image, when it sits where one may be (image_ref): 0, -ENOENT
+ * when it is not an image, or -EIO when the image failed (*FAILED: the
+ * underlay is served instead).
  */
 static int lookup_as_image(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 			   const struct lz_map_node *mapped, struct lz_entry *e, bool *failed)
 {
-	struct lz_image_ref ref = { .parent = parent->nodeid, .entry = name };
+	struct lz_image_ref ref;
 	char key[PATH_MAX + 1];
 	int err;
 
-	if (mapped != NULL && mapped->image != NULL) {
-		snprintf(key, sizeof(key), "/%s", mapped->relpath);
-		ref.key = key;
-		ref.path = mapped->image;
-	} else if (mapped == NULL && parent->nodeid == LZ_ROOT_ID && fs->images != NULL) {
-		ref.key = name;
-	} else {
+	if (!image_ref(fs, parent, name, mapped, key, sizeof(key), &ref))
 		return -ENOENT;
-	}
 	err = lookup_image(fs, &ref, e);
 	*failed = err == -EIO;
 	return err;
+}
+
+bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const char *name,
+			 char *key, size_t keylen)
+{
+	struct lz_image_ref ref;
+
+	if (fs->images == NULL || parent->image != NULL || parent->kind == LZ_INODE_SQFS ||
+	    parent->kind == LZ_INODE_REMOTE || lz_name_check(name) != 0)
+		return false;
+	if (!image_ref(fs, parent, name, lz_map_child(parent->map_node, name), key, keylen, &ref))
+		return false;
+	if (ref.key != key)
+		snprintf(key, keylen, "%s", ref.key);
+	return !lz_images_ready(fs->images, key);
 }
 
 /* NAME in the underlay directory of PARENT, or synthesized when MAPPED needs it. */

@@ -32,6 +32,16 @@ struct lz_entry {
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name, struct lz_entry *e);
 
 /*
+ * Whether looking NAME up beneath PARENT may wait on a store (it names an
+ * image that is not mounted yet, whose file may sit on a slow or hung
+ * filesystem): KEY (KEYLEN bytes) then gets the image's key, which lookups
+ * waiting on the same image share. False: the lookup takes no longer than
+ * the underlay, a mounted image, or the remote's own deadlines make it.
+ */
+bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const char *name,
+			 char *key, size_t keylen);
+
+/*
  * Takes a lookup reference on squashfuse inode ID of HANDLE (whose reference
  * the call consumes) in IMAGE and fills E. KNOWN: its stat if the caller has it.
  */

@@ -30,11 +30,12 @@ struct lz_settings {
 	double fetch_timeout;	 /* the longest wait for a remote without progress */
 	enum lz_backend backend;
 	enum lz_bpf_mode bpf;
-	bool prefetch;	       /* record images' working sets and prefetch them */
-	uint64_t prefetch_max; /* bytes prefetched per image resolve */
-	uint64_t listing_max;  /* bytes of union listings kept for open directories */
-	double image_timeout;  /* kernel cache timeout inside images (immutable) */
-	double idle_timeout;   /* close images unused this long; 0 = never */
+	bool prefetch;		/* record images' working sets and prefetch them */
+	uint64_t prefetch_max;	/* bytes prefetched per image resolve */
+	uint64_t listing_max;	/* bytes of union listings kept for open directories */
+	double image_timeout;	/* kernel cache timeout inside images (immutable) */
+	double idle_timeout;	/* close images unused this long; 0 = never */
+	double resolve_timeout; /* lookups waiting on an image longer get EIO; 0 = no bound */
 	unsigned max_threads;
 	unsigned max_idle_threads;
 	unsigned backing_keep;	/* passthrough backing ids kept after the last close */

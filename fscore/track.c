@@ -24,8 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QUEUE_MAX 1024
-#define WORKERS	  2
+#define QUEUE_MAX   1024
+#define WORKERS	    2
+#define STOP_WAIT_S 2.0 /* how long a stop waits for a worker's resolve */
 /* Events whose LOOKUP we wait to see, for the event-to-LOOKUP delay. */
 #define WATCHED_MAX 256
 
@@ -230,16 +231,30 @@ static int load(struct lz_track *t, char *err, size_t errlen)
 	return lz_tracker_open(&tc, &t->tracker, err, errlen) < 0 ? -1 : 0;
 }
 
-/* Lets the workers go (a stop, or a start that failed half way). */
-static void stop_workers(struct lz_track *t)
+/*
+ * Lets the workers go (a stop, or a start that failed half way): true when
+ * they all ended within WAIT_S seconds (0: no bound). A worker resolving an
+ * image whose store stopped answering may not end; it is left to the exit.
+ */
+static bool stop_workers(struct lz_track *t, double wait_s)
 {
+	struct timespec until = lz_clock_after(CLOCK_REALTIME, wait_s);
+	bool all = true;
+
 	pthread_mutex_lock(&t->lock);
 	t->stop = true;
 	pthread_cond_broadcast(&t->work);
 	pthread_mutex_unlock(&t->lock);
-	for (unsigned i = 0; i < t->nworkers; i++)
-		pthread_join(t->workers[i], NULL);
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		int rc = wait_s > 0 ? pthread_timedjoin_np(t->workers[i], NULL, &until)
+				    : pthread_join(t->workers[i], NULL);
+		if (rc != 0) {
+			pthread_detach(t->workers[i]);
+			all = false;
+		}
+	}
 	t->nworkers = 0;
+	return all;
 }
 
 /* Threads, FUSE statistics, then the tracker is published to the rest of lazyfs. */
@@ -251,7 +266,7 @@ static int start_loaded(struct lz_track *t)
 		if (pthread_create(&t->workers[t->nworkers], NULL, worker, t) != 0)
 			break;
 	if (t->nworkers < WORKERS || lz_tracker_start(t->tracker) < 0) {
-		stop_workers(t);
+		stop_workers(t, 0);
 		return -1;
 	}
 	atomic_store(&t->live, true);
@@ -424,18 +439,24 @@ static void log_totals(struct lz_track *t)
 	free(st);
 }
 
-void lz_track_close(struct lz_track *t)
+bool lz_track_close(struct lz_track *t)
 {
 	if (t == NULL)
-		return;
+		return true;
 	if (t->loader_started)
 		pthread_join(t->loader, NULL);
 	if (atomic_load(&t->live))
 		log_totals(t);
 	atomic_store(&t->live, false);
-	/* The ring-buffer thread first: it is what feeds the workers. */
+	/* The workers first (the ring-buffer thread drops what it sees once they stop). */
+	if (!stop_workers(t, STOP_WAIT_S)) {
+		lz_warn("open tracker: a resolve waits on a store that does not answer; its "
+			"maps are unpinned, the rest is left to the exit");
+		lz_tracker_unpin(t->tracker);
+		return false;
+	}
 	if (t->tracker != NULL)
 		lz_tracker_close(t->tracker);
-	stop_workers(t);
 	free_track(t);
+	return true;
 }

@@ -42,8 +42,12 @@ struct lz_track_stats {
 struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *failed);
 /* After daemonizing: workers, ring-buffer thread, FUSE statistics for FUSE_MINOR (0: none). */
 int lz_track_start(struct lz_track *t, unsigned fuse_minor);
-/* Stops and frees T (NULL is fine). */
-void lz_track_close(struct lz_track *t);
+/*
+ * Stops and frees T (NULL is fine): true. False when a worker's resolve is
+ * stuck on a store that does not answer: the maps are unpinned and T is left
+ * running, for the process's exit (the caller must not free the core).
+ */
+bool lz_track_close(struct lz_track *t);
 /* Whether T is loaded and serving; every call below is a no-op until then. */
 bool lz_track_loaded(struct lz_track *t);
 

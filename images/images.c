@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "images_int.h"
+#include "catalog.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -44,9 +45,14 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 	if (images == NULL)
 		return NULL;
 	images->dir_fd = images_dir_fd;
+	if (images_dir_fd >= 0 && (images->catalog = lz_catalog_new(images_dir_fd)) == NULL) {
+		free(images);
+		return NULL;
+	}
 	images->backend = backend;
 	pthread_mutex_init(&images->lock, NULL);
 	pthread_mutex_init(&images->slot_lock, NULL);
+	pthread_mutex_init(&images->pending_lock, NULL);
 	return images;
 }
 
@@ -54,6 +60,11 @@ void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *c
 {
 	images->on_ready = fn;
 	images->on_ready_ctx = ctx;
+}
+
+void lz_images_set_deadline(struct lz_images *images, double seconds)
+{
+	images->deadline = seconds;
 }
 
 void lz_images_set_source(struct lz_images *images, const struct lz_source *source)
@@ -73,10 +84,12 @@ void lz_images_free(struct lz_images *images)
 			image = next;
 		}
 	}
+	lz_catalog_free(images->catalog);
 	if (images->dir_fd >= 0)
 		close(images->dir_fd);
 	pthread_mutex_destroy(&images->lock);
 	pthread_mutex_destroy(&images->slot_lock);
+	pthread_mutex_destroy(&images->pending_lock);
 	free(images);
 }
 
@@ -310,15 +323,61 @@ static int resolve_locked(struct lz_images *images, struct lz_image *image,
 	return image->state == LZ_IMAGE_READY ? 0 : -EIO;
 }
 
-int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
-		      struct lz_image **out, struct lz_image_root *root)
+bool lz_images_ready(struct lz_images *images, const char *key)
+{
+	struct lz_image *image = lz_images_find(images, key);
+	bool ready;
+
+	if (image == NULL)
+		return false;
+	pthread_mutex_lock(&image->lock);
+	ready = image->state == LZ_IMAGE_READY && !image->announcing;
+	pthread_mutex_unlock(&image->lock);
+	return ready;
+}
+
+static void pending_add(struct lz_images *images, struct lz_pending *p, const char *key)
+{
+	*p = (struct lz_pending){ .key = key, .since = lz_clock_s(CLOCK_MONOTONIC) };
+	pthread_mutex_lock(&images->pending_lock);
+	p->next = images->pending;
+	if (p->next != NULL)
+		p->next->prev = p;
+	images->pending = p;
+	pthread_mutex_unlock(&images->pending_lock);
+}
+
+static void pending_remove(struct lz_images *images, struct lz_pending *p)
+{
+	pthread_mutex_lock(&images->pending_lock);
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		images->pending = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	pthread_mutex_unlock(&images->pending_lock);
+}
+
+void lz_images_foreach_pending(struct lz_images *images,
+			       void (*fn)(void *ctx, const char *key, double seconds), void *ctx)
+{
+	double now = lz_clock_s(CLOCK_MONOTONIC);
+
+	pthread_mutex_lock(&images->pending_lock);
+	for (struct lz_pending *p = images->pending; p != NULL; p = p->next)
+		fn(ctx, p->key, now - p->since);
+	pthread_mutex_unlock(&images->pending_lock);
+}
+
+/* Opens the image file and resolves it: the part of a resolve that may wait. */
+static int resolve_slow(struct lz_images *images, const struct lz_image_ref *ref,
+			struct lz_image **out, struct lz_image_root *root)
 {
 	char path[PATH_MAX];
-	struct lz_image *image = lz_images_find(images, ref->key);
+	struct lz_image *image;
 	int file_fd, rc;
 
-	if (image != NULL && serve_ready(image, ref, out, root) == 0)
-		return 0;
 	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
 	if (file_fd < 0 && ref->path == NULL)
 		return file_fd; /* most names are simply not images: keep no record of them */
@@ -342,6 +401,21 @@ int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		return rc;
 	}
 	return hand_out(image, out, root);
+}
+
+int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
+		      struct lz_image **out, struct lz_image_root *root)
+{
+	struct lz_image *image = lz_images_find(images, ref->key);
+	struct lz_pending pending;
+	int rc;
+
+	if (image != NULL && serve_ready(image, ref, out, root) == 0)
+		return 0;
+	pending_add(images, &pending, ref->key);
+	rc = resolve_slow(images, ref, out, root);
+	pending_remove(images, &pending);
+	return rc;
 }
 
 /* Whether an image should be closed now; called with image->lock held. */
@@ -498,31 +572,30 @@ static int list_source(struct lz_images *images, void (*fn)(void *ctx, const cha
 	return 0;
 }
 
+struct image_names {
+	void (*fn)(void *ctx, const char *name);
+	void *ctx;
+};
+
+/* A directory entry that names an image: N.sqfs, N.img or N.squashfs. */
+static void image_name(void *ctx, const char *file)
+{
+	struct image_names *names = ctx;
+	char entry_name[NAME_MAX + 1];
+
+	if (strip_suffix(file, entry_name, sizeof(entry_name)) && lz_name_check(entry_name) == 0)
+		names->fn(names->ctx, entry_name);
+}
+
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
 {
-	char entry_name[NAME_MAX + 1];
-	struct dirent *entry;
-	DIR *dir;
-	int fd;
+	struct image_names names = { fn, ctx };
 
 	if (images->source != NULL)
 		return list_source(images, fn, ctx);
-	if (images->dir_fd < 0)
+	if (images->catalog == NULL)
 		return 0;
-	fd = openat(images->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (dir == NULL) {
-		close(fd);
-		return -errno;
-	}
-	while ((entry = readdir(dir)) != NULL)
-		if (strip_suffix(entry->d_name, entry_name, sizeof(entry_name)) &&
-		    lz_name_check(entry_name) == 0)
-			fn(ctx, entry_name);
-	closedir(dir);
-	return 0;
+	return lz_catalog_list(images->catalog, images->deadline, image_name, &names);
 }
 
 struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a)

@@ -60,6 +60,9 @@ void lz_images_free(struct lz_images *images);
  */
 void lz_images_set_source(struct lz_images *images, const struct lz_source *source);
 
+/* Listings of DIR wait at most SECONDS (0, the default: no bound); see lz_images_list. */
+void lz_images_set_deadline(struct lz_images *images, double seconds);
+
 /* Where an image comes from and where its entry sits in the mount. */
 struct lz_image_ref {
 	const char *key;   /* N, or "/rel/path" for a map entry */
@@ -84,6 +87,19 @@ struct lz_image_ref {
  */
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **image, struct lz_image_root *root);
+
+/*
+ * Whether image KEY is READY now, so that resolving it takes no more than a
+ * lock (nothing is opened): the others may wait on the images directory.
+ */
+bool lz_images_ready(struct lz_images *images, const char *key);
+
+/*
+ * Calls FN for each resolve under way (its key, and for how many seconds it
+ * has waited), under a lock: FN must be quick and must not call in here.
+ */
+void lz_images_foreach_pending(struct lz_images *images,
+			       void (*fn)(void *ctx, const char *key, double seconds), void *ctx);
 
 /*
  * Told once per resolve, after IMAGE became READY (its GENERATION), from the
@@ -117,7 +133,11 @@ struct lz_image *lz_images_find(struct lz_images *images, const char *name);
 /* Calls FN for every image touched since start, in no order. */
 void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
 		       void *ctx);
-/* Calls FN for each image name in DIR or at the source's top (for the root listing). */
+/*
+ * Calls FN for each image name in DIR or at the source's top (for the root
+ * listing). A listing of DIR that takes longer than the deadline set (a store
+ * that stopped answering) gives the names of the last one read.
+ */
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
 
 struct lz_images_stats {

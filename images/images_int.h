@@ -48,8 +48,17 @@ struct lz_image {
 	struct lz_image *next; /* hash chain, under images->lock */
 };
 
+/* A resolve under way (on its caller's stack), for lz_images_foreach_pending. */
+struct lz_pending {
+	const char *key;
+	double since; /* CLOCK_MONOTONIC seconds */
+	struct lz_pending *prev, *next;
+};
+
 struct lz_images {
 	int dir_fd;
+	struct lz_catalog *catalog; /* the names in DIR, read with a deadline */
+	double deadline;	    /* seconds a listing of DIR may take; 0: no bound */
 	const struct lz_source *source;
 	enum lz_image_backend backend;
 	pthread_mutex_t slot_lock;
@@ -59,6 +68,8 @@ struct lz_images {
 	lz_image_ready_fn *on_ready;
 	void *on_ready_ctx;
 	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
+	pthread_mutex_t pending_lock;
+	struct lz_pending *pending;
 };
 
 /* backend.c */
