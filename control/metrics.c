@@ -1,9 +1,8 @@
 /*
  * The daemon's numbers, from one list: each section (images, cache,
- * prefetch, inodes, directories, tracker) is a table of its numbers, and the same table writes
- * `lazyfsctl stats` (a JSON object per section) and the Prometheus text, so
- * the two cannot drift. A row names its key in the stats, its Prometheus
- * metric, or both.
+ * prefetch, inodes, directories, deferred lookups, tracker) is a table of its numbers, and the same
+ * table writes `lazyfsctl stats` (a JSON object per section) and the Prometheus text, so the two
+ * cannot drift. A row names its key in the stats, its Prometheus metric, or both.
  */
 #include "config.h"
 #include "report.h"
@@ -149,6 +148,30 @@ static const struct metric dir_metrics[] = {
 	     union_evictions),
 };
 
+/* Lookups of images not mounted yet: off the FUSE threads, bounded by resolve_timeout. */
+struct deferred_numbers {
+	uint64_t waiting, threads, stalled, deferred, timed_out, interrupted, refused;
+};
+#define DEF(...) ROW(struct deferred_numbers, __VA_ARGS__)
+static const struct metric deferred_metrics[] = {
+	DEF("waiting", "lazyfs_lookups_waiting", "gauge",
+	    "Lookups waiting for an image to resolve, off the FUSE threads.", waiting),
+	DEF("threads", "lazyfs_resolve_threads", "gauge",
+	    "Threads resolving images for waiting lookups (at most 256).", threads),
+	DEF("stalled", "lazyfs_images_stalled", "gauge",
+	    "Image resolves waiting longer than resolve_timeout (a store that does not answer).",
+	    stalled),
+	DEF("total", "lazyfs_lookups_deferred_total", "counter",
+	    "Lookups that waited for an image off the FUSE threads.", deferred),
+	DEF("timed_out", "lazyfs_resolve_timeouts_total", "counter",
+	    "Lookups answered EIO because their image did not resolve within resolve_timeout.",
+	    timed_out),
+	DEF("interrupted", "lazyfs_lookups_interrupted_total", "counter",
+	    "Waiting lookups answered EINTR: the caller was interrupted or killed.", interrupted),
+	DEF("refused", "lazyfs_lookups_refused_total", "counter",
+	    "Lookups answered EAGAIN: 65536 were waiting already.", refused),
+};
+
 static const struct section images_section = { "images", image_metrics, N(image_metrics) };
 static const struct section cache_section = { "cache", cache_metrics, N(cache_metrics) };
 static const struct section prefetch_section = { "prefetch", prefetch_metrics,
@@ -156,6 +179,8 @@ static const struct section prefetch_section = { "prefetch", prefetch_metrics,
 static const struct section tracker_section = { "tracker", tracker_metrics, N(tracker_metrics) };
 static const struct section dir_section = { "directories", dir_metrics, N(dir_metrics) };
 static const struct section inode_section = { "inodes", inode_metrics, N(inode_metrics) };
+static const struct section deferred_section = { "deferred", deferred_metrics,
+						 N(deferred_metrics) };
 
 static double value_of(const struct metric *m, const void *numbers)
 {
@@ -234,6 +259,35 @@ static void image_numbers(struct lz_fs *fs, struct image_numbers *n, enum lz_ima
 	n->resolved = st.resolved;
 	n->failed = st.failed;
 	*backend = st.backend;
+}
+
+struct stall_count {
+	double after;
+	uint64_t stalled;
+};
+
+static void count_stalled(void *ctx, const char *key, double seconds)
+{
+	struct stall_count *c = ctx;
+
+	(void)key;
+	c->stalled += seconds > c->after;
+}
+
+static void deferred_numbers(struct lz_fs *fs, struct deferred_numbers *n)
+{
+	struct stall_count c = { lz_report_stall_s(fs), 0 };
+
+	lz_images_foreach_pending(fs->images, count_stalled, &c);
+	*n = (struct deferred_numbers){
+		.waiting = atomic_load(&fs->waits.waiting),
+		.threads = atomic_load(&fs->waits.threads),
+		.stalled = c.stalled,
+		.deferred = atomic_load(&fs->waits.deferred),
+		.timed_out = atomic_load(&fs->waits.timed_out),
+		.interrupted = atomic_load(&fs->waits.interrupted),
+		.refused = atomic_load(&fs->waits.refused),
+	};
 }
 
 static void tracker_numbers(const struct lz_track_stats *ts, struct tracker_numbers *n)
@@ -333,6 +387,10 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 				       json_object_new_string(backend_name(backend)));
 		json_object_object_add(o, images_section.key,
 				       section_json(&images_section, &n, sub));
+		struct deferred_numbers dn;
+		deferred_numbers(fs, &dn);
+		json_object_object_add(o, deferred_section.key,
+				       section_json(&deferred_section, &dn, NULL));
 	}
 	if (fs->remote != NULL && fs->remote->stats != NULL) {
 		struct lz_source_stats st;
@@ -380,6 +438,9 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 		image_numbers(fs, &n, &backend);
 		snprintf(label, sizeof(label), "backend=\"%s\"", backend_name(backend));
 		section_text(f, &images_section, &n, label);
+		struct deferred_numbers dn;
+		deferred_numbers(fs, &dn);
+		section_text(f, &deferred_section, &dn, NULL);
 	}
 	if (fs->remote != NULL && fs->remote->stats != NULL) {
 		struct lz_source_stats st;

@@ -140,12 +140,60 @@ static int by_name(const void *a, const void *b)
 	return strcmp(json_object_get_string(nx), json_object_get_string(ny));
 }
 
+double lz_report_stall_s(const struct lz_fs *fs)
+{
+	double bound = fs->settings->resolve_timeout;
+
+	return bound > 0 ? bound : 60.0; /* unbounded waits are still worth showing */
+}
+
+struct stalled_ctx {
+	struct json_object *list;
+	double after;
+};
+
+/* The entry of image KEY in the list, or NULL. */
+static struct json_object *entry_named(struct json_object *list, const char *key)
+{
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *o = json_object_array_get_idx(list, i), *name;
+		if (json_object_object_get_ex(o, "name", &name) &&
+		    strcmp(json_object_get_string(name), key) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * A resolve waiting past the stall bound: its image shows as "stalled" (one
+ * whose file could not even be opened yet is not in the registry: added).
+ */
+static void stalled_entry(void *ctx, const char *key, double seconds)
+{
+	struct stalled_ctx *c = ctx;
+	struct json_object *o;
+
+	if (seconds <= c->after)
+		return;
+	o = entry_named(c->list, key);
+	if (o == NULL) {
+		o = json_object_new_object();
+		add_str(o, "name", key);
+		json_object_array_add(c->list, o);
+	}
+	add_str(o, "state", "stalled");
+	json_object_object_add(o, "stalled_s", json_object_new_int64((int64_t)seconds));
+}
+
 struct json_object *lz_report_images(struct lz_fs *fs)
 {
 	struct images_ctx c = { json_object_new_array(), (long long)lz_clock_s(CLOCK_MONOTONIC) };
+	struct stalled_ctx stalled = { c.list, lz_report_stall_s(fs) };
 
-	if (fs->images != NULL)
+	if (fs->images != NULL) {
 		lz_images_foreach(fs->images, image_entry, &c);
+		lz_images_foreach_pending(fs->images, stalled_entry, &stalled);
+	}
 	json_object_array_sort(c.list, by_name);
 	return c.list;
 }

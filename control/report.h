@@ -15,5 +15,7 @@ struct json_object *lz_report_status(struct lz_fs *fs);
 struct json_object *lz_report_stats(struct lz_fs *fs);
 struct json_object *lz_report_images(struct lz_fs *fs);
 void lz_report_metrics(struct lz_fs *fs, FILE *out);
+/* An image resolve waiting longer than this (seconds) is shown as stalled. */
+double lz_report_stall_s(const struct lz_fs *fs);
 
 #endif

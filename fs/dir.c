@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,8 +86,13 @@ static size_t add_entry(fuse_req_t req, struct lz_fs *fs, struct lz_inode *paren
 	fe.attr.st_ino = e->ino;
 	if (!plus)
 		return fuse_add_direntry(req, p, rem, e->name, &fe.attr, e->next);
-	/* Node id 0: listed without an inode; a later lookup resolves it. */
-	if (e->lookup) {
+	/*
+	 * Node id 0: listed without an inode; a later lookup resolves it. So is
+	 * a name where an image may be: finding out may wait on the images
+	 * directory, which a FUSE worker must not (the LOOKUP is deferred).
+	 */
+	char key[PATH_MAX + 1];
+	if (e->lookup && !lz_lookup_may_block(fs, parent, e->name, key, sizeof(key))) {
 		*err = lz_lookup(fs, parent, e->name, &found);
 		if (*err != 0)
 			return 0;

@@ -226,6 +226,13 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 	struct lz_fs *fs = &((struct lz_daemon *)userdata)->fs;
 
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
+	/*
+	 * Lookups in one directory run in parallel (libfuse leaves it off, and
+	 * the kernel then sends one LOOKUP per directory at a time): one image
+	 * waiting on its store must not hold the cold lookups of all the others
+	 * at the root. Nothing here is written, so nothing needs them serial.
+	 */
+	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
 	/*
 	 * RELEASE and RELEASEDIR are background requests, 12 in flight by

@@ -1,0 +1,137 @@
+#!/bin/bash
+# An images directory that stops answering (an NFS or EFS hiccup; here a
+# squashfuse mount whose daemon is stopped with SIGSTOP) holds no caller
+# beyond resolve_timeout and takes no FUSE worker: a cold open is answered
+# EIO in time, a killed caller is let go at once (FUSE_INTERRUPT), more stuck
+# names than worker threads leave warm files, a mapped image elsewhere and
+# lazyfsctl serving, the root lists the images it had, the stall shows in
+# lazyfsctl images and the metrics, and all of it recovers on SIGCONT.
+. "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
+lz_init
+command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
+command -v squashfuse >/dev/null || lz_skip "squashfuse missing"
+CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
+
+U=$LZ_TMP/under MP=$LZ_TMP/mnt STORE=$LZ_TMP/store SRC=$LZ_TMP/src
+mkdir -p "$U/plain" "$MP" "$STORE" "$SRC" "$LZ_TMP/local"
+# The images directory is itself a squashfs image holding the images, served by squashfuse.
+for n in warm cold late; do
+	mkdir -p "$LZ_TMP/t/$n"
+	echo "$n contents" >"$LZ_TMP/t/$n/f"
+	mksquashfs "$LZ_TMP/t/$n" "$SRC/$n.sqfs" -noappend -quiet >/dev/null
+done
+mksquashfs "$SRC" "$LZ_TMP/store.sqfs" -noappend -quiet >/dev/null
+# A mapped image on a disk that keeps answering.
+mkdir -p "$LZ_TMP/t/other"
+echo "other contents" >"$LZ_TMP/t/other/f"
+mksquashfs "$LZ_TMP/t/other" "$LZ_TMP/local/other.sqfs" -noappend -quiet >/dev/null
+echo "mapped/other $LZ_TMP/local/other.sqfs" >"$LZ_TMP/map"
+echo plain >"$U/plain/x"
+
+squashfuse -f "$LZ_TMP/store.sqfs" "$STORE" 2>"$LZ_TMP/squashfuse.log" &
+STORE_PID=$!
+LZ_PIDS+=("$STORE_PID")
+for ((i = 0; i < 100; i++)); do
+	[[ -e $STORE/warm.sqfs ]] && break
+	sleep 0.05
+done
+[[ -e $STORE/warm.sqfs ]] || lz_fail "squashfuse did not serve the images directory"
+# Whatever happens, the store answers again before the mounts are torn down.
+trap 'rc=$?; kill -CONT "$STORE_PID" 2>/dev/null; umount -l "$STORE" 2>/dev/null; lz_cleanup $rc' EXIT
+
+# now: seconds since the epoch, with the fraction.
+now() { date +%s.%N; }
+# elapsed START: seconds since START, whole.
+elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%d", e - s }'; }
+
+# --- resolve_timeout=2: the bound, the FUSE workers, what goes on serving.
+lz_mount "$MP" -o underlay="$U",images="$STORE",map="$LZ_TMP/map",resolve_timeout=2,backend="$BACKEND"
+[[ $(cat "$MP/warm/f") == "warm contents" ]] || lz_fail "warm image not read"
+exec 3<"$MP/warm/f"
+ls "$MP" >/dev/null # the root's listing, read once while the store answers
+kill -STOP "$STORE_PID"
+
+start=$(now)
+if out=$(timeout 60 cat "$MP/cold/f" 2>&1); then
+	lz_fail "a cold image on a stopped store was read: $out"
+fi
+took=$(elapsed "$start")
+[[ $out == *"Input/output error"* ]] || lz_fail "cold open on a stopped store: '$out', not EIO"
+((took < 30)) || lz_fail "cold open took ${took}s with resolve_timeout=2"
+lz_ok "a cold image on a stopped store is answered EIO within the bound (${took}s, resolve_timeout=2)"
+
+# More stuck names than FUSE worker threads (max_threads=16): 40 callers on 20 names.
+pids=()
+for ((i = 0; i < 40; i++)); do
+	cat "$MP/stuck$((i % 20))/f" >/dev/null 2>&1 &
+	pids+=($!)
+done
+sleep 0.5
+for ((i = 0; i < 20; i++)); do
+	[[ $(cat "$MP/warm/f") == "warm contents" ]] || lz_fail "warm file not read while 40 lookups wait"
+done
+[[ $(cat <&3) == "warm contents" ]] || lz_fail "the file held open did not read on"
+lz_ok "warm files read while 40 lookups of 20 stuck names wait"
+[[ $(timeout 20 cat "$MP/mapped/other/f") == "other contents" ]] ||
+	lz_fail "a mapped image on another disk did not resolve while the images directory hangs"
+lz_ok "a mapped image on another disk resolves meanwhile"
+timeout 10 "$CTL" "$MP" status >/dev/null || lz_fail "lazyfsctl status did not answer"
+lz_ok "lazyfsctl answers"
+start=$(now)
+listing=$(timeout 30 ls "$MP") || lz_fail "the root did not list while the images directory hangs"
+took=$(elapsed "$start")
+[[ $listing == *warm* && $listing == *plain* ]] || lz_fail "root listing lacks warm or plain: $listing"
+lz_ok "the root lists the images it had and the underlay (${took}s)"
+grep -q "images directory did not list within" "$LZ_LAST_LOG" || lz_fail "the stale listing was not logged"
+lz_ok "the stale listing is logged"
+
+# Every caller ends (EIO at the bound), and the stuck names show as stalled.
+for pid in "${pids[@]}"; do
+	timeout 30 tail --pid="$pid" -f /dev/null || lz_fail "a caller of a stuck name did not end"
+done
+lz_ok "all 40 callers were answered"
+images=$(timeout 10 "$CTL" --json "$MP" images)
+python3 - "$images" <<'EOF' || lz_fail "lazyfsctl images shows no stalled image: $images"
+import json, sys
+stalled = [i["name"] for i in json.loads(sys.argv[1]) if i.get("state") == "stalled"]
+sys.exit(0 if "stuck0" in stalled and "cold" in stalled else 1)
+EOF
+lz_ok "lazyfsctl images shows the stuck names as stalled"
+metrics=$(timeout 10 "$CTL" "$MP" metrics)
+stalled=$(awk '$1 == "lazyfs_images_stalled" { print $2 }' <<<"$metrics")
+timeouts=$(awk '$1 == "lazyfs_resolve_timeouts_total" { print $2 }' <<<"$metrics")
+threads=$(awk '$1 == "lazyfs_resolve_threads" { print $2 }' <<<"$metrics")
+((stalled >= 21)) || lz_fail "lazyfs_images_stalled is $stalled, not at least 21"
+((timeouts >= 41)) || lz_fail "lazyfs_resolve_timeouts_total is $timeouts, not at least 41"
+((threads >= 21 && threads <= 256)) || lz_fail "lazyfs_resolve_threads is $threads"
+lz_ok "metrics: $stalled stalled, $timeouts timed out, $threads resolve threads"
+
+kill -CONT "$STORE_PID"
+for ((i = 0; i < 100; i++)); do
+	[[ $(cat "$MP/cold/f" 2>/dev/null) == "cold contents" ]] && break
+	sleep 0.1
+done
+[[ $(cat "$MP/cold/f") == "cold contents" ]] || lz_fail "cold image not read once the store answers"
+[[ $(cat "$MP/late/f") == "late contents" ]] || lz_fail "late image not read once the store answers"
+[[ $(cat "$MP/plain/x") == plain ]] || lz_fail "underlay not served once the store answers"
+lz_ok "everything resolves once the store answers again"
+exec 3<&-
+lz_umount "$MP"
+lz_ok "unmounted; the daemon exited"
+
+# --- resolve_timeout=600: a killed caller is let go at once (FUSE_INTERRUPT).
+lz_mount "$MP" -o underlay="$U",images="$STORE",resolve_timeout=600,backend="$BACKEND"
+kill -STOP "$STORE_PID"
+start=$(now)
+timeout -s TERM 1 cat "$MP/late/f" >/dev/null 2>&1 && lz_fail "read an image from a stopped store"
+took=$(elapsed "$start")
+((took < 30)) || lz_fail "a killed caller waited ${took}s for its stuck lookup"
+lz_ok "a caller killed after 1 s ends at once (${took}s, resolve_timeout=600)"
+interrupted=$("$CTL" "$MP" metrics | awk '$1 == "lazyfs_lookups_interrupted_total" { print $2 }')
+((interrupted >= 1)) || lz_fail "no lookup was answered EINTR"
+lz_ok "the lookup was answered EINTR ($interrupted)"
+# Unmounting while a resolve is stuck: the daemon does not wait on it.
+lz_umount "$MP"
+lz_ok "unmounted with a resolve stuck on the store; the daemon exited"
+kill -CONT "$STORE_PID"
+lz_done
