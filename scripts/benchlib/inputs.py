@@ -80,7 +80,7 @@ class Inputs:
         stage = os.path.join(self.s, "stage")
         shutil.rmtree(stage, ignore_errors=True)
         tiny = os.path.join(self.images, "tiny.sqfs")
-        if 1 in sections or 9 in sections:
+        if 1 in sections or 9 in sections or 10 in sections:
             if not os.path.exists(tiny):
                 os.makedirs(os.path.join(stage, "tiny"))
                 with open(os.path.join(stage, "tiny", "README"), "w") as f:

@@ -29,6 +29,7 @@ from .s6_remote import s6_remote
 from .s7_tracker import s7_tracker
 from .s8_walk import s8_walk
 from .s9_footprint import s9_footprint
+from .s10_restart import s10_restart
 
 
 def damon_pageout():
@@ -90,7 +91,7 @@ def main(doc):
     ap.add_argument("--scratch", default="/var/tmp/lazyfs-bench", help="scratch and cache dir")
     ap.add_argument("--lazyfs", default=os.path.join(TOP, "_build", "werror", "lazyfs"),
                     help="the lazyfs binary to measure (copied into the scratch dir first)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated sections to run")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated sections to run")
     ap.add_argument("--md", help="markdown output (default docs/BENCHMARKS.md, or in the scratch dir with --quick)")
     ap.add_argument("--json", help="JSON output (default docs/benchmarks.json, or in the scratch dir with --quick)")
     args = ap.parse_args()
@@ -148,12 +149,12 @@ def main(doc):
         b = Bench(args, env, inp, helper, lz)
         steps = {1: s1_mount_ready, 2: s2_cold_open, 3: s3_open_close, 4: s4_read,
                  5: s5_compile, 6: s6_remote, 7: s7_tracker, 8: s8_walk,
-                 9: s9_footprint}
+                 9: s9_footprint, 10: s10_restart}
         b.res["cache_drops_by_others"] = {}
         for s in sections:
             b.own_drops = 0
             t0 = time.monotonic()
-            log(f"section {s}: {steps[s].__name__[3:]} (load average "
+            log(f"section {s}: {steps[s].__name__.split('_', 1)[1]} (load average "
                 f"{' '.join(open('/proc/loadavg').read().split()[:3])})")
             drops = cache_drops()
             try:

@@ -536,3 +536,38 @@ def rep_footprint(r, row, notes):
             "its own threads and caches; a static kernel mount has no process at all")
     for e in r.get("errors", []):
         notes.append(f"- Section 9: {e}.")
+
+
+def percentile(xs, q):
+    """The nearest-rank percentile Q (0-100) of XS."""
+    ys = sorted(xs)
+    return ys[max(0, min(len(ys) - 1, -(-len(ys) * q // 100) - 1))] if ys else None
+
+
+def rep_restart(r, row, notes):
+    mib = lambda k: f"{k / 1024:.1f} MiB"
+    xs, rm = r["restart"], r["remount"]
+    if xs:
+        ratio = (f"{median(xs) / median(rm):.2f}x the remount" if rm else "")
+        row(10, f"SIGKILL of the worker to a waiting request answered by the next one, "
+            f"{len(xs)} crashes under {r['readers']} readers", "lazyfs (keeper)",
+            fmt_t(median(xs)), mm(xs, fmt_t), f"p99 {fmt_t(percentile(xs, 99))}; {ratio}",
+            "the keeper sees the worker exit (SIGCHLD), forks and execs a new one, which "
+            "loads its libraries and the BPF tracker, attaches the kept connection, replays "
+            "FUSE_INIT and asks the kernel to resend what the dead one had read")
+        row(10, f"longest open+read+close a reader saw across the {len(xs)} crashes "
+            f"({r['reads']:,} reads, {r['error_count']} errors)", "lazyfs (keeper)",
+            fmt_t(r["longest_stall"]), "", "",
+            "a read waits while no worker serves: at most one restart"
+            + ("" if not r["error_count"] else f"; errors: {'; '.join(r['errors'])}"))
+    if rm:
+        row(10, f"without a keeper: `umount` of the dead mount and a new mount until a name "
+            f"is answered, {len(rm)} times", "lazyfs (remount by hand)", fmt_t(median(rm)),
+            mm(rm, fmt_t), "", "what a supervisor would do; every open file and working "
+            "directory under the old mount is lost (ENOTCONN), which the keeper avoids")
+    k = r.get("keeper")
+    if k:
+        row(10, "the keeper's memory while it holds the mount", "lazyfs keeper",
+            mib(k["VmRSS"]), "", f"Pss {mib(k['Pss'])}; the worker's VmRSS "
+            f"{mib(r['worker']['VmRSS'])}",
+            "one process that only waits: its stack, libc and the three descriptors it keeps")

@@ -7,7 +7,7 @@ from .chart import write_chart
 from .rep_format import fmt_t
 from .rep_remote import rep_remote
 from .rep_sections import (rep_cold_open, rep_compile, rep_footprint, rep_mount_ready, rep_open,
-                           rep_read, rep_tracker, rep_walk)
+                           rep_read, rep_restart, rep_tracker, rep_walk)
 from .runner import RUN_LOG, median
 
 
@@ -38,6 +38,8 @@ def report(res, meta, targets_out):
         rep_walk(res["walk"], row, notes)
     if "footprint" in res:
         rep_footprint(res["footprint"], row, notes)
+    if "restart" in res:
+        rep_restart(res["restart"], row, notes)
     if drops and any(drops.values()):
         notes.append("- Other processes on the machine wrote to /proc/sys/vm/drop_caches during "
                      "this run (section: times): " + ", ".join(f"{k}: {n}" for k, n in drops.items())
