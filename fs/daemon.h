@@ -41,8 +41,12 @@ struct lz_daemon {
 int lz_daemon_start(struct lz_daemon *d, int takeover_sock);
 /* serve.c: serves until the mount ends or a signal stops it; the exit status. */
 int lz_daemon_serve(struct lz_daemon *d);
-/* serve.c: stops and frees what lz_daemon_start made (also after it failed half way). */
-void lz_daemon_stop(struct lz_daemon *d);
+/*
+ * serve.c: stops and frees what lz_daemon_start made (also after it failed
+ * half way): true. False when work stuck on a store that does not answer
+ * still uses it: nothing was freed and the process must _exit now.
+ */
+bool lz_daemon_stop(struct lz_daemon *d);
 /* serve.c: SIGINT and SIGTERM end the loop, SIGHUP reloads. 0 or -1. */
 int lz_daemon_set_signals(struct lz_daemon *d);
 /* serve.c: Type=notify units: systemd starts what is ordered after us only then. */

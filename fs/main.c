@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #ifdef HAVE_BPF
 #define LZ_BUILT_WITH_BPF "bpf"
@@ -51,7 +52,12 @@ static int run_worker(struct lz_daemon *d, int argc, char **argv, int takeover_s
 	d->upgrade = lz_upgrade_new(argc, argv, &d->opts.settings);
 	if (d->upgrade != NULL && lz_daemon_start(d, takeover_sock) == 0)
 		exit_code = lz_daemon_serve(d);
-	lz_daemon_stop(d);
+	/*
+	 * Work stuck on a store: no exit handlers either. One that stops every
+	 * thread (a leak checker) would wait for a thread that cannot stop.
+	 */
+	if (!lz_daemon_stop(d))
+		_exit(exit_code);
 	lz_upgrade_free(d->upgrade);
 	return exit_code;
 }

@@ -315,7 +315,7 @@ static void end_session(struct lz_daemon *d, bool free_it)
 		fuse_session_destroy(d->se);
 }
 
-void lz_daemon_stop(struct lz_daemon *d)
+bool lz_daemon_stop(struct lz_daemon *d)
 {
 	char err[256];
 
@@ -352,9 +352,10 @@ void lz_daemon_stop(struct lz_daemon *d)
 	d->se = NULL;
 	if (!quiet) {
 		lz_warn("work is stuck on a store that does not answer: exiting without freeing");
-		return;
+		return false;
 	}
 	lz_fs_destroy(&d->fs);
 	lz_remote_free(d->remote);
 	d->remote = NULL;
+	return true;
 }
