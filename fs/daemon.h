@@ -16,6 +16,7 @@
 struct fuse_session;
 struct lz_control;
 struct lz_defer;
+struct lz_inflight;
 struct lz_remote;
 struct lz_takeover;
 struct lz_upgrade;
@@ -29,6 +30,7 @@ struct lz_daemon {
 	struct lz_control *control;   /* lazyfsctl's socket, or NULL */
 	struct lz_takeover *takeover; /* while taking a mount over */
 	struct lz_defer *defer;	      /* requests that may wait on a slow store */
+	struct lz_inflight *inflight; /* requests in flight, kept by the keeper; or NULL */
 	unsigned fuse_minor;	      /* the connection the FUSE tracepoints name */
 	bool mounted;		      /* this process mounted (a fresh start) */
 	bool taken_over;	      /* attached to a connection another process mounted */

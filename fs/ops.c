@@ -6,6 +6,7 @@
 #include "config.h"
 #include "ops.h"
 #include "defer.h"
+#include "upgrade/inflight.h"
 #include "fscore/attr.h"
 #include "common/log.h"
 
@@ -13,6 +14,23 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+bool lz_serve_begin(fuse_req_t req, enum lz_op op, fuse_ino_t ino, const char *name,
+		    struct lz_served *s)
+{
+	s->inflight = lz_daemon_of(req)->inflight;
+	s->slot = lz_inflight_enter(s->inflight, lz_inflight_sig(op, ino, name));
+	if (s->slot != LZ_INFLIGHT_POISON)
+		return true;
+	LZ_LOG_LIMITED(LZ_LOG_ERR, "answering EIO to a request the worker crashed on before");
+	fuse_reply_err(req, EIO);
+	return false;
+}
+
+void lz_serve_end(const struct lz_served *s)
+{
+	lz_inflight_leave(s->inflight, s->slot);
+}
 
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)
 {
@@ -60,19 +78,23 @@ static void reply_lookup(struct lz_fs *fs, fuse_req_t req, int err, const struct
 struct deferred_lookup {
 	struct lz_fs *fs;
 	struct lz_inode *parent; /* held: the kernel may forget it once answered */
+	struct lz_inflight *inflight;
+	uint64_t sig; /* recorded in flight while it runs */
 	char name[];
 };
 
 static void run_lookup(struct lz_defer_job *job, fuse_req_t req, void *arg)
 {
 	struct deferred_lookup *l = arg;
+	int slot = lz_inflight_enter(l->inflight, l->sig);
 	struct lz_entry e;
-	int err = lz_lookup(l->fs, l->parent, l->name, &e);
+	int err = slot == LZ_INFLIGHT_POISON ? -EIO : lz_lookup(l->fs, l->parent, l->name, &e);
 
 	if (lz_defer_claim(job))
 		reply_lookup(l->fs, req, err, &e);
 	else if (err == 0)
 		lz_inode_forget(l->fs->inodes, e.ino, 1); /* answered EIO or EINTR meanwhile */
+	lz_inflight_leave(l->inflight, slot);
 	lz_inode_unhold(l->fs->inodes, l->parent);
 	free(l);
 }
@@ -100,6 +122,8 @@ static int defer_lookup(fuse_req_t req, struct lz_inode *parent, const char *nam
 		return -ENOMEM;
 	l->fs = fs;
 	l->parent = parent;
+	l->inflight = lz_daemon_of(req)->inflight;
+	l->sig = lz_inflight_sig(LZ_OP_LOOKUP, parent->nodeid, name);
 	memcpy(l->name, name, len);
 	lz_inode_hold(fs->inodes, parent);
 	err = lz_defer_submit(lz_daemon_of(req)->defer, key, req, run_lookup, drop_lookup, l);
@@ -108,7 +132,7 @@ static int defer_lookup(fuse_req_t req, struct lz_inode *parent, const char *nam
 	return err;
 }
 
-static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+static void lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct lz_fs *fs = lz_fs_of(req);
 	struct lz_inode *parent = lz_inode_or_estale(req, parent_ino);
@@ -127,6 +151,15 @@ static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	}
 	err = lz_lookup(fs, parent, name, &e);
 	reply_lookup(fs, req, err, &e);
+}
+
+static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_LOOKUP, parent_ino, name, &s))
+		lookup(req, parent_ino, name);
+	lz_serve_end(&s);
 }
 
 static void lz_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -262,21 +295,110 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 			"(/sys/module/fuse/parameters/enable_uring); using /dev/fuse");
 }
 
+/*
+ * The operations that do work which could crash the worker, recorded in
+ * flight for the keeper (upgrade/inflight.h): one the kernel resends after
+ * repeated crashes is answered EIO by lz_serve_begin instead.
+ */
+static void served_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_GETATTR, ino, NULL, &s))
+		lz_op_getattr(req, ino, fi);
+	lz_serve_end(&s);
+}
+
+static void served_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_READLINK, ino, NULL, &s))
+		lz_op_readlink(req, ino);
+	lz_serve_end(&s);
+}
+
+static void served_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_GETXATTR, ino, name, &s))
+		lz_op_getxattr(req, ino, name, size);
+	lz_serve_end(&s);
+}
+
+static void served_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_LISTXATTR, ino, NULL, &s))
+		lz_op_listxattr(req, ino, size);
+	lz_serve_end(&s);
+}
+
+static void served_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_OPENDIR, ino, NULL, &s))
+		lz_op_opendir(req, ino, fi);
+	lz_serve_end(&s);
+}
+
+static void served_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+			   struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_READDIR, ino, NULL, &s))
+		lz_op_readdir(req, ino, size, offset, fi);
+	lz_serve_end(&s);
+}
+
+static void served_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+			       struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_READDIRPLUS, ino, NULL, &s))
+		lz_op_readdirplus(req, ino, size, offset, fi);
+	lz_serve_end(&s);
+}
+
+static void served_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_OPEN, ino, NULL, &s))
+		lz_op_open(req, ino, fi);
+	lz_serve_end(&s);
+}
+
+static void served_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct lz_served s;
+
+	if (lz_serve_begin(req, LZ_OP_READ, ino, NULL, &s))
+		lz_op_read(req, ino, size, off, fi);
+	lz_serve_end(&s);
+}
+
 const struct fuse_lowlevel_ops lz_ops = {
 	.init = lz_op_init,
 	.lookup = lz_op_lookup,
 	.forget = lz_op_forget,
 	.forget_multi = lz_op_forget_multi,
-	.getattr = lz_op_getattr,
-	.readlink = lz_op_readlink,
-	.opendir = lz_op_opendir,
-	.readdir = lz_op_readdir,
-	.readdirplus = lz_op_readdirplus,
+	.getattr = served_getattr,
+	.readlink = served_readlink,
+	.opendir = served_opendir,
+	.readdir = served_readdir,
+	.readdirplus = served_readdirplus,
 	.releasedir = lz_op_releasedir,
-	.open = lz_op_open,
-	.read = lz_op_read,
+	.open = served_open,
+	.read = served_read,
 	.release = lz_op_release,
 	.statfs = lz_op_statfs,
-	.getxattr = lz_op_getxattr,
-	.listxattr = lz_op_listxattr,
+	.getxattr = served_getxattr,
+	.listxattr = served_listxattr,
 };

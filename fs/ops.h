@@ -26,6 +26,35 @@ static inline struct lz_fs *lz_fs_of(fuse_req_t req)
 	return &lz_daemon_of(req)->fs;
 }
 
+/* What lz_serve_begin records, by the kernel's opcode (a part of each request's signature). */
+enum lz_op {
+	LZ_OP_LOOKUP = 1,
+	LZ_OP_GETATTR = 3,
+	LZ_OP_READLINK = 5,
+	LZ_OP_OPEN = 14,
+	LZ_OP_READ = 15,
+	LZ_OP_GETXATTR = 22,
+	LZ_OP_LISTXATTR = 23,
+	LZ_OP_OPENDIR = 27,
+	LZ_OP_READDIR = 28,
+	LZ_OP_READDIRPLUS = 44,
+};
+
+struct lz_inflight;
+struct lz_served {
+	struct lz_inflight *inflight;
+	int slot;
+};
+
+/*
+ * Records the request in flight (OP on INO, with NAME or NULL) for the keeper
+ * (upgrade/inflight.h): true to serve it, then lz_serve_end once it was
+ * answered; false when it is poison, answered EIO here.
+ */
+bool lz_serve_begin(fuse_req_t req, enum lz_op op, fuse_ino_t ino, const char *name,
+		    struct lz_served *s);
+void lz_serve_end(const struct lz_served *s);
+
 /* The inode of node id INO, or NULL. */
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino);
 /* lz_inode_of, answering ESTALE itself when the node id is unknown. */

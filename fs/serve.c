@@ -14,6 +14,7 @@
 #include "defer.h"
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
+#include "upgrade/inflight.h"
 #include "upgrade/restart.h"
 #include "upgrade/takeover.h"
 #include "upgrade/upgrade.h"
@@ -179,6 +180,7 @@ static int start_services(struct lz_daemon *d)
 	}
 	/* Last: from here on nothing fails, and the socket path is ours to remove. */
 	start_control(d);
+	lz_restart_keep_inflight(lz_inflight_fd(d->inflight));
 	if (d->takeover != NULL) {
 		finish_takeover(d);
 		return 0;
@@ -357,5 +359,7 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	lz_fs_destroy(&d->fs);
 	lz_remote_free(d->remote);
 	d->remote = NULL;
+	lz_inflight_close(d->inflight);
+	d->inflight = NULL;
 	return true;
 }

@@ -15,6 +15,7 @@
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
 #include "images/kmount.h"
+#include "upgrade/inflight.h"
 #include "upgrade/keeper.h"
 #include "upgrade/restart.h"
 #include "upgrade/takeover.h"
@@ -351,6 +352,9 @@ int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 {
 	if (choose_mount(d, takeover_sock) != 0)
 		return -1;
+	/* Under a keeper: what was in flight when the worker before crashed is judged now. */
+	if (lz_restart_keeper_fd() >= 0)
+		d->inflight = lz_inflight_open(lz_restart_kept_inflight());
 	raise_fd_limit();
 	preload_unwinder();
 	if (open_core(d) != 0 || open_session(d) != 0)

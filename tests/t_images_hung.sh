@@ -5,7 +5,8 @@
 # EIO in time, a killed caller is let go at once (FUSE_INTERRUPT), more stuck
 # names than worker threads leave warm files, a mapped image elsewhere and
 # lazyfsctl serving, the root lists the images it had, the stall shows in
-# lazyfsctl images and the metrics, and all of it recovers on SIGCONT.
+# lazyfsctl images and the metrics, and all of it recovers on SIGCONT. A lookup
+# waiting there while the worker is killed twice is answered EIO by the third.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
@@ -134,4 +135,40 @@ lz_ok "the lookup was answered EINTR ($interrupted)"
 lz_umount "$MP"
 lz_ok "unmounted with a resolve stuck on the store; the daemon exited"
 kill -CONT "$STORE_PID"
+
+# --- A request in flight at two crashes in a row is poison: the third worker answers it EIO.
+# new_worker OLD: waits for the keeper's next worker, serving, and prints its pid.
+new_worker() {
+	local w i
+	for ((i = 0; i < 200; i++)); do
+		w=$(pgrep -P "$LZ_KEEPER_PID" | head -n 1 || true)
+		if [[ -n $w && $w != "$1" ]] && "$CTL" "$MP" status >/dev/null 2>&1; then
+			echo "$w"
+			return 0
+		fi
+		sleep 0.05
+	done
+	lz_fail "no new worker after $1 was killed"
+}
+lz_mount "$MP" -o underlay="$U",images="$STORE",resolve_timeout=600,backend="$BACKEND"
+kill -STOP "$STORE_PID"
+timeout 60 cat "$MP/cold/f" >"$LZ_TMP/poison.out" 2>&1 &
+reader=$!
+worker=$LZ_LAST_PID
+for crash in 1 2; do
+	sleep 1 # the lookup is being served (it waits on the stopped store)
+	kill -0 "$reader" 2>/dev/null || lz_fail "the reader ended before crash $crash: $(cat "$LZ_TMP/poison.out")"
+	kill -KILL "$worker"
+	worker=$(new_worker "$worker")
+done
+timeout 30 tail --pid="$reader" -f /dev/null || lz_fail "the poison request was not answered"
+grep -q "Input/output error" "$LZ_TMP/poison.out" ||
+	lz_fail "the request in flight at two crashes got: $(cat "$LZ_TMP/poison.out")"
+lz_is_lazyfs_mount "$MP" || lz_fail "the mount failed open"
+grep -q "answered EIO when it comes again" "$LZ_LAST_LOG" || lz_fail "the poison was not logged"
+lz_ok "a lookup in flight at two crashes in a row is answered EIO by the third worker"
+kill -CONT "$STORE_PID"
+[[ $(timeout 30 cat "$MP/cold/f") == "cold contents" ]] || lz_fail "the poison was not forgiven once answered"
+lz_ok "asked again, it is served"
+lz_umount "$MP" "$worker"
 lz_done

@@ -27,9 +27,11 @@
 #define NAME_FUSE     "lazyfs-fuse"
 #define NAME_UNDERLAY "lazyfs-underlay"
 #define NAME_STATE    "lazyfs-state"
+#define NAME_INFLIGHT "lazyfs-inflight"
 #define STATE_MAX     (64 * 1024) /* a path and a FUSE_INIT request, in hex */
 
 static int keeper_fd = -1;
+static int kept_inflight = -1; /* the in-flight record the keeper passed back */
 
 int lz_restart_keeper_init(void)
 {
@@ -117,6 +119,21 @@ void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 	close(state);
 }
 
+void lz_restart_keep_inflight(int fd)
+{
+	if (keeper_fd >= 0 && fd >= 0 && tell("store " NAME_INFLIGHT, fd) != 0)
+		lz_warn("restart: the keeper did not take the in-flight record: %s",
+			strerror(errno));
+}
+
+int lz_restart_kept_inflight(void)
+{
+	int fd = kept_inflight;
+
+	kept_inflight = -1;
+	return fd;
+}
+
 void lz_restart_ready(void)
 {
 	char line[64];
@@ -197,6 +214,8 @@ static bool passed_fds(int *fuse_fd, int *underlay_fd, int *state_fd)
 			*underlay_fd = (int)fd;
 		else if (strcmp(item, NAME_STATE) == 0)
 			*state_fd = (int)fd;
+		else if (strcmp(item, NAME_INFLIGHT) == 0)
+			kept_inflight = (int)fd;
 	}
 	return *fuse_fd >= 0 || *underlay_fd >= 0 || *state_fd >= 0;
 }

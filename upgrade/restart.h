@@ -1,9 +1,10 @@
 /*
  * Restart after a crash without unmounting, the worker's side of the keeper
- * (keeper.h). Once mounted, the worker leaves three descriptors with the
+ * (keeper.h). Once mounted, the worker leaves four descriptors with the
  * keeper: the /dev/fuse connection, the underlay directory (the mount hides
- * it) and a sealed memfd with what a takeover needs besides (the mount's
- * path, its FUSE connection number, the kernel's FUSE_INIT). When the worker
+ * it), a sealed memfd with what a takeover needs besides (the mount's path,
+ * its FUSE connection number, the kernel's FUSE_INIT), and the record of
+ * requests in flight (inflight.h). When the worker
  * dies the keeper's copies keep the connection, so the mount stays and
  * requests wait; the worker it starts next gets them back and takes the
  * mount over as a live upgrade does, from a record holding only the root:
@@ -25,6 +26,10 @@ int lz_restart_keeper_init(void);
 int lz_restart_keeper_fd(void);
 /* After mounting: gives the keeper the connection, the underlay and the state. */
 void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd);
+/* Gives the keeper the in-flight record (inflight.h) to keep across a crash. */
+void lz_restart_keep_inflight(int fd);
+/* After lz_restart_takeover: the in-flight record the keeper kept (the caller's), or -1. */
+int lz_restart_kept_inflight(void);
 /* This process serves the mount now (after a fresh start or a takeover). */
 void lz_restart_ready(void);
 /* After a clean unmount: nothing left to restart. */

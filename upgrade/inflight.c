@@ -1,0 +1,238 @@
+/*
+ * The in-flight record (inflight.h): a memfd of fixed layout, shared with
+ * the keeper, which only holds it. Slots are claimed with a compare-and-swap
+ * from a place picked by the thread, so threads rarely meet; the suspects
+ * table is read and written only by the worker that opens the record, before
+ * it serves, and under a lock after.
+ */
+#include "config.h"
+#include "inflight.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define REGION_MAGIC   0x6c7a6966u /* "lzif" */
+#define REGION_VERSION 1u
+#define SLOTS	       1024u /* FUSE workers and deferral threads, with room */
+#define SUSPECTS       64u
+#define POISON_AFTER   2u /* crashes in a row with it in flight */
+
+struct suspect {
+	uint64_t sig;
+	uint32_t crashes; /* in a row with it in flight */
+	uint32_t strikes; /* times it was answered EIO as poison */
+};
+
+struct region {
+	uint32_t magic, version;
+	_Atomic uint64_t slots[SLOTS]; /* signatures in flight; 0: free */
+	struct suspect suspects[SUSPECTS];
+};
+
+struct lz_inflight {
+	int fd;
+	struct region *r;
+	pthread_mutex_t lock; /* the suspects */
+	atomic_uint npoison;  /* suspects to answer EIO now: the fast path skips them when 0 */
+	atomic_ullong poisoned;
+};
+
+static bool is_poison(const struct suspect *s)
+{
+	return s->sig != 0 && s->crashes >= (s->strikes > 0 ? 1u : POISON_AFTER);
+}
+
+/* After a crash: what was in flight becomes suspect, what was not is cleared. */
+static void judge(struct lz_inflight *f)
+{
+	struct region *r = f->r;
+	bool seen[SUSPECTS] = { false };
+
+	for (unsigned i = 0; i < SLOTS; i++) {
+		uint64_t sig = atomic_exchange(&r->slots[i], 0);
+		if (sig == 0)
+			continue;
+		unsigned j, free_at = SUSPECTS;
+		for (j = 0; j < SUSPECTS && r->suspects[j].sig != sig; j++)
+			if (r->suspects[j].sig == 0 && free_at == SUSPECTS)
+				free_at = j;
+		if (j == SUSPECTS && (j = free_at) < SUSPECTS)
+			r->suspects[j] = (struct suspect){ .sig = sig };
+		if (j < SUSPECTS && !seen[j]) {
+			seen[j] = true;
+			r->suspects[j].crashes++;
+		}
+	}
+	for (unsigned j = 0; j < SUSPECTS; j++) {
+		struct suspect *s = &r->suspects[j];
+		if (!seen[j])
+			s->crashes = 0; /* not in a row: only strikes are remembered */
+		if (s->crashes == 0 && s->strikes == 0)
+			s->sig = 0;
+		if (is_poison(s)) {
+			atomic_fetch_add(&f->npoison, 1);
+			lz_err("restart: a request (signature %016jx) was being served at %u "
+			       "crashes "
+			       "in a row: it is answered EIO when it comes again",
+			       (uintmax_t)s->sig, s->crashes);
+		}
+	}
+}
+
+static struct region *map_region(int fd)
+{
+	void *p = mmap(NULL, sizeof(struct region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The keeper's record, if it is one of ours; else NULL (the descriptor is closed). */
+static struct region *kept_region(int fd)
+{
+	struct region *r;
+	off_t size = lseek(fd, 0, SEEK_END);
+
+	if (size != (off_t)sizeof(struct region) || (r = map_region(fd)) == NULL)
+		return NULL;
+	if (r->magic == REGION_MAGIC && r->version == REGION_VERSION)
+		return r;
+	munmap(r, sizeof(*r));
+	return NULL;
+}
+
+static struct region *new_region(int *fd)
+{
+	struct region *r;
+
+	*fd = memfd_create("lazyfs-inflight", MFD_CLOEXEC);
+	if (*fd < 0)
+		return NULL;
+	if (ftruncate(*fd, sizeof(struct region)) != 0 || (r = map_region(*fd)) == NULL) {
+		close(*fd);
+		*fd = -1;
+		return NULL;
+	}
+	r->magic = REGION_MAGIC;
+	r->version = REGION_VERSION;
+	return r;
+}
+
+struct lz_inflight *lz_inflight_open(int kept_fd)
+{
+	struct lz_inflight *f = calloc(1, sizeof(*f));
+
+	if (f == NULL) {
+		if (kept_fd >= 0)
+			close(kept_fd);
+		return NULL;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	f->fd = kept_fd;
+	f->r = kept_fd >= 0 ? kept_region(kept_fd) : NULL;
+	if (f->r != NULL) {
+		judge(f);
+		return f;
+	}
+	if (kept_fd >= 0) {
+		lz_warn("restart: the kept in-flight record is not one this version reads; "
+			"starting a new one");
+		close(kept_fd);
+	}
+	f->r = new_region(&f->fd);
+	if (f->r == NULL) {
+		lz_warn("restart: no in-flight record (%s): a request that crashes the worker "
+			"is served again after each restart",
+			strerror(errno));
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void lz_inflight_close(struct lz_inflight *f)
+{
+	if (f == NULL)
+		return;
+	munmap(f->r, sizeof(*f->r));
+	close(f->fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+int lz_inflight_fd(const struct lz_inflight *f)
+{
+	return f != NULL ? f->fd : -1;
+}
+
+uint64_t lz_inflight_sig(unsigned op, uint64_t nodeid, const char *name)
+{
+	/* FNV-1a over the three; never 0 (a free slot). */
+	uint64_t h = 1469598103934665603ull;
+	const unsigned char *p = (const unsigned char *)&nodeid;
+
+	h = (h ^ op) * 1099511628211ull;
+	for (size_t i = 0; i < sizeof(nodeid); i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	for (const char *c = name; c != NULL && *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	return h != 0 ? h : 1;
+}
+
+/* Whether SIG is poison now; if so it is forgiven, with a strike. */
+static bool take_poison(struct lz_inflight *f, uint64_t sig)
+{
+	bool poison = false;
+
+	pthread_mutex_lock(&f->lock);
+	for (unsigned j = 0; j < SUSPECTS; j++) {
+		struct suspect *s = &f->r->suspects[j];
+		if (s->sig != sig || !is_poison(s))
+			continue;
+		s->crashes = 0;
+		s->strikes++;
+		atomic_fetch_sub(&f->npoison, 1);
+		poison = true;
+		break;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return poison;
+}
+
+int lz_inflight_enter(struct lz_inflight *f, uint64_t sig)
+{
+	static _Thread_local unsigned start;
+	static atomic_uint next_start;
+
+	if (f == NULL)
+		return LZ_INFLIGHT_NONE;
+	if (atomic_load(&f->npoison) > 0 && take_poison(f, sig)) {
+		atomic_fetch_add(&f->poisoned, 1);
+		return LZ_INFLIGHT_POISON;
+	}
+	if (start == 0)
+		start = atomic_fetch_add(&next_start, 7) + 1;
+	for (unsigned i = 0; i < SLOTS; i++) {
+		unsigned slot = (start + i) % SLOTS;
+		uint64_t expected = 0;
+		if (atomic_compare_exchange_strong(&f->r->slots[slot], &expected, sig))
+			return (int)slot;
+	}
+	return LZ_INFLIGHT_NONE;
+}
+
+void lz_inflight_leave(struct lz_inflight *f, int slot)
+{
+	if (f != NULL && slot >= 0)
+		atomic_store(&f->r->slots[slot], 0);
+}
+
+unsigned long long lz_inflight_poisoned(const struct lz_inflight *f)
+{
+	return f != NULL ? atomic_load(&f->poisoned) : 0;
+}
