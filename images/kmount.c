@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,7 +14,26 @@
 /* Another process can take the free device between GET_FREE and CONFIGURE. */
 #define LOOP_ATTEMPTS 16
 
+/*
+ * Our own threads take loop devices one at a time: GET_FREE names the same
+ * device to every thread asking at once, and with dozens of images resolving
+ * together (parallel lookups at the root) 16 attempts were not enough for all
+ * of them. Attaching takes a few hundred microseconds; the mount itself
+ * still runs in parallel.
+ */
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int attach_loop_locked(int image_fd, char *dev, size_t devlen, char *err, size_t errlen);
+
 static int attach_loop(int image_fd, char *dev, size_t devlen, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&attach_lock);
+	int rc = attach_loop_locked(image_fd, dev, devlen, err, errlen);
+	pthread_mutex_unlock(&attach_lock);
+	return rc;
+}
+
+static int attach_loop_locked(int image_fd, char *dev, size_t devlen, char *err, size_t errlen)
 {
 	struct loop_config config = {
 		.fd = (unsigned)image_fd,
