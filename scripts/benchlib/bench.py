@@ -113,6 +113,10 @@ class Bench:
             time.sleep(0.05)
         return True
 
+    def ctl_json(self, mp, command):
+        """`lazyfsctl --json MP COMMAND`, parsed."""
+        return json.loads(run([self.ctl, "--json", mp, command]).stdout)
+
     def bpf_fuse(self, m):
         """The FUSE requests of a lazyfs mount so far as its BPF tracker counts them
         (`lazyfsctl --json MP stats`): {opcode: [count, µs of round trips, send to

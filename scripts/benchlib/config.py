@@ -28,6 +28,8 @@ TRACEFS = "/sys/kernel/tracing"
 # Section 8: the walked image, 10 dirs x 10 subdirs x 100 entries (95 files, 5 symlinks).
 TREE = (10, 10, 100)
 RSS_OPEN = 100  # section 9: images held open in the daemon with 4000 registered
+# Section 11: entries of the underlay walked under nofile=1024, by --quick.
+UNDERLAY_TREES = {True: 100_000, False: 1_000_000}
 URING = "/sys/module/fuse/parameters/enable_uring"
 
 # How each image-backed system serves an image: lazyfs's options, or the program.
@@ -51,7 +53,8 @@ PROFILES = {
                   remote_open_rounds=3, remote_open_passes=20, remote_cold_rounds=2,
                   remote_cold_n=4, remote_read_reps=3, remote_anatomy=2,
                   bpf_opens=1000000, bpf_rounds=4, bpf_events=200000, early_rounds=1,
-                  prefetch_reps=2, restart_crashes=5, restart_remounts=2),
+                  prefetch_reps=2, restart_crashes=5, restart_remounts=2,
+                  underlay_rounds=1),
     "full": dict(ready_reps=21, static_reps=7, cold_rounds=5, cold_n=30, cold_warm=9,
                  open_rounds=9, open_passes=60, cpu_opens=100000, cpu_reps=3,
                  read_setups=10, read_reps=5, read_cold=5, rand_warm=100000, rand_cold=1000,
@@ -59,5 +62,6 @@ PROFILES = {
                  remote_open_rounds=15, remote_open_passes=60, remote_cold_rounds=6,
                  remote_cold_n=REMOTE_TEN, remote_read_reps=15, remote_anatomy=6,
                  bpf_opens=2000000, bpf_rounds=8, bpf_events=1000000, early_rounds=3,
-                 prefetch_reps=5, restart_crashes=20, restart_remounts=5),
+                 prefetch_reps=5, restart_crashes=20, restart_remounts=5,
+                 underlay_rounds=2),
 }

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from .config import (BIG_MIB, COLD_IMAGES, FILES, GCC_ENTRY, REMOTE_HUGE_MIB, REMOTE_OBJS,
-                     REMOTE_TEN, SIZES, TOP, TREE)
+                     REMOTE_TEN, SIZES, TOP, TREE, UNDERLAY_TREES)
 from .runner import BenchError, log, run
 
 
@@ -69,13 +69,30 @@ class Inputs:
                 for i in range(5):
                     os.symlink(f"f{i:03d}.h", os.path.join(leaf, f"l{i}.h"))
 
+    def underlay_tree(self, n):
+        """A plain directory of N empty files: 100 directories of 10 of N/1000 each."""
+        return os.path.join(self.s, "unpacked", f"underlay{n}")
+
+    def build_underlay(self, n):
+        def build(d):
+            log(f"making an underlay of {n:,} empty files")
+            per = n // 1000
+            for a in range(100):
+                for b in range(10):
+                    leaf = os.path.join(d, f"d{a:02d}", f"s{b}")
+                    os.makedirs(leaf)
+                    for i in range(per):
+                        os.close(os.open(os.path.join(leaf, f"f{i:04d}"),
+                                         os.O_CREAT | os.O_WRONLY, 0o644))
+        atomic_dir(self.underlay_tree(n), build)
+
     def n_dir(self, n):
         return os.path.join(self.images, f"n{n}")
 
     def files_list(self):
         return [f"d{d:02d}/f{i:03d}" for d in range(FILES[0]) for i in range(FILES[1])]
 
-    def prepare(self, sections):
+    def prepare(self, sections, quick=False):
         os.makedirs(self.main, exist_ok=True)
         stage = os.path.join(self.s, "stage")
         shutil.rmtree(stage, ignore_errors=True)
@@ -142,6 +159,8 @@ class Inputs:
             shutil.rmtree(self.tree_unpacked, ignore_errors=True)
             atomic_dir(self.tree_unpacked, self.build_tree)
             mksquashfs(self.tree_unpacked, self.tree_image)
+        if 11 in sections:
+            self.build_underlay(UNDERLAY_TREES[quick])
         if 6 in sections:
             def build_remote(d):
                 log(f"making the remote tree: {REMOTE_OBJS} x 1 MiB, {REMOTE_TEN} x 10 MiB, "

@@ -571,3 +571,33 @@ def rep_restart(r, row, notes):
             mib(k["VmRSS"]), "", f"Pss {mib(k['Pss'])}; the worker's VmRSS "
             f"{mib(r['worker']['VmRSS'])}",
             "one process that only waits: its stack, libc and the three descriptors it keeps")
+
+
+def rep_underlay(r, row, notes):
+    small, big = r["limits"]
+    for when in ("warm", "cold"):
+        rs = r[when]
+        for c in ("find", "ls -lR"):
+            xs = [x[c] for x in rs if c in x]
+            if not xs:
+                continue
+            for v in xs[0]:
+                wall = [x[v] for x in xs]
+                st = r["stats"].get(v, {})
+                why = ""
+                if v == small:
+                    reopen = pairs(xs, small, big)
+                    why = (f"the daemon holds {st.get('worker_fds', '?')} descriptors, at most "
+                           f"{st.get('path_fds_max', '?')} for inodes; "
+                           f"{st.get('reopened', 0):,} reopens by file handle over the run, "
+                           f"{ratio_str(reopen)} the walk with no limit")
+                elif v == big:
+                    why = f"{st.get('path_fds_max', '?')} inode descriptors may stay open"
+                row(11, f"`{c}` over an underlay of {r['entries']:,} files, {when}"
+                    + (" (every cache dropped before each walk)" if when == "cold" else "")
+                    + f", {len(xs)} runs", "native" if v == "native" else f"lazyfs, {v}",
+                    fmt_t(median(wall)), mm(wall, fmt_t),
+                    "" if v == "native" else ratio_str(pairs(xs, v, "native")) + " vs native",
+                    why)
+    for e in r.get("errors", []):
+        notes.append(f"- Section 11: {e}.")

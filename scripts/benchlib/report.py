@@ -7,7 +7,7 @@ from .chart import write_chart
 from .rep_format import fmt_t
 from .rep_remote import rep_remote
 from .rep_sections import (rep_cold_open, rep_compile, rep_footprint, rep_mount_ready, rep_open,
-                           rep_read, rep_restart, rep_tracker, rep_walk)
+                           rep_read, rep_restart, rep_tracker, rep_underlay, rep_walk)
 from .runner import RUN_LOG, median
 
 
@@ -40,6 +40,8 @@ def report(res, meta, targets_out):
         rep_footprint(res["footprint"], row, notes)
     if "restart" in res:
         rep_restart(res["restart"], row, notes)
+    if "underlay" in res:
+        rep_underlay(res["underlay"], row, notes)
     if drops and any(drops.values()):
         notes.append("- Other processes on the machine wrote to /proc/sys/vm/drop_caches during "
                      "this run (section: times): " + ", ".join(f"{k}: {n}" for k, n in drops.items())
