@@ -14,7 +14,7 @@ from .runner import BenchError, cache_drops, log, run
 
 
 class Bench:
-    """What each section (s1_mount_ready(b) .. s9_footprint(b)) receives as B: the
+    """What each section (s1_mount_ready(b) .. s11_underlay(b)) receives as B: the
     options (a), the profile (p), env, inp, helper, lz, lazyfsctl (ctl), the results
     (res, a section's under its key) and own_drops (its own cache drops, which main
     tells from others')."""

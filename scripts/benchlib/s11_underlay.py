@@ -14,7 +14,7 @@ from .runner import BenchError, log, median, rotate
 
 def s11_underlay(b):
     env, p = b.env, b.p
-    n = UNDERLAY_TREES[b.args.quick]
+    n = UNDERLAY_TREES[b.a.quick]
     tree = b.inp.underlay_tree(n)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     limits = {"nofile=1024": 1024, f"nofile={hard}": hard}
