@@ -262,6 +262,9 @@ bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const 
 		return false;
 	if (!image_ref(fs, parent, name, lz_map_child(parent->map_node, name), key, keylen, &ref))
 		return false;
+	/* map= alone: a name at the root is no image, and finding that out opens nothing. */
+	if (ref.path == NULL && !lz_images_at_root(fs->images))
+		return false;
 	if (ref.key != key)
 		snprintf(key, keylen, "%s", ref.key);
 	return !lz_images_ready(fs->images, key);

@@ -323,6 +323,11 @@ static int resolve_locked(struct lz_images *images, struct lz_image *image,
 	return image->state == LZ_IMAGE_READY ? 0 : -EIO;
 }
 
+bool lz_images_at_root(const struct lz_images *images)
+{
+	return images->dir_fd >= 0 || images->source != NULL;
+}
+
 bool lz_images_ready(struct lz_images *images, const char *key)
 {
 	struct lz_image *image = lz_images_find(images, key);

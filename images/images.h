@@ -88,6 +88,9 @@ struct lz_image_ref {
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **image, struct lz_image_root *root);
 
+/* Whether names at the root may be images: an images directory or a source (not map= only). */
+bool lz_images_at_root(const struct lz_images *images);
+
 /*
  * Whether image KEY is READY now, so that resolving it takes no more than a
  * lock (nothing is opened): the others may wait on the images directory.
