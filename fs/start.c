@@ -354,7 +354,8 @@ int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 		return -1;
 	/* Under a keeper: what was in flight when the worker before crashed is judged now. */
 	if (lz_restart_keeper_fd() >= 0)
-		d->inflight = lz_inflight_open(lz_restart_kept_inflight());
+		d->inflight =
+			lz_inflight_open(lz_restart_kept_inflight(), lz_restart_after_sigkill());
 	raise_fd_limit();
 	preload_unwinder();
 	if (open_core(d) != 0 || open_session(d) != 0)

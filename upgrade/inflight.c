@@ -48,15 +48,18 @@ static bool is_poison(const struct suspect *s)
 	return s->sig != 0 && s->crashes >= (s->strikes > 0 ? 1u : POISON_AFTER);
 }
 
-/* After a crash: what was in flight becomes suspect, what was not is cleared. */
-static void judge(struct lz_inflight *f)
+/*
+ * After a crash: what was in flight becomes suspect, what was not is cleared.
+ * After a SIGKILL the slots are only emptied.
+ */
+static void judge(struct lz_inflight *f, bool killed)
 {
 	struct region *r = f->r;
 	bool seen[SUSPECTS] = { false };
 
 	for (unsigned i = 0; i < SLOTS; i++) {
 		uint64_t sig = atomic_exchange(&r->slots[i], 0);
-		if (sig == 0)
+		if (sig == 0 || killed)
 			continue;
 		unsigned j, free_at = SUSPECTS;
 		for (j = 0; j < SUSPECTS && r->suspects[j].sig != sig; j++)
@@ -69,7 +72,10 @@ static void judge(struct lz_inflight *f)
 			r->suspects[j].crashes++;
 		}
 	}
-	for (unsigned j = 0; j < SUSPECTS; j++) {
+	for (unsigned j = 0; killed && j < SUSPECTS; j++)
+		if (is_poison(&r->suspects[j]))
+			atomic_fetch_add(&f->npoison, 1); /* still owed its EIO */
+	for (unsigned j = 0; !killed && j < SUSPECTS; j++) {
 		struct suspect *s = &r->suspects[j];
 		if (!seen[j])
 			s->crashes = 0; /* not in a row: only strikes are remembered */
@@ -123,7 +129,7 @@ static struct region *new_region(int *fd)
 	return r;
 }
 
-struct lz_inflight *lz_inflight_open(int kept_fd)
+struct lz_inflight *lz_inflight_open(int kept_fd, bool killed)
 {
 	struct lz_inflight *f = calloc(1, sizeof(*f));
 
@@ -136,7 +142,7 @@ struct lz_inflight *lz_inflight_open(int kept_fd)
 	f->fd = kept_fd;
 	f->r = kept_fd >= 0 ? kept_region(kept_fd) : NULL;
 	if (f->r != NULL) {
-		judge(f);
+		judge(f, killed);
 		return f;
 	}
 	if (kept_fd >= 0) {

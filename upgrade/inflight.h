@@ -22,10 +22,12 @@ struct lz_inflight;
 
 /*
  * The record: the keeper's after a crash (KEPT_FD, consumed: what it holds is
- * judged now, poison logged), else a new one (KEPT_FD -1). NULL: out of memory
+ * judged now, poison logged), else a new one (KEPT_FD -1). KILLED: the worker
+ * before was ended by SIGKILL, which is no request's doing (an operator, the
+ * OOM killer): what was in flight is not held against it. NULL: out of memory
  * (recording is then off, every call below a no-op).
  */
-struct lz_inflight *lz_inflight_open(int kept_fd);
+struct lz_inflight *lz_inflight_open(int kept_fd, bool killed);
 void lz_inflight_close(struct lz_inflight *f);
 /* The memfd the keeper keeps (borrowed), or -1. */
 int lz_inflight_fd(const struct lz_inflight *f);

@@ -53,6 +53,7 @@ struct keeper {
 	char exe[PATH_MAX]; /* the binary of the last worker that said ready */
 	unsigned restarts;
 	double restart_at[RESTARTS_MAX]; /* CLOCK_MONOTONIC seconds, a ring */
+	bool killed;			 /* the last worker ended by SIGKILL */
 };
 
 static void notify(const char *state)
@@ -222,6 +223,7 @@ static _Noreturn void exec_worker(struct keeper *k, int chan, bool restart)
 		setenv(LZ_RESTART_FDS_ENV, names, 1);
 	else
 		unsetenv(LZ_RESTART_FDS_ENV);
+	setenv(LZ_WORKER_KILLED_ENV, restart && k->killed ? "1" : "0", 1);
 	/* systemd talks to the keeper, the unit's main process: never to a worker. */
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("LISTEN_FDS");
@@ -338,6 +340,7 @@ static int worker_ended(struct keeper *k, int status)
 
 	while (receive(k)) /* what it said before it went */
 		;
+	k->killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 	if (WIFSIGNALED(status))
 		snprintf(why, sizeof(why), "the worker (pid %d) was killed by signal %d",
 			 (int)k->worker, WTERMSIG(status));

@@ -31,7 +31,9 @@
 #define LZ_KEEPER_PID_ENV  "LAZYFS_KEEPER_PID"
 #define LZ_RESTARTS_ENV	   "LAZYFS_RESTARTS"
 #define LZ_RESTART_FDS_ENV "LAZYFS_RESTART_FDS"
-#define LZ_KEEPER_MSG_MAX  256
+/* Set to 1 for a worker started after one that SIGKILL ended (an operator, the OOM killer). */
+#define LZ_WORKER_KILLED_ENV "LAZYFS_WORKER_KILLED"
+#define LZ_KEEPER_MSG_MAX    256
 
 struct lz_keeper_config {
 	char *const *argv;	/* the command line, for every worker */

@@ -134,6 +134,13 @@ int lz_restart_kept_inflight(void)
 	return fd;
 }
 
+bool lz_restart_after_sigkill(void)
+{
+	const char *v = getenv(LZ_WORKER_KILLED_ENV);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 void lz_restart_ready(void)
 {
 	char line[64];

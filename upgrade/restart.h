@@ -30,6 +30,8 @@ void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 void lz_restart_keep_inflight(int fd);
 /* After lz_restart_takeover: the in-flight record the keeper kept (the caller's), or -1. */
 int lz_restart_kept_inflight(void);
+/* Whether the worker before this one was ended by SIGKILL (not by a fault of its own). */
+bool lz_restart_after_sigkill(void);
 /* This process serves the mount now (after a fresh start or a takeover). */
 void lz_restart_ready(void);
 /* After a clean unmount: nothing left to restart. */
