@@ -2,7 +2,8 @@
  * Requests in flight, recorded in memory the keeper keeps across a worker's
  * crash (a memfd it stores like the connection), so that the worker it starts
  * next knows what was being served when the last one died. The kernel resends
- * those requests to it; one that was in flight at two crashes in a row is
+ * those requests to it; one that was in flight at two crashes in a row (of
+ * the worker's own: a SIGKILL is an operator's or the OOM killer's) is
  * poison: the next worker answers it EIO instead of serving it a third time,
  * so one request that crashes the worker cannot crash-loop the mount into
  * failing open. Answered once, it is forgiven, with one strike: should it be
