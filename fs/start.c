@@ -337,6 +337,29 @@ static int open_session(struct lz_daemon *d)
 	return connect_session(d);
 }
 
+static void note_sources(void *ctx, unsigned sources)
+{
+	lz_inflight_note_sources(ctx, sources);
+}
+
+/*
+ * Under a keeper: the source numbers the dead worker took stay taken (node
+ * ids the kernel still holds must not come back meaning other files), and
+ * ours are noted for the next worker.
+ */
+static void keep_sources(struct lz_daemon *d)
+{
+	unsigned kept = lz_inflight_sources(d->inflight);
+
+	if (d->inflight == NULL)
+		return;
+	if (kept > 0 && lz_inode_reserve_sources(d->fs.inodes, kept) != 0)
+		lz_warn("restart: the workers before took %u node id sources; they are used again, "
+			"so a node id the kernel kept may name another image's file",
+			kept);
+	lz_inode_table_on_sources(d->fs.inodes, note_sources, d->inflight);
+}
+
 /* What the keeper said of itself, for status and the metrics. */
 static void keeper_numbers(struct lz_fs *fs)
 {
@@ -358,7 +381,10 @@ int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 			lz_inflight_open(lz_restart_kept_inflight(), lz_restart_after_sigkill());
 	raise_fd_limit();
 	preload_unwinder();
-	if (open_core(d) != 0 || open_session(d) != 0)
+	if (open_core(d) != 0)
+		return -1;
+	keep_sources(d);
+	if (open_session(d) != 0)
 		return -1;
 	keeper_numbers(&d->fs);
 	if (!d->opts.settings.foreground)

@@ -18,6 +18,8 @@ struct lz_inode_table {
 	size_t count;
 	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
 	unsigned sources; /* source numbers 1..sources are taken */
+	void (*on_sources)(void *ctx, unsigned sources);
+	void *on_sources_ctx;
 	void (*on_free)(void *ctx, struct lz_inode *inode);
 	void *on_free_ctx;
 };
@@ -278,6 +280,8 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 	if (source == 0 && table->sources < LZ_NODEID_REMOTE_SOURCE - 1) {
 		source = ++table->sources;
 		table->source_dev[source] = dev;
+		if (table->on_sources != NULL)
+			table->on_sources(table->on_sources_ctx, table->sources);
 	}
 	pthread_mutex_unlock(&table->lock);
 	return source;
@@ -303,6 +307,38 @@ unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned ma
 		devs[i] = table->source_dev[i];
 	pthread_mutex_unlock(&table->lock);
 	return n;
+}
+
+/*
+ * Reserving more would leave too few numbers (and make every new device's
+ * search long): past it, a restart reuses numbers as before.
+ */
+#define RESERVE_MAX (LZ_NODEID_REMOTE_SOURCE / 4)
+
+/* No file has it: stat never reports a device of all ones. */
+#define NO_DEVICE ((dev_t)-1)
+
+int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n)
+{
+	if (n >= RESERVE_MAX)
+		return -1;
+	pthread_mutex_lock(&table->lock);
+	for (unsigned i = table->sources + 1; i <= n; i++)
+		table->source_dev[i] = NO_DEVICE;
+	if (n > table->sources)
+		table->sources = n;
+	pthread_mutex_unlock(&table->lock);
+	return 0;
+}
+
+void lz_inode_table_on_sources(struct lz_inode_table *table,
+			       void (*fn)(void *ctx, unsigned sources), void *ctx)
+{
+	pthread_mutex_lock(&table->lock);
+	table->on_sources = fn;
+	table->on_sources_ctx = ctx;
+	fn(ctx, table->sources);
+	pthread_mutex_unlock(&table->lock);
 }
 
 int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsigned n)

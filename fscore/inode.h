@@ -130,5 +130,19 @@ void lz_inode_foreach(struct lz_inode_table *table, void (*fn)(void *ctx, struct
 unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned max);
 /* Gives a new, empty table the old daemon's sources, so node ids mean the same. 0 or -1. */
 int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsigned n);
+/*
+ * After a crash: takes source numbers up to N without a device, so that the
+ * devices seen from now on get numbers above them. The kernel still holds the
+ * dead worker's node ids; an image mounted again, or another on a reused loop
+ * device, must not get a number that makes them mean another file. 0, or -1
+ * when too few numbers would be left (nothing is taken).
+ */
+int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n);
+/*
+ * FN(CTX, N) is told how many source numbers are taken: now, and each time a
+ * new one is (under the table's lock: FN must be quick and not call in).
+ */
+void lz_inode_table_on_sources(struct lz_inode_table *table,
+			       void (*fn)(void *ctx, unsigned sources), void *ctx);
 
 #endif

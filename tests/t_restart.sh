@@ -21,6 +21,11 @@ echo "the directory underneath" >"$MP/underneath"
 for i in $(seq 1 30); do head -c $((i * 5003)) /dev/urandom >"$T/data/t$i.bin"; done
 head -c $((6 << 20)) /dev/urandom >"$T/big.bin"
 mksquashfs "$T" "$IMG/app.sqfs" -quiet -noappend >/dev/null
+for t in a b; do # the same layout, so the same inode numbers
+	mkdir -p "$LZ_TMP/twin-$t/data"
+	echo "twin $t" >"$LZ_TMP/twin-$t/data/f"
+	mksquashfs "$LZ_TMP/twin-$t" "$IMG/twin-$t.sqfs" -quiet -noappend >/dev/null
+done
 # Absolute paths: a process whose working directory is inside the mount when
 # the worker dies gets ESTALE for relative paths (lazyfs(8) FAILURE MODES).
 (cd "$MP/tools" && sha256sum ./*) | sed "s|\./|$MP/tools/|" >"$W/under.sums"
@@ -61,6 +66,7 @@ keeper=$LZ_KEEPER_PID pid=$LZ_LAST_PID
 before=$(mount_of "$MP")
 exec 7<"$MP/app/big.bin"
 head -c 4096 <&7 >"$W/held.1"
+ino_under=$(stat -c %i "$MP/tools/u1.bin")
 start_readers 4
 kill -KILL "$pid"
 new=$(restarted "$MP" "$pid")
@@ -78,6 +84,8 @@ python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["pid"] == in
 grep -qx "lazyfs_restarts_total 1" <<<"$("$CTL" "$MP" metrics)" || lz_fail "metrics do not count the restart"
 cat <&7 >"$W/held.2"
 cat "$W/held.1" "$W/held.2" | cmp - "$T/big.bin" || lz_fail "the file held open read wrong after the restart"
+[[ $(stat -c %i "$MP/tools/u1.bin") == "$ino_under" ]] || lz_fail "an underlay file changed node id"
+lz_ok "underlay node ids are kept across the crash"
 lz_ok "status names worker $new and keeper $keeper with 1 restart, the metrics count it; a file held open reads on"
 
 # After a live upgrade the keeper restarts the upgraded binary.
@@ -117,6 +125,24 @@ suffix=$(basename "$LZ_TMP" | sed 's/.*\.//')
 left=$(find /run/lazyfs /sys/fs/bpf/lazyfs -maxdepth 1 -name "*$suffix*" 2>/dev/null || true)
 [[ -z $left ]] || lz_fail "left behind: $left"
 lz_ok "the held file closed: no loop device, process, control socket or BPF pin left"
+
+# --- node ids of images after a crash ----------------------------------------
+# The kernel may still hold the dead worker's node ids: they must never come to
+# name another file. twin-a and twin-b have the same layout (the same inode
+# numbers); twin-a is the first image before the crash, twin-b the first after.
+MP2=$LZ_TMP/mnt2
+mkdir -p "$MP2"
+lz_mount "$MP2" -o "backend=$BACKEND,images=$IMG,bpf=off"
+[[ $(cat "$MP2/twin-a/data/f") == "twin a" ]] || lz_fail "twin-a's file read wrong"
+ino_a=$(stat -c %i "$MP2/twin-a/data/f")
+kill -KILL "$LZ_LAST_PID"
+new2=$(restarted "$MP2" "$LZ_LAST_PID")
+[[ $(cat "$MP2/twin-b/data/f") == "twin b" ]] || lz_fail "twin-b's file read wrong"
+ino_b=$(stat -c %i "$MP2/twin-b/data/f")
+[[ $ino_b != "$ino_a" ]] || lz_fail "twin-b's file got node id $ino_b, which the dead worker gave twin-a's"
+[[ $(cat "$MP2/twin-a/data/f") == "twin a" ]] || lz_fail "twin-a's file read wrong after the restart"
+lz_ok "after a crash an image's node ids never name another image's file"
+lz_umount "$MP2" "$new2"
 
 # --- mount -t fuse.lazyfs: the keeper runs in the background -----------------
 command -v mount.fuse3 >/dev/null || lz_skip "mount.fuse3 missing: the mount(8) case is not tested"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define REGION_MAGIC   0x6c7a6966u /* "lzif" */
-#define REGION_VERSION 1u
+#define REGION_VERSION 2u
 #define SLOTS	       1024u /* FUSE workers and deferral threads, with room */
 #define SUSPECTS       64u
 #define POISON_AFTER   2u /* crashes in a row with it in flight */
@@ -31,6 +31,7 @@ struct suspect {
 
 struct region {
 	uint32_t magic, version;
+	_Atomic uint32_t sources;      /* source numbers the worker took */
 	_Atomic uint64_t slots[SLOTS]; /* signatures in flight; 0: free */
 	struct suspect suspects[SUSPECTS];
 };
@@ -41,6 +42,7 @@ struct lz_inflight {
 	pthread_mutex_t lock; /* the suspects */
 	atomic_uint npoison;  /* suspects to answer EIO now: the fast path skips them when 0 */
 	atomic_ullong poisoned;
+	unsigned kept_sources; /* what the dead worker had taken */
 };
 
 static bool is_poison(const struct suspect *s)
@@ -142,6 +144,7 @@ struct lz_inflight *lz_inflight_open(int kept_fd, bool killed)
 	f->fd = kept_fd;
 	f->r = kept_fd >= 0 ? kept_region(kept_fd) : NULL;
 	if (f->r != NULL) {
+		f->kept_sources = atomic_load(&f->r->sources);
 		judge(f, killed);
 		return f;
 	}
@@ -236,6 +239,17 @@ void lz_inflight_leave(struct lz_inflight *f, int slot)
 {
 	if (f != NULL && slot >= 0)
 		atomic_store(&f->r->slots[slot], 0);
+}
+
+void lz_inflight_note_sources(struct lz_inflight *f, unsigned n)
+{
+	if (f != NULL && n > atomic_load(&f->r->sources))
+		atomic_store(&f->r->sources, n);
+}
+
+unsigned lz_inflight_sources(const struct lz_inflight *f)
+{
+	return f != NULL ? f->kept_sources : 0;
 }
 
 unsigned long long lz_inflight_poisoned(const struct lz_inflight *f)

@@ -43,6 +43,12 @@ uint64_t lz_inflight_sig(unsigned op, uint64_t nodeid, const char *name);
 int lz_inflight_enter(struct lz_inflight *f, uint64_t sig);
 /* Its answer was sent. SLOT may be LZ_INFLIGHT_NONE. */
 void lz_inflight_leave(struct lz_inflight *f, int slot);
+/*
+ * Source numbers (fscore/nodeid.h) the worker has taken: N is noted, and the
+ * next worker after a crash reads what the dead one took (0 for a new record).
+ */
+void lz_inflight_note_sources(struct lz_inflight *f, unsigned n);
+unsigned lz_inflight_sources(const struct lz_inflight *f);
 /* Requests answered EIO as poison since start. */
 unsigned long long lz_inflight_poisoned(const struct lz_inflight *f);
 
