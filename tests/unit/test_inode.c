@@ -82,6 +82,29 @@ static void test_sources(void)
 	lz_inode_table_free(table);
 }
 
+static void note_sources(void *ctx, unsigned sources)
+{
+	*(unsigned *)ctx = sources;
+}
+
+/* After a crash: the dead worker's numbers stay taken; the new count is told. */
+static void test_reserved_sources(void)
+{
+	struct lz_inode_table *table = lz_inode_table_new(16384);
+	unsigned told = 0;
+
+	CHECK(lz_inode_source_for_dev(table, makedev(8, 1)) == 1);
+	CHECK(lz_inode_reserve_sources(table, 5) == 0);
+	lz_inode_table_on_sources(table, note_sources, &told);
+	CHECK(told == 5);
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 50)) == 6); /* not 2: reserved */
+	CHECK(told == 6);
+	CHECK(lz_inode_source_for_dev(table, makedev(8, 1)) == 1);
+	CHECK(lz_inode_reserve_sources(table, LZ_NODEID_MAX_SOURCE) == -1); /* too many */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 51)) == 7);
+	lz_inode_table_free(table);
+}
+
 struct race {
 	struct lz_inode_table *table;
 	uint64_t id;
@@ -172,6 +195,7 @@ int main(void)
 	test_ref_and_forget();
 	test_many_and_free();
 	test_sources();
+	test_reserved_sources();
 	test_concurrent();
 	test_bounded_descriptors();
 	return unit_finish("test_inode");
