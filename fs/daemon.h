@@ -17,6 +17,7 @@ struct fuse_session;
 struct lz_control;
 struct lz_defer;
 struct lz_inflight;
+struct lz_nodes;
 struct lz_remote;
 struct lz_takeover;
 struct lz_upgrade;
@@ -31,6 +32,8 @@ struct lz_daemon {
 	struct lz_takeover *takeover; /* while taking a mount over */
 	struct lz_defer *defer;	      /* requests that may wait on a slow store */
 	struct lz_inflight *inflight; /* requests in flight, kept by the keeper; or NULL */
+	struct lz_nodes *nodes;	      /* node ids of underlay files, kept by the keeper; or NULL */
+	int revive_anchor;	      /* the underlay's root, to reopen file handles against */
 	unsigned fuse_minor;	      /* the connection the FUSE tracepoints name */
 	bool mounted;		      /* this process mounted (a fresh start) */
 	bool taken_over;	      /* attached to a connection another process mounted */

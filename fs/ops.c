@@ -7,13 +7,17 @@
 #include "ops.h"
 #include "defer.h"
 #include "upgrade/inflight.h"
+#include "upgrade/nodes.h"
 #include "fscore/attr.h"
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 bool lz_serve_begin(fuse_req_t req, enum lz_op op, fuse_ino_t ino, const char *name,
 		    struct lz_served *s)
@@ -32,13 +36,66 @@ void lz_serve_end(const struct lz_served *s)
 	lz_inflight_leave(s->inflight, s->slot);
 }
 
+/*
+ * After a crash: node id NODEID of the underlay that the kernel kept from the
+ * dead worker, brought back from the keeper's record (upgrade/nodes.h) by its
+ * file handle, with the lookup count the kernel holds; NULL when it cannot be.
+ */
+static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
+{
+	union {
+		struct file_handle fh;
+		char room[sizeof(struct file_handle) + LZ_NODES_HANDLE_MAX];
+	} h;
+	struct lz_inode_init init = { .kind = LZ_INODE_FD };
+	struct stat st;
+	bool created;
+
+	uint64_t recorded;
+
+	if (d->revive_anchor < 0 || lz_nodeid_source(nodeid) != 1 ||
+	    !lz_nodes_get(d->nodes, nodeid, &recorded, &h.fh))
+		return NULL;
+	init.path_fd = open_by_handle_at(d->revive_anchor, &h.fh, O_PATH | O_CLOEXEC);
+	if (init.path_fd < 0)
+		return NULL;
+	/* The same file, not one that took its place. */
+	if (fstat(init.path_fd, &st) != 0 || lz_nodeid_of(&d->fs, st.st_dev, st.st_ino) != nodeid) {
+		close(init.path_fd);
+		return NULL;
+	}
+	init.type = st.st_mode;
+	/* It starts with the references the record says the kernel holds (lz_inode_held_fn). */
+	struct lz_inode *inode = lz_inode_ref_init(d->fs.inodes, nodeid, &init, &created);
+	if (inode == NULL)
+		return NULL;
+	if (created)
+		lz_nodes_revived(d->nodes);
+	lz_inode_forget(d->fs.inodes, nodeid,
+			1); /* the reference taking it made: not the kernel's */
+	return lz_inode_find(d->fs.inodes, nodeid);
+}
+
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_inode *inode;
 
 	if (ino == FUSE_ROOT_ID)
 		return fs->root;
-	return lz_inode_find(fs->inodes, ino);
+	inode = lz_inode_find(fs->inodes, ino);
+	return inode != NULL ? inode : revive(lz_daemon_of(req), ino);
+}
+
+/* The kernel drops COUNT references on node id INO (one the dead worker gave: its record). */
+static void forget_one(struct lz_daemon *d, fuse_ino_t ino, uint64_t count)
+{
+	if (ino == FUSE_ROOT_ID)
+		return;
+	if (lz_inode_find(d->fs.inodes, ino) == NULL)
+		lz_nodes_set(d->nodes, ino, 0, NULL);
+	else
+		lz_inode_forget(d->fs.inodes, ino, count);
 }
 
 struct lz_inode *lz_inode_or_estale(fuse_req_t req, fuse_ino_t ino)
@@ -164,18 +221,16 @@ static void lz_op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 
 static void lz_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	if (ino != FUSE_ROOT_ID)
-		lz_inode_forget(lz_fs_of(req)->inodes, ino, nlookup);
+	forget_one(lz_daemon_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void lz_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	struct lz_fs *fs = lz_fs_of(req);
+	struct lz_daemon *d = lz_daemon_of(req);
 
 	for (size_t i = 0; i < count; i++)
-		if (forgets[i].ino != FUSE_ROOT_ID)
-			lz_inode_forget(fs->inodes, forgets[i].ino, forgets[i].nlookup);
+		forget_one(d, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

@@ -15,6 +15,7 @@
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
 #include "upgrade/inflight.h"
+#include "upgrade/nodes.h"
 #include "upgrade/restart.h"
 #include "upgrade/takeover.h"
 #include "upgrade/upgrade.h"
@@ -180,7 +181,8 @@ static int start_services(struct lz_daemon *d)
 	}
 	/* Last: from here on nothing fails, and the socket path is ours to remove. */
 	start_control(d);
-	lz_restart_keep_inflight(lz_inflight_fd(d->inflight));
+	lz_restart_keep_record("inflight", lz_inflight_fd(d->inflight));
+	lz_restart_keep_record("nodes", lz_nodes_fd(d->nodes));
 	if (d->takeover != NULL) {
 		finish_takeover(d);
 		return 0;
@@ -361,5 +363,10 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	d->remote = NULL;
 	lz_inflight_close(d->inflight);
 	d->inflight = NULL;
+	lz_nodes_close(d->nodes);
+	d->nodes = NULL;
+	if (d->revive_anchor >= 0)
+		close(d->revive_anchor);
+	d->revive_anchor = -1;
 	return true;
 }

@@ -17,6 +17,7 @@
 #include "images/kmount.h"
 #include "upgrade/inflight.h"
 #include "upgrade/keeper.h"
+#include "upgrade/nodes.h"
 #include "upgrade/restart.h"
 #include "upgrade/takeover.h"
 #include "upgrade/upgrade.h"
@@ -371,19 +372,71 @@ static void keeper_numbers(struct lz_fs *fs)
 	fs->restarts = restarts != NULL ? (unsigned)strtoul(restarts, NULL, 10) : 0;
 }
 
+/* Under a keeper, the records it keeps: what the worker before left in them is read now. */
+static void open_records(struct lz_daemon *d)
+{
+	if (lz_restart_keeper_fd() < 0)
+		return;
+	d->inflight =
+		lz_inflight_open(lz_restart_kept_record("inflight"), lz_restart_after_sigkill());
+	/* A mapped directory's node cannot be told from its record: map= mounts keep none. */
+	if (d->opts.settings.map == NULL)
+		d->nodes = lz_nodes_open(lz_restart_kept_record("nodes"));
+}
+
+/* Records every underlay node id's count and handle for the next worker (nodes.h). */
+static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlookup)
+{
+	if (inode->kind == LZ_INODE_FD && lz_nodeid_source(inode->nodeid) == 1)
+		lz_nodes_set(ctx, inode->nodeid, nlookup, inode->path.handle);
+}
+
+/* What the kernel holds on NODEID from the workers before, as recorded (not yet an inode here). */
+static uint64_t held_before(void *ctx, uint64_t nodeid)
+{
+	uint64_t nlookup = 0;
+
+	if (lz_nodeid_source(nodeid) != 1 || !lz_nodes_count(ctx, nodeid, &nlookup))
+		return 0;
+	return nlookup;
+}
+
+static void record_existing(void *ctx, struct lz_inode *inode)
+{
+	record_node(ctx, inode, inode->nlookup);
+}
+
+/*
+ * Node ids are recorded from now on (those a live upgrade handed over too);
+ * after a crash, the underlay's are revived against its root (lz_inode_of).
+ */
+static void keep_nodes(struct lz_daemon *d)
+{
+	if (d->nodes == NULL)
+		return;
+	lz_inode_foreach(d->fs.inodes, record_existing, d->nodes);
+	lz_inode_table_on_count(d->fs.inodes, record_node, d->nodes);
+	if (!lz_nodes_kept(d->nodes))
+		return;
+	lz_inode_table_held_by(d->fs.inodes, held_before, d->nodes);
+	int root = lz_inode_path_get(d->fs.inodes, d->fs.root);
+	if (root >= 0)
+		d->revive_anchor = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	lz_inode_path_put(d->fs.inodes, d->fs.root);
+}
+
 int lz_daemon_start(struct lz_daemon *d, int takeover_sock)
 {
+	d->revive_anchor = -1;
 	if (choose_mount(d, takeover_sock) != 0)
 		return -1;
-	/* Under a keeper: what was in flight when the worker before crashed is judged now. */
-	if (lz_restart_keeper_fd() >= 0)
-		d->inflight =
-			lz_inflight_open(lz_restart_kept_inflight(), lz_restart_after_sigkill());
+	open_records(d);
 	raise_fd_limit();
 	preload_unwinder();
 	if (open_core(d) != 0)
 		return -1;
 	keep_sources(d);
+	keep_nodes(d);
 	if (open_session(d) != 0)
 		return -1;
 	keeper_numbers(&d->fs);

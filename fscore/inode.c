@@ -22,7 +22,18 @@ struct lz_inode_table {
 	void *on_sources_ctx;
 	void (*on_free)(void *ctx, struct lz_inode *inode);
 	void *on_free_ctx;
+	lz_inode_count_fn *on_count;
+	void *on_count_ctx;
+	lz_inode_held_fn *held;
+	void *held_ctx;
 };
+
+/* Under the table's lock: INODE's lookup count changed (0: it is being freed). */
+static void count_changed(struct lz_inode_table *table, const struct lz_inode *inode)
+{
+	if (table->on_count != NULL)
+		table->on_count(table->on_count_ctx, inode, inode->nlookup);
+}
 
 static unsigned bucket_of(uint64_t nodeid)
 {
@@ -98,7 +109,7 @@ static struct lz_inode *find_locked(struct lz_inode_table *table, uint64_t nodei
 
 /* A new inode from INIT (its descriptor consumed), not yet in the table; NULL (errno). */
 static struct lz_inode *make_inode(struct lz_inode_table *table, uint64_t nodeid,
-				   const struct lz_inode_init *init)
+				   const struct lz_inode_init *init, uint64_t held)
 {
 	struct lz_inode *inode = calloc(1, sizeof(*inode));
 
@@ -117,7 +128,7 @@ static struct lz_inode *make_inode(struct lz_inode_table *table, uint64_t nodeid
 	inode->map_node = init->map_node;
 	inode->sqfs = init->sqfs;
 	inode->sqfs_id = init->sqfs_id;
-	inode->nlookup = 1;
+	inode->nlookup = (init->nlookup > 0 ? init->nlookup : 1) + held;
 	inode->read_fd = -1;
 	pthread_mutex_init(&inode->lock, NULL);
 	/* The root's descriptor stays open: everything else is found from it. */
@@ -131,8 +142,10 @@ static struct lz_inode *ref_locked(struct lz_inode_table *table, uint64_t nodeid
 {
 	struct lz_inode *inode = find_locked(table, nodeid);
 
-	if (inode != NULL)
+	if (inode != NULL) {
 		inode->nlookup++;
+		count_changed(table, inode);
+	}
 	return inode;
 }
 
@@ -152,7 +165,8 @@ struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid
 		return inode;
 	}
 	/* Made outside the lock: taking the file handle is a system call. */
-	made = make_inode(table, nodeid, init);
+	made = make_inode(table, nodeid, init,
+			  table->held ? table->held(table->held_ctx, nodeid) : 0);
 	if (made == NULL)
 		return NULL;
 	pthread_mutex_lock(&table->lock);
@@ -164,6 +178,7 @@ struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid
 		table->buckets[b] = inode;
 		table->count++;
 		*created = true;
+		count_changed(table, inode);
 	}
 	pthread_mutex_unlock(&table->lock);
 	if (inode != made)
@@ -204,6 +219,7 @@ void lz_inode_forget(struct lz_inode_table *table, uint64_t nodeid, uint64_t cou
 		return;
 	}
 	inode->nlookup = count >= inode->nlookup ? 0 : inode->nlookup - count;
+	count_changed(table, inode);
 	if (inode->nlookup > 0) {
 		pthread_mutex_unlock(&table->lock);
 		return;
@@ -329,6 +345,22 @@ int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n)
 		table->sources = n;
 	pthread_mutex_unlock(&table->lock);
 	return 0;
+}
+
+void lz_inode_table_held_by(struct lz_inode_table *table, lz_inode_held_fn *fn, void *ctx)
+{
+	pthread_mutex_lock(&table->lock);
+	table->held = fn;
+	table->held_ctx = ctx;
+	pthread_mutex_unlock(&table->lock);
+}
+
+void lz_inode_table_on_count(struct lz_inode_table *table, lz_inode_count_fn *fn, void *ctx)
+{
+	pthread_mutex_lock(&table->lock);
+	table->on_count = fn;
+	table->on_count_ctx = ctx;
+	pthread_mutex_unlock(&table->lock);
 }
 
 void lz_inode_table_on_sources(struct lz_inode_table *table,

@@ -67,6 +67,7 @@ struct lz_inode_init {
 	struct lz_sqfs_image *sqfs; /* a reference the new inode takes over */
 	uint64_t sqfs_id;
 	const char *remote_path; /* copied */
+	uint64_t nlookup;	 /* the lookup count it starts with if new; 0 means 1 */
 };
 
 /* A table keeping at most PATH_FDS backing descriptors open; NULL when out of memory. */
@@ -138,6 +139,19 @@ int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsign
  * when too few numbers would be left (nothing is taken).
  */
 int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n);
+/*
+ * Told, under the table's lock, each time INODE's lookup count changes, with
+ * the count (0: the inode is being freed). FN must be quick and not call in.
+ */
+typedef void lz_inode_count_fn(void *ctx, const struct lz_inode *inode, uint64_t nlookup);
+void lz_inode_table_on_count(struct lz_inode_table *table, lz_inode_count_fn *fn, void *ctx);
+/*
+ * Asked, as a node id becomes an inode, how many references the kernel
+ * already holds on it from an earlier worker (a crash restart): the new
+ * inode starts with them too, so the kernel's FORGETs balance.
+ */
+typedef uint64_t lz_inode_held_fn(void *ctx, uint64_t nodeid);
+void lz_inode_table_held_by(struct lz_inode_table *table, lz_inode_held_fn *fn, void *ctx);
 /*
  * FN(CTX, N) is told how many source numbers are taken: now, and each time a
  * new one is (under the table's lock: FN must be quick and not call in).

@@ -26,8 +26,8 @@ for t in a b; do # the same layout, so the same inode numbers
 	echo "twin $t" >"$LZ_TMP/twin-$t/data/f"
 	mksquashfs "$LZ_TMP/twin-$t" "$IMG/twin-$t.sqfs" -quiet -noappend >/dev/null
 done
-# Absolute paths: a process whose working directory is inside the mount when
-# the worker dies gets ESTALE for relative paths (lazyfs(8) FAILURE MODES).
+# The readers use absolute paths; a working directory inside the mount is
+# checked on its own below.
 (cd "$MP/tools" && sha256sum ./*) | sed "s|\./|$MP/tools/|" >"$W/under.sums"
 (cd "$T/data" && sha256sum ./*) | sed "s|\./|$MP/app/data/|" >"$W/app.sums"
 mount_of() { awk -v mp="$(realpath "$1")" '$5 == mp { print $1, $3 }' /proc/self/mountinfo; }
@@ -67,6 +67,13 @@ before=$(mount_of "$MP")
 exec 7<"$MP/app/big.bin"
 head -c 4096 <&7 >"$W/held.1"
 ino_under=$(stat -c %i "$MP/tools/u1.bin")
+# A process working inside the mount, with relative paths, across the crash.
+(
+	cd "$MP/tools" || exit 1
+	while [[ ! -e $W/go ]]; do sleep 0.05; done
+	{ sha256sum ./u1.bin && ls . | wc -l; } >"$W/cwd.out" 2>&1
+) &
+cwd_pid=$!
 start_readers 4
 kill -KILL "$pid"
 new=$(restarted "$MP" "$pid")
@@ -86,6 +93,11 @@ cat <&7 >"$W/held.2"
 cat "$W/held.1" "$W/held.2" | cmp - "$T/big.bin" || lz_fail "the file held open read wrong after the restart"
 [[ $(stat -c %i "$MP/tools/u1.bin") == "$ino_under" ]] || lz_fail "an underlay file changed node id"
 lz_ok "underlay node ids are kept across the crash"
+touch "$W/go"
+wait "$cwd_pid" || true
+[[ $(head -n 1 "$W/cwd.out" | cut -d' ' -f1) == $(grep "/u1.bin$" "$W/under.sums" | cut -d' ' -f1) &&
+	$(sed -n 2p "$W/cwd.out") == 30 ]] || lz_fail "relative paths in a working directory inside the mount: $(cat "$W/cwd.out")"
+lz_ok "a process working inside the mount reads and lists relative paths after the crash"
 lz_ok "status names worker $new and keeper $keeper with 1 restart, the metrics count it; a file held open reads on"
 
 # After a live upgrade the keeper restarts the upgraded binary.

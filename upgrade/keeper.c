@@ -31,7 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SLOTS	     4 /* stored: the connection, the underlay, the state, the in-flight record */
+#define SLOTS                                                                                      \
+	5 /* stored: the connection, the underlay, the state, the in-flight and node records */
 #define RESTARTS_MAX 64
 /* How long a failed-open mount answers what still reaches it before the keeper exits. */
 #define STRAGGLERS_S 5.0

@@ -27,11 +27,17 @@
 #define NAME_FUSE     "lazyfs-fuse"
 #define NAME_UNDERLAY "lazyfs-underlay"
 #define NAME_STATE    "lazyfs-state"
-#define NAME_INFLIGHT "lazyfs-inflight"
-#define STATE_MAX     (64 * 1024) /* a path and a FUSE_INIT request, in hex */
+#define NAME_RECORD   "lazyfs-record-" /* + a record's name: kept for the next worker */
+#define STATE_MAX     (64 * 1024)      /* a path and a FUSE_INIT request, in hex */
 
 static int keeper_fd = -1;
-static int kept_inflight = -1; /* the in-flight record the keeper passed back */
+/* Records the keeper passed back (inflight.h, nodes.h), by name; taken once. */
+#define KEPT_MAX 4
+static struct {
+	char name[32];
+	int fd;
+} kept[KEPT_MAX];
+static unsigned nkept;
 
 int lz_restart_keeper_init(void)
 {
@@ -119,19 +125,25 @@ void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd)
 	close(state);
 }
 
-void lz_restart_keep_inflight(int fd)
+void lz_restart_keep_record(const char *name, int fd)
 {
-	if (keeper_fd >= 0 && fd >= 0 && tell("store " NAME_INFLIGHT, fd) != 0)
-		lz_warn("restart: the keeper did not take the in-flight record: %s",
+	char line[64];
+
+	snprintf(line, sizeof(line), "store " NAME_RECORD "%s", name);
+	if (keeper_fd >= 0 && fd >= 0 && tell(line, fd) != 0)
+		lz_warn("restart: the keeper did not take the %s record: %s", name,
 			strerror(errno));
 }
 
-int lz_restart_kept_inflight(void)
+int lz_restart_kept_record(const char *name)
 {
-	int fd = kept_inflight;
-
-	kept_inflight = -1;
-	return fd;
+	for (unsigned i = 0; i < nkept; i++)
+		if (kept[i].fd >= 0 && strcmp(kept[i].name, name) == 0) {
+			int fd = kept[i].fd;
+			kept[i].fd = -1;
+			return fd;
+		}
+	return -1;
 }
 
 bool lz_restart_after_sigkill(void)
@@ -221,8 +233,11 @@ static bool passed_fds(int *fuse_fd, int *underlay_fd, int *state_fd)
 			*underlay_fd = (int)fd;
 		else if (strcmp(item, NAME_STATE) == 0)
 			*state_fd = (int)fd;
-		else if (strcmp(item, NAME_INFLIGHT) == 0)
-			kept_inflight = (int)fd;
+		else if (strncmp(item, NAME_RECORD, strlen(NAME_RECORD)) == 0 && nkept < KEPT_MAX) {
+			snprintf(kept[nkept].name, sizeof(kept[nkept].name), "%s",
+				 item + strlen(NAME_RECORD));
+			kept[nkept++].fd = (int)fd;
+		}
 	}
 	return *fuse_fd >= 0 || *underlay_fd >= 0 || *state_fd >= 0;
 }

@@ -3,13 +3,15 @@
  * (keeper.h). Once mounted, the worker leaves four descriptors with the
  * keeper: the /dev/fuse connection, the underlay directory (the mount hides
  * it), a sealed memfd with what a takeover needs besides (the mount's path,
- * its FUSE connection number, the kernel's FUSE_INIT), and the record of
- * requests in flight (inflight.h). When the worker
+ * its FUSE connection number, the kernel's FUSE_INIT), and the records of
+ * requests in flight (inflight.h) and of the node ids the kernel holds
+ * (nodes.h). When the worker
  * dies the keeper's copies keep the connection, so the mount stays and
  * requests wait; the worker it starts next gets them back and takes the
  * mount over as a live upgrade does, from a record holding only the root:
- * node ids the kernel still holds are answered ESTALE, upon which the kernel
- * looks their paths up again.
+ * node ids of the underlay are revived from the node record (nodes.h), the
+ * others are answered ESTALE, upon which the kernel looks their paths up
+ * again.
  */
 #ifndef LAZYFS_RESTART_H
 #define LAZYFS_RESTART_H
@@ -26,10 +28,10 @@ int lz_restart_keeper_init(void);
 int lz_restart_keeper_fd(void);
 /* After mounting: gives the keeper the connection, the underlay and the state. */
 void lz_restart_store(const struct lz_upgrade *up, int fuse_fd, int underlay_fd);
-/* Gives the keeper the in-flight record (inflight.h) to keep across a crash. */
-void lz_restart_keep_inflight(int fd);
-/* After lz_restart_takeover: the in-flight record the keeper kept (the caller's), or -1. */
-int lz_restart_kept_inflight(void);
+/* Gives the keeper record NAME (inflight.h, nodes.h: a memfd) to keep across a crash. */
+void lz_restart_keep_record(const char *name, int fd);
+/* After lz_restart_takeover: the record NAME the keeper kept (the caller's), or -1. */
+int lz_restart_kept_record(const char *name);
 /* Whether the worker before this one was ended by SIGKILL (not by a fault of its own). */
 bool lz_restart_after_sigkill(void);
 /* This process serves the mount now (after a fresh start or a takeover). */

@@ -1,0 +1,209 @@
+/*
+ * The node record (nodes.h): an open-addressed table of fixed size in a
+ * memfd the keeper holds, by node id, with linear probing. A removed record
+ * leaves a tombstone so that probes go on past it; a set reuses the first
+ * tombstone it passed.
+ */
+#include "config.h"
+#include "nodes.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
+#define NODES_VERSION 1u
+#define FREE	      0u
+#define TOMBSTONE     1u /* node id 1 is the root, never recorded */
+
+struct record {
+	uint64_t nodeid; /* FREE, TOMBSTONE, or a node id */
+	uint64_t nlookup;
+	int32_t handle_type;
+	uint32_t handle_bytes;
+	unsigned char handle[LZ_NODES_HANDLE_MAX];
+};
+
+struct region {
+	uint32_t magic, version;
+	struct record records[LZ_NODES_MAX];
+};
+
+struct lz_nodes {
+	int fd;
+	struct region *r;
+	pthread_mutex_t lock;
+	atomic_ullong revived;
+	bool kept;
+};
+
+static struct region *map_region(int fd)
+{
+	void *p = mmap(NULL, sizeof(struct region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static struct region *kept_region(int fd)
+{
+	struct region *r;
+
+	if (lseek(fd, 0, SEEK_END) != (off_t)sizeof(struct region) || (r = map_region(fd)) == NULL)
+		return NULL;
+	if (r->magic == NODES_MAGIC && r->version == NODES_VERSION)
+		return r;
+	munmap(r, sizeof(*r));
+	return NULL;
+}
+
+struct lz_nodes *lz_nodes_open(int kept_fd)
+{
+	struct lz_nodes *n = calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		goto fail;
+	n->fd = kept_fd;
+	if (kept_fd >= 0 && (n->r = kept_region(kept_fd)) == NULL) {
+		close(kept_fd);
+		n->fd = -1;
+	}
+	n->kept = n->r != NULL;
+	if (n->r == NULL) {
+		n->fd = memfd_create("lazyfs-nodes", MFD_CLOEXEC);
+		if (n->fd < 0 || ftruncate(n->fd, sizeof(struct region)) != 0 ||
+		    (n->r = map_region(n->fd)) == NULL)
+			goto fail;
+		n->r->magic = NODES_MAGIC;
+		n->r->version = NODES_VERSION;
+	}
+	pthread_mutex_init(&n->lock, NULL);
+	return n;
+fail:
+	if (n != NULL && n->fd >= 0)
+		close(n->fd);
+	free(n);
+	return NULL;
+}
+
+void lz_nodes_close(struct lz_nodes *n)
+{
+	if (n == NULL)
+		return;
+	munmap(n->r, sizeof(*n->r));
+	close(n->fd);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+bool lz_nodes_kept(const struct lz_nodes *n)
+{
+	return n != NULL && n->kept;
+}
+
+int lz_nodes_fd(const struct lz_nodes *n)
+{
+	return n != NULL ? n->fd : -1;
+}
+
+static uint32_t home_of(uint64_t nodeid)
+{
+	nodeid ^= nodeid >> 33;
+	nodeid *= 0xff51afd7ed558ccdull;
+	nodeid ^= nodeid >> 33;
+	return (uint32_t)(nodeid % LZ_NODES_MAX);
+}
+
+/* Under the lock: NODEID's record, or where it would go (*SLOT; NULL when full). */
+static struct record *find_locked(struct lz_nodes *n, uint64_t nodeid, struct record **slot)
+{
+	uint32_t at = home_of(nodeid);
+
+	*slot = NULL;
+	for (uint32_t i = 0; i < LZ_NODES_MAX; i++) {
+		struct record *rec = &n->r->records[(at + i) % LZ_NODES_MAX];
+		if (rec->nodeid == nodeid)
+			return rec;
+		if (rec->nodeid == TOMBSTONE && *slot == NULL)
+			*slot = rec;
+		if (rec->nodeid == FREE) {
+			if (*slot == NULL)
+				*slot = rec;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
+		  const struct file_handle *handle)
+{
+	struct record *rec, *slot;
+
+	if (n == NULL || nodeid <= TOMBSTONE)
+		return;
+	pthread_mutex_lock(&n->lock);
+	rec = find_locked(n, nodeid, &slot);
+	if (nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX) {
+		if (rec != NULL)
+			rec->nodeid = TOMBSTONE;
+	} else if (rec != NULL) {
+		rec->nlookup = nlookup;
+	} else if (slot != NULL) {
+		slot->nlookup = nlookup;
+		slot->handle_type = handle->handle_type;
+		slot->handle_bytes = handle->handle_bytes;
+		memcpy(slot->handle, handle->f_handle, handle->handle_bytes);
+		slot->nodeid = nodeid;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
+		  struct file_handle *handle)
+{
+	struct record *rec, *slot;
+	bool found = false;
+
+	if (n == NULL || nodeid <= TOMBSTONE)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	rec = find_locked(n, nodeid, &slot);
+	if (rec != NULL && rec->handle_bytes <= LZ_NODES_HANDLE_MAX) {
+		*nlookup = rec->nlookup;
+		handle->handle_type = rec->handle_type;
+		handle->handle_bytes = rec->handle_bytes;
+		memcpy(handle->f_handle, rec->handle, rec->handle_bytes);
+		found = true;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return found;
+}
+
+bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup)
+{
+	struct record *rec, *slot;
+
+	if (n == NULL || nodeid <= TOMBSTONE)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	rec = find_locked(n, nodeid, &slot);
+	if (rec != NULL)
+		*nlookup = rec->nlookup;
+	pthread_mutex_unlock(&n->lock);
+	return rec != NULL;
+}
+
+void lz_nodes_revived(struct lz_nodes *n)
+{
+	if (n != NULL)
+		atomic_fetch_add(&n->revived, 1);
+}
+
+unsigned long long lz_nodes_revived_count(const struct lz_nodes *n)
+{
+	return n != NULL ? atomic_load(&n->revived) : 0;
+}

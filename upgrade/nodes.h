@@ -1,0 +1,47 @@
+/*
+ * The node ids the kernel holds of underlay files, with their lookup counts
+ * and file handles, recorded in memory the keeper keeps across a worker's
+ * crash (a memfd, like the in-flight record). The worker it starts next
+ * brings such a node id back to life when the kernel uses it (a working
+ * directory inside the mount, a relative path, a directory being listed),
+ * reopening the file by its handle, instead of answering ESTALE.
+ *
+ * Fixed size: past LZ_NODES_MAX records, further node ids are not recorded
+ * (those answer ESTALE after a crash, as all did before). Thread-safe.
+ */
+#ifndef LAZYFS_NODES_H
+#define LAZYFS_NODES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LZ_NODES_MAX	    (1u << 17)
+#define LZ_NODES_HANDLE_MAX 40 /* bytes of a file handle recorded (ext4 8, xfs 24, btrfs 40) */
+
+struct lz_nodes;
+struct file_handle;
+
+/* The keeper's record after a crash (KEPT_FD, consumed), else a new one (-1). NULL: none. */
+struct lz_nodes *lz_nodes_open(int kept_fd);
+void lz_nodes_close(struct lz_nodes *n);
+/* The memfd the keeper keeps (borrowed), or -1. */
+int lz_nodes_fd(const struct lz_nodes *n);
+/* Whether it is the keeper's, left by a worker before (node ids may be revived). */
+bool lz_nodes_kept(const struct lz_nodes *n);
+
+/* NODEID is held NLOOKUP times (0: no longer), its file known by HANDLE (NULL: not recorded). */
+void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
+		  const struct file_handle *handle);
+/*
+ * The record of NODEID: true with its count and handle (HANDLE holds
+ * LZ_NODES_HANDLE_MAX bytes after the header).
+ */
+bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
+		  struct file_handle *handle);
+/* The recorded count of NODEID: true when there is a record. */
+bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup);
+/* Node ids brought back to life since start (statistics). */
+void lz_nodes_revived(struct lz_nodes *n);
+unsigned long long lz_nodes_revived_count(const struct lz_nodes *n);
+
+#endif
