@@ -2,7 +2,10 @@
  * The node record (nodes.h): an open-addressed table of fixed size in a
  * memfd the keeper holds, by node id, with linear probing. A removed record
  * leaves a tombstone so that probes go on past it; a set reuses the first
- * tombstone it passed.
+ * tombstone it passed. At most three quarters of the slots are ever taken,
+ * tombstones included, so every probe ends at a free slot soon: past that,
+ * the table is rebuilt without its tombstones, or, full of live records,
+ * takes no new ones.
  */
 #include "config.h"
 #include "nodes.h"
@@ -16,7 +19,7 @@
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 1u
+#define NODES_VERSION 2u
 #define FREE	      0u
 #define TOMBSTONE     1u /* node id 1 is the root, never recorded */
 
@@ -30,8 +33,11 @@ struct record {
 
 struct region {
 	uint32_t magic, version;
+	uint32_t live, tombstones;
 	struct record records[LZ_NODES_MAX];
 };
+
+#define TAKEN_MAX (LZ_NODES_MAX / 4 * 3)
 
 struct lz_nodes {
 	int fd;
@@ -138,26 +144,70 @@ static struct record *find_locked(struct lz_nodes *n, uint64_t nodeid, struct re
 	return NULL;
 }
 
+/* Under the lock: every live record placed again, the tombstones gone. */
+static void rebuild_locked(struct lz_nodes *n)
+{
+	struct region *r = n->r;
+	struct record *live = malloc(sizeof(*live) * (r->live + 1)), *slot;
+	uint32_t count = 0;
+
+	if (live == NULL)
+		return;
+	for (uint32_t i = 0; i < LZ_NODES_MAX; i++) {
+		if (r->records[i].nodeid > TOMBSTONE && count < r->live)
+			live[count++] = r->records[i];
+		r->records[i].nodeid = FREE;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		if (find_locked(n, live[i].nodeid, &slot) == NULL && slot != NULL)
+			*slot = live[i];
+	r->live = count;
+	r->tombstones = 0;
+	free(live);
+}
+
+/* Under the lock: whether a new record may be taken (tombstones cleared out when many). */
+static bool room_locked(struct lz_nodes *n)
+{
+	struct region *r = n->r;
+
+	if (r->live + r->tombstones >= TAKEN_MAX && r->live < TAKEN_MAX / 2)
+		rebuild_locked(n);
+	return r->live + r->tombstones < TAKEN_MAX;
+}
+
+static void take_locked(struct lz_nodes *n, struct record *slot, uint64_t nodeid, uint64_t nlookup,
+			const struct file_handle *handle)
+{
+	if (slot->nodeid == TOMBSTONE)
+		n->r->tombstones--;
+	n->r->live++;
+	slot->nlookup = nlookup;
+	slot->handle_type = handle->handle_type;
+	slot->handle_bytes = handle->handle_bytes;
+	memcpy(slot->handle, handle->f_handle, handle->handle_bytes);
+	slot->nodeid = nodeid;
+}
+
 void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
 		  const struct file_handle *handle)
 {
 	struct record *rec, *slot;
+	bool drop = nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX;
 
 	if (n == NULL || nodeid <= TOMBSTONE)
 		return;
 	pthread_mutex_lock(&n->lock);
 	rec = find_locked(n, nodeid, &slot);
-	if (nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX) {
-		if (rec != NULL)
-			rec->nodeid = TOMBSTONE;
+	if (rec != NULL && drop) {
+		rec->nodeid = TOMBSTONE;
+		n->r->live--;
+		n->r->tombstones++;
 	} else if (rec != NULL) {
 		rec->nlookup = nlookup;
-	} else if (slot != NULL) {
-		slot->nlookup = nlookup;
-		slot->handle_type = handle->handle_type;
-		slot->handle_bytes = handle->handle_bytes;
-		memcpy(slot->handle, handle->f_handle, handle->handle_bytes);
-		slot->nodeid = nodeid;
+	} else if (!drop && room_locked(n) && find_locked(n, nodeid, &slot) == NULL &&
+		   slot != NULL) {
+		take_locked(n, slot, nodeid, nlookup, handle);
 	}
 	pthread_mutex_unlock(&n->lock);
 }

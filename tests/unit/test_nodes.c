@@ -53,6 +53,17 @@ int main(void)
 	CHECK(lz_nodes_count(n, 2001ull << 20, &count) && count == 2001);
 	CHECK(!lz_nodes_count(n, 7ull << 40, &count));
 	CHECK(!lz_nodes_count(n, 1, &count)); /* the root is never recorded */
+	/* Full, then emptied and filled again: tombstones are cleared out, probes end. */
+	make_handle(&h, 8, 0xcd);
+	for (uint64_t id = 2; id < 2 + LZ_NODES_MAX; id++)
+		lz_nodes_set(n, id, 1, &h.fh);
+	CHECK(lz_nodes_count(n, 2, &count));
+	CHECK(!lz_nodes_count(n, 1 + LZ_NODES_MAX, &count)); /* past three quarters: not kept */
+	for (uint64_t id = 2; id < 2 + LZ_NODES_MAX; id++)
+		lz_nodes_set(n, id, 0, NULL);
+	for (uint64_t id = 1ull << 40; id < (1ull << 40) + LZ_NODES_MAX / 2; id++)
+		lz_nodes_set(n, id, 2, &h.fh);
+	CHECK(lz_nodes_count(n, (1ull << 40) + LZ_NODES_MAX / 2 - 1, &count) && count == 2);
 	lz_nodes_close(n);
 	return unit_finish("test_nodes");
 }
