@@ -431,6 +431,12 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 	help(f, "lazyfs_restarts_total", "counter",
 	     "Workers the keeper started after one crashed (the mount stayed).");
 	sample(f, "lazyfs_restarts_total", NULL, fs->restarts);
+	help(f, "lazyfs_poisoned_requests_total", "counter",
+	     "Requests answered EIO because the worker crashed twice while serving them.");
+	sample(f, "lazyfs_poisoned_requests_total", NULL, (double)atomic_load(&fs->poisoned));
+	help(f, "lazyfs_revived_nodes_total", "counter",
+	     "Node ids a crashed worker gave out, served again by the next (not ESTALE).");
+	sample(f, "lazyfs_revived_nodes_total", NULL, (double)atomic_load(&fs->revived));
 	if (fs->images != NULL) {
 		struct image_numbers n;
 		enum lz_image_backend backend;

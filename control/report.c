@@ -100,6 +100,8 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	json_object_object_add(o, "keeper_pid",
 			       fs->keeper_pid > 0 ? json_object_new_int(fs->keeper_pid) : NULL);
 	add_u64(o, "restarts", fs->restarts);
+	add_u64(o, "poisoned_requests", atomic_load(&fs->poisoned));
+	add_u64(o, "revived_nodes", atomic_load(&fs->revived));
 	return o;
 }
 

@@ -27,6 +27,7 @@ bool lz_serve_begin(fuse_req_t req, enum lz_op op, fuse_ino_t ino, const char *n
 	if (s->slot != LZ_INFLIGHT_POISON)
 		return true;
 	LZ_LOG_LIMITED(LZ_LOG_ERR, "answering EIO to a request the worker crashed on before");
+	atomic_fetch_add(&lz_fs_of(req)->poisoned, 1);
 	fuse_reply_err(req, EIO);
 	return false;
 }
@@ -70,7 +71,7 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 	if (inode == NULL)
 		return NULL;
 	if (created)
-		lz_nodes_revived(d->nodes);
+		atomic_fetch_add(&d->fs.revived, 1);
 	lz_inode_forget(d->fs.inodes, nodeid,
 			1); /* the reference taking it made: not the kernel's */
 	return lz_inode_find(d->fs.inodes, nodeid);
@@ -146,6 +147,9 @@ static void run_lookup(struct lz_defer_job *job, fuse_req_t req, void *arg)
 	int slot = lz_inflight_enter(l->inflight, l->sig);
 	struct lz_entry e;
 	int err = slot == LZ_INFLIGHT_POISON ? -EIO : lz_lookup(l->fs, l->parent, l->name, &e);
+
+	if (slot == LZ_INFLIGHT_POISON)
+		atomic_fetch_add(&l->fs->poisoned, 1);
 
 	if (lz_defer_claim(job))
 		reply_lookup(l->fs, req, err, &e);

@@ -71,6 +71,8 @@ struct lz_fs {
 	struct timespec started;	  /* CLOCK_REALTIME at start */
 	int keeper_pid;			  /* the process holding the mount, or 0 */
 	unsigned restarts;		  /* workers the keeper started after a crash */
+	atomic_ullong poisoned;		  /* requests answered EIO: in flight at repeated crashes */
+	atomic_ullong revived;		  /* node ids of a crashed worker served again */
 	struct lz_waits waits;		  /* requests waiting on a slow store */
 	lz_forget_entry_fn *forget_entry; /* NULL until the connection is up */
 	void *forget_ctx;

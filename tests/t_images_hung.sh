@@ -176,6 +176,8 @@ grep -q "Input/output error" "$LZ_TMP/poison.out" ||
 	lz_fail "the request in flight at two crashes got: $(cat "$LZ_TMP/poison.out")"
 lz_is_lazyfs_mount "$MP" || lz_fail "the mount failed open"
 grep -q "answered EIO when it comes again" "$LZ_LAST_LOG" || lz_fail "the poison was not logged"
+[[ $("$CTL" "$MP" metrics | awk '$1 == "lazyfs_poisoned_requests_total" { print $2 }') == 1 ]] ||
+	lz_fail "lazyfs_poisoned_requests_total is not 1"
 lz_ok "a lookup in flight at two aborts in a row is answered EIO by the third worker"
 kill -CONT "$STORE_PID"
 [[ $(timeout 30 cat "$MP/cold/f") == "cold contents" ]] || lz_fail "the poison was not forgiven once answered"

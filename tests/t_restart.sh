@@ -97,7 +97,9 @@ touch "$W/go"
 wait "$cwd_pid" || true
 [[ $(head -n 1 "$W/cwd.out" | cut -d' ' -f1) == $(grep "/u1.bin$" "$W/under.sums" | cut -d' ' -f1) &&
 	$(sed -n 2p "$W/cwd.out") == 30 ]] || lz_fail "relative paths in a working directory inside the mount: $(cat "$W/cwd.out")"
-lz_ok "a process working inside the mount reads and lists relative paths after the crash"
+revived=$("$CTL" "$MP" metrics | awk '$1 == "lazyfs_revived_nodes_total" { print $2 }')
+((revived >= 1)) || lz_fail "lazyfs_revived_nodes_total is '$revived'"
+lz_ok "a process working inside the mount reads and lists relative paths after the crash ($revived node ids revived)"
 lz_ok "status names worker $new and keeper $keeper with 1 restart, the metrics count it; a file held open reads on"
 
 # After a live upgrade the keeper restarts the upgraded binary.

@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,7 +42,6 @@ struct lz_nodes {
 	int fd;
 	struct region *r;
 	pthread_mutex_t lock;
-	atomic_ullong revived;
 	bool kept;
 };
 
@@ -245,15 +243,4 @@ bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup)
 		*nlookup = rec->nlookup;
 	pthread_mutex_unlock(&n->lock);
 	return rec != NULL;
-}
-
-void lz_nodes_revived(struct lz_nodes *n)
-{
-	if (n != NULL)
-		atomic_fetch_add(&n->revived, 1);
-}
-
-unsigned long long lz_nodes_revived_count(const struct lz_nodes *n)
-{
-	return n != NULL ? atomic_load(&n->revived) : 0;
 }

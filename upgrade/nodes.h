@@ -40,8 +40,5 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 		  struct file_handle *handle);
 /* The recorded count of NODEID: true when there is a record. */
 bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup);
-/* Node ids brought back to life since start (statistics). */
-void lz_nodes_revived(struct lz_nodes *n);
-unsigned long long lz_nodes_revived_count(const struct lz_nodes *n);
 
 #endif
