@@ -379,9 +379,17 @@ static void open_records(struct lz_daemon *d)
 		return;
 	d->inflight =
 		lz_inflight_open(lz_restart_kept_record("inflight"), lz_restart_after_sigkill());
+	int kept = lz_restart_kept_record("nodes");
+	/* A fresh mount (the kept one had ended): the kernel holds none of those node ids. */
+	if (kept >= 0 && d->takeover == NULL) {
+		close(kept);
+		kept = -1;
+	}
 	/* A mapped directory's node cannot be told from its record: map= mounts keep none. */
 	if (d->opts.settings.map == NULL)
-		d->nodes = lz_nodes_open(lz_restart_kept_record("nodes"));
+		d->nodes = lz_nodes_open(kept);
+	else if (kept >= 0)
+		close(kept);
 }
 
 /* Records every underlay node id's count and handle for the next worker (nodes.h). */
