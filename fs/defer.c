@@ -67,7 +67,9 @@ struct lz_defer {
 	struct job_list jobs;
 	TAILQ_HEAD(, lane) ready;
 	unsigned threads, idle, pending;
-	unsigned wakeups; /* idle threads signalled for a lane that have not woken yet */
+	unsigned running;	/* jobs whose work runs now */
+	unsigned claim_waiters; /* of those, done and waiting for a resume in lz_defer_claim */
+	unsigned wakeups;	/* idle threads signalled for a lane that have not woken yet */
 	struct lane *lanes[LANE_BUCKETS];
 	double timeout;
 	bool paused, stopping, spawn_warned;
@@ -275,8 +277,13 @@ bool lz_defer_claim(struct lz_defer_job *job)
 	bool mine;
 
 	pthread_mutex_lock(&d->lock);
-	while (d->paused && !d->stopping && !job->answered)
-		pthread_cond_wait(&d->change, &d->lock);
+	if (d->paused && !d->stopping && !job->answered) {
+		d->claim_waiters++;
+		pthread_cond_broadcast(&d->change); /* one fewer to wait for in lz_defer_pause */
+		while (d->paused && !d->stopping && !job->answered)
+			pthread_cond_wait(&d->change, &d->lock);
+		d->claim_waiters--;
+	}
 	mine = !job->answered;
 	if (mine)
 		answer_locked(d, job, 0, &none);
@@ -292,10 +299,13 @@ static void run_job_locked(struct lz_defer *d, struct lz_defer_job *job)
 	TAILQ_REMOVE(&job->lane->jobs, job, queued);
 	job->queued_in_lane = false;
 	job->running = true;
+	d->running++;
 	pthread_mutex_unlock(&d->lock);
 	job->run(job, job->req, job->arg);
 	pthread_mutex_lock(&d->lock);
 	job->running = false;
+	if (--d->running == 0)
+		pthread_cond_broadcast(&d->change);
 	job->ran = true;
 	if (!job->answered) /* the work neither claimed it nor was it answered */
 		answer_locked(d, job, EIO, &replies);
@@ -396,11 +406,20 @@ struct lz_defer *lz_defer_new(double timeout, struct lz_waits *counts)
 	return d;
 }
 
-void lz_defer_pause(struct lz_defer *d)
+bool lz_defer_pause(struct lz_defer *d, double wait_s)
 {
+	struct timespec until = lz_clock_after(CLOCK_MONOTONIC, wait_s);
+	bool quiet;
+
 	pthread_mutex_lock(&d->lock);
 	d->paused = true;
+	/* Work that finishes now waits in lz_defer_claim; work stuck on a store goes on waiting. */
+	while (d->running > d->claim_waiters &&
+	       pthread_cond_timedwait(&d->change, &d->lock, &until) != ETIMEDOUT)
+		;
+	quiet = d->running == d->claim_waiters;
 	pthread_mutex_unlock(&d->lock);
+	return quiet;
 }
 
 void lz_defer_resume(struct lz_defer *d)

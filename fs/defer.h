@@ -61,9 +61,12 @@ bool lz_defer_claim(struct lz_defer_job *job);
 
 /*
  * A live upgrade: requests stay unanswered while paused (the kernel gives
- * them to the new process), and are answered on resume if it failed.
+ * them to the new process), and are answered on resume if it failed. Pausing
+ * waits up to WAIT_S seconds for running work to reach its answer: true when
+ * none runs any more; false when some is stuck on a store (it will find the
+ * core's services gone, or paused, when it goes on).
  */
-void lz_defer_pause(struct lz_defer *d);
+bool lz_defer_pause(struct lz_defer *d, double wait_s);
 void lz_defer_resume(struct lz_defer *d);
 
 /*

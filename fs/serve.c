@@ -232,10 +232,12 @@ static void pause_services(void *ctx)
 
 	lz_expiry_stop(d->fs.expiry);
 	/* Deferred lookups stay unanswered: the kernel gives them to the new process. */
-	lz_defer_pause(d->defer);
+	bool quiet = lz_defer_pause(d->defer, DEFER_WAIT_S);
 	lz_track_close(d->fs.track); /* stuck on a store: left running, to our exit */
 	d->fs.track = NULL;
-	lz_prefetch_free(d->fs.prefetch);
+	/* A lookup stuck on a store may still record into it: kept (leaked) then. */
+	if (quiet)
+		lz_prefetch_free(d->fs.prefetch);
 	d->fs.prefetch = NULL;
 	if (d->remote != NULL && lz_remote_suspend(d->remote, err, sizeof(err)) != 0)
 		lz_warn("upgrade: the cache index was not saved (%s); it will be rebuilt", err);
