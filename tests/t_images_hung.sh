@@ -131,8 +131,24 @@ lz_ok "a caller killed after 1 s ends at once (${took}s, resolve_timeout=600)"
 interrupted=$("$CTL" "$MP" metrics | awk '$1 == "lazyfs_lookups_interrupted_total" { print $2 }')
 ((interrupted >= 1)) || lz_fail "no lookup was answered EINTR"
 lz_ok "the lookup was answered EINTR ($interrupted)"
+# A live upgrade while a lookup waits: the new process gets it, and answers it once the store does.
+timeout 120 cat "$MP/cold/f" >"$LZ_TMP/upgrade.out" 2>&1 &
+waiter=$!
+sleep 1
+old=$LZ_LAST_PID
+timeout 60 "$CTL" "$MP" upgrade >/dev/null || lz_fail "upgrade with a lookup stuck on the store failed"
+new=$("$CTL" "$MP" status | awk '/^pid:/ { print $2 }')
+[[ -n $new && $new != "$old" ]] || lz_fail "no new process serves after the upgrade"
+LZ_PIDS+=("$new")
+kill -0 "$waiter" 2>/dev/null || lz_fail "the waiting lookup ended at the upgrade: $(cat "$LZ_TMP/upgrade.out")"
+kill -CONT "$STORE_PID"
+wait "$waiter" || lz_fail "the lookup that waited across the upgrade failed: $(cat "$LZ_TMP/upgrade.out")"
+[[ $(cat "$LZ_TMP/upgrade.out") == "cold contents" ]] || lz_fail "it read: $(cat "$LZ_TMP/upgrade.out")"
+lz_ok "a lookup waiting on the store across a live upgrade is answered by the new process"
+kill -STOP "$STORE_PID"
+timeout -s TERM 1 cat "$MP/stuck0/f" >/dev/null 2>&1 || true # gone; its resolve stays stuck
 # Unmounting while a resolve is stuck: the daemon does not wait on it.
-lz_umount "$MP"
+lz_umount "$MP" "$new"
 lz_ok "unmounted with a resolve stuck on the store; the daemon exited"
 kill -CONT "$STORE_PID"
 
