@@ -570,7 +570,7 @@ def rep_restart(r, row, notes):
         row(10, "the keeper's memory while it holds the mount", "lazyfs keeper",
             mib(k["VmRSS"]), "", f"Pss {mib(k['Pss'])}; the worker's VmRSS "
             f"{mib(r['worker']['VmRSS'])}",
-            "one process that only waits: its stack, libc and the three descriptors it keeps")
+            "one process that only waits: its stack, libc and the five descriptors it keeps")
 
 
 def rep_underlay(r, row, notes):
