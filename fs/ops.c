@@ -49,10 +49,9 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 		char room[sizeof(struct file_handle) + LZ_NODES_HANDLE_MAX];
 	} h;
 	struct lz_inode_init init = { .kind = LZ_INODE_FD };
+	uint64_t recorded;
 	struct stat st;
 	bool created;
-
-	uint64_t recorded;
 
 	if (d->revive_anchor < 0 || lz_nodeid_source(nodeid) != 1 ||
 	    !lz_nodes_get(d->nodes, nodeid, &recorded, &h.fh))
@@ -72,8 +71,8 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 		return NULL;
 	if (created)
 		atomic_fetch_add(&d->fs.revived, 1);
-	lz_inode_forget(d->fs.inodes, nodeid,
-			1); /* the reference taking it made: not the kernel's */
+	/* The reference taking it made is not the kernel's. */
+	lz_inode_forget(d->fs.inodes, nodeid, 1);
 	return lz_inode_find(d->fs.inodes, nodeid);
 }
 
