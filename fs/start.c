@@ -404,7 +404,7 @@ static uint64_t held_before(void *ctx, uint64_t nodeid)
 {
 	uint64_t nlookup = 0;
 
-	if (lz_nodeid_source(nodeid) != 1 || !lz_nodes_count(ctx, nodeid, &nlookup))
+	if (lz_nodeid_source(nodeid) != 1 || !lz_nodes_get(ctx, nodeid, &nlookup, NULL))
 		return 0;
 	return nlookup;
 }

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "inflight.h"
+#include "region.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define REGION_MAGIC   0x6c7a6966u /* "lzif" */
@@ -37,8 +37,8 @@ struct region {
 };
 
 struct lz_inflight {
-	int fd;
-	struct region *r;
+	struct lz_region mem;
+	struct region *r;     /* mem.base */
 	pthread_mutex_t lock; /* the suspects */
 	atomic_uint npoison;  /* suspects to answer EIO now: the fast path skips them when 0 */
 	atomic_ullong poisoned;
@@ -93,73 +93,25 @@ static void judge(struct lz_inflight *f, bool killed)
 	}
 }
 
-static struct region *map_region(int fd)
-{
-	void *p = mmap(NULL, sizeof(struct region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* The keeper's record, if it is one of ours; else NULL (the descriptor is closed). */
-static struct region *kept_region(int fd)
-{
-	struct region *r;
-	off_t size = lseek(fd, 0, SEEK_END);
-
-	if (size != (off_t)sizeof(struct region) || (r = map_region(fd)) == NULL)
-		return NULL;
-	if (r->magic == REGION_MAGIC && r->version == REGION_VERSION)
-		return r;
-	munmap(r, sizeof(*r));
-	return NULL;
-}
-
-static struct region *new_region(int *fd)
-{
-	struct region *r;
-
-	*fd = memfd_create("lazyfs-inflight", MFD_CLOEXEC);
-	if (*fd < 0)
-		return NULL;
-	if (ftruncate(*fd, sizeof(struct region)) != 0 || (r = map_region(*fd)) == NULL) {
-		close(*fd);
-		*fd = -1;
-		return NULL;
-	}
-	r->magic = REGION_MAGIC;
-	r->version = REGION_VERSION;
-	return r;
-}
-
 struct lz_inflight *lz_inflight_open(int kept_fd, bool killed)
 {
 	struct lz_inflight *f = calloc(1, sizeof(*f));
 
-	if (f == NULL) {
-		if (kept_fd >= 0)
+	if (f == NULL || lz_region_open(&f->mem, kept_fd, "lazyfs-inflight", sizeof(struct region),
+					REGION_MAGIC, REGION_VERSION) != 0) {
+		lz_warn("restart: no in-flight record (%s): a request that crashes the worker "
+			"is served again after each restart",
+			strerror(f == NULL ? ENOMEM : errno));
+		if (f == NULL && kept_fd >= 0)
 			close(kept_fd);
+		free(f);
 		return NULL;
 	}
 	pthread_mutex_init(&f->lock, NULL);
-	f->fd = kept_fd;
-	f->r = kept_fd >= 0 ? kept_region(kept_fd) : NULL;
-	if (f->r != NULL) {
+	f->r = f->mem.base;
+	if (f->mem.kept) {
 		f->kept_sources = atomic_load(&f->r->sources);
 		judge(f, killed);
-		return f;
-	}
-	if (kept_fd >= 0) {
-		lz_warn("restart: the kept in-flight record is not one this version reads; "
-			"starting a new one");
-		close(kept_fd);
-	}
-	f->r = new_region(&f->fd);
-	if (f->r == NULL) {
-		lz_warn("restart: no in-flight record (%s): a request that crashes the worker "
-			"is served again after each restart",
-			strerror(errno));
-		free(f);
-		return NULL;
 	}
 	return f;
 }
@@ -168,15 +120,14 @@ void lz_inflight_close(struct lz_inflight *f)
 {
 	if (f == NULL)
 		return;
-	munmap(f->r, sizeof(*f->r));
-	close(f->fd);
+	lz_region_close(&f->mem);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
 int lz_inflight_fd(const struct lz_inflight *f)
 {
-	return f != NULL ? f->fd : -1;
+	return f != NULL ? f->mem.fd : -1;
 }
 
 uint64_t lz_inflight_sig(unsigned op, uint64_t nodeid, const char *name)

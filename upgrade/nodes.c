@@ -9,12 +9,12 @@
  */
 #include "config.h"
 #include "nodes.h"
+#include "region.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
@@ -39,78 +39,44 @@ struct region {
 #define TAKEN_MAX (LZ_NODES_MAX / 4 * 3)
 
 struct lz_nodes {
-	int fd;
-	struct region *r;
+	struct lz_region mem;
+	struct region *r; /* mem.base */
 	pthread_mutex_t lock;
-	bool kept;
 };
-
-static struct region *map_region(int fd)
-{
-	void *p = mmap(NULL, sizeof(struct region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static struct region *kept_region(int fd)
-{
-	struct region *r;
-
-	if (lseek(fd, 0, SEEK_END) != (off_t)sizeof(struct region) || (r = map_region(fd)) == NULL)
-		return NULL;
-	if (r->magic == NODES_MAGIC && r->version == NODES_VERSION)
-		return r;
-	munmap(r, sizeof(*r));
-	return NULL;
-}
 
 struct lz_nodes *lz_nodes_open(int kept_fd)
 {
 	struct lz_nodes *n = calloc(1, sizeof(*n));
 
-	if (n == NULL)
-		goto fail;
-	n->fd = kept_fd;
-	if (kept_fd >= 0 && (n->r = kept_region(kept_fd)) == NULL) {
-		close(kept_fd);
-		n->fd = -1;
+	if (n == NULL || lz_region_open(&n->mem, kept_fd, "lazyfs-nodes", sizeof(struct region),
+					NODES_MAGIC, NODES_VERSION) != 0) {
+		if (n == NULL && kept_fd >= 0)
+			close(kept_fd);
+		free(n);
+		return NULL;
 	}
-	n->kept = n->r != NULL;
-	if (n->r == NULL) {
-		n->fd = memfd_create("lazyfs-nodes", MFD_CLOEXEC);
-		if (n->fd < 0 || ftruncate(n->fd, sizeof(struct region)) != 0 ||
-		    (n->r = map_region(n->fd)) == NULL)
-			goto fail;
-		n->r->magic = NODES_MAGIC;
-		n->r->version = NODES_VERSION;
-	}
+	n->r = n->mem.base;
 	pthread_mutex_init(&n->lock, NULL);
 	return n;
-fail:
-	if (n != NULL && n->fd >= 0)
-		close(n->fd);
-	free(n);
-	return NULL;
 }
 
 void lz_nodes_close(struct lz_nodes *n)
 {
 	if (n == NULL)
 		return;
-	munmap(n->r, sizeof(*n->r));
-	close(n->fd);
+	lz_region_close(&n->mem);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
 
 bool lz_nodes_kept(const struct lz_nodes *n)
 {
-	return n != NULL && n->kept;
+	return n != NULL && n->mem.kept;
 }
 
 int lz_nodes_fd(const struct lz_nodes *n)
 {
-	return n != NULL ? n->fd : -1;
+	return n != NULL ? n->mem.fd : -1;
 }
 
 static uint32_t home_of(uint64_t nodeid)
@@ -220,27 +186,15 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 		return false;
 	pthread_mutex_lock(&n->lock);
 	rec = find_locked(n, nodeid, &slot);
-	if (rec != NULL && rec->handle_bytes <= LZ_NODES_HANDLE_MAX) {
+	if (rec != NULL) {
 		*nlookup = rec->nlookup;
+		found = true;
+	}
+	if (found && handle != NULL) {
 		handle->handle_type = rec->handle_type;
 		handle->handle_bytes = rec->handle_bytes;
 		memcpy(handle->f_handle, rec->handle, rec->handle_bytes);
-		found = true;
 	}
 	pthread_mutex_unlock(&n->lock);
 	return found;
-}
-
-bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup)
-{
-	struct record *rec, *slot;
-
-	if (n == NULL || nodeid <= TOMBSTONE)
-		return false;
-	pthread_mutex_lock(&n->lock);
-	rec = find_locked(n, nodeid, &slot);
-	if (rec != NULL)
-		*nlookup = rec->nlookup;
-	pthread_mutex_unlock(&n->lock);
-	return rec != NULL;
 }

@@ -33,12 +33,10 @@ bool lz_nodes_kept(const struct lz_nodes *n);
 void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
 		  const struct file_handle *handle);
 /*
- * The record of NODEID: true with its count and handle (HANDLE holds
- * LZ_NODES_HANDLE_MAX bytes after the header).
+ * The record of NODEID: true with its count, and its handle in HANDLE unless
+ * NULL (HANDLE holds LZ_NODES_HANDLE_MAX bytes after the header).
  */
 bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 		  struct file_handle *handle);
-/* The recorded count of NODEID: true when there is a record. */
-bool lz_nodes_count(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup);
 
 #endif
