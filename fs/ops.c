@@ -9,6 +9,7 @@
 #include "upgrade/inflight.h"
 #include "upgrade/nodes.h"
 #include "fscore/attr.h"
+#include "fscore/revive.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -38,42 +39,24 @@ void lz_serve_end(const struct lz_served *s)
 }
 
 /*
- * After a crash: node id NODEID of the underlay that the kernel kept from the
- * dead worker, brought back from the keeper's record (upgrade/nodes.h) by its
- * file handle, with the lookup count the kernel holds; NULL when it cannot be.
+ * After a crash: node id NODEID that the kernel kept from the dead worker,
+ * brought back from the keeper's record (upgrade/nodes.h), with the lookup
+ * count the kernel holds; NULL when it cannot be.
  */
 static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 {
-	union {
-		struct file_handle fh;
-		char room[sizeof(struct file_handle) + LZ_NODES_HANDLE_MAX];
-	} h;
-	struct lz_inode_init init = { .kind = LZ_INODE_FD };
+	union lz_revive_handle h;
+	char image[LZ_NODES_NAME_MAX];
 	uint64_t recorded;
-	struct stat st;
-	bool created;
+	unsigned source = lz_nodeid_source(nodeid);
 
-	if (d->revive_anchor < 0 || lz_nodeid_source(nodeid) != 1 ||
-	    !lz_nodes_get(d->nodes, nodeid, &recorded, &h.fh))
+	if (d->revive_anchor < 0 || !lz_nodes_get(d->nodes, nodeid, &recorded, &h.fh))
 		return NULL;
-	init.path_fd = open_by_handle_at(d->revive_anchor, &h.fh, O_PATH | O_CLOEXEC);
-	if (init.path_fd < 0)
-		return NULL;
-	/* The same file, not one that took its place. */
-	if (fstat(init.path_fd, &st) != 0 || lz_nodeid_of(&d->fs, st.st_dev, st.st_ino) != nodeid) {
-		close(init.path_fd);
-		return NULL;
-	}
-	init.type = st.st_mode;
-	/* It starts with the references the record says the kernel holds (lz_inode_held_fn). */
-	struct lz_inode *inode = lz_inode_ref_init(d->fs.inodes, nodeid, &init, &created);
-	if (inode == NULL)
-		return NULL;
-	if (created)
-		atomic_fetch_add(&d->fs.revived, 1);
-	/* The reference taking it made is not the kernel's. */
-	lz_inode_forget(d->fs.inodes, nodeid, 1);
-	return lz_inode_find(d->fs.inodes, nodeid);
+	if (source == 1)
+		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh);
+	if (lz_nodes_source_image(d->nodes, source, image))
+		return lz_revive_image(&d->fs, nodeid, image, &h.fh);
+	return NULL;
 }
 
 struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)

@@ -14,6 +14,7 @@
 #include "defer.h"
 #include "fscore/expiry.h"
 #include "fscore/objects.h"
+#include "fscore/revive.h"
 #include "images/kmount.h"
 #include "upgrade/inflight.h"
 #include "upgrade/keeper.h"
@@ -354,10 +355,12 @@ static void keep_sources(struct lz_daemon *d)
 
 	if (d->inflight == NULL)
 		return;
-	if (kept > 0 && lz_inode_reserve_sources(d->fs.inodes, kept) != 0)
+	if (kept > 0 && lz_inode_reserve_sources(d->fs.inodes, kept) != 0) {
 		lz_warn("restart: the workers before took %u node id sources; they are used again, "
 			"so a node id the kernel kept may name another image's file",
 			kept);
+		lz_nodes_clear_sources(d->nodes); /* nor are images' node ids revived */
+	}
 	lz_inode_table_on_sources(d->fs.inodes, note_sources, d->inflight);
 }
 
@@ -392,11 +395,21 @@ static void open_records(struct lz_daemon *d)
 		close(kept);
 }
 
-/* Records every underlay node id's count and handle for the next worker (nodes.h). */
+/*
+ * Records the count of every node id of the underlay's root device or of an
+ * image, what finds its file again, and which image its source holds, for
+ * the next worker (nodes.h).
+ */
 static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlookup)
 {
-	if (inode->kind == LZ_INODE_FD && lz_nodeid_source(inode->nodeid) == 1)
-		lz_nodes_set(ctx, inode->nodeid, nlookup, inode->path.handle);
+	union lz_revive_handle h;
+	unsigned source = lz_nodeid_source(inode->nodeid);
+
+	if (source != 1 && inode->image == NULL)
+		return;
+	if (inode->image != NULL && nlookup > 0)
+		lz_nodes_set_source(ctx, source, lz_image_name(inode->image));
+	lz_nodes_set(ctx, inode->nodeid, nlookup, lz_revive_handle(inode, &h));
 }
 
 /* What the kernel holds on NODEID from the workers before, as recorded (not yet an inode here). */
@@ -404,9 +417,14 @@ static uint64_t held_before(void *ctx, uint64_t nodeid)
 {
 	uint64_t nlookup = 0;
 
-	if (lz_nodeid_source(nodeid) != 1 || !lz_nodes_get(ctx, nodeid, &nlookup, NULL))
+	if (!lz_nodes_get(ctx, nodeid, &nlookup, NULL))
 		return 0;
 	return nlookup;
+}
+
+static unsigned prior_source(void *ctx, const char *name)
+{
+	return lz_nodes_image_source(ctx, name);
 }
 
 static void record_existing(void *ctx, struct lz_inode *inode)
@@ -416,7 +434,8 @@ static void record_existing(void *ctx, struct lz_inode *inode)
 
 /*
  * Node ids are recorded from now on (those a live upgrade handed over too);
- * after a crash, the underlay's are revived against its root (lz_inode_of).
+ * after a crash, they are revived (lz_inode_of): the underlay's against its
+ * root, an image's in the image resolved again, with the source it had.
  */
 static void keep_nodes(struct lz_daemon *d)
 {
@@ -427,6 +446,8 @@ static void keep_nodes(struct lz_daemon *d)
 	if (!lz_nodes_kept(d->nodes))
 		return;
 	lz_inode_table_held_by(d->fs.inodes, held_before, d->nodes);
+	d->fs.prior_source = prior_source;
+	d->fs.prior_source_ctx = d->nodes;
 	int root = lz_inode_path_get(d->fs.inodes, d->fs.root);
 	if (root >= 0)
 		d->revive_anchor = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -61,18 +61,21 @@ struct lz_fs {
 	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
-	const struct lz_source *remote;	  /* the remote behind images or objects, or NULL */
-	struct lz_track *track;		  /* the eBPF open tracker, or NULL (bpf=off) */
-	struct lz_prefetch *prefetch;	  /* working sets, or NULL */
-	struct lz_linger *linger;	  /* backing ids of files nobody has open */
-	struct lz_expiry *expiry;	  /* the thread closing idle images */
-	struct lz_handles *handles;	  /* open directories by the handle the kernel holds */
-	struct lz_listings *listings;	  /* open directories: streams and shared unions */
-	struct timespec started;	  /* CLOCK_REALTIME at start */
-	int keeper_pid;			  /* the process holding the mount, or 0 */
-	unsigned restarts;		  /* workers the keeper started after a crash */
-	atomic_ullong poisoned;		  /* requests answered EIO: in flight at repeated crashes */
-	atomic_ullong revived;		  /* node ids of a crashed worker served again */
+	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
+	struct lz_track *track;		/* the eBPF open tracker, or NULL (bpf=off) */
+	struct lz_prefetch *prefetch;	/* working sets, or NULL */
+	struct lz_linger *linger;	/* backing ids of files nobody has open */
+	struct lz_expiry *expiry;	/* the thread closing idle images */
+	struct lz_handles *handles;	/* open directories by the handle the kernel holds */
+	struct lz_listings *listings;	/* open directories: streams and shared unions */
+	struct timespec started;	/* CLOCK_REALTIME at start */
+	int keeper_pid;			/* the process holding the mount, or 0 */
+	unsigned restarts;		/* workers the keeper started after a crash */
+	atomic_ullong poisoned;		/* requests answered EIO: in flight at repeated crashes */
+	atomic_ullong revived;		/* node ids of a crashed worker served again */
+	/* After a crash: the node id source image NAME had in the worker before, 0: none. */
+	unsigned (*prior_source)(void *ctx, const char *name);
+	void *prior_source_ctx;
 	struct lz_waits waits;		  /* requests waiting on a slow store */
 	lz_forget_entry_fn *forget_entry; /* NULL until the connection is up */
 	void *forget_ctx;

@@ -17,6 +17,9 @@ struct lz_inode_table {
 	struct lz_inode *buckets[BUCKETS];
 	size_t count;
 	dev_t source_dev[LZ_NODEID_MAX_SOURCE + 1];
+	/* After a crash: the image a reserved number was claimed for (lz_inode_source_for_image).
+	 */
+	const void *source_owner[LZ_NODEID_MAX_SOURCE + 1];
 	unsigned sources; /* source numbers 1..sources are taken */
 	void (*on_sources)(void *ctx, unsigned sources);
 	void *on_sources_ctx;
@@ -345,6 +348,28 @@ int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n)
 		table->sources = n;
 	pthread_mutex_unlock(&table->lock);
 	return 0;
+}
+
+void lz_inode_source_for_image(struct lz_inode_table *table, dev_t dev, const void *owner,
+			       unsigned prior)
+{
+	unsigned have = 0;
+
+	pthread_mutex_lock(&table->lock);
+	for (unsigned i = 1; i <= table->sources && have == 0; i++)
+		if (table->source_dev[i] == dev)
+			have = i;
+	if (have != 0 && table->source_owner[have] != NULL && table->source_owner[have] != owner) {
+		/* Another image's mount ended and its device number came back. */
+		table->source_dev[have] = NO_DEVICE;
+		have = 0;
+	}
+	if (have == 0 && prior != 0 && prior <= table->sources &&
+	    table->source_dev[prior] == NO_DEVICE && table->source_owner[prior] == NULL) {
+		table->source_dev[prior] = dev;
+		table->source_owner[prior] = owner;
+	}
+	pthread_mutex_unlock(&table->lock);
 }
 
 void lz_inode_table_held_by(struct lz_inode_table *table, lz_inode_held_fn *fn, void *ctx)

@@ -140,6 +140,16 @@ int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsign
  */
 int lz_inode_reserve_sources(struct lz_inode_table *table, unsigned n);
 /*
+ * After a crash, as image OWNER's root on DEV is looked up: a number reserved
+ * for the image (PRIOR, the last it had before; 0: none) and never claimed
+ * since is given to DEV, so the image's files keep the node ids the kernel
+ * holds. A number claimed so is only ever its image's: when DEV comes back
+ * for another one (the mount ended, its device number was reused), DEV is
+ * given a new number and the old one stays reserved.
+ */
+void lz_inode_source_for_image(struct lz_inode_table *table, dev_t dev, const void *owner,
+			       unsigned prior);
+/*
  * Told, under the table's lock, each time INODE's lookup count changes, with
  * the count (0: the inode is being freed). FN must be quick and not call in.
  */

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "lookup.h"
 #include "objects.h"
+#include "revive.h"
 #include "nodeid.h"
 #include "underlay.h"
 #include "common/log.h"
@@ -75,10 +76,14 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 		close(fd);
 		return -EOVERFLOW;
 	}
-	inode = lz_inode_ref(fs->inodes, nodeid, fd, st.st_mode);
+	/* The image is the same for every lookup of this node id; the record needs it at once. */
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_FD, .path_fd = fd, .type = st.st_mode, .image = image
+	};
+	bool created;
+	inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 	if (inode == NULL)
 		return -errno;
-	inode->image = image; /* the same for every lookup of this node id */
 	if (mapped != NULL)
 		inode->map_node = mapped;
 	fill_entry(fs, inode, &st, e);
@@ -162,6 +167,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	err = lz_images_resolve(fs->images, ref, &image, &root);
 	if (err < 0)
 		return err == -ENOENT ? -ENOENT : -EIO;
+	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL)
 		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
 	else

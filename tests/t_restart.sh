@@ -155,8 +155,42 @@ new2=$(restarted "$MP2" "$LZ_LAST_PID")
 ino_b=$(stat -c %i "$MP2/twin-b/data/f")
 [[ $ino_b != "$ino_a" ]] || lz_fail "twin-b's file got node id $ino_b, which the dead worker gave twin-a's"
 [[ $(cat "$MP2/twin-a/data/f") == "twin a" ]] || lz_fail "twin-a's file read wrong after the restart"
-lz_ok "after a crash an image's node ids never name another image's file"
+[[ $(stat -c %i "$MP2/twin-a/data/f") == "$ino_a" ]] || lz_fail "twin-a's file changed node id"
+lz_ok "after a crash an image's node ids never name another image's file, and its own keep theirs"
 lz_umount "$MP2" "$new2"
+
+# --- inside images after a crash ---------------------------------------------
+# A process working inside an image (relative paths), and a file whose reads
+# the daemon serves itself (the squashfuse backend, open_mode=cached), go on
+# across the crash: the image is resolved again and the node ids revived.
+t1_sum=$(grep "/t1.bin$" "$W/app.sums" | cut -d' ' -f1)
+for mode in backend=squashfuse backend=kernel,open_mode=cached; do
+	lz_mount "$MP2" -o "$mode,images=$IMG,bpf=off"
+	exec 8<"$MP2/app/big.bin"
+	head -c 4096 <&8 >"$W/held.1"
+	ino_dir=$(stat -c %i "$MP2/app/data") ino_t1=$(stat -c %i "$MP2/app/data/t1.bin")
+	rm -f "$W/go"
+	(
+		cd "$MP2/app/data" || exit 1
+		while [[ ! -e $W/go ]]; do sleep 0.05; done
+		{ sha256sum ./t1.bin && ls . | wc -l && stat -c %i . ./t1.bin; } >"$W/cwd.out" 2>&1
+	) &
+	cwd_pid=$!
+	kill -KILL "$LZ_LAST_PID"
+	new2=$(restarted "$MP2" "$LZ_LAST_PID")
+	touch "$W/go"
+	wait "$cwd_pid" || true
+	expected=$(printf '%s  ./t1.bin\n30\n%s\n%s' "$t1_sum" "$ino_dir" "$ino_t1")
+	[[ $(cat "$W/cwd.out") == "$expected" ]] ||
+		lz_fail "$mode: a working directory inside an image after the crash: $(cat "$W/cwd.out")"
+	cat <&8 >"$W/held.2"
+	exec 8<&-
+	cat "$W/held.1" "$W/held.2" | cmp - "$T/big.bin" || lz_fail "$mode: the file held open read wrong"
+	revived=$("$CTL" "$MP2" metrics | awk '$1 == "lazyfs_revived_nodes_total" { print $2 }')
+	((revived >= 2)) || lz_fail "$mode: lazyfs_revived_nodes_total is '$revived'"
+	lz_ok "$mode: a working directory inside an image and a file the daemon reads go on after the crash ($revived node ids revived)"
+	lz_umount "$MP2" "$new2"
+done
 
 # --- mount -t fuse.lazyfs: the keeper runs in the background -----------------
 command -v mount.fuse3 >/dev/null || lz_skip "mount.fuse3 missing: the mount(8) case is not tested"

@@ -6,6 +6,11 @@
  * tombstones included, so every probe ends at a free slot soon: past that,
  * the table is rebuilt without its tombstones, or, full of live records,
  * takes no new ones.
+ *
+ * Sources' images follow the records, by source number up to the highest
+ * one named. What the workers before named is also indexed by name when the
+ * record is opened (sorted, the last source of each name), for the lookups
+ * that ask which source an image had.
  */
 #include "config.h"
 #include "nodes.h"
@@ -18,7 +23,7 @@
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 2u
+#define NODES_VERSION 3u
 #define FREE	      0u
 #define TOMBSTONE     1u /* node id 1 is the root, never recorded */
 
@@ -33,7 +38,17 @@ struct record {
 struct region {
 	uint32_t magic, version;
 	uint32_t live, tombstones;
+	uint32_t sources_high; /* no source above it is named */
+	uint32_t unused;
 	struct record records[LZ_NODES_MAX];
+	/* Untouched pages of the memfd cost nothing: only named sources' are written. */
+	char source_image[LZ_NODES_SOURCES][LZ_NODES_NAME_MAX];
+};
+
+/* An image the workers before named, with its last source. */
+struct prior {
+	const char *name; /* in the region */
+	unsigned source;
 };
 
 #define TAKEN_MAX (LZ_NODES_MAX / 4 * 3)
@@ -42,7 +57,48 @@ struct lz_nodes {
 	struct lz_region mem;
 	struct region *r; /* mem.base */
 	pthread_mutex_t lock;
+	struct prior *prior; /* by name; NULL: none */
+	size_t nprior;
 };
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct prior *)a)->name, ((const struct prior *)b)->name);
+}
+
+static int by_name_then_source(const void *a, const void *b)
+{
+	const struct prior *x = a, *y = b;
+	int c = by_name(a, b);
+
+	return c != 0 ? c : (x->source > y->source) - (x->source < y->source);
+}
+
+/* Indexes the sources the workers before named (when it fails, none are looked up by name). */
+static void index_prior(struct lz_nodes *n)
+{
+	uint32_t high =
+		n->r->sources_high < LZ_NODES_SOURCES ? n->r->sources_high : LZ_NODES_SOURCES - 1;
+	size_t count = 0;
+
+	n->prior = malloc(sizeof(*n->prior) * (high + 1));
+	if (n->prior == NULL)
+		return;
+	for (uint32_t s = 1; s <= high; s++) {
+		char *name = n->r->source_image[s];
+		name[LZ_NODES_NAME_MAX - 1] = '\0';
+		if (name[0] != '\0')
+			n->prior[count++] = (struct prior){ name, s };
+	}
+	qsort(n->prior, count, sizeof(*n->prior), by_name_then_source);
+	/* Keeps the last source of each name. */
+	n->nprior = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (i + 1 < count && strcmp(n->prior[i].name, n->prior[i + 1].name) == 0)
+			continue;
+		n->prior[n->nprior++] = n->prior[i];
+	}
+}
 
 struct lz_nodes *lz_nodes_open(int kept_fd)
 {
@@ -57,6 +113,8 @@ struct lz_nodes *lz_nodes_open(int kept_fd)
 	}
 	n->r = n->mem.base;
 	pthread_mutex_init(&n->lock, NULL);
+	if (n->mem.kept)
+		index_prior(n);
 	return n;
 }
 
@@ -66,6 +124,7 @@ void lz_nodes_close(struct lz_nodes *n)
 		return;
 	lz_region_close(&n->mem);
 	pthread_mutex_destroy(&n->lock);
+	free(n->prior);
 	free(n);
 }
 
@@ -197,4 +256,57 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 	}
 	pthread_mutex_unlock(&n->lock);
 	return found;
+}
+
+void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (n == NULL || source == 0 || source >= LZ_NODES_SOURCES || len >= LZ_NODES_NAME_MAX)
+		return;
+	char *slot = n->r->source_image[source];
+	/* Read without the lock: a torn read only makes it write again. */
+	if (memcmp(slot, name, len + 1) == 0)
+		return;
+	pthread_mutex_lock(&n->lock);
+	memcpy(slot, name, len + 1);
+	if (source > n->r->sources_high)
+		n->r->sources_high = source;
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name)
+{
+	if (n == NULL || source == 0 || source >= LZ_NODES_SOURCES)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	memcpy(name, n->r->source_image[source], LZ_NODES_NAME_MAX);
+	pthread_mutex_unlock(&n->lock);
+	name[LZ_NODES_NAME_MAX - 1] = '\0';
+	return name[0] != '\0';
+}
+
+unsigned lz_nodes_image_source(const struct lz_nodes *n, const char *name)
+{
+	struct prior key = { name, 0 }, *found;
+
+	if (n == NULL || n->nprior == 0)
+		return 0;
+	/* Compared by name alone: the index holds one entry per name. */
+	found = bsearch(&key, n->prior, n->nprior, sizeof(key), by_name);
+	return found != NULL ? found->source : 0;
+}
+
+void lz_nodes_clear_sources(struct lz_nodes *n)
+{
+	if (n == NULL)
+		return;
+	pthread_mutex_lock(&n->lock);
+	for (uint32_t s = 1; s <= n->r->sources_high && s < LZ_NODES_SOURCES; s++)
+		n->r->source_image[s][0] = '\0';
+	n->r->sources_high = 0;
+	pthread_mutex_unlock(&n->lock);
+	free(n->prior);
+	n->prior = NULL;
+	n->nprior = 0;
 }

@@ -1,10 +1,11 @@
 /*
- * The node ids the kernel holds of underlay files, with their lookup counts
- * and file handles, recorded in memory the keeper keeps across a worker's
+ * The node ids the kernel holds, with their lookup counts and what finds
+ * their file again (a file handle; fscore/revive.h), and which image each
+ * node id source held, recorded in memory the keeper keeps across a worker's
  * crash (a memfd, like the in-flight record). The worker it starts next
  * brings such a node id back to life when the kernel uses it (a working
- * directory inside the mount, a relative path, a directory being listed),
- * reopening the file by its handle, instead of answering ESTALE.
+ * directory inside the mount, a relative path, a directory being listed, a
+ * file it reads for the kernel), instead of answering ESTALE.
  *
  * Fixed size: past LZ_NODES_MAX records, further node ids are not recorded
  * (those answer ESTALE after a crash, as all did before). Thread-safe.
@@ -17,6 +18,8 @@
 
 #define LZ_NODES_MAX	    (1u << 17)
 #define LZ_NODES_HANDLE_MAX 40 /* bytes of a file handle recorded (ext4 8, xfs 24, btrfs 40) */
+#define LZ_NODES_SOURCES    (1u << 16) /* node id sources (fscore/nodeid.h) */
+#define LZ_NODES_NAME_MAX   256	       /* bytes of an image's name recorded, with its NUL */
 
 struct lz_nodes;
 struct file_handle;
@@ -38,5 +41,18 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
  */
 bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 		  struct file_handle *handle);
+
+/*
+ * Node id source SOURCE holds files of image NAME (its registry key); a
+ * longer name than LZ_NODES_NAME_MAX - 1 bytes is not recorded. Cheap when
+ * it is already recorded so.
+ */
+void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name);
+/* The image SOURCE held, copied into NAME (LZ_NODES_NAME_MAX bytes); false: none recorded. */
+bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name);
+/* The last source the workers before gave image NAME, as kept when opened; 0: none. */
+unsigned lz_nodes_image_source(const struct lz_nodes *n, const char *name);
+/* Forgets which image every source held: no node id of an image is revived then. */
+void lz_nodes_clear_sources(struct lz_nodes *n);
 
 #endif

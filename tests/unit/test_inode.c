@@ -105,6 +105,32 @@ static void test_reserved_sources(void)
 	lz_inode_table_free(table);
 }
 
+/*
+ * After a crash: an image takes the reserved number it had, once; a device
+ * reused by another image never takes it, the number stays its image's.
+ */
+static void test_image_sources(void)
+{
+	struct lz_inode_table *table = lz_inode_table_new(16384);
+	int k, l; /* two images */
+
+	CHECK(lz_inode_source_for_dev(table, makedev(8, 1)) == 1);
+	CHECK(lz_inode_reserve_sources(table, 4) == 0);
+	lz_inode_source_for_image(table, makedev(0, 60), &k, 3);
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 60)) == 3);
+	lz_inode_source_for_image(table, makedev(0, 60), &k, 3); /* looked up again: the same */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 60)) == 3);
+	lz_inode_source_for_image(table, makedev(0, 61), &k, 3); /* mounted again: a new number */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 61)) == 5);
+	lz_inode_source_for_image(table, makedev(0, 60), &l, 0); /* k's device, now l's */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 60)) == 6);
+	lz_inode_source_for_image(table, makedev(0, 62), &l, 2); /* unclaimed: l takes its own */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 62)) == 2);
+	lz_inode_source_for_image(table, makedev(0, 63), &l, 9); /* never reserved: nothing */
+	CHECK(lz_inode_source_for_dev(table, makedev(0, 63)) == 7);
+	lz_inode_table_free(table);
+}
+
 struct race {
 	struct lz_inode_table *table;
 	uint64_t id;
@@ -196,6 +222,7 @@ int main(void)
 	test_many_and_free();
 	test_sources();
 	test_reserved_sources();
+	test_image_sources();
 	test_concurrent();
 	test_bounded_descriptors();
 	return unit_finish("test_inode");

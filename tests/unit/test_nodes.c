@@ -31,6 +31,35 @@ static struct lz_nodes *crash(struct lz_nodes *n)
 	return lz_nodes_open(kept);
 }
 
+/* Which image each source held: kept, the last source of a name found by it, cleared. */
+static void test_sources(void)
+{
+	struct lz_nodes *n = lz_nodes_open(-1);
+	char name[LZ_NODES_NAME_MAX], tall[LZ_NODES_NAME_MAX + 1];
+
+	lz_nodes_set_source(n, 2, "gcc-13");
+	lz_nodes_set_source(n, 3, "clang-17");
+	lz_nodes_set_source(n, 4, "gcc-13"); /* mounted again */
+	lz_nodes_set_source(n, 5, "old");
+	lz_nodes_set_source(n, 5, "new"); /* the number reused */
+	memset(tall, 'x', sizeof(tall) - 1);
+	tall[sizeof(tall) - 1] = '\0';
+	lz_nodes_set_source(n, 6, tall);		/* too long: not recorded */
+	CHECK(lz_nodes_image_source(n, "gcc-13") == 0); /* only what workers before named */
+	n = crash(n);
+	CHECK(lz_nodes_source_image(n, 3, name) && strcmp(name, "clang-17") == 0);
+	CHECK(lz_nodes_source_image(n, 5, name) && strcmp(name, "new") == 0);
+	CHECK(!lz_nodes_source_image(n, 6, name) && !lz_nodes_source_image(n, 7, name));
+	CHECK(lz_nodes_image_source(n, "gcc-13") == 4);
+	CHECK(lz_nodes_image_source(n, "clang-17") == 3);
+	CHECK(lz_nodes_image_source(n, "old") == 0 && lz_nodes_image_source(n, "gcc") == 0);
+	lz_nodes_clear_sources(n);
+	CHECK(!lz_nodes_source_image(n, 3, name) && lz_nodes_image_source(n, "gcc-13") == 0);
+	n = crash(n);
+	CHECK(!lz_nodes_source_image(n, 4, name));
+	lz_nodes_close(n);
+}
+
 int main(void)
 {
 	struct lz_nodes *n = lz_nodes_open(-1);
@@ -65,5 +94,6 @@ int main(void)
 		lz_nodes_set(n, id, 2, &h.fh);
 	CHECK(lz_nodes_get(n, (1ull << 40) + LZ_NODES_MAX / 2 - 1, &count, NULL) && count == 2);
 	lz_nodes_close(n);
+	test_sources();
 	return unit_finish("test_nodes");
 }

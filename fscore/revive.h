@@ -1,0 +1,53 @@
+/*
+ * After a crash: node ids the kernel kept from the dead worker, brought back
+ * as inodes when the kernel uses them. The glue keeps the record of what
+ * each one was (upgrade/nodes.h: a count and what finds the file again) and
+ * asks here; the core reopens the file: an underlay file by its file handle,
+ * a file of an image by resolving the image again (mounting it) and opening
+ * the file by its handle there, or by its squashfs inode id in a squashfuse
+ * image. The file must be the one the node id names (its inode number), or
+ * nothing is revived and the kernel gets ESTALE as before.
+ *
+ * A revived inode starts with the lookup count the kernel holds (the
+ * table's lz_inode_held_fn says it). Resolving an image may wait on its
+ * store: revive is called where a request may wait.
+ */
+#ifndef LAZYFS_REVIVE_H
+#define LAZYFS_REVIVE_H
+
+#include <fcntl.h>
+#include <stdint.h>
+
+#include "fs.h"
+
+/* A file handle with room for what a record keeps. */
+union lz_revive_handle {
+	struct file_handle fh;
+	char room[sizeof(struct file_handle) + 40];
+};
+
+/*
+ * What finds INODE's file again, in BUF: its file handle, or for a squashfuse
+ * inode its squashfs inode id (a handle of a type no kernel makes). NULL when
+ * there is none (a synthesized directory, a remote object, a filesystem
+ * without file handles).
+ */
+const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
+					   union lz_revive_handle *buf);
+
+/* Underlay node id NODEID, its file opened by handle H against ANCHOR (the underlay's root). */
+struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
+				    const struct file_handle *h);
+/* Node id NODEID of a file of image IMAGE (its registry key at the root), found by H. */
+struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *image,
+				 const struct file_handle *h);
+
+/*
+ * Called as image IMAGE's root ROOT is looked up: with a record of the
+ * worker before (fs->prior_source), the image's files take the node id
+ * source they had (lz_inode_source_for_image).
+ */
+void lz_revive_settle_source(struct lz_fs *fs, struct lz_image *image,
+			     const struct lz_image_root *root);
+
+#endif
