@@ -47,13 +47,15 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 {
 	union lz_revive_handle h;
 	char image[LZ_NODES_NAME_MAX];
-	uint64_t recorded;
+	struct lz_node_record r;
 	unsigned source = lz_nodeid_source(nodeid);
 
-	if (d->revive_anchor < 0 || !lz_nodes_get(d->nodes, nodeid, &recorded, &h.fh))
+	if (d->revive_anchor < 0 || !lz_nodes_get(d->nodes, nodeid, &r, &h.fh))
 		return NULL;
 	if (source == 1)
-		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh);
+		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh, r.map_index);
+	if (source == LZ_NODEID_SYNTH_SOURCE)
+		return lz_revive_synth(&d->fs, nodeid, r.map_index);
 	if (lz_nodes_source_image(d->nodes, source, image))
 		return lz_revive_image(&d->fs, nodeid, image, &h.fh);
 	return NULL;
@@ -76,7 +78,7 @@ static void forget_one(struct lz_daemon *d, fuse_ino_t ino, uint64_t count)
 	if (ino == FUSE_ROOT_ID)
 		return;
 	if (lz_inode_find(d->fs.inodes, ino) == NULL)
-		lz_nodes_set(d->nodes, ino, 0, NULL);
+		lz_nodes_set(d->nodes, ino, &(struct lz_node_record){ 0 }, NULL);
 	else
 		lz_inode_forget(d->fs.inodes, ino, count);
 }

@@ -388,38 +388,51 @@ static void open_records(struct lz_daemon *d)
 		close(kept);
 		kept = -1;
 	}
-	/* A mapped directory's node cannot be told from its record: map= mounts keep none. */
-	if (d->opts.settings.map == NULL)
-		d->nodes = lz_nodes_open(kept);
-	else if (kept >= 0)
-		close(kept);
+	d->nodes = lz_nodes_open(kept);
+}
+
+/* The map now, as the record notes it: what its map indices number. */
+static void note_map(struct lz_daemon *d)
+{
+	struct lz_map *map = atomic_load(&d->fs.map);
+
+	if (map != NULL)
+		lz_nodes_note_map(d->nodes, &(struct lz_nodes_map){ .crc = map->crc,
+								    .first = map->first_index,
+								    .next = lz_map_next_index() });
 }
 
 /*
- * Records the count of every node id of the underlay's root device or of an
- * image, what finds its file again, and which image its source holds, for
- * the next worker (nodes.h).
+ * Records the count of every node id of the underlay's root device, of an
+ * image or of the map, what finds its file again, its map node, and which
+ * image its source holds, for the next worker (nodes.h).
  */
 static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlookup)
 {
+	struct lz_daemon *d = ctx;
 	union lz_revive_handle h;
 	unsigned source = lz_nodeid_source(inode->nodeid);
+	struct lz_node_record r = { .nlookup = nlookup };
 
-	if (source != 1 && inode->image == NULL)
+	if (source != 1 && inode->image == NULL && inode->kind != LZ_INODE_SYNTH)
 		return;
 	if (inode->image != NULL && nlookup > 0)
-		lz_nodes_set_source(ctx, source, lz_image_name(inode->image));
-	lz_nodes_set(ctx, inode->nodeid, nlookup, lz_revive_handle(inode, &h));
+		lz_nodes_set_source(d->nodes, source, lz_image_name(inode->image));
+	if (inode->map_node != NULL && nlookup > 0) {
+		r.map_index = inode->map_node->index;
+		note_map(d);
+	}
+	lz_nodes_set(d->nodes, inode->nodeid, &r, lz_revive_handle(inode, &h));
 }
 
 /* What the kernel holds on NODEID from the workers before, as recorded (not yet an inode here). */
 static uint64_t held_before(void *ctx, uint64_t nodeid)
 {
-	uint64_t nlookup = 0;
+	struct lz_node_record r;
 
-	if (!lz_nodes_get(ctx, nodeid, &nlookup, NULL))
+	if (!lz_nodes_get(ctx, nodeid, &r, NULL))
 		return 0;
-	return nlookup;
+	return r.nlookup;
 }
 
 static unsigned prior_source(void *ctx, const char *name)
@@ -433,6 +446,24 @@ static void record_existing(void *ctx, struct lz_inode *inode)
 }
 
 /*
+ * The map as the worker before numbered it when it is the same one, else
+ * above every index that worker gave: its node ids of mapped directories
+ * then name the same directories, or none.
+ */
+static void number_map_as_before(struct lz_daemon *d)
+{
+	struct lz_map *map = atomic_load(&d->fs.map);
+	struct lz_nodes_map before;
+
+	if (map == NULL || !lz_nodes_noted_map(d->nodes, &before))
+		return;
+	if (before.crc == map->crc)
+		lz_map_renumber(map, before.first, before.next);
+	else
+		lz_map_renumber(map, before.next, before.next);
+}
+
+/*
  * Node ids are recorded from now on (those a live upgrade handed over too);
  * after a crash, they are revived (lz_inode_of): the underlay's against its
  * root, an image's in the image resolved again, with the source it had.
@@ -441,8 +472,10 @@ static void keep_nodes(struct lz_daemon *d)
 {
 	if (d->nodes == NULL)
 		return;
-	lz_inode_foreach(d->fs.inodes, record_existing, d->nodes);
-	lz_inode_table_on_count(d->fs.inodes, record_node, d->nodes);
+	if (lz_nodes_kept(d->nodes))
+		number_map_as_before(d);
+	lz_inode_foreach(d->fs.inodes, record_existing, d);
+	lz_inode_table_on_count(d->fs.inodes, record_node, d);
 	if (!lz_nodes_kept(d->nodes))
 		return;
 	lz_inode_table_held_by(d->fs.inodes, held_before, d->nodes);

@@ -76,10 +76,16 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 		close(fd);
 		return -EOVERFLOW;
 	}
-	/* The image is the same for every lookup of this node id; the record needs it at once. */
-	struct lz_inode_init init = {
-		.kind = LZ_INODE_FD, .path_fd = fd, .type = st.st_mode, .image = image
-	};
+	/*
+	 * The image is the same for every lookup of this node id; the map node
+	 * too, but for a reload. A new inode has both at once: its record needs
+	 * them (upgrade/nodes.h).
+	 */
+	struct lz_inode_init init = { .kind = LZ_INODE_FD,
+				      .path_fd = fd,
+				      .type = st.st_mode,
+				      .image = image,
+				      .map_node = mapped };
 	bool created;
 	inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 	if (inode == NULL)
@@ -106,12 +112,15 @@ void lz_synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st)
 static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped, struct lz_entry *e)
 {
 	uint64_t nodeid = lz_nodeid_make(LZ_NODEID_SYNTH_SOURCE, mapped->index);
-	struct lz_inode *inode = lz_inode_ref(fs->inodes, nodeid, -1, S_IFDIR);
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_SYNTH, .path_fd = -1, .type = S_IFDIR, .map_node = mapped
+	};
+	bool created;
+	struct lz_inode *inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 	struct stat st;
 
 	if (inode == NULL)
 		return -errno;
-	inode->kind = LZ_INODE_SYNTH;
 	inode->map_node = mapped;
 	lz_synth_stat(fs, nodeid, &st);
 	fill_entry(fs, inode, &st, e);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static atomic_uint_fast64_t next_index = 1;
 
@@ -166,12 +167,15 @@ struct lz_map *lz_map_parse(FILE *f, const char *filename,
 		lz_map_free(map);
 		return NULL;
 	}
-	while (getline(&line, &cap, f) != -1) {
+	map->first_index = atomic_load(&next_index);
+	ssize_t got;
+	while ((got = getline(&line, &cap, f)) != -1) {
 		char *fields[3] = { NULL }, *save = NULL, *tok;
 		int n = 0;
 		const char *why = NULL;
 
 		lineno++;
+		map->crc = (uint32_t)crc32(map->crc, (const Bytef *)line, (uInt)got);
 		for (tok = strtok_r(line, " \t\r\n", &save); tok != NULL && tok[0] != '#';
 		     tok = strtok_r(NULL, " \t\r\n", &save))
 			if (n < 3)
@@ -195,7 +199,70 @@ struct lz_map *lz_map_parse(FILE *f, const char *filename,
 		}
 	}
 	free(line);
+	map->end_index = atomic_load(&next_index);
 	return map;
+}
+
+const struct lz_map_node *lz_map_find(const struct lz_map *map, const char *relpath)
+{
+	const struct lz_map_node *node = &map->root;
+	char name[NAME_MAX + 1];
+
+	while (node != NULL && *relpath != '\0') {
+		size_t len = strcspn(relpath, "/");
+		if (len > NAME_MAX)
+			return NULL;
+		memcpy(name, relpath, len);
+		name[len] = '\0';
+		node = lz_map_child(node, name);
+		relpath += len + (relpath[len] == '/');
+	}
+	return node;
+}
+
+static const struct lz_map_node *by_index(const struct lz_map_node *dir, uint64_t index)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		const struct lz_map_node *child = dir->children[i], *found;
+		if (child->index == index)
+			return child;
+		if ((found = by_index(child, index)) != NULL)
+			return found;
+	}
+	return NULL;
+}
+
+const struct lz_map_node *lz_map_by_index(const struct lz_map *map, uint64_t index)
+{
+	if (index < map->first_index || index >= map->end_index)
+		return NULL;
+	return by_index(&map->root, index);
+}
+
+static void shift(struct lz_map_node *dir, uint64_t from, uint64_t to)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		dir->children[i]->index = dir->children[i]->index - from + to;
+		shift(dir->children[i], from, to);
+	}
+}
+
+void lz_map_renumber(struct lz_map *map, uint64_t first, uint64_t next)
+{
+	uint64_t now, end;
+
+	shift(&map->root, map->first_index, first);
+	map->end_index = map->end_index - map->first_index + first;
+	map->first_index = first;
+	end = map->end_index > next ? map->end_index : next;
+	now = atomic_load(&next_index);
+	while (now < end && !atomic_compare_exchange_weak(&next_index, &now, end))
+		;
+}
+
+uint64_t lz_map_next_index(void)
+{
+	return atomic_load(&next_index);
 }
 
 struct lz_map *lz_map_load(const char *path, void (*report)(void *ctx, const char *message),

@@ -25,6 +25,13 @@ struct lz_map {
 	struct lz_map_node root;
 	size_t images;
 	size_t bad_lines;
+	/*
+	 * Its nodes' indices are first_index up to end_index (exclusive); the
+	 * same lines read give the same numbering from first_index on, and the
+	 * same crc (zlib's crc32 of the lines).
+	 */
+	uint64_t first_index, end_index;
+	uint32_t crc;
 };
 
 /*
@@ -40,5 +47,18 @@ void lz_map_free(struct lz_map *map);
 
 /* The child NAME of DIR, or NULL. */
 const struct lz_map_node *lz_map_child(const struct lz_map_node *dir, const char *name);
+/* The node at RELPATH ("a/b"; "" is the root), or NULL. */
+const struct lz_map_node *lz_map_find(const struct lz_map *map, const char *relpath);
+/* The node numbered INDEX (not the root), or NULL. */
+const struct lz_map_node *lz_map_by_index(const struct lz_map *map, uint64_t index);
+/*
+ * After a crash: numbers MAP's nodes from FIRST on, as the worker before
+ * numbered the same map, and later maps of this process from NEXT at least
+ * (above every index the worker before gave). Call before anything uses the
+ * indices.
+ */
+void lz_map_renumber(struct lz_map *map, uint64_t first, uint64_t next);
+/* The index the next map node of this process will take. */
+uint64_t lz_map_next_index(void);
 
 #endif

@@ -6,19 +6,36 @@
 #include "images/sqfs.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The handle type of a squashfuse inode's id: negative, which no kernel handle is. */
-#define SQFS_HANDLE_TYPE (-2)
+/*
+ * A request reviving a file of an image not mounted yet waits this long (or
+ * resolve_timeout when shorter) for the mount, on a FUSE thread; past it the
+ * resolve goes on in the background, and the request gets ESTALE (the kernel
+ * walks the path again, and its lookup defers as any does).
+ */
+#define REVIVE_WAIT_S 1.0
+
+/* Handle types of our own: negative, which no kernel handle is. */
+#define SQFS_HANDLE_TYPE  (-2) /* a squashfuse inode's id */
+#define SYNTH_HANDLE_TYPE (-3) /* a synthesized directory: nothing, its node id says it */
 
 const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
 					   union lz_revive_handle *buf)
 {
 	if (inode->kind == LZ_INODE_FD)
 		return inode->path.handle;
+	if (inode->kind == LZ_INODE_SYNTH) {
+		buf->fh.handle_type = SYNTH_HANDLE_TYPE;
+		buf->fh.handle_bytes = 0;
+		return &buf->fh;
+	}
 	if (inode->kind != LZ_INODE_SQFS)
 		return NULL;
 	buf->fh.handle_type = SQFS_HANDLE_TYPE;
@@ -53,7 +70,7 @@ static int open_handle(int dir, const struct file_handle *h, uint64_t nodeid, de
 	int anchor = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int fd = -1;
 
-	if (h->handle_type != SQFS_HANDLE_TYPE && anchor >= 0)
+	if (h->handle_type >= 0 && anchor >= 0)
 		fd = open_by_handle_at(anchor, (struct file_handle *)h, O_PATH | O_CLOEXEC);
 	if (anchor >= 0)
 		close(anchor);
@@ -66,12 +83,22 @@ static int open_handle(int dir, const struct file_handle *h, uint64_t nodeid, de
 	return fd;
 }
 
+/* The node numbered INDEX of the map now, or NULL. */
+static const struct lz_map_node *mapped(struct lz_fs *fs, uint64_t index)
+{
+	struct lz_map *map = atomic_load(&fs->map);
+
+	return map != NULL ? lz_map_by_index(map, index) : NULL;
+}
+
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
-				    const struct file_handle *h)
+				    const struct file_handle *h, uint64_t map_index)
 {
 	struct lz_inode_init init = { .kind = LZ_INODE_FD };
 	struct stat root, st;
 
+	if (map_index != 0 && (init.map_node = mapped(fs, map_index)) == NULL)
+		return NULL;
 	if (anchor < 0 || fstat(anchor, &root) != 0 ||
 	    lz_nodeid_of(fs, root.st_dev, lz_nodeid_backing_ino(nodeid)) != nodeid)
 		return NULL;
@@ -79,6 +106,17 @@ struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodei
 	if (init.path_fd < 0)
 		return NULL;
 	init.type = st.st_mode;
+	return take(fs, nodeid, &init);
+}
+
+struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index)
+{
+	struct lz_inode_init init = { .kind = LZ_INODE_SYNTH, .path_fd = -1, .type = S_IFDIR };
+
+	/* (After a live upgrade the node id keeps the number the process before gave.) */
+	if (lz_nodeid_source(nodeid) != LZ_NODEID_SYNTH_SOURCE ||
+	    (init.map_node = mapped(fs, map_index)) == NULL)
+		return NULL;
 	return take(fs, nodeid, &init);
 }
 
@@ -104,6 +142,63 @@ static struct lz_inode *revive_in_sqfs(struct lz_fs *fs, uint64_t nodeid, struct
 	return take(fs, nodeid, &init);
 }
 
+static int resolve_briefly(struct lz_fs *fs, const struct lz_image_ref *ref,
+			   struct lz_image **image, struct lz_image_root *root)
+{
+	double timeout = fs->settings->resolve_timeout;
+
+	return lz_images_resolve_within(
+		fs->images, ref, timeout > 0 && timeout < REVIVE_WAIT_S ? timeout : REVIVE_WAIT_S,
+		image, root);
+}
+
+/*
+ * The node id of mapped directory RELPATH ("" is the root) as a lookup gives
+ * it: the underlay's directory there, else the one the map synthesizes; 0
+ * when it has none.
+ */
+static uint64_t mapped_dir_id(struct lz_fs *fs, const struct lz_map *map, const char *relpath)
+{
+	const struct lz_map_node *node = lz_map_find(map, relpath);
+	int root = lz_inode_path_get(fs->inodes, fs->root);
+	struct stat st;
+	uint64_t id = 0;
+
+	if (relpath[0] == '\0')
+		id = LZ_ROOT_ID;
+	else if (root >= 0 && fstatat(root, relpath, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 S_ISDIR(st.st_mode))
+		id = lz_nodeid_of(fs, st.st_dev, st.st_ino);
+	else if (node != NULL)
+		id = lz_nodeid_make(LZ_NODEID_SYNTH_SOURCE, node->index);
+	if (root >= 0)
+		lz_inode_path_put(fs->inodes, fs->root);
+	return id;
+}
+
+/*
+ * Where image NAME comes from, in REF (PARENT_PATH: room for the map's): the
+ * images directory or source (NAME), or the map ("/rel/path": the map
+ * entry's file, its entry in its mapped directory).
+ */
+static bool image_ref(struct lz_fs *fs, const char *name, struct lz_image_ref *ref,
+		      char parent_path[PATH_MAX])
+{
+	struct lz_map *map = atomic_load(&fs->map);
+	const struct lz_map_node *node;
+
+	if (name[0] != '/')
+		return lz_images_at_root(fs->images);
+	if (map == NULL || (node = lz_map_find(map, name + 1)) == NULL || node->image == NULL)
+		return false;
+	snprintf(parent_path, PATH_MAX, "%s", name + 1);
+	char *slash = strrchr(parent_path, '/');
+	*(slash != NULL ? slash : parent_path) = '\0';
+	*ref = (struct lz_image_ref){ .key = name, .path = node->image, .entry = node->name };
+	ref->parent = mapped_dir_id(fs, map, parent_path);
+	return ref->parent != 0;
+}
+
 struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *name,
 				 const struct file_handle *h)
 {
@@ -111,9 +206,10 @@ struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *
 	struct lz_inode_init init = { .kind = LZ_INODE_FD, .path_fd = -1 };
 	struct lz_image_root root;
 	struct stat root_st, st;
+	char parent_path[PATH_MAX];
 
-	if (fs->images == NULL || !lz_images_at_root(fs->images) ||
-	    lz_images_resolve(fs->images, &ref, &init.image, &root) != 0)
+	if (fs->images == NULL || !image_ref(fs, name, &ref, parent_path) ||
+	    resolve_briefly(fs, &ref, &init.image, &root) != 0)
 		return NULL;
 	lz_revive_settle_source(fs, init.image, &root);
 	if (root.sqfs != NULL)

@@ -5,8 +5,10 @@
  * asks here; the core reopens the file: an underlay file by its file handle,
  * a file of an image by resolving the image again (mounting it) and opening
  * the file by its handle there, or by its squashfs inode id in a squashfuse
- * image. The file must be the one the node id names (its inode number), or
- * nothing is revived and the kernel gets ESTALE as before.
+ * image; a directory the map synthesizes by its map index. The file must be
+ * the one the node id names (its inode number), and a map index must name a
+ * node of the same map (numbered alike: lz_map_renumber), or nothing is
+ * revived and the kernel gets ESTALE as before.
  *
  * A revived inode starts with the lookup count the kernel holds (the
  * table's lz_inode_held_fn says it). Resolving an image may wait on its
@@ -35,10 +37,16 @@ union lz_revive_handle {
 const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
 					   union lz_revive_handle *buf);
 
-/* Underlay node id NODEID, its file opened by handle H against ANCHOR (the underlay's root). */
+/*
+ * Underlay node id NODEID, its file opened by handle H against ANCHOR (the
+ * underlay's root); MAP_INDEX: the map node of a directory on a mapped path
+ * (0: none).
+ */
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
-				    const struct file_handle *h);
-/* Node id NODEID of a file of image IMAGE (its registry key at the root), found by H. */
+				    const struct file_handle *h, uint64_t map_index);
+/* A directory the map synthesizes, node id NODEID, for map node MAP_INDEX. */
+struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index);
+/* Node id NODEID of a file of image IMAGE (its registry key: N, or "/rel/path"), found by H. */
 struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *image,
 				 const struct file_handle *h);
 

@@ -24,6 +24,7 @@ pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 options_SRCS = fs/options.c common/error.c
 options_PKGS = fuse3
 map_SRCS = fscore/map.c common/names.c
+map_PKGS = zlib
 record_SRCS = cache/store/record.c
 record_PKGS = zlib
 STORE_SRCS = common/error.c cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \

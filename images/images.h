@@ -88,6 +88,14 @@ struct lz_image_ref {
 int lz_images_resolve(struct lz_images *images, const struct lz_image_ref *ref,
 		      struct lz_image **image, struct lz_image_root *root);
 
+/*
+ * lz_images_resolve, waiting at most WAIT_S seconds when IMAGE is not READY
+ * already: -ETIMEDOUT past them, while the resolve goes on (on a thread of
+ * its own) for the next caller; -EAGAIN when too many such resolves run.
+ */
+int lz_images_resolve_within(struct lz_images *images, const struct lz_image_ref *ref,
+			     double wait_s, struct lz_image **image, struct lz_image_root *root);
+
 /* Whether names at the root may be images: an images directory or a source (not map= only). */
 bool lz_images_at_root(const struct lz_images *images);
 

@@ -198,5 +198,37 @@ lz_ok "a lookup in flight at two aborts in a row is answered EIO by the third wo
 kill -CONT "$STORE_PID"
 [[ $(timeout 30 cat "$MP/cold/f") == "cold contents" ]] || lz_fail "the poison was not forgiven once answered"
 lz_ok "asked again, it is served"
+
+# --- After a crash, a working directory inside an image whose store stopped:
+# reviving it waits at most a second (ESTALE), and works once the store answers.
+[[ $(cat "$MP/late/f") == "late contents" ]] || lz_fail "the late image not read"
+rm -f "$LZ_TMP/go" "$LZ_TMP/go2"
+(
+	cd "$MP/late" || exit 1
+	while [[ ! -e $LZ_TMP/go ]]; do sleep 0.05; done
+	start=$(now)
+	timeout 60 cat ./f >"$LZ_TMP/late.1" 2>&1 || true
+	elapsed "$start" >"$LZ_TMP/late.took"
+	while [[ ! -e $LZ_TMP/go2 ]]; do sleep 0.05; done
+	timeout 60 cat ./f >"$LZ_TMP/late.2" 2>&1 || true
+) &
+probe=$!
+kill -STOP "$STORE_PID"
+kill -KILL "$worker"
+worker=$(new_worker "$worker")
+touch "$LZ_TMP/go"
+for ((i = 0; i < 600; i++)); do
+	[[ -s $LZ_TMP/late.took ]] && break
+	sleep 0.1
+done
+[[ -s $LZ_TMP/late.took ]] || lz_fail "reviving on a stopped store did not end: $(cat "$LZ_TMP/late.1")"
+grep -q "Stale file handle" "$LZ_TMP/late.1" || lz_fail "revived on a stopped store: $(cat "$LZ_TMP/late.1")"
+(($(cat "$LZ_TMP/late.took") <= 20)) || lz_fail "reviving waited $(cat "$LZ_TMP/late.took") s on a stopped store"
+lz_ok "after a crash, a working directory in an image on a stopped store gets ESTALE in $(cat "$LZ_TMP/late.took") s"
+kill -CONT "$STORE_PID"
+touch "$LZ_TMP/go2"
+wait "$probe" || true
+[[ $(cat "$LZ_TMP/late.2") == "late contents" ]] || lz_fail "revived once the store answers: $(cat "$LZ_TMP/late.2")"
+lz_ok "and reads on once the store answers"
 lz_umount "$MP" "$worker"
 lz_done

@@ -192,6 +192,43 @@ for mode in backend=squashfuse backend=kernel,open_mode=cached; do
 	lz_umount "$MP2" "$new2"
 done
 
+# --- map= after a crash --------------------------------------------------------
+# Working directories in a directory the map synthesizes (opt), in an underlay
+# directory on a mapped path (tools), and inside a mapped image go on.
+MP3=$LZ_TMP/mnt3
+mkdir -p "$MP3/tools"
+echo "under tools" >"$MP3/tools/note"
+printf 'opt/app %s\ntools/twin %s\n' "$IMG/app.sqfs" "$IMG/twin-a.sqfs" >"$LZ_TMP/map"
+lz_mount "$MP3" -o "map=$LZ_TMP/map,bpf=off"
+ino_opt=$(stat -c %i "$MP3/opt")
+rm -f "$W/go"
+cwd_probe() { # DIR OUT COMMAND...: COMMAND run in DIR once told to go
+	local dir=$1 out=$2
+	shift 2
+	(
+		cd "$dir" || exit 1
+		while [[ ! -e $W/go ]]; do sleep 0.05; done
+		"$@" >"$out" 2>&1
+	) &
+	PROBES+=("$!")
+}
+PROBES=()
+cwd_probe "$MP3/opt" "$W/opt.out" sh -c 'ls . && stat -c %i .'
+cwd_probe "$MP3/tools" "$W/tools.out" sh -c 'cat note twin/data/f'
+cwd_probe "$MP3/opt/app/data" "$W/app.out" sha256sum ./t1.bin
+kill -KILL "$LZ_LAST_PID"
+new3=$(restarted "$MP3" "$LZ_LAST_PID")
+touch "$W/go"
+for p in "${PROBES[@]}"; do wait "$p" || true; done
+[[ $(cat "$W/opt.out") == "$(printf 'app\n%s' "$ino_opt")" ]] ||
+	lz_fail "map=: a working directory the map synthesizes: $(cat "$W/opt.out")"
+[[ $(cat "$W/tools.out") == "$(printf 'under tools\ntwin a')" ]] ||
+	lz_fail "map=: a working directory on a mapped underlay path: $(cat "$W/tools.out")"
+[[ $(cat "$W/app.out") == "$t1_sum  ./t1.bin" ]] ||
+	lz_fail "map=: a working directory inside a mapped image: $(cat "$W/app.out")"
+lz_ok "map=: working directories in a synthesized directory, a mapped underlay one and a mapped image go on after the crash"
+lz_umount "$MP3" "$new3"
+
 # --- mount -t fuse.lazyfs: the keeper runs in the background -----------------
 command -v mount.fuse3 >/dev/null || lz_skip "mount.fuse3 missing: the mount(8) case is not tested"
 NAME=lazyfs-test-$$

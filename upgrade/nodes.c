@@ -23,13 +23,14 @@
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 3u
+#define NODES_VERSION 4u
 #define FREE	      0u
 #define TOMBSTONE     1u /* node id 1 is the root, never recorded */
 
 struct record {
 	uint64_t nodeid; /* FREE, TOMBSTONE, or a node id */
 	uint64_t nlookup;
+	uint64_t map_index;
 	int32_t handle_type;
 	uint32_t handle_bytes;
 	unsigned char handle[LZ_NODES_HANDLE_MAX];
@@ -39,7 +40,8 @@ struct region {
 	uint32_t magic, version;
 	uint32_t live, tombstones;
 	uint32_t sources_high; /* no source above it is named */
-	uint32_t unused;
+	uint32_t map_noted;    /* map is set */
+	struct lz_nodes_map map;
 	struct record records[LZ_NODES_MAX];
 	/* Untouched pages of the memfd cost nothing: only named sources' are written. */
 	char source_image[LZ_NODES_SOURCES][LZ_NODES_NAME_MAX];
@@ -199,24 +201,25 @@ static bool room_locked(struct lz_nodes *n)
 	return r->live + r->tombstones < TAKEN_MAX;
 }
 
-static void take_locked(struct lz_nodes *n, struct record *slot, uint64_t nodeid, uint64_t nlookup,
-			const struct file_handle *handle)
+static void take_locked(struct lz_nodes *n, struct record *slot, uint64_t nodeid,
+			const struct lz_node_record *r, const struct file_handle *handle)
 {
 	if (slot->nodeid == TOMBSTONE)
 		n->r->tombstones--;
 	n->r->live++;
-	slot->nlookup = nlookup;
+	slot->nlookup = r->nlookup;
+	slot->map_index = r->map_index;
 	slot->handle_type = handle->handle_type;
 	slot->handle_bytes = handle->handle_bytes;
 	memcpy(slot->handle, handle->f_handle, handle->handle_bytes);
 	slot->nodeid = nodeid;
 }
 
-void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
+void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_record *r,
 		  const struct file_handle *handle)
 {
 	struct record *rec, *slot;
-	bool drop = nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX;
+	bool drop = r->nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX;
 
 	if (n == NULL || nodeid <= TOMBSTONE)
 		return;
@@ -227,15 +230,16 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
 		n->r->live--;
 		n->r->tombstones++;
 	} else if (rec != NULL) {
-		rec->nlookup = nlookup;
+		rec->nlookup = r->nlookup;
+		rec->map_index = r->map_index;
 	} else if (!drop && room_locked(n) && find_locked(n, nodeid, &slot) == NULL &&
 		   slot != NULL) {
-		take_locked(n, slot, nodeid, nlookup, handle);
+		take_locked(n, slot, nodeid, r, handle);
 	}
 	pthread_mutex_unlock(&n->lock);
 }
 
-bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
+bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle)
 {
 	struct record *rec, *slot;
@@ -246,7 +250,7 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
 	pthread_mutex_lock(&n->lock);
 	rec = find_locked(n, nodeid, &slot);
 	if (rec != NULL) {
-		*nlookup = rec->nlookup;
+		*r = (struct lz_node_record){ rec->nlookup, rec->map_index };
 		found = true;
 	}
 	if (found && handle != NULL) {
@@ -309,4 +313,31 @@ void lz_nodes_clear_sources(struct lz_nodes *n)
 	free(n->prior);
 	n->prior = NULL;
 	n->nprior = 0;
+}
+
+void lz_nodes_note_map(struct lz_nodes *n, const struct lz_nodes_map *m)
+{
+	if (n == NULL)
+		return;
+	/* Read without the lock: a torn read only makes it write again. */
+	if (n->r->map_noted && n->r->map.crc == m->crc && n->r->map.first == m->first &&
+	    n->r->map.next == m->next)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->r->map = *m;
+	n->r->map_noted = 1;
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool lz_nodes_noted_map(struct lz_nodes *n, struct lz_nodes_map *m)
+{
+	bool noted;
+
+	if (n == NULL)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	noted = n->r->map_noted != 0;
+	*m = n->r->map;
+	pthread_mutex_unlock(&n->lock);
+	return noted;
 }

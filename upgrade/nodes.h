@@ -32,15 +32,38 @@ int lz_nodes_fd(const struct lz_nodes *n);
 /* Whether it is the keeper's, left by a worker before (node ids may be revived). */
 bool lz_nodes_kept(const struct lz_nodes *n);
 
-/* NODEID is held NLOOKUP times (0: no longer), its file known by HANDLE (NULL: not recorded). */
-void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, uint64_t nlookup,
+/* What is recorded of a node id. */
+struct lz_node_record {
+	uint64_t nlookup;   /* the kernel's references */
+	uint64_t map_index; /* the map node of a directory on a mapped path; 0: none */
+};
+
+/*
+ * NODEID is held R->nlookup times (0: no longer), its file known by HANDLE
+ * (NULL: not recorded).
+ */
+void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_record *r,
 		  const struct file_handle *handle);
 /*
- * The record of NODEID: true with its count, and its handle in HANDLE unless
+ * The record of NODEID: true with it in R, and its handle in HANDLE unless
  * NULL (HANDLE holds LZ_NODES_HANDLE_MAX bytes after the header).
  */
-bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, uint64_t *nlookup,
+bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle);
+
+/*
+ * The map the recorded map indices number (map.h: its lines' crc and its
+ * first index), and the next index the worker would give. Cheap when so
+ * already. A worker after a crash numbers the same map alike, and any
+ * other above NEXT.
+ */
+struct lz_nodes_map {
+	uint32_t crc;
+	uint64_t first, next;
+};
+void lz_nodes_note_map(struct lz_nodes *n, const struct lz_nodes_map *m);
+/* The map the workers before noted; false: none. */
+bool lz_nodes_noted_map(struct lz_nodes *n, struct lz_nodes_map *m);
 
 /*
  * Node id source SOURCE holds files of image NAME (its registry key); a

@@ -112,10 +112,38 @@ static void test_empty_and_long(void)
 	lz_map_free(map);
 }
 
+/*
+ * After a crash: the same lines give the same crc and, renumbered from the
+ * first index the worker before gave, the same indices; nodes are found by
+ * index and by path, and later maps are numbered above.
+ */
+static void test_numbering(void)
+{
+	const char *text = "arm/gcc-12 /i/a.sqfs\nx86/gcc-15 /i/b.sqfs\nbad line here\n";
+	struct lz_map *before = parse(text), *again = parse(text), *other = parse("a /i/c.sqfs\n");
+	const struct lz_map_node *node = lz_map_find(before, "x86/gcc-15");
+
+	CHECK(before->crc == again->crc && before->crc != other->crc);
+	CHECK(again->first_index >= before->end_index); /* one process: no index given twice */
+	CHECK(node != NULL && lz_map_by_index(before, node->index) == node);
+	CHECK(lz_map_find(before, "") == &before->root && lz_map_find(before, "x86/no") == NULL);
+	lz_map_renumber(again, before->first_index, before->end_index + 10);
+	CHECK(again->first_index == before->first_index && again->end_index == before->end_index);
+	CHECK(lz_map_find(again, "x86/gcc-15")->index == node->index);
+	CHECK(lz_map_find(again, "arm")->index == lz_map_find(before, "arm")->index);
+	CHECK(lz_map_by_index(again, node->index) == lz_map_find(again, "x86/gcc-15"));
+	CHECK(lz_map_by_index(other, node->index) == NULL);
+	CHECK(lz_map_next_index() >= before->end_index + 10);
+	lz_map_free(before);
+	lz_map_free(again);
+	lz_map_free(other);
+}
+
 int main(void)
 {
 	test_good();
 	test_bad_lines();
 	test_empty_and_long();
+	test_numbering();
 	return unit_finish("test_map");
 }

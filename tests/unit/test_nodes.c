@@ -23,6 +23,24 @@ static void make_handle(union handle *h, unsigned bytes, unsigned char fill)
 	memset(h->fh.f_handle, fill, bytes);
 }
 
+/* A record whose map index follows from its count, so that both are checked. */
+static void set(struct lz_nodes *n, uint64_t id, uint64_t count, const struct file_handle *h)
+{
+	struct lz_node_record r = { count, count + 100 };
+
+	lz_nodes_set(n, id, &r, h);
+}
+
+static bool get(struct lz_nodes *n, uint64_t id, uint64_t *count, struct file_handle *h)
+{
+	struct lz_node_record r;
+
+	if (!lz_nodes_get(n, id, &r, h))
+		return false;
+	*count = r.nlookup;
+	return r.map_index == r.nlookup + 100;
+}
+
 static struct lz_nodes *crash(struct lz_nodes *n)
 {
 	int kept = fcntl(lz_nodes_fd(n), F_DUPFD_CLOEXEC, 0);
@@ -53,10 +71,16 @@ static void test_sources(void)
 	CHECK(lz_nodes_image_source(n, "gcc-13") == 4);
 	CHECK(lz_nodes_image_source(n, "clang-17") == 3);
 	CHECK(lz_nodes_image_source(n, "old") == 0 && lz_nodes_image_source(n, "gcc") == 0);
+	struct lz_nodes_map m = { 0 }, noted;
+	CHECK(!lz_nodes_noted_map(n, &noted));
+	m = (struct lz_nodes_map){ .crc = 0xfeed, .first = 40, .next = 90 };
+	lz_nodes_note_map(n, &m);
 	lz_nodes_clear_sources(n);
 	CHECK(!lz_nodes_source_image(n, 3, name) && lz_nodes_image_source(n, "gcc-13") == 0);
 	n = crash(n);
 	CHECK(!lz_nodes_source_image(n, 4, name));
+	CHECK(lz_nodes_noted_map(n, &noted) && noted.crc == 0xfeed && noted.first == 40 &&
+	      noted.next == 90);
 	lz_nodes_close(n);
 }
 
@@ -70,29 +94,29 @@ int main(void)
 	make_handle(&h, 8, 0xab);
 	/* Node ids that share a home slot would probe: many of them. */
 	for (uint64_t id = 2; id < 2002; id++)
-		lz_nodes_set(n, id << 20, id, &h.fh);
-	lz_nodes_set(n, 5ull << 20, 0, NULL); /* forgotten */
+		set(n, id << 20, id, &h.fh);
+	set(n, 5ull << 20, 0, NULL); /* forgotten */
 	make_handle(&h, LZ_NODES_HANDLE_MAX + 1, 1);
-	lz_nodes_set(n, 7ull << 40, 1, &h.fh); /* too long a handle: not kept */
+	set(n, 7ull << 40, 1, &h.fh); /* too long a handle: not kept */
 	n = crash(n);
 	CHECK(lz_nodes_kept(n));
-	CHECK(lz_nodes_get(n, 3ull << 20, &count, &out.fh) && count == 3);
+	CHECK(get(n, 3ull << 20, &count, &out.fh) && count == 3);
 	CHECK(out.fh.handle_bytes == 8 && out.fh.f_handle[7] == 0xab);
-	CHECK(!lz_nodes_get(n, 5ull << 20, &count, NULL));
-	CHECK(lz_nodes_get(n, 2001ull << 20, &count, NULL) && count == 2001);
-	CHECK(!lz_nodes_get(n, 7ull << 40, &count, NULL));
-	CHECK(!lz_nodes_get(n, 1, &count, NULL)); /* the root is never recorded */
+	CHECK(!get(n, 5ull << 20, &count, NULL));
+	CHECK(get(n, 2001ull << 20, &count, NULL) && count == 2001);
+	CHECK(!get(n, 7ull << 40, &count, NULL));
+	CHECK(!get(n, 1, &count, NULL)); /* the root is never recorded */
 	/* Full, then emptied and filled again: tombstones are cleared out, probes end. */
 	make_handle(&h, 8, 0xcd);
 	for (uint64_t id = 2; id < 2 + LZ_NODES_MAX; id++)
-		lz_nodes_set(n, id, 1, &h.fh);
-	CHECK(lz_nodes_get(n, 2, &count, NULL));
-	CHECK(!lz_nodes_get(n, 1 + LZ_NODES_MAX, &count, NULL)); /* past three quarters: not kept */
+		set(n, id, 1, &h.fh);
+	CHECK(get(n, 2, &count, NULL));
+	CHECK(!get(n, 1 + LZ_NODES_MAX, &count, NULL)); /* past three quarters: not kept */
 	for (uint64_t id = 2; id < 2 + LZ_NODES_MAX; id++)
-		lz_nodes_set(n, id, 0, NULL);
+		set(n, id, 0, NULL);
 	for (uint64_t id = 1ull << 40; id < (1ull << 40) + LZ_NODES_MAX / 2; id++)
-		lz_nodes_set(n, id, 2, &h.fh);
-	CHECK(lz_nodes_get(n, (1ull << 40) + LZ_NODES_MAX / 2 - 1, &count, NULL) && count == 2);
+		set(n, id, 2, &h.fh);
+	CHECK(get(n, (1ull << 40) + LZ_NODES_MAX / 2 - 1, &count, NULL) && count == 2);
 	lz_nodes_close(n);
 	test_sources();
 	return unit_finish("test_nodes");
