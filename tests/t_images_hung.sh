@@ -7,6 +7,8 @@
 # lazyfsctl serving, the root lists the images it had, the stall shows in
 # lazyfsctl images and the metrics, and all of it recovers on SIGCONT. A lookup
 # waiting there while the worker aborts twice is answered EIO by the third.
+# After a crash, a working directory inside an image on the stopped store
+# gets ESTALE within a bound, and reads on once the store answers.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
