@@ -35,7 +35,7 @@ struct lz_inode_table {
 static void count_changed(struct lz_inode_table *table, const struct lz_inode *inode)
 {
 	if (table->on_count != NULL)
-		table->on_count(table->on_count_ctx, inode, inode->nlookup);
+		table->on_count(table->on_count_ctx, inode, inode->nlookup - inode->holds);
 }
 
 static unsigned bucket_of(uint64_t nodeid)
@@ -237,19 +237,22 @@ void lz_inode_hold(struct lz_inode_table *table, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&table->lock);
 	inode->nlookup++;
+	inode->holds++;
 	pthread_mutex_unlock(&table->lock);
 }
 
 void lz_inode_unhold(struct lz_inode_table *table, struct lz_inode *inode)
 {
-	if (inode->nodeid != LZ_ROOT_ID) {
-		lz_inode_forget(table, inode->nodeid, 1);
+	pthread_mutex_lock(&table->lock);
+	inode->holds--;
+	if (inode->nodeid == LZ_ROOT_ID) {
+		/* The root is never freed (the kernel never forgets it): only counted. */
+		inode->nlookup--;
+		pthread_mutex_unlock(&table->lock);
 		return;
 	}
-	/* The root is never freed (the kernel never forgets it): only counted. */
-	pthread_mutex_lock(&table->lock);
-	inode->nlookup--;
 	pthread_mutex_unlock(&table->lock);
+	lz_inode_forget(table, inode->nodeid, 1);
 }
 
 int lz_inode_path_get(struct lz_inode_table *table, struct lz_inode *inode)

@@ -35,7 +35,8 @@ struct lz_inode {
 	/* Directories on a mapped path (the root too): the map's node for it. */
 	const struct lz_map_node *_Atomic map_node;
 	mode_t type;		    /* S_IFMT bits */
-	uint64_t nlookup;	    /* kernel references; guarded by the table lock */
+	uint64_t nlookup;	    /* references; guarded by the table lock */
+	uint64_t holds;		    /* of them lz_inode_hold's, the rest the kernel's; same lock */
 	struct lz_image *image;	    /* the image it belongs to, NULL for the underlay */
 	struct lz_sqfs_image *sqfs; /* LZ_INODE_SQFS: the image handle (one reference) */
 	uint64_t sqfs_id;	    /* LZ_INODE_SQFS: the squashfs inode id */

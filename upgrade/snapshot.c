@@ -104,7 +104,7 @@ static void write_remote(struct lz_handover *h, struct lz_inode *inode)
 {
 	pthread_mutex_lock(&inode->lock);
 	lz_handover_printf(h, "remote %" PRIu64 " %u %" PRIu64 " %d %d %u %d %" PRIu64 " %jd %ld",
-			   inode->nodeid, (unsigned)inode->type, inode->nlookup,
+			   inode->nodeid, (unsigned)inode->type, inode->nlookup - inode->holds,
 			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens,
 			   inode->object_held, inode->remote_size,
 			   (intmax_t)inode->remote_mtime.tv_sec, inode->remote_mtime.tv_nsec);
@@ -121,6 +121,10 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 
 	int path = -1;
 
+	/* Held only by a deferred lookup (its request goes to the new process): not the kernel's.
+	 */
+	if (inode->nlookup == inode->holds && inode->nodeid != LZ_ROOT_ID)
+		return;
 	if (inode->kind == LZ_INODE_REMOTE) {
 		write_remote(h, inode);
 		return;
@@ -132,7 +136,7 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 	}
 	pthread_mutex_lock(&inode->lock);
 	lz_handover_printf(h, "inode %" PRIu64 " %d %u %" PRIu64 " %d %d %d %u", inode->nodeid,
-			   (int)inode->kind, (unsigned)inode->type, inode->nlookup,
+			   (int)inode->kind, (unsigned)inode->type, inode->nlookup - inode->holds,
 			   lz_handover_add_made_fd(h, path), lz_handover_add_fd(h, inode->read_fd),
 			   inode->backing_id, inode->opens);
 	pthread_mutex_unlock(&inode->lock);

@@ -146,6 +146,31 @@ static void *ref_forget_loop(void *arg)
 	return NULL;
 }
 
+static void note_count(void *ctx, const struct lz_inode *inode, uint64_t nlookup)
+{
+	(void)inode;
+	*(uint64_t *)ctx = nlookup;
+}
+
+/* A hold keeps an inode like a reference, but the count told is the kernel's alone. */
+static void test_holds(void)
+{
+	struct lz_inode_table *table = lz_inode_table_new(16384);
+	uint64_t told = 99, id = lz_nodeid_make(1, 42);
+
+	lz_inode_table_on_count(table, note_count, &told);
+	struct lz_inode *inode = lz_inode_ref(table, id, -1, S_IFREG);
+	CHECK(inode != NULL && told == 1);
+	lz_inode_hold(table, inode);
+	lz_inode_ref(table, id, -1, S_IFREG);
+	CHECK(told == 2 && inode->nlookup == 3);
+	lz_inode_forget(table, id, 2); /* the kernel forgets it: the hold keeps it */
+	CHECK(told == 0 && lz_inode_find(table, id) == inode);
+	lz_inode_unhold(table, inode);
+	CHECK(lz_inode_find(table, id) == NULL);
+	lz_inode_table_free(table);
+}
+
 static void test_concurrent(void)
 {
 	struct race r = { lz_inode_table_new(16384), lz_nodeid_make(1, 5) };
@@ -223,6 +248,7 @@ int main(void)
 	test_sources();
 	test_reserved_sources();
 	test_image_sources();
+	test_holds();
 	test_concurrent();
 	test_bounded_descriptors();
 	return unit_finish("test_inode");
