@@ -416,8 +416,12 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 
 	if (source != 1 && inode->image == NULL && inode->kind != LZ_INODE_SYNTH)
 		return;
-	if (inode->image != NULL && nlookup > 0)
-		lz_nodes_set_source(d->nodes, source, lz_image_name(inode->image));
+	if (inode->image != NULL && nlookup > 0 &&
+	    !lz_nodes_source_is(d->nodes, source, lz_image_name(inode->image))) {
+		struct lz_image_file file;
+		lz_image_file_id(inode->image, &file);
+		lz_nodes_set_source(d->nodes, source, lz_image_name(inode->image), &file);
+	}
 	if (inode->map_node != NULL && nlookup > 0) {
 		r.map_index = inode->map_node->index;
 		note_map(d);
@@ -435,9 +439,16 @@ static uint64_t held_before(void *ctx, uint64_t nodeid)
 	return r.nlookup;
 }
 
-static unsigned prior_source(void *ctx, const char *name)
+static unsigned prior_source(void *ctx, struct lz_image *image)
 {
-	return lz_nodes_image_source(ctx, name);
+	unsigned source = lz_nodes_image_source(ctx, lz_image_name(image));
+	struct lz_image_file was, now;
+	char name[LZ_NODES_NAME_MAX];
+
+	if (source == 0 || !lz_nodes_source_image(ctx, source, name, &was))
+		return 0;
+	lz_image_file_id(image, &now);
+	return memcmp(&was, &now, sizeof(now)) == 0 ? source : 0;
 }
 
 static void record_existing(void *ctx, struct lz_inode *inode)

@@ -73,8 +73,11 @@ struct lz_fs {
 	unsigned restarts;		/* workers the keeper started after a crash */
 	atomic_ullong poisoned;		/* requests answered EIO: in flight at repeated crashes */
 	atomic_ullong revived;		/* node ids of a crashed worker served again */
-	/* After a crash: the node id source image NAME had in the worker before, 0: none. */
-	unsigned (*prior_source)(void *ctx, const char *name);
+	/*
+	 * After a crash: the node id source IMAGE had in the worker before, when
+	 * from the same file; 0: none.
+	 */
+	unsigned (*prior_source)(void *ctx, struct lz_image *image);
 	void *prior_source_ctx;
 	struct lz_waits waits;		  /* requests waiting on a slow store */
 	lz_forget_entry_fn *forget_entry; /* NULL until the connection is up */

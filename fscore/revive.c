@@ -199,8 +199,26 @@ static bool image_ref(struct lz_fs *fs, const char *name, struct lz_image_ref *r
 	return ref->parent != 0;
 }
 
+/* Whether IMAGE is still FILE. */
+static bool same_file(struct lz_image *image, const struct lz_image_file *file)
+{
+	struct lz_image_file now;
+
+	lz_image_file_id(image, &now);
+	return now.dev == file->dev && now.ino == file->ino && now.size == file->size &&
+	       now.mtime_ns == file->mtime_ns;
+}
+
+static void release_root(struct lz_image_root *root)
+{
+	if (root->sqfs != NULL)
+		lz_sqfs_image_put(root->sqfs);
+	else
+		close(root->fd);
+}
+
 struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *name,
-				 const struct file_handle *h)
+				 const struct lz_image_file *file, const struct file_handle *h)
 {
 	struct lz_image_ref ref = { .key = name, .parent = LZ_ROOT_ID, .entry = name };
 	struct lz_inode_init init = { .kind = LZ_INODE_FD, .path_fd = -1 };
@@ -211,6 +229,11 @@ struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *
 	if (fs->images == NULL || !image_ref(fs, name, &ref, parent_path) ||
 	    resolve_briefly(fs, &ref, &init.image, &root) != 0)
 		return NULL;
+	/* Replaced since: its node ids would name other files (lookups give new ones). */
+	if (!same_file(init.image, file)) {
+		release_root(&root);
+		return NULL;
+	}
 	lz_revive_settle_source(fs, init.image, &root);
 	if (root.sqfs != NULL)
 		return revive_in_sqfs(fs, nodeid, init.image, root.sqfs, h);
@@ -237,6 +260,6 @@ void lz_revive_settle_source(struct lz_fs *fs, struct lz_image *image,
 		dev = st.st_dev;
 	else
 		return;
-	unsigned prior = fs->prior_source(fs->prior_source_ctx, lz_image_name(image));
-	lz_inode_source_for_image(fs->inodes, dev, image, prior);
+	lz_inode_source_for_image(fs->inodes, dev, image,
+				  fs->prior_source(fs->prior_source_ctx, image));
 }

@@ -46,9 +46,12 @@ struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodei
 				    const struct file_handle *h, uint64_t map_index);
 /* A directory the map synthesizes, node id NODEID, for map node MAP_INDEX. */
 struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index);
-/* Node id NODEID of a file of image IMAGE (its registry key: N, or "/rel/path"), found by H. */
+/*
+ * Node id NODEID of a file of image IMAGE (its registry key: N, or
+ * "/rel/path"), found by H, when the image is still FILE (not replaced).
+ */
 struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *image,
-				 const struct file_handle *h);
+				 const struct lz_image_file *file, const struct file_handle *h);
 
 /*
  * Called as image IMAGE's root ROOT is looked up: with a record of the

@@ -117,6 +117,19 @@ int lz_image_unpin(struct lz_image *image)
 	return pins > 0 ? 0 : -EINVAL;
 }
 
+void lz_image_file_id(struct lz_image *image, struct lz_image_file *out)
+{
+	pthread_mutex_lock(&image->lock);
+	*out = (struct lz_image_file){
+		.dev = image->file_st.st_dev,
+		.ino = image->file_st.st_ino,
+		.size = image->file_st.st_size,
+		.mtime_ns = image->file_st.st_mtim.tv_sec * INT64_C(1000000000) +
+			    image->file_st.st_mtim.tv_nsec,
+	};
+	pthread_mutex_unlock(&image->lock);
+}
+
 void lz_image_info(struct lz_image *image, struct lz_image_info *out)
 {
 	out->name = image->name;

@@ -162,6 +162,12 @@ void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 
 /* Its registry key: N, or "/rel/path" for a map entry. Never changes. */
 const char *lz_image_name(const struct lz_image *image);
+/* The image file as it was when last resolved: a file replaced since differs. */
+struct lz_image_file {
+	uint64_t dev, ino;
+	int64_t size, mtime_ns;
+};
+void lz_image_file_id(struct lz_image *image, struct lz_image_file *out);
 /* Records an access now (cheap: one atomic store). */
 void lz_image_touch(struct lz_image *image);
 /* N files were opened on the image, or closed: an image with open files is never closed. */

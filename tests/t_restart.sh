@@ -192,6 +192,29 @@ for mode in backend=squashfuse backend=kernel,open_mode=cached; do
 	lz_umount "$MP2" "$new2"
 done
 
+# An image replaced while no worker served: the dead worker's node ids in it
+# are not brought back onto the new file (a tree must not mix two images).
+cp "$IMG/twin-a.sqfs" "$IMG/swap.sqfs"
+lz_mount "$MP2" -o "images=$IMG,bpf=off"
+[[ $(cat "$MP2/swap/data/f") == "twin a" ]] || lz_fail "swap read wrong"
+rm -f "$W/go"
+(
+	cd "$MP2/swap/data" || exit 1
+	while [[ ! -e $W/go ]]; do sleep 0.05; done
+	cat ./f >"$W/swap.out" 2>&1 || true
+) &
+probe=$!
+kill -KILL "$LZ_LAST_PID"
+cp "$IMG/twin-b.sqfs" "$IMG/swap.new" && mv -f "$IMG/swap.new" "$IMG/swap.sqfs"
+new2=$(restarted "$MP2" "$LZ_LAST_PID")
+touch "$W/go"
+wait "$probe" || true
+grep -q "Stale file handle" "$W/swap.out" || lz_fail "a working directory in a replaced image: $(cat "$W/swap.out")"
+[[ $(cat "$MP2/swap/data/f") == "twin b" ]] || lz_fail "the replaced image read wrong by its path"
+lz_ok "an image replaced while the worker was dead: the old node ids get ESTALE, the path reads the new image"
+lz_umount "$MP2" "$new2"
+rm -f "$IMG/swap.sqfs"
+
 # --- map= after a crash --------------------------------------------------------
 # Working directories in a directory the map synthesizes (opt), in an underlay
 # directory on a mapped path (tools), and inside a mapped image go on.

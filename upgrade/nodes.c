@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 4u
+#define NODES_VERSION 5u
 #define FREE	      0u
 #define TOMBSTONE     1u /* node id 1 is the root, never recorded */
 
@@ -44,7 +44,10 @@ struct region {
 	struct lz_nodes_map map;
 	struct record records[LZ_NODES_MAX];
 	/* Untouched pages of the memfd cost nothing: only named sources' are written. */
-	char source_image[LZ_NODES_SOURCES][LZ_NODES_NAME_MAX];
+	struct source_image {
+		char name[LZ_NODES_NAME_MAX];
+		struct lz_image_file file;
+	} source_image[LZ_NODES_SOURCES];
 };
 
 /* An image the workers before named, with its last source. */
@@ -87,7 +90,7 @@ static void index_prior(struct lz_nodes *n)
 	if (n->prior == NULL)
 		return;
 	for (uint32_t s = 1; s <= high; s++) {
-		char *name = n->r->source_image[s];
+		char *name = n->r->source_image[s].name;
 		name[LZ_NODES_NAME_MAX - 1] = '\0';
 		if (name[0] != '\0')
 			n->prior[count++] = (struct prior){ name, s };
@@ -262,29 +265,38 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 	return found;
 }
 
-void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name)
+bool lz_nodes_source_is(struct lz_nodes *n, unsigned source, const char *name)
 {
 	size_t len = strlen(name);
 
 	if (n == NULL || source == 0 || source >= LZ_NODES_SOURCES || len >= LZ_NODES_NAME_MAX)
+		return true; /* nothing to record */
+	/* Read without the lock: a torn read only makes the caller record it again. */
+	return memcmp(n->r->source_image[source].name, name, len + 1) == 0;
+}
+
+void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name,
+			 const struct lz_image_file *file)
+{
+	if (lz_nodes_source_is(n, source, name))
 		return;
-	char *slot = n->r->source_image[source];
-	/* Read without the lock: a torn read only makes it write again. */
-	if (memcmp(slot, name, len + 1) == 0)
-		return;
+	struct source_image *slot = &n->r->source_image[source];
 	pthread_mutex_lock(&n->lock);
-	memcpy(slot, name, len + 1);
+	memcpy(slot->name, name, strlen(name) + 1);
+	slot->file = *file;
 	if (source > n->r->sources_high)
 		n->r->sources_high = source;
 	pthread_mutex_unlock(&n->lock);
 }
 
-bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name)
+bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name,
+			   struct lz_image_file *file)
 {
 	if (n == NULL || source == 0 || source >= LZ_NODES_SOURCES)
 		return false;
 	pthread_mutex_lock(&n->lock);
-	memcpy(name, n->r->source_image[source], LZ_NODES_NAME_MAX);
+	memcpy(name, n->r->source_image[source].name, LZ_NODES_NAME_MAX);
+	*file = n->r->source_image[source].file;
 	pthread_mutex_unlock(&n->lock);
 	name[LZ_NODES_NAME_MAX - 1] = '\0';
 	return name[0] != '\0';
@@ -307,7 +319,7 @@ void lz_nodes_clear_sources(struct lz_nodes *n)
 		return;
 	pthread_mutex_lock(&n->lock);
 	for (uint32_t s = 1; s <= n->r->sources_high && s < LZ_NODES_SOURCES; s++)
-		n->r->source_image[s][0] = '\0';
+		n->r->source_image[s].name[0] = '\0';
 	n->r->sources_high = 0;
 	pthread_mutex_unlock(&n->lock);
 	free(n->prior);

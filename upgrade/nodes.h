@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "images/images.h"
+
 #define LZ_NODES_MAX	    (1u << 17)
 #define LZ_NODES_HANDLE_MAX 40 /* bytes of a file handle recorded (ext4 8, xfs 24, btrfs 40) */
 #define LZ_NODES_SOURCES    (1u << 16) /* node id sources (fscore/nodeid.h) */
@@ -66,13 +68,20 @@ void lz_nodes_note_map(struct lz_nodes *n, const struct lz_nodes_map *m);
 bool lz_nodes_noted_map(struct lz_nodes *n, struct lz_nodes_map *m);
 
 /*
- * Node id source SOURCE holds files of image NAME (its registry key); a
- * longer name than LZ_NODES_NAME_MAX - 1 bytes is not recorded. Cheap when
- * it is already recorded so.
+ * Node id source SOURCE holds files of image NAME (its registry key), from
+ * its file FILE; a longer name than LZ_NODES_NAME_MAX - 1 bytes is not
+ * recorded. lz_nodes_source_is tells (cheaply) whether it is recorded so: a
+ * source's file does not change while its name stays.
  */
-void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name);
-/* The image SOURCE held, copied into NAME (LZ_NODES_NAME_MAX bytes); false: none recorded. */
-bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name);
+void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name,
+			 const struct lz_image_file *file);
+bool lz_nodes_source_is(struct lz_nodes *n, unsigned source, const char *name);
+/*
+ * The image SOURCE held, copied into NAME (LZ_NODES_NAME_MAX bytes), and its
+ * file into FILE; false: none recorded.
+ */
+bool lz_nodes_source_image(struct lz_nodes *n, unsigned source, char *name,
+			   struct lz_image_file *file);
 /* The last source the workers before gave image NAME, as kept when opened; 0: none. */
 unsigned lz_nodes_image_source(const struct lz_nodes *n, const char *name);
 /* Forgets which image every source held: no node id of an image is revived then. */

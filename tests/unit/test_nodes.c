@@ -54,20 +54,23 @@ static void test_sources(void)
 {
 	struct lz_nodes *n = lz_nodes_open(-1);
 	char name[LZ_NODES_NAME_MAX], tall[LZ_NODES_NAME_MAX + 1];
+	struct lz_image_file file = { 1, 2, 3, 4 }, other = { 5, 6, 7, 8 }, got;
 
-	lz_nodes_set_source(n, 2, "gcc-13");
-	lz_nodes_set_source(n, 3, "clang-17");
-	lz_nodes_set_source(n, 4, "gcc-13"); /* mounted again */
-	lz_nodes_set_source(n, 5, "old");
-	lz_nodes_set_source(n, 5, "new"); /* the number reused */
+	lz_nodes_set_source(n, 2, "gcc-13", &file);
+	lz_nodes_set_source(n, 3, "clang-17", &other);
+	lz_nodes_set_source(n, 4, "gcc-13", &file); /* mounted again */
+	lz_nodes_set_source(n, 5, "old", &file);
+	lz_nodes_set_source(n, 5, "new", &file); /* the number reused */
 	memset(tall, 'x', sizeof(tall) - 1);
 	tall[sizeof(tall) - 1] = '\0';
-	lz_nodes_set_source(n, 6, tall);		/* too long: not recorded */
+	lz_nodes_set_source(n, 6, tall, &file);		/* too long: not recorded */
 	CHECK(lz_nodes_image_source(n, "gcc-13") == 0); /* only what workers before named */
 	n = crash(n);
-	CHECK(lz_nodes_source_image(n, 3, name) && strcmp(name, "clang-17") == 0);
-	CHECK(lz_nodes_source_image(n, 5, name) && strcmp(name, "new") == 0);
-	CHECK(!lz_nodes_source_image(n, 6, name) && !lz_nodes_source_image(n, 7, name));
+	CHECK(lz_nodes_source_image(n, 3, name, &got) && strcmp(name, "clang-17") == 0);
+	CHECK(got.dev == 5 && got.ino == 6 && got.size == 7 && got.mtime_ns == 8);
+	CHECK(lz_nodes_source_image(n, 5, name, &got) && strcmp(name, "new") == 0);
+	CHECK(lz_nodes_source_is(n, 5, "new") && !lz_nodes_source_is(n, 5, "old"));
+	CHECK(!lz_nodes_source_image(n, 6, name, &got) && !lz_nodes_source_image(n, 7, name, &got));
 	CHECK(lz_nodes_image_source(n, "gcc-13") == 4);
 	CHECK(lz_nodes_image_source(n, "clang-17") == 3);
 	CHECK(lz_nodes_image_source(n, "old") == 0 && lz_nodes_image_source(n, "gcc") == 0);
@@ -76,9 +79,9 @@ static void test_sources(void)
 	m = (struct lz_nodes_map){ .crc = 0xfeed, .first = 40, .next = 90 };
 	lz_nodes_note_map(n, &m);
 	lz_nodes_clear_sources(n);
-	CHECK(!lz_nodes_source_image(n, 3, name) && lz_nodes_image_source(n, "gcc-13") == 0);
+	CHECK(!lz_nodes_source_image(n, 3, name, &got) && lz_nodes_image_source(n, "gcc-13") == 0);
 	n = crash(n);
-	CHECK(!lz_nodes_source_image(n, 4, name));
+	CHECK(!lz_nodes_source_image(n, 4, name, &got));
 	CHECK(lz_nodes_noted_map(n, &noted) && noted.crc == 0xfeed && noted.first == 40 &&
 	      noted.next == 90);
 	lz_nodes_close(n);
