@@ -46,7 +46,7 @@ void lz_serve_end(const struct lz_served *s)
 static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 {
 	union lz_revive_handle h;
-	char image[LZ_NODES_NAME_MAX];
+	char image[LZ_NODES_NAME_MAX], path[LZ_NODES_PATH_MAX];
 	struct lz_image_file file;
 	struct lz_node_record r;
 	unsigned source = lz_nodeid_source(nodeid);
@@ -57,6 +57,10 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh, r.map_index);
 	if (source == LZ_NODEID_SYNTH_SOURCE)
 		return lz_revive_synth(&d->fs, nodeid, r.map_index);
+	if (source == LZ_NODEID_REMOTE_SOURCE)
+		return lz_nodes_get_path(d->nodes, nodeid, path)
+			       ? lz_revive_remote(&d->fs, nodeid, path)
+			       : NULL;
 	if (lz_nodes_source_image(d->nodes, source, image, &file))
 		return lz_revive_image(&d->fs, nodeid, image, &file, &h.fh);
 	return NULL;

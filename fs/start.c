@@ -414,7 +414,8 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 	unsigned source = lz_nodeid_source(inode->nodeid);
 	struct lz_node_record r = { .nlookup = nlookup };
 
-	if (source != 1 && inode->image == NULL && inode->kind != LZ_INODE_SYNTH)
+	if (source != 1 && inode->image == NULL && inode->kind != LZ_INODE_SYNTH &&
+	    inode->kind != LZ_INODE_REMOTE)
 		return;
 	if (inode->image != NULL && nlookup > 0 &&
 	    !lz_nodes_source_is(d->nodes, source, lz_image_name(inode->image))) {
@@ -427,6 +428,8 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 		note_map(d);
 	}
 	lz_nodes_set(d->nodes, inode->nodeid, &r, lz_revive_handle(inode, &h));
+	if (inode->kind == LZ_INODE_REMOTE && nlookup > 0)
+		lz_nodes_set_path(d->nodes, inode->nodeid, inode->remote_path);
 }
 
 /* What the kernel holds on NODEID from the workers before, as recorded (not yet an inode here). */

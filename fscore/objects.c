@@ -48,6 +48,17 @@ uint64_t lz_objects_nodeid(const char *path)
 	return lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, 0));
 }
 
+/* Collisions move a path's node id on to the next salt, up to this many. */
+#define SALTS 8
+
+bool lz_objects_names(uint64_t nodeid, const char *path)
+{
+	for (uint64_t salt = 0; salt < SALTS; salt++)
+		if (nodeid == lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, salt)))
+			return true;
+	return false;
+}
+
 int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, struct lz_entry *e)
 {
 	struct lz_source_entry entry, *found = &entry;
@@ -67,7 +78,7 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, 
 	};
 	struct lz_inode *inode = NULL;
 	/* A hash collision with another path moves on to the next id. */
-	for (uint64_t salt = 0; salt < 8 && inode == NULL; salt++) {
+	for (uint64_t salt = 0; salt < SALTS && inode == NULL; salt++) {
 		uint64_t nodeid = lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, salt));
 		struct lz_inode *taken = lz_inode_find(fs->inodes, nodeid);
 		bool created;

@@ -19,6 +19,8 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, 
 void lz_objects_stat(const struct lz_inode *inode, struct stat *st);
 /* The node id PATH gets unless its hash collides (for listings, which look nothing up). */
 uint64_t lz_objects_nodeid(const char *path);
+/* Whether NODEID is one a lookup of PATH may give (its hash, or one past a collision). */
+bool lz_objects_names(uint64_t nodeid, const char *path);
 /* The remote listing of DIR_PATH in *ENTRIES (free it). */
 int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
 		    size_t *count);

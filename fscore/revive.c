@@ -3,6 +3,7 @@
 #include "revive.h"
 #include "lookup.h"
 #include "nodeid.h"
+#include "objects.h"
 #include "images/sqfs.h"
 
 #include <errno.h>
@@ -25,14 +26,16 @@
 /* Handle types of our own: negative, which no kernel handle is. */
 #define SQFS_HANDLE_TYPE  (-2) /* a squashfuse inode's id */
 #define SYNTH_HANDLE_TYPE (-3) /* a synthesized directory: nothing, its node id says it */
+#define PATH_HANDLE_TYPE  (-4) /* a remote object: nothing, its path is recorded apart */
 
 const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
 					   union lz_revive_handle *buf)
 {
 	if (inode->kind == LZ_INODE_FD)
 		return inode->path.handle;
-	if (inode->kind == LZ_INODE_SYNTH) {
-		buf->fh.handle_type = SYNTH_HANDLE_TYPE;
+	if (inode->kind == LZ_INODE_SYNTH || inode->kind == LZ_INODE_REMOTE) {
+		buf->fh.handle_type =
+			inode->kind == LZ_INODE_SYNTH ? SYNTH_HANDLE_TYPE : PATH_HANDLE_TYPE;
 		buf->fh.handle_bytes = 0;
 		return &buf->fh;
 	}
@@ -118,6 +121,28 @@ struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map
 	    (init.map_node = mapped(fs, map_index)) == NULL)
 		return NULL;
 	return take(fs, nodeid, &init);
+}
+
+struct lz_inode *lz_revive_remote(struct lz_fs *fs, uint64_t nodeid, const char *path)
+{
+	struct lz_inode_init init = { .kind = LZ_INODE_REMOTE, .path_fd = -1, .remote_path = path };
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct lz_source_entry entry;
+
+	if (fs->objects == NULL || !lz_objects_names(nodeid, path))
+		return NULL;
+	snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - path) : 0, path);
+	if (fs->objects->lookup(fs->objects->ctx, dir, slash != NULL ? slash + 1 : path, &entry) !=
+	    0)
+		return NULL;
+	init.type = entry.is_dir ? S_IFDIR : S_IFREG;
+	struct lz_inode *inode = take(fs, nodeid, &init);
+	if (inode != NULL) { /* as a lookup sets them: the newest listing wins */
+		inode->remote_size = entry.is_dir ? 0 : entry.size;
+		inode->remote_mtime = entry.mtime;
+	}
+	return inode;
 }
 
 static struct lz_inode *revive_in_sqfs(struct lz_fs *fs, uint64_t nodeid, struct lz_image *image,

@@ -5,7 +5,8 @@
  * asks here; the core reopens the file: an underlay file by its file handle,
  * a file of an image by resolving the image again (mounting it) and opening
  * the file by its handle there, or by its squashfs inode id in a squashfuse
- * image; a directory the map synthesizes by its map index. The file must be
+ * image; a directory the map synthesizes by its map index; a remote object
+ * by its path, looked up on the remote again. The file must be
  * the one the node id names (its inode number), and a map index must name a
  * node of the same map (numbered alike: lz_map_renumber), or nothing is
  * revived and the kernel gets ESTALE as before.
@@ -30,9 +31,10 @@ union lz_revive_handle {
 
 /*
  * What finds INODE's file again, in BUF: its file handle, or for a squashfuse
- * inode its squashfs inode id (a handle of a type no kernel makes). NULL when
- * there is none (a synthesized directory, a remote object, a filesystem
- * without file handles).
+ * inode its squashfs inode id (a handle of a type no kernel makes); for a
+ * synthesized directory or a remote object an empty handle (the node id, and
+ * the remote path recorded apart, say which). NULL when there is none (a
+ * filesystem without file handles).
  */
 const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
 					   union lz_revive_handle *buf);
@@ -44,6 +46,8 @@ const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
  */
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
 				    const struct file_handle *h, uint64_t map_index);
+/* Remote object or directory PATH (remote_mode=objects), node id NODEID, as the remote lists it. */
+struct lz_inode *lz_revive_remote(struct lz_fs *fs, uint64_t nodeid, const char *path);
 /* A directory the map synthesizes, node id NODEID, for map node MAP_INDEX. */
 struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index);
 /*

@@ -252,6 +252,39 @@ for p in "${PROBES[@]}"; do wait "$p" || true; done
 lz_ok "map=: working directories in a synthesized directory, a mapped underlay one and a mapped image go on after the crash"
 lz_umount "$MP3" "$new3"
 
+# --- remote_mode=objects after a crash -----------------------------------------
+# A working directory in a remote directory and a remote object the daemon
+# reads itself (open_mode=cached) go on: their paths are in the record.
+if command -v rclone >/dev/null; then
+	R=$LZ_TMP/remote MP4=$LZ_TMP/mnt4
+	mkdir -p "$R/clips" "$MP4"
+	for i in 1 2 3; do head -c $((i * 70001)) /dev/urandom >"$R/clips/c$i.bin"; done
+	head -c $((4 << 20)) /dev/urandom >"$R/clips/long.bin"
+	lz_serve_http "$R"
+	lz_mount "$MP4" -o "remote=:http\\,url='http://127.0.0.1:$LZ_HTTP_PORT/':,remote_mode=objects,open_mode=cached,cache=$LZ_TMP/cache4,bpf=off"
+	exec 8<"$MP4/clips/long.bin"
+	head -c 4096 <&8 >"$W/held.1"
+	rm -f "$W/go"
+	(
+		cd "$MP4/clips" || exit 1
+		while [[ ! -e $W/go ]]; do sleep 0.05; done
+		{ ls . && sha256sum ./c2.bin; } >"$W/remote.out" 2>&1 || true
+	) &
+	probe=$!
+	kill -KILL "$LZ_LAST_PID"
+	new4=$(restarted "$MP4" "$LZ_LAST_PID")
+	touch "$W/go"
+	wait "$probe" || true
+	expected=$(printf 'c1.bin\nc2.bin\nc3.bin\nlong.bin\n%s  ./c2.bin' "$(sha256sum <"$R/clips/c2.bin" | cut -d' ' -f1)")
+	[[ $(cat "$W/remote.out") == "$expected" ]] ||
+		lz_fail "a working directory in a remote directory after the crash: $(cat "$W/remote.out")"
+	cat <&8 >"$W/held.2"
+	exec 8<&-
+	cat "$W/held.1" "$W/held.2" | cmp - "$R/clips/long.bin" || lz_fail "the remote object held open read wrong"
+	lz_ok "remote_mode=objects: a working directory in a remote directory and an object the daemon reads go on after the crash"
+	lz_umount "$MP4" "$new4"
+fi
+
 # --- mount -t fuse.lazyfs: the keeper runs in the background -----------------
 command -v mount.fuse3 >/dev/null || lz_skip "mount.fuse3 missing: the mount(8) case is not tested"
 NAME=lazyfs-test-$$

@@ -1,11 +1,7 @@
 /*
- * The node record (nodes.h): an open-addressed table of fixed size in a
- * memfd the keeper holds, by node id, with linear probing. A removed record
- * leaves a tombstone so that probes go on past it; a set reuses the first
- * tombstone it passed. At most three quarters of the slots are ever taken,
- * tombstones included, so every probe ends at a free slot soon: past that,
- * the table is rebuilt without its tombstones, or, full of live records,
- * takes no new ones.
+ * The node record (nodes.h) in a memfd the keeper holds: a table of records
+ * by node id (slots.h), a smaller one of remote objects' paths by node id,
+ * and the sources' images.
  *
  * Sources' images follow the records, by source number up to the highest
  * one named. What the workers before named is also indexed by name when the
@@ -15,6 +11,7 @@
 #include "config.h"
 #include "nodes.h"
 #include "region.h"
+#include "slots.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,12 +20,10 @@
 #include <unistd.h>
 
 #define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 5u
-#define FREE	      0u
-#define TOMBSTONE     1u /* node id 1 is the root, never recorded */
+#define NODES_VERSION 6u
 
 struct record {
-	uint64_t nodeid; /* FREE, TOMBSTONE, or a node id */
+	uint64_t nodeid; /* the key (slots.h): node id 1 is the root, never recorded */
 	uint64_t nlookup;
 	uint64_t map_index;
 	int32_t handle_type;
@@ -36,13 +31,19 @@ struct record {
 	unsigned char handle[LZ_NODES_HANDLE_MAX];
 };
 
+struct path_record {
+	uint64_t nodeid;
+	char path[LZ_NODES_PATH_MAX];
+};
+
 struct region {
 	uint32_t magic, version;
-	uint32_t live, tombstones;
+	struct lz_slots_head records_head, paths_head;
 	uint32_t sources_high; /* no source above it is named */
 	uint32_t map_noted;    /* map is set */
 	struct lz_nodes_map map;
 	struct record records[LZ_NODES_MAX];
+	struct path_record paths[LZ_NODES_PATHS];
 	/* Untouched pages of the memfd cost nothing: only named sources' are written. */
 	struct source_image {
 		char name[LZ_NODES_NAME_MAX];
@@ -56,11 +57,10 @@ struct prior {
 	unsigned source;
 };
 
-#define TAKEN_MAX (LZ_NODES_MAX / 4 * 3)
-
 struct lz_nodes {
 	struct lz_region mem;
 	struct region *r; /* mem.base */
+	struct lz_slots records, paths;
 	pthread_mutex_t lock;
 	struct prior *prior; /* by name; NULL: none */
 	size_t nprior;
@@ -117,6 +117,10 @@ struct lz_nodes *lz_nodes_open(int kept_fd)
 		return NULL;
 	}
 	n->r = n->mem.base;
+	n->records = (struct lz_slots){ &n->r->records_head, (unsigned char *)n->r->records,
+					sizeof(struct record), LZ_NODES_MAX };
+	n->paths = (struct lz_slots){ &n->r->paths_head, (unsigned char *)n->r->paths,
+				      sizeof(struct path_record), LZ_NODES_PATHS };
 	pthread_mutex_init(&n->lock, NULL);
 	if (n->mem.kept)
 		index_prior(n);
@@ -143,101 +147,30 @@ int lz_nodes_fd(const struct lz_nodes *n)
 	return n != NULL ? n->mem.fd : -1;
 }
 
-static uint32_t home_of(uint64_t nodeid)
-{
-	nodeid ^= nodeid >> 33;
-	nodeid *= 0xff51afd7ed558ccdull;
-	nodeid ^= nodeid >> 33;
-	return (uint32_t)(nodeid % LZ_NODES_MAX);
-}
-
-/* Under the lock: NODEID's record, or where it would go (*SLOT; NULL when full). */
-static struct record *find_locked(struct lz_nodes *n, uint64_t nodeid, struct record **slot)
-{
-	uint32_t at = home_of(nodeid);
-
-	*slot = NULL;
-	for (uint32_t i = 0; i < LZ_NODES_MAX; i++) {
-		struct record *rec = &n->r->records[(at + i) % LZ_NODES_MAX];
-		if (rec->nodeid == nodeid)
-			return rec;
-		if (rec->nodeid == TOMBSTONE && *slot == NULL)
-			*slot = rec;
-		if (rec->nodeid == FREE) {
-			if (*slot == NULL)
-				*slot = rec;
-			return NULL;
-		}
-	}
-	return NULL;
-}
-
-/* Under the lock: every live record placed again, the tombstones gone. */
-static void rebuild_locked(struct lz_nodes *n)
-{
-	struct region *r = n->r;
-	struct record *live = malloc(sizeof(*live) * (r->live + 1)), *slot;
-	uint32_t count = 0;
-
-	if (live == NULL)
-		return;
-	for (uint32_t i = 0; i < LZ_NODES_MAX; i++) {
-		if (r->records[i].nodeid > TOMBSTONE && count < r->live)
-			live[count++] = r->records[i];
-		r->records[i].nodeid = FREE;
-	}
-	for (uint32_t i = 0; i < count; i++)
-		if (find_locked(n, live[i].nodeid, &slot) == NULL && slot != NULL)
-			*slot = live[i];
-	r->live = count;
-	r->tombstones = 0;
-	free(live);
-}
-
-/* Under the lock: whether a new record may be taken (tombstones cleared out when many). */
-static bool room_locked(struct lz_nodes *n)
-{
-	struct region *r = n->r;
-
-	if (r->live + r->tombstones >= TAKEN_MAX && r->live < TAKEN_MAX / 2)
-		rebuild_locked(n);
-	return r->live + r->tombstones < TAKEN_MAX;
-}
-
-static void take_locked(struct lz_nodes *n, struct record *slot, uint64_t nodeid,
-			const struct lz_node_record *r, const struct file_handle *handle)
-{
-	if (slot->nodeid == TOMBSTONE)
-		n->r->tombstones--;
-	n->r->live++;
-	slot->nlookup = r->nlookup;
-	slot->map_index = r->map_index;
-	slot->handle_type = handle->handle_type;
-	slot->handle_bytes = handle->handle_bytes;
-	memcpy(slot->handle, handle->f_handle, handle->handle_bytes);
-	slot->nodeid = nodeid;
-}
-
 void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_record *r,
 		  const struct file_handle *handle)
 {
-	struct record *rec, *slot;
+	struct record *rec;
 	bool drop = r->nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX;
 
-	if (n == NULL || nodeid <= TOMBSTONE)
+	if (n == NULL)
 		return;
 	pthread_mutex_lock(&n->lock);
-	rec = find_locked(n, nodeid, &slot);
+	rec = lz_slots_find(&n->records, nodeid);
 	if (rec != NULL && drop) {
-		rec->nodeid = TOMBSTONE;
-		n->r->live--;
-		n->r->tombstones++;
+		lz_slots_drop(&n->records, rec);
+		struct path_record *p = lz_slots_find(&n->paths, nodeid);
+		if (p != NULL)
+			lz_slots_drop(&n->paths, p);
 	} else if (rec != NULL) {
 		rec->nlookup = r->nlookup;
 		rec->map_index = r->map_index;
-	} else if (!drop && room_locked(n) && find_locked(n, nodeid, &slot) == NULL &&
-		   slot != NULL) {
-		take_locked(n, slot, nodeid, r, handle);
+	} else if (!drop && (rec = lz_slots_take(&n->records, nodeid)) != NULL) {
+		rec->nlookup = r->nlookup;
+		rec->map_index = r->map_index;
+		rec->handle_type = handle->handle_type;
+		rec->handle_bytes = handle->handle_bytes;
+		memcpy(rec->handle, handle->f_handle, handle->handle_bytes);
 	}
 	pthread_mutex_unlock(&n->lock);
 }
@@ -245,24 +178,54 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_reco
 bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle)
 {
-	struct record *rec, *slot;
-	bool found = false;
+	struct record *rec;
 
-	if (n == NULL || nodeid <= TOMBSTONE)
+	if (n == NULL)
 		return false;
 	pthread_mutex_lock(&n->lock);
-	rec = find_locked(n, nodeid, &slot);
-	if (rec != NULL) {
+	rec = lz_slots_find(&n->records, nodeid);
+	if (rec != NULL)
 		*r = (struct lz_node_record){ rec->nlookup, rec->map_index };
-		found = true;
-	}
-	if (found && handle != NULL) {
+	if (rec != NULL && handle != NULL) {
 		handle->handle_type = rec->handle_type;
 		handle->handle_bytes = rec->handle_bytes;
 		memcpy(handle->f_handle, rec->handle, rec->handle_bytes);
 	}
 	pthread_mutex_unlock(&n->lock);
-	return found;
+	return rec != NULL;
+}
+
+void lz_nodes_set_path(struct lz_nodes *n, uint64_t nodeid, const char *path)
+{
+	size_t len = strlen(path);
+	struct path_record *p;
+
+	if (n == NULL || len >= LZ_NODES_PATH_MAX)
+		return;
+	pthread_mutex_lock(&n->lock);
+	/* A node id's path never changes: written once. */
+	if (lz_slots_find(&n->records, nodeid) != NULL &&
+	    lz_slots_find(&n->paths, nodeid) == NULL &&
+	    (p = lz_slots_take(&n->paths, nodeid)) != NULL)
+		memcpy(p->path, path, len + 1);
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool lz_nodes_get_path(struct lz_nodes *n, uint64_t nodeid, char *path)
+{
+	struct path_record *p;
+
+	if (n == NULL)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	p = lz_slots_find(&n->paths, nodeid);
+	if (p != NULL)
+		memcpy(path, p->path, LZ_NODES_PATH_MAX);
+	pthread_mutex_unlock(&n->lock);
+	if (p == NULL)
+		return false;
+	path[LZ_NODES_PATH_MAX - 1] = '\0';
+	return true;
 }
 
 bool lz_nodes_source_is(struct lz_nodes *n, unsigned source, const char *name)

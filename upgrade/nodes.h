@@ -7,8 +7,9 @@
  * directory inside the mount, a relative path, a directory being listed, a
  * file it reads for the kernel), instead of answering ESTALE.
  *
- * Fixed size: past LZ_NODES_MAX records, further node ids are not recorded
- * (those answer ESTALE after a crash, as all did before). Thread-safe.
+ * Fixed size: past three quarters of LZ_NODES_MAX records, further node
+ * ids are not recorded (those answer ESTALE after a crash, as all did
+ * before). Thread-safe.
  */
 #ifndef LAZYFS_NODES_H
 #define LAZYFS_NODES_H
@@ -22,6 +23,8 @@
 #define LZ_NODES_HANDLE_MAX 40 /* bytes of a file handle recorded (ext4 8, xfs 24, btrfs 40) */
 #define LZ_NODES_SOURCES    (1u << 16) /* node id sources (fscore/nodeid.h) */
 #define LZ_NODES_NAME_MAX   256	       /* bytes of an image's name recorded, with its NUL */
+#define LZ_NODES_PATHS	    (1u << 15) /* remote objects' paths recorded, at most 3/4 of it */
+#define LZ_NODES_PATH_MAX   512	       /* bytes of such a path, with its NUL */
 
 struct lz_nodes;
 struct file_handle;
@@ -52,6 +55,16 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_reco
  */
 bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle);
+
+/*
+ * The path of remote object NODEID (remote_mode=objects), recorded with its
+ * record (after lz_nodes_set; cheap when recorded already: a node id's path
+ * never changes), and dropped with it; a longer path than
+ * LZ_NODES_PATH_MAX - 1 bytes is not recorded. lz_nodes_get_path copies it
+ * into PATH (LZ_NODES_PATH_MAX bytes).
+ */
+void lz_nodes_set_path(struct lz_nodes *n, uint64_t nodeid, const char *path);
+bool lz_nodes_get_path(struct lz_nodes *n, uint64_t nodeid, char *path);
 
 /*
  * The map the recorded map indices number (map.h: its lines' crc and its

@@ -87,6 +87,30 @@ static void test_sources(void)
 	lz_nodes_close(n);
 }
 
+/* Remote objects' paths: kept with their records, dropped with them. */
+static void test_paths(void)
+{
+	struct lz_nodes *n = lz_nodes_open(-1);
+	char path[LZ_NODES_PATH_MAX], tall[LZ_NODES_PATH_MAX + 1];
+	union handle h;
+
+	make_handle(&h, 0, 0);
+	set(n, 10, 1, &h.fh);
+	set(n, 11, 1, &h.fh);
+	lz_nodes_set_path(n, 10, "clips/a.mp4");
+	lz_nodes_set_path(n, 10, "clips/other.mp4"); /* a node id's path never changes */
+	lz_nodes_set_path(n, 12, "clips/b.mp4");     /* no record: not kept */
+	memset(tall, 'x', sizeof(tall) - 1);
+	tall[sizeof(tall) - 1] = '\0';
+	lz_nodes_set_path(n, 11, tall); /* too long: not kept */
+	n = crash(n);
+	CHECK(lz_nodes_get_path(n, 10, path) && strcmp(path, "clips/a.mp4") == 0);
+	CHECK(!lz_nodes_get_path(n, 11, path) && !lz_nodes_get_path(n, 12, path));
+	set(n, 10, 0, NULL); /* forgotten: its path goes too */
+	CHECK(!lz_nodes_get_path(n, 10, path));
+	lz_nodes_close(n);
+}
+
 int main(void)
 {
 	struct lz_nodes *n = lz_nodes_open(-1);
@@ -122,5 +146,6 @@ int main(void)
 	CHECK(get(n, (1ull << 40) + LZ_NODES_MAX / 2 - 1, &count, NULL) && count == 2);
 	lz_nodes_close(n);
 	test_sources();
+	test_paths();
 	return unit_finish("test_nodes");
 }
