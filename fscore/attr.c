@@ -70,6 +70,13 @@ ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *nam
 	ssize_t len;
 	int fd;
 
+	/*
+	 * An image without extended attributes says so: "not supported" makes
+	 * ls(1) and the like stop asking the device (the kernel forgets it at
+	 * once: only ENOSYS would stop it asking the whole mount).
+	 */
+	if (inode->image != NULL && lz_image_no_xattrs(inode->image))
+		return name ? -EOPNOTSUPP : 0;
 	if (inode->kind == LZ_INODE_SQFS)
 		return name ? lz_sqfs_getxattr(inode->sqfs->sqfs, inode->sqfs_id, name, buf, size)
 			    : lz_sqfs_listxattr(inode->sqfs->sqfs, inode->sqfs_id, buf, size);

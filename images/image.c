@@ -117,6 +117,14 @@ int lz_image_unpin(struct lz_image *image)
 	return pins > 0 ? 0 : -EINVAL;
 }
 
+bool lz_image_no_xattrs(struct lz_image *image)
+{
+	pthread_mutex_lock(&image->lock);
+	bool none = image->no_xattrs;
+	pthread_mutex_unlock(&image->lock);
+	return none;
+}
+
 void lz_image_file_id(struct lz_image *image, struct lz_image_file *out)
 {
 	pthread_mutex_lock(&image->lock);

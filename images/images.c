@@ -11,6 +11,7 @@
 #include "config.h"
 #include "images_int.h"
 #include "catalog.h"
+#include "sqfs.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -247,6 +248,8 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image, int f
 	image->state = LZ_IMAGE_RESOLVING;
 	pthread_mutex_unlock(&image->lock);
 	rc = lz_backend_open(images, file_fd, path, &st, &opened);
+	struct lz_sqfs_features features;
+	bool no_xattrs = rc == 0 && lz_sqfs_features(file_fd, &features) == 0 && !features.xattrs;
 	pthread_mutex_lock(&image->lock);
 	image->file_st = st;
 	image->generation++;
@@ -260,6 +263,7 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image, int f
 	}
 	image->root_fd = opened.fd;
 	image->sqfs = opened.sqfs;
+	image->no_xattrs = no_xattrs;
 	image->state = LZ_IMAGE_READY;
 	image->announcing = images->on_ready != NULL;
 	lz_image_touch(image); /* not idle: expiry must not take it back at once */

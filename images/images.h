@@ -168,6 +168,11 @@ struct lz_image_file {
 	int64_t size, mtime_ns;
 };
 void lz_image_file_id(struct lz_image *image, struct lz_image_file *out);
+/*
+ * Whether IMAGE's superblock said, when it was resolved, that it holds no
+ * extended attributes (an image taken over by a live upgrade says false).
+ */
+bool lz_image_no_xattrs(struct lz_image *image);
 /* Records an access now (cheap: one atomic store). */
 void lz_image_touch(struct lz_image *image);
 /* N files were opened on the image, or closed: an image with open files is never closed. */

@@ -30,6 +30,7 @@ struct lz_image {
 	int root_fd;		    /* READY, kernel backend: root of the detached mount */
 	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
 	struct stat file_st;	    /* the image file as it was when last resolved or failed */
+	bool no_xattrs;		    /* READY: its superblock says it holds no extended attributes */
 	long long failed_at;	    /* FAILED: when (CLOCK_MONOTONIC seconds) */
 	unsigned generation;	    /* bumped by every resolve */
 	/*

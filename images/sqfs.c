@@ -584,6 +584,18 @@ static ssize_t listxattr_locked(struct lz_sqfs *img, sqfs_inode *inode, char *bu
 	return (ssize_t)total;
 }
 
+int lz_sqfs_features(int fd, struct lz_sqfs_features *out)
+{
+	struct squashfs_super_block sb;
+
+	if (pread(fd, &sb, sizeof(sb), 0) != (ssize_t)sizeof(sb) ||
+	    le32toh(sb.s_magic) != SQUASHFS_MAGIC || le16toh(sb.s_major) != 4)
+		return -EIO;
+	out->xattrs = (int64_t)le64toh(sb.xattr_id_table_start) != SQUASHFS_INVALID_BLK;
+	out->exports = (int64_t)le64toh(sb.lookup_table_start) != SQUASHFS_INVALID_BLK;
+	return 0;
+}
+
 /* Superblock sanity beyond what sqfs_init checks; NULL when fine, else what is wrong. */
 static const char *superblock_problem(const struct squashfs_super_block *sb, uint64_t bytes_used)
 {

@@ -13,12 +13,24 @@
 #ifndef LAZYFS_SQFS_H
 #define LAZYFS_SQFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 struct lz_sqfs;
+
+/*
+ * What the superblock of the squashfs image file FD says, read without
+ * opening the image: whether it holds extended attributes, and an export
+ * table (the kernel's squashfs then opens its files by handle). 0, or -EIO
+ * when FD is no squashfs 4 image.
+ */
+struct lz_sqfs_features {
+	bool xattrs, exports;
+};
+int lz_sqfs_features(int fd, struct lz_sqfs_features *out);
 
 /*
  * Opens the image at IMAGE_PATH and checks its superblock, tables and root
