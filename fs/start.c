@@ -456,7 +456,7 @@ static unsigned prior_source(void *ctx, struct lz_image *image)
 
 static void record_existing(void *ctx, struct lz_inode *inode)
 {
-	record_node(ctx, inode, inode->nlookup);
+	record_node(ctx, inode, inode->nlookup - inode->holds);
 }
 
 /*
