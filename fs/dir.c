@@ -137,6 +137,7 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 				lz_enter_sqfs(f->fs, f->dir->image, f->dir->sqfs, id, NULL, &found);
 			if (f->err != 0)
 				return false;
+			lz_sqfs_entered(f->fs, f->dir, name, &found, true);
 			lz_fuse_entry(&found, &fe);
 		}
 		size = fuse_add_direntry_plus(f->req, f->p, f->rem, name, &fe, next);

@@ -19,11 +19,21 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Opens inode->read_fd if needed; call with inode->lock held. 0 or -errno. */
+/*
+ * Opens inode->read_fd if needed; call with inode->lock held. 0, -EOPNOTSUPP
+ * when the daemon reads the file itself (squashfuse), or -errno.
+ */
 static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 {
 	if (inode->read_fd >= 0)
 		return 0;
+	if (inode->kind == LZ_INODE_SQFS) {
+		int fd = lz_sqfs_image_open_file(inode->sqfs, inode->sqfs_id);
+		if (fd < 0)
+			return fd;
+		inode->read_fd = fd;
+		return 0;
+	}
 	if (inode->kind == LZ_INODE_REMOTE) {
 		/* The first open fetches the object; later ones find it in the cache. */
 		if (S_ISDIR(inode->type))
@@ -127,14 +137,13 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_lock(&inode->lock);
-	/* squashfuse inodes have no file to hand the kernel: the daemon reads for them. */
 	err = 0;
-	if (inode->kind != LZ_INODE_SQFS) {
-		if (inode->opens == 0 && inode->backing_id == 0)
-			reuse_parked_backing(fs, inode);
-		if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode)) == 0)
-			share_backing_id(req, fs, inode);
-	}
+	if (inode->opens == 0 && inode->backing_id == 0)
+		reuse_parked_backing(fs, inode);
+	if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode)) == 0)
+		share_backing_id(req, fs, inode);
+	if (err == -EOPNOTSUPP)
+		err = 0; /* no file to hand the kernel: the daemon reads for it */
 	if (err == 0) {
 		inode->opens++;
 		if (inode->image != NULL) {
@@ -155,6 +164,8 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 */
 	fi->keep_cache = fi->backing_id == 0;
 	fi->noflush = 1;
+	if (inode->kind == LZ_INODE_SQFS)
+		lz_sqfs_used(fs, inode); /* the open that mounted the image comes after its lookup */
 	if (fuse_reply_open(req, fi) != 0)
 		drop_open(req, lz_fs_of(req),
 			  inode); /* the open was interrupted: no RELEASE will come */
@@ -186,15 +197,15 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 
 	if (inode == NULL)
 		return;
-	if (inode->kind == LZ_INODE_SQFS) {
-		read_sqfs(req, inode, size, off);
-		return;
-	}
 	/* Open files keep read_fd until their release; in cached mode it lives until forget. */
 	pthread_mutex_lock(&inode->lock);
 	err = ensure_read_fd(fs, inode);
 	buf.buf[0].fd = inode->read_fd;
 	pthread_mutex_unlock(&inode->lock);
+	if (err == -EOPNOTSUPP) {
+		read_sqfs(req, inode, size, off);
+		return;
+	}
 	if (err != 0) {
 		fuse_reply_err(req, -err);
 		return;

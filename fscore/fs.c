@@ -77,19 +77,31 @@ int lz_fs_make_root(struct lz_fs *fs, int underlay_fd)
 	return fs->root != NULL ? 0 : -errno;
 }
 
-/* A resolved image: the tracker counts its opens as warm, its working set is prefetched. */
+/* A resolved image: the tracker counts its opens as warm. */
 static void image_ready(void *ctx, struct lz_image *image, unsigned generation)
 {
 	struct lz_fs *fs = ctx;
 
 	lz_track_resolved(fs->track, lz_image_name(image));
-	lz_prefetch_image_ready(fs->prefetch, image, generation);
+}
+
+/*
+ * A file of the image was opened, and the kernel mounted it: its real use,
+ * recorded as a working set; the last one is read ahead. (A browse that
+ * opens nothing records nothing.)
+ */
+static void image_mounted(void *ctx, struct lz_image *image, unsigned generation)
+{
+	struct lz_fs *fs = ctx;
+
+	lz_prefetch_image_mounted(fs->prefetch, image, generation);
 }
 
 void lz_fs_set_images(struct lz_fs *fs, struct lz_images *images)
 {
 	fs->images = images;
 	lz_images_on_ready(images, image_ready, fs);
+	lz_images_on_mounted(images, image_mounted, fs);
 }
 
 /* Prefetch fills the cache through the source directly: its opens are not recorded. */

@@ -74,6 +74,7 @@ static void discard(struct lz_inode_table *table, struct lz_inode *inode)
 		close(inode->read_fd);
 	pthread_mutex_destroy(&inode->lock);
 	free(inode->remote_path);
+	free(atomic_load(&inode->relpath));
 	free(inode);
 }
 

@@ -8,6 +8,7 @@
 #define LAZYFS_INODE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -40,6 +41,12 @@ struct lz_inode {
 	struct lz_image *image;	    /* the image it belongs to, NULL for the underlay */
 	struct lz_sqfs_image *sqfs; /* LZ_INODE_SQFS: the image handle (one reference) */
 	uint64_t sqfs_id;	    /* LZ_INODE_SQFS: the squashfs inode id */
+	/*
+	 * LZ_INODE_SQFS inodes of kernel-backend images: the path from the
+	 * image's root ("" for it), set once at lookup, so the files used can
+	 * be recorded in a working set; NULL when not known.
+	 */
+	char *_Atomic relpath;
 	/* LZ_INODE_REMOTE: its path on the remote ("" is the top), and size and mtime. */
 	char *remote_path;
 	uint64_t remote_size;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -162,6 +163,20 @@ int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image
 	return 0;
 }
 
+/* Gives NODEID the path DIR/NAME in its image, unless it has one. */
+static void set_relpath(struct lz_fs *fs, uint64_t nodeid, const char *dir, const char *name)
+{
+	struct lz_inode *inode = lz_inode_find(fs->inodes, nodeid);
+	char *path, *none = NULL;
+
+	if (inode == NULL || atomic_load(&inode->relpath) != NULL)
+		return;
+	if (asprintf(&path, "%s%s%s", dir, *dir != '\0' ? "/" : "", name) < 0)
+		return;
+	if (!atomic_compare_exchange_strong(&inode->relpath, &none, path))
+		free(path);
+}
+
 /*
  * An image entry: 0, -ENOENT when there is none, -EIO when it failed (the
  * caller serves the underlay: fail open, logged).
@@ -177,9 +192,12 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	if (err < 0)
 		return err == -ENOENT ? -ENOENT : -EIO;
 	lz_revive_settle_source(fs, image, &root);
-	if (root.sqfs != NULL)
+	if (root.sqfs != NULL) {
+		bool kernel = root.sqfs->kernel;
 		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
-	else
+		if (err == 0 && kernel)
+			set_relpath(fs, e->ino, "", "");
+	} else
 		err = enter(fs, root.fd, image, NULL, e);
 	/*
 	 * In open_mode=cached the daemon sees no opens or reads: a short entry
@@ -212,6 +230,30 @@ static void record_use(struct lz_fs *fs, struct lz_inode *parent, int parent_fd,
 		lz_prefetch_record(fs->prefetch, parent->image, rel, e->attr.st_size);
 }
 
+void lz_sqfs_entered(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+		     const struct lz_entry *e, bool listed)
+{
+	const char *dir = atomic_load(&parent->relpath);
+
+	if (dir == NULL || e->ino == 0)
+		return;
+	set_relpath(fs, e->ino, dir, name);
+	if (!listed)
+		lz_sqfs_used(fs, lz_inode_find(fs->inodes, e->ino));
+}
+
+void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode)
+{
+	const char *rel = inode != NULL ? atomic_load(&inode->relpath) : NULL;
+	struct stat st;
+
+	if (rel == NULL || !S_ISREG(inode->type) ||
+	    !lz_prefetch_recording(fs->prefetch, inode->image) ||
+	    lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, &st) != 0)
+		return;
+	lz_prefetch_record(fs->prefetch, inode->image, rel, st.st_size);
+}
+
 /* NAME inside the squashfuse image of PARENT. */
 static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 			  struct lz_entry *e)
@@ -225,7 +267,10 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 	if (err != 0)
 		return err;
 	lz_sqfs_image_get(parent->sqfs);
-	return lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
+	err = lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
+	if (err == 0)
+		lz_sqfs_entered(fs, parent, name, e, false);
+	return err;
 }
 
 /*

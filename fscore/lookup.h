@@ -47,6 +47,15 @@ bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const 
  */
 int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image *handle,
 		  uint64_t id, const struct stat *known, struct lz_entry *e);
+/*
+ * Child NAME of squashfuse directory PARENT was entered as E: an inode of a
+ * kernel-backend image learns its path in it; one looked up (not LISTED) is
+ * used, as lz_sqfs_used says.
+ */
+void lz_sqfs_entered(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+		     const struct lz_entry *e, bool listed);
+/* A file of a kernel-backend image was looked up or opened: its working set records it. */
+void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode);
 
 /*
  * Resolves entry KEY ("N", "a/b/c", or an object path) now, walking to it

@@ -521,7 +521,7 @@ static void start(struct lz_prefetch *p, const char *name, struct job *j)
 	}
 }
 
-void lz_prefetch_image_ready(struct lz_prefetch *p, struct lz_image *image, unsigned generation)
+void lz_prefetch_image_mounted(struct lz_prefetch *p, struct lz_image *image, unsigned generation)
 {
 	struct job *j;
 	int root;

@@ -1,7 +1,7 @@
 /*
  * Working sets: the files an image's users look up in its first seconds after
- * it resolves are recorded in the cache directory; the next time the image
- * resolves (also after a restart) they are read ahead in the background, so
+ * its first open are recorded in the cache directory; the next time a file of
+ * it is first opened (also after a restart) they are read ahead in the background, so
  * a compiler finds its headers and binaries decompressed in the page cache.
  * Kernel-backend images only: squashfuse serves reads itself, without a page
  * cache of its own to warm. With remote_mode=objects the unit is a top
@@ -36,8 +36,11 @@ struct lz_prefetch *lz_prefetch_new(const char *dir, uint64_t max_bytes);
 /* Writes what is still being recorded, stops prefetching. */
 void lz_prefetch_free(struct lz_prefetch *p);
 
-/* IMAGE became READY (resolve GENERATION): record its use, prefetch its last working set. */
-void lz_prefetch_image_ready(struct lz_prefetch *p, struct lz_image *image, unsigned generation);
+/*
+ * The kernel mounted IMAGE (resolve GENERATION) as a file of it was opened:
+ * record its use, prefetch its last working set.
+ */
+void lz_prefetch_image_mounted(struct lz_prefetch *p, struct lz_image *image, unsigned generation);
 /* Whether IMAGE's working set is being recorded (its first seconds after a resolve). */
 bool lz_prefetch_recording(struct lz_prefetch *p, struct lz_image *image);
 /* A regular file at RELPATH (from the image's root) of SIZE bytes was looked up. */

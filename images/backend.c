@@ -1,12 +1,11 @@
 /*
- * Opening an image file with a backend: a detached kernel squashfs mount
- * (kmount.c), or a libsquashfuse handle (sqfs.c) shared by reference and
- * given a slot, whose made-up device number is the node id source of the
- * image's inodes.
+ * Opening an image file: a libsquashfuse handle (sqfs.c) shared by
+ * reference and given a slot, whose made-up device number is the node id
+ * source of the image's inodes. Both backends start so; the kernel backend
+ * mounts the image only when a file of it is opened (kopen.c).
  */
 #include "config.h"
 #include "images_int.h"
-#include "kmount.h"
 #include "sqfs.h"
 #include "common/log.h"
 
@@ -37,6 +36,9 @@ void lz_sqfs_image_put(struct lz_sqfs_image *handle)
 		return;
 	/* No inode uses it any more, so its device number (node id source) may be reused. */
 	lz_sqfs_close(handle->sqfs);
+	if (handle->mount_fd >= 0)
+		close(handle->mount_fd); /* the mount and its loop device go with it */
+	pthread_mutex_destroy(&handle->mount_lock);
 	release_slot(handle->images, handle->slot);
 	free(handle);
 }
@@ -89,6 +91,9 @@ struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd
 	handle->slot = slot;
 	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
 	handle->images = images;
+	handle->kernel = images->backend == LZ_IMAGE_KERNEL;
+	handle->mount_fd = -1;
+	pthread_mutex_init(&handle->mount_lock, NULL);
 	atomic_store(&handle->refs, 1);
 	return handle;
 }
@@ -112,15 +117,9 @@ int lz_backend_open(struct lz_images *images, int file_fd, const char *path, str
 		lz_warn("image %s: not a regular file; serving the underlay", path);
 		return -EINVAL;
 	}
-	if (images->backend == LZ_IMAGE_SQUASHFUSE) {
-		root->sqfs = lz_backend_open_sqfs(images, file_fd, -1, err, sizeof(err));
-		if (root->sqfs != NULL)
-			return 0;
-	} else {
-		root->fd = lz_kmount_squashfs(file_fd, err, sizeof(err));
-		if (root->fd >= 0)
-			return 0;
-	}
+	root->sqfs = lz_backend_open_sqfs(images, file_fd, -1, err, sizeof(err));
+	if (root->sqfs != NULL)
+		return 0;
 	lz_warn("image %s: %s; serving the underlay", path, err);
 	return -EIO;
 }

@@ -147,7 +147,8 @@ void lz_image_info(struct lz_image *image, struct lz_image_info *out)
 	out->last_use = atomic_load(&image->last_use);
 	pthread_mutex_lock(&image->lock);
 	out->state = image->state;
-	out->backend = image->sqfs != NULL ? LZ_IMAGE_SQUASHFUSE : LZ_IMAGE_KERNEL;
+	out->backend = image->sqfs != NULL && !image->sqfs->kernel ? LZ_IMAGE_SQUASHFUSE
+								   : LZ_IMAGE_KERNEL;
 	out->generation = image->generation;
 	out->bytes = image->file_st.st_size > 0 ? image->file_st.st_size : 0;
 	snprintf(out->path, sizeof(out->path), "%s", image->path != NULL ? image->path : "");
@@ -159,11 +160,19 @@ int lz_image_open_root(struct lz_image *image, unsigned generation)
 	int fd = -1;
 
 	pthread_mutex_lock(&image->lock);
-	if (image->state == LZ_IMAGE_READY && image->generation == generation &&
-	    image->root_fd >= 0)
+	struct lz_sqfs_image *handle = NULL;
+	bool ready = image->state == LZ_IMAGE_READY && image->generation == generation;
+
+	if (ready && image->root_fd >= 0)
 		fd = fcntl(image->root_fd, F_DUPFD_CLOEXEC, 0);
+	else if (ready && image->sqfs != NULL && image->sqfs->kernel)
+		lz_sqfs_image_get(handle = image->sqfs);
 	pthread_mutex_unlock(&image->lock);
-	return fd;
+	if (handle != NULL) {
+		fd = lz_sqfs_image_kernel_root(handle);
+		lz_sqfs_image_put(handle);
+	}
+	return fd < 0 ? -1 : fd;
 }
 
 bool lz_image_is_generation(struct lz_image *image, unsigned generation)

@@ -63,6 +63,12 @@ void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *c
 	images->on_ready_ctx = ctx;
 }
 
+void lz_images_on_mounted(struct lz_images *images, lz_image_ready_fn *fn, void *ctx)
+{
+	images->on_mounted = fn;
+	images->on_mounted_ctx = ctx;
+}
+
 void lz_images_set_deadline(struct lz_images *images, double seconds)
 {
 	images->deadline = seconds;
@@ -263,6 +269,10 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image, int f
 	}
 	image->root_fd = opened.fd;
 	image->sqfs = opened.sqfs;
+	if (opened.sqfs != NULL) {
+		opened.sqfs->owner = image;
+		opened.sqfs->generation = image->generation;
+	}
 	image->no_xattrs = no_xattrs;
 	image->state = LZ_IMAGE_READY;
 	image->announcing = images->on_ready != NULL;
@@ -632,6 +642,10 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
 	if (ready) {
 		image->root_fd = a->root_fd;
 		image->sqfs = a->sqfs;
+		if (a->sqfs != NULL) {
+			a->sqfs->owner = image;
+			a->sqfs->generation = a->generation;
+		}
 		image->source_key = source_key;
 		image->state = LZ_IMAGE_READY;
 	}

@@ -14,6 +14,7 @@
 #define LAZYFS_IMAGES_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +32,11 @@ struct lz_source;
  * An image opened through libsquashfuse, shared by the image entry and every
  * inode of it: the last reference closes it, so files opened before an expiry
  * or a replacement keep reading the image they opened.
+ *
+ * Both backends read directories, names, attributes and links here, so
+ * browsing an image mounts nothing. With the kernel backend (KERNEL) the
+ * files are opened for reading in a detached kernel mount of the same image
+ * file, made at the first open (kopen.c), and read through passthrough.
  */
 struct lz_sqfs_image {
 	struct lz_sqfs *sqfs;
@@ -38,11 +44,30 @@ struct lz_sqfs_image {
 	dev_t dev; /* made up, unique among live handles: the node id source of its inodes */
 	unsigned slot;
 	struct lz_images *images;
+	bool kernel;
+	struct lz_image *owner; /* the image it was opened for, and that resolve's generation */
+	unsigned generation;
+	pthread_mutex_t mount_lock;
+	int mount_fd;		   /* under mount_lock: the kernel mount's root, -1 until made */
+	long long mount_failed_at; /* under mount_lock: when it last failed (monotonic s), 0 */
+	bool mount_refused;	   /* under mount_lock: never (no export table) */
 };
 
 void lz_sqfs_image_get(struct lz_sqfs_image *handle);
 /* Drops a reference; NULL is fine. */
 void lz_sqfs_image_put(struct lz_sqfs_image *handle);
+
+/*
+ * Kernel backend: a new read-only descriptor of the regular file ID (a
+ * squashfs inode id) of HANDLE, opened by its inode number in the kernel
+ * mount of the image, made at the first call (on_mounted is told). -EOPNOTSUPP
+ * when the daemon reads the file itself instead: the squashfuse backend, an
+ * image without an export table, a kernel mount that failed (logged, tried
+ * again after LZ_IMAGE_RETRY_S). Other -errno.
+ */
+int lz_sqfs_image_open_file(struct lz_sqfs_image *handle, uint64_t id);
+/* Kernel backend: a new O_PATH descriptor of the kernel mount's root, made if needed; -errno. */
+int lz_sqfs_image_kernel_root(struct lz_sqfs_image *handle);
 
 /* A resolved image's root: a directory descriptor (kernel) or a handle (squashfuse). */
 struct lz_image_root {
@@ -121,6 +146,14 @@ typedef void lz_image_ready_fn(void *ctx, struct lz_image *image, unsigned gener
 void lz_images_on_ready(struct lz_images *images, lz_image_ready_fn *fn, void *ctx);
 
 /*
+ * Told, with the image and its resolve generation, when the kernel backend
+ * mounts an image because a file of it is opened: its first real use (a
+ * browse reads everything else in user space). From the opening thread, with
+ * no lock held.
+ */
+void lz_images_on_mounted(struct lz_images *images, lz_image_ready_fn *fn, void *ctx);
+
+/*
  * Told about each closed image, with where its entry was (PARENT's node id,
  * ENTRY, NULL when never looked up), so the caller can drop the kernel's caches.
  */
@@ -197,9 +230,9 @@ struct lz_image_info {
 void lz_image_info(struct lz_image *image, struct lz_image_info *out);
 
 /*
- * A new O_PATH descriptor of the root of a kernel-backend image, while it is
- * still the resolve GENERATION; -1 otherwise (squashfuse, closed, or
- * resolved again since).
+ * A new descriptor of the root of a kernel-backend image's kernel mount
+ * (made now if it was not), while it is still the resolve GENERATION; -1
+ * otherwise (squashfuse, closed, resolved again since, the mount failed).
  */
 int lz_image_open_root(struct lz_image *image, unsigned generation);
 /* Whether IMAGE is still READY from resolve GENERATION. */

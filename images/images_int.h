@@ -66,8 +66,8 @@ struct lz_images {
 	unsigned char slot_used[LZ_SQFS_SLOTS];
 	pthread_mutex_t lock; /* the hash table only: never held while mounting */
 	struct lz_image *buckets[LZ_IMAGES_BUCKETS];
-	lz_image_ready_fn *on_ready;
-	void *on_ready_ctx;
+	lz_image_ready_fn *on_ready, *on_mounted;
+	void *on_ready_ctx, *on_mounted_ctx;
 	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
 	pthread_mutex_t pending_lock;
 	struct lz_pending *pending;
