@@ -18,7 +18,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdalign.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,29 +45,32 @@ static bool mount_locked(struct lz_sqfs_image *handle)
 			  name);
 		return false;
 	}
-	handle->mount_fd = lz_kmount_squashfs(file_fd, err, sizeof(err));
+	int mnt = lz_kmount_squashfs(file_fd, err, sizeof(err));
+	if (mnt >= 0) {
+		/* open_by_handle_at wants an open directory, not fsmount's O_PATH one. */
+		handle->mount_fd = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (handle->mount_fd < 0)
+			snprintf(err, sizeof(err), "opening its root: %s", strerror(errno));
+		close(mnt);
+	}
 	if (handle->mount_fd >= 0) {
 		handle->mount_failed_at = 0;
 		return true;
 	}
-	handle->mount_fd = -1;
 	handle->mount_failed_at = (long long)lz_clock_s(CLOCK_MONOTONIC);
 	lz_warn("image %s: kernel mount: %s; the daemon reads its files for now", name, err);
 	return false;
 }
 
-/* A new descriptor of the mount's root (made if needed), or -errno. */
-static int mount_root(struct lz_sqfs_image *handle, int flags)
+/*
+ * The kernel mount's root directory, made if needed: valid while the caller
+ * holds HANDLE (it is closed with it). -EOPNOTSUPP when there is none.
+ */
+static int mounted_root(struct lz_sqfs_image *handle)
 {
-	int fd = -EOPNOTSUPP;
-
 	pthread_mutex_lock(&handle->mount_lock);
 	bool made = mount_locked(handle);
-	if (handle->mount_fd >= 0) {
-		fd = openat(handle->mount_fd, ".", flags | O_CLOEXEC);
-		if (fd < 0)
-			fd = -errno;
-	}
+	int fd = handle->mount_fd >= 0 ? handle->mount_fd : -EOPNOTSUPP;
 	pthread_mutex_unlock(&handle->mount_lock);
 	struct lz_images *images = handle->images;
 	if (made && images->on_mounted != NULL && handle->owner != NULL)
@@ -76,9 +80,12 @@ static int mount_root(struct lz_sqfs_image *handle, int flags)
 
 int lz_sqfs_image_kernel_root(struct lz_sqfs_image *handle)
 {
-	if (!handle->kernel)
-		return -EOPNOTSUPP;
-	return mount_root(handle, O_PATH | O_DIRECTORY);
+	int root = handle->kernel ? mounted_root(handle) : -EOPNOTSUPP;
+
+	if (root < 0)
+		return root;
+	int fd = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
 }
 
 int lz_sqfs_image_open_file(struct lz_sqfs_image *handle, uint64_t id)
@@ -98,9 +105,9 @@ int lz_sqfs_image_open_file(struct lz_sqfs_image *handle, uint64_t id)
 		return rc;
 	if (!S_ISREG(st.st_mode) || st.st_ino > UINT32_MAX)
 		return -EOPNOTSUPP;
-	anchor = mount_root(handle, O_PATH | O_DIRECTORY);
+	anchor = mounted_root(handle);
 	if (anchor < 0)
-		return anchor == -EOPNOTSUPP ? anchor : -EOPNOTSUPP;
+		return anchor;
 	fid[0] = (uint32_t)st.st_ino;
 	fid[1] = 0;
 	h.fh.handle_bytes = sizeof(fid);
@@ -108,12 +115,17 @@ int lz_sqfs_image_open_file(struct lz_sqfs_image *handle, uint64_t id)
 	memcpy(h.fh.f_handle, fid, sizeof(fid));
 	fd = open_by_handle_at(anchor, &h.fh, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	rc = fd < 0 ? -errno : 0;
-	close(anchor);
 	/* The very inode the reader saw: anything else is the daemon's to read. */
 	if (fd >= 0 && (fstat(fd, &got) != 0 || got.st_ino != st.st_ino || !S_ISREG(got.st_mode) ||
 			got.st_size != st.st_size)) {
 		close(fd);
-		return -EOPNOTSUPP;
+		fd = -1;
+		rc = -ESTALE;
 	}
-	return fd >= 0 ? fd : (rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE ? rc : -EOPNOTSUPP);
+	if (fd >= 0)
+		return fd;
+	lz_debug("image %s: inode %ju not opened in the kernel mount (%s); the daemon reads it",
+		 handle->owner != NULL ? lz_image_name(handle->owner) : "?", (uintmax_t)st.st_ino,
+		 strerror(-rc));
+	return rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE ? rc : -EOPNOTSUPP;
 }

@@ -1,7 +1,10 @@
 #!/bin/bash
 # Images resolved lazily through the kernel backend: the tree under lazyfs
 # equals a kernel loop mount of the same image; mounting opens no image; the
-# root is the union with the underlay; nothing is left behind.
+# root is the union with the underlay; browsing (ls -l, find, stat) mounts
+# nothing, the first open mounts (kernel backend) without changing any
+# attribute; an image without an export table is read by the daemon; nothing
+# is left behind.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
@@ -13,6 +16,8 @@ echo plain > "$U/plain/file"
 bash "$TESTS_SRCDIR/mktree.sh" "$SRC" --big --devices >/dev/null
 mksquashfs "$SRC" "$IMG/tree.sqfs" -noappend -quiet -comp gzip -xattrs >/dev/null
 mksquashfs "$U/plain" "$IMG/second.img" -noappend -quiet >/dev/null
+mksquashfs "$U/plain" "$IMG/flat.sqfs" -noappend -quiet -no-exports >/dev/null
+FILE=$(cd "$SRC" && find . -type f -size +8k | sort | head -1)
 lz_ok "built the images"
 
 LZ_MOUNTS+=("$REF")
@@ -26,9 +31,27 @@ for mode in passthrough cached; do
 	lz_ok "$mode: mounting opened no image"
 
 	listing=$(ls "$MP" | tr '\n' ' ')
-	[[ $listing == "plain second tree " ]] || lz_fail "root listing is [$listing]"
+	[[ $listing == "flat plain second tree " ]] || lz_fail "root listing is [$listing]"
 	grep -q "resolved" "$log" && lz_fail "listing the root resolved an image"
 	lz_ok "$mode: the root lists the union [$listing] without resolving"
+
+	ls -l "$MP" >/dev/null
+	find "$MP" >/dev/null
+	ls -lRa "$MP/tree" >/dev/null
+	getfattr -R -d "$MP/tree" >/dev/null 2>&1 || true
+	before=$(stat -c '%i %s %Y %a %h %u %g %b' "$MP/tree/$FILE")
+	[[ $(lz_image_loops "$IMG") -eq 1 ]] || lz_fail "$mode: a browse attached a loop device"
+	grep -q "resolved" "$log" || lz_fail "$mode: the browse resolved nothing"
+	lz_ok "$mode: ls -l, find, ls -lR, getfattr over the images attach no loop device"
+	cmp "$SRC/$FILE" "$MP/tree/$FILE" || lz_fail "$mode: $FILE reads wrong"
+	[[ $(stat -c '%i %s %Y %a %h %u %g %b' "$MP/tree/$FILE") == "$before" ]] ||
+		lz_fail "$mode: $FILE changed at its first open: $before"
+	want=1
+	[[ $BACKEND == kernel ]] && want=2
+	[[ $(lz_image_loops "$IMG") -eq $want ]] || lz_fail "$mode: the first open of a $BACKEND image attached $(($(lz_image_loops "$IMG") - 1)) loop devices"
+	[[ $(cat "$MP/flat/file") == plain ]] || lz_fail "$mode: an image without an export table does not read"
+	[[ $(lz_image_loops "$IMG") -eq $want ]] || lz_fail "$mode: an image without an export table was mounted"
+	lz_ok "$mode: the first open ($BACKEND) attaches $((want - 1)) loop device, same inode and attributes; without an export table the daemon reads"
 
 	out=$(python3 "$TESTS_SRCDIR/treecmp.py" "$REF" "$MP/tree") || {
 		echo "$out" >&2
@@ -38,7 +61,7 @@ for mode in passthrough cached; do
 	[[ ! -e $MP/tree/only-in-underlay ]] || lz_fail "the underlay shows through an image"
 	lz_ok "$mode: the image shadows the underlay entry of its name"
 
-	[[ $(grep -c "resolved" "$log") -eq 1 ]] || lz_fail "tree resolved more than once"
+	[[ $(grep -c "tree.sqfs: resolved" "$log") -eq 1 ]] || lz_fail "tree resolved more than once"
 	[[ $(lz_visible_image_mounts "$IMG") -eq 1 ]] || lz_fail "an image mount is visible in mountinfo"
 	ref_root=$(stat -c %i "$U/tree") mnt_root=$(stat -c %i "$MP/tree")
 	[[ $ref_root != "$mnt_root" ]] || lz_fail "entry root reports the underlay's inode"

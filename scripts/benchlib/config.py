@@ -27,6 +27,9 @@ TRACEFS = "/sys/kernel/tracing"
 
 # Section 8: the walked image, 10 dirs x 10 subdirs x 100 entries (95 files, 5 symlinks).
 TREE = (10, 10, 100)
+BROWSE_IDLE_S = 2  # section 12: idle_timeout of the browsed mounts
+# Section 13: STORM[0] images of STORM[1] dirs x STORM[2] files, statted by STORM[3] processes.
+STORM = (50, 20, 100, 8)
 RSS_OPEN = 100  # section 9: images held open in the daemon with 4000 registered
 # Section 11: entries of the underlay walked under nofile=1024, by --quick.
 UNDERLAY_TREES = {True: 100_000, False: 1_000_000}
@@ -54,7 +57,7 @@ PROFILES = {
                   remote_cold_n=4, remote_read_reps=3, remote_anatomy=2,
                   bpf_opens=1000000, bpf_rounds=4, bpf_events=200000, early_rounds=1,
                   prefetch_reps=2, restart_crashes=5, restart_remounts=2,
-                  underlay_rounds=1),
+                  underlay_rounds=1, browse_reps=1, storm_rounds=2, storm_cold=1),
     "full": dict(ready_reps=21, static_reps=7, cold_rounds=5, cold_n=30, cold_warm=9,
                  open_rounds=9, open_passes=60, cpu_opens=100000, cpu_reps=3,
                  read_setups=10, read_reps=5, read_cold=5, rand_warm=100000, rand_cold=1000,
@@ -63,5 +66,5 @@ PROFILES = {
                  remote_cold_n=REMOTE_TEN, remote_read_reps=15, remote_anatomy=6,
                  bpf_opens=2000000, bpf_rounds=8, bpf_events=1000000, early_rounds=3,
                  prefetch_reps=5, restart_crashes=20, restart_remounts=5,
-                 underlay_rounds=2),
+                 underlay_rounds=2, browse_reps=3, storm_rounds=5, storm_cold=3),
 }

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from .config import (BIG_MIB, COLD_IMAGES, FILES, GCC_ENTRY, REMOTE_HUGE_MIB, REMOTE_OBJS,
-                     REMOTE_TEN, SIZES, TOP, TREE, UNDERLAY_TREES)
+                     REMOTE_TEN, SIZES, STORM, TOP, TREE, UNDERLAY_TREES)
 from .runner import BenchError, log, run
 
 
@@ -44,6 +44,13 @@ class Inputs:
         self.remote_images = os.path.join(self.images, "remote")  # objs.sqfs: the same objs/
         self.tree_image = os.path.join(self.main, "tree10k.sqfs")
         self.tree_unpacked = os.path.join(scratch, "unpacked", "tree10k")
+        self.storm = os.path.join(self.images, "storm")
+
+    def storm_paths(self):
+        """Section 13's paths, relative to the images' parent: sNN/dDD/fFFF."""
+        n, dirs, files, _ = STORM
+        return [f"s{i:02d}/d{d:02d}/f{f:03d}" for i in range(n) for d in range(dirs)
+                for f in range(files)]
 
     def remote_objs(self):
         return [f"objs/o{i:03d}.bin" for i in range(REMOTE_OBJS)]
@@ -97,7 +104,7 @@ class Inputs:
         stage = os.path.join(self.s, "stage")
         shutil.rmtree(stage, ignore_errors=True)
         tiny = os.path.join(self.images, "tiny.sqfs")
-        if 1 in sections or 9 in sections or 10 in sections:
+        if {1, 9, 10, 12} & set(sections):
             if not os.path.exists(tiny):
                 os.makedirs(os.path.join(stage, "tiny"))
                 with open(os.path.join(stage, "tiny", "README"), "w") as f:
@@ -159,6 +166,19 @@ class Inputs:
             shutil.rmtree(self.tree_unpacked, ignore_errors=True)
             atomic_dir(self.tree_unpacked, self.build_tree)
             mksquashfs(self.tree_unpacked, self.tree_image)
+        if 13 in sections:
+            def build_storm(d):
+                n, dirs, files, _ = STORM
+                log(f"making {n} images of {dirs * files} files each")
+                for i in range(n):
+                    src = os.path.join(stage, f"s{i:02d}")
+                    for k in range(dirs):
+                        os.makedirs(os.path.join(src, f"d{k:02d}"))
+                        for f in range(files):
+                            with open(os.path.join(src, f"d{k:02d}", f"f{f:03d}"), "w") as o:
+                                o.write(f"{i} {k} {f}\n")
+                    mksquashfs(src, os.path.join(d, f"s{i:02d}.sqfs"))
+            atomic_dir(self.storm, build_storm)
         if 11 in sections:
             self.build_underlay(UNDERLAY_TREES[quick])
         if 6 in sections:

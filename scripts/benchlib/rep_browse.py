@@ -1,0 +1,53 @@
+"""The report's rows of sections 12 (browsing 4000 images) and 13 (the stat storm),
+with their targets."""
+from .rep_format import fmt_t, mm, pairs, ratio_str
+from .runner import median
+
+BROWSE_TARGETS = {"ls -l": 1.0, "find": 5.0}
+
+
+def rep_browse(r, row, T, notes):
+    mib = lambda k: f"{k / 1024:.1f} MiB"
+    for backend, cs in r["runs"].items():
+        for c, xs in cs.items():
+            wall = [x["wall"] for x in xs]
+            med = lambda when, k: median([x[when][k] for x in xs])
+            loops = max(x["loops"] for x in xs)
+            bad = [x for x in xs if x["rc"] != 0 or x["errors"]]
+            row(12, f"`{c} MP` on a fresh mount with {r['images']:,} images, {len(xs)} runs",
+                f"lazyfs, backend={backend}", fmt_t(median(wall)), mm(wall, fmt_t),
+                f"{loops} loop devices; {xs[0]['lines']:,} lines",
+                "each image is opened in user space (its superblock, tables and root inode, "
+                "a few KiB); nothing is mounted until a file is opened"
+                + (f"; {len(bad)} runs failed or printed errors" if bad else ""))
+            row(12, f"the daemon after `{c}`, then after {r['idle_timeout_s']} s idle_timeout "
+                f"(images closed, the kernel told to forget them)", f"lazyfs, backend={backend}",
+                f"{mib(med('after', 'VmRSS'))}, {med('after', 'fds'):.0f} fds",
+                "", f"idle: {mib(med('idle', 'VmRSS'))}, {med('idle', 'fds'):.0f} fds; before "
+                f"the walk {mib(med('before', 'VmRSS'))}, {med('before', 'fds'):.0f} fds",
+                "one descriptor of the image file and a libsquashfuse handle with its "
+                "metadata cache per open image; inodes the kernel still holds keep theirs")
+            T.append((f"`{c}` of {r['images']:,} images on the {backend} backend under "
+                      f"{BROWSE_TARGETS[c]:.0f} s with no loop device",
+                      median(wall) < BROWSE_TARGETS[c] and loops == 0 and not bad,
+                      f"median {fmt_t(median(wall))}, {loops} loop devices"))
+
+
+def rep_storm(r, row, T, notes):
+    for when in ("warm", "cold"):
+        rs = r[when]
+        if not rs:
+            continue
+        for v in rs[0]:
+            xs = [x[v] for x in rs]
+            row(13, f"{r['procs']} processes lstat {r['paths']:,} distinct paths over "
+                f"{r['images']} images, {when} dentries"
+                + (" (every cache dropped, mounts kept)" if when == "cold" else "")
+                + f", {len(rs)} runs", v, fmt_t(median(xs)), mm(xs, fmt_t),
+                "" if v == "loop" else ratio_str(pairs(rs, v, "loop")) + " vs loop",
+                ("the dcache: no FUSE request" if when == "warm" else
+                 "one LOOKUP round trip per path component the kernel has not cached, "
+                 "answered from the image's metadata (decompressed once per block)")
+                if v != "loop" else "squashfs in the kernel, no round trip")
+    for v, n in r.get("errors", {}).items():
+        notes.append(f"- Section 13: {v}: {n} lstat calls failed.")

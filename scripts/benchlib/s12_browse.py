@@ -1,0 +1,66 @@
+"""Section 12: browsing 4000 images: `ls -l` of the root and `find` over every image,
+each on a fresh mount, with the loop devices attached, the daemon's descriptors and
+memory after the walk and again once the images have idled out."""
+import glob
+import os
+import subprocess
+import time
+
+from .config import BROWSE_IDLE_S, SIZES
+from .runner import log, median, proc_mem, rotate
+
+BROWSES = {"ls -l": ["ls", "-l"], "find": ["find"]}
+
+
+def s12_browse(b):
+    p = b.p
+    R = {"images": SIZES[-1], "idle_timeout_s": BROWSE_IDLE_S, "runs": {}}
+    b.res["browse"] = R
+    for rep in range(p["browse_reps"]):
+        for backend in rotate(["kernel", "squashfuse"], rep):
+            for c in rotate(list(BROWSES), rep):
+                R["runs"].setdefault(backend, {}).setdefault(c, []).append(
+                    browse_once(b, backend, c))
+    for backend, cs in R["runs"].items():
+        log(f"browse, {backend}: " + "; ".join(
+            f"{c} {median([x['wall'] for x in xs]) * 1e3:.0f} ms, "
+            f"{max(x['loops'] for x in xs)} loop devices" for c, xs in cs.items()))
+
+
+def loops_under(d):
+    """Loop devices whose backing file is in directory D."""
+    n = 0
+    for bf in glob.glob("/sys/block/loop*/loop/backing_file"):
+        try:
+            with open(bf) as f:
+                n += os.path.dirname(f.read().strip()) == d
+        except OSError:
+            pass
+    return n
+
+
+def daemon_state(pid, d):
+    return {"loops": loops_under(d), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            **proc_mem(pid)}
+
+
+def browse_once(b, backend, c):
+    env, d = b.env, b.inp.n_dir(SIZES[-1])
+    mp, name = b.mp("browse"), f"lazyfs-browse-{backend}"
+    pid = env.lazyfs(b.lz, mp, f"images={d},underlay={b.empty()},backend={backend},"
+                     f"idle_timeout={BROWSE_IDLE_S}", name)
+    try:
+        before = daemon_state(pid, d)
+        t0 = time.perf_counter()
+        r = subprocess.run([*BROWSES[c], mp], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=dict(os.environ, LC_ALL="C"))
+        wall = time.perf_counter() - t0
+        after = daemon_state(pid, d)
+        # Idle expiry closes the images; the kernel is told to forget their entries.
+        time.sleep(BROWSE_IDLE_S * 3 + 2)
+        idle = daemon_state(pid, d)
+        return {"wall": wall, "rc": r.returncode, "lines": r.stdout.count(b"\n"),
+                "errors": r.stderr.decode(errors="replace").count("\n"),
+                "loops": after["loops"], "before": before, "after": after, "idle": idle}
+    finally:
+        env.umount(mp, pid)
