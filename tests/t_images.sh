@@ -43,7 +43,13 @@ for mode in passthrough cached; do
 	[[ $(lz_image_loops "$IMG") -eq 1 ]] || lz_fail "$mode: a browse attached a loop device"
 	grep -q "resolved" "$log" || lz_fail "$mode: the browse resolved nothing"
 	lz_ok "$mode: ls -l, find, ls -lR, getfattr over the images attach no loop device"
+	fusetrace_start "$MP"
 	cmp "$SRC/$FILE" "$MP/tree/$FILE" || lz_fail "$mode: $FILE reads wrong"
+	reads=$(fusetrace_count FUSE_READ)
+	fusetrace_stop
+	if [[ $BACKEND == kernel && $mode == passthrough ]]; then
+		((reads == 0)) || lz_fail "$mode: the first open of a file served $reads READs (no passthrough)"
+	fi
 	[[ $(stat -c '%i %s %Y %a %h %u %g %b' "$MP/tree/$FILE") == "$before" ]] ||
 		lz_fail "$mode: $FILE changed at its first open: $before"
 	want=1
