@@ -124,7 +124,7 @@ static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *
 {
 	struct lz_image *image;
 
-	if (!lz_resolve_entry(fs, arg, true)) {
+	if (!lz_resolve_entry(fs, arg, LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT)) {
 		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 		return NULL;
 	}
@@ -140,7 +140,7 @@ static int pin_entry(struct lz_fs *fs, const char *arg, bool pin, FILE *out)
 	struct lz_image *image;
 	int rc;
 
-	if (pin && !lz_resolve_entry(fs, arg, true)) {
+	if (pin && !lz_resolve_entry(fs, arg, LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT)) {
 		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION 317
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -68,6 +69,14 @@ int main(int argc, char **argv)
 	int exit_code = 1, takeover_sock;
 
 	lz_log_init("lazyfs", false);
+	/*
+	 * libsquashfuse allocates a decompression context of about 100 KiB per
+	 * block it reads: with glibc's defaults each one grows and trims the heap
+	 * again (or maps and unmaps it). Freed memory stays in the heap instead;
+	 * the expiry thread gives it back when images close (fscore/expiry.c).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	/* Started by lazyfsctl upgrade: the running daemon hands its mount over. */
 	takeover_sock = lz_takeover_sock_from_env();
 	if (takeover_sock == -2)

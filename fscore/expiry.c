@@ -11,6 +11,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
@@ -18,8 +19,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Inodes freed since the last trim that make trimming the heap worth it. */
+#define TRIM_INODES 1024
+
 struct lz_expiry {
 	struct lz_fs *fs;
+	size_t inodes_high; /* the most inodes seen since the last trim */
 	pthread_t thread;
 	sem_t wakeup;
 	atomic_bool stopping, reload_requested, started;
@@ -81,6 +86,22 @@ int lz_map_reload(struct lz_fs *fs)
 	return 0;
 }
 
+/*
+ * Gives the heap back to the system once many inodes (and the image handles
+ * they held) were freed: the daemon keeps freed memory otherwise (main.c).
+ */
+static void give_back(struct lz_expiry *e)
+{
+	size_t n = lz_inode_count(e->fs->inodes);
+
+	if (n > e->inodes_high)
+		e->inodes_high = n;
+	if (n + TRIM_INODES > e->inodes_high)
+		return;
+	malloc_trim(0);
+	e->inodes_high = n;
+}
+
 static void *expiry_main(void *arg)
 {
 	struct lz_expiry *e = arg;
@@ -105,6 +126,7 @@ static void *expiry_main(void *arg)
 		}
 		if (idle > 0)
 			lz_images_expire(fs->images, (unsigned)idle, image_closed, fs);
+		give_back(e);
 	}
 	return NULL;
 }

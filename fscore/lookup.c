@@ -415,8 +415,19 @@ static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
  * fetched) now, and the kernel's LOOKUP finds it ready or waits on the same
  * single resolve. The kernel holds none of the references taken here.
  */
-bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch)
+/* Mounts INODE's kernel-backend image now, so the open that follows finds it mounted. */
+static void mount_ahead(struct lz_inode *inode)
 {
+	if (inode->kind != LZ_INODE_SQFS || !inode->sqfs->kernel)
+		return;
+	int fd = lz_sqfs_image_kernel_root(inode->sqfs);
+	if (fd >= 0)
+		close(fd);
+}
+
+bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how)
+{
+	bool fetch = how & LZ_RESOLVE_FETCH;
 	bool objects = fs->objects != NULL;
 	uint64_t taken[PATH_MAX / 2];
 	unsigned ntaken = 0;
@@ -437,6 +448,8 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch)
 			break;
 		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
 		if (!objects && cur->image != NULL) {
+			if (how & LZ_RESOLVE_MOUNT)
+				mount_ahead(cur);
 			resolved = true;
 			break;
 		}

@@ -59,12 +59,16 @@ void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode);
 
 /*
  * Resolves entry KEY ("N", "a/b/c", or an object path) now, walking to it
- * through lazyfs's own lookups as the kernel would: the image is mounted, the
- * object fetched when FETCH (a stat needs only the listings along the path).
- * The references taken on the way are dropped again. True when there was
- * something to resolve and it worked.
+ * through lazyfs's own lookups as the kernel would: the image is opened, the
+ * object fetched with LZ_RESOLVE_FETCH (a stat needs only the listings along
+ * the path), a kernel-backend image mounted with LZ_RESOLVE_MOUNT (a file of
+ * it is about to be opened: an exec, not a browse). The references taken on
+ * the way are dropped again. True when there was something to resolve and
+ * it worked.
  */
-bool lz_resolve_entry(struct lz_fs *fs, const char *key, bool fetch);
+#define LZ_RESOLVE_FETCH 1u
+#define LZ_RESOLVE_MOUNT 2u
+bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how);
 
 /* How long the kernel may cache what it learns about INODE (NULL: the underlay). */
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);

@@ -138,11 +138,15 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&t->lock);
 
 		/*
-		 * The queue holds "+KEY" for opens and execs, "-KEY" for stats: a stat
-		 * of a remote object must not fetch it (think `stat` over 150k clips).
+		 * The queue holds "!KEY" for execs, "+KEY" for opens, "-KEY" for
+		 * stats: a stat of a remote object must not fetch it (think `stat`
+		 * over 150k clips); only an exec mounts a kernel-backend image ahead
+		 * of its open (find and ls open directories too: a browse must not).
 		 */
-		bool fetch = key[0] == '+';
-		if (lz_resolve_entry(t->fs, key + 1, fetch)) {
+		unsigned how = key[0] == '!'   ? LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT
+			       : key[0] == '+' ? LZ_RESOLVE_FETCH
+					       : 0;
+		if (lz_resolve_entry(t->fs, key + 1, how)) {
 			atomic_fetch_add(&t->early, 1);
 			lz_tracker_set_state(t->tracker, key + 1, LZ_TRACKER_RESOLVED);
 		} else {
@@ -159,9 +163,10 @@ static void on_miss(void *ctx, const char *key, const struct lz_tracker_event *e
 {
 	struct lz_track *t = ctx;
 	bool stat_only = ev->kind == LZ_TRACKER_FSTATAT || ev->kind == LZ_TRACKER_STATX;
+	bool exec = ev->kind == LZ_TRACKER_EXECVE || ev->kind == LZ_TRACKER_EXECVEAT;
 	char *copy = NULL;
 
-	if (asprintf(&copy, "%c%s", stat_only ? '-' : '+', key) < 0)
+	if (asprintf(&copy, "%c%s", exec ? '!' : stat_only ? '-' : '+', key) < 0)
 		copy = NULL;
 	lz_debug("bpf: %s: cold (pid %u)", key, ev->tgid);
 	if (copy != NULL)

@@ -147,8 +147,8 @@ void lz_image_info(struct lz_image *image, struct lz_image_info *out)
 	out->last_use = atomic_load(&image->last_use);
 	pthread_mutex_lock(&image->lock);
 	out->state = image->state;
-	out->backend = image->sqfs != NULL && !image->sqfs->kernel ? LZ_IMAGE_SQUASHFUSE
-								   : LZ_IMAGE_KERNEL;
+	out->backend =
+		image->sqfs != NULL && !image->sqfs->kernel ? LZ_IMAGE_SQUASHFUSE : LZ_IMAGE_KERNEL;
 	out->generation = image->generation;
 	out->bytes = image->file_st.st_size > 0 ? image->file_st.st_size : 0;
 	snprintf(out->path, sizeof(out->path), "%s", image->path != NULL ? image->path : "");

@@ -41,8 +41,8 @@ static bool mount_locked(struct lz_sqfs_image *handle)
 	if (lz_sqfs_features(file_fd, &features) == 0 && !features.exports) {
 		handle->mount_refused = true;
 		lz_info("image %s has no export table (mksquashfs -no-exports): the daemon "
-			  "reads its files",
-			  name);
+			"reads its files",
+			name);
 		return false;
 	}
 	int mnt = lz_kmount_squashfs(file_fd, err, sizeof(err));

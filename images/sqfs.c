@@ -37,8 +37,8 @@ _Static_assert(sizeof(off_t) == 8, "libsquashfuse is only ABI-compatible with a 
 /* sqfs_dir_next reads as many name bytes as the image says (a 16-bit length). */
 #define NAMEBUF_SIZE (65536 + 2)
 
-/* Direct-mapped; the FUSE layer caches attributes too, this spares re-parsing hot inodes. */
-#define ICACHE_SIZE 256
+/* Direct-mapped, spares re-parsing hot inodes; sized by the inode count (browses open many). */
+#define ICACHE_MAX 256u
 
 struct node {
 	sqfs_inode inode; /* mode sanitized: permission bits | the type's S_IFMT */
@@ -59,7 +59,8 @@ struct lz_sqfs {
 	sqfs fs;
 	uint64_t bytes_used;
 	char *namebuf;
-	struct icache_entry icache[ICACHE_SIZE];
+	struct icache_entry *icache;
+	unsigned icache_size; /* a power of two */
 };
 
 static const struct {
@@ -126,15 +127,24 @@ static bool table_blocks_ok(struct lz_sqfs *img, sqfs_table *t, uint64_t count, 
 	return true;
 }
 
-static unsigned icache_slot(uint64_t id)
+static unsigned icache_slot(const struct lz_sqfs *img, uint64_t id)
 {
-	return (unsigned)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 56) % ICACHE_SIZE;
+	return (unsigned)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 56) & (img->icache_size - 1);
+}
+
+/* A cache of at most ICACHE_MAX slots and no more than INODES needs. 0 or -ENOMEM. */
+static int icache_init(struct lz_sqfs *img, uint32_t inodes)
+{
+	for (img->icache_size = 4; img->icache_size < ICACHE_MAX && img->icache_size < inodes;)
+		img->icache_size *= 2;
+	img->icache = calloc(img->icache_size, sizeof(*img->icache));
+	return img->icache != NULL ? 0 : -ENOMEM;
 }
 
 /* Reads and checks inode ID. 0 or -EIO. */
 static int node_load(struct lz_sqfs *img, uint64_t id, struct node *out)
 {
-	struct icache_entry *ce = &img->icache[icache_slot(id)];
+	struct icache_entry *ce = &img->icache[icache_slot(img, id)];
 	sqfs *fs = &img->fs;
 
 	if (ce->valid && ce->id == id) {
@@ -717,6 +727,11 @@ static int load_tables(struct lz_sqfs *img, int fd, char *err, size_t errlen)
 		lz_seterr(err, errlen, "corrupt: bad table position");
 		return -EIO;
 	}
+	if (icache_init(img, fs->sb.inodes) != 0) {
+		fs_destroy(fs);
+		lz_seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	struct node root;
 	if (node_load(img, sqfs_inode_root(fs), &root) != 0 || !S_ISDIR(root.inode.base.mode)) {
 		fs_destroy(fs);
@@ -751,8 +766,10 @@ struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
 		rc = load_tables(img, fd, err, errlen);
 	}
 	if (rc != 0) {
-		if (img != NULL)
+		if (img != NULL) {
 			free(img->namebuf);
+			free(img->icache);
+		}
 		free(img);
 		close(fd);
 		errno = -rc;
@@ -774,6 +791,7 @@ void lz_sqfs_close(struct lz_sqfs *img)
 	close(img->fs.fd);
 	pthread_mutex_destroy(&img->lock);
 	free(img->namebuf);
+	free(img->icache);
 	free(img);
 }
 

@@ -47,9 +47,10 @@ def daemon_state(pid, d):
 def browse_once(b, backend, c):
     env, d = b.env, b.inp.n_dir(SIZES[-1])
     mp, name = b.mp("browse"), f"lazyfs-browse-{backend}"
-    pid = env.lazyfs(b.lz, mp, f"images={d},underlay={b.empty()},backend={backend},"
-                     f"idle_timeout={BROWSE_IDLE_S}", name)
+    keeper = env.lazyfs(b.lz, mp, f"images={d},underlay={b.empty()},backend={backend},"
+                        f"idle_timeout={BROWSE_IDLE_S}", name)
     try:
+        pid = b.ctl_json(mp, "status")["pid"]  # the worker, not its keeper
         before = daemon_state(pid, d)
         t0 = time.perf_counter()
         r = subprocess.run([*BROWSES[c], mp], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -63,4 +64,4 @@ def browse_once(b, backend, c):
                 "errors": r.stderr.decode(errors="replace").count("\n"),
                 "loops": after["loops"], "before": before, "after": after, "idle": idle}
     finally:
-        env.umount(mp, pid)
+        env.umount(mp, keeper)
