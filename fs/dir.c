@@ -115,6 +115,22 @@ struct sqfs_fill {
 	int err;
 };
 
+/* The inode number of squashfs inode ID as stat reports it (a listing must match it). */
+static ino_t listed_ino(struct sqfs_fill *f, uint64_t id)
+{
+	struct stat st;
+
+	if (lz_sqfs_stat(f->dir->sqfs->sqfs, id, &st) != 0)
+		return f->dir->nodeid;
+	return lz_nodeid_of(f->fs, f->dir->sqfs->dev, st.st_ino);
+}
+
+/*
+ * READDIRPLUS gives the attributes of directories, and of files too once
+ * files of the image were looked up (images/images.h: files_looked_up): a find
+ * walking the tree stats no file, and entering ten thousand inodes it never
+ * asks for costs it more than the walk itself; an ls -l asks for them all.
+ */
 static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t type, off_t next)
 {
 	struct fuse_entry_param fe;
@@ -124,14 +140,14 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 	memset(&fe, 0, sizeof(fe));
 	fe.attr.st_mode = type;
 	fe.attr.st_ino = f->dir->nodeid; /* dot entries: glibc skips d_ino 0 */
+	bool attrs = f->plus && id != UINT64_MAX &&
+		     (S_ISDIR(type) || atomic_load(&f->dir->sqfs->files_looked_up));
 	if (!f->plus) {
-		struct stat st;
-		/* The inode number of a plain listing must match what stat reports. */
-		if (id != UINT64_MAX && lz_sqfs_stat(f->dir->sqfs->sqfs, id, &st) == 0)
-			fe.attr.st_ino = lz_nodeid_of(f->fs, f->dir->sqfs->dev, st.st_ino);
+		if (id != UINT64_MAX)
+			fe.attr.st_ino = listed_ino(f, id);
 		size = fuse_add_direntry(f->req, f->p, f->rem, name, &fe.attr, next);
 	} else {
-		if (id != UINT64_MAX) {
+		if (attrs) {
 			lz_sqfs_image_get(f->dir->sqfs);
 			f->err =
 				lz_enter_sqfs(f->fs, f->dir->image, f->dir->sqfs, id, NULL, &found);
@@ -139,6 +155,8 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 				return false;
 			lz_sqfs_entered(f->fs, f->dir, name, &found, true);
 			lz_fuse_entry(&found, &fe);
+		} else if (id != UINT64_MAX) {
+			fe.attr.st_ino = listed_ino(f, id);
 		}
 		size = fuse_add_direntry_plus(f->req, f->p, f->rem, name, &fe, next);
 		if (size > f->rem && fe.ino != 0)

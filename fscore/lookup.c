@@ -266,6 +266,9 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 	err = lz_sqfs_lookup(parent->sqfs->sqfs, parent->sqfs_id, name, &child, &st);
 	if (err != 0)
 		return err;
+	if (!S_ISDIR(st.st_mode) &&
+	    !atomic_load_explicit(&parent->sqfs->files_looked_up, memory_order_relaxed))
+		atomic_store(&parent->sqfs->files_looked_up, true);
 	lz_sqfs_image_get(parent->sqfs);
 	err = lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
 	if (err == 0)

@@ -45,6 +45,12 @@ struct lz_sqfs_image {
 	unsigned slot;
 	struct lz_images *images;
 	bool kernel;
+	/*
+	 * A file (not a directory) of it was looked up: someone stats files, so
+	 * listings carry every entry's attributes; until then only directories'
+	 * (a find needs no more, fs/dir.c).
+	 */
+	atomic_bool files_looked_up;
 	struct lz_image *owner; /* the image it was opened for, and that resolve's generation */
 	unsigned generation;
 	pthread_mutex_t mount_lock;

@@ -37,6 +37,13 @@ for mode in passthrough cached; do
 
 	ls -l "$MP" >/dev/null
 	find "$MP" >/dev/null
+	# Listings before and after a file was looked up (find looks up none): the
+	# inode number of an entry is the one stat reports.
+	python3 -c 'import os, sys
+bad = [e.path for r, _, _ in os.walk(sys.argv[1]) for e in os.scandir(r)
+       if e.inode() != os.lstat(e.path).st_ino]
+sys.exit(bad and print("d_ino differs:", bad[:3]) or bad != [])' "$MP/tree" ||
+		lz_fail "$mode: a listed inode number differs from stat"
 	ls -lRa "$MP/tree" >/dev/null
 	getfattr -R -d "$MP/tree" >/dev/null 2>&1 || true
 	before=$(stat -c '%i %s %Y %a %h %u %g %b' "$MP/tree/$FILE")
