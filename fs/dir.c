@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "ops.h"
+#include "common/clock.h"
 #include "fscore/listing.h"
 #include "images/sqfs.h"
 
@@ -110,10 +111,14 @@ struct sqfs_fill {
 	struct lz_fs *fs;
 	struct lz_inode *dir;
 	bool plus;
+	bool file_attrs; /* READDIRPLUS: of files too, not only of directories */
 	char *p;
 	size_t rem;
 	int err;
 };
+
+/* Files of an image looked up this recently (ns): an ls -l is walking it. */
+#define STAT_WALK_NS (100 * 1000 * 1000LL)
 
 /* The inode number of squashfs inode ID as stat reports it (a listing must match it). */
 static ino_t listed_ino(struct sqfs_fill *f, uint64_t id)
@@ -126,10 +131,11 @@ static ino_t listed_ino(struct sqfs_fill *f, uint64_t id)
 }
 
 /*
- * READDIRPLUS gives the attributes of directories, and of files too once
- * files of the image were looked up (images/images.h: files_looked_up): a find
- * walking the tree stats no file, and entering ten thousand inodes it never
- * asks for costs it more than the walk itself; an ls -l asks for them all.
+ * READDIRPLUS gives the attributes of directories, and of files too while
+ * files of the image are being looked up (images/images.h: file_lookup_ns):
+ * a find walking the tree stats no file, and entering ten thousand inodes it
+ * never asks for costs it more than the walk itself; an ls -l asks for them
+ * all, and after its first directory gets them with the listing.
  */
 static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t type, off_t next)
 {
@@ -140,8 +146,7 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 	memset(&fe, 0, sizeof(fe));
 	fe.attr.st_mode = type;
 	fe.attr.st_ino = f->dir->nodeid; /* dot entries: glibc skips d_ino 0 */
-	bool attrs = f->plus && id != UINT64_MAX &&
-		     (S_ISDIR(type) || atomic_load(&f->dir->sqfs->files_looked_up));
+	bool attrs = f->plus && id != UINT64_MAX && (S_ISDIR(type) || f->file_attrs);
 	if (!f->plus) {
 		if (id != UINT64_MAX)
 			fe.attr.st_ino = listed_ino(f, id);
@@ -178,7 +183,14 @@ static void sqfs_readdir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *dir,
 			 off_t offset, bool plus)
 {
 	char *buf = malloc(size);
-	struct sqfs_fill f = { req, fs, dir, plus, buf, size, 0 };
+	int64_t since = lz_clock_ns(CLOCK_MONOTONIC) - atomic_load(&dir->sqfs->file_lookup_ns);
+	struct sqfs_fill f = { .req = req,
+			       .fs = fs,
+			       .dir = dir,
+			       .plus = plus,
+			       .file_attrs = since < STAT_WALK_NS,
+			       .p = buf,
+			       .rem = size };
 	bool more = true;
 
 	if (buf == NULL) {

@@ -7,6 +7,7 @@
 #include "revive.h"
 #include "nodeid.h"
 #include "underlay.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "images/sqfs.h"
@@ -266,9 +267,9 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 	err = lz_sqfs_lookup(parent->sqfs->sqfs, parent->sqfs_id, name, &child, &st);
 	if (err != 0)
 		return err;
-	if (!S_ISDIR(st.st_mode) &&
-	    !atomic_load_explicit(&parent->sqfs->files_looked_up, memory_order_relaxed))
-		atomic_store(&parent->sqfs->files_looked_up, true);
+	if (!S_ISDIR(st.st_mode))
+		atomic_store_explicit(&parent->sqfs->file_lookup_ns, lz_clock_ns(CLOCK_MONOTONIC),
+				      memory_order_relaxed);
 	lz_sqfs_image_get(parent->sqfs);
 	err = lz_enter_sqfs(fs, parent->image, parent->sqfs, child, &st, e);
 	if (err == 0)

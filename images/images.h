@@ -46,11 +46,11 @@ struct lz_sqfs_image {
 	struct lz_images *images;
 	bool kernel;
 	/*
-	 * A file (not a directory) of it was looked up: someone stats files, so
-	 * listings carry every entry's attributes; until then only directories'
-	 * (a find needs no more, fs/dir.c).
+	 * When (CLOCK_MONOTONIC ns) a file, not a directory, of it was last
+	 * looked up: while someone stats files (an ls -l), listings carry every
+	 * entry's attributes; otherwise only directories' (a find, fs/dir.c).
 	 */
-	atomic_bool files_looked_up;
+	atomic_llong file_lookup_ns;
 	struct lz_image *owner; /* the image it was opened for, and that resolve's generation */
 	unsigned generation;
 	pthread_mutex_t mount_lock;
