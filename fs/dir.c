@@ -120,14 +120,12 @@ struct sqfs_fill {
 /* Files of an image looked up this recently (ns): an ls -l is walking it. */
 #define STAT_WALK_NS (100 * 1000 * 1000LL)
 
-/* The inode number of squashfs inode ID as stat reports it (a listing must match it). */
-static ino_t listed_ino(struct sqfs_fill *f, uint64_t id)
+/* The node id of an entry whose directory records inode number NUMBER, as stat reports it. */
+static ino_t listed_ino(struct sqfs_fill *f, uint32_t number)
 {
-	struct stat st;
+	uint64_t nodeid = lz_nodeid_of(f->fs, f->dir->sqfs->dev, number);
 
-	if (lz_sqfs_stat(f->dir->sqfs->sqfs, id, &st) != 0)
-		return f->dir->nodeid;
-	return lz_nodeid_of(f->fs, f->dir->sqfs->dev, st.st_ino);
+	return nodeid != 0 ? nodeid : f->dir->nodeid;
 }
 
 /*
@@ -137,7 +135,8 @@ static ino_t listed_ino(struct sqfs_fill *f, uint64_t id)
  * never asks for costs it more than the walk itself; an ls -l asks for them
  * all, and after its first directory gets them with the listing.
  */
-static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t type, off_t next)
+static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, uint32_t number,
+		     mode_t type, off_t next)
 {
 	struct fuse_entry_param fe;
 	struct lz_entry found;
@@ -149,7 +148,7 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 	bool attrs = f->plus && id != UINT64_MAX && (S_ISDIR(type) || f->file_attrs);
 	if (!f->plus) {
 		if (id != UINT64_MAX)
-			fe.attr.st_ino = listed_ino(f, id);
+			fe.attr.st_ino = listed_ino(f, number);
 		size = fuse_add_direntry(f->req, f->p, f->rem, name, &fe.attr, next);
 	} else {
 		if (attrs) {
@@ -161,7 +160,7 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 			lz_sqfs_entered(f->fs, f->dir, name, &found, true);
 			lz_fuse_entry(&found, &fe);
 		} else if (id != UINT64_MAX) {
-			fe.attr.st_ino = listed_ino(f, id);
+			fe.attr.st_ino = listed_ino(f, number);
 		}
 		size = fuse_add_direntry_plus(f->req, f->p, f->rem, name, &fe, next);
 		if (size > f->rem && fe.ino != 0)
@@ -174,9 +173,9 @@ static bool sqfs_add(struct sqfs_fill *f, const char *name, uint64_t id, mode_t 
 	return true;
 }
 
-static int sqfs_entry(void *ctx, const char *name, uint64_t id, mode_t type, off_t next)
+static int sqfs_entry(void *ctx, const struct lz_sqfs_dirent *e)
 {
-	return sqfs_add(ctx, name, id, type, next) ? 0 : 1;
+	return sqfs_add(ctx, e->name, e->id, e->number, e->type, e->next) ? 0 : 1;
 }
 
 static void sqfs_readdir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *dir, size_t size,
@@ -199,9 +198,9 @@ static void sqfs_readdir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *dir,
 	}
 	lz_image_touch(dir->image);
 	if (offset == 0)
-		more = sqfs_add(&f, ".", UINT64_MAX, S_IFDIR, 1);
+		more = sqfs_add(&f, ".", UINT64_MAX, 0, S_IFDIR, 1);
 	if (more && offset <= 1)
-		more = sqfs_add(&f, "..", UINT64_MAX, S_IFDIR, 2);
+		more = sqfs_add(&f, "..", UINT64_MAX, 0, S_IFDIR, 2);
 	if (more) {
 		int rc = lz_sqfs_readdir(dir->sqfs->sqfs, dir->sqfs_id, offset <= 2 ? 0 : offset,
 					 sqfs_entry, &f);

@@ -77,9 +77,13 @@ static void check_file(uint64_t ino, off_t size)
 	CHECK(lz_sqfs_read(img, ino, buf, CHUNK, size) <= 0);
 }
 
-static int collect(void *ctx, const char *name, uint64_t ino, mode_t type, off_t next)
+static int collect(void *ctx, const struct lz_sqfs_dirent *de)
 {
 	struct listing *l = ctx;
+	const char *name = de->name;
+	uint64_t ino = de->id;
+	mode_t type = de->type;
+	off_t next = de->next;
 
 	CHECK(name[0] != '\0' && strlen(name) < sizeof(l->kids[0].name));
 	CHECK(strchr(name, '/') == NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0);

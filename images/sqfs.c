@@ -30,10 +30,9 @@
 /* The library's structures use off_t; it was built without _FILE_OFFSET_BITS. */
 _Static_assert(sizeof(off_t) == 8, "libsquashfuse is only ABI-compatible with a 64-bit off_t");
 
-#define SB_SIZE ((uint64_t)sizeof(struct squashfs_super_block))
-#define MD_SIZE SQUASHFS_METADATA_SIZE
-/* The kernel refuses longer symlinks in squashfs too. */
-#define SYMLINK_MAX 4096
+#define SB_SIZE	    ((uint64_t)sizeof(struct squashfs_super_block))
+#define MD_SIZE	    SQUASHFS_METADATA_SIZE
+#define SYMLINK_MAX 4096 /* the kernel refuses longer symlinks in squashfs too */
 /* sqfs_dir_next reads as many name bytes as the image says (a 16-bit length). */
 #define NAMEBUF_SIZE (65536 + 2)
 
@@ -392,7 +391,9 @@ static int readdir_locked(struct lz_sqfs *img, uint64_t dir_id, off_t offset, lz
 		if (!name_valid(e.name, e.name_size) || type == 0)
 			continue;
 		memcpy(name, e.name, e.name_size + 1);
-		if (fn(ctx, name, sqfs_dentry_inode(&e), type, sqfs_dentry_next_offset(&e)) != 0)
+		struct lz_sqfs_dirent de = { name, sqfs_dentry_inode(&e), sqfs_dentry_inode_num(&e),
+					     type, sqfs_dentry_next_offset(&e) };
+		if (fn(ctx, &de) != 0)
 			return 0;
 	}
 	return r;

@@ -67,19 +67,27 @@ int lz_sqfs_lookup(struct lz_sqfs *img, uint64_t dir, const char *name, uint64_t
  */
 int lz_sqfs_readlink(struct lz_sqfs *img, uint64_t ino, char *buf, size_t size);
 
+/* One entry of a listing, as lz_sqfs_readdir gives it. */
+struct lz_sqfs_dirent {
+	const char *name; /* valid only during the call */
+	uint64_t id;	  /* its inode id */
+	uint32_t number;  /* its inode number as the directory records it (a listing's d_ino) */
+	mode_t type;	  /* S_IFMT bits */
+	off_t next;	  /* the offset of the entry after it */
+};
+
 /*
  * Calls FN for each entry of directory DIR from OFFSET on (0 is the start),
- * without "." and "..", with the entry's inode id, its S_IFMT type and the
- * offset of the entry after it. Stops when FN returns non-zero. Offsets are
+ * without "." and "..". Stops when FN returns non-zero. Offsets are
  * byte positions in the image's directory listing, stable for the life of the
  * image, and always greater than 2 (a caller may use 1 and 2 for "." and "..").
  * An OFFSET past the end lists nothing; one that is not an entry boundary
  * gives -EINVAL. FN runs with the image locked and may call other lz_sqfs
- * functions on the same image (the lock is recursive); NAME is valid only
- * during the call. Entries whose names cannot be valid (containing '/', ".",
- * "..") are skipped. Returns 0 or -errno (-ENOTDIR, -EIO).
+ * functions on the same image (the lock is recursive). Entries whose names
+ * cannot be valid (containing '/', ".", "..") are skipped. Returns 0 or
+ * -errno (-ENOTDIR, -EIO).
  */
-typedef int (*lz_sqfs_dir_fn)(void *ctx, const char *name, uint64_t ino, mode_t type, off_t next);
+typedef int (*lz_sqfs_dir_fn)(void *ctx, const struct lz_sqfs_dirent *e);
 int lz_sqfs_readdir(struct lz_sqfs *img, uint64_t dir, off_t offset, lz_sqfs_dir_fn fn, void *ctx);
 
 /*

@@ -294,9 +294,13 @@ struct listing {
 	int nested_errors;
 };
 
-static int collect(void *ctx, const char *name, uint64_t ino, mode_t type, off_t next)
+static int collect(void *ctx, const struct lz_sqfs_dirent *de)
 {
 	struct listing *l = ctx;
+	const char *name = de->name;
+	uint64_t ino = de->id;
+	mode_t type = de->type;
+	off_t next = de->next;
 	struct stat st;
 
 	if (l->n == l->cap) {
@@ -304,8 +308,8 @@ static int collect(void *ctx, const char *name, uint64_t ino, mode_t type, off_t
 		l->e = realloc(l->e, l->cap * sizeof(*l->e));
 	}
 	l->e[l->n++] = (struct entry){ strdup(name), ino, type, next };
-	if (l->img != NULL &&
-	    (lz_sqfs_stat(l->img, ino, &st) != 0 || (st.st_mode & S_IFMT) != type))
+	if (l->img != NULL && (lz_sqfs_stat(l->img, ino, &st) != 0 ||
+			       (st.st_mode & S_IFMT) != type || st.st_ino != de->number))
 		l->nested_errors++;
 	return l->stop_after != 0 && l->n >= l->stop_after;
 }
