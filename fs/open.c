@@ -164,9 +164,9 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 */
 	fi->keep_cache = fi->backing_id == 0;
 	fi->noflush = 1;
+	/* The open that mounted the image began its working set: it comes after the lookup. */
 	if (inode->kind == LZ_INODE_SQFS)
-		lz_sqfs_used(fs,
-			     inode); /* the open that mounted the image comes after its lookup */
+		lz_sqfs_used(fs, inode);
 	if (fuse_reply_open(req, fi) != 0)
 		drop_open(req, lz_fs_of(req),
 			  inode); /* the open was interrupted: no RELEASE will come */

@@ -402,6 +402,16 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name, struc
 	return err;
 }
 
+/* Mounts INODE's kernel-backend image now, so the open that follows finds it mounted. */
+static void mount_ahead(struct lz_inode *inode)
+{
+	if (inode->kind != LZ_INODE_SQFS || !inode->sqfs->kernel)
+		return;
+	int fd = lz_sqfs_image_kernel_root(inode->sqfs);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Fetches remote object INODE into the cache and lets it go again. */
 static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
 {
@@ -415,20 +425,11 @@ static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
 }
 
 /*
- * Walks to KEY as the kernel is about to: the image mounts (or the object is
- * fetched) now, and the kernel's LOOKUP finds it ready or waits on the same
- * single resolve. The kernel holds none of the references taken here.
+ * Walks to KEY as the kernel is about to: the image opens (and mounts, with
+ * LZ_RESOLVE_MOUNT) or the object is fetched now, and the kernel's LOOKUP
+ * finds it ready or waits on the same single resolve. The kernel holds none
+ * of the references taken here.
  */
-/* Mounts INODE's kernel-backend image now, so the open that follows finds it mounted. */
-static void mount_ahead(struct lz_inode *inode)
-{
-	if (inode->kind != LZ_INODE_SQFS || !inode->sqfs->kernel)
-		return;
-	int fd = lz_sqfs_image_kernel_root(inode->sqfs);
-	if (fd >= 0)
-		close(fd);
-}
-
 bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how)
 {
 	bool fetch = how & LZ_RESOLVE_FETCH;
