@@ -89,15 +89,18 @@ static size_t add_entry(fuse_req_t req, struct lz_fs *fs, struct lz_inode *paren
 		return fuse_add_direntry(req, p, rem, e->name, &fe.attr, e->next);
 	/*
 	 * Node id 0: listed without an inode; a later lookup resolves it. So is
-	 * a name where an image may be: finding out may wait on the images
-	 * directory, which a FUSE worker must not (the LOOKUP is deferred).
+	 * an image that may wait on its store, which a FUSE worker must not (the
+	 * LOOKUP is deferred), or that failed (the lookup says how).
 	 */
 	char key[PATH_MAX + 1];
 	if (e->lookup && !lz_lookup_may_block(fs, parent, e->name, key, sizeof(key))) {
 		*err = lz_lookup(fs, parent, e->name, &found);
-		if (*err != 0)
+		if (*err != 0 && e->image)
+			*err = 0;
+		else if (*err != 0)
 			return 0;
-		lz_fuse_entry(&found, &fe);
+		else
+			lz_fuse_entry(&found, &fe);
 	}
 	size = fuse_add_direntry_plus(req, p, rem, e->name, &fe, e->next);
 	if (size > rem && fe.ino != 0)
@@ -201,9 +204,12 @@ static void sqfs_readdir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *dir,
 		more = sqfs_add(&f, ".", UINT64_MAX, 0, S_IFDIR, 1);
 	if (more && offset <= 1)
 		more = sqfs_add(&f, "..", UINT64_MAX, 0, S_IFDIR, 2);
-	if (more) {
-		int rc = lz_sqfs_readdir(dir->sqfs->sqfs, dir->sqfs_id, offset <= 2 ? 0 : offset,
-					 sqfs_entry, &f);
+	struct lz_sqfs *reader = more ? lz_sqfs_image_reader(dir->sqfs) : NULL;
+	if (more && reader == NULL)
+		f.err = -EIO;
+	if (reader != NULL) {
+		int rc = lz_sqfs_readdir(reader, dir->sqfs_id, offset <= 2 ? 0 : offset, sqfs_entry,
+					 &f);
 		if (rc != 0 && f.err == 0)
 			f.err = rc;
 	}

@@ -175,13 +175,15 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t off)
 {
 	char *buf = malloc(size ? size : 1);
+	struct lz_sqfs *reader = lz_sqfs_image_reader(inode->sqfs);
 	ssize_t n;
 
-	if (buf == NULL) {
-		fuse_reply_err(req, ENOMEM);
+	if (buf == NULL || reader == NULL) {
+		fuse_reply_err(req, buf == NULL ? ENOMEM : EIO);
+		free(buf);
 		return;
 	}
-	n = lz_sqfs_read(inode->sqfs->sqfs, inode->sqfs_id, buf, size, off);
+	n = lz_sqfs_read(reader, inode->sqfs_id, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -21,7 +21,7 @@ int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st)
 		lz_objects_stat(inode, st);
 		return 0;
 	case LZ_INODE_SQFS:
-		err = lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, st);
+		err = lz_sqfs_image_stat(inode->sqfs, inode->sqfs_id, st);
 		break;
 	case LZ_INODE_FD: {
 		int fd = lz_inode_path_get(fs->inodes, inode);
@@ -45,8 +45,10 @@ int lz_inode_readlink(struct lz_fs *fs, struct lz_inode *inode, char *buf, size_
 	ssize_t len;
 	int fd;
 
-	if (inode->kind == LZ_INODE_SQFS)
-		return lz_sqfs_readlink(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
+	if (inode->kind == LZ_INODE_SQFS) {
+		struct lz_sqfs *reader = lz_sqfs_image_reader(inode->sqfs);
+		return reader ? lz_sqfs_readlink(reader, inode->sqfs_id, buf, size) : -EIO;
+	}
 	if (inode->kind != LZ_INODE_FD)
 		return -EINVAL;
 	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)
@@ -77,9 +79,13 @@ ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *nam
 	 */
 	if (inode->image != NULL && lz_image_no_xattrs(inode->image))
 		return name ? -EOPNOTSUPP : 0;
-	if (inode->kind == LZ_INODE_SQFS)
-		return name ? lz_sqfs_getxattr(inode->sqfs->sqfs, inode->sqfs_id, name, buf, size)
-			    : lz_sqfs_listxattr(inode->sqfs->sqfs, inode->sqfs_id, buf, size);
+	if (inode->kind == LZ_INODE_SQFS) {
+		struct lz_sqfs *reader = lz_sqfs_image_reader(inode->sqfs);
+		if (reader == NULL)
+			return -EIO;
+		return name ? lz_sqfs_getxattr(reader, inode->sqfs_id, name, buf, size)
+			    : lz_sqfs_listxattr(reader, inode->sqfs_id, buf, size);
+	}
 	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD)
 		return name ? -ENODATA : 0;
 	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)

@@ -354,7 +354,8 @@ static int peek_union(struct lz_listing *l, struct lz_listed *out)
 		out->ino = e->backing_ino ? e->backing_ino : unresolved_image_ino(e->name);
 	else
 		out->ino = listed_nodeid(l, e->name, e->backing_ino, l->source);
-	out->lookup = !e->image && !is_dot_or_dotdot(e->name);
+	out->lookup = (!e->image || e->resolvable) && !is_dot_or_dotdot(e->name);
+	out->image = e->image;
 	out->next = (off_t)lz_union_cookie(l->u, i + 1);
 	return 1;
 }

@@ -52,11 +52,12 @@ struct lz_listed {
 	unsigned char type; /* DT_* */
 	uint64_t ino;	    /* what a plain listing shows (never 0 for "." and "..") */
 	/*
-	 * Whether READDIRPLUS may look it up: not the dot entries, and not
-	 * images, mapped paths or remote objects, which a listing must not
-	 * resolve (their plus entry carries no inode; a later lookup does it).
+	 * Whether READDIRPLUS may look it up: not the dot entries. An image
+	 * (IMAGE) is looked up only when that cannot wait on its store
+	 * (lz_lookup_may_block), and listed without attributes when it fails.
 	 */
 	bool lookup;
+	bool image;
 	off_t next; /* the offset of the entry after it */
 };
 

@@ -134,7 +134,7 @@ int lz_enter_sqfs(struct lz_fs *fs, struct lz_image *image, struct lz_sqfs_image
 {
 	struct stat st;
 	bool created;
-	int rc = known ? 0 : lz_sqfs_stat(handle->sqfs, id, &st);
+	int rc = known ? 0 : lz_sqfs_image_stat(handle, id, &st);
 
 	if (rc != 0) {
 		lz_sqfs_image_put(handle);
@@ -195,7 +195,8 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL) {
 		bool kernel = root.sqfs->kernel;
-		err = lz_enter_sqfs(fs, image, root.sqfs, lz_sqfs_root(root.sqfs->sqfs), NULL, e);
+		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, &root.sqfs->root_st,
+				    e);
 		if (err == 0 && kernel)
 			set_relpath(fs, e->ino, "", "");
 	} else
@@ -250,7 +251,7 @@ void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode)
 
 	if (rel == NULL || !S_ISREG(inode->type) ||
 	    !lz_prefetch_recording(fs->prefetch, inode->image) ||
-	    lz_sqfs_stat(inode->sqfs->sqfs, inode->sqfs_id, &st) != 0)
+	    lz_sqfs_image_stat(inode->sqfs, inode->sqfs_id, &st) != 0)
 		return;
 	lz_prefetch_record(fs->prefetch, inode->image, rel, st.st_size);
 }
@@ -259,12 +260,15 @@ void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode)
 static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 			  struct lz_entry *e)
 {
+	struct lz_sqfs *reader = lz_sqfs_image_reader(parent->sqfs);
 	uint64_t child;
 	struct stat st;
 	int err;
 
 	lz_image_touch(parent->image);
-	err = lz_sqfs_lookup(parent->sqfs->sqfs, parent->sqfs_id, name, &child, &st);
+	if (reader == NULL)
+		return -EIO;
+	err = lz_sqfs_lookup(reader, parent->sqfs_id, name, &child, &st);
 	if (err != 0)
 		return err;
 	if (!S_ISDIR(st.st_mode))
@@ -327,7 +331,7 @@ bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const 
 	if (!image_ref(fs, parent, name, lz_map_child(parent->map_node, name), key, keylen, &ref))
 		return false;
 	/* map= alone: a name at the root is no image, and finding that out opens nothing. */
-	if (ref.path == NULL && !lz_images_at_root(fs->images))
+	if (ref.path == NULL && (!lz_images_at_root(fs->images) || lz_images_local(fs->images)))
 		return false;
 	if (ref.key != key)
 		snprintf(key, keylen, "%s", ref.key);

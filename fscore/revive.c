@@ -158,7 +158,7 @@ static struct lz_inode *revive_in_sqfs(struct lz_fs *fs, uint64_t nodeid, struct
 		return NULL;
 	}
 	memcpy(&init.sqfs_id, h->f_handle, sizeof(init.sqfs_id));
-	if (lz_sqfs_stat(handle->sqfs, init.sqfs_id, &st) != 0 ||
+	if (lz_sqfs_image_stat(handle, init.sqfs_id, &st) != 0 ||
 	    (uint64_t)st.st_ino != lz_nodeid_backing_ino(nodeid)) {
 		lz_sqfs_image_put(handle);
 		return NULL;

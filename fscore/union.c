@@ -67,8 +67,8 @@ struct builder {
 	int err;
 };
 
-static int add(struct builder *b, const char *name, unsigned char type, bool image,
-	       ino_t backing_ino)
+static int add_full(struct builder *b, const char *name, unsigned char type, bool image,
+		    bool resolvable, ino_t backing_ino)
 {
 	struct lz_union *u = b->u;
 
@@ -84,11 +84,21 @@ static int add(struct builder *b, const char *name, unsigned char type, bool ima
 	if (copy == NULL)
 		return -ENOMEM;
 	u->entries[u->count++] = (struct lz_union_entry){
-		.name = copy, .type = type, .image = image, .backing_ino = backing_ino
+		.name = copy,
+		.type = type,
+		.image = image,
+		.resolvable = resolvable,
+		.backing_ino = backing_ino,
 	};
 	/* What malloc gives a short string is at least 32 bytes. */
 	u->bytes += sizeof(*u->entries) + (strlen(name) + 1 < 32 ? 32 : strlen(name) + 1);
 	return 0;
+}
+
+static int add(struct builder *b, const char *name, unsigned char type, bool image,
+	       ino_t backing_ino)
+{
+	return add_full(b, name, type, image, false, backing_ino);
 }
 
 static void add_image_name(void *ctx, const char *name)
@@ -96,7 +106,7 @@ static void add_image_name(void *ctx, const char *name)
 	struct builder *b = ctx;
 
 	if (b->err == 0)
-		b->err = add(b, name, DT_DIR, true, 0);
+		b->err = add_full(b, name, DT_DIR, true, true, 0);
 }
 
 /* The backing directory's entries, or "." and ".." for a directory without one. */

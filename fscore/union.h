@@ -29,7 +29,8 @@
 struct lz_union_entry {
 	char *name;
 	unsigned char type; /* DT_* */
-	bool image;	    /* an image, mapped path or object: listed without a lookup */
+	bool image;	    /* an image, mapped path or object: listed without a lookup... */
+	bool resolvable;    /* ...unless a name of the images directory (lz_listed.lookup) */
 	ino_t backing_ino;  /* an object's node id; the backing inode for the others */
 };
 

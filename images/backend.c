@@ -1,8 +1,9 @@
 /*
- * Opening an image file: a libsquashfuse handle (sqfs.c) shared by
- * reference and given a slot, whose made-up device number is the node id
- * source of the image's inodes. Both backends start so; the kernel backend
- * mounts the image only when a file of it is opened (kopen.c).
+ * Opening an image file: a handle shared by reference and given a slot,
+ * whose made-up device number is the node id source of the image's inodes.
+ * It knows its root's attributes and opens a libsquashfuse reader (sqfs.c)
+ * only when the image is walked into. Both backends start so; the kernel
+ * backend mounts the image only when a file of it is opened (kopen.c).
  */
 #include "config.h"
 #include "images_int.h"
@@ -10,8 +11,10 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -35,10 +38,12 @@ void lz_sqfs_image_put(struct lz_sqfs_image *handle)
 	if (handle == NULL || atomic_fetch_sub(&handle->refs, 1) != 1)
 		return;
 	/* No inode uses it any more, so its device number (node id source) may be reused. */
-	lz_sqfs_close(handle->sqfs);
+	lz_sqfs_close(atomic_load(&handle->reader));
+	close(handle->file_fd);
 	if (handle->mount_fd >= 0)
 		close(handle->mount_fd); /* the mount and its loop device go with it */
 	pthread_mutex_destroy(&handle->mount_lock);
+	pthread_mutex_destroy(&handle->reader_lock);
 	release_slot(handle->images, handle->slot);
 	free(handle);
 }
@@ -61,10 +66,71 @@ static unsigned claim_slot(struct lz_images *images, long want)
 	return slot;
 }
 
+/* A reader of the image file FD (kept open by the caller), as lz_sqfs_open. */
+static struct lz_sqfs *open_reader(int fd, char *err, size_t errlen)
+{
+	char proc_path[64];
+
+	/* The very file that was checked, even if its name was replaced since. */
+	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+	return lz_sqfs_open(proc_path, err, errlen);
+}
+
+struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle)
+{
+	struct lz_sqfs *reader = atomic_load_explicit(&handle->reader, memory_order_acquire);
+	char err[256];
+
+	if (reader != NULL)
+		return reader;
+	pthread_mutex_lock(&handle->reader_lock);
+	reader = atomic_load(&handle->reader);
+	if (reader == NULL && (reader = open_reader(handle->file_fd, err, sizeof(err))) != NULL)
+		atomic_store_explicit(&handle->reader, reader, memory_order_release);
+	pthread_mutex_unlock(&handle->reader_lock);
+	if (reader == NULL && !atomic_exchange(&handle->reader_failed, true))
+		lz_warn("image %s: %s; its files answer EIO",
+			handle->owner != NULL ? lz_image_name(handle->owner) : "?", err);
+	if (reader == NULL)
+		errno = EIO;
+	return reader;
+}
+
+int lz_sqfs_image_stat(struct lz_sqfs_image *handle, uint64_t id, struct stat *st)
+{
+	struct lz_sqfs *reader;
+
+	if (id == handle->root_id) {
+		*st = handle->root_st;
+		return 0;
+	}
+	reader = lz_sqfs_image_reader(handle);
+	return reader != NULL ? lz_sqfs_stat(reader, id, st) : -EIO;
+}
+
+/*
+ * Checks the image at FILE_FD as a reader opens it, and keeps its root's
+ * attributes: the reader itself is let go (the next is opened when the
+ * image is walked into). 0, or -1 with ERR.
+ */
+static int read_root(struct lz_sqfs_image *handle, int file_fd, char *err, size_t errlen)
+{
+	struct lz_sqfs *reader = open_reader(file_fd, err, errlen);
+	int rc;
+
+	if (reader == NULL)
+		return -1;
+	handle->root_id = lz_sqfs_root(reader);
+	rc = lz_sqfs_stat(reader, handle->root_id, &handle->root_st);
+	lz_sqfs_close(reader);
+	if (rc != 0)
+		snprintf(err, errlen, "corrupt: cannot read the root directory");
+	return rc == 0 ? 0 : -1;
+}
+
 struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
 					   char *err, size_t errlen)
 {
-	char proc_path[64];
 	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
 	unsigned slot;
 
@@ -80,10 +146,12 @@ struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd
 		free(handle);
 		return NULL;
 	}
-	/* The very file that was checked, even if the name was replaced since. */
-	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", file_fd);
-	handle->sqfs = lz_sqfs_open(proc_path, err, errlen);
-	if (handle->sqfs == NULL) {
+	handle->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+	if (handle->file_fd < 0)
+		snprintf(err, errlen, "%s", strerror(errno));
+	if (handle->file_fd < 0 || read_root(handle, file_fd, err, errlen) != 0) {
+		if (handle->file_fd >= 0)
+			close(handle->file_fd);
 		release_slot(images, slot);
 		free(handle);
 		return NULL;
@@ -94,6 +162,7 @@ struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd
 	handle->kernel = images->backend == LZ_IMAGE_KERNEL;
 	handle->mount_fd = -1;
 	pthread_mutex_init(&handle->mount_lock, NULL);
+	pthread_mutex_init(&handle->reader_lock, NULL);
 	atomic_store(&handle->refs, 1);
 	return handle;
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
@@ -39,6 +40,28 @@ static unsigned hash_name(const char *name)
 	return lz_hash32(name) % LZ_IMAGES_BUCKETS;
 }
 
+/* Filesystems that answer from local storage: a hung server cannot stall them. */
+static bool on_local_disk(int fd)
+{
+	static const unsigned long local[] = {
+		0xEF53,	    /* ext2/3/4 */
+		0x58465342, /* xfs */
+		0x9123683E, /* btrfs */
+		0xF2F52010, /* f2fs */
+		0x01021994, /* tmpfs */
+		0x2FC12FC1, /* zfs */
+		0x73717368, /* squashfs */
+	};
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return true;
+	return false;
+}
+
 struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend)
 {
 	struct lz_images *images = calloc(1, sizeof(*images));
@@ -50,6 +73,7 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 		free(images);
 		return NULL;
 	}
+	images->dir_local = images_dir_fd >= 0 && on_local_disk(images_dir_fd);
 	images->backend = backend;
 	pthread_mutex_init(&images->lock, NULL);
 	pthread_mutex_init(&images->slot_lock, NULL);
@@ -340,6 +364,11 @@ static int resolve_locked(struct lz_images *images, struct lz_image *image,
 bool lz_images_at_root(const struct lz_images *images)
 {
 	return images->dir_fd >= 0 || images->source != NULL;
+}
+
+bool lz_images_local(const struct lz_images *images)
+{
+	return images->dir_local && images->source == NULL;
 }
 
 bool lz_images_ready(struct lz_images *images, const char *key)

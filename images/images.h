@@ -39,7 +39,17 @@ struct lz_source;
  * file, made at the first open (kopen.c), and read through passthrough.
  */
 struct lz_sqfs_image {
-	struct lz_sqfs *sqfs;
+	int file_fd; /* the image file: the reader and the kernel mount read it */
+	/*
+	 * The root directory, read when the handle is made: a browse of the
+	 * prefix (ls -l) gets the attributes of image roots without keeping a
+	 * reader (tens of KiB of tables and caches) for each image it lists.
+	 */
+	uint64_t root_id;
+	struct stat root_st;
+	pthread_mutex_t reader_lock;
+	struct lz_sqfs *_Atomic reader; /* NULL until first needed: lz_sqfs_image_reader */
+	atomic_bool reader_failed;	/* logged once */
 	atomic_uint refs;
 	dev_t dev; /* made up, unique among live handles: the node id source of its inodes */
 	unsigned slot;
@@ -60,6 +70,15 @@ struct lz_sqfs_image {
 };
 
 void lz_sqfs_image_get(struct lz_sqfs_image *handle);
+
+/*
+ * The reader of HANDLE, opened at the first call and kept until the handle
+ * goes. NULL with errno when it cannot be opened (no memory or descriptors;
+ * logged once): the caller answers EIO.
+ */
+struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle);
+/* lz_sqfs_stat of inode ID of HANDLE; the root's needs no reader. */
+int lz_sqfs_image_stat(struct lz_sqfs_image *handle, uint64_t id, struct stat *st);
 /* Drops a reference; NULL is fine. */
 void lz_sqfs_image_put(struct lz_sqfs_image *handle);
 
@@ -129,6 +148,15 @@ int lz_images_resolve_within(struct lz_images *images, const struct lz_image_ref
 
 /* Whether names at the root may be images: an images directory or a source (not map= only). */
 bool lz_images_at_root(const struct lz_images *images);
+
+/*
+ * Whether resolving a name of the images directory never waits on a remote
+ * store: the directory is on a local disk filesystem (ext4, xfs, btrfs, f2fs,
+ * tmpfs...; not NFS, CIFS or FUSE) and no source serves the images. It costs
+ * tens of microseconds then (no reader, no mount), so a FUSE worker may do
+ * it; anything else is resolved on a deferral thread.
+ */
+bool lz_images_local(const struct lz_images *images);
 
 /*
  * Whether image KEY is READY now, so that resolving it takes no more than a

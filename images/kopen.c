@@ -30,7 +30,7 @@ static bool mount_locked(struct lz_sqfs_image *handle)
 {
 	struct lz_sqfs_features features;
 	const char *name = handle->owner != NULL ? lz_image_name(handle->owner) : "?";
-	int file_fd = lz_sqfs_file_fd(handle->sqfs);
+	int file_fd = handle->file_fd;
 	char err[256];
 
 	if (handle->mount_fd >= 0 || handle->mount_refused)
@@ -100,7 +100,7 @@ int lz_sqfs_image_open_file(struct lz_sqfs_image *handle, uint64_t id)
 
 	if (!handle->kernel)
 		return -EOPNOTSUPP;
-	rc = lz_sqfs_stat(handle->sqfs, id, &st);
+	rc = lz_sqfs_image_stat(handle, id, &st);
 	if (rc != 0)
 		return rc;
 	if (!S_ISREG(st.st_mode) || st.st_ino > UINT32_MAX)

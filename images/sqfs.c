@@ -893,8 +893,3 @@ ssize_t lz_sqfs_listxattr(struct lz_sqfs *img, uint64_t ino, char *buf, size_t s
 	pthread_mutex_unlock(&img->lock);
 	return r;
 }
-
-int lz_sqfs_file_fd(const struct lz_sqfs *img)
-{
-	return img->fs.fd;
-}

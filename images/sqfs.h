@@ -40,8 +40,6 @@ int lz_sqfs_features(int fd, struct lz_sqfs_features *out);
  */
 struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen);
 void lz_sqfs_close(struct lz_sqfs *img);
-/* The image file it reads (for a live upgrade, which reopens the very same file). */
-int lz_sqfs_file_fd(const struct lz_sqfs *img);
 
 /* The inode id of the root directory. */
 uint64_t lz_sqfs_root(struct lz_sqfs *img);

@@ -30,10 +30,17 @@ for mode in passthrough cached; do
 	grep -q "resolved" "$log" && lz_fail "mounting resolved an image"
 	lz_ok "$mode: mounting opened no image"
 
+	fusetrace_start "$MP"
 	listing=$(ls "$MP" | tr '\n' ' ')
+	ls -l "$MP" >/dev/null
+	lookups=$(fusetrace_count FUSE_LOOKUP)
+	fusetrace_stop
 	[[ $listing == "flat plain second tree " ]] || lz_fail "root listing is [$listing]"
-	grep -q "resolved" "$log" && lz_fail "listing the root resolved an image"
-	lz_ok "$mode: the root lists the union [$listing] without resolving"
+	# The listing carries the image roots' attributes: ls -l looks nothing up.
+	((lookups == 0)) || lz_fail "$mode: ls -l of the root sent $lookups LOOKUPs"
+	# A listing reads the roots of the images it lists (local images directory), no more.
+	[[ $(lz_image_loops "$IMG") -eq 1 ]] || lz_fail "listing the root attached a loop device"
+	lz_ok "$mode: the root lists the union [$listing] with the images' attributes, mounting nothing"
 
 	ls -l "$MP" >/dev/null
 	find "$MP" >/dev/null

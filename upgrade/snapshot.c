@@ -165,7 +165,7 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 		lz_images_foreach(fs->images, note_image_handle, &c);
 	for (size_t i = 0; i < c.nhandles; i++)
 		lz_handover_printf(h, "sqfs %u %d\n", c.handles[i]->slot,
-				   lz_handover_add_fd(h, lz_sqfs_file_fd(c.handles[i]->sqfs)));
+				   lz_handover_add_fd(h, c.handles[i]->file_fd));
 	free(c.handles);
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, write_image, &c);
