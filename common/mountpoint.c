@@ -26,38 +26,59 @@ static void unescape_octal(char *s)
 	*out = '\0';
 }
 
+/*
+ * Splits a mountinfo LINE (changed in place): "id parent major:minor root
+ * mountpoint options [optional...] - fstype source ...". False when it is not one.
+ */
+static bool parse_line(char *line, unsigned *major, unsigned *minor, char **mnt, char **type)
+{
+	char *save = NULL, *field, *dev = NULL;
+	int index = 0;
+	char *sep = strstr(line, " - ");
+
+	if (sep == NULL)
+		return false;
+	*sep = '\0';
+	*mnt = NULL;
+	for (field = strtok_r(line, " ", &save); field != NULL;
+	     field = strtok_r(NULL, " ", &save), index++) {
+		if (index == 2)
+			dev = field;
+		if (index == 4)
+			*mnt = field;
+	}
+	*type = strtok_r(sep + 3, " ", &save);
+	if (*mnt == NULL || *type == NULL || dev == NULL || sscanf(dev, "%u:%u", major, minor) != 2)
+		return false;
+	unescape_octal(*mnt);
+	return true;
+}
+
+bool lz_mountinfo_fstype(FILE *mountinfo, unsigned major, unsigned minor, char *fstype, size_t len)
+{
+	char *line = NULL, *mnt, *type;
+	size_t cap = 0;
+	unsigned maj, min;
+	bool found = false;
+
+	while (!found && getline(&line, &cap, mountinfo) != -1)
+		if (parse_line(line, &maj, &min, &mnt, &type) && maj == major && min == minor)
+			found = (size_t)snprintf(fstype, len, "%s", type) < len;
+	free(line);
+	return found;
+}
+
 bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
 		       unsigned *major, unsigned *minor)
 {
-	char *line = NULL;
+	char *line = NULL, *mnt, *type;
 	size_t cap = 0;
 	bool found = false;
 
 	while ((last || !found) && getline(&line, &cap, mountinfo) != -1) {
-		/* id parent major:minor root mountpoint options [optional...] - fstype source ...
-		 */
-		char *save = NULL, *field, *mnt = NULL, *dev = NULL;
-		int index = 0;
-		char *sep = strstr(line, " - ");
-
-		if (sep == NULL)
-			continue;
-		*sep = '\0';
-		for (field = strtok_r(line, " ", &save); field != NULL;
-		     field = strtok_r(NULL, " ", &save), index++) {
-			if (index == 2)
-				dev = field;
-			if (index == 4)
-				mnt = field;
-		}
-		char *type = strtok_r(sep + 3, " ", &save);
-		if (mnt == NULL || type == NULL || dev == NULL)
-			continue;
-		unescape_octal(mnt);
-		if (strcmp(mnt, path) != 0 || strcmp(type, fstype) != 0)
-			continue;
 		unsigned maj = 0, min = 0;
-		if (sscanf(dev, "%u:%u", &maj, &min) != 2)
+		if (!parse_line(line, &maj, &min, &mnt, &type) || strcmp(mnt, path) != 0 ||
+		    strcmp(type, fstype) != 0)
 			continue;
 		found = true;
 		if (major != NULL)

@@ -1,4 +1,4 @@
-/* Checks on the mountpoint before anything is mounted over it. */
+/* Checks on the mountpoint before anything is mounted over it, and reading mountinfo. */
 #ifndef LAZYFS_MOUNTPOINT_H
 #define LAZYFS_MOUNTPOINT_H
 
@@ -17,6 +17,12 @@ bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype);
  */
 bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
 		       unsigned *major, unsigned *minor);
+
+/*
+ * The type of the (first listed) mount of device MAJOR:MINOR in MOUNTINFO,
+ * in FSTYPE ("ext4", "nfs4", "fuse.sshfs"...); false when none is listed.
+ */
+bool lz_mountinfo_fstype(FILE *mountinfo, unsigned major, unsigned minor, char *fstype, size_t len);
 
 /*
  * MOUNTPOINT (absolute, no symlinks) as one file name, the way systemd names

@@ -14,6 +14,7 @@
 #include "sqfs.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mountpoint.h"
 #include "common/names.h"
 #include "common/source.h"
 
@@ -24,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/vfs.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const image_suffixes[] = { ".sqfs", ".img", ".squashfs" };
@@ -40,24 +41,29 @@ static unsigned hash_name(const char *name)
 	return lz_hash32(name) % LZ_IMAGES_BUCKETS;
 }
 
-/* Filesystems that answer from local storage: a hung server cannot stall them. */
+/*
+ * Whether FD is on a filesystem that answers from local storage, which a hung
+ * server cannot stall. Found from mountinfo: asking the filesystem itself
+ * (statfs) would wait on a server that does not answer.
+ */
 static bool on_local_disk(int fd)
 {
-	static const unsigned long local[] = {
-		0xEF53,	    /* ext2/3/4 */
-		0x58465342, /* xfs */
-		0x9123683E, /* btrfs */
-		0xF2F52010, /* f2fs */
-		0x01021994, /* tmpfs */
-		0x2FC12FC1, /* zfs */
-		0x73717368, /* squashfs */
-	};
-	struct statfs sf;
+	static const char *const local[] = { "ext2", "ext3",  "ext4", "xfs",	 "btrfs",
+					     "f2fs", "tmpfs", "zfs",  "squashfs" };
+	char type[64];
+	struct statx stx;
+	FILE *mountinfo;
+	bool found;
 
-	if (fstatfs(fd, &sf) != 0)
+	/* DONT_SYNC: the device number without asking a network filesystem's server. */
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0 ||
+	    (mountinfo = fopen("/proc/self/mountinfo", "re")) == NULL)
 		return false;
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-		if ((unsigned long)sf.f_type == local[i])
+	found = lz_mountinfo_fstype(mountinfo, stx.stx_dev_major, stx.stx_dev_minor, type,
+				    sizeof(type));
+	fclose(mountinfo);
+	for (size_t i = 0; found && i < sizeof(local) / sizeof(local[0]); i++)
+		if (strcmp(type, local[i]) == 0)
 			return true;
 	return false;
 }

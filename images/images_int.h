@@ -58,7 +58,7 @@ struct lz_pending {
 
 struct lz_images {
 	int dir_fd;
-	bool dir_local; /* on a local disk filesystem: lz_images_local */
+	bool dir_local;		    /* on a local disk filesystem: lz_images_local */
 	struct lz_catalog *catalog; /* the names in DIR, read with a deadline */
 	double deadline;	    /* seconds a listing of DIR may take; 0: no bound */
 	const struct lz_source *source;

@@ -138,7 +138,7 @@ timeout 120 cat "$MP/cold/f" >"$LZ_TMP/upgrade.out" 2>&1 &
 waiter=$!
 sleep 1
 old=$LZ_LAST_PID
-timeout 60 "$CTL" "$MP" upgrade >/dev/null || lz_fail "upgrade with a lookup stuck on the store failed"
+timeout 60 "$CTL" "$MP" upgrade || { tail -30 "$LZ_LAST_LOG"; lz_fail "upgrade with a lookup stuck on the store failed"; }
 new=$("$CTL" "$MP" status | awk '/^pid:/ { print $2 }')
 [[ -n $new && $new != "$old" ]] || lz_fail "no new process serves after the upgrade"
 LZ_PIDS+=("$new")

@@ -69,6 +69,17 @@ static void test_mountinfo(void)
 	CHECK(!mountinfo_has(info, "/opt/ce/sub", "fuse.lazyfs"));
 	CHECK(mountinfo_has(info, "/", "ext4"));
 	CHECK(!mountinfo_has("", "/", "ext4"));
+
+	char type[16];
+	FILE *f = fmemopen((void *)info, strlen(info), "r");
+	CHECK(lz_mountinfo_fstype(f, 0, 52, type, sizeof(type)) && strcmp(type, "fuse.sshfs") == 0);
+	rewind(f);
+	CHECK(lz_mountinfo_fstype(f, 254, 0, type, sizeof(type)) && strcmp(type, "ext4") == 0);
+	rewind(f);
+	CHECK(!lz_mountinfo_fstype(f, 0, 53, type, sizeof(type)));
+	rewind(f);
+	CHECK(!lz_mountinfo_fstype(f, 0, 50, type, 4)); /* "fuse.lazyfs" does not fit */
+	fclose(f);
 }
 
 int main(void)
