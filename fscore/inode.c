@@ -10,6 +10,7 @@
 
 /* Power of two; chains stay short up to about a million live inodes. */
 #define BUCKETS (1u << 16)
+#define SOURCE_HINTS (1u << 14)
 
 struct lz_inode_table {
 	pthread_mutex_t lock;
@@ -21,6 +22,12 @@ struct lz_inode_table {
 	 */
 	const void *source_owner[LZ_NODEID_MAX_SOURCE + 1];
 	unsigned sources; /* source numbers 1..sources are taken */
+	/*
+	 * Where a device was last found in source_dev, by a hash of it: checked
+	 * before use, so a stale hint costs only the search it saves (one per
+	 * image entered, with thousands of images).
+	 */
+	uint16_t source_hint[SOURCE_HINTS];
 	void (*on_sources)(void *ctx, unsigned sources);
 	void *on_sources_ctx;
 	void (*on_free)(void *ctx, struct lz_inode *inode);
@@ -291,13 +298,14 @@ size_t lz_inode_count(struct lz_inode_table *table)
 unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 {
 	unsigned source = 0;
+	unsigned hint = (unsigned)(((uint64_t)dev * UINT64_C(0x9E3779B97F4A7C15)) >> 50);
 
 	pthread_mutex_lock(&table->lock);
-	for (unsigned i = 1; i <= table->sources; i++) {
-		if (table->source_dev[i] == dev) {
+	if (table->source_hint[hint] != 0 && table->source_dev[table->source_hint[hint]] == dev)
+		source = table->source_hint[hint];
+	for (unsigned i = 1; source == 0 && i <= table->sources; i++) {
+		if (table->source_dev[i] == dev)
 			source = i;
-			break;
-		}
 	}
 	/* The last sources are reserved (nodeid.h). */
 	if (source == 0 && table->sources < LZ_NODEID_REMOTE_SOURCE - 1) {
@@ -306,6 +314,7 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 		if (table->on_sources != NULL)
 			table->on_sources(table->on_sources_ctx, table->sources);
 	}
+	table->source_hint[hint] = (uint16_t)source;
 	pthread_mutex_unlock(&table->lock);
 	return source;
 }
