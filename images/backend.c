@@ -66,14 +66,10 @@ static unsigned claim_slot(struct lz_images *images, long want)
 	return slot;
 }
 
-/* A reader of the image file FD (kept open by the caller), as lz_sqfs_open. */
+/* A reader of the image file FD, the very file that was checked: it must outlive the reader. */
 static struct lz_sqfs *open_reader(int fd, char *err, size_t errlen)
 {
-	char proc_path[64];
-
-	/* The very file that was checked, even if its name was replaced since. */
-	snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
-	return lz_sqfs_open(proc_path, err, errlen);
+	return lz_sqfs_open_fd(fd, err, errlen);
 }
 
 struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle)

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "sqfs.h"
+#include "superblock.h"
 #include "common/error.h"
 
 #include <endian.h>
@@ -16,21 +17,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/*
- * The library's headers include "config.h", which the compiler finds next to
- * them: libsquashfuse's own installed config.h, which defines _POSIX_C_SOURCE,
- * PACKAGE, VERSION, FUSE_USE_VERSION, ... over ours. Its include guard lets us
- * mark it as read; the only macro the public headers consult is
- * HAVE_LINUX_TYPES_LE16 (take __le16 etc. from <linux/types.h>).
- */
-#define SQFS_CONFIG_H	      1
-#define HAVE_LINUX_TYPES_LE16 1
-#include <squashfuse.h>
+#include "squashfuse_inc.h"
 
-/* The library's structures use off_t; it was built without _FILE_OFFSET_BITS. */
-_Static_assert(sizeof(off_t) == 8, "libsquashfuse is only ABI-compatible with a 64-bit off_t");
-
-#define SB_SIZE	    ((uint64_t)sizeof(struct squashfs_super_block))
 #define MD_SIZE	    SQUASHFS_METADATA_SIZE
 #define SYMLINK_MAX 4096 /* the kernel refuses longer symlinks in squashfs too */
 /* sqfs_dir_next reads as many name bytes as the image says (a 16-bit length). */
@@ -60,6 +48,7 @@ struct lz_sqfs {
 	char *namebuf;
 	struct icache_entry *icache;
 	unsigned icache_size; /* a power of two */
+	bool owns_fd;	      /* lz_sqfs_open's, not lz_sqfs_open_fd's */
 };
 
 static const struct {
@@ -78,7 +67,7 @@ static const struct {
  */
 static bool pos_ok(const struct lz_sqfs *img, uint64_t pos, uint64_t len)
 {
-	return pos >= SB_SIZE && pos <= img->bytes_used && len <= img->bytes_used - pos;
+	return pos >= LZ_SQFS_SB_SIZE && pos <= img->bytes_used && len <= img->bytes_used - pos;
 }
 
 /*
@@ -595,43 +584,6 @@ static ssize_t listxattr_locked(struct lz_sqfs *img, sqfs_inode *inode, char *bu
 	return (ssize_t)total;
 }
 
-int lz_sqfs_features(int fd, struct lz_sqfs_features *out)
-{
-	struct squashfs_super_block sb;
-
-	if (pread(fd, &sb, sizeof(sb), 0) != (ssize_t)sizeof(sb) ||
-	    le32toh(sb.s_magic) != SQUASHFS_MAGIC || le16toh(sb.s_major) != 4)
-		return -EIO;
-	out->xattrs = (int64_t)le64toh(sb.xattr_id_table_start) != SQUASHFS_INVALID_BLK;
-	out->exports = (int64_t)le64toh(sb.lookup_table_start) != SQUASHFS_INVALID_BLK;
-	return 0;
-}
-
-/* Superblock sanity beyond what sqfs_init checks; NULL when fine, else what is wrong. */
-static const char *superblock_problem(const struct squashfs_super_block *sb, uint64_t bytes_used)
-{
-	uint32_t bs = le32toh(sb->block_size);
-	uint64_t inode_table = le64toh(sb->inode_table_start);
-	uint64_t dir_table = le64toh(sb->directory_table_start);
-
-	if (bs < 4096 || bs > SQUASHFS_FILE_MAX_SIZE || (bs & (bs - 1)) != 0 ||
-	    le16toh(sb->block_log) > 20 || (UINT32_C(1) << le16toh(sb->block_log)) != bs)
-		return "block size";
-	if (bytes_used < SB_SIZE || inode_table < SB_SIZE || inode_table >= dir_table ||
-	    dir_table >= bytes_used)
-		return "table positions";
-	if (le64toh(sb->id_table_start) >= bytes_used || le16toh(sb->no_ids) == 0)
-		return "id table";
-	if (le32toh(sb->fragments) != 0 && le64toh(sb->fragment_table_start) >= bytes_used)
-		return "fragment table";
-	if (le64toh(sb->xattr_id_table_start) != (uint64_t)SQUASHFS_INVALID_BLK &&
-	    le64toh(sb->xattr_id_table_start) >= bytes_used)
-		return "xattr table";
-	if (le32toh(sb->inodes) == 0)
-		return "inode count";
-	return NULL;
-}
-
 static void fs_destroy(sqfs *fs)
 {
 	/* 0.1.104's sqfs_destroy forgets the xattr table; destroying it twice is harmless. */
@@ -640,72 +592,8 @@ static void fs_destroy(sqfs *fs)
 }
 
 /*
- * Reads and checks the superblock of the image open at FD: 0 with the bytes
- * the image uses, or -errno with the reason in ERR.
- */
-static int read_superblock(int fd, uint64_t *bytes_used, char *err, size_t errlen)
-{
-	struct squashfs_super_block sb;
-	struct stat st;
-	uint64_t file_size;
-	const char *problem;
-
-	if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-		lz_seterr(err, errlen, "not a regular file");
-		return -EINVAL;
-	}
-	if (S_ISBLK(st.st_mode)) {
-		off_t end = lseek(fd, 0, SEEK_END);
-		file_size = end < 0 ? 0 : (uint64_t)end;
-	} else {
-		file_size = (uint64_t)st.st_size;
-	}
-	ssize_t n = pread(fd, &sb, sizeof(sb), 0);
-	if (n < 0) {
-		int e = errno;
-		lz_seterr(err, errlen, "cannot read: %s", strerror(e));
-		return -e;
-	}
-	if (n < 4 || le32toh(sb.s_magic) != SQUASHFS_MAGIC) {
-		lz_seterr(err, errlen, "not a squashfs image");
-		return -EINVAL;
-	}
-	if ((size_t)n < sizeof(sb)) {
-		lz_seterr(err, errlen, "truncated: %zd bytes, less than a superblock", n);
-		return -EIO;
-	}
-	if (le16toh(sb.s_major) != SQUASHFS_MAJOR || le16toh(sb.s_minor) > SQUASHFS_MINOR) {
-		lz_seterr(err, errlen, "squashfs %u.%u is not supported (only 4.0)",
-			  le16toh(sb.s_major), le16toh(sb.s_minor));
-		return -ENOTSUP;
-	}
-	*bytes_used = le64toh(sb.bytes_used);
-	if (*bytes_used > file_size) {
-		lz_seterr(err, errlen, "truncated: %ju of %ju bytes", (uintmax_t)file_size,
-			  (uintmax_t)*bytes_used);
-		return -EIO;
-	}
-	if (sqfs_decompressor_get(le16toh(sb.compression)) == NULL) {
-		const char *comp = sqfs_compression_name(le16toh(sb.compression));
-		if (comp != NULL) {
-			lz_seterr(err, errlen, "%s compression is not supported by libsquashfuse",
-				  comp);
-			return -ENOTSUP;
-		}
-		lz_seterr(err, errlen, "corrupt superblock: unknown compression %u",
-			  le16toh(sb.compression));
-		return -EIO;
-	}
-	if ((problem = superblock_problem(&sb, *bytes_used)) != NULL) {
-		lz_seterr(err, errlen, "corrupt superblock: %s", problem);
-		return -EIO;
-	}
-	return 0;
-}
-
-/*
  * Lets libsquashfuse read the tables of the image at FD (checked by
- * read_superblock) and checks what it read: 0, or -errno with ERR. On
+ * lz_sqfs_check_superblock) and checks what it read: 0, or -errno with ERR. On
  * failure nothing is left to destroy.
  */
 static int load_tables(struct lz_sqfs *img, int fd, char *err, size_t errlen)
@@ -744,17 +632,32 @@ static int load_tables(struct lz_sqfs *img, int fd, char *err, size_t errlen)
 
 struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
 {
-	struct lz_sqfs *img = NULL;
-	uint64_t bytes_used = 0;
-	int rc, fd = open(image_path, O_RDONLY | O_CLOEXEC);
+	int fd = open(image_path, O_RDONLY | O_CLOEXEC);
+	struct lz_sqfs *img;
 
 	if (fd < 0) {
-		rc = -errno;
-		lz_seterr(err, errlen, "cannot open: %s", strerror(-rc));
-		errno = -rc;
+		int e = errno;
+		lz_seterr(err, errlen, "cannot open: %s", strerror(e));
+		errno = e;
 		return NULL;
 	}
-	rc = read_superblock(fd, &bytes_used, err, errlen);
+	img = lz_sqfs_open_fd(fd, err, errlen);
+	if (img == NULL) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	img->owns_fd = true;
+	return img;
+}
+
+struct lz_sqfs *lz_sqfs_open_fd(int fd, char *err, size_t errlen)
+{
+	struct lz_sqfs *img = NULL;
+	uint64_t bytes_used = 0;
+	int rc = lz_sqfs_check_superblock(fd, &bytes_used, err, errlen);
+
 	if (rc == 0) {
 		img = calloc(1, sizeof(*img));
 		if (img == NULL || (img->namebuf = malloc(NAMEBUF_SIZE)) == NULL) {
@@ -772,7 +675,6 @@ struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen)
 			free(img->icache);
 		}
 		free(img);
-		close(fd);
 		errno = -rc;
 		return NULL;
 	}
@@ -789,7 +691,8 @@ void lz_sqfs_close(struct lz_sqfs *img)
 	if (img == NULL)
 		return;
 	fs_destroy(&img->fs);
-	close(img->fs.fd);
+	if (img->owns_fd)
+		close(img->fs.fd);
 	pthread_mutex_destroy(&img->lock);
 	free(img->namebuf);
 	free(img->icache);

@@ -39,6 +39,8 @@ int lz_sqfs_features(int fd, struct lz_sqfs_features *out);
  * without the path; errno is set too.
  */
 struct lz_sqfs *lz_sqfs_open(const char *image_path, char *err, size_t errlen);
+/* The same for the image file FD, which stays the caller's: open until the reader is closed. */
+struct lz_sqfs *lz_sqfs_open_fd(int fd, char *err, size_t errlen);
 void lz_sqfs_close(struct lz_sqfs *img);
 
 /* The inode id of the root directory. */
