@@ -177,6 +177,7 @@ static int add_mount_options(struct lz_options *opts)
 
 static void set_defaults(struct lz_settings *s)
 {
+	s->open_mode = LZ_OPEN_PASSTHROUGH;
 	s->underlay_timeout = 60.0;
 	s->image_timeout = 86400.0;
 	s->idle_timeout = 300.0;
@@ -201,8 +202,8 @@ static int parse_values(struct lz_options *opts)
 			opts->settings.open_mode = LZ_OPEN_PASSTHROUGH;
 		else if (strcmp(opts->open_mode_arg, "cached") == 0)
 			opts->settings.open_mode = LZ_OPEN_CACHED;
-		else if (strcmp(opts->open_mode_arg, "auto") != 0)
-			return fail(opts, "open_mode: '%s' is not auto, passthrough or cached",
+		else
+			return fail(opts, "open_mode: '%s' is not passthrough or cached",
 				    opts->open_mode_arg);
 	}
 	const struct {
@@ -281,16 +282,6 @@ static int check_paths(struct lz_options *opts)
 			return fail(opts, "remote_mode: '%s' is not images or objects",
 				    opts->remote_mode_arg);
 	}
-	/*
-	 * open_mode=auto: compilers open thousands of small files, each open a
-	 * round trip to the daemon in passthrough mode and none in cached mode
-	 * (preprocessing 1.15x the loop mount against 1.03x, docs/BENCHMARKS.md
-	 * section 5); remote objects are large files read once, which
-	 * passthrough reads without a copy in the daemon or a second page cache.
-	 */
-	if (opts->open_mode_arg == NULL || strcmp(opts->open_mode_arg, "auto") == 0)
-		opts->settings.open_mode =
-			opts->settings.remote_objects ? LZ_OPEN_PASSTHROUGH : LZ_OPEN_CACHED;
 	if (opts->cache_size_arg != NULL &&
 	    lz_parse_size(opts->cache_size_arg, &opts->settings.cache_size) != 0)
 		return fail(opts, "cache_size: '%s' is not a size (like 512M or 20G)",
@@ -414,8 +405,7 @@ void lz_options_usage(const char *progname)
 	       "    -d                     debug logging (implies -f)\n"
 	       "    -o underlay=DIR        directory shown where no image exists\n"
 	       "                           (default: the mountpoint's own contents)\n"
-	       "    -o open_mode=MODE      auto (default: cached, passthrough with remote\n"
-	       "                           objects), passthrough or cached\n"
+	       "    -o open_mode=MODE      passthrough (default) or cached\n"
 	       "    -o underlay_timeout=S  kernel cache timeout for underlay entries (60)\n"
 	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
 	       ".squashfs)\n"

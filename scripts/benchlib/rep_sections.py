@@ -355,6 +355,12 @@ def rep_compile(r, row, T, notes):
         rs = pairs(rounds, v, "loop", lambda x: x["wall"])
         T.append((f"{v} build wall time <= 1.05x the loop mount", median(rs) <= 1.05,
                   f"ratio {ratio_str(rs, 3)}"))
+    pp = r.get("pp_rounds") or []
+    for v in [v for v in ("lazyfs-passthrough", "lazyfs-cached") if pp and v in pp[0]]:
+        rs = pairs(pp, v, "loop", lambda x: x["wall"])
+        default = " (the default mode)" if v == "lazyfs-passthrough" else ""
+        T.append((f"{v} preprocessing within 1.05x of the loop mount{default}",
+                  median(rs) <= 1.05, f"ratio {ratio_str(rs, 3)}"))
     if "lazyfs-passthrough" in reqs:
         c = reqs["lazyfs-passthrough"]
         other = {k: n for k, n in c.items() if k not in ("FUSE_OPEN", "FUSE_RELEASE")}

@@ -20,8 +20,9 @@ def s2_cold_open(b):
         chosen = rotate(images, rnd * 7)[:p["cold_n"]]
         half = len(chosen) // 2
         sets = {"cached": chosen[:half], "evicted": chosen[half:]}
-        pid = env.lazyfs(b.lz, mp, f"images={b.inp.cold},underlay={empty},backend=kernel",
-                         f"lazyfs-cold-{rnd}")
+        # Passthrough (the default), as the rows say: in cached mode an open sends nothing.
+        pid = env.lazyfs(b.lz, mp, f"images={b.inp.cold},underlay={empty},backend=kernel,"
+                         "open_mode=passthrough", f"lazyfs-cold-{rnd}")
         try:
             for kind, names in sets.items():
                 for e in names:

@@ -28,30 +28,12 @@ static void test_defaults(void)
 	CHECK_STR(opts.settings.mountpoint, "/opt/ce");
 	CHECK(opts.settings.source == NULL);
 	CHECK(opts.settings.underlay == NULL);
-	CHECK(opts.settings.open_mode == LZ_OPEN_CACHED); /* auto, without remote objects */
+	CHECK(opts.settings.open_mode == LZ_OPEN_PASSTHROUGH);
 	CHECK(opts.settings.underlay_timeout == 60.0);
 	CHECK(!opts.settings.foreground && !opts.settings.debug && !opts.settings.io_uring);
 	CHECK(passes_to_fuse(&opts, "ro"));
 	CHECK(passes_to_fuse(&opts, "subtype=lazyfs"));
 	CHECK(passes_to_fuse(&opts, "fsname=lazyfs"));
-	lz_options_free(&opts);
-}
-
-static void test_open_mode_auto(void)
-{
-	struct lz_options opts;
-
-	CHECK(PARSE(&opts, "-o", "remote=:http:x,remote_mode=objects", "/m") == 0);
-	CHECK(opts.settings.open_mode == LZ_OPEN_PASSTHROUGH);
-	lz_options_free(&opts);
-	CHECK(PARSE(&opts, "-o", "remote=:http:x,open_mode=auto", "/m") == 0);
-	CHECK(opts.settings.open_mode == LZ_OPEN_CACHED); /* remote images */
-	lz_options_free(&opts);
-	CHECK(PARSE(&opts, "-o", "open_mode=passthrough", "/m") == 0);
-	CHECK(opts.settings.open_mode == LZ_OPEN_PASSTHROUGH);
-	lz_options_free(&opts);
-	CHECK(PARSE(&opts, "-o", "remote=:http:x,remote_mode=objects,open_mode=cached", "/m") == 0);
-	CHECK(opts.settings.open_mode == LZ_OPEN_CACHED);
 	lz_options_free(&opts);
 }
 
@@ -222,7 +204,6 @@ static void test_errors(void)
 int main(void)
 {
 	test_defaults();
-	test_open_mode_auto();
 	test_mount_helper_form();
 	test_flags();
 	test_errors();
