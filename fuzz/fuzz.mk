@@ -35,7 +35,7 @@ rclone_SRCS = common/error.c cache/rclone/rclone.c cache/rclone/rclone_entry.c c
 	cache/rclone/rclone_spawn.c
 rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
-sqfs_SRCS = images/sqfs.c common/error.c
+sqfs_SRCS = images/sqfs.c images/superblock.c common/error.c
 sqfs_PKGS = squashfuse
 
 all: $(TARGETS)
