@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-from .config import OPTIONAL, PROFILES, SYSTEMS
+from .config import COLD_SETTLE_S, OPTIONAL, PROFILES, SYSTEMS
 from .runner import BenchError, cache_drops, log, run
 
 
@@ -53,6 +53,13 @@ class Bench:
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3\n")
         self.own_drops += 2  # counted as a page-cache and a slab drop
+
+    def drop_caches_settled(self):
+        """drop_caches, then a second for the FUSE servers (every one mounted) to take
+        the FORGET of each inode the kernel just dropped: a walk timed at once would
+        race them for the 2 CPUs, whichever system it walks."""
+        self.drop_caches()
+        time.sleep(COLD_SETTLE_S)
 
     def mount_system(self, v, image, tag):
         """Mounts IMAGE as system V (IMAGE_SYSTEMS) at a mountpoint of its own. Returns

@@ -1,6 +1,6 @@
 """The report's rows of sections 1–5 and 7–9 (one writer per section; section 6 is
 in rep_remote), each adding its targets and notes."""
-from .config import SIZES, SYSTEMS
+from .config import COLD_SETTLE_S, SIZES, SYSTEMS
 from .rep_format import (fmt_t, median_counts, mm, opcounts_str, pairs, ratio_str, req_total,
                          reqs_said, skipped_notes)
 from .runner import median
@@ -503,7 +503,8 @@ def rep_walk(r, row, notes):
                 wall = [x[v]["wall"] for x in rs]
                 rq = ((r["requests"].get(v) or {}).get(when) or {}).get(c)
                 row(8, f"`{c}` over an image of {r['entries']:,} entries, {when}"
-                    + (" (every cache dropped before each walk, mounts kept)" if when == "cold" else "")
+                    + (" (every cache dropped before each walk, then "
+                       f"{COLD_SETTLE_S:g} s for the FORGETs, mounts kept)" if when == "cold" else "")
                     + f", {len(rs)} runs", v, fmt_t(median(wall)), mm(wall, fmt_t),
                     "" if v == "loop" else ratio_str(pairs(rs, v, "loop", lambda x: x["wall"])) + " vs loop",
                     walk_why(v, when, rq, median(wall), median([x[v]["cpu"] for x in rs])))

@@ -10,8 +10,9 @@ from .runner import log, median, rotate
 
 def s8_walk(b):
     """`ls -lR` and `find` over an image of about 10k entries: warm (each walked
-    before), and cold (every cache dropped before each walk; the mounts stay, so
-    lazyfs's image stays resolved and only the kernel's caches are empty)."""
+    before), and cold (every cache dropped before each walk, then a second to let the
+    FUSE servers take the FORGETs; the mounts stay, so lazyfs's image stays resolved
+    and only the kernel's caches are empty)."""
     env, p, inp = b.env, b.p, b.inp
     R = {"entries": inp.tree_entries(), "commands": list(WALKS), "skipped": {},
          "warm": [], "cold": [], "requests": {}}
@@ -37,7 +38,7 @@ def s8_walk(b):
             row = {c: {} for c in WALKS}
             for v in rotate(names, rnd):
                 for c in rotate(list(WALKS), rnd):
-                    b.drop_caches()
+                    b.drop_caches_settled()
                     row[c][v] = walk(v, c)
             R["cold"].append(row)
         for v, m in ms.items():
