@@ -20,39 +20,45 @@
 #include <unistd.h>
 
 /*
- * Opens inode->read_fd if needed; call with inode->lock held. 0, -EOPNOTSUPP
- * when the daemon reads the file itself (squashfuse), or -errno.
+ * A new readable descriptor of INODE's file, not a remote object's; call with
+ * inode->lock held. -EOPNOTSUPP when the daemon reads the file itself
+ * (squashfuse), or -errno.
  */
-static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
+static int open_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 {
-	if (inode->read_fd >= 0)
-		return 0;
-	if (inode->kind == LZ_INODE_SQFS) {
-		int fd = lz_sqfs_image_open_file(inode->sqfs, inode->sqfs_id);
-		if (fd < 0)
-			return fd;
-		inode->read_fd = fd;
-		return 0;
-	}
-	if (inode->kind == LZ_INODE_REMOTE) {
-		/* The first open fetches the object; later ones find it in the cache. */
-		if (S_ISDIR(inode->type))
-			return -EISDIR;
-		int fd = lz_objects_open(fs, inode);
-		if (fd < 0)
-			return fd;
-		inode->read_fd = fd;
-		return 0;
-	}
+	if (inode->kind == LZ_INODE_SQFS)
+		return lz_sqfs_image_open_file(inode->sqfs, inode->sqfs_id);
 	int path = lz_inode_path_get(fs->inodes, inode);
 	if (path < 0)
 		return path;
 	int fd = lz_backing_reopen(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	lz_inode_path_put(fs->inodes, inode);
+	/* O_NONBLOCK only kept a fifo from hanging the open; reads should block. */
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
+/*
+ * Opens inode->read_fd if needed; call with inode->lock held. 0, -EOPNOTSUPP
+ * when the daemon reads the file itself (squashfuse), or -errno.
+ */
+static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
+{
+	int fd;
+
+	if (inode->read_fd >= 0)
+		return 0;
+	if (inode->kind == LZ_INODE_REMOTE) {
+		/* The first open fetches the object; later ones find it in the cache. */
+		if (S_ISDIR(inode->type))
+			return -EISDIR;
+		fd = lz_objects_open(fs, inode);
+	} else {
+		fd = open_read_fd(fs, inode);
+	}
 	if (fd < 0)
 		return fd;
-	/* O_NONBLOCK only kept a fifo from hanging the open; reads should block. */
-	fcntl(fd, F_SETFL, 0);
 	inode->read_fd = fd;
 	return 0;
 }
@@ -200,10 +206,24 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 
 	if (inode == NULL)
 		return;
-	/* Open files keep read_fd until their release; in cached mode it lives until forget. */
+	/*
+	 * Open files keep read_fd until their release. In cached mode nothing is
+	 * opened: the kernel keeps the pages, so a READ comes once per page, and
+	 * its descriptor is opened for it alone; a walk reading every file would
+	 * otherwise hold one per file until the kernel forgets it. A remote
+	 * object's stays until then: it holds the object in the cache.
+	 */
 	pthread_mutex_lock(&inode->lock);
-	err = ensure_read_fd(fs, inode);
-	buf.buf[0].fd = inode->read_fd;
+	bool for_this_read =
+		inode->read_fd < 0 && atomic_load(&fs->no_open) && inode->kind != LZ_INODE_REMOTE;
+	if (for_this_read) {
+		int fd = open_read_fd(fs, inode);
+		err = fd < 0 ? fd : 0;
+		buf.buf[0].fd = fd;
+	} else {
+		err = ensure_read_fd(fs, inode);
+		buf.buf[0].fd = inode->read_fd;
+	}
 	pthread_mutex_unlock(&inode->lock);
 	if (err == -EOPNOTSUPP) {
 		read_sqfs(req, inode, size, off);
@@ -223,6 +243,8 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	 */
 	if (inode->image != NULL || inode->kind == LZ_INODE_REMOTE)
 		posix_fadvise(buf.buf[0].fd, off, (off_t)size, POSIX_FADV_DONTNEED);
+	if (for_this_read)
+		close(buf.buf[0].fd);
 }
 
 void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

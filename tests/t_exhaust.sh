@@ -184,4 +184,13 @@ PY
 reopened=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["inodes"]["reopened"])' "$stats")
 lz_ok "20,000 entries under nofile=256: find, ls -lR, every file's data and a working directory's relative paths; the daemon holds $fds descriptors ($reopened reopened by handle)"
 lz_umount "$MP"
+
+# open_mode=cached: every READ comes to the daemon, and no file keeps a descriptor for it.
+lz_mount "$MP" -o underlay="$W",open_mode=cached
+[[ $(cd "$MP" && find . -type f | sort | xargs cat | sha256sum) == "$want_data" ]] ||
+	lz_fail "open_mode=cached: the files read other data under nofile=256"
+fds=$(find "/proc/$LZ_LAST_PID/fd" -mindepth 1 | wc -l)
+((fds < 200)) || lz_fail "open_mode=cached: the daemon holds $fds descriptors after reading 20,000 files"
+lz_ok "open_mode=cached under nofile=256: every file's data read; the daemon holds $fds descriptors"
+lz_umount "$MP"
 lz_done
