@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "ops.h"
+#include "defer.h"
 #include "common/clock.h"
 #include "fscore/listing.h"
 #include "images/sqfs.h"
@@ -16,16 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Opens directory INODE (node id INO) for the kernel and answers REQ. */
+static void open_dir(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
 {
-	struct lz_fs *fs = lz_fs_of(req);
-	struct lz_inode *inode = lz_inode_or_estale(req, ino);
 	struct lz_listing *l;
 	bool cache;
 	int err;
 
-	if (inode == NULL)
-		return;
 	if (inode->image != NULL)
 		lz_image_touch(inode->image);
 	err = lz_listing_open(fs, inode, ino, &cache, &l);
@@ -43,6 +42,71 @@ void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = cache;
 	if (fuse_reply_open(req, fi) != 0)
 		lz_listing_free(lz_handle_remove(fs->handles, fi->fh));
+}
+
+/* The root of a remote image not fetched yet, opened on a deferral thread (defer.h). */
+struct deferred_opendir {
+	struct lz_fs *fs;
+	struct lz_inode *inode; /* held */
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+};
+
+static void drop_opendir(void *arg)
+{
+	struct deferred_opendir *o = arg;
+
+	lz_inode_unhold(o->fs->inodes, o->inode);
+	free(o);
+}
+
+static void run_opendir(struct lz_defer_job *job, fuse_req_t req, void *arg)
+{
+	struct deferred_opendir *o = arg;
+	int err = lz_sqfs_image_fetch(o->inode->sqfs);
+
+	if (lz_defer_claim(job)) {
+		if (err != 0)
+			fuse_reply_err(req, -err);
+		else
+			open_dir(req, o->fs, o->inode, o->ino, &o->fi);
+	}
+	drop_opendir(o);
+}
+
+/* Fetches INODE's image on a deferral thread, then opens it: 0, or -errno (not answered). */
+static int defer_opendir(fuse_req_t req, struct lz_inode *inode, fuse_ino_t ino,
+			 const struct fuse_file_info *fi)
+{
+	struct lz_fs *fs = lz_fs_of(req);
+	struct deferred_opendir *o = malloc(sizeof(*o));
+	int err;
+
+	if (o == NULL)
+		return -ENOMEM;
+	*o = (struct deferred_opendir){ .fs = fs, .inode = inode, .ino = ino, .fi = *fi };
+	lz_inode_hold(fs->inodes, inode);
+	err = lz_defer_submit(lz_daemon_of(req)->defer, lz_image_name(inode->image), req,
+			      run_opendir, drop_opendir, o);
+	if (err != 0)
+		drop_opendir(o);
+	return err;
+}
+
+void lz_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lz_inode *inode = lz_inode_or_estale(req, ino);
+
+	if (inode == NULL)
+		return;
+	/* Listing a remote image's root fetches the image: never on a FUSE worker. */
+	if (inode->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(inode->sqfs)) {
+		int err = defer_opendir(req, inode, ino, fi);
+		if (err != 0)
+			fuse_reply_err(req, -err);
+		return;
+	}
+	open_dir(req, lz_fs_of(req), inode, ino, fi);
 }
 
 /*

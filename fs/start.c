@@ -209,6 +209,24 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 	return remote;
 }
 
+/*
+ * Images from the remote: listed from their root cards, kept in the cache
+ * directory beside the objects, so a restart lists them without fetching.
+ */
+static int set_image_source(struct lz_images *images, const struct lz_settings *cfg,
+			    const struct lz_source *source)
+{
+	char path[PATH_MAX], err[PATH_MAX + 64];
+
+	lz_images_set_source(images, source);
+	if (snprintf(path, sizeof(path), "%s/image-roots", cfg->cache) >= (int)sizeof(path))
+		snprintf(err, sizeof(err), "cache directory %s: path too long", cfg->cache);
+	else if (lz_images_set_cards(images, path, err, sizeof(err)) == 0)
+		return 0;
+	lz_err("image root cards: %s", err);
+	return -1;
+}
+
 /* The images, the map and the remote tree: what names mean beyond the underlay. */
 static int open_sources(struct lz_daemon *d)
 {
@@ -228,8 +246,10 @@ static int open_sources(struct lz_daemon *d)
 		struct lz_images *images = open_images(cfg);
 		if (images == NULL)
 			return -1;
-		if (remote_images)
-			lz_images_set_source(images, fs->remote);
+		if (remote_images && set_image_source(images, cfg, fs->remote) != 0) {
+			lz_images_free(images);
+			return -1;
+		}
 		lz_fs_set_images(fs, images);
 	}
 	if (cfg->map != NULL && lz_map_reload(fs) != 0)

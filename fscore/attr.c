@@ -79,6 +79,9 @@ ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *nam
 	 */
 	if (inode->image != NULL && lz_image_no_xattrs(inode->image))
 		return name ? -EOPNOTSUPP : 0;
+	/* A remote image's root is listed before its image is fetched: nothing to say yet. */
+	if (inode->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(inode->sqfs))
+		return name ? -ENODATA : 0;
 	if (inode->kind == LZ_INODE_SQFS) {
 		struct lz_sqfs *reader = lz_sqfs_image_reader(inode->sqfs);
 		if (reader == NULL)

@@ -20,10 +20,20 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+/*
+ * How long the kernel keeps the attributes of the root of a remote image not
+ * fetched yet: they may be made up (images/fetch.c), and are true once the
+ * image is walked into, which the kernel then sees within this time.
+ */
+#define UNFETCHED_ROOT_TIMEOUT_S 1.0
+
 double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode)
 {
 	if (inode != NULL && inode->kind == LZ_INODE_REMOTE)
 		return fs->settings->listing_ttl;
+	if (inode != NULL && inode->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(inode->sqfs) &&
+	    fs->settings->image_timeout > UNFETCHED_ROOT_TIMEOUT_S)
+		return UNFETCHED_ROOT_TIMEOUT_S;
 	return inode != NULL && inode->image != NULL ? fs->settings->image_timeout
 						     : fs->settings->underlay_timeout;
 }
@@ -195,8 +205,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL) {
 		bool kernel = root.sqfs->kernel;
-		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, &root.sqfs->root_st,
-				    e);
+		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, NULL, e);
 		if (err == 0 && kernel)
 			set_relpath(fs, e->ino, "", "");
 	} else
@@ -266,6 +275,9 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 	int err;
 
 	lz_image_touch(parent->image);
+	/* A remote image is fetched as it is walked into (lz_lookup_may_block deferred it). */
+	if (reader == NULL && lz_sqfs_image_fetch(parent->sqfs) == 0)
+		reader = lz_sqfs_image_reader(parent->sqfs);
 	if (reader == NULL)
 		return -EIO;
 	err = lz_sqfs_lookup(reader, parent->sqfs_id, name, &child, &st);
@@ -325,6 +337,11 @@ bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const 
 {
 	struct lz_image_ref ref;
 
+	/* Walking into a remote image not fetched yet fetches it. */
+	if (parent->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(parent->sqfs)) {
+		snprintf(key, keylen, "%s", lz_image_name(parent->image));
+		return true;
+	}
 	if (fs->images == NULL || parent->image != NULL || parent->kind == LZ_INODE_SQFS ||
 	    parent->kind == LZ_INODE_REMOTE || lz_name_check(name) != 0)
 		return false;
@@ -457,6 +474,9 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how)
 			break;
 		/* Reached an image: it is resolved, the rest is the kernel's to walk. */
 		if (!objects && cur->image != NULL) {
+			/* A remote one is fetched for an open; a stat needs only its root. */
+			if (fetch && cur->kind == LZ_INODE_SQFS)
+				lz_sqfs_image_fetch(cur->sqfs);
 			if (how & LZ_RESOLVE_MOUNT)
 				mount_ahead(cur);
 			resolved = true;

@@ -60,8 +60,8 @@ void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode);
 /*
  * Resolves entry KEY ("N", "a/b/c", or an object path) now, walking to it
  * through lazyfs's own lookups as the kernel would: the image is opened, the
- * object fetched with LZ_RESOLVE_FETCH (a stat needs only the listings along
- * the path), a kernel-backend image mounted with LZ_RESOLVE_MOUNT (a file of
+ * object or remote image fetched with LZ_RESOLVE_FETCH (a stat needs only the
+ * listings along the path), a kernel-backend image mounted with LZ_RESOLVE_MOUNT (a file of
  * it is about to be opened: an exec, not a browse). The references taken on
  * the way are dropped again. True when there was something to resolve and
  * it worked.

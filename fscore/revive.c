@@ -158,8 +158,16 @@ static struct lz_inode *revive_in_sqfs(struct lz_fs *fs, uint64_t nodeid, struct
 		return NULL;
 	}
 	memcpy(&init.sqfs_id, h->f_handle, sizeof(init.sqfs_id));
+	/* A file of a remote image was walked to: the image was fetched, and is in the cache. */
+	if (init.sqfs_id != LZ_SQFS_ROOT)
+		lz_sqfs_image_fetch(handle);
+	/*
+	 * The root of a remote image listed before it was fetched goes by its
+	 * image alone: its made-up inode number may have become the real one.
+	 */
 	if (lz_sqfs_image_stat(handle, init.sqfs_id, &st) != 0 ||
-	    (uint64_t)st.st_ino != lz_nodeid_backing_ino(nodeid)) {
+	    (init.sqfs_id != LZ_SQFS_ROOT &&
+	     (uint64_t)st.st_ino != lz_nodeid_backing_ino(nodeid))) {
 		lz_sqfs_image_put(handle);
 		return NULL;
 	}

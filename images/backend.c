@@ -39,7 +39,9 @@ void lz_sqfs_image_put(struct lz_sqfs_image *handle)
 		return;
 	/* No inode uses it any more, so its device number (node id source) may be reused. */
 	lz_sqfs_close(atomic_load(&handle->reader));
-	close(handle->file_fd);
+	if (handle->file_fd >= 0)
+		close(handle->file_fd);
+	free(handle->fetch_name);
 	if (handle->mount_fd >= 0)
 		close(handle->mount_fd); /* the mount and its loop device go with it */
 	pthread_mutex_destroy(&handle->mount_lock);
@@ -66,10 +68,22 @@ static unsigned claim_slot(struct lz_images *images, long want)
 	return slot;
 }
 
-/* A reader of the image file FD, the very file that was checked: it must outlive the reader. */
-static struct lz_sqfs *open_reader(int fd, char *err, size_t errlen)
+bool lz_sqfs_image_fetched(struct lz_sqfs_image *handle)
 {
-	return lz_sqfs_open_fd(fd, err, errlen);
+	return atomic_load_explicit(&handle->fetched, memory_order_acquire);
+}
+
+int lz_sqfs_image_fetch(struct lz_sqfs_image *handle)
+{
+	int rc = 0;
+
+	if (lz_sqfs_image_fetched(handle))
+		return 0;
+	pthread_mutex_lock(&handle->reader_lock);
+	if (!atomic_load(&handle->fetched))
+		rc = lz_fetch_locked(handle);
+	pthread_mutex_unlock(&handle->reader_lock);
+	return rc;
 }
 
 struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle)
@@ -79,9 +93,14 @@ struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle)
 
 	if (reader != NULL)
 		return reader;
+	if (!lz_sqfs_image_fetched(handle)) {
+		errno = EIO; /* walking in fetches it first (lz_sqfs_image_fetch) */
+		return NULL;
+	}
 	pthread_mutex_lock(&handle->reader_lock);
 	reader = atomic_load(&handle->reader);
-	if (reader == NULL && (reader = open_reader(handle->file_fd, err, sizeof(err))) != NULL)
+	if (reader == NULL &&
+	    (reader = lz_sqfs_open_fd(handle->file_fd, err, sizeof(err))) != NULL)
 		atomic_store_explicit(&handle->reader, reader, memory_order_release);
 	pthread_mutex_unlock(&handle->reader_lock);
 	if (reader == NULL && !atomic_exchange(&handle->reader_failed, true))
@@ -96,7 +115,8 @@ int lz_sqfs_image_stat(struct lz_sqfs_image *handle, uint64_t id, struct stat *s
 {
 	struct lz_sqfs *reader;
 
-	if (id == handle->root_id) {
+	/* A remote image's root answers from its card until the image is here. */
+	if (id == handle->root_id && (id != LZ_SQFS_ROOT || !lz_sqfs_image_fetched(handle))) {
 		*st = handle->root_st;
 		return 0;
 	}
@@ -111,7 +131,7 @@ int lz_sqfs_image_stat(struct lz_sqfs_image *handle, uint64_t id, struct stat *s
  */
 static int read_root(struct lz_sqfs_image *handle, int file_fd, char *err, size_t errlen)
 {
-	struct lz_sqfs *reader = open_reader(file_fd, err, errlen);
+	struct lz_sqfs *reader = lz_sqfs_open_fd(file_fd, err, errlen);
 	int rc;
 
 	if (reader == NULL)
@@ -124,8 +144,9 @@ static int read_root(struct lz_sqfs_image *handle, int file_fd, char *err, size_
 	return rc == 0 ? 0 : -1;
 }
 
-struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
-					   char *err, size_t errlen)
+/* A new handle in slot WANT (-1: the first free one), with no image file yet. */
+static struct lz_sqfs_image *new_handle(struct lz_images *images, long want, char *err,
+					size_t errlen)
 {
 	struct lz_sqfs_image *handle = calloc(1, sizeof(*handle));
 	unsigned slot;
@@ -142,16 +163,7 @@ struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd
 		free(handle);
 		return NULL;
 	}
-	handle->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
-	if (handle->file_fd < 0)
-		snprintf(err, errlen, "%s", strerror(errno));
-	if (handle->file_fd < 0 || read_root(handle, file_fd, err, errlen) != 0) {
-		if (handle->file_fd >= 0)
-			close(handle->file_fd);
-		release_slot(images, slot);
-		free(handle);
-		return NULL;
-	}
+	handle->file_fd = -1;
 	handle->slot = slot;
 	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
 	handle->images = images;
@@ -163,21 +175,65 @@ struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd
 	return handle;
 }
 
+struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
+					   char *err, size_t errlen)
+{
+	struct lz_sqfs_image *handle = new_handle(images, want, err, errlen);
+
+	if (handle == NULL)
+		return NULL;
+	handle->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+	if (handle->file_fd < 0)
+		snprintf(err, errlen, "%s", strerror(errno));
+	if (handle->file_fd < 0 || read_root(handle, file_fd, err, errlen) != 0) {
+		lz_sqfs_image_put(handle);
+		return NULL;
+	}
+	atomic_store(&handle->fetched, true);
+	return handle;
+}
+
+struct lz_sqfs_image *lz_backend_open_remote(struct lz_images *images, const char *name,
+					     uint64_t size, struct timespec mtime, long want,
+					     bool *no_xattrs, char *err, size_t errlen)
+{
+	struct lz_sqfs_image *handle = new_handle(images, want, err, errlen);
+
+	if (handle == NULL)
+		return NULL;
+	if ((handle->fetch_name = strdup(name)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		lz_sqfs_image_put(handle);
+		return NULL;
+	}
+	handle->fetch_size = size;
+	handle->fetch_mtime = mtime;
+	lz_remote_root(handle, no_xattrs);
+	return handle;
+}
+
 struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
 					   char *err, size_t errlen)
 {
 	return lz_backend_open_sqfs(images, file_fd, slot, err, errlen);
 }
 
-int lz_backend_open(struct lz_images *images, int file_fd, const char *path, struct stat *st,
-		    struct lz_image_root *root)
+struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsigned slot,
+						const char *name, uint64_t size,
+						struct timespec mtime, char *err, size_t errlen)
+{
+	bool no_xattrs;
+
+	return lz_backend_open_remote(images, name, size, mtime, slot, &no_xattrs, err, errlen);
+}
+
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
+		    const struct stat *st, struct lz_image_root *root)
 {
 	char err[256];
 
 	root->fd = -1;
 	root->sqfs = NULL;
-	if (fstat(file_fd, st) == -1)
-		return -errno;
 	if (!S_ISREG(st->st_mode)) {
 		lz_warn("image %s: not a regular file; serving the underlay", path);
 		return -EINVAL;

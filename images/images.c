@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "images_int.h"
+#include "cards.h"
 #include "catalog.h"
 #include "sqfs.h"
 #include "common/clock.h"
@@ -122,6 +123,7 @@ void lz_images_free(struct lz_images *images)
 		}
 	}
 	lz_catalog_free(images->catalog);
+	lz_cards_free(images->cards);
 	if (images->dir_fd >= 0)
 		close(images->dir_fd);
 	pthread_mutex_destroy(&images->lock);
@@ -130,37 +132,38 @@ void lz_images_free(struct lz_images *images)
 	free(images);
 }
 
-/*
- * Opens the image file (readable): ABS_PATH for a map entry, else NAME with
- * each suffix in DIR, or at the source's top. PATH gets what to call it in
- * messages (and the source's key). A descriptor, or -errno.
- */
-static int open_image_file(struct lz_images *images, const char *name, const char *abs_path,
-			   char *path, size_t pathlen)
+/* An image file found for a resolve: an open local file, or a source object not fetched. */
+struct image_file {
+	int fd;		     /* -1 for a source object */
+	struct stat st;	     /* a source object: its size and mtime as listed */
+	char path[PATH_MAX]; /* what to call it in messages; a source object's name */
+};
+
+/* NAME as an object at the source's top (N.sqfs...), from the listing: nothing is fetched. */
+static int find_source_object(struct lz_images *images, const char *name, struct image_file *f)
+{
+	for (size_t i = 0; i < N_SUFFIXES; i++) {
+		struct lz_source_entry entry;
+		snprintf(f->path, sizeof(f->path), "%s%s", name, image_suffixes[i]);
+		int rc = images->source->lookup(images->source->ctx, "", f->path, &entry);
+		if (rc == -ENOENT || (rc == 0 && entry.is_dir))
+			continue;
+		if (rc < 0)
+			return rc;
+		memset(&f->st, 0, sizeof(f->st));
+		f->st.st_mode = S_IFREG | 0444;
+		f->st.st_size = (off_t)entry.size;
+		f->st.st_mtim = entry.mtime;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Opens NAME with each suffix in DIR: a descriptor, or -errno. */
+static int open_in_dir(struct lz_images *images, const char *name, char *path, size_t pathlen)
 {
 	int last = -ENOENT;
 
-	if (abs_path != NULL) {
-		snprintf(path, pathlen, "%s", abs_path);
-		int fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		return fd < 0 ? -errno : fd;
-	}
-	if (lz_name_check(name) != 0)
-		return -ENOENT;
-	if (images->source != NULL) {
-		for (size_t i = 0; i < N_SUFFIXES; i++) {
-			struct lz_source_entry entry;
-			snprintf(path, pathlen, "%s%s", name, image_suffixes[i]);
-			/* The listing answers "no such image" without fetching anything. */
-			int rc = images->source->lookup(images->source->ctx, "", path, &entry);
-			if (rc == -ENOENT)
-				continue;
-			if (rc < 0)
-				return rc;
-			return images->source->open(images->source->ctx, path);
-		}
-		return -ENOENT;
-	}
 	if (images->dir_fd < 0)
 		return -ENOENT;
 	for (size_t i = 0; i < N_SUFFIXES; i++) {
@@ -179,12 +182,44 @@ static int open_image_file(struct lz_images *images, const char *name, const cha
 	return last;
 }
 
-/* Closes an image file from open_image_file; a source object is released too. */
-static void close_image_file(struct lz_images *images, int fd, const char *path)
+/*
+ * Finds the image file: ABS_PATH for a map entry, else NAME with each suffix
+ * in DIR, or at the source's top. 0 with F filled (its descriptor is the
+ * caller's to close), or -errno.
+ */
+static int find_image_file(struct lz_images *images, const char *name, const char *abs_path,
+			   struct image_file *f)
 {
-	close(fd);
-	if (images->source != NULL)
-		images->source->release(images->source->ctx, path);
+	int fd;
+
+	f->fd = -1;
+	if (abs_path != NULL) {
+		snprintf(f->path, sizeof(f->path), "%s", abs_path);
+		fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		fd = fd < 0 ? -errno : fd;
+	} else if (lz_name_check(name) != 0) {
+		return -ENOENT;
+	} else if (images->source != NULL) {
+		return find_source_object(images, name, f);
+	} else {
+		fd = open_in_dir(images, name, f->path, sizeof(f->path));
+	}
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &f->st) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	f->fd = fd;
+	return 0;
+}
+
+static void close_image_file(struct image_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
 }
 
 static struct lz_image *find_locked(struct lz_images *images, const char *name, unsigned b)
@@ -269,25 +304,45 @@ static int serve_ready(struct lz_image *image, const struct lz_image_ref *ref,
 	return -EAGAIN;
 }
 
+/* Opens F with the backend: 0 with its root in OPENED, or -errno (logged). */
+static int backend_open(struct lz_images *images, const struct image_file *f,
+			struct lz_image_root *opened, bool *no_xattrs)
+{
+	struct lz_sqfs_features features;
+	char err[256];
+
+	if (f->fd >= 0) {
+		int rc = lz_backend_open(images, f->fd, f->path, &f->st, opened);
+		*no_xattrs = rc == 0 && lz_sqfs_features(f->fd, &features) == 0 && !features.xattrs;
+		return rc;
+	}
+	/* A source object is fetched when the image is walked into. */
+	opened->fd = -1;
+	opened->sqfs = lz_backend_open_remote(images, f->path, (uint64_t)f->st.st_size,
+					      f->st.st_mtim, -1, no_xattrs, err, sizeof(err));
+	if (opened->sqfs != NULL)
+		return 0;
+	lz_warn("image %s: %s; serving the underlay", f->path, err);
+	return -EIO;
+}
+
 /*
- * Mounts IMAGE from FILE_FD, under image->lock, which is dropped while the
- * backend works (the state RESOLVING keeps other resolvers waiting). True
- * when it became READY: the source object at PATH then stays open with it.
+ * Opens IMAGE from F, under image->lock, which is dropped while the backend
+ * works (the state RESOLVING keeps other resolvers waiting). True when it
+ * became READY.
  */
-static bool mount_locked(struct lz_images *images, struct lz_image *image, int file_fd,
-			 const char *path)
+static bool mount_locked(struct lz_images *images, struct lz_image *image,
+			 const struct image_file *f)
 {
 	struct lz_image_root opened;
-	struct stat st;
+	bool no_xattrs = false;
 	int rc;
 
 	image->state = LZ_IMAGE_RESOLVING;
 	pthread_mutex_unlock(&image->lock);
-	rc = lz_backend_open(images, file_fd, path, &st, &opened);
-	struct lz_sqfs_features features;
-	bool no_xattrs = rc == 0 && lz_sqfs_features(file_fd, &features) == 0 && !features.xattrs;
+	rc = backend_open(images, f, &opened, &no_xattrs);
 	pthread_mutex_lock(&image->lock);
-	image->file_st = st;
+	image->file_st = f->st;
 	image->generation++;
 	atomic_fetch_add(&image->resolves, 1);
 	atomic_fetch_add(rc == 0 ? &images->resolved : &images->failed, 1);
@@ -305,12 +360,11 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image, int f
 	}
 	image->no_xattrs = no_xattrs;
 	image->state = LZ_IMAGE_READY;
-	image->announcing = images->on_ready != NULL;
+	/* A remote image is announced once fetched: listing it is no use of it. */
+	image->announcing = images->on_ready != NULL &&
+			    (opened.sqfs == NULL || lz_sqfs_image_fetched(opened.sqfs));
 	lz_image_touch(image); /* not idle: expiry must not take it back at once */
-	/* A cached remote image stays open in the store while mounted. */
-	if (images->source != NULL)
-		image->source_key = strdup(path);
-	lz_debug("image %s: resolved", path);
+	lz_debug("image %s: resolved", f->path);
 	pthread_cond_broadcast(&image->changed);
 	return true;
 }
@@ -328,14 +382,13 @@ static void announce_locked(struct lz_images *images, struct lz_image *image)
 }
 
 /*
- * Resolves IMAGE from FILE_FD (consumed) under image->lock, unless another
+ * Resolves IMAGE from F (closed here) under image->lock, unless another
  * thread did meanwhile or it failed recently with the same file. Returns
  * with the lock held: 0 when READY, else -errno.
  */
 static int resolve_locked(struct lz_images *images, struct lz_image *image,
-			  const struct lz_image_ref *ref, int file_fd, const char *path)
+			  const struct lz_image_ref *ref, struct image_file *f)
 {
-	struct stat st;
 	bool mounted = false;
 
 	/* A reloaded map may point the entry at another file: serve that one from now on. */
@@ -345,23 +398,20 @@ static int resolve_locked(struct lz_images *images, struct lz_image *image,
 		image->state = LZ_IMAGE_UNRESOLVED;
 	}
 	if (lz_image_remember_locked(image, ref) != 0) {
-		close_image_file(images, file_fd, path);
+		close_image_file(f);
 		return -ENOMEM;
 	}
 	while (image->state == LZ_IMAGE_RESOLVING || image->announcing)
 		pthread_cond_wait(&image->changed, &image->lock);
-	if (image->state == LZ_IMAGE_FAILED && fstat(file_fd, &st) == 0 &&
-	    same_file(&st, &image->file_st) && now_s() - image->failed_at < LZ_IMAGE_RETRY_S) {
+	if (image->state == LZ_IMAGE_FAILED && same_file(&f->st, &image->file_st) &&
+	    now_s() - image->failed_at < LZ_IMAGE_RETRY_S) {
 		/* Logged when it failed; tried again once the file changes, or later. */
-		close_image_file(images, file_fd, path);
+		close_image_file(f);
 		return -EIO;
 	}
 	if (image->state != LZ_IMAGE_READY)
-		mounted = mount_locked(images, image, file_fd, path);
-	if (mounted && image->source_key != NULL)
-		close(file_fd); /* the source object stays open with the image */
-	else
-		close_image_file(images, file_fd, path);
+		mounted = mount_locked(images, image, f);
+	close_image_file(f); /* a handle keeps a copy of its own */
 	if (mounted && image->announcing)
 		announce_locked(images, image);
 	return image->state == LZ_IMAGE_READY ? 0 : -EIO;
@@ -424,32 +474,31 @@ void lz_images_foreach_pending(struct lz_images *images,
 	pthread_mutex_unlock(&images->pending_lock);
 }
 
-/* Opens the image file and resolves it: the part of a resolve that may wait. */
+/* Finds the image file and resolves it: the part of a resolve that may wait. */
 static int resolve_slow(struct lz_images *images, const struct lz_image_ref *ref,
 			struct lz_image **out, struct lz_image_root *root)
 {
-	char path[PATH_MAX];
+	struct image_file f;
 	struct lz_image *image;
-	int file_fd, rc;
+	int found, rc;
 
-	file_fd = open_image_file(images, ref->key, ref->path, path, sizeof(path));
-	if (file_fd < 0 && ref->path == NULL)
-		return file_fd; /* most names are simply not images: keep no record of them */
+	found = find_image_file(images, ref->key, ref->path, &f);
+	if (found < 0 && ref->path == NULL)
+		return found; /* most names are simply not images: keep no record of them */
 	image = find_or_add(images, ref->key);
 	if (image == NULL) {
-		if (file_fd >= 0)
-			close_image_file(images, file_fd, path);
+		close_image_file(&f);
 		return -ENOMEM;
 	}
-	if (file_fd < 0) {
+	if (found < 0) {
 		/* A map entry whose file is missing or unreadable: say so once. */
 		if (!atomic_exchange(&image->missing_logged, true))
-			lz_warn("image %s: %s; serving the underlay", path, strerror(-file_fd));
-		return file_fd;
+			lz_warn("image %s: %s; serving the underlay", f.path, strerror(-found));
+		return found;
 	}
 	atomic_store(&image->missing_logged, false);
 	pthread_mutex_lock(&image->lock);
-	rc = resolve_locked(images, image, ref, file_fd, path);
+	rc = resolve_locked(images, image, ref, &f);
 	if (rc != 0) {
 		pthread_mutex_unlock(&image->lock);
 		return rc;
@@ -529,14 +578,12 @@ void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_closed_f
 /* Files open on the old image keep it: their descriptors hold its mount. */
 static bool is_replaced(struct lz_images *images, struct lz_image *image, const void *unused)
 {
-	char path[PATH_MAX];
-	struct stat st;
-	int fd = open_image_file(images, image->name, image->path, path, sizeof(path));
-	bool replaced = fd < 0 || fstat(fd, &st) == -1 || !same_file(&st, &image->file_st);
+	struct image_file f;
+	bool replaced = find_image_file(images, image->name, image->path, &f) != 0 ||
+			!same_file(&f.st, &image->file_st);
 
 	(void)unused;
-	if (fd >= 0)
-		close_image_file(images, fd, path);
+	close_image_file(&f);
 	return replaced;
 }
 

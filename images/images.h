@@ -39,11 +39,23 @@ struct lz_source;
  * file, made at the first open (kopen.c), and read through passthrough.
  */
 struct lz_sqfs_image {
-	int file_fd; /* the image file: the reader and the kernel mount read it */
+	/*
+	 * The image file: the reader and the kernel mount read it. A remote
+	 * image is listed before it is fetched: then -1 until
+	 * lz_sqfs_image_fetch, and `fetched` says when it is there.
+	 */
+	int file_fd;
+	atomic_bool fetched;
+	char *fetch_name;	   /* a remote image: its object at the source's top */
+	uint64_t fetch_size;	   /* ...and its size and mtime when it was listed */
+	struct timespec fetch_mtime;
+	long long fetch_failed_at; /* under reader_lock: when a fetch last failed (monotonic s) */
 	/*
 	 * The root directory, read when the handle is made: a browse of the
 	 * prefix (ls -l) gets the attributes of image roots without keeping a
 	 * reader (tens of KiB of tables and caches) for each image it lists.
+	 * A remote image not fetched yet has LZ_SQFS_ROOT and the attributes
+	 * of its root card, or made-up ones (images.c, remote_root).
 	 */
 	uint64_t root_id;
 	struct stat root_st;
@@ -77,6 +89,17 @@ void lz_sqfs_image_get(struct lz_sqfs_image *handle);
  * logged once): the caller answers EIO.
  */
 struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle);
+/*
+ * Whether HANDLE's image file is here: false for a remote image listed but
+ * not walked into yet, whose reader is then NULL (EIO).
+ */
+bool lz_sqfs_image_fetched(struct lz_sqfs_image *handle);
+/*
+ * Fetches HANDLE's image file from its source unless it is here, once
+ * however many threads ask: 0, or -EIO (logged; tried again after
+ * LZ_IMAGE_RETRY_S). Waits on the remote: never call it on a FUSE worker.
+ */
+int lz_sqfs_image_fetch(struct lz_sqfs_image *handle);
 /* lz_sqfs_stat of inode ID of HANDLE; the root's needs no reader. */
 int lz_sqfs_image_stat(struct lz_sqfs_image *handle, uint64_t id, struct stat *st);
 /* Drops a reference; NULL is fine. */
@@ -109,6 +132,11 @@ void lz_images_free(struct lz_images *images);
  * object N.sqfs (.img, .squashfs) at the remote's top, fetched on first use.
  */
 void lz_images_set_source(struct lz_images *images, const struct lz_source *source);
+/*
+ * The root cards of a source's images (cards.h) persist in file PATH: 0, or
+ * -1 with a reason in ERR. Without one, cards last as long as the process.
+ */
+int lz_images_set_cards(struct lz_images *images, const char *path, char *err, size_t errlen);
 
 /* Listings of DIR wait at most SECONDS (0, the default: no bound); see lz_images_list. */
 void lz_images_set_deadline(struct lz_images *images, double seconds);
@@ -296,6 +324,10 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
  */
 struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
 					   char *err, size_t errlen);
+/* The same for a remote image not fetched yet: its object NAME, as listed (SIZE, MTIME). */
+struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsigned slot,
+						const char *name, uint64_t size,
+						struct timespec mtime, char *err, size_t errlen);
 /*
  * After a live upgrade: takes again, in the source's cache opened anew, the
  * objects that READY images from the source keep open. 0, or -ENOENT with

@@ -62,6 +62,7 @@ struct lz_images {
 	struct lz_catalog *catalog; /* the names in DIR, read with a deadline */
 	double deadline;	    /* seconds a listing of DIR may take; 0: no bound */
 	const struct lz_source *source;
+	struct lz_cards *cards; /* the source's images' root cards; NULL: none */
 	enum lz_image_backend backend;
 	pthread_mutex_t slot_lock;
 	unsigned char slot_used[LZ_SQFS_SLOTS];
@@ -76,15 +77,28 @@ struct lz_images {
 
 /* backend.c */
 /*
- * Opens the image file FILE_FD (PATH in messages) with the registry's
- * backend: 0 with its root in ROOT and the file's stat in ST, or -errno
- * (logged). Slow: called without any lock.
+ * Opens the image file FILE_FD (PATH in messages, ST its stat) with the
+ * registry's backend: 0 with its root in ROOT, or -errno (logged). Slow:
+ * called without any lock.
  */
-int lz_backend_open(struct lz_images *images, int file_fd, const char *path, struct stat *st,
-		    struct lz_image_root *root);
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
+		    const struct stat *st, struct lz_image_root *root);
 /* The squashfuse handle of FILE_FD in slot WANT, or the first free slot for -1. */
 struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
 					   char *err, size_t errlen);
+/*
+ * The handle of remote image object NAME, as listed (SIZE, MTIME), not
+ * fetched: its root as its card says (*NO_XATTRS too), or made up.
+ */
+struct lz_sqfs_image *lz_backend_open_remote(struct lz_images *images, const char *name,
+					     uint64_t size, struct timespec mtime, long want,
+					     bool *no_xattrs, char *err, size_t errlen);
+
+/* fetch.c */
+/* Gives an unfetched HANDLE its root: from its card, or made up. *NO_XATTRS: the card's. */
+void lz_remote_root(struct lz_sqfs_image *handle, bool *no_xattrs);
+/* Fetches HANDLE's image file; under handle->reader_lock. 0 or -EIO (logged). */
+int lz_fetch_locked(struct lz_sqfs_image *handle);
 
 /* image.c */
 struct lz_image *lz_image_new(struct lz_images *images, const char *name);

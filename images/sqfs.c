@@ -129,11 +129,14 @@ static int icache_init(struct lz_sqfs *img, uint32_t inodes)
 	return img->icache != NULL ? 0 : -ENOMEM;
 }
 
-/* Reads and checks inode ID. 0 or -EIO. */
+/* Reads and checks inode ID (LZ_SQFS_ROOT: the root). 0 or -EIO. */
 static int node_load(struct lz_sqfs *img, uint64_t id, struct node *out)
 {
-	struct icache_entry *ce = &img->icache[icache_slot(img, id)];
 	sqfs *fs = &img->fs;
+
+	if (id == LZ_SQFS_ROOT)
+		id = sqfs_inode_root(fs);
+	struct icache_entry *ce = &img->icache[icache_slot(img, id)];
 
 	if (ce->valid && ce->id == id) {
 		*out = ce->node;

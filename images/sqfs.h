@@ -9,6 +9,8 @@
  * Inode ids are squashfs inode references (metadata block << 16 | offset), so
  * getting from an id to its inode costs no lookup table. Hard links share one
  * id. 0 is a valid id: the root of an image that holds nothing else.
+ * LZ_SQFS_ROOT names the root directory whatever its id: an image listed
+ * before its file is fetched has its root entered by that name.
  */
 #ifndef LAZYFS_SQFS_H
 #define LAZYFS_SQFS_H
@@ -20,6 +22,8 @@
 #include <sys/types.h>
 
 struct lz_sqfs;
+
+#define LZ_SQFS_ROOT (UINT64_MAX - 1)
 
 /*
  * What the superblock of the squashfs image file FD says, read without

@@ -2,8 +2,9 @@
 # The cache under pressure, and remote images: a small cache_size evicts the
 # least recently used objects (never one that is open); a full cache disk (a
 # small tmpfs) makes a too-large object fail with EIO and a log line while
-# the rest keeps working; remote_mode=images fetches N.sqfs once and serves it
-# as a local image on both backends; a pin that fetches one runs as a job.
+# the rest keeps working; remote_mode=images lists N.sqfs without fetching it,
+# fetches it once walked into and serves it as a local image on both backends;
+# a pin that fetches one runs as a job.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v rclone >/dev/null || lz_skip "rclone missing"
@@ -15,6 +16,8 @@ for i in 1 2 3 4 5 6 7 8; do head -c $((1 << 20)) /dev/urandom > "$SRC/objs/o$i.
 head -c $((6 << 20)) /dev/urandom > "$SRC/objs/huge.bin"
 mkdir -p "$LZ_TMP/imgsrc/bin"
 echo "from a remote image" > "$LZ_TMP/imgsrc/bin/tool"
+chmod 0711 "$LZ_TMP/imgsrc"
+touch -d @981173106 "$LZ_TMP/imgsrc"
 mksquashfs "$LZ_TMP/imgsrc" "$SRC/images/tools.sqfs" -noappend -quiet >/dev/null
 lz_serve_http "$SRC"
 port=$LZ_HTTP_PORT
@@ -70,15 +73,29 @@ lz_ok "an object the disk cannot hold fails with $(sed 's/.*: //' "$LZ_TMP/err")
 lz_umount "$MP"
 umount "$LZ_TMP/tiny"
 
-# Remote images, both backends.
+# Remote images, both backends: ls -l lists them without fetching anything;
+# walking in fetches; the root's true attributes (mode 0711, dated 2001) are
+# learnt then and serve the listings of the next daemon on that cache.
 for backend in kernel squashfuse; do
-	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$LZ_TMP/icache"
+	cache=$LZ_TMP/icache-$backend
+	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache"
 	[[ $(ls "$MP") == tools ]] || lz_fail "$backend: remote image listing: $(ls "$MP")"
+	listed=$(ls -ld "$MP/tools") || lz_fail "$backend: ls -l of a remote image root"
+	[[ $listed == d* ]] || lz_fail "$backend: the root is listed as $listed"
+	! grep -q "fetched 'tools.sqfs'" "$LZ_LAST_LOG" || lz_fail "$backend: ls -l fetched the image"
 	[[ $(cat "$MP/tools/bin/tool") == "from a remote image" ]] || lz_fail "$backend: remote image content"
-	lz_ok "$backend: remote_mode=images serves tools.sqfs from the remote as the entry tools"
+	grep -q "fetched 'tools.sqfs'" "$LZ_LAST_LOG" || lz_fail "$backend: walking in fetched nothing"
+	sleep 1.2 # the kernel asks again for the attributes of a root listed before its fetch
+	[[ $(stat -c '%a %Y' "$MP/tools") == "711 981173106" ]] || lz_fail "$backend: root after the fetch: $(stat -c '%a %Y' "$MP/tools")"
+	lz_ok "$backend: remote_mode=images lists tools.sqfs as tools without fetching it, fetches it when walked into"
+	lz_umount "$MP"
+	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache"
+	[[ $(stat -c '%a %Y' "$MP/tools") == "711 981173106" ]] || lz_fail "$backend: root listed after a restart: $(stat -c '%a %Y' "$MP/tools")"
+	! grep -q "image tools.sqfs: fetched" "$LZ_LAST_LOG" || lz_fail "$backend: stat of the root opened the image"
+	lz_ok "$backend: the next daemon lists its root with the attributes learnt then, without opening it"
 	lz_umount "$MP"
 done
-[[ $(lz_image_loops "$LZ_TMP/icache") -eq 0 ]] || lz_fail "loop devices left on cached images"
+[[ $(lz_image_loops "$LZ_TMP/icache-kernel") -eq 0 ]] || lz_fail "loop devices left on cached images"
 
 # A pin that has a whole remote image to fetch (3 MiB at 256 KiB/s) answers
 # at once and goes on as a job that status shows; the control socket answers

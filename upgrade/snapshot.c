@@ -4,6 +4,7 @@
  *
  *   source N DEV                     node id source N is device DEV
  *   sqfs SLOT FD                     a squashfuse handle: its slot, the image file
+ *   sqfs SLOT -1 NAME SIZE SEC NSEC  ...of a remote image not fetched: its object as listed
  *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC [KEY]
  *   inode NODEID KIND TYPE NLOOKUP PATH_FD READ_FD BACKING_ID OPENS IMAGE SLOT SQFS_ID MAPREL
  *   remote NODEID TYPE NLOOKUP READ_FD BACKING_ID OPENS HELD SIZE SEC NSEC PATH
@@ -27,6 +28,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,20 @@ int lz_snapshot_version(const struct lz_fs *fs)
 	return fs->remote != NULL ? 2 : LZ_RECORD_VERSION_OLDEST;
 }
 
+/* A remote image listed but not fetched has no file yet: its object, as listed, instead. */
+static void write_handle(struct lz_handover *h, struct lz_sqfs_image *handle)
+{
+	if (lz_sqfs_image_fetched(handle)) {
+		lz_handover_printf(h, "sqfs %u %d\n", handle->slot,
+				   lz_handover_add_fd(h, handle->file_fd));
+		return;
+	}
+	lz_handover_printf(h, "sqfs %u -1", handle->slot);
+	lz_handover_string(h, handle->fetch_name);
+	lz_handover_printf(h, " %" PRIu64 " %lld %ld\n", handle->fetch_size,
+			   (long long)handle->fetch_mtime.tv_sec, handle->fetch_mtime.tv_nsec);
+}
+
 int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
 {
 	static dev_t devs[LZ_NODEID_MAX_SOURCE + 1];
@@ -164,8 +180,7 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, note_image_handle, &c);
 	for (size_t i = 0; i < c.nhandles; i++)
-		lz_handover_printf(h, "sqfs %u %d\n", c.handles[i]->slot,
-				   lz_handover_add_fd(h, c.handles[i]->file_fd));
+		write_handle(h, c.handles[i]);
 	free(c.handles);
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, write_image, &c);
@@ -243,28 +258,59 @@ static struct lz_sqfs_image *slot_handle(struct restore *r, long long slot)
 	return slot >= 0 && (size_t)slot < r->nslots ? r->slots[slot] : NULL;
 }
 
+/* Makes room in r->slots for SLOT; false when out of memory. */
+static bool grow_slots(struct restore *r, long long slot)
+{
+	if ((size_t)slot < r->nslots)
+		return true;
+	size_t cap = (size_t)slot + 1;
+	void *p = realloc(r->slots, cap * sizeof(*r->slots));
+	if (p == NULL)
+		return false;
+	r->slots = p;
+	memset(r->slots + r->nslots, 0, (cap - r->nslots) * sizeof(*r->slots));
+	r->nslots = cap;
+	return true;
+}
+
+/* "sqfs SLOT -1 NAME SIZE SEC NSEC": a remote image listed and not fetched. */
+static int restore_unfetched(struct restore *r, char **f, long long slot)
+{
+	bool ok = true;
+	char *name = lz_handover_unescape(f[2], &ok), why[256];
+	long long sec, nsec;
+	uint64_t size;
+
+	if (!ok || name == NULL || !unum(f[3], &size) || !num(f[4], LLONG_MIN, LLONG_MAX, &sec) ||
+	    !num(f[5], 0, 999999999, &nsec))
+		return bad(r, "malformed sqfs line");
+	if (!grow_slots(r, slot))
+		return bad(r, "out of memory");
+	if (r->slots[slot] != NULL)
+		return bad(r, "squashfuse slot named twice");
+	struct timespec mtime = { .tv_sec = sec, .tv_nsec = nsec };
+	r->slots[slot] = lz_images_adopt_unfetched(r->fs->images, (unsigned)slot, name, size,
+						   mtime, why, sizeof(why));
+	return r->slots[slot] != NULL ? 0 : bad(r, why);
+}
+
 static int restore_sqfs(struct restore *r, char **f, int n)
 {
 	long long slot, fdi;
 	char why[256];
 
-	if (n != 2 || !num(f[0], 0, 65535, &slot) || !num(f[1], -1, INT32_MAX, &fdi))
+	if ((n != 2 && n != 6) || !num(f[0], 0, 65535, &slot) || !num(f[1], -1, INT32_MAX, &fdi))
 		return bad(r, "malformed sqfs line");
 	if (r->fs->images == NULL)
 		return bad(r, "a squashfuse image, but this daemon has no images");
+	if (n == 6)
+		return restore_unfetched(r, f, slot);
 	int fd = lz_handover_take_fd(r->h, (long)fdi);
 	if (fd < 0)
 		return bad(r, "the squashfuse image file descriptor is missing");
-	if ((size_t)slot >= r->nslots) {
-		size_t cap = (size_t)slot + 1;
-		void *p = realloc(r->slots, cap * sizeof(*r->slots));
-		if (p == NULL) {
-			close(fd);
-			return bad(r, "out of memory");
-		}
-		r->slots = p;
-		memset(r->slots + r->nslots, 0, (cap - r->nslots) * sizeof(*r->slots));
-		r->nslots = cap;
+	if (!grow_slots(r, slot)) {
+		close(fd);
+		return bad(r, "out of memory");
 	}
 	if (r->slots[slot] != NULL) {
 		close(fd);
