@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define CARD_BUCKETS 4096u
-#define LINE_MAX_LEN (NAME_MAX + 512)
+#define LINE_MAX_LEN (NAME_MAX + 512) /* a line written: the name is at most NAME_MAX */
 
 struct card {
 	struct card *next;
@@ -133,11 +133,13 @@ static bool parse_line(char *line, struct lz_card_key *key, struct lz_image_card
 /* Reads every line of the file; *LINES gets how many there were. */
 static int load(struct lz_cards *cards, size_t *lines)
 {
-	char line[LINE_MAX_LEN];
 	struct lz_card_key key;
 	struct lz_image_card card;
 	int fd = dup(cards->fd);
 	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 
 	if (f == NULL) {
 		if (fd >= 0)
@@ -146,12 +148,22 @@ static int load(struct lz_cards *cards, size_t *lines)
 	}
 	rewind(f);
 	*lines = 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	off_t read = 0, whole = 0; /* bytes read; where the last whole line ends */
+	bool torn = false;
+	while ((len = getline(&line, &cap, f)) > 0) {
 		(*lines)++;
+		read += (off_t)len;
+		torn = line[len - 1] != '\n';
+		whole = torn ? whole : read;
+		/* A NUL inside makes the line end early, without its newline: skipped. */
 		if (parse_line(line, &key, &card) && !set_locked(cards, &key, &card))
 			break;
 	}
+	free(line);
 	fclose(f);
+	/* A line torn by a crash goes, so the next one appended stays a line of its own. */
+	if (torn && ftruncate(cards->fd, whole) != 0)
+		return -errno;
 	return 0;
 }
 

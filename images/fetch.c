@@ -112,6 +112,28 @@ static void attach(struct lz_sqfs_image *handle, bool no_xattrs)
 		images->on_ready(images->on_ready_ctx, image, generation);
 }
 
+/*
+ * A fetch failed: the image fails as a resolve that failed would, so its
+ * entry falls through to the underlay until LZ_IMAGE_RETRY_S have passed.
+ * The walk that wanted it is answered ESTALE, which makes the kernel walk
+ * the path again, and look up the entry anew: it finds the underlay's.
+ */
+static void fail_image(struct lz_sqfs_image *handle, long long now)
+{
+	struct lz_image *image = handle->owner;
+
+	if (image == NULL)
+		return;
+	pthread_mutex_lock(&image->lock);
+	if (image->state == LZ_IMAGE_READY && image->sqfs == handle) {
+		lz_image_close_locked(image); /* the caller holds the handle still */
+		image->state = LZ_IMAGE_FAILED;
+		image->failed_at = now;
+		atomic_fetch_add(&handle->images->failed, 1);
+	}
+	pthread_mutex_unlock(&image->lock);
+}
+
 int lz_fetch_locked(struct lz_sqfs_image *handle)
 {
 	const struct lz_source *source = handle->images->source;
@@ -122,9 +144,9 @@ int lz_fetch_locked(struct lz_sqfs_image *handle)
 	int fd;
 
 	if (source == NULL || handle->fetch_name == NULL)
-		return -EIO;
+		return -ESTALE;
 	if (handle->fetch_failed_at != 0 && now - handle->fetch_failed_at < LZ_IMAGE_RETRY_S)
-		return -EIO; /* logged when it failed */
+		return -ESTALE; /* logged when it failed */
 	fd = source->open(source->ctx, handle->fetch_name);
 	if (fd < 0)
 		snprintf(err, sizeof(err), "fetching %s: %s", handle->fetch_name, strerror(-fd));
@@ -134,10 +156,11 @@ int lz_fetch_locked(struct lz_sqfs_image *handle)
 	}
 	if (reader == NULL) {
 		handle->fetch_failed_at = now;
-		lz_warn("image %s: %s; its files answer EIO for now",
+		lz_warn("image %s: %s; serving the underlay",
 			handle->owner != NULL ? lz_image_name(handle->owner) : handle->fetch_name,
 			err);
-		return -EIO;
+		fail_image(handle, now);
+		return -ESTALE;
 	}
 	handle->file_fd = fd;
 	atomic_store_explicit(&handle->reader, reader, memory_order_release);

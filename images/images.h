@@ -96,8 +96,11 @@ struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle);
 bool lz_sqfs_image_fetched(struct lz_sqfs_image *handle);
 /*
  * Fetches HANDLE's image file from its source unless it is here, once
- * however many threads ask: 0, or -EIO (logged; tried again after
- * LZ_IMAGE_RETRY_S). Waits on the remote: never call it on a FUSE worker.
+ * however many threads ask: 0, or -ESTALE when it cannot be (logged): the
+ * image then fails as a resolve that fails, its entry falls through to the
+ * underlay, and ESTALE makes the kernel walk the path again and find that.
+ * Tried again after LZ_IMAGE_RETRY_S. Waits on the remote: never call it
+ * on a FUSE worker.
  */
 int lz_sqfs_image_fetch(struct lz_sqfs_image *handle);
 /* lz_sqfs_stat of inode ID of HANDLE; the root's needs no reader. */

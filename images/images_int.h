@@ -97,7 +97,7 @@ struct lz_sqfs_image *lz_backend_open_remote(struct lz_images *images, const cha
 /* fetch.c */
 /* Gives an unfetched HANDLE its root: from its card, or made up. *NO_XATTRS: the card's. */
 void lz_remote_root(struct lz_sqfs_image *handle, bool *no_xattrs);
-/* Fetches HANDLE's image file; under handle->reader_lock. 0 or -EIO (logged). */
+/* Fetches HANDLE's image file; under handle->reader_lock. 0 or -ESTALE (logged). */
 int lz_fetch_locked(struct lz_sqfs_image *handle);
 
 /* image.c */

@@ -5,7 +5,8 @@
 # times. The cache directory passes from daemon to daemon (one holds it at a
 # time): nothing is fetched twice, objects open across the upgrades stay
 # referenced (evict says "in use"), files opened before read correctly after,
-# each old daemon's rclone goes with it, and a failed upgrade leaves the old
+# each old daemon's rclone goes with it, an image only listed is handed over
+# unfetched and fetched when walked into after, and a failed upgrade leaves the old
 # daemon serving with its cache reopened. The last daemon's index is saved:
 # a new mount on the same cache fetches nothing.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
@@ -27,6 +28,9 @@ head -c 333333 /dev/urandom >"$SRV/late.bin" # read by nobody until a failed upg
 for i in $(seq 1 30); do head -c $((i * 5003)) /dev/urandom >"$TREE/data/t$i.bin"; done
 head -c $((5 << 20)) /dev/urandom >"$TREE/data/big.bin"
 mksquashfs "$TREE" "$SRV/images/tools.sqfs" -quiet -noappend >/dev/null
+mkdir -p "$LZ_TMP/listed"
+echo "walked into after the upgrades" >"$LZ_TMP/listed/f"
+mksquashfs "$LZ_TMP/listed" "$SRV/images/listed.sqfs" -quiet -noappend >/dev/null
 (cd "$TREE" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$W/tools.sums"
 nobjects=$(($(wc -l <"$W/clips.sums")))
 lz_serve_http "$SRV"
@@ -44,6 +48,11 @@ before_o=$(mount_of "$MO") before_i=$(mount_of "$MI")
 exec 7<"$MO/clips/held.bin" 8<"$MI/tools/data/big.bin"
 head -c 4096 <&7 >"$W/o.part1"
 head -c 4096 <&8 >"$W/i.part1"
+# Listed, never walked into: its root goes through each upgrade not fetched.
+[[ $(stat -c %F "$MI/listed") == directory ]] || lz_fail "the image listed is no directory"
+(cd "$MI/listed" && exec sleep 600) & # its root stays held in the kernel (a cwd) across the upgrades
+holder=$!
+LZ_PIDS+=("$holder")
 lz_ok "two mounts: $nobjects remote objects, an image from the remote; a file of each held open"
 
 STOP=$W/stop
@@ -118,6 +127,11 @@ distinct=$(grep -o "fetched '.*'" "$logo" | sort -u | wc -l)
 	lz_fail "objects mount: $fetched fetches of $distinct objects (want each of $((nobjects + 1)) once)"
 fetched=$(grep -c "fetched 'tools.sqfs'" "$logi" || true)
 [[ $fetched == 1 ]] || lz_fail "image mount: the image was fetched $fetched times"
+! grep -q "fetched 'listed.sqfs'" "$logi" || lz_fail "the image only listed was fetched"
+[[ $(ls "/proc/$holder/cwd/") == f ]] || lz_fail "the root held across the upgrades does not list"
+[[ $(cat "$MI/listed/f") == "walked into after the upgrades" ]] || lz_fail "the image listed before the upgrades"
+kill "$holder"
+lz_ok "an image only listed before the upgrades is handed over unfetched, and fetched once walked into after"
 lz_ok "the caches passed from daemon to daemon: each of $((nobjects + 1)) objects and the image fetched once"
 
 if grep -qiE "transport endpoint|input/output error|not saved|cannot reopen" "$logo" "$logi"; then

@@ -5,7 +5,7 @@ import os
 
 from .chart import write_chart
 from .rep_format import fmt_t
-from .rep_browse import rep_browse, rep_storm
+from .rep_browse import rep_browse, rep_browse_remote, rep_storm
 from .rep_remote import rep_remote
 from .rep_sections import (rep_cold_open, rep_compile, rep_footprint, rep_mount_ready, rep_open,
                            rep_read, rep_restart, rep_tracker, rep_underlay, rep_walk)
@@ -45,6 +45,7 @@ def report(res, meta, targets_out):
         rep_underlay(res["underlay"], row, notes)
     if "browse" in res:
         rep_browse(res["browse"], row, T, notes)
+        rep_browse_remote(res["browse"], row, T, notes)
     if "storm" in res:
         rep_storm(res["storm"], row, T, notes)
     if drops and any(drops.values()):

@@ -1,13 +1,17 @@
 """Section 12: browsing 4000 images: `ls -l` of the root and `find` over every image,
 each on a fresh mount, with the loop devices attached, the daemon's descriptors and
-memory after the walk and again once the images have idled out."""
+memory after the walk and again once the images have idled out; and `ls -l` of the
+same 4000 images as remote images (remote_mode=images) served by `rclone serve http`
+on 127.0.0.1, counting what it fetched."""
 import glob
 import os
+import shutil
 import subprocess
 import time
 
 from .config import BROWSE_IDLE_S, SIZES
-from .runner import log, median, proc_mem, rotate
+from .runner import (NO_PROXY, free_port, log, median, proc_mem, rclone_env, rotate,
+                     wait_ready)
 
 BROWSES = {"ls -l": ["ls", "-l"], "find": ["find"]}
 
@@ -25,6 +29,12 @@ def s12_browse(b):
         log(f"browse, {backend}: " + "; ".join(
             f"{c} {median([x['wall'] for x in xs]) * 1e3:.0f} ms, "
             f"{max(x['loops'] for x in xs)} loop devices" for c, xs in cs.items()))
+    if shutil.which("rclone") is not None:
+        R["remote"] = [browse_remote(b) for _ in range(p["browse_reps"])]
+        log("browse, remote: " + "; ".join(
+            f"{run} {median([x[run]['wall'] for x in R['remote']]) * 1e3:.0f} ms, "
+            f"{max(x[run]['fetches'] for x in R['remote'])} fetches"
+            for run in R["remote"][0]))
 
 
 def loops_under(d):
@@ -65,3 +75,43 @@ def browse_once(b, backend, c):
                 "loops": after["loops"], "before": before, "after": after, "idle": idle}
     finally:
         env.umount(mp, keeper)
+
+
+def browse_remote(b):
+    """`ls -l` of the images as remote images, twice over one cache: on a fresh mount over
+    an empty cache (the remote's listing fetched first), then on a new mount over the same
+    cache (the listing cached). Nothing but the listing should be fetched."""
+    env, d = b.env, b.inp.n_dir(SIZES[-1])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    cache = os.path.join(env.run, "browse-cache")
+    shutil.rmtree(cache, ignore_errors=True)
+    serve = env.spawn(["rclone", "serve", "http", d, "--addr", f"127.0.0.1:{port}",
+                       "--dir-cache-time", "0s"], "rclone-serve-browse", env=rclone_env())
+    out = {}
+    try:
+        wait_ready(env, serve, "rclone-serve-browse",
+                   lambda: NO_PROXY.open(url, timeout=2).status == 200)
+        remote = "remote=" + f":http,url='{url}':".replace(",", "\\,")
+        for run in ("empty cache", "same cache"):
+            mp = b.mp("browse-remote")
+            keeper = env.lazyfs(b.lz, mp, f"{remote},remote_mode=images,cache={cache},"
+                                f"underlay={b.empty()}", "lazyfs-browse-remote")
+            try:
+                t0 = time.perf_counter()
+                r = subprocess.run(["ls", "-l", mp], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL="C"))
+                wall = time.perf_counter() - t0
+                cache_stats = b.ctl_json(mp, "stats").get("cache", {})
+                out[run] = {"wall": wall, "rc": r.returncode,
+                            "lines": r.stdout.count(b"\n"),
+                            "errors": r.stderr.decode(errors="replace").count("\n"),
+                            "fetches": cache_stats.get("fetches", -1),
+                            "fetch_bytes": cache_stats.get("fetch_bytes", -1),
+                            "loops": loops_under(cache)}
+            finally:
+                env.umount(mp, keeper)
+    finally:
+        env.stop_server(serve)
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
