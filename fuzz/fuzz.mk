@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs
+TARGETS = options map record store rclone bpf_event sqfs cards
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -37,6 +37,7 @@ rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
 sqfs_SRCS = images/sqfs.c images/superblock.c common/error.c
 sqfs_PKGS = squashfuse
+cards_SRCS = images/cards.c common/names.c
 
 all: $(TARGETS)
 
