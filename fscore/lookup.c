@@ -276,8 +276,12 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 
 	lz_image_touch(parent->image);
 	/* A remote image is fetched as it is walked into (lz_lookup_may_block deferred it). */
-	if (reader == NULL && lz_sqfs_image_fetch(parent->sqfs) == 0)
+	if (reader == NULL && !lz_sqfs_image_fetched(parent->sqfs)) {
+		err = lz_sqfs_image_fetch(parent->sqfs);
+		if (err != 0)
+			return err;
 		reader = lz_sqfs_image_reader(parent->sqfs);
+	}
 	if (reader == NULL)
 		return -EIO;
 	err = lz_sqfs_lookup(reader, parent->sqfs_id, name, &child, &st);
