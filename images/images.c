@@ -12,6 +12,7 @@
 #include "images_int.h"
 #include "cards.h"
 #include "catalog.h"
+#include "imagefile.h"
 #include "sqfs.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -159,58 +160,48 @@ static int find_source_object(struct lz_images *images, const char *name, struct
 	return -ENOENT;
 }
 
-/* Opens NAME with each suffix in DIR: a descriptor, or -errno. */
-static int open_in_dir(struct lz_images *images, const char *name, char *path, size_t pathlen)
+/* Opens NAME with each suffix in DIR (imagefile.h): a descriptor, or -errno (WHY). */
+static int open_in_dir(struct lz_images *images, const char *name, struct image_file *f,
+		       char *why, size_t whylen)
 {
-	int last = -ENOENT;
-
 	if (images->dir_fd < 0)
 		return -ENOENT;
 	for (size_t i = 0; i < N_SUFFIXES; i++) {
-		if ((size_t)snprintf(path, pathlen, "%s%s", name, image_suffixes[i]) >= pathlen)
+		if ((size_t)snprintf(f->path, sizeof(f->path), "%s%s", name, image_suffixes[i]) >=
+		    sizeof(f->path))
 			return -ENAMETOOLONG;
-		/*
-		 * One component, so nothing outside DIR is reachable by name; the
-		 * file itself may be a symlink an administrator placed in DIR.
-		 */
-		int fd = openat(images->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd >= 0)
+		/* One component, so nothing outside DIR is reachable by name. */
+		int fd = lz_open_image_file(images->dir_fd, f->path, &f->st, why, whylen);
+		if (fd != -ENOENT)
 			return fd;
-		if (errno != ENOENT)
-			last = -errno;
 	}
-	return last;
+	return -ENOENT;
 }
 
 /*
  * Finds the image file: ABS_PATH for a map entry, else NAME with each suffix
  * in DIR, or at the source's top. 0 with F filled (its descriptor is the
- * caller's to close), or -errno.
+ * caller's to close), or -errno, with a reason in WHY for a file refused.
  */
 static int find_image_file(struct lz_images *images, const char *name, const char *abs_path,
-			   struct image_file *f)
+			   struct image_file *f, char *why, size_t whylen)
 {
 	int fd;
 
 	f->fd = -1;
+	why[0] = '\0';
 	if (abs_path != NULL) {
 		snprintf(f->path, sizeof(f->path), "%s", abs_path);
-		fd = open(abs_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		fd = fd < 0 ? -errno : fd;
+		fd = lz_open_image_file(AT_FDCWD, abs_path, &f->st, why, whylen);
 	} else if (lz_name_check(name) != 0) {
 		return -ENOENT;
 	} else if (images->source != NULL) {
 		return find_source_object(images, name, f);
 	} else {
-		fd = open_in_dir(images, name, f->path, sizeof(f->path));
+		fd = open_in_dir(images, name, f, why, whylen);
 	}
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &f->st) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
 	f->fd = fd;
 	return 0;
 }
@@ -480,10 +471,11 @@ static int resolve_slow(struct lz_images *images, const struct lz_image_ref *ref
 {
 	struct image_file f;
 	struct lz_image *image;
+	char why[256];
 	int found, rc;
 
-	found = find_image_file(images, ref->key, ref->path, &f);
-	if (found < 0 && ref->path == NULL)
+	found = find_image_file(images, ref->key, ref->path, &f, why, sizeof(why));
+	if (found == -ENOENT && ref->path == NULL)
 		return found; /* most names are simply not images: keep no record of them */
 	image = find_or_add(images, ref->key);
 	if (image == NULL) {
@@ -491,9 +483,10 @@ static int resolve_slow(struct lz_images *images, const struct lz_image_ref *ref
 		return -ENOMEM;
 	}
 	if (found < 0) {
-		/* A map entry whose file is missing or unreadable: say so once. */
+		/* A map entry whose file is missing, or a file refused: say so once. */
 		if (!atomic_exchange(&image->missing_logged, true))
-			lz_warn("image %s: %s; serving the underlay", f.path, strerror(-found));
+			lz_warn("image %s: %s; serving the underlay", f.path,
+				why[0] != '\0' ? why : strerror(-found));
 		return found;
 	}
 	atomic_store(&image->missing_logged, false);
@@ -579,7 +572,8 @@ void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_closed_f
 static bool is_replaced(struct lz_images *images, struct lz_image *image, const void *unused)
 {
 	struct image_file f;
-	bool replaced = find_image_file(images, image->name, image->path, &f) != 0 ||
+	char why[256];
+	bool replaced = find_image_file(images, image->name, image->path, &f, why, sizeof(why)) != 0 ||
 			!same_file(&f.st, &image->file_st);
 
 	(void)unused;

@@ -3,7 +3,8 @@
 # EIO (not a crash) for a corrupt block, 64 threads first-touching 32 images
 # resolve each exactly once, idle expiry frees loop devices and re-resolves,
 # a replaced image shows after SIGHUP while an open file keeps the old bytes,
-# hostile names reach nothing.
+# hostile names reach nothing; entries that are no regular file, or symlinks
+# the rule does not follow, are never opened for reading.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 command -v mksquashfs >/dev/null || lz_skip "mksquashfs missing"
@@ -131,4 +132,50 @@ lz_umount "$MP"
 [[ $(lz_image_loops "$IMG") -eq 0 ]] || lz_fail "loop devices left: $(losetup -a)"
 [[ $(lz_visible_image_mounts "$IMG") -eq 0 ]] || lz_fail "a squashfs mount is left"
 lz_ok "no loop device or mount left behind"
+
+# Entries are looked at before they are opened for reading (images/imagefile.h).
+# In root's images directory: a fifo behind a root-owned symlink is never opened
+# (a writer waiting on it stays blocked), a device neither, and a symlink owned
+# by nobody is not followed. In a directory nobody owns, nobody's symlinks lead
+# only to what nobody may read: not to a root-only image.
+chmod 0711 "$LZ_TMP"
+R=$LZ_TMP/rootdir N=$LZ_TMP/nobodydir
+mkdir -p "$R" "$N" "$S/pub"
+chown nobody "$N"
+echo public >"$S/pub/f"
+mksquashfs "$S/pub" "$LZ_TMP/public.sqfs" -noappend -quiet >/dev/null
+cp "$LZ_TMP/public.sqfs" "$LZ_TMP/secret.sqfs"
+chmod 0600 "$LZ_TMP/secret.sqfs"
+mkfifo "$LZ_TMP/fifo"
+ln -s "$LZ_TMP/fifo" "$R/fifo.sqfs"
+ln -s /dev/zero "$R/zero.sqfs"
+ln -s "$LZ_TMP/public.sqfs" "$R/planted.sqfs"
+chown -h nobody "$R/planted.sqfs"
+ln -s "$LZ_TMP/public.sqfs" "$R/linked.sqfs"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+as_nobody ln -s "$LZ_TMP/secret.sqfs" "$N/secret.sqfs"
+as_nobody ln -s "$LZ_TMP/public.sqfs" "$N/public.sqfs"
+timeout 20 sh -c "echo x >'$LZ_TMP/fifo'" &
+writer=$!
+LZ_PIDS+=("$writer")
+lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$R"
+for e in fifo zero planted; do
+	[[ ! -e $MP/$e/f ]] || lz_fail "the entry $e was served as an image"
+done
+[[ $(cat "$MP/linked/f") == public ]] || lz_fail "a root-owned symlink in root's directory"
+sleep 0.5
+kill -0 "$writer" 2>/dev/null || lz_fail "the fifo behind fifo.sqfs was opened for reading"
+kill "$writer" 2>/dev/null || true
+grep -q "fifo.sqfs: not a regular file" "$LZ_LAST_LOG" || lz_fail "no log line for the fifo"
+grep -q "zero.sqfs: not a regular file" "$LZ_LAST_LOG" || lz_fail "no log line for the device"
+grep -q "planted.sqfs: a symlink owned by uid $(id -u nobody), neither root" "$LZ_LAST_LOG" ||
+	lz_fail "no log line for the symlink nobody planted"
+lz_umount "$MP"
+lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$N"
+[[ $(cat "$MP/public/f") == public ]] || lz_fail "nobody's symlink to an image nobody may read"
+[[ ! -e $MP/secret/f ]] || lz_fail "nobody's symlink made a root-only image readable"
+grep -q "secret.sqfs: a symlink by uid $(id -u nobody) to a file" "$LZ_LAST_LOG" ||
+	lz_fail "no log line for the symlink to a root-only image"
+lz_umount "$MP"
+lz_ok "image entries checked before they are opened: a fifo and a device never opened, a symlink planted by nobody not followed, nobody's symlink to a root-only image refused"
 lz_done

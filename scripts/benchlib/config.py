@@ -28,6 +28,9 @@ TRACEFS = "/sys/kernel/tracing"
 # Section 8: the walked image, 10 dirs x 10 subdirs x 100 entries (95 files, 5 symlinks).
 TREE = (10, 10, 100)
 BROWSE_IDLE_S = 2  # section 12: idle_timeout of the browsed mounts
+# Section 12's remote browse: rclone's http backend asks every listed file for its size
+# and date (a HEAD each), about 60 s for 4,000 from `rclone serve http` here.
+BROWSE_REMOTE_IMAGES = 500
 COLD_SETTLE_S = 1.0  # section 8: after drop_caches, before a cold walk (the FORGETs)
 # Section 13: STORM[0] images of STORM[1] dirs x STORM[2] files, statted by STORM[3] processes.
 STORM = (50, 20, 100, 8)
