@@ -98,9 +98,10 @@ static void object_key(char *key, size_t len, const char *path)
 	snprintf(key, len, "o:%s", path);
 }
 
-static void listing_key(char *key, size_t len, const char *dir)
+/* False when DIR's key would not fit: a cut key could name another directory's listing. */
+static bool listing_key(char *key, size_t len, const char *dir)
 {
-	snprintf(key, len, "l:%s", dir);
+	return (size_t)snprintf(key, len, "l:%s", dir) < len;
 }
 
 static bool same_string(const char *a, const char *b)
@@ -199,9 +200,8 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 	struct lz_object_meta meta = { .size = -1 };
 	int fd;
 
-	if (r->store == NULL)
-		return;
-	listing_key(key, sizeof(key), l->dir);
+	if (r->store == NULL || !listing_key(key, sizeof(key), l->dir))
+		return; /* not kept: fetched again by the next process */
 	lz_store_evict(r->store, key); /* replace the old copy */
 	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l, &fd, err, sizeof(err)) ==
 	    0) {
@@ -217,8 +217,8 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 	json_object *array;
 	int fd;
 
-	listing_key(key, sizeof(key), l->dir);
-	if (r->store == NULL || lz_store_lookup(r->store, key, NULL, &fd) != 0)
+	if (r->store == NULL || !listing_key(key, sizeof(key), l->dir) ||
+	    lz_store_lookup(r->store, key, NULL, &fd) != 0)
 		return -ENOENT;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	array = json_object_from_file(proc);
@@ -239,13 +239,15 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 		const char *name = json_object_get_string(v);
 		if (*name == '\0' || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
+		int64_t size = json_object_object_get_ex(o, "size", &v) ? json_object_get_int64(v) : 0;
+		int64_t nsec = json_object_object_get_ex(o, "nsec", &v) ? json_object_get_int64(v) : 0;
+		if (size < 0 || nsec < 0 || nsec >= 1000000000)
+			continue; /* damaged: the entry is not served until listed again */
 		entries[n].name = strdup(name);
-		if (json_object_object_get_ex(o, "size", &v))
-			entries[n].size = (uint64_t)json_object_get_int64(v);
+		entries[n].size = (uint64_t)size;
+		entries[n].mtime.tv_nsec = (long)nsec;
 		if (json_object_object_get_ex(o, "sec", &v))
 			entries[n].mtime.tv_sec = json_object_get_int64(v);
-		if (json_object_object_get_ex(o, "nsec", &v))
-			entries[n].mtime.tv_nsec = (long)json_object_get_int64(v) % 1000000000L;
 		if (json_object_object_get_ex(o, "dir", &v))
 			entries[n].is_dir = json_object_get_boolean(v);
 		if (json_object_object_get_ex(o, "hash", &v) &&

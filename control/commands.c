@@ -50,14 +50,14 @@ static void print_images(FILE *f, struct json_object *list)
 {
 	size_t n = json_object_array_length(list);
 
-	fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", "IMAGE", "STATE", "BACKEND",
-		"RESOLVES", "OPEN", "PIN", "IDLE_S", "BYTES");
+	fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s  %s\n", "IMAGE", "STATE", "BACKEND",
+		"RESOLVES", "OPEN", "PIN", "IDLE_S", "BYTES", "TRUST");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_array_get_idx(list, i);
-		fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s\n", field(o, "name"),
+		fprintf(f, "%-28s %-9s %-10s %7s %5s %4s %8s %12s  %s\n", field(o, "name"),
 			field(o, "state"), field(o, "backend"), field(o, "resolves"),
 			field(o, "open_files"), field(o, "pins"), field(o, "idle_s"),
-			field(o, "bytes"));
+			field(o, "bytes"), field(o, "trust"));
 	}
 	if (n == 0)
 		fprintf(f, "(no image used since start)\n");

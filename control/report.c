@@ -122,6 +122,7 @@ static void image_entry(void *ctx, struct lz_image *image)
 	add_str(o, "backend", info.state == LZ_IMAGE_READY ? backend_name(info.backend) : NULL);
 	add_u64(o, "bytes", (uint64_t)info.bytes);
 	add_str(o, "file", info.path[0] != '\0' ? info.path : NULL);
+	add_str(o, "trust", info.trust[0] != '\0' ? info.trust : NULL);
 	add_u64(o, "resolves", info.resolves);
 	add_u64(o, "open_files", info.open_files);
 	add_u64(o, "pins", info.pins);

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,8 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
 	LZ_OPT("backend=%s", backend_arg),
+	LZ_OPT("trusted_owner=%s", trusted_owner_arg),
+	LZ_OPT("trusted_digests=%s", settings.trusted_digests),
 	LZ_OPT("image_timeout=%s", image_timeout_arg),
 	LZ_OPT("idle_timeout=%s", idle_timeout_arg),
 	LZ_OPT("max_threads=%u", settings.max_threads),
@@ -192,6 +196,29 @@ static void set_defaults(struct lz_settings *s)
 	s->restart_limit = 5;
 	s->restart_window = 60.0;
 	s->resolve_timeout = 60.0;
+	s->trusted_owner = -1;
+}
+
+/* trusted_owner=USER or UID: 0, or -1 with the reason. */
+static int parse_owner(struct lz_options *opts)
+{
+	const char *arg = opts->trusted_owner_arg;
+	struct passwd *pw;
+	char *end;
+
+	if (arg == NULL)
+		return 0;
+	errno = 0;
+	unsigned long uid = strtoul(arg, &end, 10);
+	if (*arg != '\0' && *end == '\0' && errno == 0 && uid < (unsigned long)INT32_MAX) {
+		opts->settings.trusted_owner = (long)uid;
+		return 0;
+	}
+	pw = getpwnam(arg);
+	if (pw == NULL)
+		return fail(opts, "trusted_owner: '%s' is no user name or uid", arg);
+	opts->settings.trusted_owner = (long)pw->pw_uid;
+	return 0;
 }
 
 /* The modes, timeouts and sizes of the raw strings: 0, or -1 with the reason. */
@@ -288,6 +315,10 @@ static int check_paths(struct lz_options *opts)
 			    opts->cache_size_arg);
 	if (opts->settings.fetch_timeout <= 0)
 		return fail(opts, "%s", "fetch_timeout: must be more than 0");
+	if (opts->settings.trusted_digests != NULL && opts->settings.trusted_digests[0] == '\0')
+		return fail(opts, "%s", "trusted_digests: empty path");
+	if (parse_owner(opts) != 0)
+		return -1;
 	if (opts->settings.cache == NULL &&
 	    (opts->settings.cache = strdup("/var/cache/lazyfs")) == NULL)
 		return fail(opts, "%s", "out of memory");
@@ -336,6 +367,8 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->image_timeout_arg);
 	free(opts->idle_timeout_arg);
 	free(opts->backend_arg);
+	free(opts->trusted_owner_arg);
+	free(opts->settings.trusted_digests);
 	free(opts->bpf_arg);
 	free(opts->prefetch_arg);
 	free(opts->prefetch_max_arg);
@@ -411,6 +444,9 @@ void lz_options_usage(const char *progname)
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
+	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's are)\n"
+	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images the\n"
+	       "                           kernel may mount\n"
 	       "    -o remote=REMOTE:PATH  an rclone remote holding images (or objects)\n"
 	       "    -o remote_mode=M       images (default: N.sqfs files) or objects (plain "
 	       "files)\n"

@@ -32,6 +32,7 @@ struct lz_options {
 	char *fetch_timeout_arg;
 	char *restart_window_arg;
 	char *resolve_timeout_arg;
+	char *trusted_owner_arg;
 	unsigned positional_count;
 	char error[256];
 };

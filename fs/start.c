@@ -16,6 +16,7 @@
 #include "fscore/objects.h"
 #include "fscore/revive.h"
 #include "images/kmount.h"
+#include "images/trust.h"
 #include "upgrade/inflight.h"
 #include "upgrade/keeper.h"
 #include "upgrade/nodes.h"
@@ -154,6 +155,21 @@ static double list_deadline(double resolve_timeout)
 	return resolve_timeout < LIST_DEADLINE_S ? resolve_timeout : LIST_DEADLINE_S;
 }
 
+/* Which images the kernel mounts: root's files, the trusted owner's, copies with a trusted digest. */
+static int set_trust(struct lz_images *images, const struct lz_settings *cfg)
+{
+	char err[PATH_MAX + 128];
+	uid_t owner = cfg->trusted_owner >= 0 ? (uid_t)cfg->trusted_owner : LZ_TRUST_NO_OWNER;
+	struct lz_trust *trust = lz_trust_new(owner, cfg->trusted_digests, err, sizeof(err));
+
+	if (trust == NULL) {
+		lz_err("trusted_digests: %s", err);
+		return -1;
+	}
+	lz_images_set_trust(images, trust, cfg->backend == LZ_BACKEND_KERNEL);
+	return 0;
+}
+
 static struct lz_images *open_images(const struct lz_settings *cfg)
 {
 	enum lz_image_backend backend;
@@ -170,6 +186,10 @@ static struct lz_images *open_images(const struct lz_settings *cfg)
 	images = lz_images_new(fd, backend);
 	if (images == NULL && fd >= 0)
 		close(fd);
+	if (images != NULL && set_trust(images, cfg) != 0) {
+		lz_images_free(images);
+		return NULL;
+	}
 	/*
 	 * A root listing holds a FUSE worker while it waits: a few seconds, then
 	 * it shows the images of the last listing read (resolve_timeout=0: wait).

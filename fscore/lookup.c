@@ -204,7 +204,8 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 		return err == -ENOENT ? -ENOENT : -EIO;
 	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL) {
-		bool kernel = root.sqfs->kernel;
+		/* A remote image not fetched yet may turn out trusted: the kernel's then. */
+		bool kernel = root.sqfs->kernel || !lz_sqfs_image_fetched(root.sqfs);
 		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, NULL, e);
 		if (err == 0 && kernel)
 			set_relpath(fs, e->ino, "", "");

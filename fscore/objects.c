@@ -27,7 +27,7 @@ int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_ent
 	return fs->objects->list(fs->objects->ctx, dir_path, entries, count);
 }
 
-void lz_objects_stat(const struct lz_inode *inode, struct stat *st)
+void lz_objects_stat(struct lz_inode *inode, struct stat *st)
 {
 	bool dir = S_ISDIR(inode->type);
 
@@ -35,12 +35,23 @@ void lz_objects_stat(const struct lz_inode *inode, struct stat *st)
 	st->st_ino = inode->nodeid;
 	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
 	st->st_nlink = dir ? 2 : 1;
-	st->st_size = (off_t)inode->remote_size;
-	st->st_blocks = (blkcnt_t)((inode->remote_size + 511) / 512);
 	st->st_blksize = 1 << 20;
+	/* A lookup may be setting them from a newer listing. */
+	pthread_mutex_lock(&inode->lock);
+	st->st_size = (off_t)inode->remote_size;
 	st->st_mtim = inode->remote_mtime;
-	st->st_ctim = inode->remote_mtime;
-	st->st_atim = inode->remote_mtime;
+	pthread_mutex_unlock(&inode->lock);
+	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+void lz_objects_set_meta(struct lz_inode *inode, const struct lz_source_entry *entry)
+{
+	pthread_mutex_lock(&inode->lock);
+	inode->remote_size = entry->is_dir ? 0 : entry->size;
+	inode->remote_mtime = entry->mtime;
+	pthread_mutex_unlock(&inode->lock);
 }
 
 uint64_t lz_objects_nodeid(const char *path)
@@ -77,23 +88,26 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, 
 		.remote_path = path,
 	};
 	struct lz_inode *inode = NULL;
-	/* A hash collision with another path moves on to the next id. */
+	/*
+	 * A hash collision with another path moves on to the next id. The id
+	 * is referenced before its path is compared: an inode looked at without
+	 * a reference could be freed by a FORGET meanwhile.
+	 */
 	for (uint64_t salt = 0; salt < SALTS && inode == NULL; salt++) {
 		uint64_t nodeid = lz_nodeid_make(LZ_NODEID_REMOTE_SOURCE, path_hash(path, salt));
-		struct lz_inode *taken = lz_inode_find(fs->inodes, nodeid);
 		bool created;
-		if (taken != NULL &&
-		    strcmp(taken->remote_path ? taken->remote_path : "", path) != 0)
-			continue;
 		inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 		if (inode == NULL)
 			return -errno;
+		if (strcmp(inode->remote_path ? inode->remote_path : "", path) != 0) {
+			lz_inode_forget(fs->inodes, nodeid, 1);
+			inode = NULL;
+		}
 	}
 	if (inode == NULL)
 		return -EOVERFLOW;
 	/* Objects can change on the remote: the newest listing wins. */
-	inode->remote_size = found->is_dir ? 0 : found->size;
-	inode->remote_mtime = found->mtime;
+	lz_objects_set_meta(inode, found);
 
 	struct stat st;
 	lz_objects_stat(inode, &st);

@@ -16,7 +16,9 @@
 
 /* Looks NAME up in the remote directory DIR_PATH into E: 0, -ENOENT or -errno. */
 int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, struct lz_entry *e);
-void lz_objects_stat(const struct lz_inode *inode, struct stat *st);
+void lz_objects_stat(struct lz_inode *inode, struct stat *st);
+/* Sets remote object INODE's size and mtime from a newer listing's ENTRY. */
+void lz_objects_set_meta(struct lz_inode *inode, const struct lz_source_entry *entry);
 /* The node id PATH gets unless its hash collides (for listings, which look nothing up). */
 uint64_t lz_objects_nodeid(const char *path);
 /* Whether NODEID is one a lookup of PATH may give (its hash, or one past a collision). */

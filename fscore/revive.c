@@ -138,10 +138,8 @@ struct lz_inode *lz_revive_remote(struct lz_fs *fs, uint64_t nodeid, const char 
 		return NULL;
 	init.type = entry.is_dir ? S_IFDIR : S_IFREG;
 	struct lz_inode *inode = take(fs, nodeid, &init);
-	if (inode != NULL) { /* as a lookup sets them: the newest listing wins */
-		inode->remote_size = entry.is_dir ? 0 : entry.size;
-		inode->remote_mtime = entry.mtime;
-	}
+	if (inode != NULL) /* as a lookup sets them: the newest listing wins */
+		lz_objects_set_meta(inode, &entry);
 	return inode;
 }
 

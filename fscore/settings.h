@@ -29,6 +29,8 @@ struct lz_settings {
 	double listing_ttl;	 /* how long a remote listing is trusted */
 	double fetch_timeout;	 /* the longest wait for a remote without progress */
 	enum lz_backend backend;
+	long trusted_owner;    /* uid whose image files the kernel may mount besides root's; -1 */
+	char *trusted_digests; /* SHA-256 digests of remote images the kernel may mount, or NULL */
 	enum lz_bpf_mode bpf;
 	bool prefetch;		/* record images' working sets and prefetch them */
 	uint64_t prefetch_max;	/* bytes prefetched per image resolve */

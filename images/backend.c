@@ -167,7 +167,6 @@ static struct lz_sqfs_image *new_handle(struct lz_images *images, long want, cha
 	handle->slot = slot;
 	handle->dev = makedev(SQFS_DEV_MAJOR, slot);
 	handle->images = images;
-	handle->kernel = images->backend == LZ_IMAGE_KERNEL;
 	handle->mount_fd = -1;
 	pthread_mutex_init(&handle->mount_lock, NULL);
 	pthread_mutex_init(&handle->reader_lock, NULL);
@@ -176,12 +175,13 @@ static struct lz_sqfs_image *new_handle(struct lz_images *images, long want, cha
 }
 
 struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
-					   char *err, size_t errlen)
+					   bool kernel, char *err, size_t errlen)
 {
 	struct lz_sqfs_image *handle = new_handle(images, want, err, errlen);
 
 	if (handle == NULL)
 		return NULL;
+	handle->kernel = kernel && images->backend == LZ_IMAGE_KERNEL;
 	handle->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
 	if (handle->file_fd < 0)
 		snprintf(err, errlen, "%s", strerror(errno));
@@ -213,9 +213,9 @@ struct lz_sqfs_image *lz_backend_open_remote(struct lz_images *images, const cha
 }
 
 struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
-					   char *err, size_t errlen)
+					   bool kernel, char *err, size_t errlen)
 {
-	return lz_backend_open_sqfs(images, file_fd, slot, err, errlen);
+	return lz_backend_open_sqfs(images, file_fd, slot, kernel, err, errlen);
 }
 
 struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsigned slot,
@@ -228,7 +228,7 @@ struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsign
 }
 
 int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
-		    const struct stat *st, struct lz_image_root *root)
+		    const struct stat *st, bool kernel, struct lz_image_root *root)
 {
 	char err[256];
 
@@ -238,7 +238,7 @@ int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
 		lz_warn("image %s: not a regular file; serving the underlay", path);
 		return -EINVAL;
 	}
-	root->sqfs = lz_backend_open_sqfs(images, file_fd, -1, err, sizeof(err));
+	root->sqfs = lz_backend_open_sqfs(images, file_fd, -1, kernel, err, sizeof(err));
 	if (root->sqfs != NULL)
 		return 0;
 	lz_warn("image %s: %s; serving the underlay", path, err);

@@ -9,6 +9,7 @@
 #include "images_int.h"
 #include "cards.h"
 #include "sqfs.h"
+#include "trust.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/source.h"
@@ -85,7 +86,7 @@ static void learn_card(struct lz_sqfs_image *handle, struct lz_sqfs *reader, int
  * is READY with this handle (and hands it over in a live upgrade); the
  * tracker is told it is resolved now that it is here.
  */
-static void attach(struct lz_sqfs_image *handle, bool no_xattrs)
+static void attach(struct lz_sqfs_image *handle, bool no_xattrs, const char *trust)
 {
 	struct lz_images *images = handle->images;
 	const struct lz_source *source = images->source;
@@ -100,6 +101,7 @@ static void attach(struct lz_sqfs_image *handle, bool no_xattrs)
 			kept = (image->source_key = strdup(handle->fetch_name)) != NULL;
 		if (current) {
 			image->no_xattrs = no_xattrs;
+			snprintf(image->trust, sizeof(image->trust), "%s", trust);
 			announce = images->on_ready != NULL;
 			generation = image->generation;
 		}
@@ -134,13 +136,34 @@ static void fail_image(struct lz_sqfs_image *handle, long long now)
 	pthread_mutex_unlock(&image->lock);
 }
 
+/*
+ * Whether the kernel may mount the copy FD just fetched (trust.h: its digest),
+ * with why in TRUST; false with ERR when it may not and only the kernel
+ * backend was asked for. The digest is read only where it decides something.
+ */
+static bool copy_trust(struct lz_sqfs_image *handle, int fd, char *trust, size_t len, char *err,
+		       size_t errlen)
+{
+	struct lz_images *images = handle->images;
+
+	if (images->backend != LZ_IMAGE_KERNEL) {
+		snprintf(trust, len, "read with squashfuse");
+		return true;
+	}
+	handle->kernel = lz_trust_copy(images->trust, handle->fetch_name, fd, trust, len);
+	if (handle->kernel || !images->trusted_only)
+		return true;
+	snprintf(err, errlen, "%s; backend=kernel mounts only trusted images", trust);
+	return false;
+}
+
 int lz_fetch_locked(struct lz_sqfs_image *handle)
 {
 	const struct lz_source *source = handle->images->source;
 	long long now = (long long)lz_clock_s(CLOCK_MONOTONIC);
 	struct lz_sqfs *reader = NULL;
+	char err[256], trust[96];
 	bool no_xattrs;
-	char err[256];
 	int fd;
 
 	if (source == NULL || handle->fetch_name == NULL)
@@ -150,7 +173,10 @@ int lz_fetch_locked(struct lz_sqfs_image *handle)
 	fd = source->open(source->ctx, handle->fetch_name);
 	if (fd < 0)
 		snprintf(err, sizeof(err), "fetching %s: %s", handle->fetch_name, strerror(-fd));
-	else if ((reader = lz_sqfs_open_fd(fd, err, sizeof(err))) == NULL) {
+	else if ((reader = lz_sqfs_open_fd(fd, err, sizeof(err))) == NULL ||
+		 !copy_trust(handle, fd, trust, sizeof(trust), err, sizeof(err))) {
+		lz_sqfs_close(reader);
+		reader = NULL;
 		close(fd);
 		source->release(source->ctx, handle->fetch_name);
 	}
@@ -166,7 +192,7 @@ int lz_fetch_locked(struct lz_sqfs_image *handle)
 	atomic_store_explicit(&handle->reader, reader, memory_order_release);
 	atomic_store_explicit(&handle->fetched, true, memory_order_release);
 	learn_card(handle, reader, fd, &no_xattrs);
-	attach(handle, no_xattrs);
+	attach(handle, no_xattrs, trust);
 	lz_debug("image %s: fetched", handle->fetch_name);
 	return 0;
 }

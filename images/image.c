@@ -152,6 +152,8 @@ void lz_image_info(struct lz_image *image, struct lz_image_info *out)
 	out->generation = image->generation;
 	out->bytes = image->file_st.st_size > 0 ? image->file_st.st_size : 0;
 	snprintf(out->path, sizeof(out->path), "%s", image->path != NULL ? image->path : "");
+	snprintf(out->trust, sizeof(out->trust), "%s",
+		 image->state == LZ_IMAGE_READY ? image->trust : "");
 	pthread_mutex_unlock(&image->lock);
 }
 

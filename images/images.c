@@ -13,6 +13,7 @@
 #include "cards.h"
 #include "catalog.h"
 #include "imagefile.h"
+#include "trust.h"
 #include "sqfs.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -111,6 +112,13 @@ void lz_images_set_source(struct lz_images *images, const struct lz_source *sour
 	images->source = source;
 }
 
+void lz_images_set_trust(struct lz_images *images, struct lz_trust *trust, bool trusted_only)
+{
+	lz_trust_free(images->trust);
+	images->trust = trust;
+	images->trusted_only = trusted_only;
+}
+
 void lz_images_free(struct lz_images *images)
 {
 	if (images == NULL)
@@ -125,6 +133,7 @@ void lz_images_free(struct lz_images *images)
 	}
 	lz_catalog_free(images->catalog);
 	lz_cards_free(images->cards);
+	lz_trust_free(images->trust);
 	if (images->dir_fd >= 0)
 		close(images->dir_fd);
 	pthread_mutex_destroy(&images->lock);
@@ -136,6 +145,7 @@ void lz_images_free(struct lz_images *images)
 /* An image file found for a resolve: an open local file, or a source object not fetched. */
 struct image_file {
 	int fd;		     /* -1 for a source object */
+	bool in_dir;	     /* found in DIR (not a map entry's path, not a source object) */
 	struct stat st;	     /* a source object: its size and mtime as listed */
 	char path[PATH_MAX]; /* what to call it in messages; a source object's name */
 };
@@ -189,6 +199,7 @@ static int find_image_file(struct lz_images *images, const char *name, const cha
 	int fd;
 
 	f->fd = -1;
+	f->in_dir = false;
 	why[0] = '\0';
 	if (abs_path != NULL) {
 		snprintf(f->path, sizeof(f->path), "%s", abs_path);
@@ -199,6 +210,7 @@ static int find_image_file(struct lz_images *images, const char *name, const cha
 		return find_source_object(images, name, f);
 	} else {
 		fd = open_in_dir(images, name, f, why, whylen);
+		f->in_dir = true;
 	}
 	if (fd < 0)
 		return fd;
@@ -295,18 +307,40 @@ static int serve_ready(struct lz_image *image, const struct lz_image_ref *ref,
 	return -EAGAIN;
 }
 
+/*
+ * Whether the kernel may mount the image file F (trust.h), with why in TRUST;
+ * -EPERM when it may not and only the kernel backend was asked for (logged).
+ */
+static int file_trust(struct lz_images *images, const struct image_file *f, bool *kernel,
+		      char *trust, size_t len)
+{
+	struct stat dir;
+	bool in_dir = f->in_dir && fstat(images->dir_fd, &dir) == 0;
+
+	*kernel = lz_trust_file(images->trust, &f->st, in_dir ? &dir : NULL, trust, len);
+	if (*kernel || !images->trusted_only || images->backend != LZ_IMAGE_KERNEL)
+		return 0;
+	lz_warn("image %s: %s; backend=kernel mounts only trusted images: serving the underlay",
+		f->path, trust);
+	return -EPERM;
+}
+
 /* Opens F with the backend: 0 with its root in OPENED, or -errno (logged). */
 static int backend_open(struct lz_images *images, const struct image_file *f,
-			struct lz_image_root *opened, bool *no_xattrs)
+			struct lz_image_root *opened, bool *no_xattrs, char *trust, size_t len)
 {
 	struct lz_sqfs_features features;
 	char err[256];
+	bool kernel;
 
 	if (f->fd >= 0) {
-		int rc = lz_backend_open(images, f->fd, f->path, &f->st, opened);
+		int rc = file_trust(images, f, &kernel, trust, len);
+		if (rc == 0)
+			rc = lz_backend_open(images, f->fd, f->path, &f->st, kernel, opened);
 		*no_xattrs = rc == 0 && lz_sqfs_features(f->fd, &features) == 0 && !features.xattrs;
 		return rc;
 	}
+	snprintf(trust, len, "not fetched yet");
 	/* A source object is fetched when the image is walked into. */
 	opened->fd = -1;
 	opened->sqfs = lz_backend_open_remote(images, f->path, (uint64_t)f->st.st_size,
@@ -327,12 +361,14 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image,
 {
 	struct lz_image_root opened;
 	bool no_xattrs = false;
+	char trust[sizeof(image->trust)];
 	int rc;
 
 	image->state = LZ_IMAGE_RESOLVING;
 	pthread_mutex_unlock(&image->lock);
-	rc = backend_open(images, f, &opened, &no_xattrs);
+	rc = backend_open(images, f, &opened, &no_xattrs, trust, sizeof(trust));
 	pthread_mutex_lock(&image->lock);
+	snprintf(image->trust, sizeof(image->trust), "%s", trust);
 	image->file_st = f->st;
 	image->generation++;
 	atomic_fetch_add(&image->resolves, 1);
@@ -589,7 +625,8 @@ void lz_images_expire_replaced(struct lz_images *images, lz_image_closed_fn *clo
 static bool is_named(struct lz_images *images, struct lz_image *image, const void *name)
 {
 	(void)images;
-	return atomic_load(&image->open_files) == 0 && strcmp(image->name, name) == 0;
+	return atomic_load(&image->open_files) == 0 && atomic_load(&image->pins) == 0 &&
+	       strcmp(image->name, name) == 0;
 }
 
 int lz_images_evict(struct lz_images *images, const char *name, lz_image_closed_fn *closed,
@@ -605,7 +642,7 @@ int lz_images_evict(struct lz_images *images, const char *name, lz_image_closed_
 	pthread_mutex_unlock(&image->lock);
 	if (!ready)
 		return -ENOENT;
-	if (atomic_load(&image->open_files) > 0)
+	if (atomic_load(&image->open_files) > 0 || atomic_load(&image->pins) > 0)
 		return -EBUSY;
 	expire_where(images, is_named, name, closed, ctx);
 	return 0;

@@ -141,6 +141,15 @@ void lz_images_set_source(struct lz_images *images, const struct lz_source *sour
  */
 int lz_images_set_cards(struct lz_images *images, const char *path, char *err, size_t errlen);
 
+/*
+ * Which images the kernel backend mounts (images/trust.h): TRUST (taken
+ * over; NULL: root's files only, no digests). TRUSTED_ONLY: backend=kernel
+ * was asked for, so an untrusted image is refused (its name serves the
+ * underlay) instead of being read with squashfuse.
+ */
+struct lz_trust;
+void lz_images_set_trust(struct lz_images *images, struct lz_trust *trust, bool trusted_only);
+
 /* Listings of DIR wait at most SECONDS (0, the default: no bound); see lz_images_list. */
 void lz_images_set_deadline(struct lz_images *images, double seconds);
 
@@ -232,7 +241,7 @@ void lz_images_expire(struct lz_images *images, unsigned idle, lz_image_closed_f
 void lz_images_expire_replaced(struct lz_images *images, lz_image_closed_fn *closed, void *ctx);
 /*
  * Closes image NAME now, as expiry would (CLOSED is told): -ENOENT when it
- * is not READY, -EBUSY while files are open on it.
+ * is not READY, -EBUSY while files are open on it or it is pinned.
  */
 int lz_images_evict(struct lz_images *images, const char *name, lz_image_closed_fn *closed,
 		    void *ctx);
@@ -290,6 +299,7 @@ struct lz_image_info {
 	unsigned long long resolves;
 	long long last_use;  /* CLOCK_MONOTONIC seconds of the last access, 0: none */
 	off_t bytes;	     /* the image file's size when last resolved */
+	char trust[96];	     /* READY: whether the kernel may mount it, and why */
 	char path[PATH_MAX]; /* a map entry's image file; "" for DIR/N.sqfs and sources */
 };
 void lz_image_info(struct lz_image *image, struct lz_image_info *out);
@@ -326,7 +336,7 @@ struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image
  * daemon used, so its inodes keep their node ids. NULL with a reason in ERR.
  */
 struct lz_sqfs_image *lz_images_adopt_sqfs(struct lz_images *images, int file_fd, unsigned slot,
-					   char *err, size_t errlen);
+					   bool kernel, char *err, size_t errlen);
 /* The same for a remote image not fetched yet: its object NAME, as listed (SIZE, MTIME). */
 struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsigned slot,
 						const char *name, uint64_t size,

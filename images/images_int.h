@@ -31,6 +31,7 @@ struct lz_image {
 	struct lz_sqfs_image *sqfs; /* READY, squashfuse backend */
 	struct stat file_st;	    /* the image file as it was when last resolved or failed */
 	bool no_xattrs;		    /* READY: its superblock says it holds no extended attributes */
+	char trust[96];		    /* READY: whether the kernel may mount it, and why (trust.h) */
 	long long failed_at;	    /* FAILED: when (CLOCK_MONOTONIC seconds) */
 	unsigned generation;	    /* bumped by every resolve */
 	/*
@@ -64,6 +65,8 @@ struct lz_images {
 	const struct lz_source *source;
 	struct lz_cards *cards; /* the source's images' root cards; NULL: none */
 	enum lz_image_backend backend;
+	struct lz_trust *trust; /* which images the kernel mounts (trust.h); NULL: root's */
+	bool trusted_only;	/* backend=kernel asked for: an untrusted image is refused */
 	pthread_mutex_t slot_lock;
 	unsigned char slot_used[LZ_SQFS_SLOTS];
 	pthread_mutex_t lock; /* the hash table only: never held while mounting */
@@ -82,10 +85,13 @@ struct lz_images {
  * called without any lock.
  */
 int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
-		    const struct stat *st, struct lz_image_root *root);
-/* The squashfuse handle of FILE_FD in slot WANT, or the first free slot for -1. */
+		    const struct stat *st, bool kernel, struct lz_image_root *root);
+/*
+ * The squashfuse handle of FILE_FD in slot WANT, or the first free slot for
+ * -1; KERNEL: its files may be opened in a kernel mount (a trusted image).
+ */
 struct lz_sqfs_image *lz_backend_open_sqfs(struct lz_images *images, int file_fd, long want,
-					   char *err, size_t errlen);
+					   bool kernel, char *err, size_t errlen);
 /*
  * The handle of remote image object NAME, as listed (SIZE, MTIME), not
  * fetched: its root as its card says (*NO_XATTRS too), or made up.

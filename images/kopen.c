@@ -80,7 +80,8 @@ static int mounted_root(struct lz_sqfs_image *handle)
 
 int lz_sqfs_image_kernel_root(struct lz_sqfs_image *handle)
 {
-	if (handle->kernel && lz_sqfs_image_fetch(handle) != 0)
+	/* A remote image is fetched first: whether the kernel may mount it is known then. */
+	if (lz_sqfs_image_fetch(handle) != 0)
 		return -EIO;
 	int root = handle->kernel ? mounted_root(handle) : -EOPNOTSUPP;
 

@@ -42,10 +42,13 @@ sleep 2.5
 out=$("$CTL" "$MP" images)
 grep -Eq "^beta +ready .* 1 " <<<"$out" || lz_fail "pinned beta is not ready and pinned: $out"
 grep -Eq "^alpha +closed " <<<"$out" || lz_fail "alpha did not expire: $out"
+if "$CTL" "$MP" evict beta 2>"$LZ_TMP/err"; then lz_fail "evicted a pinned image"; fi
+grep -q "pinned" "$LZ_TMP/err" || lz_fail "evict of a pinned image: $(cat "$LZ_TMP/err")"
+"$CTL" "$MP" images | grep -Eq "^beta +ready " || lz_fail "evict closed the pinned beta"
 "$CTL" "$MP" unpin beta >/dev/null || lz_fail "unpin beta failed"
 if "$CTL" "$MP" unpin beta 2>"$LZ_TMP/err"; then lz_fail "a second unpin worked"; fi
 grep -q "not pinned" "$LZ_TMP/err" || lz_fail "second unpin: $(cat "$LZ_TMP/err")"
-lz_ok "pin resolves an image and keeps it past idle_timeout; unpin releases it"
+lz_ok "pin resolves an image and keeps it past idle_timeout and evict; unpin releases it"
 
 exec 7<"$MP/gamma/hello.txt"
 if "$CTL" "$MP" evict gamma 2>"$LZ_TMP/err"; then lz_fail "evicted an image with an open file"; fi

@@ -171,11 +171,50 @@ grep -q "zero.sqfs: not a regular file" "$LZ_LAST_LOG" || lz_fail "no log line f
 grep -q "planted.sqfs: a symlink owned by uid $(id -u nobody), neither root" "$LZ_LAST_LOG" ||
 	lz_fail "no log line for the symlink nobody planted"
 lz_umount "$MP"
-lz_mount "$MP" -d -o backend="$BACKEND",underlay="$U",images="$N"
+# nobody's directory is untrusted (images/trust.h): backend=kernel would refuse every image in it.
+lz_mount "$MP" -d -o backend="${BACKEND/kernel/auto}",underlay="$U",images="$N"
 [[ $(cat "$MP/public/f") == public ]] || lz_fail "nobody's symlink to an image nobody may read"
 [[ ! -e $MP/secret/f ]] || lz_fail "nobody's symlink made a root-only image readable"
 grep -q "secret.sqfs: a symlink by uid $(id -u nobody) to a file" "$LZ_LAST_LOG" ||
 	lz_fail "no log line for the symlink to a root-only image"
 lz_umount "$MP"
 lz_ok "image entries checked before they are opened: a fifo and a device never opened, a symlink planted by nobody not followed, nobody's symlink to a root-only image refused"
+
+# The kernel mounts only trusted images (images/trust.h): root's, not writable
+# by group or others, in a directory alike; or the trusted_owner's.
+if [[ $BACKEND != squashfuse ]]; then
+	CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
+	T=$LZ_TMP/trustdir
+	mkdir -p "$T"
+	cp "$LZ_TMP/public.sqfs" "$T/mine.sqfs"
+	cp "$LZ_TMP/public.sqfs" "$T/theirs.sqfs"
+	cp "$LZ_TMP/public.sqfs" "$T/shared.sqfs"
+	chown nobody "$T/theirs.sqfs"
+	chmod 0664 "$T/shared.sqfs"
+	backend_of() { "$CTL" "$MP" images | awk -v n="$1" '$1 == n { print $3 }'; }
+	lz_mount "$MP" -d -o backend=auto,underlay="$U",images="$T"
+	for e in mine theirs shared; do
+		[[ $(cat "$MP/$e/f") == public ]] || lz_fail "auto: the image $e"
+	done
+	[[ $(backend_of mine) == kernel ]] || lz_fail "root's image is not kernel-mounted: $("$CTL" "$MP" images)"
+	[[ $(backend_of theirs) == squashfuse && $(backend_of shared) == squashfuse ]] ||
+		lz_fail "an untrusted image reached the kernel: $("$CTL" "$MP" images)"
+	"$CTL" "$MP" images | grep -q "^theirs .*untrusted: the file owned by uid $(id -u nobody)" ||
+		lz_fail "images does not say why theirs is untrusted: $("$CTL" "$MP" images)"
+	"$CTL" "$MP" images | grep -q "^shared .*untrusted: the file writable by its group" ||
+		lz_fail "images does not say why shared is untrusted: $("$CTL" "$MP" images)"
+	[[ $(lz_image_loops "$T") -eq 1 ]] || lz_fail "$(lz_image_loops "$T") loop devices, not 1 (mine's)"
+	lz_umount "$MP"
+	lz_mount "$MP" -d -o backend=kernel,underlay="$U",images="$T"
+	[[ $(cat "$MP/mine/f") == public ]] || lz_fail "backend=kernel: root's image"
+	[[ ! -e $MP/theirs/f ]] || lz_fail "backend=kernel served nobody's image"
+	grep -q "theirs.sqfs: untrusted: the file owned by uid $(id -u nobody); backend=kernel mounts only trusted images" "$LZ_LAST_LOG" ||
+		lz_fail "no log line for the untrusted image refused"
+	lz_umount "$MP"
+	lz_mount "$MP" -d -o backend=kernel,underlay="$U",images="$T",trusted_owner=nobody
+	[[ $(cat "$MP/theirs/f") == public ]] || lz_fail "trusted_owner=nobody: nobody's image"
+	[[ $(backend_of theirs) == kernel ]] || lz_fail "trusted_owner: $("$CTL" "$MP" images)"
+	lz_umount "$MP"
+	lz_ok "the kernel mounts root's images only (or trusted_owner's): others are read with squashfuse (auto) or refused (backend=kernel), and lazyfsctl images says why"
+fi
 lz_done

@@ -9,6 +9,7 @@
 lz_init
 command -v rclone >/dev/null || lz_skip "rclone missing"
 export RCLONE_CONFIG=/dev/null
+CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
 
 SRC=$LZ_TMP/srv U=$LZ_TMP/under MP=$LZ_TMP/mnt
 mkdir -p "$SRC/objs" "$SRC/images" "$U" "$MP" "$LZ_TMP/tiny"
@@ -76,9 +77,29 @@ umount "$LZ_TMP/tiny"
 # Remote images, both backends: ls -l lists them without fetching anything;
 # walking in fetches; the root's true attributes (mode 0711, dated 2001) are
 # learnt then and serve the listings of the next daemon on that cache.
+# The kernel mounts a remote image only with a trusted digest: without one,
+# backend=kernel refuses it (the name serves the underlay), backend=auto reads
+# it with squashfuse.
+sha256sum "$SRC/images/tools.sqfs" | sed 's|  .*/|  |' >"$LZ_TMP/digests"
+mkdir -p "$U/tools"
+echo "underlay of tools" >"$U/tools/who"
+lz_mount "$MP" -d -o "backend=kernel,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$LZ_TMP/icache-untrusted"
+[[ $(cat "$MP/tools/who" 2>/dev/null) == "underlay of tools" ]] || lz_fail "backend=kernel served a remote image without a trusted digest"
+grep -q "image tools: untrusted: a remote image without a trusted digest; backend=kernel mounts only trusted images" "$LZ_LAST_LOG" ||
+	lz_fail "no log line for the untrusted remote image: $(grep tools "$LZ_LAST_LOG")"
+lz_umount "$MP"
+lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$LZ_TMP/icache-untrusted"
+[[ $(cat "$MP/tools/bin/tool") == "from a remote image" ]] || lz_fail "backend=auto: an untrusted remote image"
+"$CTL" "$MP" images | grep -Eq "^tools +ready +squashfuse .*untrusted: a remote image without a trusted digest" ||
+	lz_fail "backend=auto: untrusted remote image: $("$CTL" "$MP" images)"
+[[ $(lz_image_loops "$LZ_TMP/icache-untrusted") -eq 0 ]] || lz_fail "an untrusted remote image reached a loop device"
+lz_umount "$MP"
+lz_ok "a remote image without a trusted digest: backend=kernel refuses it (the underlay is served), backend=auto reads it with squashfuse, never a loop device"
+rm -r "$U/tools"
+
 for backend in kernel squashfuse; do
 	cache=$LZ_TMP/icache-$backend
-	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache"
+	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache,trusted_digests=$LZ_TMP/digests"
 	[[ $(ls "$MP") == tools ]] || lz_fail "$backend: remote image listing: $(ls "$MP")"
 	listed=$(ls -ld "$MP/tools") || lz_fail "$backend: ls -l of a remote image root"
 	[[ $listed == d* ]] || lz_fail "$backend: the root is listed as $listed"
@@ -88,8 +109,12 @@ for backend in kernel squashfuse; do
 	sleep 1.2 # the kernel asks again for the attributes of a root listed before its fetch
 	[[ $(stat -c '%a %Y' "$MP/tools") == "711 981173106" ]] || lz_fail "$backend: root after the fetch: $(stat -c '%a %Y' "$MP/tools")"
 	lz_ok "$backend: remote_mode=images lists tools.sqfs as tools without fetching it, fetches it when walked into"
+	if [[ $backend == kernel ]]; then
+		"$CTL" "$MP" images | grep -Eq "^tools +ready +kernel .*trusted digest" ||
+			lz_fail "a remote image with a trusted digest: $("$CTL" "$MP" images)"
+	fi
 	lz_umount "$MP"
-	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache"
+	lz_mount "$MP" -d -o "backend=$backend,underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/images/':,cache=$cache,trusted_digests=$LZ_TMP/digests"
 	[[ $(stat -c '%a %Y' "$MP/tools") == "711 981173106" ]] || lz_fail "$backend: root listed after a restart: $(stat -c '%a %Y' "$MP/tools")"
 	! grep -q "image tools.sqfs: fetched" "$LZ_LAST_LOG" || lz_fail "$backend: stat of the root opened the image"
 	lz_ok "$backend: the next daemon lists its root with the attributes learnt then, without opening it"
@@ -105,7 +130,6 @@ head -c $((3 << 20)) /dev/urandom >"$LZ_TMP/bigsrc/blob"
 mksquashfs "$LZ_TMP/bigsrc" "$LZ_TMP/slow/images/big.sqfs" -noappend -quiet >/dev/null
 lz_serve_http "$LZ_TMP/slow" --bwlimit 256k
 lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$LZ_HTTP_PORT/images/':,cache=$LZ_TMP/scache"
-CTL=$(dirname "$LAZYFS_BIN")/lazyfsctl
 start=$(date +%s%N)
 out=$("$CTL" --timeout 5 "$MP" pin big 2>&1) || lz_fail "pin of a slow remote image: $out"
 ms=$((($(date +%s%N) - start) / 1000000))

@@ -143,6 +143,18 @@ kill -0 "$pid" || lz_fail "the daemon died after a failed upgrade"
 grep -q "^pid: $pid\$" <<<"$("$CTL" "$MP" status)" || lz_fail "another pid answers after a failed upgrade"
 lz_ok "upgrade to /bin/false fails with a reason, pid $pid serves on: $(tail -c 120 <<<"$out")"
 
+# A binary others may write, or a user's, is never run with the daemon's privileges.
+cp "$LAZYFS_BIN" "$W/lazyfs-open"
+chmod 0777 "$W/lazyfs-open"
+out=$("$CTL" "$MP" upgrade "$W/lazyfs-open" 2>&1) && lz_fail "upgrade to a world-writable binary: $out"
+[[ $out == *"writable by others"* ]] || lz_fail "upgrade to a world-writable binary: $out"
+chmod 0755 "$W/lazyfs-open"
+chown nobody "$W/lazyfs-open"
+out=$("$CTL" "$MP" upgrade "$W/lazyfs-open" 2>&1) && lz_fail "upgrade to nobody's binary: $out"
+[[ $out == *"owned by uid $(id -u nobody)"* ]] || lz_fail "upgrade to nobody's binary: $out"
+grep -q "^pid: $pid\$" <<<"$("$CTL" "$MP" status)" || lz_fail "another pid answers after a refused upgrade"
+lz_ok "upgrade refuses a binary writable by others or owned by another user; pid $pid serves on"
+
 # The same binary nine times, a copy of it (a "new" binary) once.
 cp "$LAZYFS_BIN" "$W/lazyfs-new"
 for i in $(seq 1 10); do

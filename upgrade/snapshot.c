@@ -3,7 +3,8 @@
  * lz_handover_string, descriptors as indexes into the record, -1 for none):
  *
  *   source N DEV                     node id source N is device DEV
- *   sqfs SLOT FD                     a squashfuse handle: its slot, the image file
+ *   sqfs SLOT FD [KERNEL]            a squashfuse handle: its slot, the image file, and
+ *                                    1 when the kernel may mount it (trusted)
  *   sqfs SLOT -1 NAME SIZE SEC NSEC  ...of a remote image not fetched: its object as listed
  *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC [KEY]
  *   inode NODEID KIND TYPE NLOOKUP PATH_FD READ_FD BACKING_ID OPENS IMAGE SLOT SQFS_ID MAPREL
@@ -158,8 +159,8 @@ int lz_snapshot_version(const struct lz_fs *fs)
 static void write_handle(struct lz_handover *h, struct lz_sqfs_image *handle)
 {
 	if (lz_sqfs_image_fetched(handle)) {
-		lz_handover_printf(h, "sqfs %u %d\n", handle->slot,
-				   lz_handover_add_fd(h, handle->file_fd));
+		lz_handover_printf(h, "sqfs %u %d %d\n", handle->slot,
+				   lz_handover_add_fd(h, handle->file_fd), handle->kernel ? 1 : 0);
 		return;
 	}
 	lz_handover_printf(h, "sqfs %u -1", handle->slot);
@@ -299,7 +300,8 @@ static int restore_sqfs(struct restore *r, char **f, int n)
 	long long slot, fdi;
 	char why[256];
 
-	if ((n != 2 && n != 6) || !num(f[0], 0, 65535, &slot) || !num(f[1], -1, INT32_MAX, &fdi))
+	if ((n != 2 && n != 3 && n != 6) || !num(f[0], 0, 65535, &slot) ||
+	    !num(f[1], -1, INT32_MAX, &fdi))
 		return bad(r, "malformed sqfs line");
 	if (r->fs->images == NULL)
 		return bad(r, "a squashfuse image, but this daemon has no images");
@@ -316,7 +318,10 @@ static int restore_sqfs(struct restore *r, char **f, int n)
 		close(fd);
 		return bad(r, "squashfuse slot named twice");
 	}
-	r->slots[slot] = lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, why, sizeof(why));
+	/* Without the field (an older daemon's record), as that daemon read it. */
+	bool kernel = n < 3 || strcmp(f[2], "1") == 0;
+	r->slots[slot] = lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, kernel, why,
+					      sizeof(why));
 	close(fd);
 	if (r->slots[slot] == NULL)
 		return bad(r, why);

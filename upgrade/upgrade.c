@@ -21,6 +21,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,6 +199,34 @@ static char **takeover_env(int fd, char *var, size_t size)
 	return env;
 }
 
+/*
+ * Opens BINARY for the exec, once it is known to be one this daemon may run
+ * with its privileges: a regular executable file owned by root (or by the
+ * daemon's own user) that nobody else may write, as sudo checks what it
+ * runs. A descriptor (O_PATH), or -1 with a reason in MSG.
+ */
+static int open_binary(const char *binary, char *msg, size_t size)
+{
+	struct stat st;
+	int fd = open(binary, O_PATH | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		snprintf(msg, size, "%s: %s", binary, strerror(errno));
+	} else if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) {
+		snprintf(msg, size, "%s: not an executable file", binary);
+	} else if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(msg, size, "%s: owned by uid %u, not root", binary, (unsigned)st.st_uid);
+	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(msg, size, "%s: writable by %s", binary,
+			 st.st_mode & S_IWOTH ? "others" : "its group");
+	} else {
+		return fd;
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 /* Starts BINARY with our arguments and the takeover socket; -1 with a reason in MSG. */
 static int spawn_new(struct lz_upgrade *up, const char *binary, char *msg, size_t size)
 {
@@ -204,21 +234,24 @@ static int spawn_new(struct lz_upgrade *up, const char *binary, char *msg, size_
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, defaults;
-	char var[64], **env;
+	char var[64], exe[64], **env;
 	pid_t pid;
 
-	if (access(binary, X_OK) != 0) {
-		snprintf(msg, size, "%s: %s", binary, strerror(errno));
+	int binary_fd = open_binary(binary, msg, size);
+	if (binary_fd < 0)
 		return -1;
-	}
+	/* The very file checked is executed, whatever the path names by then. */
+	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", binary_fd);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
 		snprintf(msg, size, "socketpair: %s", strerror(errno));
+		close(binary_fd);
 		return -1;
 	}
 	env = takeover_env(pair[1], var, sizeof(var));
 	if (env == NULL) {
 		close(pair[0]);
 		close(pair[1]);
+		close(binary_fd);
 		snprintf(msg, size, "out of memory");
 		return -1;
 	}
@@ -238,11 +271,12 @@ static int spawn_new(struct lz_upgrade *up, const char *binary, char *msg, size_
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &defaults);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	int rc = posix_spawn(&pid, binary, &fa, &attr, up->argv, env);
+	int rc = posix_spawn(&pid, exe, &fa, &attr, up->argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	free(env);
 	close(pair[1]);
+	close(binary_fd);
 	if (rc != 0) {
 		close(pair[0]);
 		snprintf(msg, size, "cannot start %s: %s", binary, strerror(rc));
