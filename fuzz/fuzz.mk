@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards
+TARGETS = options map record store rclone bpf_event sqfs cards trust
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -38,6 +38,8 @@ bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
 sqfs_SRCS = images/sqfs.c images/superblock.c common/error.c
 sqfs_PKGS = squashfuse
 cards_SRCS = images/cards.c common/names.c
+trust_SRCS = images/trust.c common/names.c
+trust_PKGS = libcrypto
 
 all: $(TARGETS)
 

@@ -95,7 +95,8 @@ static int load(struct lz_trust *t, const char *path, char *err, size_t errlen)
 	free(line);
 	fclose(f);
 	t->count = n;
-	qsort(t->digests, n, sizeof(*t->digests), by_name);
+	if (n > 1)
+		qsort(t->digests, n, sizeof(*t->digests), by_name);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(t->digests[i - 1].name, t->digests[i].name) == 0) {
 			snprintf(err, errlen, "%s: '%s' is listed twice", path, t->digests[i].name);
