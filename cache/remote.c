@@ -1,5 +1,6 @@
 #include "config.h"
 #include "remote.h"
+#include "listing_json.h"
 #include "cache/rclone/rclone.h"
 #include "cache/store/store.h"
 #include "common/clock.h"
@@ -170,25 +171,14 @@ static int listing_fill(struct listing *l, struct lz_rclone_entry *entries, size
 static int save_listing_fetch(void *ctx, const char *tmp_path, char *err, size_t errlen)
 {
 	struct listing *l = ctx;
-	json_object *array = json_object_new_array();
+	json_object *array = lz_listing_json_encode(l->entries, l->hashes, l->count);
+	int rc = array != NULL ? json_object_to_file_ext(tmp_path, array, JSON_C_TO_STRING_PLAIN)
+			       : -1;
 
-	for (size_t i = 0; i < l->count; i++) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(l->entries[i].name));
-		json_object_object_add(o, "size",
-				       json_object_new_int64((int64_t)l->entries[i].size));
-		json_object_object_add(o, "sec", json_object_new_int64(l->entries[i].mtime.tv_sec));
-		json_object_object_add(o, "nsec",
-				       json_object_new_int64(l->entries[i].mtime.tv_nsec));
-		json_object_object_add(o, "dir", json_object_new_boolean(l->entries[i].is_dir));
-		if (l->hashes[i] != NULL)
-			json_object_object_add(o, "hash", json_object_new_string(l->hashes[i]));
-		json_object_array_add(array, o);
-	}
-	int rc = json_object_to_file_ext(tmp_path, array, JSON_C_TO_STRING_PLAIN);
 	json_object_put(array);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot write listing: %s", json_util_get_last_err());
+		snprintf(err, errlen, "cannot write listing: %s",
+			 array != NULL ? json_util_get_last_err() : "out of memory");
 		return -EIO;
 	}
 	return 0;
@@ -214,7 +204,9 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 static int load_listing(struct lz_remote *r, struct listing *l)
 {
 	char key[LZ_STORE_KEY_MAX + 1], proc[64];
+	struct lz_rclone_entry *entries;
 	json_object *array;
+	size_t n;
 	int fd;
 
 	if (r->store == NULL || !listing_key(key, sizeof(key), l->dir) ||
@@ -224,47 +216,12 @@ static int load_listing(struct lz_remote *r, struct listing *l)
 	array = json_object_from_file(proc);
 	close(fd);
 	lz_store_release(r->store, key);
-	if (array == NULL || !json_object_is_type(array, json_type_array)) {
-		json_object_put(array);
-		return -EIO;
-	}
-	size_t count = json_object_array_length(array);
-	struct lz_rclone_entry *entries = calloc(count ? count : 1, sizeof(*entries));
-	size_t n = 0;
-	for (size_t i = 0; entries != NULL && i < count; i++) {
-		json_object *o = json_object_array_get_idx(array, i), *v;
-		if (!json_object_object_get_ex(o, "name", &v) ||
-		    !json_object_is_type(v, json_type_string))
-			continue;
-		const char *name = json_object_get_string(v);
-		if (*name == '\0' || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-			continue;
-		int64_t size = json_object_object_get_ex(o, "size", &v) ? json_object_get_int64(v) : 0;
-		int64_t nsec = json_object_object_get_ex(o, "nsec", &v) ? json_object_get_int64(v) : 0;
-		if (size < 0 || nsec < 0 || nsec >= 1000000000)
-			continue; /* damaged: the entry is not served until listed again */
-		entries[n].name = strdup(name);
-		entries[n].size = (uint64_t)size;
-		entries[n].mtime.tv_nsec = (long)nsec;
-		if (json_object_object_get_ex(o, "sec", &v))
-			entries[n].mtime.tv_sec = json_object_get_int64(v);
-		if (json_object_object_get_ex(o, "dir", &v))
-			entries[n].is_dir = json_object_get_boolean(v);
-		if (json_object_object_get_ex(o, "hash", &v) &&
-		    json_object_is_type(v, json_type_string))
-			entries[n].hash = strdup(json_object_get_string(v));
-		if (entries[n].name != NULL)
-			n++;
-	}
+	int rc = lz_listing_json_decode(array, &entries, &n);
 	json_object_put(array);
-	if (entries == NULL)
-		return -ENOMEM;
-	int rc = listing_fill(l, entries, n);
-	for (size_t i = 0; i < n; i++) {
-		free(entries[i].name);
-		free(entries[i].hash);
-	}
-	free(entries);
+	if (rc != 0)
+		return rc;
+	rc = listing_fill(l, entries, n);
+	lz_listing_json_free(entries, n);
 	return rc < 0 ? rc : 0;
 }
 

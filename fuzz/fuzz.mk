@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -40,6 +40,8 @@ sqfs_PKGS = squashfuse
 cards_SRCS = images/cards.c common/names.c
 trust_SRCS = images/trust.c common/names.c
 trust_PKGS = libcrypto
+listing_SRCS = cache/listing_json.c
+listing_PKGS = json-c
 
 all: $(TARGETS)
 
