@@ -547,6 +547,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	struct lz_remote *r = calloc(1, sizeof(*r));
 	struct lz_rclone_options ro = {
 		.timeout_s = opts->timeout,
+		.config = opts->rclone_config,
 		.log = opts->log,
 		.log_ctx = opts->log_ctx,
 	};

@@ -16,6 +16,7 @@
 
 struct lz_remote_options {
 	const char *remote;    /* rclone REMOTE:PATH */
+	const char *rclone_config; /* rclone's config file, or NULL: the environment's */
 	const char *cache_dir; /* the store's directory */
 	uint64_t cache_size;   /* bytes; 0 = 90 % of the free space */
 	double listing_ttl;    /* seconds a listing is trusted */

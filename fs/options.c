@@ -33,6 +33,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("images=%s", settings.images),
 	LZ_OPT("map=%s", settings.map),
 	LZ_OPT("remote=%s", settings.remote),
+	LZ_OPT("rclone_config=%s", settings.rclone_config),
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
 	LZ_OPT("cache=%s", settings.cache),
 	LZ_OPT("metrics=%s", settings.metrics),
@@ -292,6 +293,57 @@ static int parse_values(struct lz_options *opts)
 	return 0;
 }
 
+/* Whether parameter KEY (up to '=') of an rclone connection string names a secret. */
+static bool secret_key(const char *key, size_t len)
+{
+	static const char *const parts[] = { "secret", "pass", "token", "credentials", "sas_url",
+					     "private_key" };
+	static const char *const whole[] = { "key", "account_key", "api_key", "client_key" };
+	char k[64];
+
+	if (len >= sizeof(k))
+		return false;
+	memcpy(k, key, len);
+	k[len] = '\0';
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (strstr(k, parts[i]) != NULL)
+			return true;
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (strcmp(k, whole[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The first parameter of REMOTE's connection string (":s3,k=v,k2='v':path",
+ * "name,k=v:path") that names a secret, or NULL. Quoted values may hold ','
+ * and ':' (a doubled quote stands for itself), as rclone reads them.
+ */
+static const char *inline_secret(const char *remote)
+{
+	const char *p = remote + (remote[0] == ':');
+
+	p += strcspn(p, ",:");
+	while (*p == ',') {
+		const char *key = ++p;
+		size_t klen = strcspn(key, "=,:");
+		if (secret_key(key, klen))
+			return key;
+		p = key + klen;
+		if (*p != '=')
+			continue;
+		p++;
+		if (*p == '\'' || *p == '"') {
+			char q = *p++;
+			while (*p != '\0' && !(*p == q && p[1] != q))
+				p += *p == q ? 2 : 1;
+			p += *p == q;
+		}
+		p += strcspn(p, ",:");
+	}
+	return NULL;
+}
+
 /* The paths and limits, and the cache's default: 0, or -1 with the reason. */
 static int check_paths(struct lz_options *opts)
 {
@@ -302,6 +354,15 @@ static int check_paths(struct lz_options *opts)
 	if (opts->settings.remote != NULL && strchr(opts->settings.remote, ':') == NULL)
 		return fail(opts, "remote: '%s' is not REMOTE:PATH (an rclone remote)",
 			    opts->settings.remote);
+	const char *secret = opts->settings.remote ? inline_secret(opts->settings.remote) : NULL;
+	if (secret != NULL)
+		return fail(opts,
+			    "remote: '%.*s=' is a secret, which the command line would show every "
+			    "local user (/proc/PID/cmdline): define the remote in a root-only rclone "
+			    "config file and name it with -o rclone_config=FILE",
+			    (int)strcspn(secret, "="), secret);
+	if (opts->settings.rclone_config != NULL && opts->settings.rclone_config[0] == '\0')
+		return fail(opts, "%s", "rclone_config: empty path");
 	if (opts->remote_mode_arg != NULL) {
 		if (strcmp(opts->remote_mode_arg, "objects") == 0)
 			opts->settings.remote_objects = true;
@@ -376,6 +437,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.images);
 	free(opts->settings.map);
 	free(opts->settings.remote);
+	free(opts->settings.rclone_config);
 	free(opts->remote_mode_arg);
 	free(opts->settings.cache);
 	free(opts->settings.metrics);
@@ -444,6 +506,7 @@ void lz_options_usage(const char *progname)
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
+	       "    -o rclone_config=FILE  rclone's config file (named remotes, their secrets)\n"
 	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's are)\n"
 	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images the\n"
 	       "                           kernel may mount\n"

@@ -214,6 +214,7 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 	char err[512];
 	struct lz_remote_options ro = {
 		.remote = cfg->remote,
+		.rclone_config = cfg->rclone_config,
 		.cache_dir = cfg->cache,
 		.cache_size = cfg->cache_size,
 		.listing_ttl = cfg->listing_ttl,
@@ -222,8 +223,14 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		.evicted = lz_fs_object_evicted,
 		.evicted_ctx = fs,
 	};
-	struct lz_remote *remote = lz_remote_new(&ro, err, sizeof(err));
+	struct lz_remote *remote;
 
+	/* rclone would start and fail at the first request: say it now. */
+	if (cfg->rclone_config != NULL && access(cfg->rclone_config, R_OK) != 0) {
+		lz_err("rclone_config %s: %s", cfg->rclone_config, strerror(errno));
+		return NULL;
+	}
+	remote = lz_remote_new(&ro, err, sizeof(err));
 	if (remote == NULL)
 		lz_err("remote %s (cache %s): %s", cfg->remote, cfg->cache, err);
 	return remote;

@@ -146,4 +146,27 @@ done
 "$CTL" "$MP" images | grep -Eq '^big +ready .* 1 ' || lz_fail "big is not pinned: $("$CTL" "$MP" images)"
 lz_ok "pin of a remote image being fetched answers in $ms ms, goes on as a job and ends pinned"
 lz_umount "$MP"
+
+# Secrets stay off command lines: an inline secret is refused at start with
+# where it goes instead; a remote named in rclone_config=FILE serves, and no
+# command line on the machine shows what the file says.
+if "$LAZYFS_BIN" -f -o "underlay=$U,remote=:http\\,url='http://127.0.0.1:$port/objs/'\\,pass=hunter2:,cache=$LZ_TMP/sc" "$MP" 2>"$LZ_TMP/err"; then
+	lz_fail "an inline secret was accepted"
+fi
+grep -q "'pass=' is a secret.*rclone_config=FILE" "$LZ_TMP/err" || lz_fail "inline secret: $(cat "$LZ_TMP/err")"
+! grep -q hunter2 "$LZ_TMP/err" || lz_fail "the refusal repeats the secret"
+lz_is_lazyfs_mount "$MP" && lz_fail "mounted with an inline secret"
+printf '[media]\ntype = http\nurl = http://127.0.0.1:%s/objs/\n' "$port" >"$LZ_TMP/rclone.conf"
+chmod 0600 "$LZ_TMP/rclone.conf"
+lz_mount "$MP" -d -o "underlay=$U,remote=media:,remote_mode=objects,rclone_config=$LZ_TMP/rclone.conf,cache=$LZ_TMP/sc"
+cmp -s "$MP/o1.bin" "$SRC/objs/o1.bin" || lz_fail "a remote named in rclone_config"
+if grep -l -a ":$port/objs" /proc/[0-9]*/cmdline 2>/dev/null | grep -q .; then
+	lz_fail "a command line shows the remote's url: $(grep -l -a ":$port/objs" /proc/[0-9]*/cmdline)"
+fi
+lz_umount "$MP"
+if "$LAZYFS_BIN" -f -o "underlay=$U,remote=media:,rclone_config=$LZ_TMP/none.conf,cache=$LZ_TMP/sc" "$MP" 2>"$LZ_TMP/err"; then
+	lz_fail "a missing rclone_config was accepted"
+fi
+grep -q "rclone_config $LZ_TMP/none.conf: No such file" "$LZ_TMP/err" || lz_fail "missing rclone_config: $(cat "$LZ_TMP/err")"
+lz_ok "an inline secret is refused with where it goes; a remote from rclone_config=FILE serves, its settings on no command line; a missing file fails the start"
 lz_done

@@ -536,7 +536,7 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 		snprintf(err, errlen, "cannot set up libcurl");
 		goto fail;
 	}
-	rc->rcd = lz_rcd_new(bin, rc->user, rc->pass,
+	rc->rcd = lz_rcd_new(bin, rc->user, rc->pass, opts->config,
 			     rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S, &rc->log,
 			     err, errlen);
 	if (rc->rcd == NULL)

@@ -57,6 +57,8 @@ struct lz_rclone_options {
 	void *log_ctx;
 	/* The rclone program: a path, or a name looked up in PATH (NULL: "rclone"). */
 	const char *rclone_bin;
+	/* rclone's config file (the child's RCLONE_CONFIG); NULL: the environment's. */
+	const char *config;
 };
 
 struct lz_rclone;

@@ -66,7 +66,7 @@ static void poke(struct lz_rcd *rcd)
 	}
 }
 
-struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass,
+struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass, const char *config,
 			  double start_timeout_s, const struct lz_rc_log *log, char *err,
 			  size_t errlen)
 {
@@ -84,7 +84,7 @@ struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass,
 	pthread_condattr_destroy(&attr);
 	rcd->wake_fd = rcd->err_fd = rcd->pidfd = -1;
 	rcd->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (rcd->wake_fd < 0 || lz_rcd_cmd_init(&rcd->cmd, bin, user, pass) < 0) {
+	if (rcd->wake_fd < 0 || lz_rcd_cmd_init(&rcd->cmd, bin, user, pass, config) < 0) {
 		snprintf(err, errlen, "cannot set up the rclone child: %s", strerror(errno));
 		lz_rcd_free(rcd);
 		return NULL;

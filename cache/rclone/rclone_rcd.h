@@ -14,10 +14,11 @@
 struct lz_rcd;
 
 /*
- * BIN: the rclone program (a path). USER and PASS go into its environment.
- * A child that has not said where it serves after START_TIMEOUT_S is killed.
+ * BIN: the rclone program (a path). USER and PASS go into its environment,
+ * and CONFIG (or NULL) as its RCLONE_CONFIG. A child that has not said where
+ * it serves after START_TIMEOUT_S is killed.
  */
-struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass,
+struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass, const char *config,
 			  double start_timeout_s, const struct lz_rc_log *log, char *err,
 			  size_t errlen);
 /* Stops the child (SIGTERM, then SIGKILL) and the supervisor. */

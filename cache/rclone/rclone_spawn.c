@@ -68,7 +68,7 @@ static void free_vec(char **v)
 	free(v);
 }
 
-static char **make_env(const char *user, const char *pass)
+static char **make_env(const char *user, const char *pass, const char *config)
 {
 	extern char **environ;
 	size_t n = 0, k = 0;
@@ -76,15 +76,19 @@ static char **make_env(const char *user, const char *pass)
 
 	for (char **e = environ; *e; e++)
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 4, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (char **e = environ; *e; e++) {
+		/* rclone_config= names the config file; the environment's is not used then. */
+		if (config != NULL && strncmp(*e, "RCLONE_CONFIG=", 14) == 0)
+			continue;
 		if (!dropped(*e) && (env[k] = strdup(*e)) != NULL)
 			k++;
 	}
 	if (asprintf(&env[k++], "RCLONE_RC_USER=%s", user) < 0 ||
-	    asprintf(&env[k++], "RCLONE_RC_PASS=%s", pass) < 0) {
+	    asprintf(&env[k++], "RCLONE_RC_PASS=%s", pass) < 0 ||
+	    (config != NULL && asprintf(&env[k++], "RCLONE_CONFIG=%s", config) < 0)) {
 		env[k - 1] = NULL;
 		free_vec(env);
 		return NULL;
@@ -139,11 +143,12 @@ static _Noreturn void exec_child(const struct lz_rcd_cmd *cmd, int out, int devn
 	_exit(127);
 }
 
-int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass)
+int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass,
+		    const char *config)
 {
 	cmd->bin = strdup(bin);
 	cmd->argv = make_argv(bin);
-	cmd->envp = make_env(user, pass);
+	cmd->envp = make_env(user, pass, config);
 	if (cmd->bin == NULL || cmd->argv == NULL || cmd->envp == NULL) {
 		lz_rcd_cmd_destroy(cmd);
 		return -ENOMEM;

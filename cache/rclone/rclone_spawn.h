@@ -19,9 +19,11 @@ struct lz_rcd_cmd {
  * The command for BIN (a path): `rclone rcd` on 127.0.0.1 with a port the
  * kernel picks, auth on, no GUI, no file serving, logs on stderr; USER and
  * PASS in its environment, which is ours as it is now minus the variables
- * that would change those settings. -errno on failure.
+ * that would change those settings; CONFIG (or NULL) its RCLONE_CONFIG.
+ * -errno on failure.
  */
-int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass);
+int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass,
+		    const char *config);
 /* Frees the command, wiping the password's copy. */
 void lz_rcd_cmd_destroy(struct lz_rcd_cmd *cmd);
 

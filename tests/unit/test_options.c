@@ -142,6 +142,36 @@ static void test_remote(void)
 	CHECK(PARSE(&opts, "-o", "fetch_timeout=0", "/m") == -1);
 	lz_options_free(&opts);
 
+	/* Secrets never on the command line: a config file names them. */
+	static char *const secret[] = {
+		"remote=:s3\\,provider=AWS\\,secret_access_key=abc:bucket",
+		"remote=:http\\,url='http://h:1/'\\,pass=z:",
+		"remote=:azureblob\\,account=a\\,key=k:c",
+		"remote=myremote\\,token={}:p",
+	};
+	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
+		CHECK(PARSE(&opts, "-o", secret[i], "/m") == -1);
+		CHECK(strstr(opts.error, "is a secret") != NULL &&
+		      strstr(opts.error, "rclone_config=FILE") != NULL);
+		lz_options_free(&opts);
+	}
+	CHECK(PARSE(&opts, "-o", "remote=:s3\\,provider=AWS\\,secret_access_key=abc:b", "/m") == -1);
+	CHECK(strstr(opts.error, "'secret_access_key=' is a secret") != NULL);
+	CHECK(strstr(opts.error, "abc") == NULL); /* the secret itself is never repeated */
+	lz_options_free(&opts);
+	static char *const fine[] = {
+		"remote=:http\\,url='http://h/?pass=x\\,y:z':",   /* quoted: part of the url */
+		"remote=:sftp\\,host=h\\,user=u\\,key_file=/root/.ssh/id:dir", /* a path, not a key */
+		"remote=media:clips/pass=1,rclone_config=/etc/lazyfs/rclone.conf",
+	};
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		CHECK(PARSE(&opts, "-o", fine[i], "/m") == 0);
+		lz_options_free(&opts);
+	}
+	CHECK(PARSE(&opts, "-o", "remote=media:clips,rclone_config=/etc/r.conf", "/m") == 0);
+	CHECK_STR(opts.settings.rclone_config, "/etc/r.conf");
+	lz_options_free(&opts);
+
 	CHECK(lz_parse_size("4096", &size) == 0 && size == 4096);
 	CHECK(lz_parse_size("512M", &size) == 0 && size == (UINT64_C(512) << 20));
 	CHECK(lz_parse_size("3k", &size) == 0 && size == 3072);
