@@ -138,6 +138,8 @@ if command -v rclone >/dev/null; then
 	[[ $(cat "$MP/o1") == "object 1" ]] || lz_fail "o1"
 	rcd=$(sed -n 's/.*rclone rcd (pid \([0-9]*\)).*/\1/p' "$log" | tail -n1)
 	[[ -n $rcd ]] || lz_fail "no rcd pid in the log"
+	pass1=$(tr '\0' '\n' <"/proc/$rcd/environ" | sed -n 's/^RCLONE_RC_PASS=//p')
+	[[ -n $pass1 ]] || lz_fail "no credentials in the rcd's environment"
 	kill -STOP "$rcd"
 	start=$SECONDS
 	[[ $(timeout 30 cat "$MP/o2") == "object 2" ]] || lz_fail "a fetch through a hung rcd"
@@ -145,6 +147,12 @@ if command -v rclone >/dev/null; then
 	grep -q "restarting rclone rcd (pid $rcd): it stopped answering" "$log" || lz_fail "no log line for the hung rcd"
 	wait_for 5 eval '! kill -0 "$rcd" 2>/dev/null' || lz_fail "the hung rcd $rcd was not killed"
 	lz_ok "rclone rcd stopped (SIGSTOP): the call times out, the child is killed and restarted, the fetch succeeds ($((SECONDS - start)) s)"
+	# Every child has credentials of its own: the dead one's open nothing.
+	rcd2=$(sed -n 's/.*rclone rcd (pid \([0-9]*\)).*/\1/p' "$log" | tail -n1)
+	[[ -n $rcd2 && $rcd2 != "$rcd" ]] || lz_fail "no new rcd in the log"
+	pass_of() { tr '\0' '\n' <"/proc/$1/environ" | sed -n 's/^RCLONE_RC_PASS=//p'; }
+	[[ -n $(pass_of "$rcd2") && $(pass_of "$rcd2") != "$pass1" ]] || lz_fail "the new rcd has the old credentials"
+	lz_ok "the restarted rcd has credentials of its own"
 	lz_umount "$MP"
 
 	lz_mount "$MP" -d -o "underlay=$U,remote=:http\\,url='$url/images/':,cache=$LZ_TMP/c2,fetch_timeout=2,underlay_timeout=1"

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +35,6 @@ struct lz_rclone {
 	double timeout_s;
 	unsigned retries;
 	struct lz_rc_log log;
-	char user[33], pass[65];
 	struct lz_rcd *rcd;
 	struct lz_rc_pool *pool;
 	_Atomic int hash_kind;
@@ -91,16 +89,17 @@ static void sleep_ms(unsigned ms)
  * reply, and a timeout while the child itself still answers (the remote is
  * stuck: waiting again would double the wait for nothing).
  */
-static int attempt(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot,
-		   struct json_object **reply, char *why, size_t whylen, bool *again)
+static int attempt_as(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot,
+		      struct lz_rcd_creds *creds, struct json_object **reply, char *why,
+		      size_t whylen, bool *again)
 {
-	struct lz_rc_target target = { .user = rc->user, .pass = rc->pass };
+	struct lz_rc_target target = { .user = creds->user, .pass = creds->pass };
 	enum lz_rc_status st;
 	unsigned gen;
 	int ret;
 
 	*again = false;
-	ret = lz_rcd_get(rc->rcd, &target.port, &gen, why, whylen);
+	ret = lz_rcd_get(rc->rcd, &target.port, &gen, creds, why, whylen);
 	if (ret < 0) {
 		*again = ret != -ESHUTDOWN;
 		return ret == -ETIMEDOUT || ret == -ESHUTDOWN ? ret : -EIO;
@@ -139,6 +138,17 @@ static int attempt(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot
 		return -EIO;
 	}
 	return -EIO;
+}
+
+/* One attempt with the credentials of the child it reaches, wiped after. */
+static int attempt(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot,
+		   struct json_object **reply, char *why, size_t whylen, bool *again)
+{
+	struct lz_rcd_creds creds;
+	int ret = attempt_as(rc, c, slot, &creds, reply, why, whylen, again);
+
+	lz_rcd_creds_wipe(&creds);
+	return ret;
 }
 
 /* An rc call, retried with exponential backoff; on failure ERR names the call and why. */
@@ -475,25 +485,6 @@ static char *find_program(const char *name)
 	return NULL;
 }
 
-/* Hex of getrandom(2) bytes: the child's user and password, alive only in memory. */
-static int random_hex(char *out, size_t bytes)
-{
-	unsigned char raw[32];
-	size_t got = 0;
-
-	while (got < bytes) {
-		ssize_t n = getrandom(raw + got, bytes - got, 0);
-
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			got += (size_t)n;
-	}
-	for (size_t i = 0; i < bytes; i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
-	explicit_bzero(raw, sizeof(raw));
-	return 0;
-}
 
 struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_options *opts, char *err,
 				size_t errlen)
@@ -525,10 +516,6 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 	rc->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : DEFAULT_TIMEOUT_S;
 	rc->retries = opts->retries ? opts->retries : DEFAULT_RETRIES;
 	rc->log = (struct lz_rc_log){ .fn = opts->log, .ctx = opts->log_ctx };
-	if (random_hex(rc->user, 16) < 0 || random_hex(rc->pass, 32) < 0) {
-		snprintf(err, errlen, "getrandom: %s", strerror(errno));
-		goto fail;
-	}
 	rc->pool = lz_rc_pool_new(opts->max_parallel == 0	      ? DEFAULT_PARALLEL
 				  : opts->max_parallel > MAX_PARALLEL ? MAX_PARALLEL
 								      : opts->max_parallel);
@@ -536,7 +523,7 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 		snprintf(err, errlen, "cannot set up libcurl");
 		goto fail;
 	}
-	rc->rcd = lz_rcd_new(bin, rc->user, rc->pass, opts->config,
+	rc->rcd = lz_rcd_new(bin, opts->config,
 			     rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S, &rc->log,
 			     err, errlen);
 	if (rc->rcd == NULL)
@@ -555,7 +542,6 @@ void lz_rclone_free(struct lz_rclone *rc)
 		return;
 	lz_rcd_free(rc->rcd);
 	lz_rc_pool_free(rc->pool);
-	explicit_bzero(rc->pass, sizeof(rc->pass));
 	free(rc->remote);
 	free(rc->shown);
 	free(rc);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +53,10 @@ struct lz_rcd {
 	size_t line_len;
 	char last_line[200]; /* for the reason a start failed */
 
+	/* Guarded by lock: the newest child's command and credentials, new for each. */
 	struct lz_rcd_cmd cmd;
+	struct lz_rcd_creds creds;
+	char *bin, *config;
 	double start_timeout_s;
 	struct lz_rc_log log;
 };
@@ -66,9 +70,47 @@ static void poke(struct lz_rcd *rcd)
 	}
 }
 
-struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass, const char *config,
-			  double start_timeout_s, const struct lz_rc_log *log, char *err,
-			  size_t errlen)
+/* Hex of getrandom(2) bytes: a child's user and password, alive only in memory. */
+static int random_hex(char *out, size_t bytes)
+{
+	unsigned char raw[32];
+	size_t got = 0;
+
+	while (got < bytes) {
+		ssize_t n = getrandom(raw + got, bytes - got, 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	for (size_t i = 0; i < bytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+void lz_rcd_creds_wipe(struct lz_rcd_creds *creds)
+{
+	explicit_bzero(creds->user, sizeof(creds->user));
+	explicit_bzero(creds->pass, sizeof(creds->pass));
+}
+
+/* New credentials and the command that hands them to the next child; under the lock. */
+static int renew_locked(struct lz_rcd *rcd)
+{
+	int rc = random_hex(rcd->creds.user, 16);
+
+	if (rc == 0)
+		rc = random_hex(rcd->creds.pass, 32);
+	lz_rcd_cmd_destroy(&rcd->cmd);
+	if (rc == 0)
+		rc = lz_rcd_cmd_init(&rcd->cmd, rcd->bin, rcd->creds.user, rcd->creds.pass,
+				     rcd->config);
+	return rc;
+}
+
+struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_timeout_s,
+			  const struct lz_rc_log *log, char *err, size_t errlen)
 {
 	struct lz_rcd *rcd = calloc(1, sizeof(*rcd));
 	pthread_condattr_t attr;
@@ -84,7 +126,10 @@ struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass, c
 	pthread_condattr_destroy(&attr);
 	rcd->wake_fd = rcd->err_fd = rcd->pidfd = -1;
 	rcd->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (rcd->wake_fd < 0 || lz_rcd_cmd_init(&rcd->cmd, bin, user, pass, config) < 0) {
+	rcd->bin = strdup(bin);
+	rcd->config = config != NULL ? strdup(config) : NULL;
+	if (rcd->wake_fd < 0 || rcd->bin == NULL || (config != NULL && rcd->config == NULL) ||
+	    renew_locked(rcd) < 0) {
 		snprintf(err, errlen, "cannot set up the rclone child: %s", strerror(errno));
 		lz_rcd_free(rcd);
 		return NULL;
@@ -111,7 +156,12 @@ static void spawn(struct lz_rcd *rcd)
 	rcd->start_timed_out = false;
 	rcd->line_len = 0;
 	rcd->last_line[0] = '\0';
-	if (lz_rcd_spawn(&rcd->cmd, &rcd->pid, &rcd->pidfd, &rcd->err_fd, why, sizeof(why)) < 0) {
+	/* The first child has the credentials made with the command; every later one new ones. */
+	int rc = rcd->generation > 1 ? renew_locked(rcd) : 0;
+	if (rc < 0)
+		snprintf(why, sizeof(why), "new credentials: %s", strerror(-rc));
+	if (rc < 0 ||
+	    lz_rcd_spawn(&rcd->cmd, &rcd->pid, &rcd->pidfd, &rcd->err_fd, why, sizeof(why)) < 0) {
 		lz_seterr(rcd->start_error, sizeof(rcd->start_error), "%s", why);
 		start_failed(rcd);
 		return;
@@ -373,7 +423,8 @@ static int start_thread(struct lz_rcd *rcd)
 	return e;
 }
 
-int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, size_t errlen)
+int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_creds *creds,
+	       char *err, size_t errlen)
 {
 	double deadline = lz_clock_s(CLOCK_MONOTONIC) + rcd->start_timeout_s + 2;
 	struct timespec ts;
@@ -395,6 +446,7 @@ int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, siz
 		if (rcd->state == RCD_UP) {
 			*port = rcd->port;
 			*gen = rcd->generation;
+			*creds = rcd->creds;
 			break;
 		}
 		if (rcd->state == RCD_DOWN && !rcd->want_start) {
@@ -464,5 +516,8 @@ void lz_rcd_free(struct lz_rcd *rcd)
 	if (rcd->wake_fd >= 0)
 		close(rcd->wake_fd);
 	lz_rcd_cmd_destroy(&rcd->cmd);
+	lz_rcd_creds_wipe(&rcd->creds);
+	free(rcd->bin);
+	free(rcd->config);
 	free(rcd);
 }

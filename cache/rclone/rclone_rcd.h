@@ -14,22 +14,32 @@
 struct lz_rcd;
 
 /*
- * BIN: the rclone program (a path). USER and PASS go into its environment,
- * and CONFIG (or NULL) as its RCLONE_CONFIG. A child that has not said where
- * it serves after START_TIMEOUT_S is killed.
+ * BIN: the rclone program (a path), CONFIG (or NULL) its RCLONE_CONFIG.
+ * Every child gets credentials of its own (random, in its environment, never
+ * logged): a process that takes a dead child's port learns nothing that works
+ * with the next. A child that has not said where it serves after
+ * START_TIMEOUT_S is killed.
  */
-struct lz_rcd *lz_rcd_new(const char *bin, const char *user, const char *pass, const char *config,
-			  double start_timeout_s, const struct lz_rc_log *log, char *err,
-			  size_t errlen);
+struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_timeout_s,
+			  const struct lz_rc_log *log, char *err, size_t errlen);
+
+/* The credentials of one child: hex of random bytes. */
+struct lz_rcd_creds {
+	char user[33], pass[65];
+};
+/* Wipes CREDS (a copy of a child's credentials, done with). */
+void lz_rcd_creds_wipe(struct lz_rcd_creds *creds);
 /* Stops the child (SIGTERM, then SIGKILL) and the supervisor. */
 void lz_rcd_free(struct lz_rcd *rcd);
 
 /*
- * Waits for a serving child, starting one if there is none: 0 with its *PORT
- * and *GEN (which names this child in lz_rcd_discard), or -errno and a reason.
- * A start that failed less than a second ago is not retried at once.
+ * Waits for a serving child, starting one if there is none: 0 with its *PORT,
+ * its *CREDS (the caller wipes them after use) and *GEN (which names this
+ * child in lz_rcd_discard), or -errno and a reason. A start that failed less
+ * than a second ago is not retried at once.
  */
-int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, char *err, size_t errlen);
+int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_creds *creds,
+	       char *err, size_t errlen);
 
 /* Child GEN failed a request as only a dead or wedged one does: kill it (once). */
 void lz_rcd_discard(struct lz_rcd *rcd, unsigned gen, const char *why);
