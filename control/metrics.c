@@ -93,7 +93,7 @@ static const struct metric prefetch_metrics[] = {
 
 /* bpf=: the open tracker's events and what the daemon did with them. */
 struct tracker_numbers {
-	uint64_t events, hits, suppressed, lost, too_long, early, absent, dropped;
+	uint64_t events, hits, suppressed, lost, too_long, early, absent, dropped, ignored;
 };
 #define TRK(...) ROW(struct tracker_numbers, __VA_ARGS__)
 static const struct metric tracker_metrics[] = {
@@ -108,6 +108,8 @@ static const struct metric tracker_metrics[] = {
 	    "Entries resolved from an event.", early),
 	STAT(struct tracker_numbers, "nothing_to_resolve", absent),
 	STAT(struct tracker_numbers, "dropped", dropped),
+	TRK("ignored", "lazyfs_bpf_ignored_total", "counter",
+	    "Events of processes that do not see the mount or may not search it.", ignored),
 };
 
 /* Inodes the kernel holds, and the backing descriptors they keep open (bounded). */
@@ -301,6 +303,7 @@ static void tracker_numbers(const struct lz_track_stats *ts, struct tracker_numb
 		.early = ts->early,
 		.absent = ts->absent,
 		.dropped = ts->dropped,
+		.ignored = ts->ignored,
 	};
 }
 

@@ -8,6 +8,7 @@
 #include "track.h"
 #include "fs.h"
 #include "lookup.h"
+#include "opener.h"
 #include "bpf/tracker.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,9 +50,14 @@ struct lz_track {
 	bool loader_started;
 	unsigned fuse_minor;
 
+	dev_t dev; /* the mount's (an anonymous device, 0:fuse_minor): openers must see it */
+
 	pthread_mutex_t lock;
 	pthread_cond_t work;
-	char *queue[QUEUE_MAX];
+	struct queued {
+		char *key;
+		pid_t tgid;
+	} queue[QUEUE_MAX];
 	unsigned head, count;
 	bool stop;
 	pthread_t workers[WORKERS];
@@ -60,7 +67,7 @@ struct lz_track {
 	unsigned watched_next;
 	atomic_uint watching; /* keys in watched[]: most lookups find none and skip the lock */
 
-	atomic_ullong early, absent, dropped;
+	atomic_ullong early, absent, dropped, ignored;
 	struct lz_track_delays delays; /* under lock */
 };
 
@@ -118,12 +125,20 @@ void lz_track_lookup_seen(struct lz_track *t, const char *name)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* Whether the tracker may act for process TGID (opener.h). */
+static bool opener_ok(struct lz_track *t, pid_t tgid)
+{
+	return t->dev != 0 &&
+	       lz_opener_may_use(tgid, t->prefix, t->dev, t->fs->settings->allow_other);
+}
+
 static void *worker(void *arg)
 {
 	struct lz_track *t = arg;
 
 	for (;;) {
 		char *key;
+		pid_t tgid;
 
 		pthread_mutex_lock(&t->lock);
 		while (t->count == 0 && !t->stop)
@@ -132,10 +147,22 @@ static void *worker(void *arg)
 			pthread_mutex_unlock(&t->lock);
 			return NULL;
 		}
-		key = t->queue[t->head];
+		key = t->queue[t->head].key;
+		tgid = t->queue[t->head].tgid;
 		t->head = (t->head + 1) % QUEUE_MAX;
 		t->count--;
 		pthread_mutex_unlock(&t->lock);
+
+		/* Nothing is started for a process that cannot reach the mount (opener.h). */
+		if (!opener_ok(t, tgid)) {
+			lz_debug("bpf: %s: pid %d does not see this mount or may not search it: "
+				 "ignored",
+				 key + 1, (int)tgid);
+			atomic_fetch_add(&t->ignored, 1);
+			lz_tracker_forget(t->tracker, key + 1);
+			free(key);
+			continue;
+		}
 
 		/*
 		 * The queue holds "!KEY" for execs, "+KEY" for opens, "-KEY" for
@@ -173,7 +200,8 @@ static void on_miss(void *ctx, const char *key, const struct lz_tracker_event *e
 		watch(t, key, ev->ktime_ns);
 	pthread_mutex_lock(&t->lock);
 	if (copy != NULL && t->count < QUEUE_MAX && !t->stop) {
-		t->queue[(t->head + t->count) % QUEUE_MAX] = copy;
+		t->queue[(t->head + t->count) % QUEUE_MAX] =
+			(struct queued){ .key = copy, .tgid = (pid_t)ev->tgid };
 		t->count++;
 		pthread_cond_signal(&t->work);
 		copy = NULL;
@@ -295,7 +323,7 @@ static void *load_later(void *arg)
 static void free_track(struct lz_track *t)
 {
 	for (unsigned i = 0; i < t->count; i++)
-		free(t->queue[(t->head + i) % QUEUE_MAX]);
+		free(t->queue[(t->head + i) % QUEUE_MAX].key);
 	for (unsigned i = 0; i < WATCHED_MAX; i++)
 		free(t->watched[i].key);
 	pthread_mutex_destroy(&t->lock);
@@ -345,6 +373,7 @@ int lz_track_start(struct lz_track *t, unsigned fuse_minor)
 	if (t == NULL)
 		return 0;
 	t->fuse_minor = fuse_minor;
+	t->dev = makedev(0, fuse_minor);
 	if (t->tracker != NULL)
 		return start_loaded(t);
 	rc = pthread_create(&t->loader, NULL, load_later, t);
@@ -377,6 +406,7 @@ int lz_track_stats(struct lz_track *t, struct lz_track_stats *out)
 	out->early = atomic_load(&t->early);
 	out->absent = atomic_load(&t->absent);
 	out->dropped = atomic_load(&t->dropped);
+	out->ignored = atomic_load(&t->ignored);
 	pthread_mutex_lock(&t->lock);
 	out->delays = t->delays;
 	pthread_mutex_unlock(&t->lock);

@@ -29,6 +29,7 @@ struct lz_track_stats {
 	uint64_t early;	  /* entries resolved from an event */
 	uint64_t absent;  /* events for entries with nothing to resolve */
 	uint64_t dropped; /* events the queue had no room for */
+	uint64_t ignored; /* events of processes that do not see the mount or may not search it */
 	struct lz_track_delays delays;
 };
 

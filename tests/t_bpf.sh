@@ -17,6 +17,11 @@ for n in alpha beta gamma; do
 	chmod +x "$LZ_TMP/src-$n/bin/tool"
 	mksquashfs "$LZ_TMP/src-$n" "$IMG/$n.sqfs" -noappend -quiet >/dev/null
 done
+for n in walled closed; do # opened only from where the tracker must not act
+	mkdir -p "$LZ_TMP/src-$n"
+	echo "image $n" >"$LZ_TMP/src-$n/hello.txt"
+	mksquashfs "$LZ_TMP/src-$n" "$IMG/$n.sqfs" -noappend -quiet >/dev/null
+done
 mkdir -p "$LZ_TMP/nested/a"
 echo nested >"$LZ_TMP/nested/a/file"
 mksquashfs "$LZ_TMP/nested" "$IMG/nested.img" -noappend -quiet >/dev/null
@@ -69,6 +74,22 @@ done
 grep -q "bpf: alpha: LOOKUP .* after the event" "$LZ_LAST_LOG" ||
 	lz_fail "alpha: its LOOKUP was not matched to the event"
 lz_ok "a cold image sends one event and its LOOKUP is matched to it"
+
+# The tracker acts only for processes that can reach this mount: not for one
+# in a mount namespace with another tree at the prefix (a container), not for
+# a user the mount does not let in (no allow_other). Their opens start nothing.
+images_ready() { "$(dirname "$LAZYFS_BIN")/lazyfsctl" "$MP" images | awk '$2 == "ready" { print $1 }' | sort | tr '\n' ' '; }
+before=$(images_ready)
+unshare -m --propagation private sh -c "mount -t tmpfs none '$MP' && cat '$MP/walled/hello.txt' 2>/dev/null; sleep 1" || true
+setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c "cat '$MP/closed/hello.txt' 2>/dev/null; sleep 1" || true
+for ((i = 0; i < 50; i++)); do
+	[[ $(grep -c "bpf: \(walled\|closed\): pid [0-9]* does not see this mount or may not search it: ignored" "$LZ_LAST_LOG") -ge 2 ]] && break
+	sleep 0.1
+done
+grep -q "bpf: walled: pid [0-9]* does not see this mount" "$LZ_LAST_LOG" || lz_fail "the foreign namespace's open was not ignored: $(grep walled "$LZ_LAST_LOG")"
+grep -q "bpf: closed: pid [0-9]* does not see this mount" "$LZ_LAST_LOG" || lz_fail "nobody's open was not ignored: $(grep closed "$LZ_LAST_LOG")"
+[[ $(images_ready) == "$before" ]] || lz_fail "an ignored event resolved an image: $before -> $(images_ready)"
+lz_ok "opens from a foreign mount namespace and from a user the mount does not let in start nothing"
 
 # Warm: opens, execs and stats of a resolved image send nothing more.
 for ((i = 0; i < 200; i++)); do cat "$MP/alpha/hello.txt" >/dev/null; done
