@@ -2,6 +2,7 @@
 #include "options.h"
 #include "common/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pwd.h>
@@ -303,7 +304,8 @@ static bool secret_key(const char *key, size_t len)
 
 	if (len >= sizeof(k))
 		return false;
-	memcpy(k, key, len);
+	for (size_t i = 0; i < len; i++)
+		k[i] = (char)tolower((unsigned char)key[i]);
 	k[len] = '\0';
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		if (strstr(k, parts[i]) != NULL)
@@ -316,10 +318,11 @@ static bool secret_key(const char *key, size_t len)
 
 /*
  * The first parameter of REMOTE's connection string (":s3,k=v,k2='v':path",
- * "name,k=v:path") that names a secret, or NULL. Quoted values may hold ','
- * and ':' (a doubled quote stands for itself), as rclone reads them.
+ * "name,k=v:path") that names a secret, its name *LEN bytes long; or NULL.
+ * Quoted values may hold ',' and ':' (a doubled quote stands for itself), as
+ * rclone reads them.
  */
-static const char *inline_secret(const char *remote)
+static const char *inline_secret(const char *remote, size_t *len)
 {
 	const char *p = remote + (remote[0] == ':');
 
@@ -327,6 +330,7 @@ static const char *inline_secret(const char *remote)
 	while (*p == ',') {
 		const char *key = ++p;
 		size_t klen = strcspn(key, "=,:");
+		*len = klen;
 		if (secret_key(key, klen))
 			return key;
 		p = key + klen;
@@ -354,13 +358,15 @@ static int check_paths(struct lz_options *opts)
 	if (opts->settings.remote != NULL && strchr(opts->settings.remote, ':') == NULL)
 		return fail(opts, "remote: '%s' is not REMOTE:PATH (an rclone remote)",
 			    opts->settings.remote);
-	const char *secret = opts->settings.remote ? inline_secret(opts->settings.remote) : NULL;
+	size_t secret_len = 0;
+	const char *secret =
+		opts->settings.remote ? inline_secret(opts->settings.remote, &secret_len) : NULL;
 	if (secret != NULL)
 		return fail(opts,
 			    "remote: '%.*s=' is a secret, which the command line would show every "
 			    "local user (/proc/PID/cmdline): define the remote in a root-only rclone "
 			    "config file and name it with -o rclone_config=FILE",
-			    (int)strcspn(secret, "="), secret);
+			    (int)secret_len, secret);
 	if (opts->settings.rclone_config != NULL && opts->settings.rclone_config[0] == '\0')
 		return fail(opts, "%s", "rclone_config: empty path");
 	if (opts->remote_mode_arg != NULL) {

@@ -148,6 +148,7 @@ static void test_remote(void)
 		"remote=:http\\,url='http://h:1/'\\,pass=z:",
 		"remote=:azureblob\\,account=a\\,key=k:c",
 		"remote=myremote\\,token={}:p",
+		"remote=:s3\\,Secret_Access_Key=abc:b", /* any case */
 	};
 	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
 		CHECK(PARSE(&opts, "-o", secret[i], "/m") == -1);
