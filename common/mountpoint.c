@@ -78,7 +78,7 @@ bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bo
 	while ((last || !found) && getline(&line, &cap, mountinfo) != -1) {
 		unsigned maj = 0, min = 0;
 		if (!parse_line(line, &maj, &min, &mnt, &type) || strcmp(mnt, path) != 0 ||
-		    strcmp(type, fstype) != 0)
+		    (fstype != NULL && strcmp(type, fstype) != 0))
 			continue;
 		found = true;
 		if (major != NULL)

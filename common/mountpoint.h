@@ -13,7 +13,7 @@ bool lz_mountinfo_has(FILE *mountinfo, const char *path, const char *fstype);
 
 /*
  * Like lz_mountinfo_has, also giving the device of the mount (of the last one
- * listed when LAST: the one on top).
+ * listed when LAST: the one on top). FSTYPE NULL: a mount of any type.
  */
 bool lz_mountinfo_find(FILE *mountinfo, const char *path, const char *fstype, bool last,
 		       unsigned *major, unsigned *minor);

@@ -3,12 +3,14 @@
  */
 #include "config.h"
 #include "opener.h"
+#include "common/mountpoint.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define GROUPS_MAX 256
 
@@ -65,16 +67,34 @@ static bool in_groups(const struct creds *c, gid_t gid)
 	return false;
 }
 
+/*
+ * Whether the mount on top at PREFIX in TGID's mount namespace is ours (of
+ * device DEV), from its mountinfo: /proc/PID/root would need the daemon to
+ * hold every capability the process holds (ptrace's rule), and it does not.
+ */
+static bool sees_mount(pid_t tgid, const char *prefix, dev_t dev)
+{
+	char path[64];
+	unsigned major, minor;
+	FILE *f;
+	bool found;
+
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)tgid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	/* Of any type: another filesystem mounted over ours hides it. */
+	found = lz_mountinfo_find(f, prefix, NULL, true, &major, &minor);
+	fclose(f);
+	return found && makedev(major, minor) == dev;
+}
+
 bool lz_opener_may_use(pid_t tgid, const char *prefix, dev_t dev, bool allow_other)
 {
-	char path[PATH_MAX + 32];
 	struct creds c;
 	struct stat st;
 
-	/* The path as the process resolves it, from its own root. */
-	if (snprintf(path, sizeof(path), "/proc/%d/root%s", (int)tgid, prefix) >=
-		    (int)sizeof(path) ||
-	    stat(path, &st) != 0 || st.st_dev != dev || !read_creds(tgid, &c))
+	/* The mount's root is the same in every namespace that sees it: its mode from ours. */
+	if (!sees_mount(tgid, prefix, dev) || !read_creds(tgid, &c) || stat(prefix, &st) != 0)
 		return false;
 	if (c.euid == 0)
 		return true;

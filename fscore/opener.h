@@ -2,8 +2,10 @@
  * Who the tracker acts for. An event names a process and a path string that
  * matched the prefix; it starts work (a resolve, a mount, a fetch) only for a
  * process that sees this very mount at the prefix (its mount namespace's
- * view, through /proc/PID/root: a sandbox with a bind mount of the prefix
- * does, a container with another tree there does not) and may search the
+ * view: a sandbox with a bind mount of the prefix
+ * does, a container with another tree there does not; read from its
+ * mountinfo, so a mount namespace whose paths differ from ours, as a chroot's
+ * do, counts as not seeing it) and may search the
  * mount's root (root only, unless the mount allows others; then its effective
  * uid and groups against the root's mode). The
  * check is made when the worker takes the event; a process gone by then, or

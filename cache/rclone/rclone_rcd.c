@@ -56,7 +56,6 @@ struct lz_rcd {
 	/* Guarded by lock: the newest child's command and credentials, new for each. */
 	struct lz_rcd_cmd cmd;
 	struct lz_rcd_creds creds;
-	char *bin, *config;
 	double start_timeout_s;
 	struct lz_rc_log log;
 };
@@ -95,18 +94,14 @@ void lz_rcd_creds_wipe(struct lz_rcd_creds *creds)
 	explicit_bzero(creds->pass, sizeof(creds->pass));
 }
 
-/* New credentials and the command that hands them to the next child; under the lock. */
+/* New credentials, given to the next child; under the lock. */
 static int renew_locked(struct lz_rcd *rcd)
 {
 	int rc = random_hex(rcd->creds.user, 16);
 
 	if (rc == 0)
 		rc = random_hex(rcd->creds.pass, 32);
-	lz_rcd_cmd_destroy(&rcd->cmd);
-	if (rc == 0)
-		rc = lz_rcd_cmd_init(&rcd->cmd, rcd->bin, rcd->creds.user, rcd->creds.pass,
-				     rcd->config);
-	return rc;
+	return rc == 0 ? lz_rcd_cmd_set_creds(&rcd->cmd, rcd->creds.user, rcd->creds.pass) : rc;
 }
 
 struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_timeout_s,
@@ -126,10 +121,9 @@ struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_time
 	pthread_condattr_destroy(&attr);
 	rcd->wake_fd = rcd->err_fd = rcd->pidfd = -1;
 	rcd->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	rcd->bin = strdup(bin);
-	rcd->config = config != NULL ? strdup(config) : NULL;
-	if (rcd->wake_fd < 0 || rcd->bin == NULL || (config != NULL && rcd->config == NULL) ||
-	    renew_locked(rcd) < 0) {
+	if (rcd->wake_fd < 0 || random_hex(rcd->creds.user, 16) < 0 ||
+	    random_hex(rcd->creds.pass, 32) < 0 ||
+	    lz_rcd_cmd_init(&rcd->cmd, bin, rcd->creds.user, rcd->creds.pass, config) < 0) {
 		snprintf(err, errlen, "cannot set up the rclone child: %s", strerror(errno));
 		lz_rcd_free(rcd);
 		return NULL;
@@ -517,7 +511,5 @@ void lz_rcd_free(struct lz_rcd *rcd)
 		close(rcd->wake_fd);
 	lz_rcd_cmd_destroy(&rcd->cmd);
 	lz_rcd_creds_wipe(&rcd->creds);
-	free(rcd->bin);
-	free(rcd->config);
 	free(rcd);
 }

@@ -68,7 +68,8 @@ static void free_vec(char **v)
 	free(v);
 }
 
-static char **make_env(const char *user, const char *pass, const char *config)
+/* Our environment now, without what would change our settings, plus CONFIG. */
+static char **make_base(const char *config)
 {
 	extern char **environ;
 	size_t n = 0, k = 0;
@@ -76,7 +77,7 @@ static char **make_env(const char *user, const char *pass, const char *config)
 
 	for (char **e = environ; *e; e++)
 		n++;
-	env = calloc(n + 4, sizeof(*env));
+	env = calloc(n + 2, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (char **e = environ; *e; e++) {
@@ -86,14 +87,47 @@ static char **make_env(const char *user, const char *pass, const char *config)
 		if (!dropped(*e) && (env[k] = strdup(*e)) != NULL)
 			k++;
 	}
-	if (asprintf(&env[k++], "RCLONE_RC_USER=%s", user) < 0 ||
-	    asprintf(&env[k++], "RCLONE_RC_PASS=%s", pass) < 0 ||
-	    (config != NULL && asprintf(&env[k++], "RCLONE_CONFIG=%s", config) < 0)) {
-		env[k - 1] = NULL;
+	if (config != NULL && asprintf(&env[k], "RCLONE_CONFIG=%s", config) < 0) {
+		env[k] = NULL;
 		free_vec(env);
 		return NULL;
 	}
 	return env;
+}
+
+/* BASE plus the credentials. */
+static char **make_env(char *const *base, const char *user, const char *pass)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (base[n] != NULL)
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (; k < n; k++)
+		if ((env[k] = strdup(base[k])) == NULL)
+			break;
+	if (k < n || asprintf(&env[k++], "RCLONE_RC_USER=%s", user) < 0 ||
+	    asprintf(&env[k++], "RCLONE_RC_PASS=%s", pass) < 0) {
+		if (k > 0)
+			env[k - 1] = NULL;
+		free_vec(env);
+		return NULL;
+	}
+	return env;
+}
+
+int lz_rcd_cmd_set_creds(struct lz_rcd_cmd *cmd, const char *user, const char *pass)
+{
+	char **env = cmd->base != NULL ? make_env(cmd->base, user, pass) : NULL;
+
+	if (env == NULL)
+		return -ENOMEM;
+	free_vec(cmd->envp);
+	cmd->envp = env;
+	return 0;
 }
 
 static char **make_argv(const char *bin)
@@ -148,7 +182,8 @@ int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, c
 {
 	cmd->bin = strdup(bin);
 	cmd->argv = make_argv(bin);
-	cmd->envp = make_env(user, pass, config);
+	cmd->base = make_base(config);
+	cmd->envp = cmd->base != NULL ? make_env(cmd->base, user, pass) : NULL;
 	if (cmd->bin == NULL || cmd->argv == NULL || cmd->envp == NULL) {
 		lz_rcd_cmd_destroy(cmd);
 		return -ENOMEM;
@@ -161,8 +196,9 @@ void lz_rcd_cmd_destroy(struct lz_rcd_cmd *cmd)
 	free(cmd->bin);
 	free_vec(cmd->argv);
 	free_vec(cmd->envp);
+	free_vec(cmd->base);
 	cmd->bin = NULL;
-	cmd->argv = cmd->envp = NULL;
+	cmd->argv = cmd->envp = cmd->base = NULL;
 }
 
 int lz_rcd_spawn(const struct lz_rcd_cmd *cmd, pid_t *pid, int *pidfd, int *out, char *why,

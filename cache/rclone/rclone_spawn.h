@@ -13,6 +13,7 @@ struct lz_rcd_cmd {
 	char *bin;
 	char **argv;
 	char **envp;
+	char **base; /* the environment as it was at init, filtered: envp without credentials */
 };
 
 /*
@@ -24,6 +25,8 @@ struct lz_rcd_cmd {
  */
 int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass,
 		    const char *config);
+/* Gives the next child USER and PASS instead (over the environment kept at init). -errno. */
+int lz_rcd_cmd_set_creds(struct lz_rcd_cmd *cmd, const char *user, const char *pass);
 /* Frees the command, wiping the password's copy. */
 void lz_rcd_cmd_destroy(struct lz_rcd_cmd *cmd);
 
