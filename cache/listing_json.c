@@ -50,7 +50,8 @@ static bool decode_entry(json_object *o, struct lz_rclone_entry *e)
 {
 	json_object *v;
 
-	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "name", &v) ||
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "name", &v) ||
 	    !json_object_is_type(v, json_type_string) ||
 	    !servable(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
 		return false;
@@ -65,8 +66,7 @@ static bool decode_entry(json_object *o, struct lz_rclone_entry *e)
 	if (json_object_object_get_ex(o, "hash", &v) && json_object_is_type(v, json_type_string) &&
 	    (e->hash = strdup(json_object_get_string(v))) == NULL)
 		return false;
-	if ((e->name = strdup(json_object_get_string(json_object_object_get(o, "name")))) ==
-	    NULL) {
+	if ((e->name = strdup(json_object_get_string(json_object_object_get(o, "name")))) == NULL) {
 		free(e->hash);
 		return false;
 	}

@@ -190,8 +190,9 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 	struct lz_object_meta meta = { .size = -1 };
 	int fd;
 
+	/* Not kept (no store, a key too long): the next process fetches it again. */
 	if (r->store == NULL || !listing_key(key, sizeof(key), l->dir))
-		return; /* not kept: fetched again by the next process */
+		return;
 	lz_store_evict(r->store, key); /* replace the old copy */
 	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l, &fd, err, sizeof(err)) ==
 	    0) {

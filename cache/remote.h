@@ -15,12 +15,12 @@
 #include "common/source.h"
 
 struct lz_remote_options {
-	const char *remote;    /* rclone REMOTE:PATH */
+	const char *remote;	   /* rclone REMOTE:PATH */
 	const char *rclone_config; /* rclone's config file, or NULL: the environment's */
-	const char *cache_dir; /* the store's directory */
-	uint64_t cache_size;   /* bytes; 0 = 90 % of the free space */
-	double listing_ttl;    /* seconds a listing is trusted */
-	double timeout;	       /* seconds without progress before a request fails */
+	const char *cache_dir;	   /* the store's directory */
+	uint64_t cache_size;	   /* bytes; 0 = 90 % of the free space */
+	double listing_ttl;	   /* seconds a listing is trusted */
+	double timeout;		   /* seconds without progress before a request fails */
 	lz_log_fn *log;
 	void *log_ctx;
 	/* An object PATH left the cache (evicted): the next open fetches it again. */

@@ -297,8 +297,8 @@ static int parse_values(struct lz_options *opts)
 /* Whether parameter KEY (up to '=') of an rclone connection string names a secret. */
 static bool secret_key(const char *key, size_t len)
 {
-	static const char *const parts[] = { "secret", "pass", "token", "credentials", "sas_url",
-					     "private_key" };
+	static const char *const parts[] = { "secret",	    "pass",    "token",
+					     "credentials", "sas_url", "private_key" };
 	static const char *const whole[] = { "key", "account_key", "api_key", "client_key" };
 	char k[64];
 
@@ -362,11 +362,12 @@ static int check_paths(struct lz_options *opts)
 	const char *secret =
 		opts->settings.remote ? inline_secret(opts->settings.remote, &secret_len) : NULL;
 	if (secret != NULL)
-		return fail(opts,
-			    "remote: '%.*s=' is a secret, which the command line would show every "
-			    "local user (/proc/PID/cmdline): define the remote in a root-only rclone "
-			    "config file and name it with -o rclone_config=FILE",
-			    (int)secret_len, secret);
+		return fail(
+			opts,
+			"remote: '%.*s=' is a secret, which the command line would show every "
+			"local user (/proc/PID/cmdline): define the remote in a root-only rclone "
+			"config file and name it with -o rclone_config=FILE",
+			(int)secret_len, secret);
 	if (opts->settings.rclone_config != NULL && opts->settings.rclone_config[0] == '\0')
 		return fail(opts, "%s", "rclone_config: empty path");
 	if (opts->remote_mode_arg != NULL) {
@@ -513,8 +514,10 @@ void lz_options_usage(const char *progname)
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
 	       "    -o rclone_config=FILE  rclone's config file (named remotes, their secrets)\n"
-	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's are)\n"
-	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images the\n"
+	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's "
+	       "are)\n"
+	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images "
+	       "the\n"
 	       "                           kernel may mount\n"
 	       "    -o remote=REMOTE:PATH  an rclone remote holding images (or objects)\n"
 	       "    -o remote_mode=M       images (default: N.sqfs files) or objects (plain "

@@ -155,7 +155,8 @@ static double list_deadline(double resolve_timeout)
 	return resolve_timeout < LIST_DEADLINE_S ? resolve_timeout : LIST_DEADLINE_S;
 }
 
-/* Which images the kernel mounts: root's files, the trusted owner's, copies with a trusted digest. */
+/* Which images the kernel mounts: root's files, the trusted owner's, copies with a trusted digest.
+ */
 static int set_trust(struct lz_images *images, const struct lz_settings *cfg)
 {
 	char err[PATH_MAX + 128];

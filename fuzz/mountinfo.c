@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(f != NULL);
 		memset(type, 'x', sizeof(type));
 		if (lz_mountinfo_fstype(f, devs[i][0], devs[i][1], type, sizeof(type)))
-			CHECK(memchr(type, '\0', sizeof(type)) != NULL && strchr(type, ' ') == NULL);
+			CHECK(memchr(type, '\0', sizeof(type)) != NULL &&
+			      strchr(type, ' ') == NULL);
 		fclose(f);
 	}
 	FILE *f = fmemopen((void *)data, size, "r");

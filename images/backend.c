@@ -99,8 +99,7 @@ struct lz_sqfs *lz_sqfs_image_reader(struct lz_sqfs_image *handle)
 	}
 	pthread_mutex_lock(&handle->reader_lock);
 	reader = atomic_load(&handle->reader);
-	if (reader == NULL &&
-	    (reader = lz_sqfs_open_fd(handle->file_fd, err, sizeof(err))) != NULL)
+	if (reader == NULL && (reader = lz_sqfs_open_fd(handle->file_fd, err, sizeof(err))) != NULL)
 		atomic_store_explicit(&handle->reader, reader, memory_order_release);
 	pthread_mutex_unlock(&handle->reader_lock);
 	if (reader == NULL && !atomic_exchange(&handle->reader_failed, true))
@@ -227,8 +226,8 @@ struct lz_sqfs_image *lz_images_adopt_unfetched(struct lz_images *images, unsign
 	return lz_backend_open_remote(images, name, size, mtime, slot, &no_xattrs, err, errlen);
 }
 
-int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
-		    const struct stat *st, bool kernel, struct lz_image_root *root)
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path, const struct stat *st,
+		    bool kernel, struct lz_image_root *root)
 {
 	char err[256];
 

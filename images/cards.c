@@ -74,13 +74,13 @@ static int format_line(char *buf, size_t len, const struct lz_card_key *key,
 {
 	const struct stat *st = &card->root;
 
-	return snprintf(buf, len,
-			"1 %" PRIu64 " %lld %ld %o %ju %ju %u %u %jd %jd %ld %lld %ld %d %s\n",
-			key->size, (long long)key->mtime.tv_sec, key->mtime.tv_nsec,
-			(unsigned)st->st_mode, (uintmax_t)st->st_ino, (uintmax_t)st->st_nlink,
-			(unsigned)st->st_uid, (unsigned)st->st_gid, (intmax_t)st->st_size,
-			(intmax_t)st->st_blocks, (long)st->st_blksize, (long long)st->st_mtim.tv_sec,
-			st->st_mtim.tv_nsec, card->no_xattrs ? 1 : 0, key->name);
+	return snprintf(
+		buf, len, "1 %" PRIu64 " %lld %ld %o %ju %ju %u %u %jd %jd %ld %lld %ld %d %s\n",
+		key->size, (long long)key->mtime.tv_sec, key->mtime.tv_nsec, (unsigned)st->st_mode,
+		(uintmax_t)st->st_ino, (uintmax_t)st->st_nlink, (unsigned)st->st_uid,
+		(unsigned)st->st_gid, (intmax_t)st->st_size, (intmax_t)st->st_blocks,
+		(long)st->st_blksize, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		card->no_xattrs ? 1 : 0, key->name);
 }
 
 static bool valid_ns(long ns)
@@ -102,10 +102,9 @@ static bool parse_line(char *line, struct lz_card_key *key, struct lz_image_card
 	if (len == 0 || line[len - 1] != '\n')
 		return false; /* torn by a crash */
 	line[len - 1] = '\0';
-	if (sscanf(line,
-		   "1 %" SCNu64 " %lld %ld %o %ju %ju %u %u %jd %jd %ld %lld %ld %d %n", &key->size,
-		   &mtime_s, &mtime_ns, &mode, &ino, &nlink, &uid, &gid, &rsize, &blocks, &blksize,
-		   &rmtime_s, &rmtime_ns, &no_xattrs, &name_at) != 14 ||
+	if (sscanf(line, "1 %" SCNu64 " %lld %ld %o %ju %ju %u %u %jd %jd %ld %lld %ld %d %n",
+		   &key->size, &mtime_s, &mtime_ns, &mode, &ino, &nlink, &uid, &gid, &rsize,
+		   &blocks, &blksize, &rmtime_s, &rmtime_ns, &no_xattrs, &name_at) != 14 ||
 	    name_at < 0)
 		return false;
 	key->name = line + name_at;
@@ -240,8 +239,7 @@ static bool same_key(const struct card *c, const struct lz_card_key *key)
 	       c->mtime.tv_nsec == key->mtime.tv_nsec;
 }
 
-bool lz_cards_find(struct lz_cards *cards, const struct lz_card_key *key,
-		   struct lz_image_card *out)
+bool lz_cards_find(struct lz_cards *cards, const struct lz_card_key *key, struct lz_image_card *out)
 {
 	bool found;
 

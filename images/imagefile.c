@@ -15,7 +15,8 @@
 /* Whether user UID could read a file of stat ST (its group aside: a conservative answer). */
 static bool readable_by(const struct stat *st, uid_t uid)
 {
-	return uid == 0 || (st->st_mode & S_IROTH) || (st->st_uid == uid && (st->st_mode & S_IRUSR));
+	return uid == 0 || (st->st_mode & S_IROTH) ||
+	       (st->st_uid == uid && (st->st_mode & S_IRUSR));
 }
 
 /*
@@ -36,15 +37,16 @@ static int follow(int dir_fd, const char *name, const struct stat *lst, char *wh
 		dir_owner = dir_st.st_uid;
 	}
 	if (lst->st_uid != 0 && lst->st_uid != dir_owner) {
-		snprintf(why, whylen, "a symlink owned by uid %u, neither root nor the directory's owner",
+		snprintf(why, whylen,
+			 "a symlink owned by uid %u, neither root nor the directory's owner",
 			 (unsigned)lst->st_uid);
 		return -EPERM;
 	}
 	int fd = openat(dir_fd, name, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstatat(dir_fd, name, &again, AT_SYMLINK_NOFOLLOW) != 0 || again.st_ino != lst->st_ino ||
-	    again.st_dev != lst->st_dev) {
+	if (fstatat(dir_fd, name, &again, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    again.st_ino != lst->st_ino || again.st_dev != lst->st_dev) {
 		close(fd);
 		snprintf(why, whylen, "the symlink changed while it was followed");
 		return -EPERM;

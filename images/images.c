@@ -171,8 +171,8 @@ static int find_source_object(struct lz_images *images, const char *name, struct
 }
 
 /* Opens NAME with each suffix in DIR (imagefile.h): a descriptor, or -errno (WHY). */
-static int open_in_dir(struct lz_images *images, const char *name, struct image_file *f,
-		       char *why, size_t whylen)
+static int open_in_dir(struct lz_images *images, const char *name, struct image_file *f, char *why,
+		       size_t whylen)
 {
 	if (images->dir_fd < 0)
 		return -ENOENT;
@@ -609,8 +609,9 @@ static bool is_replaced(struct lz_images *images, struct lz_image *image, const 
 {
 	struct image_file f;
 	char why[256];
-	bool replaced = find_image_file(images, image->name, image->path, &f, why, sizeof(why)) != 0 ||
-			!same_file(&f.st, &image->file_st);
+	bool replaced =
+		find_image_file(images, image->name, image->path, &f, why, sizeof(why)) != 0 ||
+		!same_file(&f.st, &image->file_st);
 
 	(void)unused;
 	close_image_file(&f);

@@ -46,8 +46,8 @@ struct lz_sqfs_image {
 	 */
 	int file_fd;
 	atomic_bool fetched;
-	char *fetch_name;	   /* a remote image: its object at the source's top */
-	uint64_t fetch_size;	   /* ...and its size and mtime when it was listed */
+	char *fetch_name;    /* a remote image: its object at the source's top */
+	uint64_t fetch_size; /* ...and its size and mtime when it was listed */
 	struct timespec fetch_mtime;
 	long long fetch_failed_at; /* under reader_lock: when a fetch last failed (monotonic s) */
 	/*

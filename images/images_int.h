@@ -84,8 +84,8 @@ struct lz_images {
  * registry's backend: 0 with its root in ROOT, or -errno (logged). Slow:
  * called without any lock.
  */
-int lz_backend_open(struct lz_images *images, int file_fd, const char *path,
-		    const struct stat *st, bool kernel, struct lz_image_root *root);
+int lz_backend_open(struct lz_images *images, int file_fd, const char *path, const struct stat *st,
+		    bool kernel, struct lz_image_root *root);
 /*
  * The squashfuse handle of FILE_FD in slot WANT, or the first free slot for
  * -1; KERNEL: its files may be opened in a kernel mount (a trusted image).

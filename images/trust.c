@@ -34,9 +34,10 @@ static int by_name(const void *a, const void *b)
 
 static int hexval(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-					 : c >= 'A' && c <= 'F' ? c - 'A' + 10
-								: -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
 /* "HEX  NAME" or "HEX *NAME" into D; a reason, or NULL when it is good. */
@@ -190,8 +191,7 @@ static int sha256_of(int fd, unsigned char out[SHA256_LEN])
 	return rc;
 }
 
-bool lz_trust_copy(const struct lz_trust *trust, const char *name, int fd, char *why,
-		   size_t whylen)
+bool lz_trust_copy(const struct lz_trust *trust, const char *name, int fd, char *why, size_t whylen)
 {
 	struct digest key = { .name = (char *)name }, *d = NULL;
 	unsigned char got[SHA256_LEN];

@@ -290,8 +290,8 @@ static int restore_unfetched(struct restore *r, char **f, long long slot)
 	if (r->slots[slot] != NULL)
 		return bad(r, "squashfuse slot named twice");
 	struct timespec mtime = { .tv_sec = sec, .tv_nsec = nsec };
-	r->slots[slot] = lz_images_adopt_unfetched(r->fs->images, (unsigned)slot, name, size,
-						   mtime, why, sizeof(why));
+	r->slots[slot] = lz_images_adopt_unfetched(r->fs->images, (unsigned)slot, name, size, mtime,
+						   why, sizeof(why));
 	return r->slots[slot] != NULL ? 0 : bad(r, why);
 }
 
@@ -320,8 +320,8 @@ static int restore_sqfs(struct restore *r, char **f, int n)
 	}
 	/* Without the field (an older daemon's record), as that daemon read it. */
 	bool kernel = n < 3 || strcmp(f[2], "1") == 0;
-	r->slots[slot] = lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, kernel, why,
-					      sizeof(why));
+	r->slots[slot] =
+		lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, kernel, why, sizeof(why));
 	close(fd);
 	if (r->slots[slot] == NULL)
 		return bad(r, why);

@@ -485,7 +485,6 @@ static char *find_program(const char *name)
 	return NULL;
 }
 
-
 struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_options *opts, char *err,
 				size_t errlen)
 {

@@ -156,13 +156,15 @@ static void test_remote(void)
 		      strstr(opts.error, "rclone_config=FILE") != NULL);
 		lz_options_free(&opts);
 	}
-	CHECK(PARSE(&opts, "-o", "remote=:s3\\,provider=AWS\\,secret_access_key=abc:b", "/m") == -1);
+	CHECK(PARSE(&opts, "-o", "remote=:s3\\,provider=AWS\\,secret_access_key=abc:b", "/m") ==
+	      -1);
 	CHECK(strstr(opts.error, "'secret_access_key=' is a secret") != NULL);
 	CHECK(strstr(opts.error, "abc") == NULL); /* the secret itself is never repeated */
 	lz_options_free(&opts);
 	static char *const fine[] = {
-		"remote=:http\\,url='http://h/?pass=x\\,y:z':",   /* quoted: part of the url */
-		"remote=:sftp\\,host=h\\,user=u\\,key_file=/root/.ssh/id:dir", /* a path, not a key */
+		"remote=:http\\,url='http://h/?pass=x\\,y:z':", /* quoted: part of the url */
+		"remote=:sftp\\,host=h\\,user=u\\,key_file=/root/.ssh/id:dir", /* a path, not a key
+										*/
 		"remote=media:clips/pass=1,rclone_config=/etc/lazyfs/rclone.conf",
 	};
 	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {

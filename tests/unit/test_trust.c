@@ -79,7 +79,7 @@ static void test_digests(const char *dir)
 	lz_trust_free(t);
 
 	static const char *const bad[] = {
-		"abc  gcc.sqfs\n",				       /* short digest */
+		"abc  gcc.sqfs\n", /* short digest */
 		"zz7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  a\n",
 		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad a\n",
 		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  a/b\n",
