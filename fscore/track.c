@@ -9,6 +9,7 @@
 #include "fs.h"
 #include "lookup.h"
 #include "opener.h"
+#include "attr.h"
 #include "bpf/tracker.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -128,8 +129,11 @@ void lz_track_lookup_seen(struct lz_track *t, const char *name)
 /* Whether the tracker may act for process TGID (opener.h). */
 static bool opener_ok(struct lz_track *t, pid_t tgid)
 {
-	return t->dev != 0 &&
-	       lz_opener_may_use(tgid, t->prefix, t->dev, t->fs->settings->allow_other);
+	struct stat root;
+
+	/* The root's attributes as the kernel gets them, without a path through the mount. */
+	return t->dev != 0 && lz_inode_getattr(t->fs, t->fs->root, &root) == 0 &&
+	       lz_opener_may_use(tgid, t->prefix, t->dev, &root, t->fs->settings->allow_other);
 }
 
 static void *worker(void *arg)
@@ -159,7 +163,11 @@ static void *worker(void *arg)
 				 "ignored",
 				 key + 1, (int)tgid);
 			atomic_fetch_add(&t->ignored, 1);
-			lz_tracker_forget(t->tracker, key + 1);
+			/*
+			 * Left pending, not forgotten: a process that exits at once
+			 * (a stat of a missing name) would send the event again at every
+			 * call. Later opens resolve through the kernel's LOOKUP.
+			 */
 			free(key);
 			continue;
 		}
