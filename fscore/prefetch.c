@@ -1,6 +1,7 @@
 #include "config.h"
 #include "common/names.h"
 #include "prefetch.h"
+#include "workingset.h"
 #include "images/images.h"
 #include "common/log.h"
 #include "common/clock.h"
@@ -20,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WS_MAGIC    "lazyfs-workingset 1\n"
 #define WS_FILE_MAX (8u << 20) /* a working set file larger than this is not read */
 #define SET_SLOTS   (2 * LZ_WS_MAX_FILES)
 
@@ -98,23 +98,6 @@ static void ws_filename(const struct lz_prefetch *p, const char *name, char *out
 		snprintf(out, size, "%s/%s.ws", p->dir, esc);
 }
 
-/* Only plain relative paths inside the image: no "..", no empty or absolute parts. */
-static bool path_ok(const char *rel)
-{
-	if (rel[0] == '\0' || rel[0] == '/' || strlen(rel) >= PATH_MAX)
-		return false;
-	for (const char *c = rel; *c != '\0';) {
-		size_t len = strcspn(c, "/");
-		if (len == 0 || (len == 1 && c[0] == '.') ||
-		    (len == 2 && c[0] == '.' && c[1] == '.'))
-			return false;
-		c += len;
-		if (*c == '/')
-			c++;
-	}
-	return strchr(rel, '\n') == NULL;
-}
-
 static int mkdir_p(const char *dir)
 {
 	char tmp[PATH_MAX];
@@ -164,13 +147,13 @@ static void write_recording(struct lz_prefetch *p, struct recording *r)
 		lz_warn("working set of %s: cannot write %s: %s", r->name, tmp, strerror(errno));
 		return;
 	}
-	fputs(WS_MAGIC, f);
+	lz_ws_write_header(f);
 	for (size_t i = 0; i < r->n; i++)
-		fprintf(f, "%lld %s\n", (long long)r->sizes[i], r->paths[i]);
+		lz_ws_write_line(f, r->sizes[i], r->paths[i]);
 	written = r->n;
 	for (size_t i = 0; i < n_old && written < LZ_WS_MAX_FILES; i++)
 		if (!recorded(r, old[i])) {
-			fprintf(f, "%lld %s\n", (long long)old_sizes[i], old[i]);
+			lz_ws_write_line(f, old_sizes[i], old[i]);
 			written++;
 		}
 	free_paths(old, n_old);
@@ -220,55 +203,31 @@ static bool recorded(const struct recording *r, const char *rel)
 	return false;
 }
 
-/* The last working set of image NAME (SIZES too, unless NULL), or 0 paths. */
+/* The last working set of unit NAME and its SIZES, or 0 paths. */
 static char **read_working_set(struct lz_prefetch *p, const char *name, off_t **sizes,
 			       size_t *count)
 {
-	char path[PATH_MAX], *line = NULL;
-	size_t cap = 0, n = 0;
-	char **paths = NULL;
+	char path[PATH_MAX];
+	struct lz_ws ws = { 0 };
 	struct stat st;
-	ssize_t len;
 	FILE *f;
+	int rc = -EINVAL;
 
 	*count = 0;
 	ws_filename(p, name, path, sizeof(path));
 	f = fopen(path, "re");
 	if (f == NULL)
 		return NULL;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > WS_FILE_MAX ||
-	    getline(&line, &cap, f) <= 0 || strcmp(line, WS_MAGIC) != 0) {
-		lz_warn("working set %s: not a working set file; ignored", path);
-		goto out;
-	}
-	paths = calloc(LZ_WS_MAX_FILES, sizeof(*paths));
-	if (sizes != NULL && paths != NULL &&
-	    (*sizes = calloc(LZ_WS_MAX_FILES, sizeof(**sizes))) == NULL) {
-		free(paths);
-		paths = NULL;
-	}
-	while (paths != NULL && n < LZ_WS_MAX_FILES && (len = getline(&line, &cap, f)) > 0) {
-		char *rel = NULL;
-		long long size;
-
-		if (line[len - 1] == '\n')
-			line[len - 1] = '\0';
-		size = strtoll(line, &rel, 10);
-		if (rel == line || *rel != ' ' || size < 0 || !path_ok(rel + 1)) {
-			atomic_fetch_add(&p->bad_lines, 1);
-			continue;
-		}
-		paths[n] = strdup(rel + 1);
-		if (paths[n] != NULL && sizes != NULL)
-			(*sizes)[n] = (off_t)size;
-		if (paths[n] != NULL)
-			n++;
-	}
-out:
-	free(line);
+	/* A damaged cache may hold anything here: only a regular file of sane size is read. */
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= WS_FILE_MAX)
+		rc = lz_ws_read(f, &ws);
 	fclose(f);
-	*count = n;
-	return paths;
+	if (rc != 0)
+		lz_warn("working set %s: not a working set file; ignored", path);
+	atomic_fetch_add(&p->bad_lines, ws.bad);
+	*sizes = ws.sizes;
+	*count = ws.n;
+	return ws.paths;
 }
 
 static void free_paths(char **paths, size_t n)
@@ -546,7 +505,8 @@ static void record_in(struct lz_prefetch *p, const char *name, const char *relpa
 	struct recording *r = NULL, *done = NULL;
 	struct unit *u;
 
-	if (atomic_load_explicit(&p->recording, memory_order_relaxed) == 0 || !path_ok(relpath))
+	if (atomic_load_explicit(&p->recording, memory_order_relaxed) == 0 ||
+	    !lz_ws_path_ok(relpath))
 		return;
 	pthread_mutex_lock(&p->lock);
 	u = find_unit(p, name);
