@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "jobs.h"
 #include "report.h"
+#include "request.h"
 #include "fscore/expiry.h"
 #include "fscore/fs.h"
 #include "fscore/lookup.h"
@@ -79,19 +80,17 @@ static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
 	return image;
 }
 
-/* Takes the "/" off ARG; NULL (and why in OUT) when CMD has no valid entry name. */
 /* How long pin and prefetch wait for their job before answering it goes on. */
 #define JOB_WAIT_MS 500
 
+/* Takes the "/" off ARG; NULL (and why in OUT) when CMD has no valid entry name. */
 static const char *entry_arg(const char *cmd, const char *arg, FILE *out)
 {
-	if (arg == NULL || arg[0] == '\0' || strstr(arg, "..") != NULL) {
+	const char *entry = lz_request_entry(arg);
+
+	if (entry == NULL)
 		fprintf(out, "%s needs an entry name", cmd);
-		return NULL;
-	}
-	while (*arg == '/')
-		arg++;
-	return arg;
+	return entry;
 }
 
 static int cmd_evict(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
@@ -320,16 +319,11 @@ static void add_jobs(const struct lz_command_ctx *c, struct json_object *status)
 
 int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 {
-	char *save = NULL, *cmd, *arg;
-	bool json = false;
+	struct lz_request r;
 
-	line[strcspn(line, "\r\n")] = '\0';
-	cmd = strtok_r(line, " ", &save);
-	if (cmd != NULL && strcmp(cmd, "json") == 0) {
-		json = true;
-		cmd = strtok_r(NULL, " ", &save);
-	}
-	arg = strtok_r(NULL, "", &save);
+	lz_request_parse(line, &r);
+	const char *cmd = r.cmd, *arg = r.arg;
+	bool json = r.json;
 	if (cmd == NULL) {
 		fprintf(out, "empty request; %s", usage);
 		return -1;

@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -44,6 +44,7 @@ listing_SRCS = cache/listing_json.c
 listing_PKGS = json-c
 mountinfo_SRCS = common/mountpoint.c common/names.c common/error.c
 workingset_SRCS = fscore/workingset.c
+control_SRCS = control/request.c
 
 all: $(TARGETS)
 
