@@ -7,11 +7,11 @@
  */
 #include "config.h"
 #include "http.h"
+#include "http_parse.h"
 #include "report.h"
 #include "common/clock.h"
 #include "common/log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,21 +46,11 @@ struct lz_http {
 
 int lz_http_listen(const char *spec)
 {
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char *end;
-	long port;
+	struct sockaddr_in sa;
 	int fd, one = 1;
 
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+	if (lz_http_parse_listen(spec, &sa) != 0)
 		return -1;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535 ||
-	    inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-		return -1;
-	sa.sin_port = htons((uint16_t)port);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
@@ -81,8 +71,8 @@ static void drop(struct client *c)
 	c->out = NULL;
 }
 
-/* The answer to the request line in C->in. */
-static void answer(struct lz_http *h, struct client *c)
+/* The answer to the request line in C->in: the metrics, or a 404. */
+static void answer(struct lz_http *h, struct client *c, bool metrics)
 {
 	static const char not_found[] = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
 					"Content-Length: 20\r\n\r\nonly /metrics here.\n";
@@ -91,7 +81,7 @@ static void answer(struct lz_http *h, struct client *c)
 	FILE *out;
 
 	c->out_off = 0;
-	if (strncmp(c->in, "GET /metrics ", 13) != 0 && strncmp(c->in, "GET /metrics?", 13) != 0) {
+	if (!metrics) {
 		c->out = strdup(not_found);
 		c->out_len = c->out != NULL ? sizeof(not_found) - 1 : 0;
 		return;
@@ -125,12 +115,19 @@ static bool on_readable(struct lz_http *h, struct client *c)
 	if (n == 0)
 		return false;
 	c->in_len += (size_t)n;
-	c->in[c->in_len] = '\0';
-	if (memchr(c->in, '\n', c->in_len) != NULL) {
-		answer(h, c);
-		return c->out != NULL;
+	switch (lz_http_judge(c->in, c->in_len, sizeof(c->in))) {
+	case LZ_HTTP_MORE:
+		return true;
+	case LZ_HTTP_TOO_LONG:
+		return false;
+	case LZ_HTTP_METRICS:
+		answer(h, c, true);
+		break;
+	case LZ_HTTP_NOT_FOUND:
+		answer(h, c, false);
+		break;
 	}
-	return c->in_len + 1 < sizeof(c->in);
+	return c->out != NULL;
 }
 
 /* Writes what fits; false when the answer is out (or the client gone). */

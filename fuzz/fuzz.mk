@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -45,6 +45,7 @@ listing_PKGS = json-c
 mountinfo_SRCS = common/mountpoint.c common/names.c common/error.c
 workingset_SRCS = fscore/workingset.c
 control_SRCS = control/request.c
+http_SRCS = control/http_parse.c
 
 all: $(TARGETS)
 
