@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -46,6 +46,7 @@ mountinfo_SRCS = common/mountpoint.c common/names.c common/error.c
 workingset_SRCS = fscore/workingset.c
 control_SRCS = control/request.c
 http_SRCS = control/http_parse.c
+handover_SRCS = upgrade/handover.c upgrade/head.c
 
 all: $(TARGETS)
 

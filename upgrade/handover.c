@@ -144,6 +144,42 @@ char *lz_handover_unescape(char *field, bool *ok)
 	return field;
 }
 
+int lz_handover_split(char *rest, char **f, int max)
+{
+	int n = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(rest, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+		if (n == max)
+			return max + 1;
+		f[n++] = t;
+	}
+	return n;
+}
+
+bool lz_handover_num(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool lz_handover_unum(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	if (*s == '-')
+		return false;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
 void lz_handover_bytes(struct lz_handover *h, const void *bytes, size_t n)
 {
 	lz_handover_printf(h, " ");
@@ -292,6 +328,38 @@ static ssize_t recv_msg(int sock, void *buf, size_t size, struct lz_handover *h,
 	return n;
 }
 
+/*
+ * The text of a record, LEN bytes announced, into H. Its buffer grows with
+ * what arrives (a sender's message is at most TEXT_PER_MSG), never to what
+ * a header merely announces: a bad one asked for 4 GiB at once. 0, or -1
+ * with ERR.
+ */
+static int recv_text(int sock, struct lz_handover *h, uint64_t len, int timeout_ms, char *err,
+		     size_t errlen)
+{
+	if (!grow((void **)&h->text, &h->cap, 1, 1))
+		goto oom;
+	while (h->len < len) {
+		uint64_t left = len - h->len;
+		size_t want = left < TEXT_PER_MSG ? (size_t)left : TEXT_PER_MSG;
+		if (!grow((void **)&h->text, &h->cap, h->len + want + 1, 1))
+			goto oom;
+		size_t room = h->cap - 1 - h->len < left ? h->cap - 1 - h->len : (size_t)left;
+		ssize_t n = recv_msg(sock, h->text + h->len, room, NULL, timeout_ms);
+		if (n <= 0) {
+			snprintf(err, errlen, "state record truncated at %zu of %llu bytes (%s)",
+				 h->len, (unsigned long long)len,
+				 n < 0 ? strerror(errno) : "the daemon went away");
+			return -1;
+		}
+		h->len += (size_t)n;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory for the state record");
+	return -1;
+}
+
 int lz_handover_recv(int sock, struct lz_handover *h, int timeout_ms, char *err, size_t errlen)
 {
 	struct header hd;
@@ -330,21 +398,8 @@ int lz_handover_recv(int sock, struct lz_handover *h, int timeout_ms, char *err,
 			 hd.nfds);
 		return -1;
 	}
-	h->text = malloc(hd.len + 1);
-	if (h->text == NULL) {
-		snprintf(err, errlen, "out of memory for the state record");
+	if (recv_text(sock, h, hd.len, timeout_ms, err, errlen) != 0)
 		return -1;
-	}
-	while (h->len < hd.len) {
-		n = recv_msg(sock, h->text + h->len, hd.len - h->len, NULL, timeout_ms);
-		if (n <= 0) {
-			snprintf(err, errlen, "state record truncated at %zu of %llu bytes (%s)",
-				 h->len, (unsigned long long)hd.len,
-				 n < 0 ? strerror(errno) : "the daemon went away");
-			return -1;
-		}
-		h->len += (size_t)n;
-	}
 	h->text[h->len] = '\0';
 	if (strlen(h->text) != h->len) {
 		snprintf(err, errlen, "state record holds a NUL byte");

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The environment variable naming the new process's end of the socket pair. */
 #define LZ_TAKEOVER_ENV "LAZYFS_TAKEOVER_FD"
@@ -52,6 +53,15 @@ void lz_handover_printf(struct lz_handover *h, const char *fmt, ...)
 void lz_handover_string(struct lz_handover *h, const char *s);
 /* Decodes a field written by lz_handover_string in place; NULL for "-" or a malformed one. */
 char *lz_handover_unescape(char *field, bool *ok);
+/*
+ * A record line's fields after its first word: REST split at spaces into F
+ * (in place). Their number, or MAX + 1 when there are more than MAX.
+ */
+int lz_handover_split(char *rest, char **f, int max);
+/* A decimal field within [MIN, MAX] (as %d, %ld or %lld wrote it): true with *OUT. */
+bool lz_handover_num(const char *field, long long min, long long max, long long *out);
+/* A decimal field of 64 unsigned bits (as %ju or PRIu64 wrote it): true with *OUT. */
+bool lz_handover_unum(const char *field, uint64_t *out);
 /* Appends " " and N bytes of binary data (a FUSE request) in hex. */
 void lz_handover_bytes(struct lz_handover *h, const void *bytes, size_t n);
 /* Decodes a field written by lz_handover_bytes into *OUT (malloc'ed): 0, or -1. */

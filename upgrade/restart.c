@@ -7,6 +7,7 @@
 #include "config.h"
 #include "restart.h"
 #include "handover.h"
+#include "head.h"
 #include "keeper.h"
 #include "takeover.h"
 #include "upgrade.h"
@@ -193,8 +194,8 @@ static int build_record(struct lz_handover *h, const char *state, int fuse_fd, i
 	}
 	h->owns_fds = true;
 	lz_handover_printf(h, "%s", state);
-	lz_handover_printf(h, "fuse %d\ncontrol -1 -1 -\nsource 1 %ju\n",
-			   lz_handover_add_fd(h, fuse_fd), (uintmax_t)st.st_dev);
+	lz_head_write_fds(h, lz_handover_add_fd(h, fuse_fd), -1, -1, NULL);
+	lz_handover_printf(h, "source 1 %ju\n", (uintmax_t)st.st_dev);
 	lz_handover_printf(h, "inode %d %d %u 1 %d -1 0 0 - -1 0", LZ_ROOT_ID, (int)LZ_INODE_FD,
 			   (unsigned)(st.st_mode & S_IFMT), lz_handover_add_fd(h, underlay_fd));
 	lz_handover_string(h, mapped ? "" : NULL);

@@ -217,43 +217,6 @@ static int bad(struct restore *r, const char *what)
 	return -1;
 }
 
-/* Splits the line's fields after its first word into F; their number. */
-static int split(char *rest, char **f, int max)
-{
-	int n = 0;
-	char *save = NULL;
-
-	for (char *t = strtok_r(rest, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
-		if (n == max)
-			return max + 1;
-		f[n++] = t;
-	}
-	return n;
-}
-
-static bool num(const char *s, long long min, long long max, long long *out)
-{
-	char *end;
-
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool unum(const char *s, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	if (*s == '-')
-		return false;
-	*out = strtoull(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0';
-}
-
 static struct lz_sqfs_image *slot_handle(struct restore *r, long long slot)
 {
 	return slot >= 0 && (size_t)slot < r->nslots ? r->slots[slot] : NULL;
@@ -282,8 +245,9 @@ static int restore_unfetched(struct restore *r, char **f, long long slot)
 	long long sec, nsec;
 	uint64_t size;
 
-	if (!ok || name == NULL || !unum(f[3], &size) || !num(f[4], LLONG_MIN, LLONG_MAX, &sec) ||
-	    !num(f[5], 0, 999999999, &nsec))
+	if (!ok || name == NULL || !lz_handover_unum(f[3], &size) ||
+	    !lz_handover_num(f[4], LLONG_MIN, LLONG_MAX, &sec) ||
+	    !lz_handover_num(f[5], 0, 999999999, &nsec))
 		return bad(r, "malformed sqfs line");
 	if (!grow_slots(r, slot))
 		return bad(r, "out of memory");
@@ -300,8 +264,8 @@ static int restore_sqfs(struct restore *r, char **f, int n)
 	long long slot, fdi;
 	char why[256];
 
-	if ((n != 2 && n != 3 && n != 6) || !num(f[0], 0, 65535, &slot) ||
-	    !num(f[1], -1, INT32_MAX, &fdi))
+	if ((n != 2 && n != 3 && n != 6) || !lz_handover_num(f[0], 0, 65535, &slot) ||
+	    !lz_handover_num(f[1], -1, INT32_MAX, &fdi))
 		return bad(r, "malformed sqfs line");
 	if (r->fs->images == NULL)
 		return bad(r, "a squashfuse image, but this daemon has no images");
@@ -348,11 +312,14 @@ static int restore_image(struct restore *r, char **f, int n)
 	a.name = lz_handover_unescape(f[0], &ok1);
 	a.path = lz_handover_unescape(f[1], &ok2);
 	a.entry = lz_handover_unescape(f[3], &ok3);
-	if (!ok1 || !ok2 || !ok3 || a.name == NULL || !unum(f[2], &parent) ||
-	    !num(f[4], 0, UINT32_MAX, &gen) || !num(f[5], 0, UINT32_MAX, &pins) ||
-	    !num(f[6], -1, INT32_MAX, &fdi) || !num(f[7], -1, 65535, &slot) || !unum(f[8], &dev) ||
-	    !unum(f[9], &ino) || !num(f[10], 0, INT64_MAX, &size) ||
-	    !num(f[11], INT64_MIN, INT64_MAX, &sec) || !num(f[12], 0, 999999999, &nsec))
+	if (!ok1 || !ok2 || !ok3 || a.name == NULL || !lz_handover_unum(f[2], &parent) ||
+	    !lz_handover_num(f[4], 0, UINT32_MAX, &gen) ||
+	    !lz_handover_num(f[5], 0, UINT32_MAX, &pins) ||
+	    !lz_handover_num(f[6], -1, INT32_MAX, &fdi) ||
+	    !lz_handover_num(f[7], -1, 65535, &slot) || !lz_handover_unum(f[8], &dev) ||
+	    !lz_handover_unum(f[9], &ino) || !lz_handover_num(f[10], 0, INT64_MAX, &size) ||
+	    !lz_handover_num(f[11], INT64_MIN, INT64_MAX, &sec) ||
+	    !lz_handover_num(f[12], 0, 999999999, &nsec))
 		return bad(r, "malformed image line");
 	if (r->fs->images == NULL)
 		return bad(r, "an image, but this daemon has no images= or map=");
@@ -437,12 +404,14 @@ static int restore_inode(struct restore *r, char **f, int n)
 		return bad(r, "malformed inode line");
 	image_name = lz_handover_unescape(f[8], &ok1);
 	maprel = lz_handover_unescape(f[11], &ok2);
-	if (!ok1 || !ok2 || !unum(f[0], &nodeid) || nodeid == 0 ||
-	    !num(f[1], LZ_INODE_FD, LZ_INODE_SQFS, &kind) || !num(f[2], 0, 0177777, &type) ||
-	    !unum(f[3], &nlookup) || !num(f[4], -1, INT32_MAX, &pfdi) ||
-	    !num(f[5], -1, INT32_MAX, &rfdi) || !num(f[6], 0, INT32_MAX, &backing) ||
-	    !num(f[7], 0, UINT32_MAX, &opens) || !num(f[9], -1, 65535, &slot) ||
-	    !unum(f[10], &sqfs_id))
+	if (!ok1 || !ok2 || !lz_handover_unum(f[0], &nodeid) || nodeid == 0 ||
+	    !lz_handover_num(f[1], LZ_INODE_FD, LZ_INODE_SQFS, &kind) ||
+	    !lz_handover_num(f[2], 0, 0177777, &type) || !lz_handover_unum(f[3], &nlookup) ||
+	    !lz_handover_num(f[4], -1, INT32_MAX, &pfdi) ||
+	    !lz_handover_num(f[5], -1, INT32_MAX, &rfdi) ||
+	    !lz_handover_num(f[6], 0, INT32_MAX, &backing) ||
+	    !lz_handover_num(f[7], 0, UINT32_MAX, &opens) ||
+	    !lz_handover_num(f[9], -1, 65535, &slot) || !lz_handover_unum(f[10], &sqfs_id))
 		return bad(r, "malformed inode line");
 	init.kind = (enum lz_inode_kind)kind;
 	init.type = (mode_t)type;
@@ -485,12 +454,14 @@ static int restore_remote(struct restore *r, char **f, int n)
 	if (n != 11)
 		return bad(r, "malformed remote line");
 	const char *path = lz_handover_unescape(f[10], &ok);
-	if (!ok || path == NULL || !unum(f[0], &nodeid) ||
-	    lz_nodeid_source(nodeid) != LZ_NODEID_REMOTE_SOURCE || !num(f[1], 0, 0177777, &type) ||
-	    (!S_ISREG(type) && !S_ISDIR(type)) || !unum(f[2], &nlookup) ||
-	    !num(f[3], -1, INT32_MAX, &rfdi) || !num(f[4], 0, INT32_MAX, &backing) ||
-	    !num(f[5], 0, UINT32_MAX, &opens) || !num(f[6], 0, 1, &held) || !unum(f[7], &size) ||
-	    !num(f[8], INT64_MIN, INT64_MAX, &sec) || !num(f[9], 0, 999999999, &nsec))
+	if (!ok || path == NULL || !lz_handover_unum(f[0], &nodeid) ||
+	    lz_nodeid_source(nodeid) != LZ_NODEID_REMOTE_SOURCE ||
+	    !lz_handover_num(f[1], 0, 0177777, &type) || (!S_ISREG(type) && !S_ISDIR(type)) ||
+	    !lz_handover_unum(f[2], &nlookup) || !lz_handover_num(f[3], -1, INT32_MAX, &rfdi) ||
+	    !lz_handover_num(f[4], 0, INT32_MAX, &backing) ||
+	    !lz_handover_num(f[5], 0, UINT32_MAX, &opens) || !lz_handover_num(f[6], 0, 1, &held) ||
+	    !lz_handover_unum(f[7], &size) || !lz_handover_num(f[8], INT64_MIN, INT64_MAX, &sec) ||
+	    !lz_handover_num(f[9], 0, 999999999, &nsec))
 		return bad(r, "malformed remote line");
 	if (r->fs->objects == NULL)
 		return bad(r, "a remote object, but this daemon has no remote_mode=objects");
@@ -544,9 +515,10 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 		if (strcmp(line, "source") == 0) {
 			long long i;
 			uint64_t dev;
-			n = split(rest, f, 16);
-			if (n != 2 || !num(f[0], 1, LZ_NODEID_REMOTE_SOURCE - 1, &i) ||
-			    (unsigned)i != r->nsources + 1 || !unum(f[1], &dev) || r->sources_set)
+			n = lz_handover_split(rest, f, 16);
+			if (n != 2 || !lz_handover_num(f[0], 1, LZ_NODEID_REMOTE_SOURCE - 1, &i) ||
+			    (unsigned)i != r->nsources + 1 || !lz_handover_unum(f[1], &dev) ||
+			    r->sources_set)
 				rc = bad(r, "malformed source line");
 			else
 				r->devs[++r->nsources] = (dev_t)dev;
@@ -559,7 +531,7 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 				break;
 			}
 			r->sources_set = true;
-			n = split(rest, f, 16);
+			n = lz_handover_split(rest, f, 16);
 			if (line[1] == 'q')
 				rc = restore_sqfs(r, f, n);
 			else if (line[1] == 'm')

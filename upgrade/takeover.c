@@ -7,6 +7,7 @@
 #include "takeover.h"
 #include "fscore/fs.h"
 #include "handover.h"
+#include "head.h"
 #include "common/log.h"
 #include "snapshot.h"
 #include "upgrade.h"
@@ -39,20 +40,8 @@ struct lz_takeover {
 	struct lz_upgrade *upgrade; /* told the FUSE_INIT and the mount */
 	int sock;
 	struct lz_handover h;
-	char *mountpoint;
-	unsigned minor;
-	unsigned char *init;
-	size_t init_len;
-	long fuse_index, listen_index, http_index;
-	char *control_path;
+	struct lz_head head; /* what the record's head lines say */
 };
-
-/* The part of the kernel's FUSE request header that is read here. */
-struct in_header {
-	uint32_t len, opcode;
-	uint64_t unique;
-};
-#define FUSE_INIT_OPCODE 26
 
 int lz_takeover_sock_from_env(void)
 {
@@ -79,74 +68,8 @@ static void free_takeover(struct lz_takeover *t)
 	if (t->sock >= 0)
 		close(t->sock);
 	lz_handover_free(&t->h);
-	free(t->mountpoint);
-	free(t->init);
-	free(t->control_path);
+	lz_head_free(&t->head);
 	free(t);
-}
-
-/* The lines this file reads; snapshot.c reads the others. */
-static int parse(struct lz_takeover *t, char *err, size_t errlen)
-{
-	char *text = strdup(t->h.text), *save = NULL;
-	unsigned line = 0;
-	bool version = false, end = false;
-	int rc = 0;
-
-	if (text == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	for (char *l = strtok_r(text, "\n", &save); l != NULL && rc == 0;
-	     l = strtok_r(NULL, "\n", &save)) {
-		char a[32], b[32], c[4096];
-		bool ok = true;
-		line++;
-		if (end) {
-			rc = -1;
-		} else if (line == 1) {
-			int v;
-			version = sscanf(l, "version %d", &v) == 1;
-			if (version && (v < LZ_RECORD_VERSION_OLDEST || v > LZ_RECORD_VERSION)) {
-				snprintf(err, errlen,
-					 "state record version %d, this binary reads versions %d "
-					 "to %d",
-					 v, LZ_RECORD_VERSION_OLDEST, LZ_RECORD_VERSION);
-				free(text);
-				return -1;
-			}
-			rc = version ? 0 : -1;
-		} else if (strncmp(l, "mountpoint ", 11) == 0) {
-			char *p = lz_handover_unescape(l + 11, &ok);
-			rc = ok && p != NULL && p[0] == '/' && (t->mountpoint = strdup(p)) ? 0 : -1;
-		} else if (sscanf(l, "minor %u", &t->minor) == 1) {
-		} else if (strncmp(l, "init ", 5) == 0) {
-			rc = lz_handover_unbytes(l + 5, &t->init, &t->init_len);
-		} else if (sscanf(l, "fuse %ld", &t->fuse_index) == 1) {
-		} else if (sscanf(l, "control %31s %31s %4095s", a, b, c) == 3) {
-			char *p = lz_handover_unescape(c, &ok);
-			t->listen_index = strtol(a, NULL, 10);
-			t->http_index = strtol(b, NULL, 10);
-			rc = ok && (p == NULL || (t->control_path = strdup(p)) != NULL) ? 0 : -1;
-		} else if (strcmp(l, "end") == 0) {
-			end = true;
-		}
-		if (rc != 0)
-			snprintf(err, errlen, "state record line %u is malformed", line);
-	}
-	free(text);
-	if (rc == 0 && !version)
-		snprintf(err, errlen, "state record has no version line"), rc = -1;
-	else if (rc == 0 && !end)
-		snprintf(err, errlen, "state record is truncated (no end line)"), rc = -1;
-	else if (rc == 0 && (t->mountpoint == NULL || t->init == NULL || t->fuse_index < 0))
-		snprintf(err, errlen, "state record lacks the mountpoint, FUSE_INIT or connection"),
-			rc = -1;
-	else if (rc == 0 && (t->init_len < sizeof(struct in_header) ||
-			     ((struct in_header *)t->init)->opcode != FUSE_INIT_OPCODE ||
-			     ((struct in_header *)t->init)->len != t->init_len))
-		snprintf(err, errlen, "state record's FUSE_INIT request is malformed"), rc = -1;
-	return rc;
 }
 
 static struct lz_takeover *new_takeover(struct lz_upgrade *up, int sock)
@@ -157,19 +80,19 @@ static struct lz_takeover *new_takeover(struct lz_upgrade *up, int sock)
 		return NULL;
 	t->upgrade = up;
 	t->sock = sock;
-	t->fuse_index = t->listen_index = t->http_index = -1;
+	t->head = (struct lz_head){ .fuse_index = -1, .listen_index = -1, .http_index = -1 };
 	return t;
 }
 
 /* Parses T's record; NULL with ERR (told to the old daemon, if any). */
 static struct lz_takeover *parsed(struct lz_takeover *t, char *err, size_t errlen)
 {
-	if (parse(t, err, errlen) != 0) {
+	if (lz_head_parse(t->h.text, &t->head, err, errlen) != 0) {
 		lz_takeover_fail(t, err);
 		return NULL;
 	}
-	lz_upgrade_set_init(t->upgrade, t->init, t->init_len);
-	lz_upgrade_set_mount(t->upgrade, t->mountpoint, t->minor);
+	lz_upgrade_set_init(t->upgrade, t->head.init, t->head.init_len);
+	lz_upgrade_set_mount(t->upgrade, t->head.mountpoint, t->head.minor);
 	return t;
 }
 
@@ -207,19 +130,19 @@ struct lz_takeover *lz_takeover_from_record(struct lz_upgrade *up, struct lz_han
 
 const char *lz_takeover_mountpoint(const struct lz_takeover *t)
 {
-	return t->mountpoint;
+	return t->head.mountpoint;
 }
 
 unsigned lz_takeover_minor(const struct lz_takeover *t)
 {
-	return t->minor;
+	return t->head.minor;
 }
 
 void lz_takeover_control(struct lz_takeover *t, int *listen_fd, int *http_fd, const char **path)
 {
-	*listen_fd = lz_handover_take_fd(&t->h, t->listen_index);
-	*http_fd = lz_handover_take_fd(&t->h, t->http_index);
-	*path = t->control_path;
+	*listen_fd = lz_handover_take_fd(&t->h, t->head.listen_index);
+	*http_fd = lz_handover_take_fd(&t->h, t->head.http_index);
+	*path = t->head.control_path;
 }
 
 int lz_takeover_restore(struct lz_takeover *t, struct lz_fs *fs, char *err, size_t errlen)
@@ -233,7 +156,7 @@ int lz_takeover_restore(struct lz_takeover *t, struct lz_fs *fs, char *err, size
 int lz_takeover_attach(struct lz_takeover *t, struct fuse_session *se, char *err, size_t errlen)
 {
 	char dev[32];
-	int fd = lz_handover_take_fd(&t->h, t->fuse_index);
+	int fd = lz_handover_take_fd(&t->h, t->head.fuse_index);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "the /dev/fuse descriptor is missing");
@@ -246,13 +169,13 @@ int lz_takeover_attach(struct lz_takeover *t, struct fuse_session *se, char *err
 		snprintf(err, errlen, "libfuse refused the /dev/fuse descriptor");
 		return -1;
 	}
-	struct fuse_buf buf = { .mem = malloc(t->init_len), .size = t->init_len };
+	struct fuse_buf buf = { .mem = malloc(t->head.init_len), .size = t->head.init_len };
 	if (buf.mem == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(buf.mem, t->init, t->init_len);
-	((struct in_header *)buf.mem)->unique = SYNTHETIC_UNIQUE;
+	memcpy(buf.mem, t->head.init, t->head.init_len);
+	((struct lz_fuse_in_header *)buf.mem)->unique = SYNTHETIC_UNIQUE;
 	fuse_session_process_buf(se, &buf);
 	free(buf.mem);
 	if (fuse_session_exited(se)) {

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "upgrade.h"
 #include "handover.h"
+#include "head.h"
 #include "restart.h"
 #include "snapshot.h"
 #include "common/clock.h"
@@ -369,11 +370,7 @@ int lz_upgrade_mount_lines(const struct lz_upgrade *up, struct lz_handover *h)
 {
 	if (up->init_request == NULL || up->mount_path == NULL)
 		return -1;
-	lz_handover_printf(h, "mountpoint");
-	lz_handover_string(h, up->mount_path);
-	lz_handover_printf(h, "\nminor %u\ninit", up->mount_minor);
-	lz_handover_bytes(h, up->init_request, up->init_len);
-	lz_handover_printf(h, "\n");
+	lz_head_write_mount(h, up->mount_path, up->mount_minor, up->init_request, up->init_len);
 	return 0;
 }
 
@@ -386,13 +383,11 @@ static int capture(struct lz_upgrade *up, struct lz_fs *fs, struct fuse_session 
 
 	lz_handover_printf(h, "version %d\n", lz_snapshot_version(fs));
 	lz_upgrade_mount_lines(up, h);
-	lz_handover_printf(h, "fuse %d\n", lz_handover_add_fd(h, fuse_session_fd(se)));
+	int fuse_index = lz_handover_add_fd(h, fuse_session_fd(se));
 	if (hooks->control_fds != NULL)
 		hooks->control_fds(hooks->ctx, &listen_fd, &http_fd, &path);
-	lz_handover_printf(h, "control %d %d", lz_handover_add_fd(h, listen_fd),
-			   lz_handover_add_fd(h, http_fd));
-	lz_handover_string(h, path);
-	lz_handover_printf(h, "\n");
+	int listen_index = lz_handover_add_fd(h, listen_fd);
+	lz_head_write_fds(h, fuse_index, listen_index, lz_handover_add_fd(h, http_fd), path);
 	if (lz_snapshot_capture(fs, h, err, errlen) != 0)
 		return -1;
 	lz_handover_printf(h, "end\n");
