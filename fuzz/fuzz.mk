@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -47,6 +47,7 @@ workingset_SRCS = fscore/workingset.c
 control_SRCS = control/request.c
 http_SRCS = control/http_parse.c
 handover_SRCS = upgrade/handover.c upgrade/head.c
+snapshot_SRCS = upgrade/snapline.c upgrade/handover.c
 
 all: $(TARGETS)
 

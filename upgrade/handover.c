@@ -127,14 +127,15 @@ char *lz_handover_unescape(char *field, bool *ok)
 	}
 	out = field;
 	for (char *p = field + 1; *p; p++) {
-		if (*p == '%') {
+		unsigned char c = (unsigned char)*p;
+		if (c == '%') {
 			int hi = hex(p[1]), lo = hi < 0 ? -1 : hex(p[2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-				*ok = false;
-				return NULL;
-			}
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				goto bad;
 			*out++ = (char)(hi * 16 + lo);
 			p += 2;
+		} else if (c <= ' ' || c >= 0x7f) {
+			goto bad; /* lz_handover_string escapes it: never raw */
 		} else {
 			*out++ = *p;
 		}
@@ -142,6 +143,9 @@ char *lz_handover_unescape(char *field, bool *ok)
 	*out = '\0';
 	*ok = true;
 	return field;
+bad:
+	*ok = false;
+	return NULL;
 }
 
 int lz_handover_split(char *rest, char **f, int max)
@@ -157,10 +161,23 @@ int lz_handover_split(char *rest, char **f, int max)
 	return n;
 }
 
+/*
+ * Whether S is a decimal number as printf writes one: digits, after a '-'
+ * when SIGNED. (strtoll alone would also skip leading white space and take
+ * a '+', and strtoull a '-': "\t-1" read as 2^64 - 1.)
+ */
+static bool decimal(const char *s, bool sign)
+{
+	s += sign && *s == '-';
+	return *s != '\0' && s[strspn(s, "0123456789")] == '\0';
+}
+
 bool lz_handover_num(const char *s, long long min, long long max, long long *out)
 {
 	char *end;
 
+	if (!decimal(s, true))
+		return false;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
@@ -173,9 +190,9 @@ bool lz_handover_unum(const char *s, uint64_t *out)
 {
 	char *end;
 
-	errno = 0;
-	if (*s == '-')
+	if (!decimal(s, false))
 		return false;
+	errno = 0;
 	*out = strtoull(s, &end, 10);
 	return errno == 0 && end != s && *end == '\0';
 }

@@ -51,16 +51,22 @@ void lz_handover_printf(struct lz_handover *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Appends " " and S escaped (NULL is "-", anything else starts with "="). */
 void lz_handover_string(struct lz_handover *h, const char *s);
-/* Decodes a field written by lz_handover_string in place; NULL for "-" or a malformed one. */
+/*
+ * Decodes a field written by lz_handover_string in place; NULL for "-" or a
+ * malformed one (*OK false: also a byte it would have escaped, raw).
+ */
 char *lz_handover_unescape(char *field, bool *ok);
 /*
  * A record line's fields after its first word: REST split at spaces into F
  * (in place). Their number, or MAX + 1 when there are more than MAX.
  */
 int lz_handover_split(char *rest, char **f, int max);
-/* A decimal field within [MIN, MAX] (as %d, %ld or %lld wrote it): true with *OUT. */
+/*
+ * A decimal field within [MIN, MAX], as %d, %ld or %lld write one (digits,
+ * after a '-' for a negative: no space, no '+'): true with *OUT.
+ */
 bool lz_handover_num(const char *field, long long min, long long max, long long *out);
-/* A decimal field of 64 unsigned bits (as %ju or PRIu64 wrote it): true with *OUT. */
+/* A decimal field of 64 unsigned bits, as %ju or PRIu64 write one (digits only): true with *OUT. */
 bool lz_handover_unum(const char *field, uint64_t *out);
 /* Appends " " and N bytes of binary data (a FUSE request) in hex. */
 void lz_handover_bytes(struct lz_handover *h, const void *bytes, size_t n);

@@ -1,14 +1,5 @@
 /*
- * Record lines (fields after the first word; strings escaped by
- * lz_handover_string, descriptors as indexes into the record, -1 for none):
- *
- *   source N DEV                     node id source N is device DEV
- *   sqfs SLOT FD [KERNEL]            a squashfuse handle: its slot, the image file, and
- *                                    1 when the kernel may mount it (trusted)
- *   sqfs SLOT -1 NAME SIZE SEC NSEC  ...of a remote image not fetched: its object as listed
- *   image NAME PATH PARENT ENTRY GENERATION PINS ROOT_FD SLOT DEV INO SIZE SEC NSEC [KEY]
- *   inode NODEID KIND TYPE NLOOKUP PATH_FD READ_FD BACKING_ID OPENS IMAGE SLOT SQFS_ID MAPREL
- *   remote NODEID TYPE NLOOKUP READ_FD BACKING_ID OPENS HELD SIZE SEC NSEC PATH
+ * The state in a takeover record: its lines are snapline.h's.
  *
  * Version 2 added "remote" lines and an image's KEY (the cached object a
  * remote image keeps open); a record without remote= is still written as
@@ -23,6 +14,7 @@
 #include "snapshot.h"
 #include "fscore/fs.h"
 #include "handover.h"
+#include "snapline.h"
 #include "fscore/nodeid.h"
 #include "images/sqfs.h"
 #include "common/log.h"
@@ -88,32 +80,48 @@ static void write_image(void *ctx, struct lz_image *image)
 	struct lz_image_adopt a;
 
 	lz_image_export(image, &a);
-	lz_handover_printf(h, "image");
-	lz_handover_string(h, a.name);
-	lz_handover_string(h, a.path);
-	lz_handover_printf(h, " %" PRIu64, a.parent);
-	lz_handover_string(h, a.entry);
-	lz_handover_printf(h, " %u %u %d %ld %ju %ju %jd %jd %ld", a.generation, a.pins,
-			   lz_handover_add_fd(h, a.root_fd),
-			   a.sqfs != NULL ? (long)a.sqfs->slot : -1L, (uintmax_t)a.file_st.st_dev,
-			   (uintmax_t)a.file_st.st_ino, (intmax_t)a.file_st.st_size,
-			   (intmax_t)a.file_st.st_mtim.tv_sec, (long)a.file_st.st_mtim.tv_nsec);
-	if (c->version >= 2)
-		lz_handover_string(h, a.source_key);
-	lz_handover_printf(h, "\n");
+	struct lz_snapline l = { .kind = LZ_SNAP_IMAGE,
+				 .u.image = {
+					 .name = a.name,
+					 .path = a.path,
+					 .entry = a.entry,
+					 .parent = a.parent,
+					 .generation = a.generation,
+					 .pins = a.pins,
+					 .root_fd = lz_handover_add_fd(h, a.root_fd),
+					 .slot = a.sqfs != NULL ? (int)a.sqfs->slot : -1,
+					 .dev = (uint64_t)a.file_st.st_dev,
+					 .ino = (uint64_t)a.file_st.st_ino,
+					 .size = (int64_t)a.file_st.st_size,
+					 .sec = (int64_t)a.file_st.st_mtim.tv_sec,
+					 .nsec = (long)a.file_st.st_mtim.tv_nsec,
+					 .has_key = c->version >= 2,
+					 .key = a.source_key,
+				 } };
+	lz_snapline_encode(h, &l);
 }
 
 static void write_remote(struct lz_handover *h, struct lz_inode *inode)
 {
+	struct lz_snapline l = { .kind = LZ_SNAP_REMOTE };
+	struct lz_snap_remote *r = &l.u.remote;
+
 	pthread_mutex_lock(&inode->lock);
-	lz_handover_printf(h, "remote %" PRIu64 " %u %" PRIu64 " %d %d %u %d %" PRIu64 " %jd %ld",
-			   inode->nodeid, (unsigned)inode->type, inode->nlookup - inode->holds,
-			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens,
-			   inode->object_held, inode->remote_size,
-			   (intmax_t)inode->remote_mtime.tv_sec, inode->remote_mtime.tv_nsec);
+	*r = (struct lz_snap_remote){
+		.nodeid = inode->nodeid,
+		.type = inode->type,
+		.nlookup = inode->nlookup - inode->holds,
+		.read_fd = lz_handover_add_fd(h, inode->read_fd),
+		.backing_id = inode->backing_id,
+		.opens = inode->opens,
+		.held = inode->object_held,
+		.size = inode->remote_size,
+		.sec = (int64_t)inode->remote_mtime.tv_sec,
+		.nsec = inode->remote_mtime.tv_nsec,
+		.path = inode->remote_path, /* set once, never changed */
+	};
 	pthread_mutex_unlock(&inode->lock);
-	lz_handover_string(h, inode->remote_path);
-	lz_handover_printf(h, "\n");
+	lz_snapline_encode(h, &l);
 }
 
 static void write_inode(void *ctx, struct lz_inode *inode)
@@ -137,17 +145,26 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 		c->omitted++; /* gone, or out of descriptors: the new daemon answers ESTALE */
 		return;
 	}
+	struct lz_snapline l = { .kind = LZ_SNAP_INODE };
+	struct lz_snap_inode *i = &l.u.inode;
 	pthread_mutex_lock(&inode->lock);
-	lz_handover_printf(h, "inode %" PRIu64 " %d %u %" PRIu64 " %d %d %d %u", inode->nodeid,
-			   (int)inode->kind, (unsigned)inode->type, inode->nlookup - inode->holds,
-			   lz_handover_add_made_fd(h, path), lz_handover_add_fd(h, inode->read_fd),
-			   inode->backing_id, inode->opens);
+	int path_fd = lz_handover_add_made_fd(h, path);
+	*i = (struct lz_snap_inode){
+		.nodeid = inode->nodeid,
+		.kind = (int)inode->kind,
+		.type = inode->type,
+		.nlookup = inode->nlookup - inode->holds,
+		.path_fd = path_fd,
+		.read_fd = lz_handover_add_fd(h, inode->read_fd),
+		.backing_id = inode->backing_id,
+		.opens = inode->opens,
+	};
 	pthread_mutex_unlock(&inode->lock);
-	lz_handover_string(h, inode->image != NULL ? lz_image_name(inode->image) : NULL);
-	lz_handover_printf(h, " %ld %" PRIu64, inode->sqfs != NULL ? (long)inode->sqfs->slot : -1L,
-			   inode->sqfs_id);
-	lz_handover_string(h, mapped != NULL ? mapped->relpath : NULL);
-	lz_handover_printf(h, "\n");
+	i->image = inode->image != NULL ? lz_image_name(inode->image) : NULL;
+	i->slot = inode->sqfs != NULL ? (int)inode->sqfs->slot : -1;
+	i->sqfs_id = inode->sqfs_id;
+	i->maprel = mapped != NULL ? mapped->relpath : NULL;
+	lz_snapline_encode(h, &l);
 }
 
 int lz_snapshot_version(const struct lz_fs *fs)
@@ -158,15 +175,21 @@ int lz_snapshot_version(const struct lz_fs *fs)
 /* A remote image listed but not fetched has no file yet: its object, as listed, instead. */
 static void write_handle(struct lz_handover *h, struct lz_sqfs_image *handle)
 {
+	struct lz_snapline l = { .kind = LZ_SNAP_SQFS, .u.sqfs = { .slot = handle->slot } };
+
 	if (lz_sqfs_image_fetched(handle)) {
-		lz_handover_printf(h, "sqfs %u %d %d\n", handle->slot,
-				   lz_handover_add_fd(h, handle->file_fd), handle->kernel ? 1 : 0);
-		return;
+		l.u.sqfs.fd = lz_handover_add_fd(h, handle->file_fd);
+		l.u.sqfs.kernel = handle->kernel ? 1 : 0;
+	} else {
+		l.u.sqfs = (struct lz_snap_sqfs){ .slot = handle->slot,
+						  .fd = -1,
+						  .unfetched = true,
+						  .name = handle->fetch_name,
+						  .size = handle->fetch_size,
+						  .sec = (int64_t)handle->fetch_mtime.tv_sec,
+						  .nsec = handle->fetch_mtime.tv_nsec };
 	}
-	lz_handover_printf(h, "sqfs %u -1", handle->slot);
-	lz_handover_string(h, handle->fetch_name);
-	lz_handover_printf(h, " %" PRIu64 " %lld %ld\n", handle->fetch_size,
-			   (long long)handle->fetch_mtime.tv_sec, handle->fetch_mtime.tv_nsec);
+	lz_snapline_encode(h, &l);
 }
 
 int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
@@ -176,7 +199,9 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	unsigned n = lz_inode_sources(fs->inodes, devs, LZ_NODEID_MAX_SOURCE);
 
 	for (unsigned i = 1; i <= n; i++)
-		lz_handover_printf(h, "source %u %ju\n", i, (uintmax_t)devs[i]);
+		lz_snapline_encode(h,
+				   &(struct lz_snapline){ .kind = LZ_SNAP_SOURCE,
+							  .u.source = { i, (uint64_t)devs[i] } });
 	lz_inode_foreach(fs->inodes, note_inode_handle, &c);
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, note_image_handle, &c);
@@ -237,104 +262,75 @@ static bool grow_slots(struct restore *r, long long slot)
 	return true;
 }
 
-/* "sqfs SLOT -1 NAME SIZE SEC NSEC": a remote image listed and not fetched. */
-static int restore_unfetched(struct restore *r, char **f, long long slot)
+/* A remote image listed and not fetched. */
+static int restore_unfetched(struct restore *r, const struct lz_snap_sqfs *s)
 {
-	bool ok = true;
-	char *name = lz_handover_unescape(f[2], &ok), why[256];
-	long long sec, nsec;
-	uint64_t size;
-
-	if (!ok || name == NULL || !lz_handover_unum(f[3], &size) ||
-	    !lz_handover_num(f[4], LLONG_MIN, LLONG_MAX, &sec) ||
-	    !lz_handover_num(f[5], 0, 999999999, &nsec))
-		return bad(r, "malformed sqfs line");
-	if (!grow_slots(r, slot))
-		return bad(r, "out of memory");
-	if (r->slots[slot] != NULL)
-		return bad(r, "squashfuse slot named twice");
-	struct timespec mtime = { .tv_sec = sec, .tv_nsec = nsec };
-	r->slots[slot] = lz_images_adopt_unfetched(r->fs->images, (unsigned)slot, name, size, mtime,
-						   why, sizeof(why));
-	return r->slots[slot] != NULL ? 0 : bad(r, why);
-}
-
-static int restore_sqfs(struct restore *r, char **f, int n)
-{
-	long long slot, fdi;
 	char why[256];
 
-	if ((n != 2 && n != 3 && n != 6) || !lz_handover_num(f[0], 0, 65535, &slot) ||
-	    !lz_handover_num(f[1], -1, INT32_MAX, &fdi))
-		return bad(r, "malformed sqfs line");
+	if (!grow_slots(r, s->slot))
+		return bad(r, "out of memory");
+	if (r->slots[s->slot] != NULL)
+		return bad(r, "squashfuse slot named twice");
+	struct timespec mtime = { .tv_sec = (time_t)s->sec, .tv_nsec = s->nsec };
+	r->slots[s->slot] = lz_images_adopt_unfetched(r->fs->images, s->slot, s->name, s->size,
+						      mtime, why, sizeof(why));
+	return r->slots[s->slot] != NULL ? 0 : bad(r, why);
+}
+
+static int restore_sqfs(struct restore *r, const struct lz_snap_sqfs *s)
+{
+	char why[256];
+
 	if (r->fs->images == NULL)
 		return bad(r, "a squashfuse image, but this daemon has no images");
-	if (n == 6)
-		return restore_unfetched(r, f, slot);
-	int fd = lz_handover_take_fd(r->h, (long)fdi);
+	if (s->unfetched)
+		return restore_unfetched(r, s);
+	int fd = lz_handover_take_fd(r->h, s->fd);
 	if (fd < 0)
 		return bad(r, "the squashfuse image file descriptor is missing");
-	if (!grow_slots(r, slot)) {
+	if (!grow_slots(r, s->slot)) {
 		close(fd);
 		return bad(r, "out of memory");
 	}
-	if (r->slots[slot] != NULL) {
+	if (r->slots[s->slot] != NULL) {
 		close(fd);
 		return bad(r, "squashfuse slot named twice");
 	}
-	/* Without the field (an older daemon's record), as that daemon read it. */
-	bool kernel = n < 3 || strcmp(f[2], "1") == 0;
-	r->slots[slot] =
-		lz_images_adopt_sqfs(r->fs->images, fd, (unsigned)slot, kernel, why, sizeof(why));
+	/* Without the field (an older daemon's record), as that daemon read it: trusted. */
+	r->slots[s->slot] =
+		lz_images_adopt_sqfs(r->fs->images, fd, s->slot, s->kernel != 0, why, sizeof(why));
 	close(fd);
-	if (r->slots[slot] == NULL)
+	if (r->slots[s->slot] == NULL)
 		return bad(r, why);
 	return 0;
 }
 
-static int restore_image(struct restore *r, char **f, int n)
+static int restore_image(struct restore *r, const struct lz_snap_image *m)
 {
-	long long gen, pins, fdi, slot, size, sec, nsec;
-	uint64_t parent, dev, ino;
-	struct lz_image_adopt a = { .root_fd = -1 };
-	bool ok1, ok2, ok3;
+	struct lz_image_adopt a = {
+		.name = m->name,
+		.path = m->path,
+		.entry = m->entry,
+		.parent = m->parent,
+		.generation = m->generation,
+		.pins = m->pins,
+		.root_fd = -1,
+		.source_key = m->key,
+	};
 
-	if (n != 13 && n != 14)
-		return bad(r, "malformed image line");
-	if (n == 14) {
-		bool ok;
-		a.source_key = lz_handover_unescape(f[13], &ok);
-		if (!ok)
-			return bad(r, "malformed image line");
-		if (a.source_key != NULL && r->fs->remote == NULL)
-			return bad(r, "an image from a remote, but this daemon has no remote=");
-	}
-	a.name = lz_handover_unescape(f[0], &ok1);
-	a.path = lz_handover_unescape(f[1], &ok2);
-	a.entry = lz_handover_unescape(f[3], &ok3);
-	if (!ok1 || !ok2 || !ok3 || a.name == NULL || !lz_handover_unum(f[2], &parent) ||
-	    !lz_handover_num(f[4], 0, UINT32_MAX, &gen) ||
-	    !lz_handover_num(f[5], 0, UINT32_MAX, &pins) ||
-	    !lz_handover_num(f[6], -1, INT32_MAX, &fdi) ||
-	    !lz_handover_num(f[7], -1, 65535, &slot) || !lz_handover_unum(f[8], &dev) ||
-	    !lz_handover_unum(f[9], &ino) || !lz_handover_num(f[10], 0, INT64_MAX, &size) ||
-	    !lz_handover_num(f[11], INT64_MIN, INT64_MAX, &sec) ||
-	    !lz_handover_num(f[12], 0, 999999999, &nsec))
-		return bad(r, "malformed image line");
+	if (m->key != NULL && r->fs->remote == NULL)
+		return bad(r, "an image from a remote, but this daemon has no remote=");
 	if (r->fs->images == NULL)
 		return bad(r, "an image, but this daemon has no images= or map=");
-	a.parent = parent;
-	a.generation = (unsigned)gen;
-	a.pins = (unsigned)pins;
-	a.file_st.st_dev = (dev_t)dev;
-	a.file_st.st_ino = (ino_t)ino;
-	a.file_st.st_size = (off_t)size;
-	a.file_st.st_mtim.tv_sec = (time_t)sec;
-	a.file_st.st_mtim.tv_nsec = (long)nsec;
-	if (fdi >= 0 && (a.root_fd = lz_handover_take_fd(r->h, (long)fdi)) < 0)
+	a.file_st.st_dev = (dev_t)m->dev;
+	a.file_st.st_ino = (ino_t)m->ino;
+	a.file_st.st_size = (off_t)m->size;
+	a.file_st.st_mtim.tv_sec = (time_t)m->sec;
+	a.file_st.st_mtim.tv_nsec = m->nsec;
+	if (m->root_fd >= 0 && (a.root_fd = lz_handover_take_fd(r->h, m->root_fd)) < 0)
 		return bad(r, "the image's mount descriptor is missing");
-	if (slot >= 0) {
-		if ((a.sqfs = slot_handle(r, slot)) == NULL) {
+	if (m->slot >= 0) {
+		if ((a.sqfs = slot_handle(r, m->slot)) == NULL) {
 			if (a.root_fd >= 0)
 				close(a.root_fd);
 			return bad(r, "an image names a squashfuse slot with no sqfs line");
@@ -392,95 +388,95 @@ static struct lz_inode *make_inode(struct restore *r, uint64_t nodeid, struct lz
 	return inode;
 }
 
-static int restore_inode(struct restore *r, char **f, int n)
+static int restore_inode(struct restore *r, const struct lz_snap_inode *i)
 {
-	long long kind, type, pfdi, rfdi, backing, opens, slot;
-	uint64_t nodeid, nlookup, sqfs_id;
-	struct lz_inode_init init = { .path_fd = -1 };
-	const char *image_name, *maprel;
-	bool ok1, ok2;
+	struct lz_inode_init init = {
+		.kind = (enum lz_inode_kind)i->kind,
+		.type = i->type,
+		.sqfs_id = i->sqfs_id,
+		.path_fd = -1,
+	};
 
-	if (n != 12)
-		return bad(r, "malformed inode line");
-	image_name = lz_handover_unescape(f[8], &ok1);
-	maprel = lz_handover_unescape(f[11], &ok2);
-	if (!ok1 || !ok2 || !lz_handover_unum(f[0], &nodeid) || nodeid == 0 ||
-	    !lz_handover_num(f[1], LZ_INODE_FD, LZ_INODE_SQFS, &kind) ||
-	    !lz_handover_num(f[2], 0, 0177777, &type) || !lz_handover_unum(f[3], &nlookup) ||
-	    !lz_handover_num(f[4], -1, INT32_MAX, &pfdi) ||
-	    !lz_handover_num(f[5], -1, INT32_MAX, &rfdi) ||
-	    !lz_handover_num(f[6], 0, INT32_MAX, &backing) ||
-	    !lz_handover_num(f[7], 0, UINT32_MAX, &opens) ||
-	    !lz_handover_num(f[9], -1, 65535, &slot) || !lz_handover_unum(f[10], &sqfs_id))
-		return bad(r, "malformed inode line");
-	init.kind = (enum lz_inode_kind)kind;
-	init.type = (mode_t)type;
-	init.sqfs_id = sqfs_id;
-	if (image_name != NULL &&
-	    (r->fs->images == NULL ||
-	     (init.image = lz_images_find(r->fs->images, image_name)) == NULL))
+	if (i->image != NULL && (r->fs->images == NULL ||
+				 (init.image = lz_images_find(r->fs->images, i->image)) == NULL))
 		return bad(r, "an inode names an image with no image line");
-	if (maprel != NULL && (init.map_node = map_node_at(r->fs, maprel)) == NULL)
+	if (i->maprel != NULL && (init.map_node = map_node_at(r->fs, i->maprel)) == NULL)
 		return bad(r, "an inode names a map path the map no longer has");
-	if (kind == LZ_INODE_SQFS) {
-		if ((init.sqfs = slot_handle(r, slot)) == NULL)
+	if (i->kind == LZ_INODE_SQFS) {
+		if ((init.sqfs = slot_handle(r, i->slot)) == NULL)
 			return bad(r, "a squashfuse inode names a slot with no sqfs line");
 		lz_sqfs_image_get(init.sqfs);
-	} else if (kind == LZ_INODE_FD &&
-		   (init.path_fd = lz_handover_take_fd(r->h, (long)pfdi)) < 0) {
+	} else if (i->kind == LZ_INODE_FD &&
+		   (init.path_fd = lz_handover_take_fd(r->h, i->path_fd)) < 0) {
 		return bad(r, "an inode's descriptor is missing");
 	}
-	int read_fd = rfdi >= 0 ? lz_handover_take_fd(r->h, (long)rfdi) : -1;
-	if (rfdi >= 0 && read_fd < 0) {
+	int read_fd = i->read_fd >= 0 ? lz_handover_take_fd(r->h, i->read_fd) : -1;
+	if (i->read_fd >= 0 && read_fd < 0) {
 		if (init.path_fd >= 0)
 			close(init.path_fd);
 		lz_sqfs_image_put(init.sqfs);
 		return bad(r, "an open inode's read descriptor is missing");
 	}
-	struct lz_inode *inode = make_inode(r, nodeid, &init, nlookup, read_fd, backing, opens);
+	struct lz_inode *inode =
+		make_inode(r, i->nodeid, &init, i->nlookup, read_fd, i->backing_id, i->opens);
 	if (inode == NULL)
 		return -1;
-	if (inode->image != NULL && opens > 0)
-		lz_image_files_opened(inode->image, (unsigned)opens);
+	if (inode->image != NULL && i->opens > 0)
+		lz_image_files_opened(inode->image, i->opens);
 	return 0;
 }
 
-static int restore_remote(struct restore *r, char **f, int n)
+static int restore_remote(struct restore *r, const struct lz_snap_remote *m)
 {
-	long long type, rfdi, backing, opens, held, sec, nsec;
-	uint64_t nodeid, nlookup, size;
-	bool ok;
-
-	if (n != 11)
-		return bad(r, "malformed remote line");
-	const char *path = lz_handover_unescape(f[10], &ok);
-	if (!ok || path == NULL || !lz_handover_unum(f[0], &nodeid) ||
-	    lz_nodeid_source(nodeid) != LZ_NODEID_REMOTE_SOURCE ||
-	    !lz_handover_num(f[1], 0, 0177777, &type) || (!S_ISREG(type) && !S_ISDIR(type)) ||
-	    !lz_handover_unum(f[2], &nlookup) || !lz_handover_num(f[3], -1, INT32_MAX, &rfdi) ||
-	    !lz_handover_num(f[4], 0, INT32_MAX, &backing) ||
-	    !lz_handover_num(f[5], 0, UINT32_MAX, &opens) || !lz_handover_num(f[6], 0, 1, &held) ||
-	    !lz_handover_unum(f[7], &size) || !lz_handover_num(f[8], INT64_MIN, INT64_MAX, &sec) ||
-	    !lz_handover_num(f[9], 0, 999999999, &nsec))
-		return bad(r, "malformed remote line");
 	if (r->fs->objects == NULL)
 		return bad(r, "a remote object, but this daemon has no remote_mode=objects");
-	int read_fd = rfdi >= 0 ? lz_handover_take_fd(r->h, (long)rfdi) : -1;
-	if (rfdi >= 0 && read_fd < 0)
+	int read_fd = m->read_fd >= 0 ? lz_handover_take_fd(r->h, m->read_fd) : -1;
+	if (m->read_fd >= 0 && read_fd < 0)
 		return bad(r, "an open remote object's descriptor is missing");
 	struct lz_inode_init init = {
 		.kind = LZ_INODE_REMOTE,
 		.path_fd = -1,
-		.type = (mode_t)type,
-		.remote_path = path,
+		.type = m->type,
+		.remote_path = m->path,
 	};
-	struct lz_inode *inode = make_inode(r, nodeid, &init, nlookup, read_fd, backing, opens);
+	struct lz_inode *inode =
+		make_inode(r, m->nodeid, &init, m->nlookup, read_fd, m->backing_id, m->opens);
 	if (inode == NULL)
 		return -1;
-	inode->object_held = held != 0;
-	inode->remote_size = size;
-	inode->remote_mtime = (struct timespec){ .tv_sec = (time_t)sec, .tv_nsec = (long)nsec };
+	inode->object_held = m->held;
+	inode->remote_size = m->size;
+	inode->remote_mtime = (struct timespec){ .tv_sec = (time_t)m->sec, .tv_nsec = m->nsec };
 	return 0;
+}
+
+/* "source N DEV": the sources come first, numbered from 1. */
+static int restore_source(struct restore *r, const struct lz_snap_source *s)
+{
+	if (s->index != r->nsources + 1 || r->sources_set)
+		return bad(r, "malformed source line");
+	r->devs[++r->nsources] = (dev_t)s->dev;
+	return 0;
+}
+
+/* One decoded line. */
+static int restore_line(struct restore *r, const struct lz_snapline *l)
+{
+	if (l->kind == LZ_SNAP_SOURCE)
+		return restore_source(r, &l->u.source);
+	/* The sources are complete before anything can look a node id up. */
+	if (!r->sources_set && lz_inode_set_sources(r->fs->inodes, r->devs, r->nsources) != 0)
+		return bad(r, "too many sources");
+	r->sources_set = true;
+	switch (l->kind) {
+	case LZ_SNAP_SQFS:
+		return restore_sqfs(r, &l->u.sqfs);
+	case LZ_SNAP_IMAGE:
+		return restore_image(r, &l->u.image);
+	case LZ_SNAP_REMOTE:
+		return restore_remote(r, &l->u.remote);
+	default:
+		return restore_inode(r, &l->u.inode);
+	}
 }
 
 int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size_t errlen)
@@ -506,41 +502,14 @@ int lz_snapshot_restore(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	}
 	for (char *line = strtok_r(text, "\n", &save); line != NULL && rc == 0;
 	     line = strtok_r(NULL, "\n", &save)) {
-		char *f[16], *rest = strchr(line, ' ');
-		int n;
+		struct lz_snapline l;
+		const char *why;
 		r->line++;
-		if (rest == NULL)
-			continue;
-		*rest++ = '\0';
-		if (strcmp(line, "source") == 0) {
-			long long i;
-			uint64_t dev;
-			n = lz_handover_split(rest, f, 16);
-			if (n != 2 || !lz_handover_num(f[0], 1, LZ_NODEID_REMOTE_SOURCE - 1, &i) ||
-			    (unsigned)i != r->nsources + 1 || !lz_handover_unum(f[1], &dev) ||
-			    r->sources_set)
-				rc = bad(r, "malformed source line");
-			else
-				r->devs[++r->nsources] = (dev_t)dev;
-		} else if (strcmp(line, "sqfs") == 0 || strcmp(line, "image") == 0 ||
-			   strcmp(line, "inode") == 0 || strcmp(line, "remote") == 0) {
-			/* The sources are complete before anything can look a node id up. */
-			if (!r->sources_set &&
-			    lz_inode_set_sources(fs->inodes, r->devs, r->nsources) != 0) {
-				rc = bad(r, "too many sources");
-				break;
-			}
-			r->sources_set = true;
-			n = lz_handover_split(rest, f, 16);
-			if (line[1] == 'q')
-				rc = restore_sqfs(r, f, n);
-			else if (line[1] == 'm')
-				rc = restore_image(r, f, n);
-			else if (line[1] == 'e')
-				rc = restore_remote(r, f, n);
-			else
-				rc = restore_inode(r, f, n);
-		}
+		int got = lz_snapline_decode(line, &l, &why);
+		if (got < 0)
+			rc = bad(r, why);
+		else if (got > 0)
+			rc = restore_line(r, &l);
 	}
 	if (rc == 0 && lz_inode_find(fs->inodes, LZ_ROOT_ID) == NULL)
 		rc = bad(r, "no root inode");
