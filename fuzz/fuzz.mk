@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot restart
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -48,6 +48,7 @@ control_SRCS = control/request.c
 http_SRCS = control/http_parse.c
 handover_SRCS = upgrade/handover.c upgrade/head.c
 snapshot_SRCS = upgrade/snapline.c upgrade/handover.c
+restart_SRCS = upgrade/keeper_msg.c
 
 all: $(TARGETS)
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "keeper.h"
+#include "keeper_msg.h"
 #include "stragglers.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -38,7 +39,7 @@
 #define STRAGGLERS_S 5.0
 
 struct slot {
-	char name[32];
+	char name[LZ_KEEPER_NAME_MAX];
 	int fd;
 };
 
@@ -159,18 +160,20 @@ static bool receive(struct keeper *k)
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
 		    c->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	if (strncmp(text, "store ", 6) == 0 && fd >= 0) {
-		struct slot *s = slot_named(k, text + 6, true);
+	struct lz_keeper_msg m;
+	lz_keeper_msg_parse(text, &m);
+	if (m.kind == LZ_KEEPER_STORE && fd >= 0) {
+		struct slot *s = slot_named(k, m.name, true);
 		if (s != NULL) {
 			if (s->fd >= 0)
 				close(s->fd);
 			s->fd = fd;
 			fd = -1;
 		}
-	} else if (strcmp(text, "unstore") == 0) {
+	} else if (m.kind == LZ_KEEPER_UNSTORE) {
 		unstore_all(k);
-	} else if (strncmp(text, "ready ", 6) == 0) {
-		on_ready(k, (pid_t)strtol(text + 6, NULL, 10));
+	} else if (m.kind == LZ_KEEPER_READY) {
+		on_ready(k, (pid_t)m.pid);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -183,7 +186,7 @@ static bool receive(struct keeper *k)
  */
 static _Noreturn void exec_worker(struct keeper *k, int chan, bool restart)
 {
-	char names[256] = "", var[64];
+	char names[LZ_KEEPER_FDS_MAX] = "", var[64];
 	sigset_t none;
 	/* Above every target (3, 4...) and within any descriptor limit that can serve. */
 	const int out_of_the_way = 3 + SLOTS + 1;
@@ -208,8 +211,7 @@ static _Noreturn void exec_worker(struct keeper *k, int chan, bool restart)
 		if (high[i] < 0)
 			continue;
 		dup2(high[i], next);
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s:%d",
-			 names[0] ? "," : "", k->slots[i].name, next);
+		lz_keeper_fds_add(names, sizeof(names), k->slots[i].name, next);
 		next++;
 	}
 	dup2(high[SLOTS], next);

@@ -9,6 +9,7 @@
 #include "handover.h"
 #include "head.h"
 #include "keeper.h"
+#include "keeper_msg.h"
 #include "takeover.h"
 #include "upgrade.h"
 #include "common/log.h"
@@ -211,33 +212,30 @@ static int build_record(struct lz_handover *h, const char *state, int fuse_fd, i
 static bool passed_fds(int *fuse_fd, int *underlay_fd, int *state_fd)
 {
 	const char *v = getenv(LZ_RESTART_FDS_ENV);
-	char copy[256], *save = NULL;
+	struct lz_kept_fd items[16];
+	size_t n;
 
 	*fuse_fd = *underlay_fd = *state_fd = -1;
-	if (v == NULL || snprintf(copy, sizeof(copy), "%s", v) >= (int)sizeof(copy))
+	if (v == NULL || strlen(v) >= LZ_KEEPER_FDS_MAX)
 		return false;
-	unsetenv(LZ_RESTART_FDS_ENV); /* not for a later upgrade's process */
-	for (char *item = strtok_r(copy, ",", &save); item != NULL;
-	     item = strtok_r(NULL, ",", &save)) {
-		char *colon = strrchr(item, ':'), *end;
-		long fd;
-		if (colon == NULL)
+	n = lz_keeper_fds_parse(v, items, sizeof(items) / sizeof(items[0]));
+	unsetenv(LZ_RESTART_FDS_ENV); /* not for a later upgrade's process (V goes with it) */
+	for (size_t i = 0; i < n; i++) {
+		const char *name = items[i].name;
+		int fd = items[i].fd;
+		if (fcntl(fd, F_GETFD) < 0)
 			continue;
-		*colon = '\0';
-		fd = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || fd < 3 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0)
-			continue;
-		fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-		if (strcmp(item, NAME_FUSE) == 0)
-			*fuse_fd = (int)fd;
-		else if (strcmp(item, NAME_UNDERLAY) == 0)
-			*underlay_fd = (int)fd;
-		else if (strcmp(item, NAME_STATE) == 0)
-			*state_fd = (int)fd;
-		else if (strncmp(item, NAME_RECORD, strlen(NAME_RECORD)) == 0 && nkept < KEPT_MAX) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (strcmp(name, NAME_FUSE) == 0)
+			*fuse_fd = fd;
+		else if (strcmp(name, NAME_UNDERLAY) == 0)
+			*underlay_fd = fd;
+		else if (strcmp(name, NAME_STATE) == 0)
+			*state_fd = fd;
+		else if (strncmp(name, NAME_RECORD, strlen(NAME_RECORD)) == 0 && nkept < KEPT_MAX) {
 			snprintf(kept[nkept].name, sizeof(kept[nkept].name), "%s",
-				 item + strlen(NAME_RECORD));
-			kept[nkept++].fd = (int)fd;
+				 name + strlen(NAME_RECORD));
+			kept[nkept++].fd = fd;
 		}
 	}
 	return *fuse_fd >= 0 || *underlay_fd >= 0 || *state_fd >= 0;
