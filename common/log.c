@@ -24,7 +24,9 @@ void lz_log_to_syslog(void)
 	log_syslog = true;
 }
 
-static void log_v(enum lz_log_level level, const char *suffix, const char *fmt, va_list ap)
+/* (The format attribute lets clang's -Wformat-nonliteral see FMT is checked by the callers.) */
+__attribute__((format(printf, 3, 0))) static void log_v(enum lz_log_level level, const char *suffix,
+							const char *fmt, va_list ap)
 {
 	static const int syslog_priority[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };

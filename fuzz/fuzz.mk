@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot restart
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot restart kept
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -49,6 +49,7 @@ http_SRCS = control/http_parse.c
 handover_SRCS = upgrade/handover.c upgrade/head.c
 snapshot_SRCS = upgrade/snapline.c upgrade/handover.c
 restart_SRCS = upgrade/keeper_msg.c
+kept_SRCS = upgrade/nodes.c upgrade/slots.c upgrade/region.c upgrade/inflight.c common/log.c
 
 all: $(TARGETS)
 

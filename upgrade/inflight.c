@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "inflight.h"
+#include "inflight_int.h"
 #include "region.h"
 #include "common/log.h"
 
@@ -17,37 +18,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define REGION_MAGIC   0x6c7a6966u /* "lzif" */
-#define REGION_VERSION 2u
-#define SLOTS	       1024u /* FUSE workers and deferral threads, with room */
-#define SUSPECTS       64u
-#define POISON_AFTER   2u /* crashes in a row with it in flight */
-
-struct suspect {
-	uint64_t sig;
-	uint32_t crashes; /* in a row with it in flight */
-	uint32_t strikes; /* times it was answered EIO as poison */
-};
-
-struct region {
-	uint32_t magic, version;
-	_Atomic uint32_t sources;      /* source numbers the worker took */
-	_Atomic uint64_t slots[SLOTS]; /* signatures in flight; 0: free */
-	struct suspect suspects[SUSPECTS];
-};
-
 struct lz_inflight {
 	struct lz_region mem;
-	struct region *r;     /* mem.base */
-	pthread_mutex_t lock; /* the suspects */
-	atomic_uint npoison;  /* suspects to answer EIO now: the fast path skips them when 0 */
+	struct lz_inflight_region *r; /* mem.base */
+	pthread_mutex_t lock;	      /* the suspects */
+	atomic_uint npoison; /* suspects to answer EIO now: the fast path skips them when 0 */
 	atomic_ullong poisoned;
 	unsigned kept_sources; /* what the dead worker had taken */
 };
 
-static bool is_poison(const struct suspect *s)
+static bool is_poison(const struct lz_inflight_suspect *s)
 {
-	return s->sig != 0 && s->crashes >= (s->strikes > 0 ? 1u : POISON_AFTER);
+	return s->sig != 0 && s->crashes >= (s->strikes > 0 ? 1u : LZ_INFLIGHT_POISON_AFTER);
 }
 
 /*
@@ -56,29 +38,29 @@ static bool is_poison(const struct suspect *s)
  */
 static void judge(struct lz_inflight *f, bool killed)
 {
-	struct region *r = f->r;
-	bool seen[SUSPECTS] = { false };
+	struct lz_inflight_region *r = f->r;
+	bool seen[LZ_INFLIGHT_SUSPECTS] = { false };
 
-	for (unsigned i = 0; i < SLOTS; i++) {
+	for (unsigned i = 0; i < LZ_INFLIGHT_SLOTS; i++) {
 		uint64_t sig = atomic_exchange(&r->slots[i], 0);
 		if (sig == 0 || killed)
 			continue;
-		unsigned j, free_at = SUSPECTS;
-		for (j = 0; j < SUSPECTS && r->suspects[j].sig != sig; j++)
-			if (r->suspects[j].sig == 0 && free_at == SUSPECTS)
+		unsigned j, free_at = LZ_INFLIGHT_SUSPECTS;
+		for (j = 0; j < LZ_INFLIGHT_SUSPECTS && r->suspects[j].sig != sig; j++)
+			if (r->suspects[j].sig == 0 && free_at == LZ_INFLIGHT_SUSPECTS)
 				free_at = j;
-		if (j == SUSPECTS && (j = free_at) < SUSPECTS)
-			r->suspects[j] = (struct suspect){ .sig = sig };
-		if (j < SUSPECTS && !seen[j]) {
+		if (j == LZ_INFLIGHT_SUSPECTS && (j = free_at) < LZ_INFLIGHT_SUSPECTS)
+			r->suspects[j] = (struct lz_inflight_suspect){ .sig = sig };
+		if (j < LZ_INFLIGHT_SUSPECTS && !seen[j]) {
 			seen[j] = true;
 			r->suspects[j].crashes++;
 		}
 	}
-	for (unsigned j = 0; killed && j < SUSPECTS; j++)
+	for (unsigned j = 0; killed && j < LZ_INFLIGHT_SUSPECTS; j++)
 		if (is_poison(&r->suspects[j]))
 			atomic_fetch_add(&f->npoison, 1); /* still owed its EIO */
-	for (unsigned j = 0; !killed && j < SUSPECTS; j++) {
-		struct suspect *s = &r->suspects[j];
+	for (unsigned j = 0; !killed && j < LZ_INFLIGHT_SUSPECTS; j++) {
+		struct lz_inflight_suspect *s = &r->suspects[j];
 		if (!seen[j])
 			s->crashes = 0; /* not in a row: only strikes are remembered */
 		if (s->crashes == 0 && s->strikes == 0)
@@ -97,8 +79,9 @@ struct lz_inflight *lz_inflight_open(int kept_fd, bool killed)
 {
 	struct lz_inflight *f = calloc(1, sizeof(*f));
 
-	if (f == NULL || lz_region_open(&f->mem, kept_fd, "lazyfs-inflight", sizeof(struct region),
-					REGION_MAGIC, REGION_VERSION) != 0) {
+	if (f == NULL ||
+	    lz_region_open(&f->mem, kept_fd, "lazyfs-inflight", sizeof(struct lz_inflight_region),
+			   LZ_INFLIGHT_MAGIC, LZ_INFLIGHT_VERSION) != 0) {
 		lz_warn("restart: no in-flight record (%s): a request that crashes the worker "
 			"is served again after each restart",
 			strerror(f == NULL ? ENOMEM : errno));
@@ -150,8 +133,8 @@ static bool take_poison(struct lz_inflight *f, uint64_t sig)
 	bool poison = false;
 
 	pthread_mutex_lock(&f->lock);
-	for (unsigned j = 0; j < SUSPECTS; j++) {
-		struct suspect *s = &f->r->suspects[j];
+	for (unsigned j = 0; j < LZ_INFLIGHT_SUSPECTS; j++) {
+		struct lz_inflight_suspect *s = &f->r->suspects[j];
 		if (s->sig != sig || !is_poison(s))
 			continue;
 		s->crashes = 0;
@@ -177,8 +160,8 @@ int lz_inflight_enter(struct lz_inflight *f, uint64_t sig)
 	}
 	if (start == 0)
 		start = atomic_fetch_add(&next_start, 7) + 1;
-	for (unsigned i = 0; i < SLOTS; i++) {
-		unsigned slot = (start + i) % SLOTS;
+	for (unsigned i = 0; i < LZ_INFLIGHT_SLOTS; i++) {
+		unsigned slot = (start + i) % LZ_INFLIGHT_SLOTS;
 		uint64_t expected = 0;
 		if (atomic_compare_exchange_strong(&f->r->slots[slot], &expected, sig))
 			return (int)slot;

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "nodes.h"
+#include "nodes_int.h"
 #include "region.h"
 #include "slots.h"
 
@@ -19,38 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NODES_MAGIC   0x6c7a6e64u /* "lznd" */
-#define NODES_VERSION 6u
-
-struct record {
-	uint64_t nodeid; /* the key (slots.h): node id 1 is the root, never recorded */
-	uint64_t nlookup;
-	uint64_t map_index;
-	int32_t handle_type;
-	uint32_t handle_bytes;
-	unsigned char handle[LZ_NODES_HANDLE_MAX];
-};
-
-struct path_record {
-	uint64_t nodeid;
-	char path[LZ_NODES_PATH_MAX];
-};
-
-struct region {
-	uint32_t magic, version;
-	struct lz_slots_head records_head, paths_head;
-	uint32_t sources_high; /* no source above it is named */
-	uint32_t map_noted;    /* map is set */
-	struct lz_nodes_map map;
-	struct record records[LZ_NODES_MAX];
-	struct path_record paths[LZ_NODES_PATHS];
-	/* Untouched pages of the memfd cost nothing: only named sources' are written. */
-	struct source_image {
-		char name[LZ_NODES_NAME_MAX];
-		struct lz_image_file file;
-	} source_image[LZ_NODES_SOURCES];
-};
-
 /* An image the workers before named, with its last source. */
 struct prior {
 	const char *name; /* in the region */
@@ -59,7 +28,7 @@ struct prior {
 
 struct lz_nodes {
 	struct lz_region mem;
-	struct region *r; /* mem.base */
+	struct lz_nodes_region *r; /* mem.base */
 	struct lz_slots records, paths;
 	pthread_mutex_t lock;
 	struct prior *prior; /* by name; NULL: none */
@@ -109,8 +78,9 @@ struct lz_nodes *lz_nodes_open(int kept_fd)
 {
 	struct lz_nodes *n = calloc(1, sizeof(*n));
 
-	if (n == NULL || lz_region_open(&n->mem, kept_fd, "lazyfs-nodes", sizeof(struct region),
-					NODES_MAGIC, NODES_VERSION) != 0) {
+	if (n == NULL ||
+	    lz_region_open(&n->mem, kept_fd, "lazyfs-nodes", sizeof(struct lz_nodes_region),
+			   LZ_NODES_MAGIC, LZ_NODES_VERSION) != 0) {
 		if (n == NULL && kept_fd >= 0)
 			close(kept_fd);
 		free(n);
@@ -118,9 +88,9 @@ struct lz_nodes *lz_nodes_open(int kept_fd)
 	}
 	n->r = n->mem.base;
 	n->records = (struct lz_slots){ &n->r->records_head, (unsigned char *)n->r->records,
-					sizeof(struct record), LZ_NODES_MAX };
+					sizeof(struct lz_nodes_rec), LZ_NODES_MAX };
 	n->paths = (struct lz_slots){ &n->r->paths_head, (unsigned char *)n->r->paths,
-				      sizeof(struct path_record), LZ_NODES_PATHS };
+				      sizeof(struct lz_nodes_path_rec), LZ_NODES_PATHS };
 	pthread_mutex_init(&n->lock, NULL);
 	if (n->mem.kept)
 		index_prior(n);
@@ -150,7 +120,7 @@ int lz_nodes_fd(const struct lz_nodes *n)
 void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_record *r,
 		  const struct file_handle *handle)
 {
-	struct record *rec;
+	struct lz_nodes_rec *rec;
 	bool drop = r->nlookup == 0 || handle == NULL || handle->handle_bytes > LZ_NODES_HANDLE_MAX;
 
 	if (n == NULL)
@@ -159,7 +129,7 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_reco
 	rec = lz_slots_find(&n->records, nodeid);
 	if (rec != NULL && drop) {
 		lz_slots_drop(&n->records, rec);
-		struct path_record *p = lz_slots_find(&n->paths, nodeid);
+		struct lz_nodes_path_rec *p = lz_slots_find(&n->paths, nodeid);
 		if (p != NULL)
 			lz_slots_drop(&n->paths, p);
 	} else if (rec != NULL) {
@@ -178,12 +148,19 @@ void lz_nodes_set(struct lz_nodes *n, uint64_t nodeid, const struct lz_node_reco
 bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle)
 {
-	struct record *rec;
+	struct lz_nodes_rec *rec;
 
 	if (n == NULL)
 		return false;
 	pthread_mutex_lock(&n->lock);
 	rec = lz_slots_find(&n->records, nodeid);
+	/*
+	 * Never one this process wrote, but the worker before may have crashed
+	 * from a wild write into this memory: a record claiming a longer handle
+	 * than it holds is not whole, and would overrun HANDLE.
+	 */
+	if (rec != NULL && rec->handle_bytes > LZ_NODES_HANDLE_MAX)
+		rec = NULL;
 	if (rec != NULL)
 		*r = (struct lz_node_record){ rec->nlookup, rec->map_index };
 	if (rec != NULL && handle != NULL) {
@@ -198,7 +175,7 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 void lz_nodes_set_path(struct lz_nodes *n, uint64_t nodeid, const char *path)
 {
 	size_t len = strlen(path);
-	struct path_record *p;
+	struct lz_nodes_path_rec *p;
 
 	if (n == NULL || len >= LZ_NODES_PATH_MAX)
 		return;
@@ -213,7 +190,7 @@ void lz_nodes_set_path(struct lz_nodes *n, uint64_t nodeid, const char *path)
 
 bool lz_nodes_get_path(struct lz_nodes *n, uint64_t nodeid, char *path)
 {
-	struct path_record *p;
+	struct lz_nodes_path_rec *p;
 
 	if (n == NULL)
 		return false;
@@ -243,7 +220,7 @@ void lz_nodes_set_source(struct lz_nodes *n, unsigned source, const char *name,
 {
 	if (lz_nodes_source_is(n, source, name))
 		return;
-	struct source_image *slot = &n->r->source_image[source];
+	struct lz_nodes_source_rec *slot = &n->r->source_image[source];
 	pthread_mutex_lock(&n->lock);
 	memcpy(slot->name, name, strlen(name) + 1);
 	slot->file = *file;
