@@ -6,6 +6,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ops.h"
+#include "child_user.h"
 #include "cache/remote.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
@@ -224,6 +225,7 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		.evicted = lz_fs_object_evicted,
 		.evicted_ctx = fs,
 	};
+	struct lz_child_user child;
 	struct lz_remote *remote;
 
 	/* rclone would start and fail at the first request: say it now. */
@@ -231,6 +233,13 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		lz_err("rclone_config %s: %s", cfg->rclone_config, strerror(errno));
 		return NULL;
 	}
+	if (lz_child_user_resolve(cfg, &child, err, sizeof(err)) != 0) {
+		lz_err("%s", err);
+		return NULL;
+	}
+	ro.run_as_user = child.as_user;
+	ro.run_uid = child.uid;
+	ro.run_gid = child.gid;
 	remote = lz_remote_new(&ro, err, sizeof(err));
 	if (remote == NULL)
 		lz_err("remote %s (cache %s): %s", cfg->remote, cfg->cache, err);
