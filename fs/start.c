@@ -451,12 +451,13 @@ static void open_records(struct lz_daemon *d)
 /* The map now, as the record notes it: what its map indices number. */
 static void note_map(struct lz_daemon *d)
 {
-	struct lz_map *map = atomic_load(&d->fs.map);
+	struct lz_map *map = lz_fs_map_hold(&d->fs);
 
 	if (map != NULL)
 		lz_nodes_note_map(d->nodes, &(struct lz_nodes_map){ .crc = map->crc,
 								    .first = map->first_index,
 								    .next = lz_map_next_index() });
+	lz_map_release(map);
 }
 
 /*
@@ -480,8 +481,10 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 		lz_image_file_id(inode->image, &file);
 		lz_nodes_set_source(d->nodes, source, lz_image_name(inode->image), &file);
 	}
-	if (inode->map_node != NULL && nlookup > 0) {
-		r.map_index = inode->map_node->index;
+	/* Under the table's lock: the index, not the node, which a reload may free. */
+	uint64_t map_index = atomic_load(&inode->map_index);
+	if (map_index != 0 && nlookup > 0) {
+		r.map_index = map_index;
 		note_map(d);
 	}
 	lz_nodes_set(d->nodes, inode->nodeid, &r, lz_revive_handle(inode, &h));

@@ -55,6 +55,16 @@ lz_init() {
 	trap 'exit 1' INT TERM
 }
 
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
 lz_fail() {
 	echo "FAIL: $*" >&2
 	exit 1
