@@ -51,7 +51,8 @@ struct lz_remote {
 	void (*evicted)(void *ctx, const char *path);
 	void *evicted_ctx;
 	atomic_ullong fetches, fetch_failures, fetch_bytes, fetch_ns;
-	pthread_mutex_t lock; /* the listings; never held during a request */
+	atomic_bool unreachable; /* the last call got no answer (I/O error, timeout) */
+	pthread_mutex_t lock;	 /* the listings; never held during a request */
 	pthread_cond_t refreshed;
 	struct listing *listings;
 };
@@ -205,6 +206,12 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 }
 
 /* The listing the cache kept from an earlier run, into L. */
+/* Whether the remote answered a call that ended with RC (ENOENT is an answer). */
+static void note_answer(struct lz_remote *r, int rc)
+{
+	atomic_store(&r->unreachable, rc == -EIO || rc == -ETIMEDOUT || rc == -ESHUTDOWN);
+}
+
 static int load_listing(struct lz_remote *r, struct listing *l)
 {
 	char key[LZ_STORE_KEY_MAX + 1], proc[64];
@@ -287,6 +294,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	l->refreshing = true;
 	pthread_mutex_unlock(&r->lock);
 	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
+	note_answer(r, rc);
 	pthread_mutex_lock(&r->lock);
 	if (rc == 0) {
 		rc = listing_fill(l, entries, count);
@@ -396,6 +404,7 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 	int rc;
 
 	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
+	note_answer(r, rc);
 	atomic_fetch_add(&r->fetch_ns, (unsigned long long)(lz_clock_ns(CLOCK_MONOTONIC) - t0));
 	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
 	if (rc == 0 && stat(tmp_path, &st) == 0)
@@ -507,6 +516,7 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 		.fetch_failures = atomic_load(&r->fetch_failures),
 		.fetch_bytes = atomic_load(&r->fetch_bytes),
 		.fetch_ns = atomic_load(&r->fetch_ns),
+		.reachable = !atomic_load(&r->unreachable),
 	};
 }
 

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The layout of --json output; 1: the first with a version (fetch_seconds only in "cache"). */
+#define LZ_JSON_SCHEMA 1
+
 /* The longest a reload keeps lazyfsctl waiting for what it found. */
 #define RELOAD_WAIT_S 10
 
@@ -350,6 +353,28 @@ static void add_jobs(const struct lz_command_ctx *c, struct json_object *status)
 		json_object_put(jobs);
 }
 
+/*
+ * What --json prints: an object with "schema_version" first, so a consumer
+ * can tell a layout it knows; a list (images) becomes {"schema_version", NAME}.
+ * The version goes up when a key is removed, renamed or changes meaning.
+ */
+static struct json_object *versioned(struct json_object *o, const char *name)
+{
+	struct json_object *v = json_object_new_object();
+
+	json_object_object_add(v, "schema_version", json_object_new_int(LZ_JSON_SCHEMA));
+	if (json_object_is_type(o, json_type_array)) {
+		json_object_object_add(v, name, o);
+		return v;
+	}
+	json_object_object_foreach(o, key, val)
+	{
+		json_object_object_add(v, key, json_object_get(val));
+	}
+	json_object_put(o);
+	return v;
+}
+
 int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 {
 	char *save = NULL, *cmd, *arg;
@@ -372,11 +397,13 @@ int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 		struct json_object *o = reports[i].report(c->fs);
 		if (strcmp(cmd, "status") == 0)
 			add_jobs(c, o);
-		if (json)
+		if (json) {
+			o = versioned(o, reports[i].name);
 			fprintf(out, "%s\n",
 				json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		else
+		} else {
 			reports[i].print(out, o);
+		}
 		json_object_put(o);
 		return 0;
 	}

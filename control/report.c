@@ -75,8 +75,13 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	add_str(o, "underlay", cfg->underlay != NULL ? cfg->underlay : cfg->mountpoint);
 	add_str(o, "images_dir", cfg->images);
 	add_str(o, "map", cfg->map);
-	if (cfg->map != NULL)
+	struct lz_map *map = lz_fs_map_hold(fs);
+	if (map != NULL) {
+		add_u64(o, "map_images", map->images);
+		add_u64(o, "map_bad_lines", map->bad_lines);
 		add_u64(o, "maps_live", lz_map_live());
+	}
+	lz_map_release(map);
 	add_str(o, "remote", cfg->remote != NULL ? "set" : NULL); /* may hold secrets */
 	add_str(o, "remote_mode",
 		cfg->remote == NULL   ? NULL
