@@ -140,41 +140,21 @@ static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *
 	return image;
 }
 
-/* Pins (PIN) or unpins entry ARG, saying so in OUT: 0, or -1 with the reason there. */
+/* Pins (PIN) or unpins entry ARG (kept across restarts), saying so in OUT: 0, or -1. */
 static int pin_entry(struct lz_fs *fs, const char *arg, bool pin, FILE *out)
 {
-	struct lz_image *image;
-	int rc;
+	int rc = lz_pin_entry(fs, arg, pin);
 
-	if (pin && !lz_resolve_entry(fs, arg, LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT)) {
-		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
-		return -1;
-	}
-	if (fs->objects != NULL) {
-		rc = fs->objects->pin(fs->objects->ctx, arg, pin);
-		if (rc != 0) {
-			fprintf(out, "%s: %s", arg, rc == -EINVAL ? "not pinned" : strerror(-rc));
-			return -1;
-		}
+	if (rc == 0) {
 		fprintf(out, "%s %s\n", arg, pin ? "pinned" : "unpinned");
 		return 0;
 	}
-	image = image_named(fs, arg);
-	if (image == NULL) {
-		fprintf(out, "%s: no such image in use", arg);
-		return -1;
-	}
-	if (pin) {
-		lz_image_pin(image);
-		fprintf(out, "%s pinned\n", lz_image_name(image));
-		return 0;
-	}
-	if (lz_image_unpin(image) != 0) {
-		fprintf(out, "%s: not pinned", lz_image_name(image));
-		return -1;
-	}
-	fprintf(out, "%s unpinned\n", lz_image_name(image));
-	return 0;
+	fprintf(out, "%s: %s", arg,
+		rc == -EINVAL	? "not pinned"
+		: rc == -ENOENT ? (pin ? "no image or object there, or it cannot be resolved"
+				       : "no such image in use")
+				: strerror(-rc));
+	return -1;
 }
 
 /* Prefetches entry ARG's working set, saying so in OUT: 0, or -1 with the reason there. */

@@ -34,6 +34,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
 	LZ_OPT("images=%s", settings.images),
 	LZ_OPT("map=%s", settings.map),
+	LZ_OPT("warm=%s", settings.warm),
 	LZ_OPT("remote=%s", settings.remote),
 	LZ_OPT("rclone_config=%s", settings.rclone_config),
 	LZ_OPT("rclone_user=%s", settings.rclone_user),
@@ -478,6 +479,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.remote);
 	free(opts->settings.rclone_config);
 	free(opts->settings.rclone_user);
+	free(opts->settings.warm);
 	free(opts->remote_mode_arg);
 	free(opts->settings.cache);
 	free(opts->settings.metrics);
@@ -545,6 +547,7 @@ void lz_options_usage(const char *progname)
 	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
+	       "    -o warm=FILE           entries (one per line) pinned once the mount serves\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
 	       "    -o rclone_config=FILE  rclone's config file (named remotes, their secrets)\n"
 	       "    -o rclone_user=USER    the rclone child's user, owner of its downloads "

@@ -87,6 +87,7 @@ static int choose_mount(struct lz_daemon *d, int takeover_sock)
 			lz_err("upgrade: %s", err);
 			return -1;
 		}
+		d->live_upgrade = true;
 		return set_mountpoint(d, lz_takeover_mountpoint(d->takeover));
 	}
 	d->takeover = lz_restart_takeover(d->upgrade, cfg->map != NULL, err, sizeof(err));
@@ -264,6 +265,25 @@ static int set_image_source(struct lz_images *images, const struct lz_settings *
 	return -1;
 }
 
+/* Pins kept across restarts and the warm= list: only where there is something to pin. */
+static int open_pins(const struct lz_settings *cfg, struct lz_fs *fs)
+{
+	char err[PATH_MAX + 128];
+
+	if (fs->images == NULL && fs->objects == NULL) {
+		if (cfg->warm == NULL)
+			return 0;
+		lz_err("warm=%s: this mount has no images, map or remote to keep warm", cfg->warm);
+		return -1;
+	}
+	fs->pins = lz_pins_open(fs, cfg->warm, err, sizeof(err));
+	if (fs->pins == NULL) {
+		lz_err("warm: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* The images, the map and the remote tree: what names mean beyond the underlay. */
 static int open_sources(struct lz_daemon *d)
 {
@@ -291,7 +311,7 @@ static int open_sources(struct lz_daemon *d)
 	}
 	if (cfg->map != NULL && lz_map_reload(fs, NULL) != 0)
 		return -1;
-	return lz_fs_open_prefetch(fs) == 0 ? 0 : -1;
+	return lz_fs_open_prefetch(fs) == 0 && open_pins(cfg, fs) == 0 ? 0 : -1;
 }
 
 /* The core: its parts, its root (fresh) or the old daemon's state (takeover). */

@@ -175,6 +175,7 @@ struct lz_map *lz_fs_map_replace(struct lz_fs *fs, struct lz_map *map)
 
 void lz_fs_destroy(struct lz_fs *fs)
 {
+	lz_pins_free(fs->pins); /* stopped by the daemon before */
 	lz_inode_table_free(fs->inodes);
 	lz_linger_free(fs->linger); /* after the inodes, which revoke their ids as they go */
 	lz_images_free(fs->images);

@@ -25,6 +25,7 @@
 #include "map.h"
 #include "nodeid.h"
 #include "prefetch.h"
+#include "pins.h"
 #include "settings.h"
 #include "track.h"
 #include "common/source.h"
@@ -69,6 +70,7 @@ struct lz_fs {
 	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
 	struct lz_track *track;		/* the eBPF open tracker, or NULL (bpf=off) */
 	struct lz_prefetch *prefetch;	/* working sets, or NULL */
+	struct lz_pins *pins;		/* pins kept across restarts, warm=; or NULL */
 	struct lz_linger *linger;	/* backing ids of files nobody has open */
 	struct lz_expiry *expiry;	/* the thread closing idle images */
 	struct lz_handles *handles;	/* open directories by the handle the kernel holds */
