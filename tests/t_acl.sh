@@ -41,6 +41,8 @@ setfattr -n user.lazyfs -v u "$U/plain"
 echo secret >"$U/secret"
 chmod 600 "$U/secret"
 setfattr -n user.lazyfs -v s "$U/secret"
+setfattr -n user.lazyfs -v d "$U/denied"
+setfattr -n user.lazyfs -v b "$U/by_user"
 
 # An image: its files carry no ACL (squashfs has no place for one), so modes decide.
 echo image >"$S/img/f"
@@ -122,11 +124,13 @@ listed root "$MP/plain" trusted.lazyfs user.lazyfs
 listed nobody "$MP/plain" user.lazyfs
 listed root "$MP/secret" user.lazyfs
 listed nobody "$MP/secret"
+listed nobody "$MP/denied"
+listed nobody "$MP/by_user" user.lazyfs
 listed root "$MP/img/f" trusted.lazyfs user.lazyfs
 listed nobody "$MP/img/f" user.lazyfs
 listed root "$MP/img/p" user.lazyfs
 listed nobody "$MP/img/p"
-lz_ok "trusted.* names are listed to root, not to nobody; user.* names only to who may read the file"
+lz_ok "trusted.* names are listed to root, not to nobody; user.* names only to who may read the file (by mode and ACL)"
 
 out=$(as_nobody getfattr -n trusted.lazyfs "$MP/plain" 2>&1 || true)
 [[ $out == *"No such attribute"* ]] || lz_fail "nobody asking a trusted.* value got: $out"
