@@ -40,6 +40,9 @@ struct lz_remote {
 	struct lz_store *store; /* NULL while suspended for a live upgrade */
 	char *cache_dir;
 	uint64_t cache_size;
+	bool run_as_user; /* fills are written by the rclone child's own user */
+	uid_t run_uid;
+	gid_t run_gid;
 	struct lz_rclone *rclone;
 	struct lz_source source;
 	double ttl;
@@ -549,6 +552,9 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	struct lz_rclone_options ro = {
 		.timeout_s = opts->timeout,
 		.config = opts->rclone_config,
+		.run_as_user = opts->run_as_user,
+		.run_uid = opts->run_uid,
+		.run_gid = opts->run_gid,
 		.log = opts->log,
 		.log_ctx = opts->log_ctx,
 	};
@@ -565,6 +571,9 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->refreshed, NULL);
 	r->cache_size = opts->cache_size;
+	r->run_as_user = opts->run_as_user;
+	r->run_uid = opts->run_uid;
+	r->run_gid = opts->run_gid;
 	make_parents(opts->cache_dir);
 	if ((r->cache_dir = strdup(opts->cache_dir)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -660,6 +669,15 @@ int lz_remote_resume(struct lz_remote *r, char *err, size_t errlen)
 	if (r->store == NULL)
 		return errno != 0 ? -errno : -EIO;
 	lz_store_set_log(r->store, r->log, r->log_ctx);
+	if (r->run_as_user) {
+		int rc = lz_store_set_fetcher(r->store, r->run_uid, r->run_gid, err, errlen);
+		if (rc < 0) {
+			char ignored[64];
+			lz_store_close(r->store, ignored, sizeof(ignored));
+			r->store = NULL;
+			return rc;
+		}
+	}
 	if (r->evicted != NULL)
 		lz_store_on_evict(r->store, store_evicted, r);
 	return 0;

@@ -75,6 +75,8 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	add_str(o, "underlay", cfg->underlay != NULL ? cfg->underlay : cfg->mountpoint);
 	add_str(o, "images_dir", cfg->images);
 	add_str(o, "map", cfg->map);
+	if (cfg->map != NULL)
+		add_u64(o, "maps_live", lz_map_live());
 	add_str(o, "remote", cfg->remote != NULL ? "set" : NULL); /* may hold secrets */
 	add_str(o, "remote_mode",
 		cfg->remote == NULL   ? NULL

@@ -35,6 +35,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("map=%s", settings.map),
 	LZ_OPT("remote=%s", settings.remote),
 	LZ_OPT("rclone_config=%s", settings.rclone_config),
+	LZ_OPT("rclone_user=%s", settings.rclone_user),
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
 	LZ_OPT("cache=%s", settings.cache),
 	LZ_OPT("metrics=%s", settings.metrics),
@@ -380,6 +381,8 @@ static int check_paths(struct lz_options *opts)
 			(int)secret_len, secret);
 	if (opts->settings.rclone_config != NULL && opts->settings.rclone_config[0] == '\0')
 		return fail(opts, "%s", "rclone_config: empty path");
+	if (opts->settings.rclone_user != NULL && opts->settings.rclone_user[0] == '\0')
+		return fail(opts, "%s", "rclone_user: empty name");
 	if (opts->remote_mode_arg != NULL) {
 		if (strcmp(opts->remote_mode_arg, "objects") == 0)
 			opts->settings.remote_objects = true;
@@ -456,6 +459,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.map);
 	free(opts->settings.remote);
 	free(opts->settings.rclone_config);
+	free(opts->settings.rclone_user);
 	free(opts->remote_mode_arg);
 	free(opts->settings.cache);
 	free(opts->settings.metrics);
@@ -525,6 +529,8 @@ void lz_options_usage(const char *progname)
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
 	       "    -o rclone_config=FILE  rclone's config file (named remotes, their secrets)\n"
+	       "    -o rclone_user=USER    the rclone child's user, owner of its downloads "
+	       "(_lazyfs)\n"
 	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's "
 	       "are)\n"
 	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images "

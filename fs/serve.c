@@ -157,7 +157,9 @@ static int start_services(struct lz_daemon *d)
 {
 	const struct lz_settings *cfg = &d->opts.settings;
 	/* Before any thread starts: capabilities are per thread, new ones inherit these. */
-	int drop = lz_drop_privileges();
+	/* A root daemon's remote has a child of its own uid (fs/child_user.c). */
+	struct lz_privilege_needs needs = { .child_uid = cfg->remote != NULL && geteuid() == 0 };
+	int drop = lz_drop_privileges(&needs);
 
 	if (drop != 0)
 		lz_warn("could not drop unneeded capabilities: %s", strerror(-drop));

@@ -66,23 +66,24 @@ int lz_map_reload(struct lz_fs *fs)
 	}
 	if (stat(fs->settings->map, &st) == 0)
 		fs->map_mtime = st.st_mtim;
-	struct lz_map *old = atomic_exchange(&fs->map, map);
+	struct lz_map *old = lz_fs_map_replace(fs, map);
 	lz_track_map_changed(fs->track);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
-		fs->root->map_node = &map->root;
+		lz_inode_map_set(fs->root, &map->root);
 	lz_info("map %s: %zu images, %zu bad lines", fs->settings->map, map->images,
 		map->bad_lines);
 	if (old == NULL)
 		return 0;
 	/*
 	 * Make the kernel look every mapped top-level name up again; it drops
-	 * what it cached below them. Inodes may still point into the old map,
-	 * so it is kept: one small allocation per reload.
+	 * what it cached below them, and the inodes holding the old map go as it
+	 * forgets them (the last frees the map).
 	 */
 	for (size_t i = 0; i < old->root.nchildren; i++)
 		lz_fs_forget_entry(fs, LZ_ROOT_ID, old->root.children[i]->name);
 	for (size_t i = 0; i < map->root.nchildren; i++)
 		lz_fs_forget_entry(fs, LZ_ROOT_ID, map->root.children[i]->name);
+	lz_map_release(old);
 	return 0;
 }
 

@@ -23,6 +23,7 @@ struct lz_settings {
 	char *map;		 /* map file of nested image paths, or NULL */
 	char *remote;		 /* rclone remote (REMOTE:PATH), or NULL */
 	char *rclone_config;	 /* rclone's config file for the remote, or NULL */
+	char *rclone_user;	 /* the user the rclone child runs as (a root daemon's), or NULL */
 	bool remote_objects;	 /* remote_mode=objects; else the remote holds N.sqfs images */
 	char *cache;		 /* local cache directory */
 	char *metrics;		 /* loopback ADDR:PORT for Prometheus, or NULL */

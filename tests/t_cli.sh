@@ -33,6 +33,21 @@ expect_error "underlay is a file" "underlay .*Not a directory" -f -o underlay="$
 expect_error "unknown option" "unknown option" -f -o underlay="$U",no_such_option "$MP"
 expect_error "bad bpf mode" "bpf: 'maybe' is not auto, on or off" -f -o underlay="$U",bpf=maybe "$MP"
 expect_error "bad remote" "remote: 'nocolon' is not REMOTE:PATH" -f -o underlay="$U",remote=nocolon "$MP"
+# The rclone child of a root daemon runs as rclone_user (_lazyfs), never root, and must
+# reach the cache; a named remote's config is handed to it, not read from root's home.
+if command -v rclone >/dev/null; then
+	unset RCLONE_CONFIG
+	web="remote=:http\\,url='http://127.0.0.1:9/':"
+	expect_error "rclone_user missing" "no user 'lz-nosuchuser' to run rclone as: create it" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/c,rclone_user=lz-nosuchuser" "$MP"
+	expect_error "rclone_user root" "rclone must not run as root" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/c,rclone_user=root" "$MP"
+	mkdir -m 700 "$LZ_TMP/closed"
+	expect_error "cache the rclone user cannot reach" "cannot reach it: .*/closed is mode 0700" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/closed/c,rclone_user=nobody" "$MP"
+	expect_error "named remote without a config file" "remote 'media:' names a remote of rclone's config: name its file with -o rclone_config=FILE" \
+		-f -o "underlay=$U,remote=media:clips,cache=$LZ_TMP/c,rclone_user=nobody" "$MP"
+fi
 expect_error "bad cache_size" "cache_size: '12 parsecs'" -f -o "underlay=$U,cache_size=12 parsecs" "$MP"
 expect_error "missing map file" "map .*No such file" -f -o underlay="$U",map="$LZ_TMP/none.map" "$MP"
 expect_error "missing images directory" "images .*No such file" -f -o underlay="$U",images="$LZ_TMP/none" "$MP"

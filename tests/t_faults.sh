@@ -36,15 +36,6 @@ for name in a b del gone; do
 done
 suffix=${LZ_TMP##*.} # survives the escaping of socket and pin names
 
-# wait_for SECONDS COMMAND...: polls until the command succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.1
-	done
-}
 # fd_matches FD FILE: the open descriptor FD (inherited, not reopened) reads FILE's bytes.
 fd_matches() {
 	python3 -c 'import os, sys

@@ -24,6 +24,17 @@ out=$(systemd-analyze verify --man=no "$V/lazyfs@opt-bad.service" 2>&1 || true)
 [[ -n $out ]] || lz_fail "verify accepted a bad Restart= value"
 lz_ok "lazyfs@.service and the example mount unit pass systemd-analyze verify"
 
+# Stderr as the journal's stream (JOURNAL_STREAM names it): each line carries its
+# priority ("<3>" error, "<6>" info) for `journalctl -p`; elsewhere plain lines.
+J=$LZ_TMP/journal
+: >"$J"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$J") timeout 10 "$LAZYFS_BIN" -f -o "underlay=$LZ_TMP/none" "$MP" 2>>"$J" &&
+	lz_fail "a missing underlay started"
+grep -q '^<3>error: underlay .*No such file' "$J" || lz_fail "no <3> error line for the journal: $(cat "$J")"
+JOURNAL_STREAM=1:1 timeout 10 "$LAZYFS_BIN" -f -o "underlay=$LZ_TMP/none" "$MP" 2>"$J" && lz_fail "started"
+grep -q '^lazyfs: error: underlay' "$J" || lz_fail "another stream's JOURNAL_STREAM changed the lines: $(cat "$J")"
+lz_ok "errors reach the journal at priority 3 when stderr is its stream, plain otherwise"
+
 "$LAZYFS_BIN" --version | grep -q "systemd notify" && ! "$LAZYFS_BIN" --version | grep -q "no systemd" ||
 	lz_skip "built without libsystemd: no readiness notification (verify passed)"
 # A supervisor's notify socket: READY=1 must come, and only once the mount is
