@@ -1,7 +1,7 @@
 /*
- * The namespace operations: lookup, forget, attributes, links, statfs,
- * and the session's init (extended attributes: xattr.c). What a name means is the core's
- * (fscore/lookup.c); here it becomes a reply.
+ * The namespace operations: lookup, forget, attributes, links, statfs, and
+ * the session's init (extended attributes: xattr.c). What a name means is
+ * the core's (fscore/lookup.c); here it becomes a reply.
  */
 #include "config.h"
 #include "ops.h"
