@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The longest a reload keeps lazyfsctl waiting for what it found. */
+#define RELOAD_WAIT_S 10
+
 /* Human output: "key: value" lines, nested objects indented. */
 static void print_plain(FILE *f, struct json_object *o, int depth)
 {
@@ -250,12 +253,41 @@ static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const c
 	return run_job(c, "prefetch", prefetch_job, arg, out);
 }
 
+/*
+ * Waits for the reload it asks for, so the caller learns what it found: an
+ * error when the map could not be read (the old one serves) or has bad lines
+ * (skipped, the first said).
+ */
 static int cmd_reload(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
 {
+	struct lz_reload_result r;
+	int rc;
+
 	(void)cmd;
 	(void)arg;
-	lz_expiry_reload(c->fs->expiry);
-	fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
+	rc = lz_expiry_reload_wait(c->fs->expiry, RELOAD_WAIT_S, &r);
+	if (rc == -ENOTCONN) {
+		fprintf(out, "nothing to reload: this mount has no map and no images");
+		return -1;
+	}
+	if (rc != 0) {
+		fprintf(out, "reload requested, not done within %d s (see the log)", RELOAD_WAIT_S);
+		return -1;
+	}
+	if (r.map_error != 0) {
+		fprintf(out, "map %s: %s: the map before serves on", c->fs->settings->map,
+			strerror(-r.map_error));
+		return -1;
+	}
+	if (r.bad_lines > 0) {
+		fprintf(out, "map reloaded with %zu images; %zu bad lines skipped, the first: %s",
+			r.images, r.bad_lines, r.first_bad);
+		return -1;
+	}
+	if (r.map)
+		fprintf(out, "map reloaded: %zu images; replaced images closed\n", r.images);
+	else
+		fprintf(out, "reloaded: replaced images closed\n");
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "report.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,23 +45,13 @@ struct lz_http {
 	struct client clients[HTTP_CLIENTS];
 };
 
-int lz_http_listen(const char *spec)
+int lz_http_listen(const char *spec, bool any_address)
 {
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char *end;
-	long port;
+	struct sockaddr_in sa;
 	int fd, one = 1;
 
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+	if (lz_netaddr_parse(spec, &sa) != 0 || (!any_address && !lz_netaddr_is_loopback(&sa)))
 		return -1;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535 ||
-	    inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-		return -1;
-	sa.sin_port = htons((uint16_t)port);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;

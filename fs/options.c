@@ -1,5 +1,6 @@
 #include "config.h"
 #include "options.h"
+#include "common/netaddr.h"
 #include "common/error.h"
 
 #include <ctype.h>
@@ -39,6 +40,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
 	LZ_OPT("cache=%s", settings.cache),
 	LZ_OPT("metrics=%s", settings.metrics),
+	LZ_OPT("metrics_remote", metrics_remote_flag), /* fuse_opt writes an int */
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
@@ -202,6 +204,31 @@ static void set_defaults(struct lz_settings *s)
 	s->restart_window = 60.0;
 	s->resolve_timeout = 60.0;
 	s->trusted_owner = -1;
+}
+
+/*
+ * metrics=ADDR:PORT: loopback unless metrics_remote says another address is
+ * meant (a farm's Prometheus scraping from elsewhere). 0, or -1 with the reason.
+ */
+static int check_metrics(struct lz_options *opts)
+{
+	const char *spec = opts->settings.metrics;
+	struct sockaddr_in sa;
+
+	opts->settings.metrics_remote = opts->metrics_remote_flag != 0;
+	if (spec == NULL)
+		return opts->settings.metrics_remote
+			       ? fail(opts, "%s", "metrics_remote: no metrics=")
+			       : 0;
+	if (lz_netaddr_parse(spec, &sa) != 0)
+		return fail(opts, "metrics: '%s' is not ADDR:PORT (an IPv4 address and a port)",
+			    spec);
+	if (!lz_netaddr_is_loopback(&sa) && !opts->settings.metrics_remote)
+		return fail(opts,
+			    "metrics: %s is not a loopback address: every host that reaches it "
+			    "would read the metrics (add -o metrics_remote if that is meant)",
+			    spec);
+	return 0;
 }
 
 /* trusted_owner=USER or UID: 0, or -1 with the reason. */
@@ -383,6 +410,8 @@ static int check_paths(struct lz_options *opts)
 		return fail(opts, "%s", "rclone_config: empty path");
 	if (opts->settings.rclone_user != NULL && opts->settings.rclone_user[0] == '\0')
 		return fail(opts, "%s", "rclone_user: empty name");
+	if (check_metrics(opts) != 0)
+		return -1;
 	if (opts->remote_mode_arg != NULL) {
 		if (strcmp(opts->remote_mode_arg, "objects") == 0)
 			opts->settings.remote_objects = true;
@@ -557,6 +586,7 @@ void lz_options_usage(const char *progname)
 	       "                           before the mount fails open (5)\n"
 	       "    -o restart_window=S    seconds (60)\n"
 	       "    -o metrics=ADDR:PORT   Prometheus metrics over HTTP on a loopback address\n"
+	       "    -o metrics_remote      allow metrics= on a non-loopback address\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (modes are always enforced)\n"

@@ -34,6 +34,7 @@ struct lz_options {
 	char *restart_window_arg;
 	char *resolve_timeout_arg;
 	char *trusted_owner_arg;
+	int metrics_remote_flag;
 	unsigned positional_count;
 	char error[256];
 };

@@ -289,7 +289,7 @@ static int open_sources(struct lz_daemon *d)
 		}
 		lz_fs_set_images(fs, images);
 	}
-	if (cfg->map != NULL && lz_map_reload(fs) != 0)
+	if (cfg->map != NULL && lz_map_reload(fs, NULL) != 0)
 		return -1;
 	return lz_fs_open_prefetch(fs) == 0 ? 0 : -1;
 }

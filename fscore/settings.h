@@ -27,6 +27,7 @@ struct lz_settings {
 	bool remote_objects;	 /* remote_mode=objects; else the remote holds N.sqfs images */
 	char *cache;		 /* local cache directory */
 	char *metrics;		 /* loopback ADDR:PORT for Prometheus, or NULL */
+	bool metrics_remote;	 /* metrics may listen on a non-loopback address */
 	uint64_t cache_size;	 /* bytes; 0 = 90 % of the free space at start */
 	double listing_ttl;	 /* how long a remote listing is trusted */
 	double fetch_timeout;	 /* the longest wait for a remote without progress */

@@ -21,7 +21,7 @@ LDFLAGS = $(SAN) -pthread
 
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 
-options_SRCS = fs/options.c common/error.c
+options_SRCS = fs/options.c common/error.c common/netaddr.c
 options_PKGS = fuse3
 map_SRCS = fscore/map.c common/names.c
 map_PKGS = zlib

@@ -82,8 +82,8 @@ grep -q "^# TYPE lazyfs_image_resolutions_total counter" <<<"$h" || lz_fail "HTT
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other") == 404 ]] || lz_fail "HTTP /other is not 404"
 lz_ok "metrics in the Prometheus text format, through lazyfsctl and over loopback HTTP"
 
-"$CTL" "$MP" reload >/dev/null || lz_fail "reload failed"
-for ((i = 0; i < 30; i++)); do grep -q "reload:" "$LZ_LAST_LOG" && break; sleep 0.1; done
+out=$("$CTL" "$MP" reload) || lz_fail "reload failed: $out"
+[[ $out == "reloaded: replaced images closed" ]] || lz_fail "reload answered: $out"
 grep -q "reload:" "$LZ_LAST_LOG" || lz_fail "reload did not reach the daemon"
 lz_ok "reload makes the daemon reread its configuration"
 

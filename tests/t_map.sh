@@ -71,8 +71,19 @@ done
 [[ $(cat "$MP/arm/gcc-12/who") == "gcc image" ]] || lz_fail "kept mapping lost"
 lz_ok "SIGHUP rereads the map: added, removed and kept entries"
 
-# A replaced map lives while an inode still points into it, and goes with the last.
+# lazyfsctl reload waits for the reload and says what the map held.
 CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
+cp "$MAP" "$MAP.good"
+printf '%s\n' "arm/gcc-12 $IMG/gcc.sqfs" "bad/../path $IMG/gcc.sqfs" "other relative.sqfs" >"$MAP"
+out=$("$CTL" "$MP" reload 2>&1) && lz_fail "a reload with bad lines succeeded: $out"
+[[ $out == *"map reloaded with 1 images; 2 bad lines skipped, the first: $MAP:2: '.' and '..' are not allowed"* ]] ||
+	lz_fail "reload with bad lines answered: $out"
+cp "$MAP.good" "$MAP"
+out=$("$CTL" "$MP" reload) || lz_fail "reload of a good map failed: $out"
+[[ $out == "map reloaded: 2 images; replaced images closed" ]] || lz_fail "reload answered: $out"
+lz_ok "lazyfsctl reload answers with the map's images, or fails naming the bad lines and the first"
+
+# A replaced map lives while an inode still points into it, and goes with the last.
 maps_live() { "$CTL" --json "$MP" status | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps_live"])'; }
 reloads() { grep -c "map $MAP: " "$log"; }
 echo "x86/tools/cmake $IMG/cmake.sqfs" >>"$MAP"

@@ -35,6 +35,30 @@ JOURNAL_STREAM=1:1 timeout 10 "$LAZYFS_BIN" -f -o "underlay=$LZ_TMP/none" "$MP" 
 grep -q '^lazyfs: error: underlay' "$J" || lz_fail "another stream's JOURNAL_STREAM changed the lines: $(cat "$J")"
 lz_ok "errors reach the journal at priority 3 when stderr is its stream, plain otherwise"
 
+# The .conf as systemd reads it (its own env-file parser, through the environment.d
+# generator): a quoted value keeps the \, inside an option, an unquoted one loses it.
+GEN=/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator
+if [[ -x $GEN ]]; then
+	mkdir -p "$LZ_TMP/xdg/environment.d"
+	grep '^LAZYFS_OPTIONS=' "$SRC/lazyfs.conf.example" >"$LZ_TMP/xdg/environment.d/10-example.conf"
+	printf '%s\n' "LZ_QUOTED='remote=:http\\,url=http://127.0.0.1:9/:'" "LZ_BARE=remote=:http\\,url=x:" \
+		>>"$LZ_TMP/xdg/environment.d/10-example.conf"
+	env=$(env -i XDG_CONFIG_HOME="$LZ_TMP/xdg" "$GEN") || lz_fail "the environment.d generator failed"
+	eval "$(grep -E '^(LAZYFS_OPTIONS|LZ_QUOTED|LZ_BARE)=' <<<"$env")"
+	[[ $LAZYFS_OPTIONS == images=/srv/ce-images,idle_timeout=600,allow_other ]] ||
+		lz_fail "the example .conf reads as [$LAZYFS_OPTIONS]"
+	[[ $LZ_QUOTED == 'remote=:http\,url=http://127.0.0.1:9/:' ]] || lz_fail "a quoted value lost its backslash: [$LZ_QUOTED]"
+	[[ $LZ_BARE == 'remote=:http,url=x:' ]] || lz_fail "systemd's unquoted rule changed: [$LZ_BARE]"
+	lz_ok "systemd reads the example .conf as written; a quoted \\, survives, an unquoted one does not"
+fi
+# No .conf: the unit passes -o "" and lazyfs mounts the mountpoint's own contents.
+echo own >"$MP/own"
+lz_mount "$MP" -o "" -o "cache=$LZ_TMP/cache"
+[[ $(cat "$MP/own") == own ]] || lz_fail "lazyfs -o '' does not serve the mountpoint's own contents"
+lz_umount "$MP"
+rm "$MP/own"
+lz_ok "the unit's -o \${LAZYFS_OPTIONS} with no .conf (-o '') mounts"
+
 "$LAZYFS_BIN" --version | grep -q "systemd notify" && ! "$LAZYFS_BIN" --version | grep -q "no systemd" ||
 	lz_skip "built without libsystemd: no readiness notification (verify passed)"
 # A supervisor's notify socket: READY=1 must come, and only once the mount is
