@@ -67,6 +67,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	LZ_OPT("bpf=%s", bpf_arg),
 	LZ_OPT("prefetch=%s", prefetch_arg),
+	LZ_OPT("acl=%s", acl_arg),
 	LZ_OPT("prefetch_max=%s", prefetch_max_arg),
 	LZ_OPT("listing_max=%s", listing_max_arg),
 	FUSE_OPT_END,
@@ -192,6 +193,7 @@ static void set_defaults(struct lz_settings *s)
 	s->image_timeout = 86400.0;
 	s->idle_timeout = 300.0;
 	s->prefetch = true;
+	s->acl = true;
 	s->prefetch_max = 512ull << 20;
 	s->listing_max = 32ull << 20;
 	s->listing_ttl = 60.0;
@@ -311,6 +313,14 @@ static int parse_values(struct lz_options *opts)
 			opts->settings.prefetch = false;
 		else
 			return fail(opts, "prefetch: '%s' is not on or off", opts->prefetch_arg);
+	}
+	if (opts->acl_arg != NULL) {
+		if (strcmp(opts->acl_arg, "on") == 0)
+			opts->settings.acl = true;
+		else if (strcmp(opts->acl_arg, "off") == 0)
+			opts->settings.acl = false;
+		else
+			return fail(opts, "acl: '%s' is not on or off", opts->acl_arg);
 	}
 	if (opts->prefetch_max_arg != NULL &&
 	    lz_parse_size(opts->prefetch_max_arg, &opts->settings.prefetch_max) != 0)
@@ -472,6 +482,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.trusted_digests);
 	free(opts->bpf_arg);
 	free(opts->prefetch_arg);
+	free(opts->acl_arg);
 	free(opts->prefetch_max_arg);
 	free(opts->listing_max_arg);
 	free(opts->settings.images);
@@ -582,6 +593,8 @@ void lz_options_usage(const char *progname)
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (modes are always enforced)\n"
+	       "    -o acl=on|off          have the kernel enforce the underlay's POSIX ACLs "
+	       "(on)\n"
 	       "\n"
 	       "See lazyfs(8) for every option.\n",
 	       progname);

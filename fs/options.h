@@ -24,6 +24,7 @@ struct lz_options {
 	char *backend_arg;
 	char *bpf_arg;
 	char *prefetch_arg;
+	char *acl_arg;
 	char *prefetch_max_arg;
 	char *listing_max_arg;
 	char *remote_mode_arg;

@@ -56,6 +56,8 @@ struct lz_fs {
 	atomic_bool passthrough_warned;
 	/* open_mode=cached and the kernel can skip OPEN: answer the first one ENOSYS. */
 	atomic_bool no_open;
+	/* acl=on and the kernel took FUSE_POSIX_ACL: it enforces the ACLs we serve (xattr.h). */
+	atomic_bool acl;
 	struct lz_images *images; /* NULL without images=, map= or remote images */
 	/*
 	 * map= entries; replaced whole on reload (under map_lock). The mount holds

@@ -52,6 +52,7 @@ struct lz_settings {
 	bool io_uring;
 	bool allow_other;
 	bool default_permissions;
+	bool acl; /* have the kernel enforce POSIX ACLs (FUSE_POSIX_ACL) */
 };
 
 #endif

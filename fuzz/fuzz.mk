@@ -8,7 +8,7 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo access
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -43,6 +43,7 @@ trust_PKGS = libcrypto
 listing_SRCS = cache/listing_json.c
 listing_PKGS = json-c
 mountinfo_SRCS = common/mountpoint.c common/names.c common/error.c
+access_SRCS = common/access.c common/caller.c
 
 all: $(TARGETS)
 
