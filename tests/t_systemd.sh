@@ -1,7 +1,8 @@
 #!/bin/bash
-# systemd integration: the service template and the example mount unit pass
-# `systemd-analyze verify` without a warning, and lazyfs (its keeper) tells a
-# Type=notify supervisor READY=1 only once its mount serves.
+# systemd integration: the service template as this build installs it and the
+# example mount unit pass `systemd-analyze verify` without a warning, the
+# template's Type= matches the daemon (notify only with libsystemd), and lazyfs
+# (its keeper) tells a Type=notify supervisor READY=1 only once its mount serves.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
 SRC=$TESTS_SRCDIR/../scripts/systemd
@@ -11,8 +12,21 @@ U=$LZ_TMP/under MP=$LZ_TMP/mnt V=$LZ_TMP/units
 mkdir -p "$U" "$MP" "$V"
 echo served >"$U/file"
 
-# The template as make install writes it, for one instance.
-sed -e "s|@bindir@|$(dirname "$LAZYFS_BIN")|g" "$SRC/lazyfs@.service.in" >"$V/lazyfs@opt-ce.service"
+# The template as make built it (what make install installs), for one
+# instance, starting this build's daemon instead of the installed one.
+BUILT=$(dirname "$LAZYFS_BIN")/scripts/systemd/lazyfs@.service
+[[ -f $BUILT ]] || lz_fail "no unit built at $BUILT"
+! grep -n '@' "$BUILT" || lz_fail "a template marker is left in $BUILT"
+grep -Eq '^ExecStart=/[^ ]*/sbin/lazyfs ' "$BUILT" || lz_fail "ExecStart does not name sbin/lazyfs: $(grep ^ExecStart "$BUILT")"
+if "$LAZYFS_BIN" --version | grep -q "no systemd notify"; then
+	want='Type=forking' exec_start="ExecStart=$LAZYFS_BIN -o"
+else
+	want='Type=notify' exec_start="ExecStart=$LAZYFS_BIN -f -o"
+fi
+[[ $(grep '^Type=' "$BUILT") == "$want" ]] || lz_fail "the unit has $(grep '^Type=' "$BUILT"), the daemon needs $want"
+sed -E "s|^ExecStart=[^ ]*/lazyfs |ExecStart=$LAZYFS_BIN |" "$BUILT" >"$V/lazyfs@opt-ce.service"
+grep -q "^$exec_start " "$V/lazyfs@opt-ce.service" || lz_fail "ExecStart: $(grep ^ExecStart "$BUILT")"
+lz_ok "the unit built matches the daemon: $want, ExecStart in sbin"
 out=$(systemd-analyze verify --man=no "$V/lazyfs@opt-ce.service" 2>&1) || lz_fail "verify failed: $out"
 [[ -z $out ]] || lz_fail "verify warns: $out"
 cp "$SRC/example.mount" "$V/$(systemd-escape --path --suffix=mount /opt/compiler-explorer)"
