@@ -16,7 +16,7 @@ echo served >"$U/file"
 # instance, starting this build's daemon instead of the installed one.
 BUILT=$(dirname "$LAZYFS_BIN")/scripts/systemd/lazyfs@.service
 [[ -f $BUILT ]] || lz_fail "no unit built at $BUILT"
-! grep -n '@' "$BUILT" || lz_fail "a template marker is left in $BUILT"
+! grep -nE '@(NOTIFY|FORKING|sbindir|bindir)@' "$BUILT" || lz_fail "a template marker is left in $BUILT"
 grep -Eq '^ExecStart=/[^ ]*/sbin/lazyfs ' "$BUILT" || lz_fail "ExecStart does not name sbin/lazyfs: $(grep ^ExecStart "$BUILT")"
 if "$LAZYFS_BIN" --version | grep -q "no systemd notify"; then
 	want='Type=forking' exec_start="ExecStart=$LAZYFS_BIN -o"
