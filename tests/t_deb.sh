@@ -44,7 +44,7 @@ chmod -R u+w "$SRC"
 # A clean environment: nothing of the make check that runs this (MAKEFLAGS,
 # TESTS=...) reaches the package's build.
 (cd "$SRC" && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$HOME" LC_ALL=C.UTF-8 \
-	DEB_BUILD_OPTIONS=nocheck LAZYFS_FUSE_STATIC="$FUSE_STATIC" \
+	DEB_BUILD_OPTIONS="nocheck noautodbgsym" LAZYFS_FUSE_STATIC="$FUSE_STATIC" \
 	dpkg-buildpackage -b -us -uc -j2) >"$LZ_TMP/build.log" 2>&1 || {
 	tail -40 "$LZ_TMP/build.log" >&2
 	lz_fail "dpkg-buildpackage -b -us -uc failed (log above)"
