@@ -14,7 +14,7 @@
 #include <bpf/bpf_core_read.h>
 #include "lazyfs_bpf.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
  * Set by the loader before load: the prefix plus '/', as words with the last

@@ -237,6 +237,27 @@ static int load(struct lz_tracker *t, const struct lz_tracker_config *cfg, char 
 	return 0;
 }
 
+/*
+ * Whether this process may load tracepoint programs: CAP_SYS_ADMIN, or
+ * CAP_BPF with CAP_PERFMON, in its effective set (/proc/self/status, so no
+ * libcap here). Asked first, so the error names what is missing rather than
+ * the first step that trips over it (tracefs, a map).
+ */
+static bool may_load_bpf(void)
+{
+	unsigned long long eff = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (f == NULL)
+		return true; /* cannot tell: let the load say */
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> 21 & 1) || ((eff >> 39 & 1) && (eff >> 38 & 1));
+}
+
 int lz_tracker_open(const struct lz_tracker_config *cfg, struct lz_tracker **out, char *err,
 		    size_t errlen)
 {
@@ -251,6 +272,10 @@ int lz_tracker_open(const struct lz_tracker_config *cfg, struct lz_tracker **out
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		return lz_tracker_fail(err, errlen, -ENOTSUP,
 				       "the kernel has no BTF (/sys/kernel/btf/vmlinux)");
+	if (!may_load_bpf())
+		return lz_tracker_fail(err, errlen, -EPERM,
+				       "loading it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN "
+				       "(run lazyfs as root, or use bpf=auto or bpf=off)");
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return lz_tracker_fail(err, errlen, -ENOMEM, "out of memory");

@@ -40,6 +40,9 @@ struct lz_remote {
 	struct lz_store *store; /* NULL while suspended for a live upgrade */
 	char *cache_dir;
 	uint64_t cache_size;
+	bool run_as_user; /* fills are written by the rclone child's own user */
+	uid_t run_uid;
+	gid_t run_gid;
 	struct lz_rclone *rclone;
 	struct lz_source source;
 	double ttl;
@@ -48,7 +51,8 @@ struct lz_remote {
 	void (*evicted)(void *ctx, const char *path);
 	void *evicted_ctx;
 	atomic_ullong fetches, fetch_failures, fetch_bytes, fetch_ns;
-	pthread_mutex_t lock; /* the listings; never held during a request */
+	atomic_bool unreachable; /* the last call got no answer (I/O error, timeout) */
+	pthread_mutex_t lock;	 /* the listings; never held during a request */
 	pthread_cond_t refreshed;
 	struct listing *listings;
 };
@@ -202,6 +206,12 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 }
 
 /* The listing the cache kept from an earlier run, into L. */
+/* Whether the remote answered a call that ended with RC (ENOENT is an answer). */
+static void note_answer(struct lz_remote *r, int rc)
+{
+	atomic_store(&r->unreachable, rc == -EIO || rc == -ETIMEDOUT || rc == -ESHUTDOWN);
+}
+
 static int load_listing(struct lz_remote *r, struct listing *l)
 {
 	char key[LZ_STORE_KEY_MAX + 1], proc[64];
@@ -284,6 +294,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	l->refreshing = true;
 	pthread_mutex_unlock(&r->lock);
 	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
+	note_answer(r, rc);
 	pthread_mutex_lock(&r->lock);
 	if (rc == 0) {
 		rc = listing_fill(l, entries, count);
@@ -393,6 +404,7 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 	int rc;
 
 	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
+	note_answer(r, rc);
 	atomic_fetch_add(&r->fetch_ns, (unsigned long long)(lz_clock_ns(CLOCK_MONOTONIC) - t0));
 	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
 	if (rc == 0 && stat(tmp_path, &st) == 0)
@@ -504,6 +516,7 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 		.fetch_failures = atomic_load(&r->fetch_failures),
 		.fetch_bytes = atomic_load(&r->fetch_bytes),
 		.fetch_ns = atomic_load(&r->fetch_ns),
+		.reachable = !atomic_load(&r->unreachable),
 	};
 }
 
@@ -549,6 +562,9 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	struct lz_rclone_options ro = {
 		.timeout_s = opts->timeout,
 		.config = opts->rclone_config,
+		.run_as_user = opts->run_as_user,
+		.run_uid = opts->run_uid,
+		.run_gid = opts->run_gid,
 		.log = opts->log,
 		.log_ctx = opts->log_ctx,
 	};
@@ -565,6 +581,9 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->refreshed, NULL);
 	r->cache_size = opts->cache_size;
+	r->run_as_user = opts->run_as_user;
+	r->run_uid = opts->run_uid;
+	r->run_gid = opts->run_gid;
 	make_parents(opts->cache_dir);
 	if ((r->cache_dir = strdup(opts->cache_dir)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -660,6 +679,15 @@ int lz_remote_resume(struct lz_remote *r, char *err, size_t errlen)
 	if (r->store == NULL)
 		return errno != 0 ? -errno : -EIO;
 	lz_store_set_log(r->store, r->log, r->log_ctx);
+	if (r->run_as_user) {
+		int rc = lz_store_set_fetcher(r->store, r->run_uid, r->run_gid, err, errlen);
+		if (rc < 0) {
+			char ignored[64];
+			lz_store_close(r->store, ignored, sizeof(ignored));
+			r->store = NULL;
+			return rc;
+		}
+	}
 	if (r->evicted != NULL)
 		lz_store_on_evict(r->store, store_evicted, r);
 	return 0;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/log.h"
 #include "common/source.h"
@@ -18,9 +19,13 @@ struct lz_remote_options {
 	const char *remote;	   /* rclone REMOTE:PATH */
 	const char *rclone_config; /* rclone's config file, or NULL: the environment's */
 	const char *cache_dir;	   /* the store's directory */
-	uint64_t cache_size;	   /* bytes; 0 = 90 % of the free space */
-	double listing_ttl;	   /* seconds a listing is trusted */
-	double timeout;		   /* seconds without progress before a request fails */
+	/* A root daemon's rclone child runs as this user, which owns its downloads. */
+	bool run_as_user;
+	uid_t run_uid;
+	gid_t run_gid;
+	uint64_t cache_size; /* bytes; 0 = 90 % of the free space */
+	double listing_ttl;  /* seconds a listing is trusted */
+	double timeout;	     /* seconds without progress before a request fails */
 	lz_log_fn *log;
 	void *log_ctx;
 	/* An object PATH left the cache (evicted): the next open fetches it again. */

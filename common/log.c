@@ -5,17 +5,36 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
 static const char *log_ident = "lazyfs";
 static bool log_debug;
 static bool log_syslog;
+static bool log_journal;
+
+/*
+ * Whether stderr is the journal's stream: systemd says so in JOURNAL_STREAM
+ * ("DEV:INO" of the stream it gave), which a child we run inherits though
+ * its stderr goes elsewhere, so the descriptor itself must match.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return v != NULL && sscanf(v, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void lz_log_init(const char *ident, bool debug)
 {
 	log_ident = ident;
 	log_debug = debug;
+	log_journal = stderr_is_journal();
 }
 
 void lz_log_to_syslog(void)
@@ -36,6 +55,9 @@ __attribute__((format(printf, 3, 0))) static void log_v(enum lz_log_level level,
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (log_syslog)
 		syslog(syslog_priority[level], "%s%s", line, suffix);
+	else if (log_journal) /* "<3>": the journal takes the priority and names us itself */
+		fprintf(stderr, "<%d>%s%s%s\n", syslog_priority[level], prefix[level], line,
+			suffix);
 	else
 		fprintf(stderr, "%s: %s%s%s\n", log_ident, prefix[level], line, suffix);
 }

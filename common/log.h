@@ -1,4 +1,8 @@
-/* Logging: stderr while in the foreground, syslog once daemonized. */
+/*
+ * Logging: stderr while in the foreground (with sd-daemon priority prefixes,
+ * "<3>", when stderr is the journal's stream: `journalctl -p err` finds
+ * errors), syslog once daemonized.
+ */
 #ifndef LAZYFS_LOG_H
 #define LAZYFS_LOG_H
 

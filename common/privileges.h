@@ -4,11 +4,22 @@
 
 #include <stdbool.h>
 
+/* What this mount does beyond reading, each needing a capability of its own. */
+struct lz_privilege_needs {
+	/*
+	 * Starts its rclone child under another uid (setuid, setgid), signals it
+	 * (kill), and hands the files it fetched to root (chown).
+	 */
+	bool child_uid;
+};
+
 /*
  * Drops every capability but those serving needs (see privileges.c), from
- * all sets and the bounding set. 0 also when there was nothing to drop or
- * lazyfs was built without libcap; -errno when the kernel refused.
+ * the effective, permitted and bounding sets; the inheritable and ambient
+ * sets are emptied, so nothing this process executes inherits any. 0 also
+ * when there was nothing to drop or lazyfs was built without libcap; -errno
+ * when the kernel refused.
  */
-int lz_drop_privileges(void);
+int lz_drop_privileges(const struct lz_privilege_needs *needs);
 
 #endif

@@ -24,6 +24,8 @@ struct lz_source_stats {
 	uint64_t objects, bytes, quota, open_objects, pinned;
 	uint64_t hits, misses, fills, fill_failures, evictions;
 	uint64_t fetches, fetch_failures, fetch_bytes, fetch_ns;
+	/* 1 when the last call to the remote got an answer (a missing object included), else 0. */
+	uint64_t reachable;
 };
 
 struct lz_source {

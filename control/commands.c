@@ -19,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The layout of --json output; 1: the first with a version (fetch_seconds only in "cache"). */
+#define LZ_JSON_SCHEMA 1
+
+/* The longest a reload keeps lazyfsctl waiting for what it found. */
+#define RELOAD_WAIT_S 10
+
 /* Human output: "key: value" lines, nested objects indented. */
 static void print_plain(FILE *f, struct json_object *o, int depth)
 {
@@ -133,41 +139,21 @@ static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *
 	return image;
 }
 
-/* Pins (PIN) or unpins entry ARG, saying so in OUT: 0, or -1 with the reason there. */
+/* Pins (PIN) or unpins entry ARG (kept across restarts), saying so in OUT: 0, or -1. */
 static int pin_entry(struct lz_fs *fs, const char *arg, bool pin, FILE *out)
 {
-	struct lz_image *image;
-	int rc;
+	int rc = lz_pin_entry(fs, arg, pin);
 
-	if (pin && !lz_resolve_entry(fs, arg, LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT)) {
-		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
-		return -1;
-	}
-	if (fs->objects != NULL) {
-		rc = fs->objects->pin(fs->objects->ctx, arg, pin);
-		if (rc != 0) {
-			fprintf(out, "%s: %s", arg, rc == -EINVAL ? "not pinned" : strerror(-rc));
-			return -1;
-		}
+	if (rc == 0) {
 		fprintf(out, "%s %s\n", arg, pin ? "pinned" : "unpinned");
 		return 0;
 	}
-	image = image_named(fs, arg);
-	if (image == NULL) {
-		fprintf(out, "%s: no such image in use", arg);
-		return -1;
-	}
-	if (pin) {
-		lz_image_pin(image);
-		fprintf(out, "%s pinned\n", lz_image_name(image));
-		return 0;
-	}
-	if (lz_image_unpin(image) != 0) {
-		fprintf(out, "%s: not pinned", lz_image_name(image));
-		return -1;
-	}
-	fprintf(out, "%s unpinned\n", lz_image_name(image));
-	return 0;
+	fprintf(out, "%s: %s", arg,
+		rc == -EINVAL	? "not pinned"
+		: rc == -ENOENT ? (pin ? "no image or object there, or it cannot be resolved"
+				       : "no such image in use")
+				: strerror(-rc));
+	return -1;
 }
 
 /* Prefetches entry ARG's working set, saying so in OUT: 0, or -1 with the reason there. */
@@ -249,12 +235,41 @@ static int cmd_prefetch(const struct lz_command_ctx *c, const char *cmd, const c
 	return run_job(c, "prefetch", prefetch_job, arg, out);
 }
 
+/*
+ * Waits for the reload it asks for, so the caller learns what it found: an
+ * error when the map could not be read (the old one serves) or has bad lines
+ * (skipped, the first said).
+ */
 static int cmd_reload(const struct lz_command_ctx *c, const char *cmd, const char *arg, FILE *out)
 {
+	struct lz_reload_result r;
+	int rc;
+
 	(void)cmd;
 	(void)arg;
-	lz_expiry_reload(c->fs->expiry);
-	fprintf(out, "reload requested: the map is reread, replaced images are closed\n");
+	rc = lz_expiry_reload_wait(c->fs->expiry, RELOAD_WAIT_S, &r);
+	if (rc == -ENOTCONN) {
+		fprintf(out, "nothing to reload: this mount has no map and no images");
+		return -1;
+	}
+	if (rc != 0) {
+		fprintf(out, "reload requested, not done within %d s (see the log)", RELOAD_WAIT_S);
+		return -1;
+	}
+	if (r.map_error != 0) {
+		fprintf(out, "map %s: %s: the map before serves on", c->fs->settings->map,
+			strerror(-r.map_error));
+		return -1;
+	}
+	if (r.bad_lines > 0) {
+		fprintf(out, "map reloaded with %zu images; %zu bad lines skipped, the first: %s",
+			r.images, r.bad_lines, r.first_bad);
+		return -1;
+	}
+	if (r.map)
+		fprintf(out, "map reloaded: %zu images; replaced images closed\n", r.images);
+	else
+		fprintf(out, "reloaded: replaced images closed\n");
 	return 0;
 }
 
@@ -317,6 +332,28 @@ static void add_jobs(const struct lz_command_ctx *c, struct json_object *status)
 		json_object_put(jobs);
 }
 
+/*
+ * What --json prints: an object with "schema_version" first, so a consumer
+ * can tell a layout it knows; a list (images) becomes {"schema_version", NAME}.
+ * The version goes up when a key is removed, renamed or changes meaning.
+ */
+static struct json_object *versioned(struct json_object *o, const char *name)
+{
+	struct json_object *v = json_object_new_object();
+
+	json_object_object_add(v, "schema_version", json_object_new_int(LZ_JSON_SCHEMA));
+	if (json_object_is_type(o, json_type_array)) {
+		json_object_object_add(v, name, o);
+		return v;
+	}
+	json_object_object_foreach(o, key, val)
+	{
+		json_object_object_add(v, key, json_object_get(val));
+	}
+	json_object_put(o);
+	return v;
+}
+
 int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 {
 	struct lz_request r;
@@ -334,11 +371,13 @@ int lz_command_run(const struct lz_command_ctx *c, char *line, FILE *out)
 		struct json_object *o = reports[i].report(c->fs);
 		if (strcmp(cmd, "status") == 0)
 			add_jobs(c, o);
-		if (json)
+		if (json) {
+			o = versioned(o, reports[i].name);
 			fprintf(out, "%s\n",
 				json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		else
+		} else {
 			reports[i].print(out, o);
+		}
 		json_object_put(o);
 		return 0;
 	}

@@ -242,9 +242,9 @@ static void start_http(struct lz_control *c, bool inherited, int http_fd)
 	const char *spec = c->fs->settings->metrics;
 
 	if (!inherited && spec != NULL) {
-		http_fd = lz_http_listen(spec);
+		http_fd = lz_http_listen(spec, c->fs->settings->metrics_remote);
 		if (http_fd < 0)
-			lz_warn("metrics=%s: no listener (loopback ADDR:PORT only)", spec);
+			lz_warn("metrics=%s: no listener", spec);
 	}
 	if (http_fd >= 0 && (c->http = lz_http_start(c->fs, http_fd)) == NULL)
 		lz_warn("metrics: the listener's thread cannot start");

@@ -11,6 +11,7 @@
 #include "report.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,12 +45,12 @@ struct lz_http {
 	struct client clients[HTTP_CLIENTS];
 };
 
-int lz_http_listen(const char *spec)
+int lz_http_listen(const char *spec, bool any_address)
 {
 	struct sockaddr_in sa;
 	int fd, one = 1;
 
-	if (lz_http_parse_listen(spec, &sa) != 0)
+	if (lz_netaddr_parse(spec, &sa) != 0 || (!any_address && !lz_netaddr_is_loopback(&sa)))
 		return -1;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)

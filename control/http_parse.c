@@ -1,31 +1,8 @@
-/* The metrics listener's parsing (http_parse.h). */
+/* What a client sends the metrics listener, judged (http_parse.h). */
 #include "config.h"
 #include "http_parse.h"
 
-#include <arpa/inet.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-int lz_http_parse_listen(const char *spec, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	char *end;
-	long port;
-
-	*sa = (struct sockaddr_in){ .sin_family = AF_INET };
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
-		return -1;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535 ||
-	    inet_pton(AF_INET, host, &sa->sin_addr) != 1 ||
-	    (ntohl(sa->sin_addr.s_addr) >> 24) != 127)
-		return -1;
-	sa->sin_port = htons((uint16_t)port);
-	return 0;
-}
 
 enum lz_http_verdict lz_http_judge(const char *in, size_t len, size_t size)
 {

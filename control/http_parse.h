@@ -1,20 +1,11 @@
 /*
- * What the metrics listener (http.h) reads from outside: the loopback
- * ADDR:PORT of -o metrics=, and what a client sent, judged. Parsing only: no
- * socket is touched here.
+ * What a client sends the metrics listener (http.h), judged: parsing only,
+ * no socket is touched here. (Its ADDR:PORT is common/netaddr.h's.)
  */
 #ifndef LAZYFS_HTTP_PARSE_H
 #define LAZYFS_HTTP_PARSE_H
 
-#include <netinet/in.h>
 #include <stddef.h>
-
-/*
- * SPEC ("127.0.0.1:9100"): 0 with SA set (AF_INET, network byte order), or
- * -1 when it is not a dotted IPv4 address in 127.0.0.0/8, a ':' and a port
- * from 1 to 65535.
- */
-int lz_http_parse_listen(const char *spec, struct sockaddr_in *sa);
 
 enum lz_http_verdict {
 	LZ_HTTP_MORE,	   /* no line end yet, and room for more */

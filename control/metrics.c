@@ -78,6 +78,9 @@ static const struct metric cache_metrics[] = {
 	CACHE("fetch_bytes", "lazyfs_fetch_bytes_total", "counter", "Bytes fetched.", fetch_bytes),
 	CACHE("fetch_seconds", "lazyfs_fetch_seconds_total", "counter", "Time spent fetching.",
 	      fetch_ns, .seconds = true),
+	CACHE("remote_reachable", "lazyfs_remote_up", "gauge",
+	      "1 when the last call to the remote got an answer, 0 when it failed or timed out.",
+	      reachable),
 };
 
 /* prefetch=: working sets recorded and read ahead. */
@@ -377,6 +380,30 @@ static void tracker_json(struct json_object *o, const struct lz_track_stats *ts)
 		json_object_object_add(o, "fuse_requests", fuse_requests_json(&ts->bpf));
 }
 
+/* Per backend: count, mean and the bucket counts of cold resolves that worked. */
+static struct json_object *resolve_latency_json(struct lz_fs *fs)
+{
+	static const char *const names[] = { "kernel", "squashfuse" };
+	struct json_object *o = json_object_new_object();
+	struct lz_images_stats st;
+
+	lz_images_stats(fs->images, &st);
+	for (int b = 0; b < 2; b++) {
+		const struct lz_resolve_latency *l = &st.latency[b];
+		struct json_object *one = json_object_new_object(),
+				   *buckets = json_object_new_array();
+		for (size_t k = 0; k < LZ_RESOLVE_BUCKETS; k++)
+			json_object_array_add(buckets, json_object_new_uint64(l->buckets[k]));
+		json_object_object_add(one, "count", json_object_new_uint64(l->count));
+		json_object_object_add(
+			one, "mean_ms",
+			json_object_new_double(l->count ? l->sum_s * 1e3 / (double)l->count : 0));
+		json_object_object_add(one, "buckets", buckets);
+		json_object_object_add(o, names[b], one);
+	}
+	return o;
+}
+
 struct json_object *lz_report_stats(struct lz_fs *fs)
 {
 	struct json_object *o = json_object_new_object();
@@ -388,6 +415,7 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 		image_numbers(fs, &n, &backend);
 		json_object_object_add(sub, "backend",
 				       json_object_new_string(backend_name(backend)));
+		json_object_object_add(sub, "resolve_latency", resolve_latency_json(fs));
 		json_object_object_add(o, images_section.key,
 				       section_json(&images_section, &n, sub));
 		struct deferred_numbers dn;
@@ -398,10 +426,6 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 	if (fs->remote != NULL && fs->remote->stats != NULL) {
 		struct lz_source_stats st;
 		fs->remote->stats(fs->remote->ctx, &st);
-		/* Where it was before it moved into "cache": kept until the schema has a version.
-		 */
-		json_object_object_add(o, "fetch_seconds",
-				       json_object_new_double((double)st.fetch_ns / 1e9));
 		json_object_object_add(o, cache_section.key,
 				       section_json(&cache_section, &st, NULL));
 	}
@@ -424,8 +448,76 @@ struct json_object *lz_report_stats(struct lz_fs *fs)
 	return o;
 }
 
+/* What this binary is: one sample whose labels say it, Prometheus's usual form. */
+static void build_info(FILE *f)
+{
+#ifdef HAVE_BPF
+	const char *bpf = "yes";
+#else
+	const char *bpf = "no";
+#endif
+#ifdef HAVE_LIBSYSTEMD
+	const char *systemd = "yes";
+#else
+	const char *systemd = "no";
+#endif
+	char label[160];
+
+	help(f, "lazyfs_build_info", "gauge", "Always 1: the version and build of this daemon.");
+	snprintf(label, sizeof(label), "version=\"%s\",bpf=\"%s\",systemd=\"%s\"", PACKAGE_VERSION,
+		 bpf, systemd);
+	sample(f, "lazyfs_build_info", label, 1);
+}
+
+/* The latency of cold resolves that worked, by backend, as a Prometheus histogram. */
+static void resolve_latency_text(FILE *f, const struct lz_images_stats *st)
+{
+	static const char *const names[] = { "kernel", "squashfuse" };
+	const char *name = "lazyfs_image_resolve_duration_seconds";
+	char label[96];
+
+	help(f, name, "histogram", "Time to mount an image at its first use, by backend.");
+	for (int b = 0; b < 2; b++) {
+		const struct lz_resolve_latency *l = &st->latency[b];
+		unsigned long long cum = 0;
+		for (size_t k = 0; k < LZ_RESOLVE_BUCKETS; k++) {
+			cum += l->buckets[k];
+			if (k + 1 < LZ_RESOLVE_BUCKETS)
+				snprintf(label, sizeof(label), "backend=\"%s\",le=\"%g\"", names[b],
+					 lz_resolve_bucket_s[k]);
+			else
+				snprintf(label, sizeof(label), "backend=\"%s\",le=\"+Inf\"",
+					 names[b]);
+			fprintf(f, "%s_bucket{%s} %llu\n", name, label, cum);
+		}
+		snprintf(label, sizeof(label), "backend=\"%s\"", names[b]);
+		fprintf(f, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, label, l->sum_s, name,
+			label, l->count);
+	}
+}
+
+/* The map now: its images and the bad lines the last read skipped. */
+static void map_text(FILE *f, struct lz_fs *fs)
+{
+	struct lz_map *map = lz_fs_map_hold(fs);
+
+	if (map == NULL)
+		return;
+	help(f, "lazyfs_map_images", "gauge", "Images the map names.");
+	sample(f, "lazyfs_map_images", NULL, (double)map->images);
+	help(f, "lazyfs_map_bad_lines", "gauge", "Lines of the map file skipped as bad.");
+	sample(f, "lazyfs_map_bad_lines", NULL, (double)map->bad_lines);
+	lz_map_release(map);
+}
+
 void lz_report_metrics(struct lz_fs *fs, FILE *f)
 {
+	build_info(f);
+	help(f, "lazyfs_passthrough_active", "gauge",
+	     "1 while opens use kernel passthrough; 0 once the kernel or libfuse refused it.");
+	sample(f, "lazyfs_passthrough_active", NULL,
+	       fs->settings->open_mode == LZ_OPEN_PASSTHROUGH && atomic_load(&fs->passthrough));
+	map_text(f, fs);
 	help(f, "lazyfs_start_time_seconds", "gauge", "When the daemon started (Unix time).");
 	sample(f, "lazyfs_start_time_seconds", NULL, (double)fs->started.tv_sec);
 	help(f, "lazyfs_backing_files_kept", "gauge",
@@ -447,6 +539,9 @@ void lz_report_metrics(struct lz_fs *fs, FILE *f)
 		image_numbers(fs, &n, &backend);
 		snprintf(label, sizeof(label), "backend=\"%s\"", backend_name(backend));
 		section_text(f, &images_section, &n, label);
+		struct lz_images_stats st;
+		lz_images_stats(fs->images, &st);
+		resolve_latency_text(f, &st);
 		struct deferred_numbers dn;
 		deferred_numbers(fs, &dn);
 		section_text(f, &deferred_section, &dn, NULL);

@@ -75,6 +75,23 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	add_str(o, "underlay", cfg->underlay != NULL ? cfg->underlay : cfg->mountpoint);
 	add_str(o, "images_dir", cfg->images);
 	add_str(o, "map", cfg->map);
+	struct lz_map *map = lz_fs_map_hold(fs);
+	if (map != NULL) {
+		add_u64(o, "map_images", map->images);
+		add_u64(o, "map_bad_lines", map->bad_lines);
+		add_u64(o, "maps_live", lz_map_live());
+	}
+	lz_map_release(map);
+	if (fs->pins != NULL) {
+		struct lz_pins_stats ps;
+		struct json_object *w = json_object_new_object();
+		lz_pins_stats(fs->pins, &ps);
+		add_u64(w, "listed", ps.listed);
+		add_u64(w, "pinned", ps.pinned);
+		add_u64(w, "failed", ps.failed);
+		json_object_object_add(w, "running", json_object_new_boolean(ps.running));
+		json_object_object_add(o, "warm", w);
+	}
 	add_str(o, "remote", cfg->remote != NULL ? "set" : NULL); /* may hold secrets */
 	add_str(o, "remote_mode",
 		cfg->remote == NULL   ? NULL

@@ -30,6 +30,7 @@ struct lz_daemon {
 	struct lz_upgrade *upgrade;   /* what a live upgrade needs */
 	struct lz_control *control;   /* lazyfsctl's socket, or NULL */
 	struct lz_takeover *takeover; /* while taking a mount over */
+	bool live_upgrade; /* the takeover is a live upgrade's (pins came over), not a restart's */
 	struct lz_defer *defer;	      /* requests that may wait on a slow store */
 	struct lz_inflight *inflight; /* requests in flight, kept by the keeper; or NULL */
 	struct lz_nodes *nodes;	      /* node ids of underlay files, kept by the keeper; or NULL */

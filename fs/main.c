@@ -63,6 +63,31 @@ static int run_worker(struct lz_daemon *d, int argc, char **argv, int takeover_s
 	return exit_code;
 }
 
+/*
+ * Whether libfuse takes its options (an unknown -o, a bad value): asked now,
+ * before the map, the images, the cache or the remote are opened, with a
+ * session made for it alone (no mount). libfuse says what it refuses.
+ */
+static bool fuse_options_ok(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	bool ok;
+
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0) {
+			fuse_opt_free_args(&copy);
+			return true; /* out of memory: the real session will say */
+		}
+	se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+	ok = se != NULL;
+	if (se != NULL)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&copy);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	struct lz_daemon d = { 0 };
@@ -90,6 +115,8 @@ int main(int argc, char **argv)
 		printf("lazyfs %s (libfuse %s; %s, %s)\n", PACKAGE_VERSION, fuse_pkgversion(),
 		       LZ_BUILT_WITH_BPF, LZ_BUILT_WITH_SYSTEMD);
 		exit_code = 0;
+	} else if (!fuse_options_ok(&d.opts.fuse_args)) {
+		/* libfuse said why, on one line */
 	} else {
 		lz_log_init("lazyfs", d.opts.settings.debug);
 		/* A worker: started by a keeper, or by a live upgrade (which passes the keeper on).

@@ -1,7 +1,7 @@
 /*
- * The namespace operations: lookup, forget, attributes, links, statfs,
- * xattrs, and the session's init. What a name means is the core's
- * (fscore/lookup.c); here it becomes a reply.
+ * The namespace operations: lookup, forget, attributes, links, statfs, and
+ * the session's init (extended attributes: xattr.c). What a name means is
+ * the core's (fscore/lookup.c); here it becomes a reply.
  */
 #include "config.h"
 #include "ops.h"
@@ -270,38 +270,6 @@ static void lz_op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
-static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	struct lz_inode *inode = lz_inode_or_estale(req, ino);
-	char *buf = NULL;
-	ssize_t len;
-
-	if (inode == NULL)
-		return;
-	if (size > 0 && (buf = malloc(size)) == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	len = lz_inode_xattr(lz_fs_of(req), inode, name, buf, size);
-	if (len < 0)
-		fuse_reply_err(req, (int)-len);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
-	free(buf);
-}
-
-static void lz_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	reply_xattr(req, ino, name, size);
-}
-
-static void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	reply_xattr(req, ino, NULL, size);
-}
-
 static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct lz_fs *fs = &((struct lz_daemon *)userdata)->fs;
@@ -331,6 +299,16 @@ static void lz_op_init(void *userdata, struct fuse_conn_info *conn)
 				"passthrough");
 		}
 	}
+	/*
+	 * The kernel enforces the ACLs GETXATTR gives it (and caches them with
+	 * the attributes); default_permissions alone checks mode bits only.
+	 */
+	if (!fs->settings->acl)
+		fuse_unset_feature_flag(conn, FUSE_CAP_POSIX_ACL);
+	else if (!fuse_set_feature_flag(conn, FUSE_CAP_POSIX_ACL))
+		lz_warn("kernel cannot enforce POSIX ACLs (no FUSE_POSIX_ACL); mode bits only");
+	/* What we ask for (fuse_get_feature_flag tells what the kernel offers). */
+	atomic_store(&fs->acl, (conn->want_ext & FUSE_CAP_POSIX_ACL) != 0);
 	if (atomic_load(&fs->passthrough) && !fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH)) {
 		lz_warn("kernel has no FUSE passthrough; serving reads in the daemon");
 		atomic_store(&fs->passthrough, false);

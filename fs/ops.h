@@ -70,6 +70,10 @@ void lz_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		       struct fuse_file_info *fi);
 void lz_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
+/* xattr.c */
+void lz_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
 /* open.c */
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);

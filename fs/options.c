@@ -1,5 +1,6 @@
 #include "config.h"
 #include "options.h"
+#include "common/netaddr.h"
 #include "common/error.h"
 
 #include <ctype.h>
@@ -33,11 +34,14 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("underlay_timeout=%s", underlay_timeout_arg),
 	LZ_OPT("images=%s", settings.images),
 	LZ_OPT("map=%s", settings.map),
+	LZ_OPT("warm=%s", settings.warm),
 	LZ_OPT("remote=%s", settings.remote),
 	LZ_OPT("rclone_config=%s", settings.rclone_config),
+	LZ_OPT("rclone_user=%s", settings.rclone_user),
 	LZ_OPT("remote_mode=%s", remote_mode_arg),
 	LZ_OPT("cache=%s", settings.cache),
 	LZ_OPT("metrics=%s", settings.metrics),
+	LZ_OPT("metrics_remote", metrics_remote_flag), /* fuse_opt writes an int */
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
@@ -63,6 +67,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	LZ_OPT("bpf=%s", bpf_arg),
 	LZ_OPT("prefetch=%s", prefetch_arg),
+	LZ_OPT("acl=%s", acl_arg),
 	LZ_OPT("prefetch_max=%s", prefetch_max_arg),
 	LZ_OPT("listing_max=%s", listing_max_arg),
 	FUSE_OPT_END,
@@ -188,6 +193,7 @@ static void set_defaults(struct lz_settings *s)
 	s->image_timeout = 86400.0;
 	s->idle_timeout = 300.0;
 	s->prefetch = true;
+	s->acl = true;
 	s->prefetch_max = 512ull << 20;
 	s->listing_max = 32ull << 20;
 	s->listing_ttl = 60.0;
@@ -199,6 +205,31 @@ static void set_defaults(struct lz_settings *s)
 	s->restart_window = 60.0;
 	s->resolve_timeout = 60.0;
 	s->trusted_owner = -1;
+}
+
+/*
+ * metrics=ADDR:PORT: loopback unless metrics_remote says another address is
+ * meant (a farm's Prometheus scraping from elsewhere). 0, or -1 with the reason.
+ */
+static int check_metrics(struct lz_options *opts)
+{
+	const char *spec = opts->settings.metrics;
+	struct sockaddr_in sa;
+
+	opts->settings.metrics_remote = opts->metrics_remote_flag != 0;
+	if (spec == NULL)
+		return opts->settings.metrics_remote
+			       ? fail(opts, "%s", "metrics_remote: no metrics=")
+			       : 0;
+	if (lz_netaddr_parse(spec, &sa) != 0)
+		return fail(opts, "metrics: '%s' is not ADDR:PORT (an IPv4 address and a port)",
+			    spec);
+	if (!lz_netaddr_is_loopback(&sa) && !opts->settings.metrics_remote)
+		return fail(opts,
+			    "metrics: %s is not a loopback address: every host that reaches it "
+			    "would read the metrics (add -o metrics_remote if that is meant)",
+			    spec);
+	return 0;
 }
 
 /* trusted_owner=USER or UID: 0, or -1 with the reason. */
@@ -282,6 +313,14 @@ static int parse_values(struct lz_options *opts)
 			opts->settings.prefetch = false;
 		else
 			return fail(opts, "prefetch: '%s' is not on or off", opts->prefetch_arg);
+	}
+	if (opts->acl_arg != NULL) {
+		if (strcmp(opts->acl_arg, "on") == 0)
+			opts->settings.acl = true;
+		else if (strcmp(opts->acl_arg, "off") == 0)
+			opts->settings.acl = false;
+		else
+			return fail(opts, "acl: '%s' is not on or off", opts->acl_arg);
 	}
 	if (opts->prefetch_max_arg != NULL &&
 	    lz_parse_size(opts->prefetch_max_arg, &opts->settings.prefetch_max) != 0)
@@ -370,6 +409,10 @@ static int check_paths(struct lz_options *opts)
 			(int)secret_len, secret);
 	if (opts->settings.rclone_config != NULL && opts->settings.rclone_config[0] == '\0')
 		return fail(opts, "%s", "rclone_config: empty path");
+	if (opts->settings.rclone_user != NULL && opts->settings.rclone_user[0] == '\0')
+		return fail(opts, "%s", "rclone_user: empty name");
+	if (check_metrics(opts) != 0)
+		return -1;
 	if (opts->remote_mode_arg != NULL) {
 		if (strcmp(opts->remote_mode_arg, "objects") == 0)
 			opts->settings.remote_objects = true;
@@ -439,12 +482,15 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.trusted_digests);
 	free(opts->bpf_arg);
 	free(opts->prefetch_arg);
+	free(opts->acl_arg);
 	free(opts->prefetch_max_arg);
 	free(opts->listing_max_arg);
 	free(opts->settings.images);
 	free(opts->settings.map);
 	free(opts->settings.remote);
 	free(opts->settings.rclone_config);
+	free(opts->settings.rclone_user);
+	free(opts->settings.warm);
 	free(opts->remote_mode_arg);
 	free(opts->settings.cache);
 	free(opts->settings.metrics);
@@ -512,8 +558,11 @@ void lz_options_usage(const char *progname)
 	       "    -o images=DIR          entry N is the squashfs image DIR/N.sqfs (.img, "
 	       ".squashfs)\n"
 	       "    -o map=FILE            lines 'relative/path /abs/image.sqfs': nested images\n"
+	       "    -o warm=FILE           entries (one per line) pinned once the mount serves\n"
 	       "    -o backend=B           auto (default), kernel or squashfuse\n"
 	       "    -o rclone_config=FILE  rclone's config file (named remotes, their secrets)\n"
+	       "    -o rclone_user=USER    the rclone child's user, owner of its downloads "
+	       "(_lazyfs)\n"
 	       "    -o trusted_owner=USER  image files of USER may be kernel-mounted too (root's "
 	       "are)\n"
 	       "    -o trusted_digests=F   SHA-256 digests (sha256sum format) of remote images "
@@ -540,9 +589,12 @@ void lz_options_usage(const char *progname)
 	       "                           before the mount fails open (5)\n"
 	       "    -o restart_window=S    seconds (60)\n"
 	       "    -o metrics=ADDR:PORT   Prometheus metrics over HTTP on a loopback address\n"
+	       "    -o metrics_remote      allow metrics= on a non-loopback address\n"
 	       "    -o io_uring            use FUSE-over-io_uring when the kernel allows it\n"
 	       "    -o max_threads=N       worker threads (16)\n"
 	       "    -o allow_other         let other users in (modes are always enforced)\n"
+	       "    -o acl=on|off          have the kernel enforce the underlay's POSIX ACLs "
+	       "(on)\n"
 	       "\n"
 	       "See lazyfs(8) for every option.\n",
 	       progname);

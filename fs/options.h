@@ -24,6 +24,7 @@ struct lz_options {
 	char *backend_arg;
 	char *bpf_arg;
 	char *prefetch_arg;
+	char *acl_arg;
 	char *prefetch_max_arg;
 	char *listing_max_arg;
 	char *remote_mode_arg;
@@ -33,6 +34,7 @@ struct lz_options {
 	char *restart_window_arg;
 	char *resolve_timeout_arg;
 	char *trusted_owner_arg;
+	int metrics_remote_flag;
 	unsigned positional_count;
 	char error[256];
 };

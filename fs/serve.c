@@ -157,7 +157,9 @@ static int start_services(struct lz_daemon *d)
 {
 	const struct lz_settings *cfg = &d->opts.settings;
 	/* Before any thread starts: capabilities are per thread, new ones inherit these. */
-	int drop = lz_drop_privileges();
+	/* A root daemon's remote has a child of its own uid (fs/child_user.c). */
+	struct lz_privilege_needs needs = { .child_uid = cfg->remote != NULL && geteuid() == 0 };
+	int drop = lz_drop_privileges(&needs);
 
 	if (drop != 0)
 		lz_warn("could not drop unneeded capabilities: %s", strerror(-drop));
@@ -183,6 +185,9 @@ static int start_services(struct lz_daemon *d)
 	start_control(d);
 	lz_restart_keep_record("inflight", lz_inflight_fd(d->inflight));
 	lz_restart_keep_record("nodes", lz_nodes_fd(d->nodes));
+	/* A live upgrade's images came over with their pins; a crashed worker's did not. */
+	if (!d->live_upgrade && lz_pins_start(d->fs.pins) != 0)
+		lz_warn("warm: the thread cannot start: nothing is pinned at start");
 	if (d->takeover != NULL) {
 		finish_takeover(d);
 		return 0;
@@ -235,6 +240,7 @@ static void pause_services(void *ctx)
 	bool quiet = lz_defer_pause(d->defer, DEFER_WAIT_S);
 	lz_track_close(d->fs.track); /* stuck on a store: left running, to our exit */
 	d->fs.track = NULL;
+	quiet = lz_pins_stop(d->fs.pins, DEFER_WAIT_S) && quiet; /* not restarted: start-up work */
 	/* A lookup stuck on a store may still record into it: kept (leaked) then. */
 	if (quiet)
 		lz_prefetch_free(d->fs.prefetch);
@@ -347,6 +353,7 @@ bool lz_daemon_stop(struct lz_daemon *d)
 		lz_expiry_stop(d->fs.expiry);
 	quiet = lz_track_close(d->fs.track) && quiet;
 	d->fs.track = NULL;
+	quiet = lz_pins_stop(d->fs.pins, DEFER_WAIT_S) && quiet;
 	if (quiet) {
 		lz_prefetch_free(d->fs.prefetch); /* before the images its jobs read */
 		d->fs.prefetch = NULL;

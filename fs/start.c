@@ -6,6 +6,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ops.h"
+#include "child_user.h"
 #include "cache/remote.h"
 #include "common/log.h"
 #include "common/mountpoint.h"
@@ -86,6 +87,7 @@ static int choose_mount(struct lz_daemon *d, int takeover_sock)
 			lz_err("upgrade: %s", err);
 			return -1;
 		}
+		d->live_upgrade = true;
 		return set_mountpoint(d, lz_takeover_mountpoint(d->takeover));
 	}
 	d->takeover = lz_restart_takeover(d->upgrade, cfg->map != NULL, err, sizeof(err));
@@ -224,6 +226,7 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		.evicted = lz_fs_object_evicted,
 		.evicted_ctx = fs,
 	};
+	struct lz_child_user child;
 	struct lz_remote *remote;
 
 	/* rclone would start and fail at the first request: say it now. */
@@ -231,6 +234,13 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		lz_err("rclone_config %s: %s", cfg->rclone_config, strerror(errno));
 		return NULL;
 	}
+	if (lz_child_user_resolve(cfg, &child, err, sizeof(err)) != 0) {
+		lz_err("%s", err);
+		return NULL;
+	}
+	ro.run_as_user = child.as_user;
+	ro.run_uid = child.uid;
+	ro.run_gid = child.gid;
 	remote = lz_remote_new(&ro, err, sizeof(err));
 	if (remote == NULL)
 		lz_err("remote %s (cache %s): %s", cfg->remote, cfg->cache, err);
@@ -253,6 +263,25 @@ static int set_image_source(struct lz_images *images, const struct lz_settings *
 		return 0;
 	lz_err("image root cards: %s", err);
 	return -1;
+}
+
+/* Pins kept across restarts and the warm= list: only where there is something to pin. */
+static int open_pins(const struct lz_settings *cfg, struct lz_fs *fs)
+{
+	char err[PATH_MAX + 128];
+
+	if (fs->images == NULL && fs->objects == NULL) {
+		if (cfg->warm == NULL)
+			return 0;
+		lz_err("warm=%s: this mount has no images, map or remote to keep warm", cfg->warm);
+		return -1;
+	}
+	fs->pins = lz_pins_open(fs, cfg->warm, err, sizeof(err));
+	if (fs->pins == NULL) {
+		lz_err("warm: %s", err);
+		return -1;
+	}
+	return 0;
 }
 
 /* The images, the map and the remote tree: what names mean beyond the underlay. */
@@ -280,9 +309,9 @@ static int open_sources(struct lz_daemon *d)
 		}
 		lz_fs_set_images(fs, images);
 	}
-	if (cfg->map != NULL && lz_map_reload(fs) != 0)
+	if (cfg->map != NULL && lz_map_reload(fs, NULL) != 0)
 		return -1;
-	return lz_fs_open_prefetch(fs) == 0 ? 0 : -1;
+	return lz_fs_open_prefetch(fs) == 0 && open_pins(cfg, fs) == 0 ? 0 : -1;
 }
 
 /* The core: its parts, its root (fresh) or the old daemon's state (takeover). */
@@ -442,12 +471,13 @@ static void open_records(struct lz_daemon *d)
 /* The map now, as the record notes it: what its map indices number. */
 static void note_map(struct lz_daemon *d)
 {
-	struct lz_map *map = atomic_load(&d->fs.map);
+	struct lz_map *map = lz_fs_map_hold(&d->fs);
 
 	if (map != NULL)
 		lz_nodes_note_map(d->nodes, &(struct lz_nodes_map){ .crc = map->crc,
 								    .first = map->first_index,
 								    .next = lz_map_next_index() });
+	lz_map_release(map);
 }
 
 /*
@@ -471,8 +501,10 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 		lz_image_file_id(inode->image, &file);
 		lz_nodes_set_source(d->nodes, source, lz_image_name(inode->image), &file);
 	}
-	if (inode->map_node != NULL && nlookup > 0) {
-		r.map_index = inode->map_node->index;
+	/* Under the table's lock: the index, not the node, which a reload may free. */
+	uint64_t map_index = atomic_load(&inode->map_index);
+	if (map_index != 0 && nlookup > 0) {
+		r.map_index = map_index;
 		note_map(d);
 	}
 	lz_nodes_set(d->nodes, inode->nodeid, &r, lz_revive_handle(inode, &h));

@@ -6,7 +6,6 @@
 #include "images/sqfs.h"
 
 #include <errno.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 int lz_inode_getattr(struct lz_fs *fs, struct lz_inode *inode, struct stat *st)
@@ -62,42 +61,6 @@ int lz_inode_readlink(struct lz_fs *fs, struct lz_inode *inode, char *buf, size_
 		return -ENAMETOOLONG;
 	buf[len] = '\0';
 	return 0;
-}
-
-/* Symlinks answer from the link itself: their proc path would lead to the target. */
-ssize_t lz_inode_xattr(struct lz_fs *fs, struct lz_inode *inode, const char *name, char *buf,
-		       size_t size)
-{
-	char path[64];
-	ssize_t len;
-	int fd;
-
-	/*
-	 * An image without extended attributes says so: "not supported" makes
-	 * ls(1) and the like stop asking the device (the kernel forgets it at
-	 * once: only ENOSYS would stop it asking the whole mount).
-	 */
-	if (inode->image != NULL && lz_image_no_xattrs(inode->image))
-		return name ? -EOPNOTSUPP : 0;
-	/* A remote image's root is listed before its image is fetched: nothing to say yet. */
-	if (inode->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(inode->sqfs))
-		return name ? -ENODATA : 0;
-	if (inode->kind == LZ_INODE_SQFS) {
-		struct lz_sqfs *reader = lz_sqfs_image_reader(inode->sqfs);
-		if (reader == NULL)
-			return -EIO;
-		return name ? lz_sqfs_getxattr(reader, inode->sqfs_id, name, buf, size)
-			    : lz_sqfs_listxattr(reader, inode->sqfs_id, buf, size);
-	}
-	if (S_ISLNK(inode->type) || inode->kind != LZ_INODE_FD)
-		return name ? -ENODATA : 0;
-	if ((fd = lz_inode_path_get(fs->inodes, inode)) < 0)
-		return fd;
-	lz_backing_proc_path(fd, path, sizeof(path));
-	len = name ? getxattr(path, name, buf, size) : listxattr(path, buf, size);
-	len = len < 0 ? -errno : len;
-	lz_inode_path_put(fs->inodes, inode);
-	return len;
 }
 
 int lz_inode_statfs(struct lz_fs *fs, struct lz_inode *inode, struct statvfs *sv)

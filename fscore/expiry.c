@@ -28,6 +28,11 @@ struct lz_expiry {
 	pthread_t thread;
 	sem_t wakeup;
 	atomic_bool stopping, reload_requested, started;
+	/* Reloads begun and finished (the numbers only grow), and what the last found. */
+	pthread_mutex_t lock;
+	pthread_cond_t reloaded;
+	unsigned begun, done;
+	struct lz_reload_result last;
 };
 
 /* An image was closed: the kernel, the tracker and prefetch are told. */
@@ -50,39 +55,50 @@ int lz_evict_image(struct lz_fs *fs, const char *name)
 
 static void report_map_line(void *ctx, const char *message)
 {
-	(void)ctx;
+	struct lz_reload_result *r = ctx;
+
 	lz_warn("%s", message);
+	if (r != NULL && r->first_bad[0] == '\0')
+		snprintf(r->first_bad, sizeof(r->first_bad), "%s", message);
 }
 
-int lz_map_reload(struct lz_fs *fs)
+int lz_map_reload(struct lz_fs *fs, struct lz_reload_result *out)
 {
-	struct lz_map *map = lz_map_load(fs->settings->map, report_map_line, NULL);
+	struct lz_reload_result ignored;
+	struct lz_reload_result *r = out != NULL ? out : &ignored;
+	struct lz_map *map;
 	struct stat st;
 
+	*r = (struct lz_reload_result){ .map = true };
+	map = lz_map_load(fs->settings->map, report_map_line, r);
 	if (map == NULL) {
 		int err = errno;
 		lz_err("map %s: %s", fs->settings->map, strerror(err));
+		r->map_error = -err;
 		return -err;
 	}
+	r->images = map->images;
+	r->bad_lines = map->bad_lines;
 	if (stat(fs->settings->map, &st) == 0)
 		fs->map_mtime = st.st_mtim;
-	struct lz_map *old = atomic_exchange(&fs->map, map);
+	struct lz_map *old = lz_fs_map_replace(fs, map);
 	lz_track_map_changed(fs->track);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */
-		fs->root->map_node = &map->root;
+		lz_inode_map_set(fs->root, &map->root);
 	lz_info("map %s: %zu images, %zu bad lines", fs->settings->map, map->images,
 		map->bad_lines);
 	if (old == NULL)
 		return 0;
 	/*
 	 * Make the kernel look every mapped top-level name up again; it drops
-	 * what it cached below them. Inodes may still point into the old map,
-	 * so it is kept: one small allocation per reload.
+	 * what it cached below them, and the inodes holding the old map go as it
+	 * forgets them (the last frees the map).
 	 */
 	for (size_t i = 0; i < old->root.nchildren; i++)
 		lz_fs_forget_entry(fs, LZ_ROOT_ID, old->root.children[i]->name);
 	for (size_t i = 0; i < map->root.nchildren; i++)
 		lz_fs_forget_entry(fs, LZ_ROOT_ID, map->root.children[i]->name);
+	lz_map_release(old);
 	return 0;
 }
 
@@ -102,6 +118,25 @@ static void give_back(struct lz_expiry *e)
 	e->inodes_high = n;
 }
 
+/* A reload asked for, its result kept for whoever waits on it. */
+static void reload(struct lz_expiry *e)
+{
+	struct lz_reload_result r = { 0 };
+
+	pthread_mutex_lock(&e->lock);
+	unsigned n = ++e->begun;
+	pthread_mutex_unlock(&e->lock);
+	lz_info("reload: rereading the map, expiring replaced images");
+	if (e->fs->settings->map != NULL)
+		lz_map_reload(e->fs, &r);
+	lz_images_expire_replaced(e->fs->images, image_closed, e->fs);
+	pthread_mutex_lock(&e->lock);
+	e->done = n;
+	e->last = r;
+	pthread_cond_broadcast(&e->reloaded);
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void *expiry_main(void *arg)
 {
 	struct lz_expiry *e = arg;
@@ -118,12 +153,8 @@ static void *expiry_main(void *arg)
 			;
 		if (atomic_load(&e->stopping))
 			break;
-		if (atomic_exchange(&e->reload_requested, false)) {
-			lz_info("reload: rereading the map, expiring replaced images");
-			if (fs->settings->map != NULL)
-				lz_map_reload(fs);
-			lz_images_expire_replaced(fs->images, image_closed, fs);
-		}
+		if (atomic_exchange(&e->reload_requested, false))
+			reload(e);
 		if (idle > 0)
 			lz_images_expire(fs->images, (unsigned)idle, image_closed, fs);
 		give_back(e);
@@ -139,6 +170,12 @@ struct lz_expiry *lz_expiry_new(struct lz_fs *fs)
 		return NULL;
 	e->fs = fs;
 	sem_init(&e->wakeup, 0, 0);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->reloaded, &attr);
+	pthread_condattr_destroy(&attr);
 	return e;
 }
 
@@ -148,6 +185,8 @@ void lz_expiry_free(struct lz_expiry *e)
 		return;
 	lz_expiry_stop(e);
 	sem_destroy(&e->wakeup);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->reloaded);
 	free(e);
 }
 
@@ -155,6 +194,27 @@ void lz_expiry_reload(struct lz_expiry *e)
 {
 	atomic_store(&e->reload_requested, true);
 	sem_post(&e->wakeup); /* async-signal-safe */
+}
+
+int lz_expiry_reload_wait(struct lz_expiry *e, double timeout_s, struct lz_reload_result *out)
+{
+	struct timespec until = lz_clock_after(CLOCK_MONOTONIC, timeout_s);
+	int rc = 0;
+
+	if (!atomic_load(&e->started))
+		return -ENOTCONN;
+	pthread_mutex_lock(&e->lock);
+	/* One that has begun may have read the map before this call: the next one. */
+	unsigned want = e->begun + 1;
+	lz_expiry_reload(e);
+	while (e->done < want && rc == 0)
+		rc = pthread_cond_timedwait(&e->reloaded, &e->lock, &until);
+	if (e->done >= want) {
+		*out = e->last;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc == 0 ? 0 : -ETIMEDOUT;
 }
 
 int lz_expiry_start(struct lz_expiry *e)

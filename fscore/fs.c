@@ -48,6 +48,7 @@ int lz_fs_init(struct lz_fs *fs, const struct lz_settings *settings)
 
 	memset(fs, 0, sizeof(*fs));
 	fs->settings = settings;
+	pthread_mutex_init(&fs->map_lock, NULL);
 	atomic_store(&fs->passthrough, true);
 	fs->inodes = lz_inode_table_new(path_fd_budget());
 	if (fs->inodes != NULL)
@@ -150,14 +151,38 @@ void lz_fs_forget_entry(struct lz_fs *fs, uint64_t parent, const char *name)
 		fs->forget_entry(fs->forget_ctx, parent, name);
 }
 
+struct lz_map *lz_fs_map_hold(struct lz_fs *fs)
+{
+	struct lz_map *map;
+
+	pthread_mutex_lock(&fs->map_lock);
+	map = atomic_load(&fs->map);
+	if (map != NULL)
+		lz_map_hold(map);
+	pthread_mutex_unlock(&fs->map_lock);
+	return map;
+}
+
+struct lz_map *lz_fs_map_replace(struct lz_fs *fs, struct lz_map *map)
+{
+	struct lz_map *old;
+
+	pthread_mutex_lock(&fs->map_lock);
+	old = atomic_exchange(&fs->map, map);
+	pthread_mutex_unlock(&fs->map_lock);
+	return old;
+}
+
 void lz_fs_destroy(struct lz_fs *fs)
 {
+	lz_pins_free(fs->pins); /* stopped by the daemon before */
 	lz_inode_table_free(fs->inodes);
 	lz_linger_free(fs->linger); /* after the inodes, which revoke their ids as they go */
 	lz_images_free(fs->images);
 	lz_handles_free(fs->handles);
 	lz_listings_free(fs->listings);
 	lz_expiry_free(fs->expiry);
-	lz_map_free(atomic_load(&fs->map)); /* maps replaced by reloads are not tracked */
+	lz_map_release(atomic_load(&fs->map));
+	pthread_mutex_destroy(&fs->map_lock);
 	memset(fs, 0, sizeof(*fs));
 }

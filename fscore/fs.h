@@ -25,6 +25,7 @@
 #include "map.h"
 #include "nodeid.h"
 #include "prefetch.h"
+#include "pins.h"
 #include "settings.h"
 #include "track.h"
 #include "common/source.h"
@@ -55,15 +56,23 @@ struct lz_fs {
 	atomic_bool passthrough_warned;
 	/* open_mode=cached and the kernel can skip OPEN: answer the first one ENOSYS. */
 	atomic_bool no_open;
+	/* acl=on and the kernel took FUSE_POSIX_ACL: it enforces the ACLs we serve (xattr.h). */
+	atomic_bool acl;
 	struct lz_images *images; /* NULL without images=, map= or remote images */
-	/* map= entries; replaced whole on reload, old maps are kept (inodes point into them). */
+	/*
+	 * map= entries; replaced whole on reload (under map_lock). The mount holds
+	 * one reference to the current map; inodes and listings of an old one
+	 * keep it until they go (map.h).
+	 */
 	struct lz_map *_Atomic map;
+	pthread_mutex_t map_lock;
 	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
 	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
 	struct lz_track *track;		/* the eBPF open tracker, or NULL (bpf=off) */
 	struct lz_prefetch *prefetch;	/* working sets, or NULL */
+	struct lz_pins *pins;		/* pins kept across restarts, warm=; or NULL */
 	struct lz_linger *linger;	/* backing ids of files nobody has open */
 	struct lz_expiry *expiry;	/* the thread closing idle images */
 	struct lz_handles *handles;	/* open directories by the handle the kernel holds */
@@ -96,6 +105,11 @@ int lz_fs_open_prefetch(struct lz_fs *fs);
 void lz_fs_object_evicted(void *ctx, const char *path);
 /* Tells the kernel to drop NAME in PARENT, once it can be told. */
 void lz_fs_forget_entry(struct lz_fs *fs, uint64_t parent, const char *name);
+/* The current map with a reference (lz_map_release it), or NULL. */
+struct lz_map *lz_fs_map_hold(struct lz_fs *fs);
+/* Makes MAP (the caller's reference) current; returns the old one, whose reference is the caller's.
+ */
+struct lz_map *lz_fs_map_replace(struct lz_fs *fs, struct lz_map *map);
 /* Frees what lz_fs_init made and what the glue set; every service must be stopped. */
 void lz_fs_destroy(struct lz_fs *fs);
 

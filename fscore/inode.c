@@ -1,6 +1,7 @@
 #include "config.h"
 #include "inode.h"
 #include "nodeid.h"
+#include "map.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 
 /* Power of two; chains stay short up to about a million live inodes. */
-#define BUCKETS (1u << 16)
+#define BUCKETS	     (1u << 16)
 #define SOURCE_HINTS (1u << 14)
 
 struct lz_inode_table {
@@ -80,9 +81,36 @@ static void discard(struct lz_inode_table *table, struct lz_inode *inode)
 	if (inode->read_fd >= 0)
 		close(inode->read_fd);
 	pthread_mutex_destroy(&inode->lock);
+	lz_map_node_put(atomic_load(&inode->map_node));
 	free(inode->remote_path);
 	free(atomic_load(&inode->relpath));
 	free(inode);
+}
+
+/* The inode's lock orders a swap after a reload against a reader taking its hold. */
+const struct lz_map_node *lz_inode_map_hold(struct lz_inode *inode)
+{
+	const struct lz_map_node *node;
+
+	pthread_mutex_lock(&inode->lock);
+	node = atomic_load(&inode->map_node);
+	if (node != NULL)
+		lz_map_hold(node->owner);
+	pthread_mutex_unlock(&inode->lock);
+	return node;
+}
+
+void lz_inode_map_set(struct lz_inode *inode, const struct lz_map_node *node)
+{
+	const struct lz_map_node *old;
+
+	if (node != NULL)
+		lz_map_hold(node->owner);
+	pthread_mutex_lock(&inode->lock);
+	old = atomic_exchange(&inode->map_node, node);
+	atomic_store(&inode->map_index, node != NULL ? node->index : 0);
+	pthread_mutex_unlock(&inode->lock);
+	lz_map_node_put(old);
 }
 
 static void inode_free(struct lz_inode_table *table, struct lz_inode *inode)
@@ -137,6 +165,10 @@ static struct lz_inode *make_inode(struct lz_inode_table *table, uint64_t nodeid
 	inode->type = init->type & S_IFMT;
 	inode->image = init->image;
 	inode->map_node = init->map_node;
+	if (init->map_node != NULL) {
+		lz_map_hold(init->map_node->owner);
+		inode->map_index = init->map_node->index;
+	}
 	inode->sqfs = init->sqfs;
 	inode->sqfs_id = init->sqfs_id;
 	inode->nlookup = (init->nlookup > 0 ? init->nlookup : 1) + held;

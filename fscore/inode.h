@@ -33,8 +33,13 @@ struct lz_inode {
 	uint64_t nodeid;
 	enum lz_inode_kind kind;
 	struct lz_pathfd path; /* LZ_INODE_FD: O_PATH, never followed (lz_inode_path_get) */
-	/* Directories on a mapped path (the root too): the map's node for it. */
+	/*
+	 * Directories on a mapped path (the root too): the map's node for it,
+	 * whose map the inode holds. Replaced by a lookup after a reload, so read
+	 * it with lz_inode_map_hold, change it with lz_inode_map_set.
+	 */
 	const struct lz_map_node *_Atomic map_node;
+	_Atomic uint64_t map_index; /* map_node's index, for who may not walk it (0: none) */
 	mode_t type;		    /* S_IFMT bits */
 	uint64_t nlookup;	    /* references; guarded by the table lock */
 	uint64_t holds;		    /* of them lz_inode_hold's, the rest the kernel's; same lock */
@@ -97,6 +102,15 @@ struct lz_inode *lz_inode_ref(struct lz_inode_table *table, uint64_t nodeid, int
  * is new; if not, INIT's descriptor was closed and its sqfs reference is still
  * the caller's.
  */
+/*
+ * INODE's map node with its map held, so it stays while the caller walks it
+ * even if a reload and a lookup replace it meanwhile; NULL when it has none.
+ * Give it back with lz_map_node_put.
+ */
+const struct lz_map_node *lz_inode_map_hold(struct lz_inode *inode);
+/* Makes NODE (or NULL) INODE's map node, holding NODE's map and letting the old one go. */
+void lz_inode_map_set(struct lz_inode *inode, const struct lz_map_node *node);
+
 struct lz_inode *lz_inode_ref_init(struct lz_inode_table *table, uint64_t nodeid,
 				   const struct lz_inode_init *init, bool *created);
 /*

@@ -31,7 +31,7 @@ struct lz_listing {
 	bool is_union;
 	struct lz_union *u; /* NULL after a failed rebuild */
 	size_t index;
-	const struct lz_map_node *mapped;
+	const struct lz_map_node *mapped; /* its map held while the listing lives */
 	bool root;
 	const char *remote_dir;
 	/* A backing directory: its stream while open, under the pool's lock when not busy. */
@@ -170,6 +170,7 @@ void lz_listing_free(struct lz_listing *l)
 	if (l == NULL)
 		return;
 	lz_union_put(l->pool->unions, l->u);
+	lz_map_node_put(l->mapped);
 	pthread_mutex_lock(&l->pool->lock);
 	l->pool->listings--;
 	if (l->stream != NULL) {
@@ -214,14 +215,17 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 		    struct lz_listing **out)
 {
 	struct lz_listing *l = calloc(1, sizeof(*l));
-	const struct lz_map_node *mapped = inode->image == NULL ? inode->map_node : NULL;
+	const struct lz_map_node *mapped = inode->image == NULL ? lz_inode_map_hold(inode) : NULL;
 	bool root = ino == LZ_ROOT_ID, objects = root && fs->objects != NULL;
 	int err = 0;
 
 	*out = NULL;
 	*cache = false;
-	if (l == NULL)
+	if (l == NULL) {
+		lz_map_node_put(mapped);
 		return -ENOMEM;
+	}
+	l->mapped = mapped; /* the listing's reference, given back when it is freed */
 	l->fs = fs;
 	l->pool = fs->listings;
 	pthread_mutex_lock(&l->pool->lock);
@@ -242,7 +246,6 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 		if (inode->kind == LZ_INODE_FD)
 			err = backing_source(fs, inode, &l->source);
 		l->is_union = true;
-		l->mapped = mapped;
 		l->root = root;
 		l->remote_dir = objects ? "" : NULL;
 		if (err == 0)

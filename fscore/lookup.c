@@ -102,8 +102,8 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 	inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 	if (inode == NULL)
 		return -errno;
-	if (mapped != NULL)
-		inode->map_node = mapped;
+	if (mapped != NULL && atomic_load(&inode->map_node) != mapped)
+		lz_inode_map_set(inode, mapped);
 	fill_entry(fs, inode, &st, e);
 	return 0;
 }
@@ -133,7 +133,8 @@ static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped, struc
 
 	if (inode == NULL)
 		return -errno;
-	inode->map_node = mapped;
+	if (atomic_load(&inode->map_node) != mapped)
+		lz_inode_map_set(inode, mapped);
 	lz_synth_stat(fs, nodeid, &st);
 	fill_entry(fs, inode, &st, e);
 	return 0;
@@ -337,10 +338,12 @@ static int lookup_as_image(struct lz_fs *fs, struct lz_inode *parent, const char
 	return err;
 }
 
-bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const char *name,
-			 char *key, size_t keylen)
+bool lz_lookup_may_block(struct lz_fs *fs, struct lz_inode *parent, const char *name, char *key,
+			 size_t keylen)
 {
+	const struct lz_map_node *dir;
 	struct lz_image_ref ref;
+	bool is_image;
 
 	/* Walking into a remote image not fetched yet fetches it. */
 	if (parent->kind == LZ_INODE_SQFS && !lz_sqfs_image_fetched(parent->sqfs)) {
@@ -350,7 +353,11 @@ bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const 
 	if (fs->images == NULL || parent->image != NULL || parent->kind == LZ_INODE_SQFS ||
 	    parent->kind == LZ_INODE_REMOTE || lz_name_check(name) != 0)
 		return false;
-	if (!image_ref(fs, parent, name, lz_map_child(parent->map_node, name), key, keylen, &ref))
+	dir = lz_inode_map_hold(parent);
+	is_image = image_ref(fs, parent, name, lz_map_child(dir, name), key, keylen, &ref);
+	/* ref.key is KEY (copied) or NAME, never the map's: the map may go now. */
+	lz_map_node_put(dir);
+	if (!is_image)
 		return false;
 	/* map= alone: a name at the root is no image, and finding that out opens nothing. */
 	if (ref.path == NULL && (!lz_images_at_root(fs->images) || lz_images_local(fs->images)))
@@ -384,10 +391,23 @@ static int lookup_in_underlay(struct lz_fs *fs, struct lz_inode *parent, const c
 	return err;
 }
 
+/* NAME beneath PARENT, which is no image, knowing DIR: PARENT's map node, held. */
+static int lookup_mapped(struct lz_fs *fs, struct lz_inode *parent, const char *name,
+			 const struct lz_map_node *dir, struct lz_entry *e, bool *image_failed)
+{
+	const struct lz_map_node *mapped = lz_map_child(dir, name);
+	int err = lookup_as_image(fs, parent, name, mapped, e, image_failed);
+
+	if (err == 0)
+		return 0;
+	if (mapped != NULL && mapped->image != NULL)
+		mapped = NULL; /* failed: the underlay entry, if any, as it is */
+	return lookup_in_underlay(fs, parent, name, mapped, e);
+}
+
 static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *name,
 			struct lz_entry *e, bool *image_failed)
 {
-	const struct lz_map_node *mapped = NULL;
 	int err = lz_name_check(name);
 
 	if (err != 0)
@@ -401,15 +421,13 @@ static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *n
 		return 0; /* the remote's top shadows the underlay's root */
 	if (parent->image != NULL) {
 		lz_image_touch(parent->image);
-	} else {
-		mapped = lz_map_child(parent->map_node, name);
-		err = lookup_as_image(fs, parent, name, mapped, e, image_failed);
-		if (err == 0)
-			return 0;
-		if (mapped != NULL && mapped->image != NULL)
-			mapped = NULL; /* failed: the underlay entry, if any, as it is */
+		return lookup_in_underlay(fs, parent, name, NULL, e);
 	}
-	return lookup_in_underlay(fs, parent, name, mapped, e);
+	/* Held while the lookup walks it: a reload may replace PARENT's node meanwhile. */
+	const struct lz_map_node *dir = lz_inode_map_hold(parent);
+	err = lookup_mapped(fs, parent, name, dir, e, image_failed);
+	lz_map_node_put(dir);
+	return err;
 }
 
 int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name, struct lz_entry *e)

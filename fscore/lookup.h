@@ -38,8 +38,8 @@ int lz_lookup(struct lz_fs *fs, struct lz_inode *parent, const char *name, struc
  * waiting on the same image share. False: the lookup takes no longer than
  * the underlay, a mounted image, or the remote's own deadlines make it.
  */
-bool lz_lookup_may_block(struct lz_fs *fs, const struct lz_inode *parent, const char *name,
-			 char *key, size_t keylen);
+bool lz_lookup_may_block(struct lz_fs *fs, struct lz_inode *parent, const char *name, char *key,
+			 size_t keylen);
 
 /*
  * Takes a lookup reference on squashfuse inode ID of HANDLE (whose reference

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 static atomic_uint_fast64_t next_index = 1;
+static atomic_uint live_maps;
 
 static int compare_node_name(const void *key, const void *member)
 {
@@ -44,6 +45,7 @@ static struct lz_map_node *new_node(const struct lz_map_node *parent, const char
 	}
 	sprintf(node->relpath, "%s%s%s", parent->relpath, plen ? "/" : "", name);
 	node->index = atomic_fetch_add(&next_index, 1);
+	node->owner = parent->owner;
 	return node;
 }
 
@@ -167,6 +169,9 @@ struct lz_map *lz_map_parse(FILE *f, const char *filename,
 		lz_map_free(map);
 		return NULL;
 	}
+	map->root.owner = map;
+	atomic_init(&map->refs, 1);
+	atomic_fetch_add(&live_maps, 1);
 	map->first_index = atomic_load(&next_index);
 	ssize_t got;
 	while ((got = getline(&line, &cap, f)) != -1) {
@@ -292,10 +297,35 @@ static void free_children(struct lz_map_node *node)
 	free(node->children);
 }
 
+void lz_map_hold(struct lz_map *map)
+{
+	atomic_fetch_add_explicit(&map->refs, 1, memory_order_relaxed);
+}
+
+void lz_map_release(struct lz_map *map)
+{
+	/* acq_rel: everything done through the map happens before its free. */
+	if (map != NULL && atomic_fetch_sub_explicit(&map->refs, 1, memory_order_acq_rel) == 1)
+		lz_map_free(map);
+}
+
+void lz_map_node_put(const struct lz_map_node *node)
+{
+	if (node != NULL)
+		lz_map_release(node->owner);
+}
+
+unsigned lz_map_live(void)
+{
+	return atomic_load(&live_maps);
+}
+
 void lz_map_free(struct lz_map *map)
 {
 	if (map == NULL)
 		return;
+	if (map->root.owner == map) /* counted once parsing began */
+		atomic_fetch_sub(&live_maps, 1);
 	free_children(&map->root);
 	free(map->root.name);
 	free(map->root.relpath);

@@ -8,14 +8,16 @@
 #define LAZYFS_MAP_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
 struct lz_map_node {
-	char *name;	/* one component; "" for the root */
-	char *relpath;	/* from the mount root, e.g. "arm/gcc-12"; "" for the root */
-	char *image;	/* absolute image path when this path is an image, else NULL */
-	uint64_t index; /* unique among all nodes of all maps of this process, from 1 */
+	char *name;	      /* one component; "" for the root */
+	char *relpath;	      /* from the mount root, e.g. "arm/gcc-12"; "" for the root */
+	char *image;	      /* absolute image path when this path is an image, else NULL */
+	uint64_t index;	      /* unique among all nodes of all maps of this process, from 1 */
+	struct lz_map *owner; /* the map it belongs to, whose reference keeps it */
 	struct lz_map_node **children; /* sorted by name */
 	size_t nchildren;
 	size_t cap;
@@ -32,6 +34,12 @@ struct lz_map {
 	 */
 	uint64_t first_index, end_index;
 	uint32_t crc;
+	/*
+	 * Who still points into it: the mount while it is current, each inode
+	 * and open listing of its nodes, a request walking it. A reload drops
+	 * the mount's; the last release frees it.
+	 */
+	atomic_uint refs;
 };
 
 /*
@@ -44,6 +52,14 @@ struct lz_map *lz_map_parse(FILE *f, const char *filename,
 struct lz_map *lz_map_load(const char *path, void (*report)(void *ctx, const char *message),
 			   void *ctx);
 void lz_map_free(struct lz_map *map);
+/* One more reference to MAP (a map starts with one, the parser's caller's). */
+void lz_map_hold(struct lz_map *map);
+/* Drops a reference; the last one frees MAP. NULL is fine. */
+void lz_map_release(struct lz_map *map);
+/* Maps of this process not freed yet: the current one and old ones still referenced. */
+unsigned lz_map_live(void);
+/* Drops the reference NODE's map was held by (lz_inode_map_hold); NULL is fine. */
+void lz_map_node_put(const struct lz_map_node *node);
 
 /* The child NAME of DIR, or NULL. */
 const struct lz_map_node *lz_map_child(const struct lz_map_node *dir, const char *name);

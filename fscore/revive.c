@@ -86,30 +86,34 @@ static int open_handle(int dir, const struct file_handle *h, uint64_t nodeid, de
 	return fd;
 }
 
-/* The node numbered INDEX of the map now, or NULL. */
+/* The node numbered INDEX of the map now with its map held (lz_map_node_put), or NULL. */
 static const struct lz_map_node *mapped(struct lz_fs *fs, uint64_t index)
 {
-	struct lz_map *map = atomic_load(&fs->map);
+	struct lz_map *map = lz_fs_map_hold(fs);
+	const struct lz_map_node *node = map != NULL ? lz_map_by_index(map, index) : NULL;
 
-	return map != NULL ? lz_map_by_index(map, index) : NULL;
+	if (node == NULL)
+		lz_map_release(map);
+	return node;
 }
 
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
 				    const struct file_handle *h, uint64_t map_index)
 {
 	struct lz_inode_init init = { .kind = LZ_INODE_FD };
+	struct lz_inode *inode = NULL;
 	struct stat root, st;
 
 	if (map_index != 0 && (init.map_node = mapped(fs, map_index)) == NULL)
 		return NULL;
-	if (anchor < 0 || fstat(anchor, &root) != 0 ||
-	    lz_nodeid_of(fs, root.st_dev, lz_nodeid_backing_ino(nodeid)) != nodeid)
-		return NULL;
-	init.path_fd = open_handle(anchor, h, nodeid, root.st_dev, &st);
-	if (init.path_fd < 0)
-		return NULL;
-	init.type = st.st_mode;
-	return take(fs, nodeid, &init);
+	if (anchor >= 0 && fstat(anchor, &root) == 0 &&
+	    lz_nodeid_of(fs, root.st_dev, lz_nodeid_backing_ino(nodeid)) == nodeid &&
+	    (init.path_fd = open_handle(anchor, h, nodeid, root.st_dev, &st)) >= 0) {
+		init.type = st.st_mode;
+		inode = take(fs, nodeid, &init);
+	}
+	lz_map_node_put(init.map_node); /* the inode holds its own */
+	return inode;
 }
 
 struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index)
@@ -120,7 +124,9 @@ struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map
 	if (lz_nodeid_source(nodeid) != LZ_NODEID_SYNTH_SOURCE ||
 	    (init.map_node = mapped(fs, map_index)) == NULL)
 		return NULL;
-	return take(fs, nodeid, &init);
+	struct lz_inode *inode = take(fs, nodeid, &init);
+	lz_map_node_put(init.map_node); /* the inode holds its own */
+	return inode;
 }
 
 struct lz_inode *lz_revive_remote(struct lz_fs *fs, uint64_t nodeid, const char *path)
@@ -212,10 +218,9 @@ static uint64_t mapped_dir_id(struct lz_fs *fs, const struct lz_map *map, const 
  * images directory or source (NAME), or the map ("/rel/path": the map
  * entry's file, its entry in its mapped directory).
  */
-static bool image_ref(struct lz_fs *fs, const char *name, struct lz_image_ref *ref,
-		      char parent_path[PATH_MAX])
+static bool image_ref(struct lz_fs *fs, struct lz_map *map, const char *name,
+		      struct lz_image_ref *ref, char parent_path[PATH_MAX])
 {
-	struct lz_map *map = atomic_load(&fs->map);
 	const struct lz_map_node *node;
 
 	if (name[0] != '/')
@@ -256,9 +261,13 @@ struct lz_inode *lz_revive_image(struct lz_fs *fs, uint64_t nodeid, const char *
 	struct lz_image_root root;
 	struct stat root_st, st;
 	char parent_path[PATH_MAX];
+	/* Held while REF points into it. */
+	struct lz_map *map = lz_fs_map_hold(fs);
+	bool resolved = fs->images != NULL && image_ref(fs, map, name, &ref, parent_path) &&
+			resolve_briefly(fs, &ref, &init.image, &root) == 0;
 
-	if (fs->images == NULL || !image_ref(fs, name, &ref, parent_path) ||
-	    resolve_briefly(fs, &ref, &init.image, &root) != 0)
+	lz_map_release(map);
+	if (!resolved)
 		return NULL;
 	/* Replaced since: its node ids would name other files (lookups give new ones). */
 	if (!same_file(init.image, file)) {

@@ -21,14 +21,17 @@ struct lz_settings {
 	double underlay_timeout; /* entry, attr and negative-entry timeout */
 	char *images;		 /* directory of N.sqfs images, or NULL */
 	char *map;		 /* map file of nested image paths, or NULL */
-	char *remote;		 /* rclone remote (REMOTE:PATH), or NULL */
-	char *rclone_config;	 /* rclone's config file for the remote, or NULL */
-	bool remote_objects;	 /* remote_mode=objects; else the remote holds N.sqfs images */
-	char *cache;		 /* local cache directory */
-	char *metrics;		 /* loopback ADDR:PORT for Prometheus, or NULL */
-	uint64_t cache_size;	 /* bytes; 0 = 90 % of the free space at start */
-	double listing_ttl;	 /* how long a remote listing is trusted */
-	double fetch_timeout;	 /* the longest wait for a remote without progress */
+	char *warm;	      /* entries pinned in the background once the mount serves, or NULL */
+	char *remote;	      /* rclone remote (REMOTE:PATH), or NULL */
+	char *rclone_config;  /* rclone's config file for the remote, or NULL */
+	char *rclone_user;    /* the user the rclone child runs as (a root daemon's), or NULL */
+	bool remote_objects;  /* remote_mode=objects; else the remote holds N.sqfs images */
+	char *cache;	      /* local cache directory */
+	char *metrics;	      /* loopback ADDR:PORT for Prometheus, or NULL */
+	bool metrics_remote;  /* metrics may listen on a non-loopback address */
+	uint64_t cache_size;  /* bytes; 0 = 90 % of the free space at start */
+	double listing_ttl;   /* how long a remote listing is trusted */
+	double fetch_timeout; /* the longest wait for a remote without progress */
 	enum lz_backend backend;
 	long trusted_owner;    /* uid whose image files the kernel may mount besides root's; -1 */
 	char *trusted_digests; /* SHA-256 digests of remote images the kernel may mount, or NULL */
@@ -49,6 +52,7 @@ struct lz_settings {
 	bool io_uring;
 	bool allow_other;
 	bool default_permissions;
+	bool acl; /* have the kernel enforce POSIX ACLs (FUSE_POSIX_ACL) */
 };
 
 #endif

@@ -237,10 +237,11 @@ void lz_track_map_changed(struct lz_track *t)
 
 	if (t == NULL || !atomic_load(&t->live))
 		return;
-	map = atomic_load(&t->fs->map);
+	map = lz_fs_map_hold(t->fs);
 	lz_tracker_clear_mapped(t->tracker);
 	if (map != NULL)
 		add_mapped(t, &map->root);
+	lz_map_release(map);
 }
 
 /*

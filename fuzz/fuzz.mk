@@ -8,7 +8,8 @@ OUT ?= _build/fuzz
 CC = clang
 PKG_CONFIG ?= pkg-config
 
-TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo workingset control http handover snapshot restart kept
+TARGETS = options map record store rclone bpf_event sqfs cards trust listing mountinfo access \
+	workingset control http handover snapshot restart kept
 
 # The project's warnings, and every sanitizer report is a crash (UBSan
 # otherwise prints and carries on).
@@ -21,7 +22,7 @@ LDFLAGS = $(SAN) -pthread
 
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 
-options_SRCS = fs/options.c common/error.c
+options_SRCS = fs/options.c common/error.c common/netaddr.c
 options_PKGS = fuse3
 map_SRCS = fscore/map.c common/names.c
 map_PKGS = zlib
@@ -43,9 +44,10 @@ trust_PKGS = libcrypto
 listing_SRCS = cache/listing_json.c
 listing_PKGS = json-c
 mountinfo_SRCS = common/mountpoint.c common/names.c common/error.c
+access_SRCS = common/access.c common/caller.c
 workingset_SRCS = fscore/workingset.c
 control_SRCS = control/request.c
-http_SRCS = control/http_parse.c
+http_SRCS = control/http_parse.c common/netaddr.c
 handover_SRCS = upgrade/handover.c upgrade/head.c
 snapshot_SRCS = upgrade/snapline.c upgrade/handover.c
 restart_SRCS = upgrade/keeper_msg.c

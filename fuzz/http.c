@@ -1,15 +1,17 @@
 /*
- * What the metrics listener reads from outside (control/http_parse.c). A
- * client's bytes, fed in the pieces the input's first byte picks as reads
- * would bring them: nothing is judged before a line end arrives or the
+ * What the metrics listener reads from outside. A client's bytes
+ * (control/http_parse.c), fed in the pieces the input's first byte picks as
+ * reads would bring them: nothing is judged before a line end arrives or the
  * buffer is full; the verdict then depends on the first line alone (what
  * follows changes nothing); metrics are served exactly for "GET /metrics"
- * followed by a space or a query. The same bytes as a metrics= spec: an
- * address let through is in 127.0.0.0/8 with a port from 1 to 65535, and
- * written back as ADDR:PORT it parses to the same.
+ * followed by a space or a query. The same bytes as a metrics= address
+ * (common/netaddr.c): one let through is IPv4 with a port from 1 to 65535,
+ * loopback exactly when in 127.0.0.0/8, and written back as ADDR:PORT it
+ * parses to the same.
  */
 #include "config.h"
 #include "check.h"
+#include "common/netaddr.h"
 #include "control/http_parse.h"
 
 #include <arpa/inet.h>
@@ -59,13 +61,13 @@ static void check_listen(const uint8_t *data, size_t size)
 
 	snprintf(spec, sizeof(spec), "%.*s", (int)(size < sizeof(spec) ? size : sizeof(spec) - 1),
 		 (const char *)data);
-	if (lz_http_parse_listen(spec, &sa) != 0)
+	if (lz_netaddr_parse(spec, &sa) != 0)
 		return;
-	CHECK(sa.sin_family == AF_INET && (ntohl(sa.sin_addr.s_addr) >> 24) == 127);
-	CHECK(ntohs(sa.sin_port) >= 1);
+	CHECK(sa.sin_family == AF_INET && ntohs(sa.sin_port) >= 1);
+	CHECK(lz_netaddr_is_loopback(&sa) == ((ntohl(sa.sin_addr.s_addr) >> 24) == 127));
 	CHECK(inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr)) != NULL);
 	snprintf(again, sizeof(again), "%s:%u", addr, ntohs(sa.sin_port));
-	CHECK(lz_http_parse_listen(again, &sa2) == 0);
+	CHECK(lz_netaddr_parse(again, &sa2) == 0);
 	CHECK(sa2.sin_addr.s_addr == sa.sin_addr.s_addr && sa2.sin_port == sa.sin_port);
 }
 

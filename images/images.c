@@ -351,6 +351,25 @@ static int backend_open(struct lz_images *images, const struct image_file *f,
 	return -EIO;
 }
 
+const double lz_resolve_bucket_s[LZ_RESOLVE_BUCKETS - 1] = {
+	0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5,
+};
+
+/* A cold resolve that worked took SECONDS with the backend OPENED has. */
+static void note_latency(struct lz_images *images, const struct lz_image_root *opened,
+			 double seconds)
+{
+	int b = opened->sqfs != NULL && !opened->sqfs->kernel ? LZ_IMAGE_SQUASHFUSE
+							      : LZ_IMAGE_KERNEL;
+	size_t k = 0;
+
+	while (k < LZ_RESOLVE_BUCKETS - 1 && seconds > lz_resolve_bucket_s[k])
+		k++;
+	atomic_fetch_add(&images->latency_buckets[b][k], 1);
+	atomic_fetch_add(&images->latency_count[b], 1);
+	atomic_fetch_add(&images->latency_ns[b], (unsigned long long)(seconds * 1e9));
+}
+
 /*
  * Opens IMAGE from F, under image->lock, which is dropped while the backend
  * works (the state RESOLVING keeps other resolvers waiting). True when it
@@ -366,7 +385,10 @@ static bool mount_locked(struct lz_images *images, struct lz_image *image,
 
 	image->state = LZ_IMAGE_RESOLVING;
 	pthread_mutex_unlock(&image->lock);
+	double started = now_s();
 	rc = backend_open(images, f, &opened, &no_xattrs, trust, sizeof(trust));
+	if (rc == 0)
+		note_latency(images, &opened, now_s() - started);
 	pthread_mutex_lock(&image->lock);
 	snprintf(image->trust, sizeof(image->trust), "%s", trust);
 	image->file_st = f->st;
@@ -667,6 +689,13 @@ void lz_images_stats(struct lz_images *images, struct lz_images_stats *out)
 	out->resolved = atomic_load(&images->resolved);
 	out->failed = atomic_load(&images->failed);
 	out->backend = images->backend;
+	for (int b = 0; b < 2; b++) {
+		struct lz_resolve_latency *l = &out->latency[b];
+		for (size_t k = 0; k < LZ_RESOLVE_BUCKETS; k++)
+			l->buckets[k] = atomic_load(&images->latency_buckets[b][k]);
+		l->count = atomic_load(&images->latency_count[b]);
+		l->sum_s = (double)atomic_load(&images->latency_ns[b]) / 1e9;
+	}
 }
 
 /* NAME without an image suffix into OUT; false if it has none. */

@@ -258,10 +258,22 @@ void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz
  */
 int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
 
+/* Upper bounds (seconds) of the cold-resolve latency buckets; the last is +Inf. */
+#define LZ_RESOLVE_BUCKETS 12
+extern const double lz_resolve_bucket_s[LZ_RESOLVE_BUCKETS - 1];
+
+/* Cold resolves that worked with one backend: how long each took to mount. */
+struct lz_resolve_latency {
+	unsigned long long buckets[LZ_RESOLVE_BUCKETS]; /* per bucket, not cumulative */
+	unsigned long long count;
+	double sum_s;
+};
+
 struct lz_images_stats {
 	unsigned long long resolved; /* resolves that worked */
 	unsigned long long failed;   /* resolves that failed: the underlay was served */
 	enum lz_image_backend backend;
+	struct lz_resolve_latency latency[2]; /* indexed by enum lz_image_backend */
 };
 void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 

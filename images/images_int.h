@@ -74,6 +74,8 @@ struct lz_images {
 	lz_image_ready_fn *on_ready, *on_mounted;
 	void *on_ready_ctx, *on_mounted_ctx;
 	atomic_ullong resolved, failed; /* resolves that worked, that failed (fell back) */
+	/* Cold resolves that worked, by backend: latency buckets, count, nanoseconds. */
+	atomic_ullong latency_buckets[2][LZ_RESOLVE_BUCKETS], latency_count[2], latency_ns[2];
 	pthread_mutex_t pending_lock;
 	struct lz_pending *pending;
 };

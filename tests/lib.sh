@@ -48,8 +48,21 @@ lz_init() {
 	[[ -c /dev/fuse ]] || lz_skip "no /dev/fuse"
 	[[ -x $LAZYFS_BIN ]] || lz_fail "no lazyfs binary at $LAZYFS_BIN"
 	LZ_TMP=$(mktemp -d /tmp/lazyfs-test.XXXXXX)
+	# Searchable (not listable): a remote mount's rclone child runs as _lazyfs and
+	# writes into the cache directories the tests keep here.
+	chmod 711 "$LZ_TMP"
 	trap lz_cleanup EXIT
 	trap 'exit 1' INT TERM
+}
+
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
 }
 
 lz_fail() {

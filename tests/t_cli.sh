@@ -15,12 +15,13 @@ echo mine > "$MP/own"
 expect_error() {
 	local what=$1 pattern=$2 out rc=0 mounts_before
 	shift 2
-	mounts_before=$(grep -c . /proc/self/mountinfo)
+	# Mounts under this test's directory only: other tests may mount meanwhile.
+	mounts_before=$(grep -c -F "$LZ_TMP" /proc/self/mountinfo || true)
 	out=$(timeout 10 "$LAZYFS_BIN" "$@" 2>&1 >/dev/null) || rc=$?
 	[[ $rc -ne 0 && $rc -ne 124 ]] || lz_fail "$what: exit status $rc, output: $out"
 	[[ $(printf '%s\n' "$out" | grep -c .) -eq 1 ]] || lz_fail "$what: expected one line, got: $out"
 	grep -Eq -- "$pattern" <<<"$out" || lz_fail "$what: '$out' does not match /$pattern/"
-	[[ $(grep -c . /proc/self/mountinfo) -eq $mounts_before ]] || lz_fail "$what: a mount was left behind"
+	[[ $(grep -c -F "$LZ_TMP" /proc/self/mountinfo || true) -eq $mounts_before ]] || lz_fail "$what: a mount was left behind"
 	lz_ok "$what: $out"
 }
 
@@ -33,6 +34,38 @@ expect_error "underlay is a file" "underlay .*Not a directory" -f -o underlay="$
 expect_error "unknown option" "unknown option" -f -o underlay="$U",no_such_option "$MP"
 expect_error "bad bpf mode" "bpf: 'maybe' is not auto, on or off" -f -o underlay="$U",bpf=maybe "$MP"
 expect_error "bad remote" "remote: 'nocolon' is not REMOTE:PATH" -f -o underlay="$U",remote=nocolon "$MP"
+# The rclone child of a root daemon runs as rclone_user (_lazyfs), never root, and must
+# reach the cache; a named remote's config is handed to it, not read from root's home.
+if command -v rclone >/dev/null; then
+	unset RCLONE_CONFIG
+	web="remote=:http\\,url='http://127.0.0.1:9/':"
+	expect_error "rclone_user missing" "no user 'lz-nosuchuser' to run rclone as: create it" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/c,rclone_user=lz-nosuchuser" "$MP"
+	expect_error "rclone_user root" "rclone must not run as root" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/c,rclone_user=root" "$MP"
+	mkdir -m 700 "$LZ_TMP/closed"
+	expect_error "cache the rclone user cannot reach" "cannot reach it: .*/closed is mode 0700" \
+		-f -o "underlay=$U,$web,cache=$LZ_TMP/closed/c,rclone_user=nobody" "$MP"
+	expect_error "named remote without a config file" "remote 'media:' names a remote of rclone's config: name its file with -o rclone_config=FILE" \
+		-f -o "underlay=$U,remote=media:clips,cache=$LZ_TMP/c,rclone_user=nobody" "$MP"
+fi
+expect_error "metrics on a public address" "metrics: 0.0.0.0:9100 is not a loopback address: .*add -o metrics_remote" \
+	-f -o "underlay=$U,metrics=0.0.0.0:9100" "$MP"
+expect_error "malformed metrics" "metrics: '127.0.0.1:x' is not ADDR:PORT" -f -o "underlay=$U,metrics=127.0.0.1:x" "$MP"
+# libfuse's own options are checked before anything is opened: no cache directory made.
+expect_error "unknown option before the cache" "unknown option" \
+	-f -o "underlay=$U,no_such_option,remote=:http\\,url=http://127.0.0.1:9/:,cache=$LZ_TMP/early-cache" "$MP"
+[[ ! -e $LZ_TMP/early-cache ]] || lz_fail "an unknown option was refused only after the cache was made"
+# bpf=on without the privilege says which one, as an unprivileged user would see it.
+if "$LAZYFS_BIN" --version | grep -q "; bpf,"; then
+	mkdir -m 777 "$LZ_TMP/nb"
+	chmod 711 "$LZ_TMP"
+	out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$LAZYFS_BIN" -f -o bpf=on "$LZ_TMP/nb" 2>&1) &&
+		lz_fail "bpf=on as nobody started"
+	[[ $out == *"bpf=on: the open tracker cannot load: loading it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN"* &&
+		$(grep -c . <<<"$out") -eq 1 ]] || lz_fail "bpf=on as nobody: $out"
+	lz_ok "bpf=on as nobody: $out"
+fi
 expect_error "bad cache_size" "cache_size: '12 parsecs'" -f -o "underlay=$U,cache_size=12 parsecs" "$MP"
 expect_error "missing map file" "map .*No such file" -f -o underlay="$U",map="$LZ_TMP/none.map" "$MP"
 expect_error "missing images directory" "images .*No such file" -f -o underlay="$U",images="$LZ_TMP/none" "$MP"

@@ -82,8 +82,22 @@ grep -q "^# TYPE lazyfs_image_resolutions_total counter" <<<"$h" || lz_fail "HTT
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other") == 404 ]] || lz_fail "HTTP /other is not 404"
 lz_ok "metrics in the Prometheus text format, through lazyfsctl and over loopback HTTP"
 
-"$CTL" "$MP" reload >/dev/null || lz_fail "reload failed"
-for ((i = 0; i < 30; i++)); do grep -q "reload:" "$LZ_LAST_LOG" && break; sleep 0.1; done
+grep -Eq '^lazyfs_build_info\{version="[^"]+",bpf="(yes|no)",systemd="(yes|no)"\} 1$' <<<"$m" || lz_fail "no build_info: $(grep build_info <<<"$m")"
+grep -q '^lazyfs_passthrough_active 1$' <<<"$m" || lz_fail "passthrough not shown active: $(grep passthrough <<<"$m")"
+n=$(awk -v b="$BACKEND" '$1 == "lazyfs_image_resolve_duration_seconds_count{backend=\"" b "\"}" {print $2}' <<<"$m")
+((n >= 3)) || lz_fail "cold resolves with $BACKEND counted: [$n]"
+inf=$(awk -v b="$BACKEND" '$1 == "lazyfs_image_resolve_duration_seconds_bucket{backend=\"" b "\",le=\"+Inf\"}" {print $2}' <<<"$m")
+[[ $inf == "$n" ]] || lz_fail "the +Inf bucket ($inf) is not the count ($n)"
+python3 - "$("$CTL" --json "$MP" status)" "$("$CTL" --json "$MP" images)" <<'EOF' || lz_fail "--json without its schema version"
+import json, sys
+status, images = (json.loads(a) for a in sys.argv[1:])
+assert status["schema_version"] == 1 and "pid" in status, status
+assert images["schema_version"] == 1 and isinstance(images["images"], list), images
+EOF
+lz_ok "build_info, passthrough_active, a cold-resolve histogram per backend ($n resolves); --json carries schema_version"
+
+out=$("$CTL" "$MP" reload) || lz_fail "reload failed: $out"
+[[ $out == "reloaded: replaced images closed" ]] || lz_fail "reload answered: $out"
 grep -q "reload:" "$LZ_LAST_LOG" || lz_fail "reload did not reach the daemon"
 lz_ok "reload makes the daemon reread its configuration"
 

@@ -172,8 +172,10 @@ for line in open(trace, encoding="latin-1"):
         elif p.startswith("/"):
             if call in ("execve", "execveat"):
                 why = "a program executed"
-            elif call == "openat" and re.fullmatch(r"/proc/\d+/(mountinfo|status)", p):
-                pass  # the open tracker: whether an opener sees this mount (fscore/opener.c)
+            elif call == "openat" and re.fullmatch(r"/proc/\d+/(mountinfo|status|uid_map)", p):
+                # the open tracker: whether an opener sees this mount (fscore/opener.c);
+                # LISTXATTR: the requesting process's credentials (common/caller.c)
+                pass
             elif call == "mkdir" and under(cache, p):
                 pass  # creating the configured cache directory and its parents
             elif not any(under(p, r) for r in allowed):

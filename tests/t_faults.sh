@@ -36,15 +36,6 @@ for name in a b del gone; do
 done
 suffix=${LZ_TMP##*.} # survives the escaping of socket and pin names
 
-# wait_for SECONDS COMMAND...: polls until the command succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.1
-	done
-}
 # fd_matches FD FILE: the open descriptor FD (inherited, not reopened) reads FILE's bytes.
 fd_matches() {
 	python3 -c 'import os, sys
@@ -166,8 +157,12 @@ if command -v rclone >/dev/null; then
 	((ms <= 2000 * 3 + 3000)) || lz_fail "a silent remote held the lookup $ms ms"
 	grep -q "fetch of 'tools.sqfs' failed" "$log" || lz_fail "no log line for the failed image fetch"
 	[[ $(cat "$MP/other/f") == hello ]] || lz_fail "a cached image while the remote is silent"
+	up=$("$(dirname "$LAZYFS_BIN")/lazyfsctl" "$MP" metrics | awk '$1 == "lazyfs_remote_up" {print $2}')
+	[[ $up == 0 ]] || lz_fail "lazyfs_remote_up is [$up] while the remote is silent"
 	kill -CONT "$LZ_HTTP_PID"
 	wait_for 15 eval '[[ $(cat "$MP/tools/f" 2>/dev/null) == hello ]]' || lz_fail "the image after the remote answered again"
+	up=$("$(dirname "$LAZYFS_BIN")/lazyfsctl" "$MP" metrics | awk '$1 == "lazyfs_remote_up" {print $2}')
+	[[ $up == 1 ]] || lz_fail "lazyfs_remote_up is [$up] after the remote answered again"
 	lz_ok "a remote that accepts but never answers: the image fetch fails in $ms ms (fetch_timeout=2), logged, the entry fails open; cached images serve; it recovers"
 	lz_umount "$MP"
 fi

@@ -1,13 +1,13 @@
 #!/bin/bash
 # The libFuzzer targets (scripts/fuzz, docs/FUZZING.md), each run for
-# LAZYFS_FUZZ_SECONDS (17: 18 targets take about as long in all as 11 did at
+# LAZYFS_FUZZ_SECONDS (16: 19 targets take about as long in all as 11 did at
 # 30 s) from the source tree's seeds: no crash, no leak, no hang. Built with
 # clang in a temporary directory, so a read-only source tree (make distcheck)
 # is fine; skipped when clang cannot build fuzzers here.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 
 FUZZ=$TESTS_SRCDIR/../scripts/fuzz
-SECONDS_EACH=${LAZYFS_FUZZ_SECONDS:-17}
+SECONDS_EACH=${LAZYFS_FUZZ_SECONDS:-16}
 [[ $SECONDS_EACH -gt 0 ]] || lz_skip "LAZYFS_FUZZ_SECONDS=0 (scripts/test runs the fuzzers once, in its first build)"
 [[ -x $FUZZ ]] || lz_fail "no $FUZZ"
 LZ_TMP=$(mktemp -d /tmp/lazyfs-fuzz-test.XXXXXX)

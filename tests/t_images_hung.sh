@@ -96,7 +96,9 @@ lz_ok "all 40 callers were answered"
 images=$(timeout 10 "$CTL" --json "$MP" images)
 python3 - "$images" <<'EOF' || lz_fail "lazyfsctl images shows no stalled image: $images"
 import json, sys
-stalled = [i["name"] for i in json.loads(sys.argv[1]) if i.get("state") == "stalled"]
+d = json.loads(sys.argv[1])
+assert d["schema_version"] == 1, d
+stalled = [i["name"] for i in d["images"] if i.get("state") == "stalled"]
 sys.exit(0 if "stuck0" in stalled and "cold" in stalled else 1)
 EOF
 lz_ok "lazyfsctl images shows the stuck names as stalled"

@@ -70,5 +70,44 @@ done
 [[ ! -e $MP/x86 ]] || lz_fail "removed synthesized directory still there"
 [[ $(cat "$MP/arm/gcc-12/who") == "gcc image" ]] || lz_fail "kept mapping lost"
 lz_ok "SIGHUP rereads the map: added, removed and kept entries"
+
+# lazyfsctl reload waits for the reload and says what the map held.
+CTL=${LAZYFSCTL_BIN:-$(dirname "$LAZYFS_BIN")/lazyfsctl}
+cp "$MAP" "$MAP.good"
+printf '%s\n' "arm/gcc-12 $IMG/gcc.sqfs" "bad/../path $IMG/gcc.sqfs" "other relative.sqfs" >"$MAP"
+out=$("$CTL" "$MP" reload 2>&1) && lz_fail "a reload with bad lines succeeded: $out"
+[[ $out == *"map reloaded with 1 images; 2 bad lines skipped, the first: $MAP:2: '.' and '..' are not allowed"* ]] ||
+	lz_fail "reload with bad lines answered: $out"
+cp "$MAP.good" "$MAP"
+out=$("$CTL" "$MP" reload) || lz_fail "reload of a good map failed: $out"
+[[ $out == "map reloaded: 2 images; replaced images closed" ]] || lz_fail "reload answered: $out"
+lz_ok "lazyfsctl reload answers with the map's images, or fails naming the bad lines and the first"
+"$CTL" "$MP" metrics | grep -q '^lazyfs_map_bad_lines 0$' || lz_fail "lazyfs_map_bad_lines after a good reload"
+
+# A replaced map lives while an inode still points into it, and goes with the last.
+maps_live() { "$CTL" --json "$MP" status | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps_live"])'; }
+reloads() { grep -c "map $MAP: " "$log"; }
+echo "x86/tools/cmake $IMG/cmake.sqfs" >>"$MAP"
+before=$(reloads)
+kill -HUP "$LZ_LAST_PID"
+wait_for 5 eval '(($(reloads) > before))' || lz_fail "no reload"
+(cd "$MP/x86/tools" && exec sleep 300) &
+holder=$!
+LZ_PIDS+=("$holder")
+wait_for 5 eval '[[ $(readlink /proc/$holder/cwd) == "$MP/x86/tools" ]]' || lz_fail "the holder never entered x86/tools"
+for i in 1 2 3 4 5; do
+	before=$(reloads)
+	kill -HUP "$LZ_LAST_PID"
+	wait_for 5 eval '(($(reloads) > before))' || lz_fail "reload $i not done"
+done
+live=$(maps_live)
+((live == 2)) || lz_fail "after 5 reloads with a directory of the first held: $live maps live, expected 2"
+[[ $(ls "/proc/$holder/cwd/") == cmake ]] || lz_fail "the held directory of an old map no longer lists"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+sync
+echo 2 >/proc/sys/vm/drop_caches
+wait_for 5 eval '(($(maps_live) == 1))' || lz_fail "$(maps_live) maps live after the holder went"
+lz_ok "5 reloads keep only the map a held directory points into ($live live), freed when it goes"
 lz_umount "$MP"
 lz_done

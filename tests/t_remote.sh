@@ -121,7 +121,21 @@ lz_ok "after the remote answers again, the uncached object is fetched"
 
 # Kill rclone's rcd child: the next fetch starts a new one.
 rcd=$(sed -n 's/.*rclone rcd (pid \([0-9]*\)).*/\1/p' "$log" | tail -n1)
-[[ -n $rcd ]] && kill -KILL "$rcd"
+[[ -n $rcd ]] || lz_fail "no rcd pid in the log"
+# It runs as _lazyfs, holds no capability in any set and can gain none.
+status=$(cat "/proc/$rcd/status")
+child_uid=$(id -u _lazyfs)
+[[ $(awk '/^Uid:/ {print $2 $3 $4 $5}' <<<"$status") == "$child_uid$child_uid$child_uid$child_uid" ]] ||
+	lz_fail "the rcd child's uids: $(grep ^Uid: <<<"$status"), expected $child_uid (_lazyfs)"
+[[ $(awk '/^Groups:/ {print $2}' <<<"$status") == "" ]] || lz_fail "the rcd child has groups: $(grep ^Groups: <<<"$status")"
+for set in CapInh CapPrm CapEff CapAmb; do
+	[[ $(awk -v s="$set:" '$1 == s {print $2}' <<<"$status") == 0000000000000000 ]] ||
+		lz_fail "the rcd child's $set: $(grep "^$set:" <<<"$status")"
+done
+[[ $(awk '/^NoNewPrivs:/ {print $2}' <<<"$status") == 1 ]] || lz_fail "the rcd child can gain privileges (NoNewPrivs 0)"
+! grep -q '^HOME=/root$' <(tr '\0' '\n' <"/proc/$rcd/environ") || lz_fail "the rcd child's HOME is root's"
+lz_ok "the rcd child runs as _lazyfs ($child_uid), no groups, no capabilities in any set, no_new_privs"
+kill -KILL "$rcd"
 [[ $(md5sum < "$MP/clips/clip-6.bin") == $(md5sum < "$SRC/clips/clip-6.bin") ]] ||
 	lz_fail "fetch after the rcd child was killed"
 lz_ok "the rcd child killed: restarted, the next fetch succeeds"
@@ -137,6 +151,11 @@ lz_ok "after a restart with the remote down, cached objects and listings are ser
 lz_umount "$MP"
 left=$(find "$CACHE/tmp" -mindepth 1 2>/dev/null)
 [[ -z $left ]] || lz_fail "temporary files left in the cache: $left"
-[[ $(stat -c %a "$CACHE") == 700 ]] || lz_fail "the cache directory is not 0700"
-lz_ok "no temporary file left; the cache is root-only"
+[[ $(stat -c %a "$CACHE") == 711 ]] || lz_fail "the cache directory is $(stat -c %a "$CACHE"), not 0711"
+[[ $(stat -c '%a %U' "$CACHE/tmp") == "700 _lazyfs" ]] || lz_fail "tmp/ is $(stat -c '%a %U' "$CACHE/tmp"), not 700 _lazyfs"
+[[ $(stat -c '%a %U' "$CACHE/objects") == "700 root" ]] || lz_fail "objects/ is $(stat -c '%a %U' "$CACHE/objects")"
+bad=$(find "$CACHE/objects" -type f ! \( -user root -perm 0400 \) | head -3)
+[[ -z $bad ]] || lz_fail "objects not root's and 0400: $bad ($(stat -c '%U %a' $bad))"
+[[ -n $(find "$CACHE/objects" -type f | head -1) ]] || lz_fail "no object in the cache"
+lz_ok "no temporary file left; tmp/ is the rclone child's, objects/ and every object root's and read-only"
 lz_done

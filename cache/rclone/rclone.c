@@ -89,17 +89,33 @@ static void sleep_ms(unsigned ms)
  * reply, and a timeout while the child itself still answers (the remote is
  * stuck: waiting again would double the wait for nothing).
  */
+struct child {
+	struct lz_rcd *rcd;
+	unsigned gen;
+};
+
+static bool vouch(void *ctx)
+{
+	const struct child *ch = ctx;
+
+	return lz_rcd_vouch(ch->rcd, ch->gen);
+}
+
 static int attempt_as(struct lz_rclone *rc, struct call *c, struct lz_rc_slot *slot,
 		      struct lz_rcd_creds *creds, struct json_object **reply, char *why,
 		      size_t whylen, bool *again)
 {
-	struct lz_rc_target target = { .user = creds->user, .pass = creds->pass };
+	struct child ch = { .rcd = rc->rcd };
+	struct lz_rc_target target = {
+		.user = creds->user, .pass = creds->pass, .vouch = vouch, .vouch_ctx = &ch
+	};
 	enum lz_rc_status st;
 	unsigned gen;
 	int ret;
 
 	*again = false;
 	ret = lz_rcd_get(rc->rcd, &target.port, &gen, creds, why, whylen);
+	ch.gen = gen;
 	if (ret < 0) {
 		*again = ret != -ESHUTDOWN;
 		return ret == -ETIMEDOUT || ret == -ESHUTDOWN ? ret : -EIO;
@@ -522,9 +538,14 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 		snprintf(err, errlen, "cannot set up libcurl");
 		goto fail;
 	}
-	rc->rcd = lz_rcd_new(bin, opts->config,
-			     rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S, &rc->log,
-			     err, errlen);
+	struct lz_rcd_how how = {
+		.config = opts->config,
+		.as_user = opts->run_as_user,
+		.uid = opts->run_uid,
+		.gid = opts->run_gid,
+	};
+	rc->rcd = lz_rcd_new(bin, &how, rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S,
+			     &rc->log, err, errlen);
 	if (rc->rcd == NULL)
 		goto fail;
 	free(bin);

@@ -59,6 +59,13 @@ struct lz_rclone_options {
 	const char *rclone_bin;
 	/* rclone's config file (the child's RCLONE_CONFIG); NULL: the environment's. */
 	const char *config;
+	/*
+	 * A root daemon's child runs as RUN_UID:RUN_GID (never 0), which owns the
+	 * directories it downloads into; it reads the config from a copy made now.
+	 */
+	bool run_as_user;
+	uid_t run_uid;
+	gid_t run_gid;
 };
 
 struct lz_rclone;

@@ -190,9 +190,23 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Called connected, before the request (with the password) goes out. */
+static int prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	const struct lz_rc_target *t = arg;
+
+	(void)primary_ip;
+	(void)local_ip;
+	(void)local_port;
+	if (primary_port < 0 || (unsigned)primary_port != t->port || !t->vouch(t->vouch_ctx))
+		return CURL_PREREQFUNC_ABORT;
+	return CURL_PREREQFUNC_OK;
+}
+
 /*
  * Only ever plain HTTP to loopback: no proxy from http_proxy and friends (it
- * would see the password), no redirects, no signals.
+ * would see the password), no redirects, no signals; with a VOUCH, nothing
+ * sent to a listener it does not vouch for.
  */
 static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target *t,
 		  const char *url, const char *body, struct buf *out, char *errbuf)
@@ -213,6 +227,10 @@ static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_MAX_MS);
+	if (t->vouch != NULL) {
+		curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq);
+		curl_easy_setopt(h, CURLOPT_PREREQDATA, (void *)t);
+	}
 	errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 }
@@ -442,6 +460,10 @@ enum lz_rc_status lz_rc_call(struct lz_rc_slot *slot, const struct lz_rc_target 
 		else
 			snprintf(err, errlen, "out of memory for the reply");
 		st = LZ_RC_BAD_REPLY;
+	} else if (res == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(err, errlen, "rclone rcd: the child is gone: nothing sent to port %u",
+			 target->port);
+		st = LZ_RC_NO_SERVER;
 	} else if (res != CURLE_OK) {
 		snprintf(err, errlen, "rclone rcd: %s",
 			 slot->errbuf[0] ? slot->errbuf : curl_easy_strerror(res));

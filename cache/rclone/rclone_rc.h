@@ -30,11 +30,17 @@ void lz_rc_sanitize(char *dst, size_t len, const char *s);
  */
 struct json_object *lz_rc_parse_reply(const char *data, size_t len, char *why, size_t whylen);
 
-/* Where the child listens and how to get in. */
+/*
+ * Where the child listens and how to get in. VOUCH (if set) is asked once a
+ * connection is made and before anything is sent on it: false aborts the
+ * call (LZ_RC_NO_SERVER) with nothing sent.
+ */
 struct lz_rc_target {
 	unsigned port;
 	const char *user;
 	const char *pass;
+	bool (*vouch)(void *ctx);
+	void *vouch_ctx;
 };
 
 enum lz_rc_status {

@@ -104,7 +104,7 @@ static int renew_locked(struct lz_rcd *rcd)
 	return rc == 0 ? lz_rcd_cmd_set_creds(&rcd->cmd, rcd->creds.user, rcd->creds.pass) : rc;
 }
 
-struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_timeout_s,
+struct lz_rcd *lz_rcd_new(const char *bin, const struct lz_rcd_how *how, double start_timeout_s,
 			  const struct lz_rc_log *log, char *err, size_t errlen)
 {
 	struct lz_rcd *rcd = calloc(1, sizeof(*rcd));
@@ -120,11 +120,18 @@ struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_time
 	pthread_cond_init(&rcd->changed, &attr);
 	pthread_condattr_destroy(&attr);
 	rcd->wake_fd = rcd->err_fd = rcd->pidfd = -1;
+	rcd->cmd.config_fd = -1;
 	rcd->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (rcd->wake_fd < 0 || random_hex(rcd->creds.user, 16) < 0 ||
-	    random_hex(rcd->creds.pass, 32) < 0 ||
-	    lz_rcd_cmd_init(&rcd->cmd, bin, rcd->creds.user, rcd->creds.pass, config) < 0) {
+	    random_hex(rcd->creds.pass, 32) < 0) {
 		snprintf(err, errlen, "cannot set up the rclone child: %s", strerror(errno));
+		lz_rcd_free(rcd);
+		return NULL;
+	}
+	char why[256];
+	if (lz_rcd_cmd_init(&rcd->cmd, bin, rcd->creds.user, rcd->creds.pass, how, why,
+			    sizeof(why)) < 0) {
+		snprintf(err, errlen, "cannot set up the rclone child: %s", why);
 		lz_rcd_free(rcd);
 		return NULL;
 	}
@@ -491,6 +498,20 @@ pid_t lz_rcd_pid(struct lz_rcd *rcd)
 	pid = rcd->state == RCD_UP ? rcd->pid : 0;
 	pthread_mutex_unlock(&rcd->lock);
 	return pid;
+}
+
+bool lz_rcd_vouch(struct lz_rcd *rcd, unsigned gen)
+{
+	bool ok;
+
+	pthread_mutex_lock(&rcd->lock);
+	ok = gen == rcd->generation && rcd->state == RCD_UP && rcd->pidfd >= 0;
+	if (ok) {
+		struct pollfd pfd = { .fd = rcd->pidfd, .events = POLLIN };
+		ok = poll(&pfd, 1, 0) == 0;
+	}
+	pthread_mutex_unlock(&rcd->lock);
+	return ok;
 }
 
 void lz_rcd_free(struct lz_rcd *rcd)

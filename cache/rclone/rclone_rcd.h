@@ -6,21 +6,23 @@
 #ifndef LAZYFS_CACHE_RCLONE_RCD_H
 #define LAZYFS_CACHE_RCLONE_RCD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "rclone_rc.h"
+#include "rclone_spawn.h"
 
 struct lz_rcd;
 
 /*
- * BIN: the rclone program (a path), CONFIG (or NULL) its RCLONE_CONFIG.
+ * BIN: the rclone program (a path), run as HOW says (rclone_spawn.h).
  * Every child gets credentials of its own (random, in its environment, never
  * logged): a process that takes a dead child's port learns nothing that works
  * with the next. A child that has not said where it serves after
  * START_TIMEOUT_S is killed.
  */
-struct lz_rcd *lz_rcd_new(const char *bin, const char *config, double start_timeout_s,
+struct lz_rcd *lz_rcd_new(const char *bin, const struct lz_rcd_how *how, double start_timeout_s,
 			  const struct lz_rc_log *log, char *err, size_t errlen);
 
 /* The credentials of one child: hex of random bytes. */
@@ -45,6 +47,13 @@ int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_
 void lz_rcd_discard(struct lz_rcd *rcd, unsigned gen, const char *why);
 
 pid_t lz_rcd_pid(struct lz_rcd *rcd);
+/*
+ * True while child GEN is the current one, serving and alive (its pidfd not
+ * yet readable). Asked after a connection to its port is made: a child alive
+ * then still held its listening socket, so the connection reached it and no
+ * process that took the port after the child died.
+ */
+bool lz_rcd_vouch(struct lz_rcd *rcd, unsigned gen);
 
 /* The port of rclone's "Serving remote control on http://127.0.0.1:PORT/" log line, or 0. */
 unsigned lz_rcd_serving_port(const char *line);

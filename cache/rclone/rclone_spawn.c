@@ -3,13 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,31 +73,103 @@ static void free_vec(char **v)
 	free(v);
 }
 
-/* Our environment now, without what would change our settings, plus CONFIG. */
-static char **make_base(const char *config)
+/* Where a child running as its own user finds its config: the copy on its fd 3. */
+#define CONFIG_FD  3
+#define CONFIG_MAX (4u << 20)
+
+/* Replaced, not inherited: rclone_config= names the file, a child of its own has no home. */
+static bool replaced(const char *var, const struct lz_rcd_how *how)
+{
+	if ((how->config != NULL || how->as_user) && strncmp(var, "RCLONE_CONFIG=", 14) == 0)
+		return true;
+	return how->as_user && strncmp(var, "HOME=", 5) == 0;
+}
+
+/* Our environment now, without what would change our settings, plus the config's place. */
+static char **make_base(const struct lz_rcd_how *how)
 {
 	extern char **environ;
 	size_t n = 0, k = 0;
 	char **env;
+	int rc = 0;
 
 	for (char **e = environ; *e; e++)
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (char **e = environ; *e; e++) {
-		/* rclone_config= names the config file; the environment's is not used then. */
-		if (config != NULL && strncmp(*e, "RCLONE_CONFIG=", 14) == 0)
-			continue;
-		if (!dropped(*e) && (env[k] = strdup(*e)) != NULL)
+		if (!dropped(*e) && !replaced(*e, how) && (env[k] = strdup(*e)) != NULL)
 			k++;
 	}
-	if (config != NULL && asprintf(&env[k], "RCLONE_CONFIG=%s", config) < 0) {
+	if (how->as_user) {
+		rc = asprintf(&env[k], "RCLONE_CONFIG=/dev/fd/%d", CONFIG_FD);
+		if (rc >= 0 && (env[++k] = strdup("HOME=/nonexistent")) == NULL)
+			rc = -1;
+	} else if (how->config != NULL) {
+		rc = asprintf(&env[k], "RCLONE_CONFIG=%s", how->config);
+	}
+	if (rc < 0) {
 		env[k] = NULL;
 		free_vec(env);
 		return NULL;
 	}
 	return env;
+}
+
+/* Copies what PATH holds (up to CONFIG_MAX) into FD. -errno. */
+static int copy_file(int fd, const char *path)
+{
+	char buf[65536];
+	size_t total = 0;
+	ssize_t n;
+	int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), rc = 0;
+
+	if (in < 0)
+		return -errno;
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (total += (size_t)n) > CONFIG_MAX) {
+			rc = n < 0 ? -errno : -EFBIG;
+			break;
+		}
+		if (write(fd, buf, (size_t)n) != n) {
+			rc = -EIO;
+			break;
+		}
+	}
+	explicit_bzero(buf, sizeof(buf));
+	close(in);
+	return rc;
+}
+
+/*
+ * A sealed memfd holding the config file (empty without one), read by us
+ * now: the child's own uid may not read root's file, and a copy no one can
+ * change is what it was given. Its secrets stay in memory, as they are in
+ * rclone's. A token rclone refreshes cannot be saved back (rclone logs it).
+ */
+static int config_copy(const struct lz_rcd_how *how, char *why, size_t whylen)
+{
+	const char *path = how->config != NULL ? how->config : getenv("RCLONE_CONFIG");
+	int fd = memfd_create("rclone.conf", MFD_CLOEXEC | MFD_ALLOW_SEALING), rc = 0;
+
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "memfd for rclone's config: %s", strerror(errno));
+		return rc;
+	}
+	if (path != NULL && path[0] != '\0' && strcmp(path, "/dev/null") != 0 &&
+	    (rc = copy_file(fd, path)) < 0) {
+		snprintf(why, whylen, "rclone config %s: %s", path,
+			 rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	lseek(fd, 0, SEEK_SET);
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+	return fd;
 }
 
 /* BASE plus the credentials. */
@@ -147,10 +224,38 @@ fail:
 	return NULL;
 }
 
+static _Noreturn void child_fail(const char *msg)
+{
+	if (write(2, msg, strlen(msg)) < 0) {
+		/* nowhere left to say it */
+	}
+	_exit(127);
+}
+
+/*
+ * Becomes CMD's user, then holds no capability in any set and can gain none
+ * (no_new_privs: neither file capabilities nor set-user-ID bits at exec).
+ * Leaving uid 0 empties the effective and permitted sets; the daemon's
+ * inheritable and ambient sets are already empty, capset makes sure.
+ */
+static void shed_privileges(const struct lz_rcd_cmd *cmd)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = { 0 };
+
+	if (cmd->as_user &&
+	    (setgroups(0, NULL) != 0 || setresgid(cmd->gid, cmd->gid, cmd->gid) != 0 ||
+	     setresuid(cmd->uid, cmd->uid, cmd->uid) != 0))
+		child_fail("lazyfs: cannot switch the rclone child to its user\n");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
+	    syscall(SYS_capset, &hdr, none) != 0)
+		child_fail("lazyfs: cannot drop the rclone child's capabilities\n");
+}
+
 /* In the new child: only async-signal-safe calls until exec. */
 static _Noreturn void exec_child(const struct lz_rcd_cmd *cmd, int out, int devnull, pid_t parent)
 {
-	static const char msg[] = "lazyfs: cannot execute rclone\n";
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
@@ -159,32 +264,42 @@ static _Noreturn void exec_child(const struct lz_rcd_cmd *cmd, int out, int devn
 		sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Dies with the supervisor thread, which lives as long as the fetcher. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-		_exit(127);
 	/* Out of our process group: a terminal's ^C is ours to handle, not rclone's. */
 	setpgid(0, 0);
 	if (dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		_exit(127);
-	if (close_range(3, ~0U, 0) != 0) {
-		for (int fd = 3; fd < 65536; fd++)
+	if (cmd->config_fd >= 0 && dup2(cmd->config_fd, CONFIG_FD) < 0)
+		_exit(127);
+	int keep = cmd->config_fd >= 0 ? CONFIG_FD + 1 : CONFIG_FD;
+	if (close_range((unsigned)keep, ~0U, 0) != 0) {
+		for (int fd = keep; fd < 65536; fd++)
 			close(fd);
 	}
+	shed_privileges(cmd);
+	/* After the switch, which clears it: dies with the supervisor thread. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+		_exit(127);
 	execve(cmd->bin, cmd->argv, cmd->envp);
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nowhere left to say it */
-	}
-	_exit(127);
+	child_fail("lazyfs: cannot execute rclone\n");
 }
 
 int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, const char *pass,
-		    const char *config)
+		    const struct lz_rcd_how *how, char *why, size_t whylen)
 {
+	*cmd = (struct lz_rcd_cmd){
+		.as_user = how->as_user, .uid = how->uid, .gid = how->gid, .config_fd = -1
+	};
+	if (how->as_user && (cmd->config_fd = config_copy(how, why, whylen)) < 0) {
+		int rc = cmd->config_fd;
+		lz_rcd_cmd_destroy(cmd);
+		return rc;
+	}
 	cmd->bin = strdup(bin);
 	cmd->argv = make_argv(bin);
-	cmd->base = make_base(config);
+	cmd->base = make_base(how);
 	cmd->envp = cmd->base != NULL ? make_env(cmd->base, user, pass) : NULL;
 	if (cmd->bin == NULL || cmd->argv == NULL || cmd->envp == NULL) {
+		snprintf(why, whylen, "out of memory");
 		lz_rcd_cmd_destroy(cmd);
 		return -ENOMEM;
 	}
@@ -197,6 +312,9 @@ void lz_rcd_cmd_destroy(struct lz_rcd_cmd *cmd)
 	free_vec(cmd->argv);
 	free_vec(cmd->envp);
 	free_vec(cmd->base);
+	if (cmd->config_fd >= 0)
+		close(cmd->config_fd);
+	cmd->config_fd = -1;
 	cmd->bin = NULL;
 	cmd->argv = cmd->envp = cmd->base = NULL;
 }

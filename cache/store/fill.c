@@ -112,10 +112,12 @@ static int run_fetch(struct fill *f)
 		}
 		f->tmpdir_fd = openat(f->s->tmp_fd, f->tmpname,
 				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (f->tmpdir_fd < 0) {
+		if (f->tmpdir_fd < 0 ||
+		    (f->s->foreign_fetcher &&
+		     fchown(f->tmpdir_fd, f->s->fetcher_uid, f->s->fetcher_gid) < 0)) {
 			rc = -errno;
-			lz_seterr(f->err, f->errlen, "opening %s/tmp/%s: %s", f->s->dir, f->tmpname,
-				  strerror(errno));
+			lz_seterr(f->err, f->errlen, "preparing %s/tmp/%s: %s", f->s->dir,
+				  f->tmpname, strerror(errno));
 			return rc;
 		}
 	} else {
@@ -127,6 +129,32 @@ static int run_fetch(struct fill *f)
 	if (rc < 0)
 		lz_seterr(f->err, f->errlen, "fetch failed: %s", ferr[0] ? ferr : strerror(-rc));
 	return rc;
+}
+
+/*
+ * The fetcher's user wrote the file: make it ours and read-only, so that user
+ * can no longer open it for writing nor link it (protected_hardlinks), then
+ * make sure no one still has it open for writing: a read lease is refused
+ * while any writer exists. Links made before are counted by the caller.
+ */
+static int take_back(struct fill *f)
+{
+	int rc = 0;
+
+	if (fchown(f->fd, geteuid(), getegid()) < 0 || fchmod(f->fd, 0400) < 0) {
+		rc = -errno;
+		lz_seterr(f->err, f->errlen, "taking the fetched file back from uid %u: %s",
+			  (unsigned)f->s->fetcher_uid, strerror(errno));
+		return rc;
+	}
+	if (fcntl(f->fd, F_SETLEASE, F_RDLCK) < 0) {
+		rc = -errno;
+		lz_seterr(f->err, f->errlen, "the fetched file %s: refusing it",
+			  errno == EAGAIN ? "is still open for writing" : strerror(errno));
+		return rc == -EAGAIN ? -EIO : rc;
+	}
+	fcntl(f->fd, F_SETLEASE, F_UNLCK);
+	return 0;
 }
 
 /* Opens what the fetch wrote and checks it is the object META describes. */
@@ -146,8 +174,17 @@ static int verify(struct fill *f)
 	}
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+	if (!S_ISREG(st.st_mode)) {
 		lz_seterr(f->err, f->errlen, "the fetch left something other than a plain file");
+		return -EIO;
+	}
+	if (f->s->foreign_fetcher && (rc = take_back(f)) < 0)
+		return rc;
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	if (st.st_nlink != 1) {
+		lz_seterr(f->err, f->errlen, "the fetched file has %lu links: refusing it",
+			  (unsigned long)st.st_nlink);
 		return -EIO;
 	}
 	fcntl(f->fd, F_SETFL, 0);
@@ -204,7 +241,23 @@ static void label(struct fill *f)
 	fchmod(f->fd, 0400); /* after the xattr, which needs write access unless root */
 }
 
-/* Renames the checked, durable file into place and makes the rename durable. */
+/*
+ * Links the very file checked (its descriptor, not a name in a directory the
+ * fetcher may write) under NAME, replacing a stale file there. -errno.
+ */
+static int publish_fd(struct fill *f, int dfd, const char *name)
+{
+	char self[40];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", f->fd);
+	if (linkat(AT_FDCWD, self, dfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST || unlinkat(dfd, name, 0) < 0)
+		return -1;
+	return linkat(AT_FDCWD, self, dfd, name, AT_SYMLINK_FOLLOW);
+}
+
+/* Links the checked, durable file into place and makes the link durable. */
 static int publish(struct fill *f)
 {
 	const char *name = f->obj_path + 3; /* after "xx/" */
@@ -218,7 +271,7 @@ static int publish(struct fill *f)
 							   : strerror(-dfd));
 		return dfd;
 	}
-	while (renameat(f->tmpdir_fd, "data", dfd, name) < 0) {
+	while (publish_fd(f, dfd, name) < 0) {
 		rc = -errno;
 		if (no_space(rc) && !f->retried && make_space(f, rc, 0))
 			continue;

@@ -121,6 +121,25 @@ void lz_store_on_evict(struct lz_store *s, lz_store_evicted_fn *fn, void *ctx)
 	pthread_mutex_unlock(&s->lock);
 }
 
+int lz_store_set_fetcher(struct lz_store *s, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	/*
+	 * Search only: the others may reach tmp/ but list nothing here. tmp/ is
+	 * made ours before its mode is set (a reopen finds it the fetcher's, and
+	 * changing the mode of another's file takes CAP_FOWNER, which we lack).
+	 */
+	if (fchmod(s->dir_fd, 0711) < 0 || fchown(s->tmp_fd, geteuid(), getegid()) < 0 ||
+	    fchmod(s->tmp_fd, 0700) < 0 || fchown(s->tmp_fd, uid, gid) < 0) {
+		lz_seterr(err, errlen, "cache directory %s: giving tmp/ to uid %u: %s", s->dir,
+			  (unsigned)uid, strerror(errno));
+		return -errno;
+	}
+	s->foreign_fetcher = true;
+	s->fetcher_uid = uid;
+	s->fetcher_gid = gid;
+	return 0;
+}
+
 void lz_store_set_log(struct lz_store *s, lz_log_fn *log, void *ctx)
 {
 	pthread_mutex_lock(&s->lock);

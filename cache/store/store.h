@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -59,6 +60,17 @@ typedef int lz_store_fetch_fn(void *ctx, const char *tmp_path, char *err, size_t
  * NULL with errno set and ERR filled on failure.
  */
 struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err, size_t errlen);
+
+/*
+ * Fetches are written by another user, UID:GID (not ours): the directory's
+ * tmp/ and each fill's directory in it become theirs, the store's directory
+ * 0711 so they can reach tmp/ (objects/ and the index stay ours alone). Each
+ * fetched file is taken back before it is checked: made ours and read-only,
+ * refused if it has another link or is still open for writing anywhere, and
+ * published by its descriptor, so the other user can change neither what is
+ * checked nor what is published. 0, or -errno with ERR.
+ */
+int lz_store_set_fetcher(struct lz_store *store, uid_t uid, gid_t gid, char *err, size_t errlen);
 
 /*
  * Where the store tells what goes wrong in the background (publishing after a

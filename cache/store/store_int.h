@@ -92,6 +92,10 @@ struct lz_store {
 
 	char *dir; /* absolute */
 	int dir_fd, objects_fd, tmp_fd;
+	/* Set before any fill: another user writes the fetches (lz_store_set_fetcher). */
+	bool foreign_fetcher;
+	uid_t fetcher_uid;
+	gid_t fetcher_gid;
 
 	/* Guarded by lock. */
 	struct lz_table table;

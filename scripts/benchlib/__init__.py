@@ -7,7 +7,7 @@
     inputs          the cached images and sources, the compiled helper (Inputs)
     bench           Bench, the context each section receives: options, profile,
                     Env, inputs, results, and the mounts and builds several share
-    s1_mount_ready .. s9_footprint
+    s1_mount_ready .. s14_acl
                     one module per section: its measuring code
     report          report() (the table, one writer per section), the targets,
                     the markdown and JSON files

@@ -161,7 +161,7 @@ class Inputs:
                 run(["bash", os.path.join(TOP, "tests", "mkgccimage.sh"), img + ".tmp"])
                 os.rename(img + ".tmp", img)
             self.fetch_zlib()
-        if 8 in sections and not os.path.exists(self.tree_image):
+        if {8, 14} & set(sections) and not os.path.exists(self.tree_image):
             log(f"making the walked tree ({TREE[0] * TREE[1] * TREE[2]} entries) and its image")
             shutil.rmtree(self.tree_unpacked, ignore_errors=True)
             atomic_dir(self.tree_unpacked, self.build_tree)

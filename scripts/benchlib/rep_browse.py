@@ -1,6 +1,7 @@
-"""The report's rows of sections 12 (browsing 4000 images) and 13 (the stat storm),
-with their targets."""
-from .rep_format import fmt_t, mm, pairs, ratio_str
+"""The report's rows of sections 12 (browsing 4000 images), 13 (the stat storm) and
+14 (ACL lookups), with their targets."""
+from .config import COLD_SETTLE_S
+from .rep_format import fmt_t, mm, pairs, ratio_str, reqs_said
 from .runner import median
 
 BROWSE_TARGETS = {"ls -l": 1.0, "find": 5.0}
@@ -89,3 +90,35 @@ def rep_storm(r, row, T, notes):
                 if v != "loop" else "squashfs in the kernel, no round trip")
     for v, n in r.get("errors", {}).items():
         notes.append(f"- Section 13: {v}: {n} lstat calls failed.")
+
+
+def rep_acl(r, row, notes):
+    """Section 14: acl=on against acl=off and the kernel, as nobody."""
+    base = {"image": "image: loop", "underlay": "underlay: native"}
+    for when, rs in (("cold", r["cold"]), ("warm", r["warm"])):
+        if not rs:
+            continue
+        for v in rs[0]:
+            kind = v.split(":")[0]
+            xs = [x[v] for x in rs]
+            rq = (r["requests"].get(v) or {}).get(when)
+            if when == "cold":
+                what = (f"`find ROOT -readable` as nobody over the {kind} of {r['entries']:,} "
+                        f"entries, cold (every cache dropped, then {COLD_SETTLE_S:g} s for the "
+                        f"FORGETs, mounts kept), {len(rs)} runs")
+                per, f = "walk", fmt_t
+            else:
+                what = (f"stat(2) of each of the {kind}'s {r['files']:,} files by its full path "
+                        f"as nobody, warm, {len(rs)} runs")
+                per, f = f"pass over the {r['files']:,} paths", fmt_t
+            why = ("the kernel alone" if v == base[kind] else
+                   reqs_said(rq, per) if rq is not None else "FUSE round trips")
+            if v.endswith("acl=on") and when == "warm":
+                why += ("; the mount's root is made before FUSE_INIT says ACLs are on, so the "
+                        "kernel never caches its ACL: every walk from it by a user who does not "
+                        "own it asks again (one GETXATTR per path)")
+            elif v.endswith("acl=on"):
+                why += "; one GETXATTR per inode: its ACL, kept with its attributes"
+            row(14, what, v, f(median(xs)), mm(xs, f),
+                "" if v == base[kind] else ratio_str(pairs(rs, v, base[kind])) + f" vs {base[kind]}",
+                why)

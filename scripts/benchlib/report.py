@@ -5,7 +5,7 @@ import os
 
 from .chart import write_chart
 from .rep_format import fmt_t
-from .rep_browse import rep_browse, rep_browse_remote, rep_storm
+from .rep_browse import rep_acl, rep_browse, rep_browse_remote, rep_storm
 from .rep_remote import rep_remote
 from .rep_sections import (rep_cold_open, rep_compile, rep_footprint, rep_mount_ready, rep_open,
                            rep_read, rep_restart, rep_tracker, rep_underlay, rep_walk)
@@ -48,6 +48,8 @@ def report(res, meta, targets_out):
         rep_browse_remote(res["browse"], row, T, notes)
     if "storm" in res:
         rep_storm(res["storm"], row, T, notes)
+    if "acl" in res:
+        rep_acl(res["acl"], row, notes)
     if drops and any(drops.values()):
         notes.append("- Other processes on the machine wrote to /proc/sys/vm/drop_caches during "
                      "this run (section: times): " + ", ".join(f"{k}: {n}" for k, n in drops.items())

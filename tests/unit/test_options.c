@@ -221,7 +221,16 @@ static void test_errors(void)
 	lz_options_free(&opts);
 	CHECK(PARSE(&opts, "-o", "bpf=off", "/m") == 0 && opts.settings.bpf == LZ_BPF_OFF);
 	lz_options_free(&opts);
-	char *bad_bpf[] = { "bpf=yes", "bpf=", "prefetch=1", "prefetch_max=lots" };
+	/* ACLs are enforced unless told otherwise. */
+	CHECK(PARSE(&opts, "/m") == 0 && opts.settings.acl);
+	lz_options_free(&opts);
+	CHECK(PARSE(&opts, "-o", "acl=off", "/m") == 0 && !opts.settings.acl);
+	lz_options_free(&opts);
+	CHECK(PARSE(&opts, "-o", "acl=off,acl=on", "/m") == 0 && opts.settings.acl);
+	lz_options_free(&opts);
+	char *bad_bpf[] = {
+		"bpf=yes", "bpf=", "prefetch=1", "prefetch_max=lots", "acl=yes", "acl="
+	};
 	for (size_t i = 0; i < sizeof(bad_bpf) / sizeof(bad_bpf[0]); i++) {
 		CHECK(PARSE(&opts, "-o", bad_bpf[i], "/m") == -1);
 		CHECK(strncmp(opts.error, bad_bpf[i], strcspn(bad_bpf[i], "=")) == 0);

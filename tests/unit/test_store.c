@@ -1284,6 +1284,80 @@ out:
 	lz_store_name_fn = saved;
 }
 
+/* What a fetch written by another user may leave: a link, a writer still open. */
+enum foreign_trick { FOREIGN_PLAIN, FOREIGN_LINK, FOREIGN_WRITER };
+
+struct foreign {
+	struct src src;
+	enum foreign_trick trick;
+	int writer;
+	uid_t dir_owner;
+};
+
+/* Writes as fetch_cb does, then acts as the fetcher's user would. */
+static int foreign_cb(void *ctx, const char *tmp_path, char *err, size_t errlen)
+{
+	struct foreign *f = ctx;
+	char dir[PATH_MAX], other[PATH_MAX + 8];
+	struct stat st;
+	int rc = fetch_cb(&f->src, tmp_path, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s", tmp_path);
+	*strrchr(dir, '/') = '\0';
+	f->dir_owner = stat(dir, &st) == 0 ? st.st_uid : (uid_t)-1;
+	CHECK(chown(tmp_path, 65534, 65534) == 0);
+	if (f->trick == FOREIGN_LINK) {
+		snprintf(other, sizeof(other), "%s.keep", tmp_path);
+		CHECK(link(tmp_path, other) == 0);
+	}
+	if (f->trick == FOREIGN_WRITER)
+		CHECK((f->writer = open(tmp_path, O_WRONLY | O_CLOEXEC)) >= 0);
+	return 0;
+}
+
+/*
+ * lz_store_set_fetcher: tmp/ and each fill's directory are the fetcher's; what
+ * it wrote is published root's and read-only, unless it kept a link or a
+ * writer, which fails the fill.
+ */
+static void test_foreign_fetcher(void)
+{
+	char dir[PATH_MAX], err[512], path[PATH_MAX];
+	struct lz_object_meta m = meta_of(5, 1700000000, NULL);
+	struct stat st;
+	struct lz_store *s;
+	int fd = -1;
+
+	pathf(dir, "%s/foreign", base);
+	s = open_ok(dir, 0);
+	CHECK(lz_store_set_fetcher(s, 65534, 65534, err, sizeof(err)) == 0);
+	pathf(path, "%s/tmp", dir);
+	CHECK(stat(path, &st) == 0 && st.st_uid == 65534 && (st.st_mode & 07777) == 0700);
+	CHECK(stat(dir, &st) == 0 && (st.st_mode & 07777) == 0711);
+
+	struct foreign plain = { .src = { .data = "hello", .len = 5 }, .writer = -1 };
+	CHECK(fill_settled(s, "plain", &m, foreign_cb, &plain, &fd, err, sizeof(err)) == 0);
+	CHECK(plain.dir_owner == 65534);
+	CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+	      (st.st_mode & 07777) == 0400 && st.st_nlink == 1);
+	lz_store_release(s, "plain");
+	close(fd);
+
+	struct foreign linked = { .src = { .data = "hello", .len = 5 },
+				  .trick = FOREIGN_LINK,
+				  .writer = -1 };
+	CHECK(fill_settled(s, "linked", &m, foreign_cb, &linked, &fd, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "2 links") != NULL);
+
+	struct foreign writer = { .src = { .data = "hello", .len = 5 }, .trick = FOREIGN_WRITER };
+	CHECK(fill_settled(s, "writer", &m, foreign_cb, &writer, &fd, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "still open for writing") != NULL);
+	close(writer.writer);
+	close_ok(s);
+}
+
 static void test_dir_checks(void)
 {
 	char dir[PATH_MAX], link[PATH_MAX], err[512];
@@ -1518,8 +1592,10 @@ int main(void)
 	test_kill();
 	test_hostile_keys();
 	test_collisions();
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		test_dir_checks();
+		test_foreign_fetcher();
+	}
 	test_stress();
 
 	unmount_tmpfs();
