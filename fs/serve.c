@@ -343,6 +343,11 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	 */
 	bool quiet = lz_defer_stop(d->defer, DEFER_WAIT_S);
 	d->defer = NULL;
+	/*
+	 * A fill still running (a prefetch job, work stuck above) may evict, and
+	 * evictions tell the tracker and linger: stop that before they go.
+	 */
+	lz_remote_stop_evicted(d->remote);
 	if (d->fs.expiry != NULL)
 		lz_expiry_stop(d->fs.expiry);
 	quiet = lz_track_close(d->fs.track) && quiet;
