@@ -103,11 +103,11 @@ static void write_image(void *ctx, struct lz_image *image)
 	lz_handover_printf(h, "\n");
 }
 
-static void write_remote(struct lz_handover *h, struct lz_inode *inode)
+static void write_remote(struct lz_handover *h, struct lz_inode *inode, uint64_t kernel_refs)
 {
 	pthread_mutex_lock(&inode->lock);
 	lz_handover_printf(h, "remote %" PRIu64 " %u %" PRIu64 " %d %d %u %d %" PRIu64 " %jd %ld",
-			   inode->nodeid, (unsigned)inode->type, inode->nlookup - inode->holds,
+			   inode->nodeid, (unsigned)inode->type, kernel_refs,
 			   lz_handover_add_fd(h, inode->read_fd), inode->backing_id, inode->opens,
 			   inode->object_held, inode->remote_size,
 			   (intmax_t)inode->remote_mtime.tv_sec, inode->remote_mtime.tv_nsec);
@@ -116,7 +116,8 @@ static void write_remote(struct lz_handover *h, struct lz_inode *inode)
 	lz_handover_printf(h, "\n");
 }
 
-static void write_inode(void *ctx, struct lz_inode *inode)
+/* With the table unlocked (lz_inode_foreach_held): the inode's lock is taken before it. */
+static void write_inode(void *ctx, struct lz_inode *inode, uint64_t kernel_refs)
 {
 	struct capture *c = ctx;
 	struct lz_handover *h = c->h;
@@ -126,10 +127,10 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 
 	/* Held only by a deferred lookup (its request goes to the new process): not the kernel's.
 	 */
-	if (inode->nlookup == inode->holds && inode->nodeid != LZ_ROOT_ID)
+	if (kernel_refs == 0 && inode->nodeid != LZ_ROOT_ID)
 		return;
 	if (inode->kind == LZ_INODE_REMOTE) {
-		write_remote(h, inode);
+		write_remote(h, inode, kernel_refs);
 		return;
 	}
 	/* A copy: the inode's own may be closed for room before the record is sent. */
@@ -139,7 +140,7 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 	}
 	pthread_mutex_lock(&inode->lock);
 	lz_handover_printf(h, "inode %" PRIu64 " %d %u %" PRIu64 " %d %d %d %u", inode->nodeid,
-			   (int)inode->kind, (unsigned)inode->type, inode->nlookup - inode->holds,
+			   (int)inode->kind, (unsigned)inode->type, kernel_refs,
 			   lz_handover_add_made_fd(h, path), lz_handover_add_fd(h, inode->read_fd),
 			   inode->backing_id, inode->opens);
 	pthread_mutex_unlock(&inode->lock);
@@ -185,7 +186,8 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	free(c.handles);
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, write_image, &c);
-	lz_inode_foreach(fs->inodes, write_inode, &c);
+	if (lz_inode_foreach_held(fs->inodes, write_inode, &c) != 0)
+		c.failed = true;
 	if (c.omitted > 0)
 		lz_warn("upgrade: %zu inodes left out of the record (no descriptor): the kernel "
 			"looks them up again",
