@@ -76,8 +76,9 @@ lz_tsan_reports() {
 		[[ -s $f ]] || continue
 		grep -qE '^(WARNING|ERROR|FATAL): ThreadSanitizer' "$f" || continue
 		found=1
-		echo "FAIL: ThreadSanitizer report from pid ${f##*.}:" >&2
-		head -n 150 "$f" >&2
+		echo "FAIL: ThreadSanitizer reports from pid ${f##*.}:" >&2
+		grep '^SUMMARY' "$f" >&2
+		head -n 3000 "$f" >&2
 	done
 	return $found
 }
