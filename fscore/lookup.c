@@ -441,7 +441,10 @@ static void mount_ahead(struct lz_inode *inode)
 /* Fetches remote object INODE into the cache and lets it go again. */
 static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
 {
+	/* As an OPEN does: it reads the size a concurrent lookup may set (objects.c). */
+	pthread_mutex_lock(&inode->lock);
 	int fd = lz_objects_open(fs, inode);
+	pthread_mutex_unlock(&inode->lock);
 
 	if (fd < 0)
 		return false;
