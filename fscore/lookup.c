@@ -205,7 +205,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL) {
 		/* A remote image not fetched yet may turn out trusted: the kernel's then. */
-		bool kernel = root.sqfs->kernel || !lz_sqfs_image_fetched(root.sqfs);
+		bool kernel = !lz_sqfs_image_fetched(root.sqfs) || root.sqfs->kernel;
 		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, NULL, e);
 		if (err == 0 && kernel)
 			set_relpath(fs, e->ino, "", "");
