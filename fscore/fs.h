@@ -72,6 +72,7 @@ struct lz_fs {
 	unsigned restarts;		/* workers the keeper started after a crash */
 	atomic_ullong poisoned;		/* requests answered EIO: in flight at repeated crashes */
 	atomic_ullong revived;		/* node ids of a crashed worker served again */
+	atomic_ullong forgotten;	/* lookup references the kernel gave back (FORGET) */
 	/*
 	 * The eBPF open tracker, or NULL (bpf=off). Atomic: a live upgrade
 	 * replaces it while the control thread and work stuck on a store may
