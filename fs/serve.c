@@ -110,9 +110,9 @@ static int upgrade_request(void *ctx, const char *binary, char *msg, size_t size
 	return lz_upgrade_request(d->upgrade, d->se, binary, msg, size);
 }
 
-static void reply_sent(void *ctx)
+static bool reply_sent(void *ctx)
 {
-	lz_upgrade_replied(((struct lz_daemon *)ctx)->upgrade);
+	return lz_upgrade_replied(((struct lz_daemon *)ctx)->upgrade);
 }
 
 /* lazyfsctl's socket: the old daemon's listeners after a takeover, else new ones. */
