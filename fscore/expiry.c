@@ -64,8 +64,9 @@ int lz_map_reload(struct lz_fs *fs)
 		lz_err("map %s: %s", fs->settings->map, strerror(err));
 		return -err;
 	}
+	/* In the map, not beside it: lookups read it while a reload publishes a new one. */
 	if (stat(fs->settings->map, &st) == 0)
-		fs->map_mtime = st.st_mtim;
+		map->mtime = st.st_mtim;
 	struct lz_map *old = atomic_exchange(&fs->map, map);
 	lz_track_map_changed(fs->track);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */

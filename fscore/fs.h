@@ -58,7 +58,6 @@ struct lz_fs {
 	struct lz_images *images; /* NULL without images=, map= or remote images */
 	/* map= entries; replaced whole on reload, old maps are kept (inodes point into them). */
 	struct lz_map *_Atomic map;
-	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
 	const struct lz_source *remote; /* the remote behind images or objects, or NULL */

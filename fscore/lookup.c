@@ -110,13 +110,16 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 
 void lz_synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st)
 {
+	const struct lz_map *map = atomic_load(&fs->map);
+	struct timespec mtime = map != NULL ? map->mtime : (struct timespec){ 0 };
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = nodeid;
 	st->st_mode = S_IFDIR | 0555;
 	st->st_nlink = 2;
-	st->st_mtim = fs->map_mtime;
-	st->st_ctim = fs->map_mtime;
-	st->st_atim = fs->map_mtime;
+	st->st_mtim = mtime;
+	st->st_ctim = mtime;
+	st->st_atim = mtime;
 	st->st_blksize = 4096;
 }
 

@@ -32,6 +32,8 @@ struct lz_map {
 	 */
 	uint64_t first_index, end_index;
 	uint32_t crc;
+	/* The file's mtime, set before the map is published: its synthesized directories' times. */
+	struct timespec mtime;
 };
 
 /*
