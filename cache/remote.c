@@ -693,6 +693,16 @@ int lz_remote_resume(struct lz_remote *r, char *err, size_t errlen)
 	return 0;
 }
 
+void lz_remote_stop_evicted(struct lz_remote *r)
+{
+	if (r == NULL)
+		return;
+	/* The store calls it under its lock: once this returns none runs or will. */
+	if (r->store != NULL)
+		lz_store_on_evict(r->store, NULL, NULL);
+	r->evicted = NULL;
+}
+
 const struct lz_source *lz_remote_source(struct lz_remote *r)
 {
 	return &r->source;

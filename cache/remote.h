@@ -47,6 +47,11 @@ void lz_remote_free(struct lz_remote *remote);
 int lz_remote_suspend(struct lz_remote *remote, char *err, size_t errlen);
 /* Opens the store again after lz_remote_suspend (the upgrade failed). 0, or -errno with ERR. */
 int lz_remote_resume(struct lz_remote *remote, char *err, size_t errlen);
+/*
+ * Stops telling opts->evicted: when this returns, no call of it is running or
+ * will be (the core it tells is being taken down).
+ */
+void lz_remote_stop_evicted(struct lz_remote *remote);
 const struct lz_source *lz_remote_source(struct lz_remote *remote);
 
 #endif

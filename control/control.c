@@ -82,7 +82,8 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-static void serve_control(struct lz_control *c, int fd)
+/* Answers one client: false when this process hands over and ends (accept no more). */
+static bool serve_control(struct lz_control *c, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -94,13 +95,13 @@ static void serve_control(struct lz_control *c, int fd)
 	/* The socket is 0600 in a 0700 directory; the peer check makes it explicit. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
 		write_all(fd, "error: root only\n", 17);
-		return;
+		return true;
 	}
 	if (read_request(fd, req, sizeof(req)) <= 0)
-		return;
+		return true;
 	out = open_memstream(&body, &body_len);
 	if (out == NULL)
-		return;
+		return true;
 	struct lz_command_ctx cc = {
 		.fs = c->fs,
 		.jobs = c->jobs,
@@ -118,8 +119,8 @@ static void serve_control(struct lz_control *c, int fd)
 		write_all(fd, "\n", 1);
 	}
 	free(body);
-	if (c->hooks.replied != NULL)
-		c->hooks.replied(c->hooks.ctx); /* after an upgrade, the process may end now */
+	/* After an upgrade the process may end now. */
+	return c->hooks.replied == NULL || !c->hooks.replied(c->hooks.ctx);
 }
 
 static void *control_main(void *arg)
@@ -145,8 +146,15 @@ static void *control_main(void *arg)
 			continue;
 		struct timeval tv = { .tv_sec = WRITE_TIMEOUT_S };
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		serve_control(c, fd);
+		bool more = serve_control(c, fd);
 		close(fd);
+		/*
+		 * Upgraded: the listener is the new process's now. Accepting on until
+		 * our exit would answer a status with this pid after it handed over;
+		 * the thread waits for the stop instead (poll skips a negative fd).
+		 */
+		if (!more)
+			pfd[1].fd = -1;
 	}
 }
 

@@ -25,8 +25,11 @@ struct lz_control_hooks {
 	 * or -1 with the reason there.
 	 */
 	int (*upgrade)(void *ctx, const char *binary, char *msg, size_t size);
-	/* A reply went out (after an upgrade, the process may end now). */
-	void (*replied)(void *ctx);
+	/*
+	 * A reply went out (after an upgrade, the process may end now): true when
+	 * it ends, and the control thread accepts no more (the new process answers).
+	 */
+	bool (*replied)(void *ctx);
 	void *ctx;
 };
 

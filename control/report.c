@@ -119,6 +119,7 @@ struct json_object *lz_report_status(struct lz_fs *fs)
 	add_u64(o, "restarts", fs->restarts);
 	add_u64(o, "poisoned_requests", atomic_load(&fs->poisoned));
 	add_u64(o, "revived_nodes", atomic_load(&fs->revived));
+	add_u64(o, "forgotten", atomic_load(&fs->forgotten));
 	return o;
 }
 

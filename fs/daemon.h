@@ -32,6 +32,7 @@ struct lz_daemon {
 	struct lz_takeover *takeover; /* while taking a mount over */
 	bool live_upgrade; /* the takeover is a live upgrade's (pins came over), not a restart's */
 	struct lz_defer *defer;	      /* requests that may wait on a slow store */
+	struct lz_track *retired;     /* trackers closed by live upgrades that failed */
 	struct lz_inflight *inflight; /* requests in flight, kept by the keeper; or NULL */
 	struct lz_nodes *nodes;	      /* node ids of underlay files, kept by the keeper; or NULL */
 	int revive_anchor;	      /* the underlay's root, to reopen file handles against */

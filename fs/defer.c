@@ -324,7 +324,11 @@ static void *work_thread(void *arg)
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
-		struct lane *lane = TAILQ_FIRST(&d->ready);
+		/*
+		 * Paused: nothing starts, so no work reaches the core's services while
+		 * a live upgrade takes them down (queued requests go to the new process).
+		 */
+		struct lane *lane = d->paused ? NULL : TAILQ_FIRST(&d->ready);
 		if (lane == NULL) {
 			if (d->stopping)
 				break;
@@ -341,9 +345,12 @@ static void *work_thread(void *arg)
 		}
 		TAILQ_REMOVE(&d->ready, lane, ready);
 		struct lz_defer_job *job;
-		while ((job = TAILQ_FIRST(&lane->jobs)) != NULL)
+		while (!d->paused && (job = TAILQ_FIRST(&lane->jobs)) != NULL)
 			run_job_locked(d, job);
-		free_lane_locked(d, lane);
+		if (TAILQ_EMPTY(&lane->jobs))
+			free_lane_locked(d, lane);
+		else /* paused: the rest waits for lz_defer_resume */
+			TAILQ_INSERT_HEAD(&d->ready, lane, ready);
 	}
 	d->threads--;
 	atomic_store(&d->counts->threads, d->threads);
@@ -438,6 +445,7 @@ void lz_defer_resume(struct lz_defer *d)
 	}
 	pthread_cond_broadcast(&d->change);
 	pthread_cond_broadcast(&d->timer);
+	pthread_cond_broadcast(&d->work); /* lanes that waited while paused */
 	pthread_mutex_unlock(&d->lock);
 	send_replies(d, replies);
 }

@@ -80,6 +80,7 @@ struct lz_inode *lz_inode_of(fuse_req_t req, fuse_ino_t ino)
 /* The kernel drops COUNT references on node id INO (one the dead worker gave: its record). */
 static void forget_one(struct lz_daemon *d, fuse_ino_t ino, uint64_t count)
 {
+	atomic_fetch_add_explicit(&d->fs.forgotten, count, memory_order_relaxed);
 	if (ino == FUSE_ROOT_ID)
 		return;
 	if (lz_inode_find(d->fs.inodes, ino) == NULL)

@@ -110,9 +110,9 @@ static int upgrade_request(void *ctx, const char *binary, char *msg, size_t size
 	return lz_upgrade_request(d->upgrade, d->se, binary, msg, size);
 }
 
-static void reply_sent(void *ctx)
+static bool reply_sent(void *ctx)
 {
-	lz_upgrade_replied(((struct lz_daemon *)ctx)->upgrade);
+	return lz_upgrade_replied(((struct lz_daemon *)ctx)->upgrade);
 }
 
 /* lazyfsctl's socket: the old daemon's listeners after a takeover, else new ones. */
@@ -238,7 +238,13 @@ static void pause_services(void *ctx)
 	lz_expiry_stop(d->fs.expiry);
 	/* Deferred lookups stay unanswered: the kernel gives them to the new process. */
 	bool quiet = lz_defer_pause(d->defer, DEFER_WAIT_S);
-	lz_track_close(d->fs.track); /* stuck on a store: left running, to our exit */
+	/*
+	 * Closed, not freed: the control thread, a prefetch job's eviction and
+	 * work stuck on a store may still hold it (their calls now do nothing).
+	 * A resolve of its own stuck on a store leaves it running, to our exit.
+	 */
+	if (lz_track_close(d->fs.track))
+		lz_track_retire(&d->retired, d->fs.track);
 	d->fs.track = NULL;
 	quiet = lz_pins_stop(d->fs.pins, DEFER_WAIT_S) && quiet; /* not restarted: start-up work */
 	/* A lookup stuck on a store may still record into it: kept (leaked) then. */
@@ -270,7 +276,6 @@ static void resume_services(void *ctx)
 	bool failed;
 
 	resume_cache(d);
-	lz_defer_resume(d->defer);
 	if (lz_fs_open_prefetch(&d->fs) != 0)
 		lz_warn("upgrade: prefetch could not be restarted");
 	if (lz_expiry_start(d->fs.expiry) != 0)
@@ -278,6 +283,8 @@ static void resume_services(void *ctx)
 	d->fs.track = lz_track_open(&d->fs, d->opts.settings.mountpoint, &failed);
 	if (failed || lz_track_start(d->fs.track, d->fuse_minor) != 0)
 		lz_warn("upgrade: the open tracker could not be restarted");
+	/* Last: the deferred work that waited runs on the services just restarted. */
+	lz_defer_resume(d->defer);
 }
 
 static void control_fds(void *ctx, int *listen_fd, int *http_fd, const char **path)
@@ -349,10 +356,15 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	 */
 	bool quiet = lz_defer_stop(d->defer, DEFER_WAIT_S);
 	d->defer = NULL;
+	/*
+	 * A fill still running (a prefetch job, work stuck above) may evict, and
+	 * evictions tell the tracker and linger: stop that before they go.
+	 */
+	lz_remote_stop_evicted(d->remote);
 	if (d->fs.expiry != NULL)
 		lz_expiry_stop(d->fs.expiry);
+	/* Closed now, freed below with the core: work stuck on a store may still hold it. */
 	quiet = lz_track_close(d->fs.track) && quiet;
-	d->fs.track = NULL;
 	quiet = lz_pins_stop(d->fs.pins, DEFER_WAIT_S) && quiet;
 	if (quiet) {
 		lz_prefetch_free(d->fs.prefetch); /* before the images its jobs read */
@@ -367,7 +379,11 @@ bool lz_daemon_stop(struct lz_daemon *d)
 		lz_warn("work is stuck on a store that does not answer: exiting without freeing");
 		return false;
 	}
+	struct lz_track *track = d->fs.track; /* lz_fs_destroy clears the struct */
 	lz_fs_destroy(&d->fs);
+	lz_track_free(track);
+	lz_track_free(d->retired);
+	d->retired = NULL;
 	lz_remote_free(d->remote);
 	d->remote = NULL;
 	lz_inflight_close(d->inflight);

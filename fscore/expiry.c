@@ -79,8 +79,9 @@ int lz_map_reload(struct lz_fs *fs, struct lz_reload_result *out)
 	}
 	r->images = map->images;
 	r->bad_lines = map->bad_lines;
+	/* In the map, not beside it: lookups read it while a reload publishes a new one. */
 	if (stat(fs->settings->map, &st) == 0)
-		fs->map_mtime = st.st_mtim;
+		map->mtime = st.st_mtim;
 	struct lz_map *old = lz_fs_map_replace(fs, map);
 	lz_track_map_changed(fs->track);
 	if (fs->root != NULL) /* a live upgrade restores the root after loading the map */

@@ -66,11 +66,9 @@ struct lz_fs {
 	 */
 	struct lz_map *_Atomic map;
 	pthread_mutex_t map_lock;
-	struct timespec map_mtime; /* times of synthesized directories */
 	/* remote_mode=objects: the remote tree over the underlay's root. */
 	const struct lz_source *objects;
 	const struct lz_source *remote; /* the remote behind images or objects, or NULL */
-	struct lz_track *track;		/* the eBPF open tracker, or NULL (bpf=off) */
 	struct lz_prefetch *prefetch;	/* working sets, or NULL */
 	struct lz_pins *pins;		/* pins kept across restarts, warm=; or NULL */
 	struct lz_linger *linger;	/* backing ids of files nobody has open */
@@ -82,6 +80,13 @@ struct lz_fs {
 	unsigned restarts;		/* workers the keeper started after a crash */
 	atomic_ullong poisoned;		/* requests answered EIO: in flight at repeated crashes */
 	atomic_ullong revived;		/* node ids of a crashed worker served again */
+	atomic_ullong forgotten;	/* lookup references the kernel gave back (FORGET) */
+	/*
+	 * The eBPF open tracker, or NULL (bpf=off). Atomic: a live upgrade
+	 * replaces it while the control thread and work stuck on a store may
+	 * read it; a track is freed only once none can (lz_track_close).
+	 */
+	struct lz_track *_Atomic track;
 	/*
 	 * After a crash: the node id source IMAGE had in the worker before, when
 	 * from the same file; 0: none.

@@ -361,6 +361,46 @@ void lz_inode_foreach(struct lz_inode_table *table, void (*fn)(void *ctx, struct
 	pthread_mutex_unlock(&table->lock);
 }
 
+struct held {
+	struct lz_inode *inode;
+	uint64_t kernel_refs;
+};
+
+/* Table locked: holds every inode (as lz_inode_hold) into ALL; how many. */
+static size_t hold_all(struct lz_inode_table *table, struct held *all)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < BUCKETS; i++) {
+		for (struct lz_inode *in = table->buckets[i]; in != NULL; in = in->next) {
+			all[n++] = (struct held){ in, in->nlookup - in->holds };
+			in->nlookup++;
+			in->holds++;
+		}
+	}
+	return n;
+}
+
+int lz_inode_foreach_held(struct lz_inode_table *table, lz_inode_held_each_fn *fn, void *ctx)
+{
+	struct held *all;
+	size_t n = 0;
+
+	pthread_mutex_lock(&table->lock);
+	all = malloc((table->count + 1) * sizeof(*all));
+	if (all != NULL)
+		n = hold_all(table, all);
+	pthread_mutex_unlock(&table->lock);
+	if (all == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		fn(ctx, all[i].inode, all[i].kernel_refs);
+	for (size_t i = 0; i < n; i++)
+		lz_inode_unhold(table, all[i].inode);
+	free(all);
+	return 0;
+}
+
 unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned max)
 {
 	unsigned n;

@@ -149,6 +149,14 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev);
 /* Calls FN for every inode with the table locked: FN must not call into the table. */
 void lz_inode_foreach(struct lz_inode_table *table, void (*fn)(void *ctx, struct lz_inode *inode),
 		      void *ctx);
+/*
+ * Calls FN for every inode with the table unlocked, each inode held meanwhile:
+ * FN may take the inode's lock (the table's lock is taken under the inode's,
+ * through an image handle's, never the other way). KERNEL_REFS: the lookup
+ * references the kernel held when the table was walked. 0, or -ENOMEM.
+ */
+typedef void lz_inode_held_each_fn(void *ctx, struct lz_inode *inode, uint64_t kernel_refs);
+int lz_inode_foreach_held(struct lz_inode_table *table, lz_inode_held_each_fn *fn, void *ctx);
 /* Copies the devices of source numbers 1..N into DEVS[1..N] (DEVS holds MAX + 1); N. */
 unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned max);
 /* Gives a new, empty table the old daemon's sources, so node ids mean the same. 0 or -1. */

@@ -73,7 +73,8 @@ void lz_listing_free(struct lz_listing *l);
 /*
  * Before reading (one READDIR): goes to OFFSET (0: the start; else an
  * entry's `next`), opening the directory again if its stream was closed for
- * room, and keeps it open until lz_listing_end. 0 or -errno.
+ * room, and keeps it open until lz_listing_end; the listing is locked until
+ * then (not after a failure). 0 or -errno.
  */
 int lz_listing_begin(struct lz_listing *l, off_t offset);
 void lz_listing_end(struct lz_listing *l);

@@ -108,15 +108,20 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 	return 0;
 }
 
-void lz_synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st)
+void lz_synth_stat(struct lz_fs *fs, uint64_t nodeid, struct stat *st)
 {
+	/* Held: a reload may release the map meanwhile. */
+	struct lz_map *map = lz_fs_map_hold(fs);
+	struct timespec mtime = map != NULL ? map->mtime : (struct timespec){ 0 };
+
+	lz_map_release(map);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = nodeid;
 	st->st_mode = S_IFDIR | 0555;
 	st->st_nlink = 2;
-	st->st_mtim = fs->map_mtime;
-	st->st_ctim = fs->map_mtime;
-	st->st_atim = fs->map_mtime;
+	st->st_mtim = mtime;
+	st->st_ctim = mtime;
+	st->st_atim = mtime;
 	st->st_blksize = 4096;
 }
 
@@ -206,7 +211,7 @@ static int lookup_image(struct lz_fs *fs, const struct lz_image_ref *ref, struct
 	lz_revive_settle_source(fs, image, &root);
 	if (root.sqfs != NULL) {
 		/* A remote image not fetched yet may turn out trusted: the kernel's then. */
-		bool kernel = root.sqfs->kernel || !lz_sqfs_image_fetched(root.sqfs);
+		bool kernel = !lz_sqfs_image_fetched(root.sqfs) || root.sqfs->kernel;
 		err = lz_enter_sqfs(fs, image, root.sqfs, root.sqfs->root_id, NULL, e);
 		if (err == 0 && kernel)
 			set_relpath(fs, e->ino, "", "");
@@ -459,7 +464,10 @@ static void mount_ahead(struct lz_inode *inode)
 /* Fetches remote object INODE into the cache and lets it go again. */
 static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
 {
+	/* As an OPEN does: it reads the size a concurrent lookup may set (objects.c). */
+	pthread_mutex_lock(&inode->lock);
 	int fd = lz_objects_open(fs, inode);
+	pthread_mutex_unlock(&inode->lock);
 
 	if (fd < 0)
 		return false;

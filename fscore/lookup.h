@@ -75,6 +75,6 @@ double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);
 /* The node id of a backing file, or 0 when it cannot have one (warned once). */
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 /* The attributes of a directory the map synthesizes (node id NODEID). */
-void lz_synth_stat(const struct lz_fs *fs, uint64_t nodeid, struct stat *st);
+void lz_synth_stat(struct lz_fs *fs, uint64_t nodeid, struct stat *st);
 
 #endif

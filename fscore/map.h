@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 struct lz_map_node {
 	char *name;	      /* one component; "" for the root */
@@ -40,6 +41,8 @@ struct lz_map {
 	 * the mount's; the last release frees it.
 	 */
 	atomic_uint refs;
+	/* The file's mtime, set before the map is published: its synthesized directories' times. */
+	struct timespec mtime;
 };
 
 /*

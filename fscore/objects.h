@@ -26,7 +26,10 @@ bool lz_objects_names(uint64_t nodeid, const char *path);
 /* The remote listing of DIR_PATH in *ENTRIES (free it). */
 int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
 		    size_t *count);
-/* Opens the local copy of INODE for reading (fetching it): a descriptor or -errno. */
+/*
+ * Opens the local copy of INODE for reading (fetching it): a descriptor or
+ * -errno. INODE's lock held: a lookup may update its size meanwhile.
+ */
 int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode);
 void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode);
 /*

@@ -46,6 +46,13 @@ struct lz_track {
 	bool objects;		    /* keys are whole object paths */
 	/* Loaded and started: the rest of lazyfs uses it from now on. */
 	atomic_bool live;
+	/*
+	 * Read-held by every call from the rest of lazyfs that uses the tracker,
+	 * write-held by lz_track_close as it clears live: once that returns, no
+	 * such call touches the tracker (checking live alone would race the close).
+	 */
+	pthread_rwlock_t gate;
+	struct lz_track *retired_next; /* lz_track_retire */
 	/* bpf=auto: loading takes tens of milliseconds; the mount does not wait for it. */
 	pthread_t loader;
 	bool loader_started;
@@ -78,6 +85,23 @@ static const char *key_of(const char *name)
 	while (*name == '/')
 		name++;
 	return name;
+}
+
+/* True with the gate read-held when T's tracker may be used: then call leave(). */
+static bool enter(struct lz_track *t)
+{
+	if (t == NULL)
+		return false;
+	pthread_rwlock_rdlock(&t->gate);
+	if (atomic_load(&t->live))
+		return true;
+	pthread_rwlock_unlock(&t->gate);
+	return false;
+}
+
+static void leave(struct lz_track *t)
+{
+	pthread_rwlock_unlock(&t->gate);
 }
 
 static void watch(struct lz_track *t, const char *key, uint64_t event_ns)
@@ -235,13 +259,14 @@ void lz_track_map_changed(struct lz_track *t)
 {
 	struct lz_map *map;
 
-	if (t == NULL || !atomic_load(&t->live))
+	if (!enter(t))
 		return;
 	map = lz_fs_map_hold(t->fs);
 	lz_tracker_clear_mapped(t->tracker);
 	if (map != NULL)
 		add_mapped(t, &map->root);
 	lz_map_release(map);
+	leave(t);
 }
 
 /*
@@ -337,6 +362,7 @@ static void free_track(struct lz_track *t)
 		free(t->watched[i].key);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->work);
+	pthread_rwlock_destroy(&t->gate);
 	free(t);
 }
 
@@ -359,6 +385,7 @@ struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *f
 	t->objects = fs->objects != NULL;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->work, NULL);
+	pthread_rwlock_init(&t->gate, NULL);
 	if (realpath(mountpoint, t->prefix) == NULL) {
 		lz_err("bpf: %s: %s", mountpoint, strerror(errno));
 		*failed = mode == LZ_BPF_ON;
@@ -397,21 +424,23 @@ bool lz_track_loaded(struct lz_track *t)
 
 void lz_track_resolved(struct lz_track *t, const char *name)
 {
-	if (lz_track_loaded(t))
-		lz_tracker_set_state(t->tracker, key_of(name), LZ_TRACKER_RESOLVED);
+	if (!enter(t))
+		return;
+	lz_tracker_set_state(t->tracker, key_of(name), LZ_TRACKER_RESOLVED);
+	leave(t);
 }
 
 void lz_track_forget(struct lz_track *t, const char *name)
 {
-	if (lz_track_loaded(t))
-		lz_tracker_forget(t->tracker, key_of(name));
+	if (!enter(t))
+		return;
+	lz_tracker_forget(t->tracker, key_of(name));
+	leave(t);
 }
 
-int lz_track_stats(struct lz_track *t, struct lz_track_stats *out)
+/* Gate held: the counters and the tracker's. */
+static int stats_locked(struct lz_track *t, struct lz_track_stats *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (!lz_track_loaded(t))
-		return -ENOTSUP;
 	out->early = atomic_load(&t->early);
 	out->absent = atomic_load(&t->absent);
 	out->dropped = atomic_load(&t->dropped);
@@ -420,6 +449,16 @@ int lz_track_stats(struct lz_track *t, struct lz_track_stats *out)
 	out->delays = t->delays;
 	pthread_mutex_unlock(&t->lock);
 	return lz_tracker_stats(t->tracker, &out->bpf);
+}
+
+int lz_track_stats(struct lz_track *t, struct lz_track_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!enter(t))
+		return -ENOTSUP;
+	int rc = stats_locked(t, out);
+	leave(t);
+	return rc;
 }
 
 const char *lz_fuse_opcode_name(unsigned op)
@@ -491,7 +530,9 @@ bool lz_track_close(struct lz_track *t)
 		pthread_join(t->loader, NULL);
 	if (atomic_load(&t->live))
 		log_totals(t);
+	pthread_rwlock_wrlock(&t->gate);
 	atomic_store(&t->live, false);
+	pthread_rwlock_unlock(&t->gate);
 	/* The workers first (the ring-buffer thread drops what it sees once they stop). */
 	if (!stop_workers(t, STOP_WAIT_S)) {
 		lz_warn("open tracker: a resolve waits on a store that does not answer; its "
@@ -501,6 +542,23 @@ bool lz_track_close(struct lz_track *t)
 	}
 	if (t->tracker != NULL)
 		lz_tracker_close(t->tracker);
-	free_track(t);
+	t->tracker = NULL;
 	return true;
+}
+
+void lz_track_retire(struct lz_track **retired, struct lz_track *t)
+{
+	if (t == NULL)
+		return;
+	t->retired_next = *retired;
+	*retired = t;
+}
+
+void lz_track_free(struct lz_track *t)
+{
+	while (t != NULL) {
+		struct lz_track *next = t->retired_next;
+		free_track(t);
+		t = next;
+	}
 }

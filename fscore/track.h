@@ -44,11 +44,19 @@ struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *f
 /* After daemonizing: workers, ring-buffer thread, FUSE statistics for FUSE_MINOR (0: none). */
 int lz_track_start(struct lz_track *t, unsigned fuse_minor);
 /*
- * Stops and frees T (NULL is fine): true. False when a worker's resolve is
- * stuck on a store that does not answer: the maps are unpinned and T is left
- * running, for the process's exit (the caller must not free the core).
+ * Stops T (NULL is fine) and closes its tracker: true. From then on every
+ * call below does nothing, also one already under way (lz_track_close waits
+ * for it), but T stays allocated, for threads that may still hold it (the
+ * control thread, work stuck on a store): lz_track_free it once none can.
+ * False when a worker's resolve is stuck on a store that does not answer:
+ * the maps are unpinned and T is left running, for the process's exit (the
+ * caller must not free T or the core).
  */
 bool lz_track_close(struct lz_track *t);
+/* Frees T (closed) and the tracks retired on it; NULL is fine. */
+void lz_track_free(struct lz_track *t);
+/* Keeps closed T on the list *RETIRED, to be freed with it by lz_track_free. */
+void lz_track_retire(struct lz_track **retired, struct lz_track *t);
 /* Whether T is loaded and serving; every call below is a no-op until then. */
 bool lz_track_loaded(struct lz_track *t);
 

@@ -66,7 +66,11 @@ struct lz_sqfs_image {
 	dev_t dev; /* made up, unique among live handles: the node id source of its inodes */
 	unsigned slot;
 	struct lz_images *images;
-	bool kernel;
+	/*
+	 * Whether the kernel mounts it. A remote image learns it when fetched,
+	 * before fetched is published, while lookups of it read it: atomic.
+	 */
+	atomic_bool kernel;
 	/*
 	 * When (CLOCK_MONOTONIC ns) a file, not a directory, of it was last
 	 * looked up: while someone stats files (an ls -l), listings carry every

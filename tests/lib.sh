@@ -37,6 +37,7 @@ lz_cleanup() {
 	for f in "${LZ_REMOVE[@]}"; do
 		rm -f -- "$f"
 	done
+	lz_tsan_reports || rc=1
 	if [[ -n $LZ_TMP && -d $LZ_TMP ]]; then
 		rm -rf --one-file-system -- "$LZ_TMP"
 	fi
@@ -53,6 +54,36 @@ lz_init() {
 	chmod 711 "$LZ_TMP"
 	trap lz_cleanup EXIT
 	trap 'exit 1' INT TERM
+	lz_tsan_init
+}
+
+# A ThreadSanitizer build (configure --enable-tsan): every instrumented process
+# the test starts (daemon, keeper, restarted or upgraded workers, lazyfsctl)
+# writes its reports to $LZ_TMP/tsan/report.PID rather than to a stderr the test
+# may not read, keeps going after one (a halted worker would be restarted by its
+# keeper and the report lost), and lz_cleanup fails the test if any was written.
+LZ_TSAN=false
+lz_tsan_init() {
+	[[ $(ldd "$LAZYFS_BIN" 2>/dev/null) == *libtsan* ]] || return 0
+	LZ_TSAN=true
+	mkdir -p "$LZ_TMP/tsan"
+	export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS }log_path=$LZ_TMP/tsan/report halt_on_error=0 \
+suppressions=$TESTS_SRCDIR/tsan.supp second_deadlock_stack=1 history_size=4"
+}
+
+# Prints every TSan report written so far and returns 1 if there was any.
+lz_tsan_reports() {
+	local f found=0
+	$LZ_TSAN && [[ -d $LZ_TMP/tsan ]] || return 0
+	for f in "$LZ_TMP"/tsan/report*; do
+		[[ -s $f ]] || continue
+		grep -qE '^(WARNING|ERROR|FATAL): ThreadSanitizer' "$f" || continue
+		found=1
+		echo "FAIL: ThreadSanitizer reports from pid ${f##*.}:" >&2
+		grep '^SUMMARY' "$f" >&2
+		head -n 3000 "$f" >&2
+	done
+	return $found
 }
 
 # wait_for SECONDS COMMAND...: polls until the command succeeds.

@@ -68,9 +68,10 @@ fd1=$(fds "$pid") rss1=$(rss_kib "$pid")
 ((fd1 <= fd0 + 2)) || lz_fail "open files grew from $fd0 to $fd1"
 # Thread arenas and caches may grow a little; a leak per operation would not fit.
 # Under ASan freed memory waits in a quarantine (up to 256 MiB): there LeakSanitizer,
-# at exit below, is the check.
+# at exit below, is the check. TSan's shadow memory and histories grow with use.
 asan=false
 [[ $(ldd "$LAZYFS_BIN") == *libasan* ]] && asan=true
+$LZ_TSAN && asan=true
 $asan || ((rss1 <= rss0 + 16384)) || lz_fail "RSS grew from $rss0 KiB to $rss1 KiB"
 lz_ok "afterwards: no loop device left, $fd0 -> $fd1 open files, RSS $rss0 -> $rss1 KiB ($resolves image resolves)"
 lz_umount "$MP"
@@ -81,7 +82,7 @@ if ! command -v valgrind >/dev/null; then
 	lz_skip "valgrind missing (the load checks passed)"
 fi
 if $asan; then
-	lz_done # valgrind and ASan do not mix; the werror build runs this part
+	lz_done # valgrind and the sanitizers do not mix; the werror build runs this part
 	exit 0
 fi
 # valgrind 3.19 does not know the mount API (fsopen, fsmount): the squashfuse

@@ -101,7 +101,7 @@ static void write_image(void *ctx, struct lz_image *image)
 	lz_snapline_encode(h, &l);
 }
 
-static void write_remote(struct lz_handover *h, struct lz_inode *inode)
+static void write_remote(struct lz_handover *h, struct lz_inode *inode, uint64_t kernel_refs)
 {
 	struct lz_snapline l = { .kind = LZ_SNAP_REMOTE };
 	struct lz_snap_remote *r = &l.u.remote;
@@ -110,7 +110,7 @@ static void write_remote(struct lz_handover *h, struct lz_inode *inode)
 	*r = (struct lz_snap_remote){
 		.nodeid = inode->nodeid,
 		.type = inode->type,
-		.nlookup = inode->nlookup - inode->holds,
+		.nlookup = kernel_refs,
 		.read_fd = lz_handover_add_fd(h, inode->read_fd),
 		.backing_id = inode->backing_id,
 		.opens = inode->opens,
@@ -124,7 +124,8 @@ static void write_remote(struct lz_handover *h, struct lz_inode *inode)
 	lz_snapline_encode(h, &l);
 }
 
-static void write_inode(void *ctx, struct lz_inode *inode)
+/* With the table unlocked (lz_inode_foreach_held): the inode's lock is taken before it. */
+static void write_inode(void *ctx, struct lz_inode *inode, uint64_t kernel_refs)
 {
 	struct capture *c = ctx;
 	struct lz_handover *h = c->h;
@@ -134,10 +135,10 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 
 	/* Held only by a deferred lookup (its request goes to the new process): not the kernel's.
 	 */
-	if (inode->nlookup == inode->holds && inode->nodeid != LZ_ROOT_ID)
+	if (kernel_refs == 0 && inode->nodeid != LZ_ROOT_ID)
 		return;
 	if (inode->kind == LZ_INODE_REMOTE) {
-		write_remote(h, inode);
+		write_remote(h, inode, kernel_refs);
 		return;
 	}
 	/* A copy: the inode's own may be closed for room before the record is sent. */
@@ -153,7 +154,7 @@ static void write_inode(void *ctx, struct lz_inode *inode)
 		.nodeid = inode->nodeid,
 		.kind = (int)inode->kind,
 		.type = inode->type,
-		.nlookup = inode->nlookup - inode->holds,
+		.nlookup = kernel_refs,
 		.path_fd = path_fd,
 		.read_fd = lz_handover_add_fd(h, inode->read_fd),
 		.backing_id = inode->backing_id,
@@ -210,7 +211,8 @@ int lz_snapshot_capture(struct lz_fs *fs, struct lz_handover *h, char *err, size
 	free(c.handles);
 	if (fs->images != NULL)
 		lz_images_foreach(fs->images, write_image, &c);
-	lz_inode_foreach(fs->inodes, write_inode, &c);
+	if (lz_inode_foreach_held(fs->inodes, write_inode, &c) != 0)
+		c.failed = true;
 	if (c.omitted > 0)
 		lz_warn("upgrade: %zu inodes left out of the record (no descriptor): the kernel "
 			"looks them up again",

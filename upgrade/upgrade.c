@@ -350,12 +350,14 @@ int lz_upgrade_request(struct lz_upgrade *up, struct fuse_session *se, const cha
 	return rc;
 }
 
-void lz_upgrade_replied(struct lz_upgrade *up)
+bool lz_upgrade_replied(struct lz_upgrade *up)
 {
 	pthread_mutex_lock(&up->lock);
 	up->replied = true;
+	bool ending = up->done && up->outcome == 0;
 	pthread_cond_broadcast(&up->changed);
 	pthread_mutex_unlock(&up->lock);
+	return ending;
 }
 
 bool lz_upgrade_requested(struct lz_upgrade *up)

@@ -59,8 +59,11 @@ int lz_upgrade_mount_lines(const struct lz_upgrade *up, struct lz_handover *h);
  */
 int lz_upgrade_request(struct lz_upgrade *up, struct fuse_session *se, const char *binary,
 		       char *msg, size_t size);
-/* Control thread: a reply went out; after a successful upgrade the process may end now. */
-void lz_upgrade_replied(struct lz_upgrade *up);
+/*
+ * Control thread: a reply went out; after a successful upgrade the process
+ * may end now, and then this returns true (the control thread stops).
+ */
+bool lz_upgrade_replied(struct lz_upgrade *up);
 
 /* Main thread, when the FUSE loop returned: was it stopped for an upgrade? */
 bool lz_upgrade_requested(struct lz_upgrade *up);

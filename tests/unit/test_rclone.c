@@ -284,12 +284,15 @@ static void read_credentials(pid_t pid)
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
+	/* The supervisor thread's log lines are checked against them meanwhile. */
+	pthread_mutex_lock(&log_lock);
 	for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
 		if (strncmp(p, "RCLONE_RC_USER=", 15) == 0)
 			snprintf(child_user, sizeof(child_user), "%s", p + 15);
 		if (strncmp(p, "RCLONE_RC_PASS=", 15) == 0)
 			snprintf(child_pass, sizeof(child_pass), "%s", p + 15);
 	}
+	pthread_mutex_unlock(&log_lock);
 }
 
 static const struct lz_rclone_entry *find(const struct lz_rclone_entry *e, size_t n,
