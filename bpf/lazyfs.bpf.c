@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause OR GPL-2.0-only */
 /*
  * The warm-path tracker: on every open, exec and stat of an absolute path
  * under the prefix, find the entry key and tell the daemon about keys it has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What lazyfs.bpf.c and the loader must agree on: sizes, enum values and the
  * layouts of map values and ring buffer events. The includer provides __u32 and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The tracker's life cycle: load and attach the programs, run the thread that
  * hands ring buffer events to the daemon, and undo it all.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The eBPF warm-path tracker: tells the daemon which entries under its prefix
  * are being opened, exec'd or stat'ed, before the kernel's FUSE LOOKUP does,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Ring buffer records into on_miss arguments; see tracker_event.h. */
 #include "config.h"
 #include "tracker_event.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The one step from a raw ring buffer record to what on_miss is told: kept
  * apart from the loader (no libbpf, no skeleton) so that the fuzzer and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The tracker's state, shared by tracker.c (life cycle) and tracker_maps.c. */
 #ifndef LAZYFS_TRACKER_INT_H
 #define LAZYFS_TRACKER_INT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Shared by the tracker and its --disable-bpf stub: names for log lines. */
 #include "config.h"
 #include "tracker.h"

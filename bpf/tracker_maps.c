@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the daemon tells the programs (key states, mapped sub-paths, the FUSE
  * connection) and reads back (counters). Every call is one or a few bpf()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Pinning the maps, so bpftool and lazyfsctl can look at them while the
  * daemon runs. Pins are only a window: the daemon holds the maps through its

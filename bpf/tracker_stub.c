@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The tracker when configured with --disable-bpf: the same API, so the daemon
  * links it either way and treats it as a tracker that cannot load.

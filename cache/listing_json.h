@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The listing of a remote directory as the cache keeps it, for use while the
  * remote cannot be reached: a JSON array of {name, size, sec, nsec, dir,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A remote tree served from the local cache: listings from rclone (trusted
  * for listing_ttl, kept in the cache so they outlive a restart and an

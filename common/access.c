@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The kernel's permission rule, mode bits and POSIX ACLs (access.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The kernel's permission rule for a file (generic_permission in
  * fs/namei.c, posix_acl_permission in fs/posix_acl.c), for decisions the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A requesting process's credentials from /proc (caller.h).
  */

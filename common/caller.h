@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The credentials of a process that asked something of the mount, as
  * /proc/PID/status tells them: its uids and gids (real, effective, saved,

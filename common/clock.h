@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The one clock of lazyfs. Ages, timeouts, rates and deadlines use
  * CLOCK_MONOTONIC (a stepped wall clock must not expire an image or a fetch);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Error conventions. Below the FUSE reply every call returns 0 or -errno
  * (a negative errno value), never a positive one; the FUSE glue negates it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Logging: stderr while in the foreground (with sd-daemon priority prefixes,
  * "<3>", when stderr is the journal's stream: `journalctl -p err` finds

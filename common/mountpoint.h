@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Checks on the mountpoint before anything is mounted over it, and reading mountinfo. */
 #ifndef LAZYFS_MOUNTPOINT_H
 #define LAZYFS_MOUNTPOINT_H

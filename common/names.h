@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What a single name handed to lazyfs may be before it reaches any filesystem, and its hashes. */
 #ifndef LAZYFS_NAMES_H
 #define LAZYFS_NAMES_H

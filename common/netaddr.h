@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The metrics listener's address, -o metrics=ADDR:PORT: parsed once for the
  * option's check at start and again for the bind, by the same rule.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * After setup lazyfs keeps only the capabilities it uses while serving, in
  * the effective, permitted and bounding sets (so nothing it starts can get the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Giving up what the daemon does not need once it serves. */
 #ifndef LAZYFS_PRIVILEGES_H
 #define LAZYFS_PRIVILEGES_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Remote entries as fs/ sees them: a tree it can list, and objects it can
  * open as local files. cache/ implements this with the local store and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The commands of the control socket: one line in, a reply body out. Each
  * command is a small function of the table below; the reports come from

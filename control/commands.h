@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The control socket's commands (status, stats, images, metrics, evict,
  * pin, unpin, prefetch, reload, upgrade), run on the control thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The control plane's listeners and its thread: one request per connection,
  * the control socket's (root only, checked with SO_PEERCRED) run as commands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The control socket lazyfsctl talks to (root only, one per mount, under
  * /run/lazyfs/), and the optional loopback HTTP listener for Prometheus.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The metrics listener's thread: one poll loop over the listener, a stop
  * event and up to HTTP_CLIENTS non-blocking clients, each closed when its

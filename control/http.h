@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The Prometheus listener (-o metrics=ADDR:PORT: loopback, or any address
  * with metrics_remote), on a thread of its own. Every local user (and with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What a client sends the metrics listener, judged (http_parse.h). */
 #include "config.h"
 #include "http_parse.h"

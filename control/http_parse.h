@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What a client sends the metrics listener (http.h), judged: parsing only,
  * no socket is touched here. (Its ADDR:PORT is common/netaddr.h's.)

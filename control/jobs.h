@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Long control commands (a pin that fetches a remote image, a prefetch that
  * mounts one) run as jobs on threads of their own, so the control thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The daemon's numbers, from one list: each section (images, cache,
  * prefetch, inodes, directories, deferred lookups, tracker) is a table of its numbers, and the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lazyfsctl status and images: what the mount is and what its images are
  * doing now. The numbers (stats, metrics) are metrics.c's.

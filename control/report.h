@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What lazyfsctl shows: the daemon's state as JSON objects (status, stats,
  * images) and as Prometheus text (metrics). Numbers are read without

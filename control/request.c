@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The control socket's request line (request.h). */
 #include "config.h"
 #include "request.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A control socket request (control.h): the line "[json ]COMMAND [ARGUMENT]"
  * taken apart, and the entry name some commands take, checked. Parsing only:

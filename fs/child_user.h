@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Who a root daemon's rclone child runs as: rclone_user= (default _lazyfs),
  * resolved and checked at mount time so a setup that could not fetch fails

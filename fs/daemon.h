@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * One lazyfs process and the mount it serves. It starts in one of three
  * ways: fresh (it mounts), or taking a mount over from a live upgrade's old

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Deferred requests (defer.h). One lock guards everything here; it is never
  * held while work runs or while a reply is sent.

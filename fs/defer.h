@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Deferred requests: work that may wait on a slow store (an image whose file
  * sits on a hung NFS or FUSE mount, a remote that stopped answering) leaves

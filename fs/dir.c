@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Directory operations: an open directory is a listing (fscore/listing.h)
  * registered under the handle the kernel holds (fscore/handles.h); READDIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lazyfs: the command line, then the keeper (which holds the mount and
  * restarts a crashed worker: upgrade/keeper.h) or, in the process the keeper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Opening and reading files. In passthrough mode every open of an inode shares
  * one backing id, registered with the kernel on the first open and parked at

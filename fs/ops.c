@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The namespace operations: lookup, forget, attributes, links, statfs, and
  * the session's init (extended attributes: xattr.c). What a name means is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The FUSE glue: the only code that sees FUSE requests. Each operation finds
  * its inode, asks the core (fscore/) and ends in exactly one reply; the core's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Command line and -o options of lazyfs, parsed into the mount's settings (fscore/settings.h). */
 #ifndef LAZYFS_OPTIONS_H
 #define LAZYFS_OPTIONS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Serving: the services that run once the process serves (expiry, the
  * tracker, the control plane, the supervisor's store), the FUSE loop and

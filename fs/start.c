@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Starting: the mountpoint and the core's parts, then the FUSE session
  * (mounted fresh, or attached to a connection taken over), then the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * GETXATTR and LISTXATTR. A value is served as the backing holds it: the
  * kernel checked the caller's right to it before sending the request

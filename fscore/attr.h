@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What an inode says about itself, whatever backs it (the underlay, a
  * kernel-mounted image, a squashfuse image, the remote, the map): its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The expiry thread: it closes images that have been idle for idle_timeout
  * and tells the kernel to forget their entries, so the next access resolves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What changes under a mount while it serves: idle images are closed after
  * idle_timeout, replaced images and the map on a reload (SIGHUP or lazyfsctl

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* One mounted lazyfs: making its parts, its root, and freeing them. */
 #include "config.h"
 #include "fs.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * One mounted lazyfs as the core sees it: the inode table and its root, the
  * image registry, the map, the remote tree, and the services around them

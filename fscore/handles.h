@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Open directory handles as the kernel names them (fi->fh). A handle is a
  * number, not a pointer: after a live upgrade the kernel keeps sending the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The inode table: every node id the kernel holds a lookup reference on, with
  * the O_PATH descriptor of its backing file and its open state. Those

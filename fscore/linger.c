@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The parked backing ids: a fixed pool of entries, found by node id through a
  * hash table and ordered by a least-recently-parked list, behind one mutex

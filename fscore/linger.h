@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Passthrough backing ids of files nobody has open. Registering a backing file
  * with the kernel (open the file, FUSE_DEV_IOC_BACKING_OPEN, and at the end

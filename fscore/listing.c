@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Open directories. A union listing (union.c) is shared and holds no
  * descriptor. A plain backing directory is read through a directory stream;

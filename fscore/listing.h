@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Directory listings: the names a directory shows, and the inode numbers a
  * plain listing gives them. Below the root they come straight from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Lookups: what a name means (see lookup.h), and the inode it is entered as.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What a name under the mount means, decided in one place. At the root, a
  * remote object (remote_mode=objects) or an image of that name shadows the

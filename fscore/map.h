@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The map file: lines "relative/path  /abs/image.sqfs" placing images at
  * nested paths under the mount. Parsed into a tree of path components whose

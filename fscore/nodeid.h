@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * FUSE node ids (and the st_ino lazyfs reports) are derived from where a file
  * comes from: a 16-bit source number (one per backing filesystem: the underlay's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Entries of a remote tree (remote_mode=objects): listed through the source,
  * named by their path on the remote, opened as local copies the kernel then

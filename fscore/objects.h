@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The entries of a remote tree (remote_mode=objects), over the underlay's
  * root: listed and looked up through the source (common/source.h), named by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Who the tracker acts for. An event names a process and a path string that
  * matched the prefix; it starts work (a resolve, a mount, a fetch) only for a

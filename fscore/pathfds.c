@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Bounded O_PATH descriptors: a clock over the entries with a descriptor
  * open, striped locks for each entry's own state (so the warm path takes no

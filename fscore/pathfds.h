@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The O_PATH descriptors of backing files, bounded. Every inode the kernel
  * holds needs its backing file, but a walk of a million-entry underlay must

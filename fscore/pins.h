@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Pins that outlive the process, and images kept warm from the start.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Working sets: the files an image's users look up in its first seconds after
  * its first open are recorded in the cache directory; the next time a file of

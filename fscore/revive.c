@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Node ids of a crashed worker served again (revive.h). */
 #include "config.h"
 #include "revive.h"

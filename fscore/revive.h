@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * After a crash: node ids the kernel kept from the dead worker, brought back
  * as inodes when the kernel uses them. The glue keeps the record of what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The settings of one lazyfs mount, validated: what the layers below the
  * FUSE glue read (fs/options.c fills it from the command line). Strings are

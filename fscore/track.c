@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The eBPF open tracker as the daemon uses it: a miss under the mount starts
  * resolving that entry on a worker at once, while the opener's path walk is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The daemon's side of the eBPF open tracker (bpf/tracker.h): early
  * resolution of cold entries and the resolved map kept in step with images

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Backing files: opening names beneath a directory descriptor without ever
  * following a symlink, and turning their stat into what lazyfs reports.

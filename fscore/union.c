@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Union listings: built, sorted by name, shared by directory and content,
  * and evicted past the table's cap, least recently read first.

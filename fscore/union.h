@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The sorted union a directory of the mount lists when it is more than its
  * backing directory: the root of a mount with images or remote objects, a

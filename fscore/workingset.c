@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The working-set file's format (workingset.h). */
 #include "config.h"
 #include "workingset.h"

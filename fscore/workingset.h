@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The working-set file (prefetch.h), read and written here and nowhere else:
  * the line "lazyfs-workingset 1", then one line a file, "SIZE RELPATH" (the

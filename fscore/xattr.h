@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Extended attributes of an inode, whatever backs it, and which of them a
  * caller may see.

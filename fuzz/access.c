@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The two parsers of common/: a /proc/PID/status text (common/caller.c) and
  * a POSIX ACL as an underlay's system.posix_acl_access gives it

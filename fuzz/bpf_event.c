@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lz_tracker_decode_event, between the BPF ring buffer and the daemon's
  * on_miss, on records of any size and content: it never reads past the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The root cards file (images/cards.c), as a damaged disk or a crash leaves
  * it: loading never fails on its content, what it keeps loads again the

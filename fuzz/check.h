@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the harnesses assert about a parser's answers: a failure is a crash that names itself. */
 #ifndef LAZYFS_FUZZ_CHECK_H
 #define LAZYFS_FUZZ_CHECK_H

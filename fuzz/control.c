@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A control socket request (control/request.c) as any local root process
  * may send it: the line is cut at its first CR or LF; the command is one

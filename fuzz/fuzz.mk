@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # The libFuzzer targets, built by scripts/fuzz only (never by automake, whose
 # libraries are compiled with gcc and without the fuzzer's instrumentation):
 # clang compiles the project sources each target needs, with the harness,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A takeover record as a new process receives it (upgrade/handover.c) and
  * reads its head (upgrade/head.c). The framing runs on a real socket pair:

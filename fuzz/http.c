@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the metrics listener reads from outside. A client's bytes
  * (control/http_parse.c), fed in the pieces the input's first byte picks as

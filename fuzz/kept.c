@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The records the keeper keeps across a worker's crash (upgrade/nodes.c,
  * upgrade/inflight.c), as the crash may leave them: the dead worker is

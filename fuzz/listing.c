@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A cached listing (cache/listing_json.c) as a damaged cache leaves it: any
  * text is parsed as JSON and decoded; every entry let through can be served

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lz_map_parse on any map file (through fmemopen): it never crashes or leaks,
  * and the tree it returns is what map.h promises whatever lines were refused:

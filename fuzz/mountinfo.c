@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * /proc/self/mountinfo as the daemon reads it (common/mountpoint.c), from any
  * bytes: lookups by path and by device never read past a line, a type found

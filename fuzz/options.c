@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lz_options_parse on any command line, split into arguments at NUL and
  * newline bytes after "lazyfs": it never crashes, reads past an argument or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Everything lazyfs reads from rclone: a reply body through the strict parser
  * every call uses (lz_rc_parse_reply), then as an operations/list,

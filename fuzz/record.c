@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lz_record_decode, the reader of every cache index record and object xattr,
  * on any bytes: it never reads outside them, and what it accepts is a record

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What a restart passes between processes (upgrade/keeper_msg.c): a
  * worker's message to the keeper and the descriptor list the keeper hands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The state lines of a takeover record (upgrade/snapline.c), each line of
  * the input decoded as lz_snapshot_restore decodes it: a line is a state

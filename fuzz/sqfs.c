@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The squashfuse backend (images/sqfs.c, our checks around libsquashfuse) on any
  * image: the input is written to a file, opened, and walked from the root

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The cache index load path: the input is the "index" file of a store
  * directory, with a "clean" marker that vouches for it, and lz_store_open /

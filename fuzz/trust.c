@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The trusted digests file (images/trust.c), as an administrator might get it
  * wrong: a file is loaded whole or refused with FILE:LINE and a reason, never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A working-set file (fscore/workingset.c) as a damaged cache leaves it: a
  * file is taken exactly when it opens with the header line; every path kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Opening an image file: a handle shared by reference and given a slot,
  * whose made-up device number is the node id source of the image's inodes.

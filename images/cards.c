@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Root cards (cards.h): a hash table by name, loaded from and appended to a
  * file of lines

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Root cards: what an image's root directory looks like (its attributes, and
  * whether the image holds extended attributes), kept by the identity of the

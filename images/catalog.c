@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The images directory's names, read with a deadline (catalog.h). The
  * catalog is shared by its owner and the helper reading, each holding a

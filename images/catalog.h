@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The entry names of the images directory, for the root's listing, read by
  * a helper thread: a directory on a store that stopped answering (an NFS or

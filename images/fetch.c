@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Remote images (remote_mode=images) are listed before they are fetched: a
  * browse of the prefix gets each root's attributes from its root card

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * One image of the registry: its life (made on first use, freed with the
  * registry), and what the rest of lazyfs may read or change of it, each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Opening an image file for reading only once it is known to be one: it is
  * looked at through an O_PATH descriptor first, so a device, a fifo or a

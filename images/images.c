@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The image registry: a hash table of images by name, resolving them once
  * however many threads ask, and closing them when idle, replaced or evicted.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The image registry: entry N at the root of the mount is the squashfs image
  * DIR/N.sqfs, N.img or N.squashfs (or a map entry's image file, or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The insides of the image registry, shared by images.c (the registry and
  * resolving), image.c (one image's accessors) and backend.c (opening an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The kernel backend: a squashfs image on a read-only, autoclearing loop
  * device, mounted with the new mount API but never attached to any mount

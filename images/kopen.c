@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The kernel backend's opens: an image is read in user space (sqfs.c) until
  * a file of it is opened; then, once per handle, the same image file is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Squashfs images read in user space through libsquashfuse (the squashfuse
  * backend). Each image has its own lock, so images never wait for each other;

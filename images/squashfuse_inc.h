@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * libsquashfuse's headers, included the way they must be: by sqfs.c and
  * superblock.c only (the rest of lazyfs sees sqfs.h).

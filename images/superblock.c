@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the superblock of a squashfs image says, read and checked before
  * libsquashfuse reads anything of the image (it trusts positions and sizes).

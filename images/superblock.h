@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Checks of a squashfs image's superblock, made before libsquashfuse reads
  * the image (superblock.c). Internal to images/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The trust rule for kernel mounts (trust.h): owners for files read in
  * place, SHA-256 digests from a local file for fetched copies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Which images reach the kernel's squashfs driver. The driver is not
  * hardened against hostile images, so with the kernel backend an image is

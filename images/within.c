@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A resolve the caller waits for only so long (images.h,
  * lz_images_resolve_within): it runs on a detached thread of its own, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Timing helper for scripts/bench, compiled on the fly into a temporary
  * directory. Every mode prints one JSON object on stdout; times are in ns.

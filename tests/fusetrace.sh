@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # Count the FUSE requests the kernel sends to one mount, via the
 # fuse:fuse_request_send tracepoint.  Source this file; needs root.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """The structure the folders promise (docs/ARCHITECTURE.md), checked.
 
     tests/layering.py SRCDIR        exit 1 with one line per breach
@@ -10,7 +11,8 @@ folders below (tests and fuzzers are not). The rules:
   lower layers only (LAYERS), never a sibling layer's or a higher one's;
 - only the FUSE glue (fs/) sees FUSE requests (fuse_req_t), and only fs/ and
   upgrade/ (which hands the session over) include libfuse's headers;
-- every header opens with its contract (a comment before anything else);
+- every C file opens with its SPDX-License-Identifier line, and every header
+  then with its contract (a comment before anything else);
 - no product function longer than 120 lines, no product file longer than 900,
   no script (scripts/, the bench package) longer than 1,200.
 """
@@ -102,7 +104,11 @@ def strip_comments(text):
 
 
 def check_contract(rel, text, breaches):
-    if rel.endswith(".h") and not text.lstrip().startswith("/*"):
+    spdx = re.match(r"/\* SPDX-License-Identifier: [^*]*\*/\n", text)
+    if spdx is None and rel.endswith((".c", ".h")):
+        breaches.append(f"{rel}: a source file opens with its SPDX-License-Identifier line")
+    body = text[spdx.end():] if spdx else text
+    if rel.endswith(".h") and not body.lstrip().startswith("/*"):
         breaches.append(f"{rel}: a header opens with its contract (a comment), this one does not")
 
 

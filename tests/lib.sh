@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # Shared by the integration tests: temporary trees, lazyfs mounts that are
 # always torn down (even when a test fails), and small assertions.

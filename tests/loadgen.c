@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Load for t_load.sh: THREADS threads each do OPS rounds of open, read, close
  * and stat on files of images under MP (paths from a list file), and SCANNERS

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Packs this machine's gcc into a relocatable squashfs image: bin/gcc and
 # bin/g++ drivers with the lib/gcc/TARGET/VERSION tree beside them (cc1,
 # cc1plus, collect2, lto, crt files, libgcc, headers). The drivers find their

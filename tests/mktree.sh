@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Build a fidelity test tree: every kind of entry and attribute lazyfs must
 # reproduce exactly.  Compare copies of it with tests/treecmp.py.
 #

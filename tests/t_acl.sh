@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # POSIX ACLs and extended attribute names, as another user sees them through
 # an allow_other mount: the kernel enforces the underlay's ACLs (FUSE_POSIX_ACL)
 # on files, on directories, on the mount's root and on directories where the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The eBPF open tracker in the daemon: cold entries send one event and start
 # resolving before the kernel's LOOKUP, warm ones are only counted, expiry
 # re-arms them, opens elsewhere say nothing, bpf=off serves the same, and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Command line: bad input gets one clear line and a non-zero exit with no
 # stray mount; help, version, daemon mode and signals behave.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"

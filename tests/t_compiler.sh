@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # A real compiler from the mount: this machine's gcc packed into an image,
 # run from lazyfs to compile, link and run C and C++ programs; its object
 # files are byte-identical to the native compiler's. Also proves the driver

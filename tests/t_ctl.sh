@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # lazyfsctl and the control socket: status, stats, images, pin/unpin, evict,
 # prefetch, reload, metrics (also over HTTP, which no local user can stall),
 # and clear errors for a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The Debian package: built from a copy of this source with dpkg-buildpackage
 # (libfuse linked statically from scripts/bootstrap's private prefix),
 # installed, a real lazyfs (an underlay and a squashfs image) mounted through

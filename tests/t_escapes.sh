@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Escapes: nothing a client does through the mount and nothing inside an image,
 # the underlay, the map or the cache makes the daemon touch a path outside the
 # images directory, the underlay, the cache, the map and its images, and the

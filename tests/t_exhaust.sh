@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # What holding directories and inodes costs the daemon: an unprivileged user
 # with 10,000 directory handles adds at most 64 descriptors (directory streams
 # are a bounded pool, reopened at the kernel's offset) and 64 MiB (union

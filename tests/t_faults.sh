@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Faults, each with its documented behaviour:
 # - the keeper and its worker killed with SIGKILL: the mount answers ENOTCONN (a file opened
 #   before keeps reading through passthrough), a new lazyfs on it is refused

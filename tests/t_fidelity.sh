@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The mount shows the underlay exactly: every name, type, mode, owner, size,
 # mtime, link target, link count, xattr and byte, in both open modes; inode
 # numbers are lazyfs's own and hard links share one.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The libFuzzer targets (scripts/fuzz, docs/FUZZING.md), each run for
 # LAZYFS_FUZZ_SECONDS (16: 19 targets take about as long in all as 11 did at
 # 30 s) from the source tree's seeds: no crash, no leak, no hang. Built with

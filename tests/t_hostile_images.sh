@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Hostile images: a valid image cut short at several points, bit-flipped (every
 # superblock field and random offsets), empty, with a wrong magic, with huge
 # declared sizes and counts, and with directory loops in its metadata. Each is

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Images resolved lazily through the kernel backend: the tree under lazyfs
 # equals a kernel loop mount of the same image; mounting opens no image; the
 # root is the union with the underlay; browsing (ls -l, find, stat) mounts

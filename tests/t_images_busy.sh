@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # An image in use is never expired, in either open mode. In open_mode=cached
 # the daemon sees no opens or reads, so path walks must still show the use.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"

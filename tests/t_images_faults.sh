@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Images under stress and failure: fail open to the underlay with one log line,
 # EIO (not a crash) for a corrupt block, 64 threads first-touching 32 images
 # resolve each exactly once, idle expiry frees loop devices and re-resolves,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # An images directory that stops answering (an NFS or EFS hiccup; here a
 # squashfuse mount whose daemon is stopped with SIGSTOP) holds no caller
 # beyond resolve_timeout and takes no FUSE worker: a cold open is answered

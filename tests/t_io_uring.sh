@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # -o io_uring: with the kernel's FUSE-over-io_uring switched on, lazyfs uses it
 # and serves the tree unchanged; with it off, one line says so and /dev/fuse
 # serves instead. A live upgrade is refused while rings serve (the kernel

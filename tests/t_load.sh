@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Load and leaks: THREADS threads x OPS rounds of open/read/close/stat over
 # 100 images that expire after 1 s idle, with readdir storms running, must
 # finish with zero errors before a watchdog; afterwards the daemon's open

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # map=FILE: images at nested paths. Intermediate directories come from the
 # underlay or are synthesized read-only; bad lines are reported as file:line
 # and skipped; a missing mapped image fails open; SIGHUP rereads the map.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # mount(8) integration: `mount -t fuse.lazyfs` and an fstab line both reach
 # lazyfs through mount.fuse3. mount(8) runs helpers with its own PATH, so the
 # program must sit in /usr/local/bin or /usr/bin: the test links the built

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Passthrough really bypasses the daemon: a cold read (backing pages evicted)
 # and an mmap of a large file send no READ request; the same read with
 # open_mode=cached does send READs, which shows the counter can see them.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Working sets: the files looked up after an image resolves are recorded in
 # the cache directory when it closes, and read ahead the next time it
 # resolves, also after a restart. A hostile working set file reads nothing

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Privilege: once serving, the daemon holds only the capabilities it uses
 # (in every set and the bounding set, so its rclone child cannot regain the
 # rest), and still does everything: images through loop mounts, passthrough

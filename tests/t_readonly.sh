@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Every kind of write fails with EROFS and leaves the underlay untouched.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init

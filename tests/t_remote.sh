@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Remote objects through a real rclone: `rclone serve http` on 127.0.0.1
 # serves a generated tree; lazyfs mounts it with remote_mode=objects. Bytes
 # and listings match (rclone itself checks, as an unmodified client of the

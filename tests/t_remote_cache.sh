@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The cache under pressure, and remote images: a small cache_size evicts the
 # least recently used objects (never one that is open); a full cache disk (a
 # small tmpfs) makes a too-large object fail with EIO and a log line while

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Remote lookups racing FORGET: while threads open, read and stat remote
 # objects (remote_mode=objects) and files in remote images (remote_mode=images)
 # and others list their directories, the machine's dentries and inodes are

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Warm opens cost what the design says: reading 500 files a second time sends
 # only OPEN and RELEASE (one each per file) in passthrough mode, and nothing at
 # all in cached mode: no GETATTR, FLUSH, READLINK, LOOKUP or READ. A warm

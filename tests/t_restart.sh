@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Restart after a crash (upgrade/keeper.h): lazyfs leaves a keeper holding the
 # mount and a worker serving it. SIGKILL of the worker under four checksumming
 # readers: the same mount (st_dev), a new serving pid, zero reader errors, a

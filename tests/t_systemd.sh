@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # systemd integration: the service template as this build installs it and the
 # example mount unit pass `systemd-analyze verify` without a warning, the
 # template's Type= matches the daemon (notify only with libsystemd), and lazyfs

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Live upgrade: lazyfsctl MP upgrade replaces the daemon ten times while eight
 # readers check files and compile with a gcc from the mount. The mount stays
 # the same mount, no reader sees an error (no ENOTCONN, no EIO), files opened

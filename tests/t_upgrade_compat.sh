@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Live upgrade across the restructuring: a mount served by the lazyfs built
 # from the last commit before it (COMPAT_REV) is upgraded to this build while
 # readers checksum its files, then back to the old binary and forward again.

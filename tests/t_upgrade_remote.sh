@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Live upgrade of remote= mounts, served by a real `rclone serve http` on
 # 127.0.0.1: one with remote_mode=objects, one whose squashfs image comes from
 # the remote. Four readers checksum through both while each is upgraded five

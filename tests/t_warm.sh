@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Warm at boot and pins that outlive the process: warm=FILE lists entries
 # pinned in the background once the mount serves, with no access to the mount;
 # pinned images outlive idle_timeout; a `lazyfsctl pin` is pinned again after

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Compare two directory trees entry by entry, metadata and content.
 
 usage: treecmp.py [--no-bytes] [--quiet] [--ignore FIELDS] A B

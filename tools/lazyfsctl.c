@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lazyfsctl: asks the lazyfs daemon serving a mountpoint what it is doing,
  * through its control socket. See lazyfsctl(8).

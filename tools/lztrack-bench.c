@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lztrack-bench: what the tracker costs, as one JSON object on stdout.
  *

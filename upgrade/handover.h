@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The handover record of a live upgrade (lazyfsctl MP upgrade): the running
  * daemon gives a new process its /dev/fuse connection, the descriptors that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The head of a takeover record (head.h). Each head line comes once, its
  * fields as printf wrote them: a line repeated or malformed refuses the

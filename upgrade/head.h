@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The head of a takeover record (handover.h): the lines a new process reads
  * besides the state that snapshot.c reads. "version N" first, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The in-flight record (inflight.h): a memfd of fixed layout, shared with
  * the keeper, which only holds it. Slots are claimed with a compare-and-swap

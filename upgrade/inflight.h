@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Requests in flight, recorded in memory the keeper keeps across a worker's
  * crash (a memfd it stores like the connection), so that the worker it starts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The in-flight record's layout in its memfd (inflight.h): what inflight.c
  * and the fuzz target that damages a kept record share. Not for users of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The keeper's one loop: a signalfd (SIGCHLD, and the stop and reload
  * signals it passes on to the worker) and the channel, nothing else. See

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The keeper: the process a lazyfs command leaves holding its mount. It
  * starts the worker (this program again, marked by LAZYFS_KEEPER_FD), which

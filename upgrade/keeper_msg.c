@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The keeper's messages and descriptor list (keeper_msg.h). */
 #include "config.h"
 #include "keeper_msg.h"

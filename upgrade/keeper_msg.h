@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the keeper and its workers tell each other (keeper.h), parsed here
  * without I/O: a worker's messages to the keeper ("store NAME" with a

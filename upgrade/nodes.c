@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The node record (nodes.h) in a memfd the keeper holds: a table of records
  * by node id (slots.h), a smaller one of remote objects' paths by node id,

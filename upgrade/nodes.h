@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The node ids the kernel holds, with their lookup counts and what finds
  * their file again (a file handle; fscore/revive.h), and which image each

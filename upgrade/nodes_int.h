@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The node record's layout in its memfd (nodes.h): what nodes.c and the
  * fuzz target that damages a kept record share. Not for users of the record,

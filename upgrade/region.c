@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Memory kept by the keeper across a crash (region.h). */
 #include "config.h"
 #include "region.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Memory a worker shares with the keeper, which keeps it across a crash: a
  * memfd of fixed size whose layout opens with a magic number and a version,

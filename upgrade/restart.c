@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Restart after a crash, the worker's side: once serving, the connection,
  * the underlay and a sealed state memfd go to the keeper (keeper.h); a

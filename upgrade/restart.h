@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Restart after a crash without unmounting, the worker's side of the keeper
  * (keeper.h). Once mounted, the worker leaves four descriptors with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The fixed hash table of the keeper's records (slots.h). */
 #include "config.h"
 #include "slots.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A hash table of fixed size by 64-bit key, in memory the caller gives (a
  * region the keeper keeps): COUNT slots of STRIDE bytes, each opening with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The state lines of a takeover record (snapline.h). */
 #include "config.h"
 #include "snapline.h"

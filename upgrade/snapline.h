@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The state lines of a takeover record (snapshot.c), as plain values: each
  * line decoded from text (fields checked one by one, strings unescaped) and

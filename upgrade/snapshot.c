@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The state in a takeover record: its lines are snapline.h's.
  *

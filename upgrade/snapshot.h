@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The inode table and the images of a live upgrade: written by the old daemon
  * into a handover record while no request is being served, rebuilt by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Requests left on a connection nobody will serve again: when the keeper
  * fails open it detaches the mount, but a path walk already inside it, a

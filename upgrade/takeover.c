@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Live upgrade, the new process's side: the record received and checked, the
  * state restored into the core, the connection attached to a session and its

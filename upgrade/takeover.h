@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Live upgrade, the new process's side: started by the running daemon with
  * LAZYFS_TAKEOVER_FD in its environment, it receives the handover record,

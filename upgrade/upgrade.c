@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Live upgrade, the old daemon's side: the request from the control thread,
  * the new process started with the takeover socket, the state captured and

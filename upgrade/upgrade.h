@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Live upgrade, the running daemon's side (lazyfsctl MP upgrade [BINARY]):
  * the control thread asks, the main thread stops the FUSE loop, hands the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The rclone fetcher: lists, stats and copies objects of one rclone remote
  * through a long-lived `rclone rcd` child, spoken to over its HTTP rc API.

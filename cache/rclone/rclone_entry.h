@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Internal to the rclone fetcher: what goes to rclone (paths checked before
  * they are sent) and what comes back (entries of its JSON replies, each field

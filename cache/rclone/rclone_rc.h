@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Internal to the rclone fetcher: one HTTP call to the rc API of the rcd
  * child (libcurl, JSON through json-c), and the pool of connections that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Internal to the rclone fetcher: the `rclone rcd` child. A supervisor thread
  * spawns it when asked, learns its port from its log, forwards its stderr to

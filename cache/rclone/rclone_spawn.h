@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Internal to the rclone fetcher: how the `rclone rcd` child is made. Its
  * command line and environment are built once; each spawn forks and execs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The local cache store: objects kept by key (a remote path such as
  * "clips/a/b.mp4") in a private directory, filled through a caller's fetch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the files of the store share: the entry table, the lock discipline and
  * the on-disk naming. Not for users of the store.

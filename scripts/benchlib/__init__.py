@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """scripts/bench's code (its docstring says what each section measures).
 
     main            the command: options, the sections in order, the outputs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The context every section receives: the options, the profile, the run's Env,
 the cached inputs, the helper and the lazyfs copy, the results so far, and what
 several sections do (mount the image systems, drop caches, time a command, build

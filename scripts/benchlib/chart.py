@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The chart: each system's time for a few key measurements relative to the loop
 mount, drawn with gnuplot."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """What the bench measures and how often: the sizes of its inputs, the systems it
 compares and the repetitions of the quick and full profiles."""
 import os

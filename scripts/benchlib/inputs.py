@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The cached inputs: images, sources and the compiled helper, built under the
 scratch dir when missing and kept between runs."""
 import glob

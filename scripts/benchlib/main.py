@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The command: options, the run (sections in order, each failure kept), the
 machine's description, and the outputs."""
 import argparse

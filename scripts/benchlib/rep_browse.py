@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The report's rows of sections 12 (browsing 4000 images), 13 (the stat storm) and
 14 (ACL lookups), with their targets."""
 from .config import COLD_SETTLE_S

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The report's formatting helpers: times, min–max ranges, ratios, FUSE request
 counts, and the pairwise ratios every comparison uses."""
 from .runner import median

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The report's rows of section 6, remote objects: warm opens, cold opens and their
 anatomy, warm reads."""
 from .rep_format import fmt_t, mm, opcounts_str, ratio_str

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The report's rows of sections 1–5 and 7–9 (one writer per section; section 6 is
 in rep_remote), each adding its targets and notes."""
 from .config import COLD_SETTLE_S, SIZES, SYSTEMS

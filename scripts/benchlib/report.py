@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The report: the results table (report(), one writer per section), the targets
 and what limits a missed one, and the markdown and JSON files."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """The runner the sections share: logging, commands, the processes, mounts, loop
 devices and trace instances a run starts (Env, FuseTrace), medians and rotating
 orders, cache drops, and the rclone processes, rc calls and whole-file reads of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 10: a crashed worker: time from SIGKILL to serving again, the longest
 stall readers saw across the crashes, and the keeper's memory; against what an
 operator does without a keeper (unmount the dead mount, mount again)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 11: walking a large underlay under a small descriptor limit: `find`
 and `ls -lR` over lazyfs's underlay-only mount with the daemon under
 RLIMIT_NOFILE 1024 (it keeps at most a quarter of it open for inodes and

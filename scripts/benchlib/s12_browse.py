@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 12: browsing 4000 images: `ls -l` of the root and `find` over every image,
 each on a fresh mount, with the loop devices attached, the daemon's descriptors and
 memory after the walk and again once the images have idled out; and `ls -l` of 500 of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 13: a stat storm, what a build system's dependency scan does: STORM[3]
 processes statting distinct paths spread over STORM[0] images, with cold dentries
 (every cache dropped, mounts kept) and warm, against loop mounts of the same images."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 14: what enforcing POSIX ACLs costs (acl=on, FUSE_POSIX_ACL) against mode
 bits only (acl=off), for a user who owns nothing in the tree (nobody): the kernel asks
 the daemon for a file's ACL at the first permission check that needs it, and keeps

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 1: the mount-ready time of lazyfs with 10, 1000 and 4000 images, against
 static `mount -t squashfs -o loop,ro` of 50 images extrapolated to 4000."""
 import glob

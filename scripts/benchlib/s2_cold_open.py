@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 2: the first open of a file in a cold image (lazyfs mounts it) against a
 warm open."""
 import glob

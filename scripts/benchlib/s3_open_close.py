@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 3: warm open+close latency on every system, the native dir and libfuse's
 passthrough_hp (built from the bootstrap's 3.18 source); CPU time of the server and
 of the opener per 100k warm opens."""

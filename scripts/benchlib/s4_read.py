@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 4: sequential reads of a 512 MiB file, warm and cold (every cache
 dropped), and random 4 KiB reads of it, warm and cold."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 5: a zlib build (Debian's bookworm source) with gcc from an image, and a
 preprocess-only run (-E of zlib's sources and of 391 C++ and intrinsics headers), on
 every system, with blocked time (wall - CPU) and FUSE requests by opcode (tracepoint,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 6: remote objects (remote_mode=objects) from `rclone serve http` on
 127.0.0.1: warm open+close of cached objects against the same files in a local image
 and against `rclone mount --vfs-cache-mode full`; the cold open of a 10 MiB object

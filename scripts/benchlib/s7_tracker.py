@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 7: the eBPF open tracker: cost per openat, events/s, lost events, how
 early a cold image starts resolving, and a cold compile with working-set prefetch."""
 import glob

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 8: `ls -lR` and `find` over an image of 10k entries, warm and cold."""
 import os
 import subprocess

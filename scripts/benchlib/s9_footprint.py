@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """Section 9: the daemon's memory with 4000 images registered and 100 of them open,
 against one squashfuse_ll per image."""
 import os

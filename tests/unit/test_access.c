@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* common/caller.c (credentials from /proc status text) and common/access.c (the kernel's rule). */
 #include "config.h"
 #include "common/access.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Root cards: what is learnt is found again by the same name, size and mtime
  * only, in this process and from the file in the next; damaged, torn and

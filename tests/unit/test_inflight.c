@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The in-flight record across crashes: a crash is simulated by opening the
  * record again from a copy of its descriptor without the request having left,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The table of parked backing ids: taking one back, the least recently parked
  * pushed out when full, revoking by node id and by image, a table of size 0.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The per-call-site log budget: a burst, then silence, then a count of what was held back. */
 #include "config.h"
 #include "common/log.h"

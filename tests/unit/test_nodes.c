@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The node record across a simulated crash (reopened from a copy of its
  * descriptor): counts and handles kept, a count of 0 or a missing handle

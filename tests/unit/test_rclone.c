@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The rclone fetcher against a real `rclone serve http` on 127.0.0.1 over a
  * generated tree: listings, stat, copies byte for byte, missing objects,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The libsquashfuse wrapper against the tree an image was built from.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The eBPF tracker against real syscalls: opens, stats and execs from this
  * process and from forked children, under a temporary prefix. Needs root and

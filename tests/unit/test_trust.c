@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The trust rule for kernel mounts: owners and modes of files read in place
  * (and of their directory), digests of fetched copies, and the digests file's

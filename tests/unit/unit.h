@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A few macros for the unit tests: each failed check prints where and why. */
 #ifndef LAZYFS_UNIT_H
 #define LAZYFS_UNIT_H
