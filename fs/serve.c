@@ -380,7 +380,8 @@ bool lz_daemon_stop(struct lz_daemon *d)
 		lz_warn("work is stuck on a store that does not answer: exiting without freeing");
 		return false;
 	}
-	struct lz_track *track = d->fs.track; /* lz_fs_destroy clears the struct */
+	/* After the core (closing images tells it, a no-op now), which lz_fs_destroy clears. */
+	struct lz_track *track = d->fs.track;
 	lz_fs_destroy(&d->fs);
 	lz_track_free(track);
 	lz_track_free(d->retired);
