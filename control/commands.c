@@ -71,22 +71,6 @@ static void print_images(FILE *f, struct json_object *list)
 		fprintf(f, "(no image used since start)\n");
 }
 
-/* "N" for images=, "a/b" for map= entries (registered as "/a/b"), or an object path. */
-static struct lz_image *image_named(struct lz_fs *fs, const char *arg)
-{
-	char key[PATH_MAX + 1];
-	struct lz_image *image;
-
-	if (fs->images == NULL)
-		return NULL;
-	image = lz_images_find(fs->images, arg);
-	if (image == NULL && arg[0] != '/') {
-		snprintf(key, sizeof(key), "/%s", arg);
-		image = lz_images_find(fs->images, key);
-	}
-	return image;
-}
-
 /* How long pin and prefetch wait for their job before answering it goes on. */
 #define JOB_WAIT_MS 500
 
@@ -111,7 +95,7 @@ static int cmd_evict(const struct lz_command_ctx *c, const char *cmd, const char
 	if (fs->objects != NULL) {
 		rc = fs->objects->evict(fs->objects->ctx, arg);
 	} else {
-		image = image_named(fs, arg);
+		image = lz_image_of_entry(fs, arg);
 		rc = image == NULL ? -ENOENT : lz_evict_image(fs, lz_image_name(image));
 	}
 	if (rc == 0) {
@@ -134,7 +118,7 @@ static struct lz_image *resolved_image(struct lz_fs *fs, const char *arg, FILE *
 		fprintf(out, "%s: no image or object there, or it cannot be resolved", arg);
 		return NULL;
 	}
-	image = image_named(fs, arg);
+	image = lz_image_of_entry(fs, arg);
 	if (image == NULL)
 		fprintf(out, "%s: no such image in use", arg);
 	return image;

@@ -525,3 +525,18 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how)
 		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
 	return resolved;
 }
+
+struct lz_image *lz_image_of_entry(struct lz_fs *fs, const char *entry)
+{
+	char key[PATH_MAX + 1];
+	struct lz_image *image;
+
+	if (fs->images == NULL)
+		return NULL;
+	image = lz_images_find(fs->images, entry);
+	if (image == NULL) {
+		snprintf(key, sizeof(key), "/%s", entry);
+		image = lz_images_find(fs->images, key);
+	}
+	return image;
+}

@@ -78,4 +78,7 @@ uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 /* The attributes of a directory the map synthesizes (node id NODEID). */
 void lz_synth_stat(struct lz_fs *fs, uint64_t nodeid, struct stat *st);
 
+/* The image ENTRY ("gcc-12", "arm/gcc-12") names: key N, or "/rel/path" of a map entry; or NULL. */
+struct lz_image *lz_image_of_entry(struct lz_fs *fs, const char *entry);
+
 #endif

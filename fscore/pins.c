@@ -180,22 +180,6 @@ static void note(struct lz_pins *p, const char *entry, bool pinned)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* The image ENTRY names: its key N, or "/rel/path" for a map entry. */
-static struct lz_image *image_named(struct lz_fs *fs, const char *entry)
-{
-	char key[PATH_MAX + 1];
-	struct lz_image *image;
-
-	if (fs->images == NULL)
-		return NULL;
-	image = lz_images_find(fs->images, entry);
-	if (image == NULL) {
-		snprintf(key, sizeof(key), "/%s", entry);
-		image = lz_images_find(fs->images, key);
-	}
-	return image;
-}
-
 /* Pins or unpins without noting it; *LAST: no pin is left. */
 static int pin_now(struct lz_fs *fs, const char *entry, bool pin, bool *last)
 {
@@ -208,7 +192,7 @@ static int pin_now(struct lz_fs *fs, const char *entry, bool pin, bool *last)
 		return -ENOENT;
 	if (fs->objects != NULL)
 		return fs->objects->pin(fs->objects->ctx, entry, pin);
-	if ((image = image_named(fs, entry)) == NULL)
+	if ((image = lz_image_of_entry(fs, entry)) == NULL)
 		return -ENOENT;
 	if (pin) {
 		lz_image_pin(image);
