@@ -93,6 +93,9 @@ const struct lz_map_node *lz_inode_map_hold(struct lz_inode *inode)
 {
 	const struct lz_map_node *node;
 
+	/* Most inodes have none (no map, or below one): nothing to hold, no lock taken. */
+	if (atomic_load(&inode->map_node) == NULL)
+		return NULL;
 	pthread_mutex_lock(&inode->lock);
 	node = atomic_load(&inode->map_node);
 	if (node != NULL)
