@@ -47,11 +47,9 @@ static bool listed(const struct list *l, const char *name)
 	return false;
 }
 
-/* Adds a copy of NAME unless listed: 0 or -ENOMEM. */
-static int add(struct list *l, const char *name)
+/* Appends a copy of NAME: 0 or -ENOMEM. */
+static int append(struct list *l, const char *name)
 {
-	if (listed(l, name))
-		return 0;
 	if (l->count == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		char **grown = realloc(l->names, cap * sizeof(*grown));
@@ -64,6 +62,33 @@ static int add(struct list *l, const char *name)
 		return -ENOMEM;
 	l->count++;
 	return 0;
+}
+
+/* Adds a copy of NAME unless listed (one entry: a pin noted): 0 or -ENOMEM. */
+static int add(struct list *l, const char *name)
+{
+	return listed(l, name) ? 0 : append(l, name);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Each name once (a name pinned twice would hold two pins): sorted, not compared pairwise. */
+static void dedupe(struct list *l)
+{
+	size_t kept = 0;
+
+	if (l->count > 1)
+		qsort(l->names, l->count, sizeof(*l->names), by_name);
+	for (size_t i = 0; i < l->count; i++) {
+		if (kept > 0 && strcmp(l->names[kept - 1], l->names[i]) == 0)
+			free(l->names[i]);
+		else
+			l->names[kept++] = l->names[i];
+	}
+	l->count = kept;
 }
 
 static void drop(struct list *l, const char *name)
@@ -135,7 +160,7 @@ static int load(struct list *l, const char *path, bool strict, char *err, size_t
 			snprintf(err, errlen, "%s:%u: '%.*s' is %s", path, lineno, 64, p, why);
 			rc = -EINVAL;
 		} else {
-			rc = add(l, p);
+			rc = append(l, p);
 		}
 	}
 	free(line);
@@ -276,11 +301,13 @@ struct lz_pins *lz_pins_open(struct lz_fs *fs, const char *warm, char *err, size
 		return NULL;
 	}
 	for (size_t i = 0; i < p->noted.count; i++)
-		if (add(&p->todo, p->noted.names[i]) != 0) {
+		if (append(&p->todo, p->noted.names[i]) != 0) {
 			snprintf(err, errlen, "out of memory");
 			lz_pins_free(p);
 			return NULL;
 		}
+	dedupe(&p->noted);
+	dedupe(&p->todo);
 	return p;
 }
 
