@@ -27,8 +27,8 @@
 
 enum lz_tracker_key_mode {
 	LZ_TRACKER_FIRST_COMPONENT = 0, /* images=: "gcc-13" of PREFIX/gcc-13/bin/gcc */
-	LZ_TRACKER_WHOLE_PATH = 1,	/* objects: "dir/f.mp4"; paths with "//", "." or ".."
-					   components are skipped, not normalized */
+	LZ_TRACKER_WHOLE_PATH = 1, /* objects, nested images trees: "dir/f.mp4"; paths with "//",
+				      "." or ".." components are skipped, not normalized */
 };
 
 enum lz_tracker_state {
@@ -113,6 +113,8 @@ int lz_tracker_start(struct lz_tracker *t);
 int lz_tracker_set_state(struct lz_tracker *t, const char *key, enum lz_tracker_state st);
 /* Expiry or eviction: the next open reports the key again. -ENOENT if unknown. */
 int lz_tracker_forget(struct lz_tracker *t, const char *key);
+/* lz_tracker_forget of KEY and of every key below it ("KEY/..."): a walk of the whole map. */
+int lz_tracker_forget_under(struct lz_tracker *t, const char *key);
 
 /*
  * map= entries: an open under "a/b/c" at a component boundary has the key

@@ -53,6 +53,35 @@ int lz_tracker_forget(struct lz_tracker *t, const char *key)
 	return rc ? -errno : 0;
 }
 
+int lz_tracker_forget_under(struct lz_tracker *t, const char *key)
+{
+	int fd = bpf_map__fd(t->skel->maps.resolved);
+	size_t len = key ? strlen(key) : 0, n = 0, cap = 0;
+	struct lz_key k, next, *found = NULL;
+	int rc = key_of(key, &k);
+
+	if (rc)
+		return rc;
+	/* Collected first: deleting while walking a hash map may restart the walk. */
+	for (void *at = NULL; bpf_map_get_next_key(fd, at, &next) == 0; at = &k) {
+		k = next;
+		if (strncmp(next.s, key, len) != 0 || (next.s[len] != '\0' && next.s[len] != '/'))
+			continue;
+		if (n == cap) {
+			struct lz_key *more =
+				realloc(found, (cap = cap ? cap * 2 : 64) * sizeof(*more));
+			if (more == NULL)
+				break;
+			found = more;
+		}
+		found[n++] = next;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &found[i]);
+	free(found);
+	return 0;
+}
+
 int lz_tracker_add_mapped(struct lz_tracker *t, const char *relpath)
 {
 	int fd = bpf_map__fd(t->skel->maps.mapped);

@@ -33,6 +33,11 @@ int lz_tracker_forget(struct lz_tracker *t, const char *key)
 	return -ENOTSUP;
 }
 
+int lz_tracker_forget_under(struct lz_tracker *t, const char *key)
+{
+	return -ENOTSUP;
+}
+
 int lz_tracker_add_mapped(struct lz_tracker *t, const char *relpath)
 {
 	return -ENOTSUP;

@@ -54,10 +54,16 @@ static struct lz_inode *revive(struct lz_daemon *d, uint64_t nodeid)
 
 	if (d->revive_anchor < 0 || !lz_nodes_get(d->nodes, nodeid, &r, &h.fh))
 		return NULL;
+	/* The path recorded apart: a remote object's, or a directory's in the images tree. */
 	if (source == 1)
-		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh, r.map_index);
+		return lz_revive_underlay(&d->fs, d->revive_anchor, nodeid, &h.fh, r.map_index,
+					  lz_nodes_get_path(d->nodes, nodeid, path) ? path : NULL);
 	if (source == LZ_NODEID_SYNTH_SOURCE)
 		return lz_revive_synth(&d->fs, nodeid, r.map_index);
+	if (source == LZ_NODEID_TREE_SOURCE)
+		return lz_nodes_get_path(d->nodes, nodeid, path)
+			       ? lz_revive_tree(&d->fs, nodeid, path)
+			       : NULL;
 	if (source == LZ_NODEID_REMOTE_SOURCE)
 		return lz_nodes_get_path(d->nodes, nodeid, path)
 			       ? lz_revive_remote(&d->fs, nodeid, path)

@@ -509,8 +509,11 @@ static void record_node(void *ctx, const struct lz_inode *inode, uint64_t nlooku
 		note_map(d);
 	}
 	lz_nodes_set(d->nodes, inode->nodeid, &r, lz_revive_handle(inode, &h));
+	const char *tree = atomic_load(&inode->tree); /* set once: set before, or not at all */
 	if (inode->kind == LZ_INODE_REMOTE && nlookup > 0)
 		lz_nodes_set_path(d->nodes, inode->nodeid, inode->remote_path);
+	else if (tree != NULL && nlookup > 0)
+		lz_nodes_set_path(d->nodes, inode->nodeid, tree);
 }
 
 /* What the kernel holds on NODEID from the workers before, as recorded (not yet an inode here). */

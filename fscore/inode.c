@@ -85,7 +85,18 @@ static void discard(struct lz_inode_table *table, struct lz_inode *inode)
 	lz_map_node_put(atomic_load(&inode->map_node));
 	free(inode->remote_path);
 	free(atomic_load(&inode->relpath));
+	free(atomic_load(&inode->tree));
 	free(inode);
+}
+
+void lz_inode_set_tree(struct lz_inode *inode, const char *rel)
+{
+	char *copy, *none = NULL;
+
+	if (atomic_load(&inode->tree) != NULL || (copy = strdup(rel)) == NULL)
+		return;
+	if (!atomic_compare_exchange_strong(&inode->tree, &none, copy))
+		free(copy);
 }
 
 /* The inode's lock orders a swap after a reload against a reader taking its hold. */
@@ -156,8 +167,12 @@ static struct lz_inode *make_inode(struct lz_inode_table *table, uint64_t nodeid
 {
 	struct lz_inode *inode = calloc(1, sizeof(*inode));
 
-	if (inode == NULL || (init->remote_path != NULL &&
-			      (inode->remote_path = strdup(init->remote_path)) == NULL)) {
+	if (inode == NULL ||
+	    (init->remote_path != NULL &&
+	     (inode->remote_path = strdup(init->remote_path)) == NULL) ||
+	    (init->tree != NULL && (inode->tree = strdup(init->tree)) == NULL)) {
+		if (inode != NULL)
+			free(inode->remote_path);
 		free(inode);
 		if (init->path_fd >= 0)
 			close(init->path_fd);
@@ -344,7 +359,7 @@ unsigned lz_inode_source_for_dev(struct lz_inode_table *table, dev_t dev)
 			source = i;
 	}
 	/* The last sources are reserved (nodeid.h). */
-	if (source == 0 && table->sources < LZ_NODEID_REMOTE_SOURCE - 1) {
+	if (source == 0 && table->sources < LZ_NODEID_FIRST_RESERVED - 1) {
 		source = ++table->sources;
 		table->source_dev[source] = dev;
 		if (table->on_sources != NULL)
@@ -421,7 +436,7 @@ unsigned lz_inode_sources(struct lz_inode_table *table, dev_t *devs, unsigned ma
  * Reserving more would leave too few numbers (and make every new device's
  * search long): past it, a restart reuses numbers as before.
  */
-#define RESERVE_MAX (LZ_NODEID_REMOTE_SOURCE / 4)
+#define RESERVE_MAX (LZ_NODEID_FIRST_RESERVED / 4)
 
 /* No file has it: stat never reports a device of all ones. */
 #define NO_DEVICE ((dev_t)-1)
@@ -489,7 +504,7 @@ void lz_inode_table_on_sources(struct lz_inode_table *table,
 
 int lz_inode_set_sources(struct lz_inode_table *table, const dev_t *devs, unsigned n)
 {
-	if (n >= LZ_NODEID_REMOTE_SOURCE)
+	if (n >= LZ_NODEID_FIRST_RESERVED)
 		return -1;
 	pthread_mutex_lock(&table->lock);
 	for (unsigned i = 1; i <= n; i++)

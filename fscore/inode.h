@@ -21,7 +21,8 @@ struct lz_image;
 
 enum lz_inode_kind {
 	LZ_INODE_FD,	 /* a backing file: the underlay, or inside a kernel-mounted image */
-	LZ_INODE_SYNTH,	 /* a directory the map needs where the underlay has none */
+	LZ_INODE_SYNTH,	 /* a directory the map or the images tree needs where the underlay has none
+			  */
 	LZ_INODE_SQFS,	 /* inside an image read through libsquashfuse */
 	LZ_INODE_REMOTE, /* an object or directory of the remote (remote_mode=objects) */
 };
@@ -53,6 +54,13 @@ struct lz_inode {
 	 * be recorded in a working set; NULL when not known.
 	 */
 	char *_Atomic relpath;
+	/*
+	 * Directories of the mount, not in an image, that are directories of
+	 * the images tree (images.h, nested trees): their path there, set once
+	 * (lz_inode_set_tree); NULL otherwise. The root is the tree's top by
+	 * its node id and has none.
+	 */
+	char *_Atomic tree;
 	/* LZ_INODE_REMOTE: its path on the remote ("" is the top), and size and mtime. */
 	char *remote_path;
 	uint64_t remote_size;
@@ -81,8 +89,12 @@ struct lz_inode_init {
 	struct lz_sqfs_image *sqfs; /* a reference the new inode takes over */
 	uint64_t sqfs_id;
 	const char *remote_path; /* copied */
+	const char *tree;	 /* copied: its path in the images tree, or NULL */
 	uint64_t nlookup;	 /* the lookup count it starts with if new; 0 means 1 */
 };
+
+/* Gives INODE the path REL in the images tree (copied) unless it has one. */
+void lz_inode_set_tree(struct lz_inode *inode, const char *rel);
 
 /* A table keeping at most PATH_FDS backing descriptors open; NULL when out of memory. */
 struct lz_inode_table *lz_inode_table_new(unsigned path_fds);

@@ -41,7 +41,7 @@ struct lz_listing {
 	struct lz_union *u; /* NULL after a failed rebuild */
 	size_t index;
 	const struct lz_map_node *mapped; /* its map held while the listing lives */
-	bool root;
+	const char *tree; /* its directory in the images tree ("" the top), NULL: none */
 	const char *remote_dir;
 	/* A backing directory: its stream while open, under the pool's lock when not busy. */
 	DIR *stream;
@@ -201,7 +201,7 @@ static int open_union(struct lz_listing *l)
 
 	if (l->dir->kind == LZ_INODE_FD && (err = open_dir(l->fs, l->dir, &stream)) != 0)
 		return err;
-	err = lz_union_get(l->fs, l->pool->unions, l->self_ino, stream, l->mapped, l->root,
+	err = lz_union_get(l->fs, l->pool->unions, l->self_ino, stream, l->mapped, l->tree,
 			   l->remote_dir, &l->u);
 	if (stream != NULL)
 		closedir(stream);
@@ -229,6 +229,10 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 	struct lz_listing *l = calloc(1, sizeof(*l));
 	const struct lz_map_node *mapped = inode->image == NULL ? lz_inode_map_hold(inode) : NULL;
 	bool root = ino == LZ_ROOT_ID, objects = root && fs->objects != NULL;
+	/* Set once by a lookup, then kept with the inode: the listing may borrow it. */
+	const char *tree = root && fs->images != NULL ? ""
+			   : inode->image == NULL     ? atomic_load(&inode->tree)
+						      : NULL;
 	int err = 0;
 
 	*out = NULL;
@@ -253,13 +257,13 @@ int lz_listing_open(struct lz_fs *fs, struct lz_inode *inode, uint64_t ino, bool
 		l->is_union = true;
 		l->remote_dir = inode->remote_path;
 		err = open_union(l);
-	} else if ((mapped != NULL && mapped->nchildren > 0) || (root && fs->images != NULL) ||
-		   objects || inode->kind != LZ_INODE_FD) {
+	} else if ((mapped != NULL && mapped->nchildren > 0) || tree != NULL || objects ||
+		   inode->kind != LZ_INODE_FD) {
 		/* Images and the map change at any time: such listings are never cached. */
 		if (inode->kind == LZ_INODE_FD)
 			err = backing_source(fs, inode, &l->source);
 		l->is_union = true;
-		l->root = root;
+		l->tree = tree;
 		l->remote_dir = objects ? "" : NULL;
 		if (err == 0)
 			err = open_union(l);

@@ -65,20 +65,28 @@ static void fill_entry(struct lz_fs *fs, struct lz_inode *inode, const struct st
 	e->entry_timeout = e->attr_timeout;
 }
 
+/* Where a directory of the mount that is not in an image comes from, besides the underlay. */
+struct dir_of {
+	const struct lz_map_node *mapped; /* the map's node of its path, or NULL */
+	const char *tree;		  /* its path in the images tree, or NULL */
+};
+
 /*
  * Takes a lookup reference on the file behind FD (consumed) and fills E.
- * MAPPED: the map node of this path; a mapped directory that is not a
- * directory in the underlay gets -ENOTDIR (the map wins, the caller
+ * A path the map or the images tree makes a directory (FROM) that is not
+ * a directory in the underlay gets -ENOTDIR (they win: the caller
  * synthesizes it).
  */
-static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct lz_map_node *mapped,
+static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct dir_of *from,
 		 struct lz_entry *e)
 {
+	const struct lz_map_node *mapped = from != NULL ? from->mapped : NULL;
+	const char *tree = from != NULL ? from->tree : NULL;
 	struct lz_inode *inode;
 	struct stat st;
 	int err = lz_backing_stat(fd, &st);
 
-	if (err == 0 && mapped != NULL && !S_ISDIR(st.st_mode))
+	if (err == 0 && (mapped != NULL || tree != NULL) && !S_ISDIR(st.st_mode))
 		err = -ENOTDIR;
 	if (err != 0) {
 		close(fd);
@@ -98,13 +106,16 @@ static int enter(struct lz_fs *fs, int fd, struct lz_image *image, const struct 
 				      .path_fd = fd,
 				      .type = st.st_mode,
 				      .image = image,
-				      .map_node = mapped };
+				      .map_node = mapped,
+				      .tree = tree };
 	bool created;
 	inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
 	if (inode == NULL)
 		return -errno;
 	if (mapped != NULL && atomic_load(&inode->map_node) != mapped)
 		lz_inode_map_set(inode, mapped);
+	if (tree != NULL)
+		lz_inode_set_tree(inode, tree);
 	fill_entry(fs, inode, &st, e);
 	return 0;
 }
@@ -141,6 +152,59 @@ static int enter_synth(struct lz_fs *fs, const struct lz_map_node *mapped, struc
 		return -errno;
 	if (atomic_load(&inode->map_node) != mapped)
 		lz_inode_map_set(inode, mapped);
+	lz_synth_stat(fs, nodeid, &st);
+	fill_entry(fs, inode, &st, e);
+	return 0;
+}
+
+/* The node id of directory TREE of the images tree, moved on by SALT after a collision. */
+static uint64_t tree_nodeid(const char *tree, uint64_t salt)
+{
+	uint64_t h = lz_hash64(tree, UINT64_C(1469598103934665603) ^ (salt * 0x9e3779b97f4a7c15u));
+	/* Never 0, which is no node id. */
+	return lz_nodeid_make(LZ_NODEID_TREE_SOURCE, (h & LZ_NODEID_INO_MASK) | 1);
+}
+
+/* Collisions move a directory's node id on to the next salt, up to this many. */
+#define TREE_SALTS 8
+
+bool lz_tree_names(uint64_t nodeid, const char *tree)
+{
+	for (uint64_t salt = 0; salt < TREE_SALTS; salt++)
+		if (nodeid == tree_nodeid(tree, salt))
+			return true;
+	return false;
+}
+
+/*
+ * A read-only directory standing in for directory TREE of the images tree
+ * where the underlay has none. Its node id is made from its path, so a
+ * worker after a crash gives the same one (revive.h).
+ */
+static int enter_tree(struct lz_fs *fs, const char *tree, struct lz_entry *e)
+{
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_SYNTH, .path_fd = -1, .type = S_IFDIR, .tree = tree
+	};
+	struct lz_inode *inode = NULL;
+	uint64_t nodeid = 0;
+	struct stat st;
+
+	/* Referenced before its path is compared: FORGET could free it meanwhile. */
+	for (uint64_t salt = 0; salt < TREE_SALTS && inode == NULL; salt++) {
+		bool created;
+		nodeid = tree_nodeid(tree, salt);
+		inode = lz_inode_ref_init(fs->inodes, nodeid, &init, &created);
+		if (inode == NULL)
+			return -errno;
+		const char *its = atomic_load(&inode->tree);
+		if (its == NULL || strcmp(its, tree) != 0) {
+			lz_inode_forget(fs->inodes, nodeid, 1);
+			inode = NULL;
+		}
+	}
+	if (inode == NULL)
+		return -EOVERFLOW;
 	lz_synth_stat(fs, nodeid, &st);
 	fill_entry(fs, inode, &st, e);
 	return 0;
@@ -308,7 +372,8 @@ static int lookup_in_sqfs(struct lz_fs *fs, struct lz_inode *parent, const char 
 /*
  * Whether NAME beneath PARENT sits where an image may be: PARENT's map child
  * MAPPED is an image entry (REF gets its key, in KEY, and its file), or
- * PARENT is the root of a mount with images (REF's key is NAME).
+ * PARENT is the root of a mount with images (REF's key is NAME) or a
+ * directory R of the images tree (REF's key is R/NAME, in KEY).
  */
 static bool image_ref(const struct lz_fs *fs, const struct lz_inode *parent, const char *name,
 		      const struct lz_map_node *mapped, char *key, size_t keylen,
@@ -322,7 +387,31 @@ static bool image_ref(const struct lz_fs *fs, const struct lz_inode *parent, con
 		return true;
 	}
 	ref->key = name;
-	return mapped == NULL && parent->nodeid == LZ_ROOT_ID && fs->images != NULL;
+	if (mapped != NULL || fs->images == NULL)
+		return false;
+	if (parent->nodeid == LZ_ROOT_ID)
+		return true;
+	const char *tree = atomic_load(&parent->tree);
+	if (tree == NULL || (size_t)snprintf(key, keylen, "%s/%s", tree, name) >= keylen)
+		return false;
+	ref->key = key;
+	return true;
+}
+
+/*
+ * The path of NAME beneath PARENT in the images tree, in REL, when it is a
+ * directory there: PARENT is the root or a directory of the tree, and no
+ * map entry is at NAME. May wait on the images directory's store.
+ */
+static const char *tree_dir(struct lz_fs *fs, const struct lz_inode *parent, const char *name,
+			    const struct lz_map_node *mapped, char *rel, size_t len)
+{
+	const char *dir = parent->nodeid == LZ_ROOT_ID ? "" : atomic_load(&parent->tree);
+
+	if (fs->images == NULL || dir == NULL || mapped != NULL || parent->image != NULL ||
+	    (size_t)snprintf(rel, len, "%s%s%s", dir, *dir != '\0' ? "/" : "", name) >= len)
+		return NULL;
+	return lz_images_tree_dir(fs->images, rel) ? rel : NULL;
 }
 
 /*
@@ -373,27 +462,40 @@ bool lz_lookup_may_block(struct lz_fs *fs, struct lz_inode *parent, const char *
 	return !lz_images_ready(fs->images, key);
 }
 
-/* NAME in the underlay directory of PARENT, or synthesized when MAPPED needs it. */
+/* The directory FROM makes of a path the underlay lacks; -ENOENT when none. */
+static int enter_made(struct lz_fs *fs, const struct dir_of *from, struct lz_entry *e)
+{
+	if (from != NULL && from->mapped != NULL)
+		return enter_synth(fs, from->mapped, e);
+	if (from != NULL && from->tree != NULL)
+		return enter_tree(fs, from->tree, e);
+	return -ENOENT;
+}
+
+/* NAME in the underlay directory of PARENT, or synthesized when FROM needs it. */
 static int lookup_in_underlay(struct lz_fs *fs, struct lz_inode *parent, const char *name,
-			      const struct lz_map_node *mapped, struct lz_entry *e)
+			      const struct dir_of *from, struct lz_entry *e)
 {
 	int err, fd;
 
 	if (parent->kind == LZ_INODE_SYNTH)
-		return mapped ? enter_synth(fs, mapped, e) : -ENOENT;
+		return enter_made(fs, from, e);
 	int parent_fd = lz_inode_path_get(fs->inodes, parent);
 	if (parent_fd < 0)
 		return parent_fd;
 	fd = lz_backing_open_path(parent_fd, name);
 	if (fd >= 0)
-		err = enter(fs, fd, parent->image, mapped, e);
+		err = enter(fs, fd, parent->image, from, e);
 	else
 		err = fd == -ELOOP || fd == -EXDEV ? -ENOENT : fd;
 	if (fd >= 0 && err == 0 && parent->image != NULL)
 		record_use(fs, parent, parent_fd, name, e);
 	lz_inode_path_put(fs->inodes, parent);
-	if (mapped != NULL && (err == -ENOENT || err == -ENOTDIR))
-		return enter_synth(fs, mapped, e);
+	if (err == -ENOENT || err == -ENOTDIR) {
+		int made = enter_made(fs, from, e);
+		if (made != -ENOENT)
+			return made;
+	}
 	return err;
 }
 
@@ -403,12 +505,16 @@ static int lookup_mapped(struct lz_fs *fs, struct lz_inode *parent, const char *
 {
 	const struct lz_map_node *mapped = lz_map_child(dir, name);
 	int err = lookup_as_image(fs, parent, name, mapped, e, image_failed);
+	char rel[PATH_MAX];
 
 	if (err == 0)
 		return 0;
+	/* An image wins over a directory of the same name in the tree (the image failed: not). */
+	struct dir_of from = { .mapped = mapped,
+			       .tree = tree_dir(fs, parent, name, mapped, rel, sizeof(rel)) };
 	if (mapped != NULL && mapped->image != NULL)
-		mapped = NULL; /* failed: the underlay entry, if any, as it is */
-	return lookup_in_underlay(fs, parent, name, mapped, e);
+		from.mapped = NULL; /* failed: the underlay entry, if any, as it is */
+	return lookup_in_underlay(fs, parent, name, &from, e);
 }
 
 static int lookup_entry(struct lz_fs *fs, struct lz_inode *parent, const char *name,

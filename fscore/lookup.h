@@ -77,6 +77,9 @@ double lz_timeout_of(const struct lz_fs *fs, const struct lz_inode *inode);
 uint64_t lz_nodeid_of(struct lz_fs *fs, dev_t dev, ino_t ino);
 /* The attributes of a directory the map synthesizes (node id NODEID). */
 void lz_synth_stat(struct lz_fs *fs, uint64_t nodeid, struct stat *st);
+/* Whether NODEID may be the node id of directory TREE of the images tree where the underlay has
+ * none. */
+bool lz_tree_names(uint64_t nodeid, const char *tree);
 
 /* The image ENTRY ("gcc-12", "arm/gcc-12") names: key N, or "/rel/path" of a map entry; or NULL. */
 struct lz_image *lz_image_of_entry(struct lz_fs *fs, const char *entry);

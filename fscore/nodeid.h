@@ -18,10 +18,16 @@
 #define LZ_NODEID_INO_BITS   48
 #define LZ_NODEID_INO_MASK   ((UINT64_C(1) << LZ_NODEID_INO_BITS) - 1)
 #define LZ_NODEID_MAX_SOURCE 0xffffu
-/* Reserved sources: listed-but-unresolved images, and synthesized map directories. */
-#define LZ_NODEID_LISTED_SOURCE LZ_NODEID_MAX_SOURCE
-#define LZ_NODEID_SYNTH_SOURCE	(LZ_NODEID_MAX_SOURCE - 1)
-#define LZ_NODEID_REMOTE_SOURCE (LZ_NODEID_MAX_SOURCE - 2)
+/*
+ * Reserved sources: listed-but-unresolved images, synthesized map
+ * directories, remote objects, and directories of the images tree that the
+ * underlay lacks; none below LZ_NODEID_FIRST_RESERVED is a device's.
+ */
+#define LZ_NODEID_LISTED_SOURCE	 LZ_NODEID_MAX_SOURCE
+#define LZ_NODEID_SYNTH_SOURCE	 (LZ_NODEID_MAX_SOURCE - 1)
+#define LZ_NODEID_REMOTE_SOURCE	 (LZ_NODEID_MAX_SOURCE - 2)
+#define LZ_NODEID_TREE_SOURCE	 (LZ_NODEID_MAX_SOURCE - 3)
+#define LZ_NODEID_FIRST_RESERVED LZ_NODEID_TREE_SOURCE
 
 static inline bool lz_nodeid_fits(uint64_t backing_ino)
 {

@@ -99,9 +99,10 @@ static const struct lz_map_node *mapped(struct lz_fs *fs, uint64_t index)
 }
 
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
-				    const struct file_handle *h, uint64_t map_index)
+				    const struct file_handle *h, uint64_t map_index,
+				    const char *tree)
 {
-	struct lz_inode_init init = { .kind = LZ_INODE_FD };
+	struct lz_inode_init init = { .kind = LZ_INODE_FD, .tree = tree };
 	struct lz_inode *inode = NULL;
 	struct stat root, st;
 
@@ -115,6 +116,18 @@ struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodei
 	}
 	lz_map_node_put(init.map_node); /* the inode holds its own */
 	return inode;
+}
+
+struct lz_inode *lz_revive_tree(struct lz_fs *fs, uint64_t nodeid, const char *tree)
+{
+	struct lz_inode_init init = {
+		.kind = LZ_INODE_SYNTH, .path_fd = -1, .type = S_IFDIR, .tree = tree
+	};
+
+	if (fs->images == NULL || !lz_tree_names(nodeid, tree) ||
+	    !lz_images_tree_dir(fs->images, tree))
+		return NULL;
+	return take(fs, nodeid, &init);
 }
 
 struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index)

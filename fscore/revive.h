@@ -6,8 +6,9 @@
  * asks here; the core reopens the file: an underlay file by its file handle,
  * a file of an image by resolving the image again (mounting it) and opening
  * the file by its handle there, or by its squashfs inode id in a squashfuse
- * image; a directory the map synthesizes by its map index; a remote object
- * by its path, looked up on the remote again. The file must be
+ * image; a directory the map synthesizes by its map index; one of the images
+ * tree by its path there, if still a directory; a remote object by its
+ * path, looked up on the remote again. The file must be
  * the one the node id names (its inode number), and a map index must name a
  * node of the same map (numbered alike: lz_map_renumber), or nothing is
  * revived and the kernel gets ESTALE as before.
@@ -43,12 +44,15 @@ const struct file_handle *lz_revive_handle(const struct lz_inode *inode,
 /*
  * Underlay node id NODEID, its file opened by handle H against ANCHOR (the
  * underlay's root); MAP_INDEX: the map node of a directory on a mapped path
- * (0: none).
+ * (0: none); TREE: its path in the images tree (NULL: none).
  */
 struct lz_inode *lz_revive_underlay(struct lz_fs *fs, int anchor, uint64_t nodeid,
-				    const struct file_handle *h, uint64_t map_index);
+				    const struct file_handle *h, uint64_t map_index,
+				    const char *tree);
 /* Remote object or directory PATH (remote_mode=objects), node id NODEID, as the remote lists it. */
 struct lz_inode *lz_revive_remote(struct lz_fs *fs, uint64_t nodeid, const char *path);
+/* Directory TREE of the images tree where the underlay has none, node id NODEID. */
+struct lz_inode *lz_revive_tree(struct lz_fs *fs, uint64_t nodeid, const char *tree);
 /* A directory the map synthesizes, node id NODEID, for map node MAP_INDEX. */
 struct lz_inode *lz_revive_synth(struct lz_fs *fs, uint64_t nodeid, uint64_t map_index);
 /*

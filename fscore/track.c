@@ -45,6 +45,7 @@ struct lz_track {
 	char prefix[PATH_MAX];	    /* the mountpoint, resolved */
 	struct lz_tracker *tracker; /* once loaded */
 	bool objects;		    /* keys are whole object paths */
+	bool nested;		    /* a nested images tree: keys are whole paths, images below */
 	/* Loaded and started: the rest of lazyfs uses it from now on. */
 	atomic_bool live;
 	/*
@@ -292,7 +293,8 @@ static int load(struct lz_track *t, char *err, size_t errlen)
 	struct lz_tracker_config tc = {
 		.prefix = t->prefix,
 		.pin_dir = pin_dir,
-		.mode = t->objects ? LZ_TRACKER_WHOLE_PATH : LZ_TRACKER_FIRST_COMPONENT,
+		.mode = t->objects || t->nested ? LZ_TRACKER_WHOLE_PATH
+						: LZ_TRACKER_FIRST_COMPONENT,
 		.on_miss = on_miss,
 		.ctx = t,
 	};
@@ -384,6 +386,12 @@ struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *f
 	t->fs = fs;
 	t->mode = mode;
 	t->objects = fs->objects != NULL;
+	/*
+	 * An image below the top is resolved early only from a key that reaches
+	 * it: whole paths, walked to the image (lz_resolve_entry). Decided at
+	 * the start: a tree that nests only later is resolved at LOOKUP.
+	 */
+	t->nested = !t->objects && fs->images != NULL && lz_images_nested(fs->images);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->work, NULL);
 	pthread_rwlock_init(&t->gate, NULL);
@@ -435,7 +443,11 @@ void lz_track_forget(struct lz_track *t, const char *name)
 {
 	if (!enter(t))
 		return;
-	lz_tracker_forget(t->tracker, key_of(name));
+	/* Whole paths: every file of the image was a key of its own. */
+	if (t->nested)
+		lz_tracker_forget_under(t->tracker, key_of(name));
+	else
+		lz_tracker_forget(t->tracker, key_of(name));
 	leave(t);
 }
 

@@ -102,10 +102,12 @@ static int add(struct builder *b, const char *name, unsigned char type, bool ima
 	return add_full(b, name, type, image, false, backing_ino);
 }
 
-static void add_image_name(void *ctx, const char *name)
+/* An image or a subdirectory of the images tree: both are listed as directories. */
+static void add_tree_name(void *ctx, const char *name, bool is_dir)
 {
 	struct builder *b = ctx;
 
+	(void)is_dir;
 	if (b->err == 0)
 		b->err = add_full(b, name, DT_DIR, true, true, 0);
 }
@@ -262,7 +264,7 @@ static struct lz_union *share(struct lz_unions *t, struct lz_union *u)
 }
 
 int lz_union_get(struct lz_fs *fs, struct lz_unions *t, uint64_t dir, DIR *stream,
-		 const struct lz_map_node *mapped, bool root, const char *remote_dir,
+		 const struct lz_map_node *mapped, const char *tree, const char *remote_dir,
 		 struct lz_union **out)
 {
 	struct builder b = { .u = calloc(1, sizeof(*b.u)) };
@@ -277,8 +279,9 @@ int lz_union_get(struct lz_fs *fs, struct lz_unions *t, uint64_t dir, DIR *strea
 		err = add_mapped(&b, mapped);
 	if (err == 0 && remote_dir != NULL)
 		err = add_objects(fs, &b, remote_dir);
-	if (err == 0 && root && fs->images != NULL)
-		lz_images_list(fs->images, add_image_name, &b);
+	/* A tree that cannot be read lists what the underlay has (its lookups say the same). */
+	if (err == 0 && tree != NULL && fs->images != NULL)
+		lz_images_list_dir(fs->images, tree, add_tree_name, &b);
 	if (err == 0)
 		err = b.err;
 	if (err != 0) {

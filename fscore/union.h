@@ -57,11 +57,12 @@ void lz_unions_free(struct lz_unions *t);
 /*
  * The union of node id DIR: STREAM's entries (NULL: "." and ".." only), the
  * map's children of MAPPED, the remote directory REMOTE_DIR's objects, and
- * at the ROOT the images; shared with a union in use that has the same
+ * the images and subdirectories of directory TREE of the images tree ("" at
+ * the root, NULL: none); shared with a union in use that has the same
  * entries. 0 or -errno.
  */
 int lz_union_get(struct lz_fs *fs, struct lz_unions *t, uint64_t dir, DIR *stream,
-		 const struct lz_map_node *mapped, bool root, const char *remote_dir,
+		 const struct lz_map_node *mapped, const char *tree, const char *remote_dir,
 		 struct lz_union **out);
 /* Drops one reference; the last frees it. */
 void lz_union_put(struct lz_unions *t, struct lz_union *u);

@@ -35,7 +35,7 @@ static void check_ranges(const struct lz_snapline *l)
 {
 	switch (l->kind) {
 	case LZ_SNAP_SOURCE:
-		CHECK(l->u.source.index >= 1 && l->u.source.index < LZ_NODEID_REMOTE_SOURCE);
+		CHECK(l->u.source.index >= 1 && l->u.source.index < LZ_NODEID_FIRST_RESERVED);
 		break;
 	case LZ_SNAP_SQFS: {
 		const struct lz_snap_sqfs *s = &l->u.sqfs;
@@ -92,7 +92,7 @@ static bool same_inode(const struct lz_snap_inode *a, const struct lz_snap_inode
 	       a->kind == b->kind && a->type == b->type && a->path_fd == b->path_fd &&
 	       a->read_fd == b->read_fd && a->backing_id == b->backing_id && a->slot == b->slot &&
 	       a->opens == b->opens && same_str(a->image, b->image) &&
-	       same_str(a->maprel, b->maprel);
+	       same_str(a->maprel, b->maprel) && same_str(a->tree, b->tree);
 }
 
 static bool same_remote(const struct lz_snap_remote *a, const struct lz_snap_remote *b)

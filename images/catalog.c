@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The images directory's names, read with a deadline (catalog.h). The
+ * A directory's entries, read with a deadline (catalog.h). The
  * catalog is shared by its owner and the helper reading, each holding a
  * reference: a helper stuck in readdir outlives lz_catalog_free.
  */
@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct lz_catalog {
@@ -26,7 +27,7 @@ struct lz_catalog {
 	bool reading;	     /* a helper reads now */
 	unsigned listings;   /* listings read so far (successful or not) */
 	int error;	     /* of the last read: 0 or -errno */
-	char **names;	     /* the last listing read without error */
+	char **names;	     /* the last listing read without error: a DT_* byte, then the name */
 	size_t count;	     /* its names */
 	bool have;	     /* names holds a listing */
 	double stale_logged; /* CLOCK_MONOTONIC seconds of the last "stale" warning */
@@ -83,7 +84,35 @@ void lz_catalog_free(struct lz_catalog *c)
 	put_locked(c);
 }
 
-/* Every name in the directory into *NAMES: 0 or -errno. This is what may hang. */
+/* ENTRY's type; asked of the directory when its filesystem does not say. */
+static unsigned char type_of(DIR *dir, const struct dirent *entry)
+{
+	struct stat st;
+
+	if (entry->d_type != DT_UNKNOWN)
+		return entry->d_type;
+	if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return DT_UNKNOWN;
+	return S_ISDIR(st.st_mode)   ? DT_DIR
+	       : S_ISREG(st.st_mode) ? DT_REG
+	       : S_ISLNK(st.st_mode) ? DT_LNK
+				     : DT_UNKNOWN;
+}
+
+/* A DT_* byte and NAME, in one string. */
+static char *typed_name(unsigned char type, const char *name)
+{
+	size_t len = strlen(name);
+	char *s = malloc(len + 2);
+
+	if (s != NULL) {
+		s[0] = (char)type;
+		memcpy(s + 1, name, len + 1);
+	}
+	return s;
+}
+
+/* Every entry of the directory into *NAMES (typed_name): 0 or -errno. This is what may hang. */
 static int read_names(int dir_fd, char ***names, size_t *count)
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -109,7 +138,7 @@ static int read_names(int dir_fd, char ***names, size_t *count)
 				break;
 			*names = more;
 		}
-		if (((*names)[*count] = strdup(entry->d_name)) == NULL)
+		if (((*names)[*count] = typed_name(type_of(dir, entry), entry->d_name)) == NULL)
 			break;
 		++*count;
 		errno = 0;
@@ -173,8 +202,7 @@ static void start_reading_locked(struct lz_catalog *c)
 	}
 }
 
-int lz_catalog_list(struct lz_catalog *c, double deadline_s,
-		    void (*fn)(void *ctx, const char *name), void *ctx)
+int lz_catalog_list(struct lz_catalog *c, double deadline_s, lz_catalog_fn *fn, void *ctx)
 {
 	struct timespec until = lz_clock_after(CLOCK_MONOTONIC, deadline_s);
 	int err = 0;
@@ -200,12 +228,12 @@ int lz_catalog_list(struct lz_catalog *c, double deadline_s,
 	} else {
 		if (!fresh && lz_clock_s(CLOCK_MONOTONIC) - c->stale_logged > 60) {
 			c->stale_logged = lz_clock_s(CLOCK_MONOTONIC);
-			lz_warn("the images directory did not list within %gs: the root lists the "
-				"images it had before",
+			lz_warn("a directory of the images tree did not list within %gs: its "
+				"listing shows the images it had before",
 				deadline_s);
 		}
 		for (size_t i = 0; i < c->count; i++)
-			fn(ctx, c->names[i]);
+			fn(ctx, c->names[i] + 1, (unsigned char)c->names[i][0]);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return err;

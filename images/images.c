@@ -88,6 +88,7 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 	pthread_mutex_init(&images->lock, NULL);
 	pthread_mutex_init(&images->slot_lock, NULL);
 	pthread_mutex_init(&images->pending_lock, NULL);
+	pthread_mutex_init(&images->tree_lock, NULL);
 	return images;
 }
 
@@ -133,6 +134,7 @@ void lz_images_free(struct lz_images *images)
 		}
 	}
 	lz_catalog_free(images->catalog);
+	lz_images_tree_free(images);
 	lz_cards_free(images->cards);
 	lz_trust_free(images->trust);
 	if (images->dir_fd >= 0)
@@ -140,13 +142,15 @@ void lz_images_free(struct lz_images *images)
 	pthread_mutex_destroy(&images->lock);
 	pthread_mutex_destroy(&images->slot_lock);
 	pthread_mutex_destroy(&images->pending_lock);
+	pthread_mutex_destroy(&images->tree_lock);
 	free(images);
 }
 
 /* An image file found for a resolve: an open local file, or a source object not fetched. */
 struct image_file {
-	int fd;		     /* -1 for a source object */
-	bool in_dir;	     /* found in DIR (not a map entry's path, not a source object) */
+	int fd;	     /* -1 for a source object */
+	bool in_dir; /* found in the images tree (not a map entry's path, not a source object) */
+	struct stat dir_st;  /* in_dir: the directory of the tree holding it */
 	struct stat st;	     /* a source object: its size and mtime as listed */
 	char path[PATH_MAX]; /* what to call it in messages; a source object's name */
 };
@@ -171,22 +175,38 @@ static int find_source_object(struct lz_images *images, const char *name, struct
 	return -ENOENT;
 }
 
-/* Opens NAME with each suffix in DIR (imagefile.h): a descriptor, or -errno (WHY). */
+/*
+ * Opens image NAME ("N", or "R/N" in directory R of the tree) with each
+ * suffix (imagefile.h): a descriptor, or -errno (WHY).
+ */
 static int open_in_dir(struct lz_images *images, const char *name, struct image_file *f, char *why,
 		       size_t whylen)
 {
-	if (images->dir_fd < 0)
-		return -ENOENT;
-	for (size_t i = 0; i < N_SUFFIXES; i++) {
-		if ((size_t)snprintf(f->path, sizeof(f->path), "%s%s", name, image_suffixes[i]) >=
-		    sizeof(f->path))
-			return -ENAMETOOLONG;
-		/* One component, so nothing outside DIR is reachable by name. */
-		int fd = lz_open_image_file(images->dir_fd, f->path, &f->st, why, whylen);
-		if (fd != -ENOENT)
-			return fd;
+	const char *slash = strrchr(name, '/');
+	int fd = -ENOENT, dir_fd = images->dir_fd;
+
+	if (slash != NULL) {
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "%.*s", (int)(slash - name), name);
+		dir_fd = lz_images_tree_open(images, rel);
 	}
-	return -ENOENT;
+	if (dir_fd < 0)
+		return -ENOENT;
+	if (fstat(dir_fd, &f->dir_st) != 0)
+		fd = -errno;
+	for (size_t i = 0; i < N_SUFFIXES && fd == -ENOENT; i++) {
+		if ((size_t)snprintf(f->path, sizeof(f->path), "%s%s", name, image_suffixes[i]) >=
+		    sizeof(f->path)) {
+			fd = -ENAMETOOLONG;
+			break;
+		}
+		/* One component of a directory opened beneath DIR: nothing outside is reachable. */
+		fd = lz_open_image_file(dir_fd, f->path + (slash != NULL ? slash - name + 1 : 0),
+					&f->st, why, whylen);
+	}
+	if (slash != NULL)
+		close(dir_fd);
+	return fd;
 }
 
 /*
@@ -205,9 +225,11 @@ static int find_image_file(struct lz_images *images, const char *name, const cha
 	if (abs_path != NULL) {
 		snprintf(f->path, sizeof(f->path), "%s", abs_path);
 		fd = lz_open_image_file(AT_FDCWD, abs_path, &f->st, why, whylen);
-	} else if (lz_name_check(name) != 0) {
+	} else if (lz_images_tree_depth(name) < 1) {
 		return -ENOENT;
 	} else if (images->source != NULL) {
+		if (strchr(name, '/') != NULL)
+			return -ENOENT; /* a source's images are at its top */
 		return find_source_object(images, name, f);
 	} else {
 		fd = open_in_dir(images, name, f, why, whylen);
@@ -315,10 +337,7 @@ static int serve_ready(struct lz_image *image, const struct lz_image_ref *ref,
 static int file_trust(struct lz_images *images, const struct image_file *f, bool *kernel,
 		      char *trust, size_t len)
 {
-	struct stat dir;
-	bool in_dir = f->in_dir && fstat(images->dir_fd, &dir) == 0;
-
-	*kernel = lz_trust_file(images->trust, &f->st, in_dir ? &dir : NULL, trust, len);
+	*kernel = lz_trust_file(images->trust, &f->st, f->in_dir ? &f->dir_st : NULL, trust, len);
 	if (*kernel || !images->trusted_only || images->backend != LZ_IMAGE_KERNEL)
 		return 0;
 	lz_warn("image %s: %s; backend=kernel mounts only trusted images: serving the underlay",
@@ -699,8 +718,7 @@ void lz_images_stats(struct lz_images *images, struct lz_images_stats *out)
 	}
 }
 
-/* NAME without an image suffix into OUT; false if it has none. */
-static bool strip_suffix(const char *name, char *out, size_t outlen)
+bool lz_images_strip_suffix(const char *name, char *out, size_t outlen)
 {
 	size_t len = strlen(name);
 
@@ -716,8 +734,7 @@ static bool strip_suffix(const char *name, char *out, size_t outlen)
 	return false;
 }
 
-/* The image names at the source's top. */
-static int list_source(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
+int lz_images_list_source(struct lz_images *images, lz_images_list_fn *fn, void *ctx)
 {
 	char entry_name[NAME_MAX + 1];
 	struct lz_source_entry *entries;
@@ -728,37 +745,11 @@ static int list_source(struct lz_images *images, void (*fn)(void *ctx, const cha
 		return rc;
 	for (size_t i = 0; i < count; i++)
 		if (!entries[i].is_dir &&
-		    strip_suffix(entries[i].name, entry_name, sizeof(entry_name)) &&
+		    lz_images_strip_suffix(entries[i].name, entry_name, sizeof(entry_name)) &&
 		    lz_name_check(entry_name) == 0)
-			fn(ctx, entry_name);
+			fn(ctx, entry_name, false);
 	free(entries);
 	return 0;
-}
-
-struct image_names {
-	void (*fn)(void *ctx, const char *name);
-	void *ctx;
-};
-
-/* A directory entry that names an image: N.sqfs, N.img or N.squashfs. */
-static void image_name(void *ctx, const char *file)
-{
-	struct image_names *names = ctx;
-	char entry_name[NAME_MAX + 1];
-
-	if (strip_suffix(file, entry_name, sizeof(entry_name)) && lz_name_check(entry_name) == 0)
-		names->fn(names->ctx, entry_name);
-}
-
-int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx)
-{
-	struct image_names names = { fn, ctx };
-
-	if (images->source != NULL)
-		return list_source(images, fn, ctx);
-	if (images->catalog == NULL)
-		return 0;
-	return lz_catalog_list(images->catalog, images->deadline, image_name, &names);
 }
 
 struct lz_image *lz_images_adopt(struct lz_images *images, const struct lz_image_adopt *a)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The image registry: entry N at the root of the mount is the squashfs image
- * DIR/N.sqfs, N.img or N.squashfs (or a map entry's image file, or the
- * object N.sqfs of a source), resolved (mounted) on first access, exactly
+ * DIR/N.sqfs, N.img or N.squashfs, entry R/N the image DIR/R/N.sqfs... (a
+ * nested tree, below), or a map entry's image file, or the object N.sqfs
+ * of a source; each resolved (mounted) on first access, exactly
  * once however many threads ask, and closed when idle or replaced.
  *
  * An image (struct lz_image) is opaque: it is read through the accessors
@@ -160,7 +161,7 @@ void lz_images_set_deadline(struct lz_images *images, double seconds);
 
 /* Where an image comes from and where its entry sits in the mount. */
 struct lz_image_ref {
-	const char *key;   /* N, or "/rel/path" for a map entry */
+	const char *key;   /* N or R/N in DIR, or "/rel/path" for a map entry */
 	const char *path;  /* absolute image file for a map entry, NULL: DIR/N.sqfs... */
 	uint64_t parent;   /* node id of the directory holding the entry */
 	const char *entry; /* the entry's name there */
@@ -257,11 +258,37 @@ struct lz_image *lz_images_find(struct lz_images *images, const char *name);
 void lz_images_foreach(struct lz_images *images, void (*fn)(void *ctx, struct lz_image *image),
 		       void *ctx);
 /*
- * Calls FN for each image name in DIR or at the source's top (for the root
- * listing). A listing of DIR that takes longer than the deadline set (a store
- * that stopped answering) gives the names of the last one read.
+ * Nested trees. Image N.sqfs in directory R of the images directory (R at
+ * most LZ_IMAGES_DEPTH components, "" the images directory itself) has
+ * the key "R/N" and sits at R/N under the mount; the directories of the
+ * tree are directories of the mount. A symlink to a directory in the tree
+ * is not followed (a symlink to an image file is, by imagefile.h's rule).
+ * A source's images are at its top only.
  */
-int lz_images_list(struct lz_images *images, void (*fn)(void *ctx, const char *name), void *ctx);
+#define LZ_IMAGES_DEPTH 8
+
+/*
+ * The number of components of REL ("a/b" is 2, "" is 0), each a name
+ * lz_name_check takes; -1 when one is not, or there are more than
+ * LZ_IMAGES_DEPTH + 1 (no key or directory of the tree can be that deep).
+ */
+int lz_images_tree_depth(const char *rel);
+/* An O_PATH descriptor of directory REL of the tree, or -ENOENT (none, too deep) or -errno. */
+int lz_images_tree_open(struct lz_images *images, const char *rel);
+/* Whether REL (not "") is a directory of the tree. May wait on the store. */
+bool lz_images_tree_dir(struct lz_images *images, const char *rel);
+
+/*
+ * Calls FN for each image name (IS_DIR false) and each subdirectory above
+ * the depth limit (IS_DIR true) of directory REL of the tree ("" the
+ * images directory or the source's top). A listing that takes longer than
+ * the deadline set (a store that stopped answering) gives the names of the
+ * last one read. 0 or -errno.
+ */
+typedef void lz_images_list_fn(void *ctx, const char *name, bool is_dir);
+int lz_images_list_dir(struct lz_images *images, const char *rel, lz_images_list_fn *fn, void *ctx);
+/* Whether the images directory holds a subdirectory (lists it: may wait up to the deadline). */
+bool lz_images_nested(struct lz_images *images);
 
 /* Upper bounds (seconds) of the cold-resolve latency buckets; the last is +Inf. */
 #define LZ_RESOLVE_BUCKETS 12
@@ -284,7 +311,7 @@ void lz_images_stats(struct lz_images *images, struct lz_images_stats *out);
 
 /* One image. */
 
-/* Its registry key: N, or "/rel/path" for a map entry. Never changes. */
+/* Its registry key: N, R/N, or "/rel/path" for a map entry. Never changes. */
 const char *lz_image_name(const struct lz_image *image);
 /* The image file as it was when last resolved: a file replaced since differs. */
 struct lz_image_file {

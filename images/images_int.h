@@ -20,7 +20,8 @@
 #define LZ_IMAGES_BUCKETS 4096u
 
 struct lz_image {
-	char *name; /* registry key: N for DIR/N.sqfs, "/rel/path" for map entries; immutable */
+	char *name; /* registry key: N for DIR/N.sqfs, R/N, "/rel/path" for map entries; immutable
+		     */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	/* Under lock: */
@@ -79,6 +80,8 @@ struct lz_images {
 	atomic_ullong latency_buckets[2][LZ_RESOLVE_BUCKETS], latency_count[2], latency_ns[2];
 	pthread_mutex_t pending_lock;
 	struct lz_pending *pending;
+	pthread_mutex_t tree_lock;     /* tree_dirs only */
+	struct lz_tree_dir *tree_dirs; /* directories of the tree listed so far (tree.c) */
 };
 
 /* backend.c */
@@ -108,6 +111,15 @@ struct lz_sqfs_image *lz_backend_open_remote(struct lz_images *images, const cha
 void lz_remote_root(struct lz_sqfs_image *handle, bool *no_xattrs);
 /* Fetches HANDLE's image file; under handle->reader_lock. 0 or -ESTALE (logged). */
 int lz_fetch_locked(struct lz_sqfs_image *handle);
+
+/* images.c */
+/* NAME without an image suffix into OUT; false if it has none. */
+bool lz_images_strip_suffix(const char *name, char *out, size_t outlen);
+/* The image names at the source's top. */
+int lz_images_list_source(struct lz_images *images, lz_images_list_fn *fn, void *ctx);
+
+/* tree.c */
+void lz_images_tree_free(struct lz_images *images);
 
 /* image.c */
 struct lz_image *lz_image_new(struct lz_images *images, const char *name);

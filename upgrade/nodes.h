@@ -58,7 +58,8 @@ bool lz_nodes_get(struct lz_nodes *n, uint64_t nodeid, struct lz_node_record *r,
 		  struct file_handle *handle);
 
 /*
- * The path of remote object NODEID (remote_mode=objects), recorded with its
+ * The path of remote object NODEID (remote_mode=objects), or of a directory
+ * of the images tree (images.h; its underlay directory or its own), recorded with its
  * record (after lz_nodes_set; cheap when recorded already: a node id's path
  * never changes), and dropped with it; a longer path than
  * LZ_NODES_PATH_MAX - 1 bytes is not recorded. lz_nodes_get_path copies it

@@ -67,7 +67,7 @@ static bool u_field(const char *f, long long min, long long max, unsigned *out)
 
 static bool source_line(char **f, int n, struct lz_snap_source *s)
 {
-	return n == 2 && u_field(f[0], 1, LZ_NODEID_REMOTE_SOURCE - 1, &s->index) &&
+	return n == 2 && u_field(f[0], 1, LZ_NODEID_FIRST_RESERVED - 1, &s->index) &&
 	       lz_handover_unum(f[1], &s->dev);
 }
 
@@ -119,7 +119,9 @@ static bool inode_line(char **f, int n, struct lz_snap_inode *i)
 	long long slot;
 	unsigned type, kind;
 
-	if (n != 12 || !str_field(f[8], &i->image) || !str_field(f[11], &i->maprel) ||
+	/* A 13th field, the path in the images tree, only when there is one. */
+	if ((n != 12 && n != 13) || (n == 13 && (!str_field(f[12], &i->tree) || i->tree == NULL)) ||
+	    !str_field(f[8], &i->image) || !str_field(f[11], &i->maprel) ||
 	    !lz_handover_unum(f[0], &i->nodeid) || i->nodeid == 0 ||
 	    !u_field(f[1], LZ_INODE_FD, LZ_INODE_SQFS, &kind) ||
 	    !u_field(f[2], 0, 0177777, &type) || !lz_handover_unum(f[3], &i->nlookup) ||
@@ -239,6 +241,8 @@ static void encode_inode(struct lz_handover *h, const struct lz_snap_inode *i)
 	lz_handover_string(h, i->image);
 	lz_handover_printf(h, " %d %" PRIu64, i->slot, i->sqfs_id);
 	lz_handover_string(h, i->maprel);
+	if (i->tree != NULL)
+		lz_handover_string(h, i->tree);
 	lz_handover_printf(h, "\n");
 }
 

@@ -69,6 +69,7 @@ struct lz_snap_inode {
 	int path_fd, read_fd, backing_id, slot;
 	unsigned opens;
 	const char *image, *maprel; /* NULL: none */
+	const char *tree;	    /* its path in the images tree; NULL: none */
 };
 
 struct lz_snap_remote {

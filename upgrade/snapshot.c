@@ -166,6 +166,7 @@ static void write_inode(void *ctx, struct lz_inode *inode, uint64_t kernel_refs)
 	i->slot = inode->sqfs != NULL ? (int)inode->sqfs->slot : -1;
 	i->sqfs_id = inode->sqfs_id;
 	i->maprel = mapped != NULL ? mapped->relpath : NULL;
+	i->tree = atomic_load(&inode->tree); /* set once, never changed */
 	lz_snapline_encode(h, &l);
 }
 
@@ -398,6 +399,7 @@ static int restore_inode(struct restore *r, const struct lz_snap_inode *i)
 		.type = i->type,
 		.sqfs_id = i->sqfs_id,
 		.path_fd = -1,
+		.tree = i->tree,
 	};
 
 	if (i->image != NULL && (r->fs->images == NULL ||
