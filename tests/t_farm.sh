@@ -208,5 +208,11 @@ lz_ok "a directory added to the tree after the mount shows, with its image"
 lz_umount "$MP2"
 lz_umount "$MP" "$MP_WORKER"
 wait_for 5 eval '[[ -z $(loops_of "$IMG") && -z $(loops_of "$CEFS") ]]' || lz_fail "loop devices left: $(loops_of "$IMG") $(loops_of "$CEFS")"
-lz_ok "unmounted; no loop device left ($((SECONDS - start)) s in all)"
+# In a sanitizer build: nothing reported by either daemon, at exit included (leaks).
+logs=("$LZ_TMP"/lazyfs.*.log)
+((${#logs[@]} == 2)) && [[ -f ${logs[0]} ]] || lz_fail "the daemons' logs: ${logs[*]}"
+for log in "${logs[@]}"; do
+	! grep -q Sanitizer "$log" || lz_fail "sanitizer report in $log: $(grep -A8 Sanitizer "$log" | head -30)"
+done
+lz_ok "unmounted; no loop device left, no sanitizer report ($((SECONDS - start)) s in all)"
 lz_done
