@@ -14,6 +14,7 @@ version=$(gcc -dumpversion)
 libdir=$(dirname "$(gcc -print-prog-name=cc1)")
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
+chmod 755 "$stage" # the image's root: other users run the compiler too (mktemp makes it 0700)
 
 mkdir -p "$stage/bin" "$stage/lib/gcc/$target/$version"
 cp "$gcc_bin" "$stage/bin/gcc"
