@@ -124,7 +124,10 @@ void lz_synth_stat(struct lz_fs *fs, uint64_t nodeid, struct stat *st)
 {
 	/* Held: a reload may release the map meanwhile. */
 	struct lz_map *map = lz_fs_map_hold(fs);
-	struct timespec mtime = map != NULL ? map->mtime : (struct timespec){ 0 };
+	/* The map's time for its directories; the mount's for those of the images tree. */
+	struct timespec mtime = map != NULL && lz_nodeid_source(nodeid) == LZ_NODEID_SYNTH_SOURCE
+					? map->mtime
+					: fs->started;
 
 	lz_map_release(map);
 	memset(st, 0, sizeof(*st));
