@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # The eBPF open tracker in the daemon: cold entries send one event and start
 # resolving before the kernel's LOOKUP, warm ones are only counted, expiry
-# re-arms them, opens elsewhere say nothing, bpf=off serves the same, and
+# re-arms them, opens elsewhere say nothing, a nested images tree resolves at
+# the image's depth, bpf=off serves the same, and
 # nothing stays pinned or attached after unmount.
 . "${TESTS_SRCDIR:-$(dirname "$0")}/lib.sh"
 lz_init
@@ -205,6 +206,32 @@ if command -v rclone >/dev/null; then
 	kill "$LZ_HTTP_PID" 2>/dev/null || true
 	lz_ok "objects are keyed by their whole path; an evicted object is reported again"
 fi
+
+# A nested images tree: keys are whole paths, so an image below the top is
+# resolved from the event at its own depth; its expiry forgets every key below it.
+NI=$LZ_TMP/nested-tree
+mkdir -p "$NI/arm/v8"
+cp "$IMG/alpha.sqfs" "$NI/arm/v8/gcc-1.sqfs"
+lz_mount "$MP" -d -o "backend=$BACKEND,underlay=$U,images=$NI,idle_timeout=2,prefetch=off,bpf=on"
+[[ $(cat "$MP/arm/v8/gcc-1/hello.txt") == "image alpha" ]] || lz_fail "nested: reads wrong"
+"$MP/arm/v8/gcc-1/bin/tool" >/dev/null || lz_fail "nested: the tool does not run"
+sleep 0.3
+[[ $(cold_events arm/v8/gcc-1/hello.txt) -eq 1 ]] || lz_fail "nested: $(cold_events arm/v8/gcc-1/hello.txt) events for the file"
+early=$("$(dirname "$LAZYFS_BIN")/lazyfsctl" "$MP" stats | awk '/resolved_early:/ { print $2 }')
+((early >= 2)) || lz_fail "nested: $early entries resolved early, expected both files'"
+cat "$MP/arm/v8/gcc-1/hello.txt" >/dev/null
+[[ $(cold_events arm/v8/gcc-1/hello.txt) -eq 1 ]] || lz_fail "nested: a resolved file was reported again"
+for ((i = 0; i < 80; i++)); do
+	grep -q "image arm/v8/gcc-1: closed" "$LZ_LAST_LOG" && break
+	sleep 0.1
+done
+grep -q "image arm/v8/gcc-1: closed" "$LZ_LAST_LOG" || lz_fail "nested: the image did not expire"
+cat "$MP/arm/v8/gcc-1/hello.txt" >/dev/null
+sleep 0.2
+[[ $(cold_events arm/v8/gcc-1/hello.txt) -eq 2 ]] ||
+	lz_fail "nested: after expiry $(cold_events arm/v8/gcc-1/hello.txt) events, expected 2"
+lz_umount "$MP"
+lz_ok "a nested tree is keyed by whole paths, resolved early at the image's depth, forgotten below it at expiry"
 
 # bpf=on fails the mount when the tracker cannot load (a prefix too long for it).
 LONG=$LZ_TMP/$(printf 'x%.0s' {1..130})
