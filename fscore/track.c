@@ -290,6 +290,13 @@ static int load(struct lz_track *t, char *err, size_t errlen)
 	char pin_dir[PATH_MAX];
 
 	pin_dir_of(t->prefix, pin_dir, sizeof(pin_dir));
+	/*
+	 * An image below the top is resolved early only from a key that reaches
+	 * it: whole paths, walked to the image (lz_resolve_entry). Decided as the
+	 * tracker loads (bpf=auto: in the background, so a slow images directory
+	 * holds no mount): a tree that nests only later is resolved at LOOKUP.
+	 */
+	t->nested = !t->objects && t->fs->images != NULL && lz_images_nested(t->fs->images);
 	struct lz_tracker_config tc = {
 		.prefix = t->prefix,
 		.pin_dir = pin_dir,
@@ -386,12 +393,6 @@ struct lz_track *lz_track_open(struct lz_fs *fs, const char *mountpoint, bool *f
 	t->fs = fs;
 	t->mode = mode;
 	t->objects = fs->objects != NULL;
-	/*
-	 * An image below the top is resolved early only from a key that reaches
-	 * it: whole paths, walked to the image (lz_resolve_entry). Decided at
-	 * the start: a tree that nests only later is resolved at LOOKUP.
-	 */
-	t->nested = !t->objects && fs->images != NULL && lz_images_nested(fs->images);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->work, NULL);
 	pthread_rwlock_init(&t->gate, NULL);
