@@ -23,6 +23,7 @@ struct lz_catalog {
 	pthread_mutex_t lock;
 	pthread_cond_t read_done; /* CLOCK_MONOTONIC */
 	int dir_fd;
+	char *what;	     /* the directory, in messages */
 	unsigned refs;	     /* the owner's, and the reading helper's */
 	bool reading;	     /* a helper reads now */
 	unsigned listings;   /* listings read so far (successful or not) */
@@ -33,7 +34,7 @@ struct lz_catalog {
 	double stale_logged; /* CLOCK_MONOTONIC seconds of the last "stale" warning */
 };
 
-struct lz_catalog *lz_catalog_new(int dir_fd)
+struct lz_catalog *lz_catalog_new(int dir_fd, const char *what)
 {
 	struct lz_catalog *c = calloc(1, sizeof(*c));
 	pthread_condattr_t attr;
@@ -41,7 +42,9 @@ struct lz_catalog *lz_catalog_new(int dir_fd)
 	if (c == NULL)
 		return NULL;
 	c->dir_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-	if (c->dir_fd < 0) {
+	if (c->dir_fd < 0 || (c->what = strdup(what)) == NULL) {
+		if (c->dir_fd >= 0)
+			close(c->dir_fd);
 		free(c);
 		return NULL;
 	}
@@ -70,6 +73,7 @@ static void put_locked(struct lz_catalog *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	free_names(c->names, c->count);
+	free(c->what);
 	close(c->dir_fd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->read_done);
@@ -228,9 +232,9 @@ int lz_catalog_list(struct lz_catalog *c, double deadline_s, lz_catalog_fn *fn, 
 	} else {
 		if (!fresh && lz_clock_s(CLOCK_MONOTONIC) - c->stale_logged > 60) {
 			c->stale_logged = lz_clock_s(CLOCK_MONOTONIC);
-			lz_warn("a directory of the images tree did not list within %gs: its "
-				"listing shows the images it had before",
-				deadline_s);
+			lz_warn("%s did not list within %gs: its listing shows the images it "
+				"had before",
+				c->what, deadline_s);
 		}
 		for (size_t i = 0; i < c->count; i++)
 			fn(ctx, c->names[i] + 1, (unsigned char)c->names[i][0]);

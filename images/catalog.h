@@ -15,8 +15,11 @@
 
 struct lz_catalog;
 
-/* A catalog of directory DIR_FD (borrowed: the catalog opens its own). NULL: errno. */
-struct lz_catalog *lz_catalog_new(int dir_fd);
+/*
+ * A catalog of directory DIR_FD (borrowed: the catalog opens its own), called
+ * WHAT in messages ("the images directory"). NULL: errno.
+ */
+struct lz_catalog *lz_catalog_new(int dir_fd, const char *what);
 /* Frees it; a helper still reading frees what it needs when it ends. NULL is fine. */
 void lz_catalog_free(struct lz_catalog *c);
 

@@ -79,7 +79,8 @@ struct lz_images *lz_images_new(int images_dir_fd, enum lz_image_backend backend
 	if (images == NULL)
 		return NULL;
 	images->dir_fd = images_dir_fd;
-	if (images_dir_fd >= 0 && (images->catalog = lz_catalog_new(images_dir_fd)) == NULL) {
+	if (images_dir_fd >= 0 &&
+	    (images->catalog = lz_catalog_new(images_dir_fd, "the images directory")) == NULL) {
 		free(images);
 		return NULL;
 	}

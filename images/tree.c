@@ -15,7 +15,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -100,9 +102,11 @@ static struct lz_catalog *tree_catalog(struct lz_images *images, const char *rel
 		errno = -fd;
 		return NULL;
 	}
+	char what[PATH_MAX + 32];
+	snprintf(what, sizeof(what), "images directory %s", rel);
 	d = calloc(1, sizeof(*d));
 	if (d != NULL &&
-	    ((d->rel = strdup(rel)) == NULL || (d->catalog = lz_catalog_new(fd)) == NULL)) {
+	    ((d->rel = strdup(rel)) == NULL || (d->catalog = lz_catalog_new(fd, what)) == NULL)) {
 		free(d->rel);
 		free(d);
 		d = NULL;
