@@ -3,9 +3,11 @@
  * Opening and reading files. In passthrough mode every open of an inode shares
  * one backing id, registered with the kernel on the first open and parked at
  * the last release for the next one (linger.h), so reads and mmap never reach
- * the daemon. Reads only arrive here when passthrough is off or refused, and
- * in open_mode=cached, where the kernel sends no OPEN at all and reads come
- * without a file handle.
+ * the daemon. Reads only arrive here when passthrough is off or refused, in
+ * open_mode=cached, where the kernel sends no OPEN at all and reads come
+ * without a file handle, and for a remote object opened while it is
+ * streamed (cache/stream.h): each read waits for its bytes, then is served
+ * from the file being filled.
  */
 #include "config.h"
 #include "ops.h"
@@ -42,9 +44,12 @@ static int open_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 
 /*
  * Opens inode->read_fd if needed; call with inode->lock held. 0, -EOPNOTSUPP
- * when the daemon reads the file itself (squashfuse), or -errno.
+ * when the daemon reads the file itself (squashfuse), or -errno. With
+ * MAY_STREAM (an OPEN) a cold remote object may come while it is fetched
+ * (inode->stream set); a READ without an OPEN (open_mode=cached) holds its
+ * descriptor until the kernel forgets the inode, so it takes the whole object.
  */
-static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
+static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode, bool may_stream)
 {
 	int fd;
 
@@ -54,7 +59,7 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 		/* The first open fetches the object; later ones find it in the cache. */
 		if (S_ISDIR(inode->type))
 			return -EISDIR;
-		fd = lz_objects_open(fs, inode);
+		fd = lz_objects_open(fs, inode, may_stream ? &inode->stream : NULL);
 	} else {
 		fd = open_read_fd(fs, inode);
 	}
@@ -66,7 +71,9 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 
 static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
-	if (inode->backing_id > 0 || !atomic_load(&fs->passthrough) || !S_ISREG(inode->type))
+	/* A streamed object's opens are all the daemon's until the last one closes. */
+	if (inode->backing_id > 0 || inode->stream != NULL || !atomic_load(&fs->passthrough) ||
+	    !S_ISREG(inode->type))
 		return;
 	int id = fuse_passthrough_open(req, inode->read_fd);
 	if (id > 0) {
@@ -147,7 +154,7 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	err = 0;
 	if (inode->opens == 0 && inode->backing_id == 0)
 		reuse_parked_backing(fs, inode);
-	if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode)) == 0)
+	if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode, true)) == 0)
 		share_backing_id(req, fs, inode);
 	if (err == -EOPNOTSUPP)
 		err = 0; /* no file to hand the kernel: the daemon reads for it */
@@ -160,6 +167,7 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->backing_id = inode->backing_id;
 	}
+	bool streamed = inode->stream != NULL;
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
 		fuse_reply_err(req, -err);
@@ -168,8 +176,10 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * No FLUSH on close. The page cache is kept when the daemon serves reads;
 	 * the kernel refuses keep_cache on a passthrough open (EIO to the caller).
+	 * A streamed object's pages are dropped at each open: bytes read before
+	 * its check failed must not outlive it.
 	 */
-	fi->keep_cache = fi->backing_id == 0;
+	fi->keep_cache = fi->backing_id == 0 && !streamed;
 	fi->noflush = 1;
 	/* The open that mounted the image began its working set: it comes after the lookup. */
 	if (inode->kind == LZ_INODE_SQFS)
@@ -222,10 +232,14 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		err = fd < 0 ? fd : 0;
 		buf.buf[0].fd = fd;
 	} else {
-		err = ensure_read_fd(fs, inode);
+		err = ensure_read_fd(fs, inode, false);
 		buf.buf[0].fd = inode->read_fd;
 	}
+	/* Its open holds it: the last release comes after this read. */
+	void *stream = inode->stream;
 	pthread_mutex_unlock(&inode->lock);
+	if (err == 0 && stream != NULL)
+		err = lz_objects_wait(fs, stream, (uint64_t)off, size);
 	if (err == -EOPNOTSUPP) {
 		read_sqfs(req, inode, size, off);
 		return;
@@ -242,7 +256,7 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	 * image's copy so a hot file is cached once. (The underlay's pages are
 	 * shared with other users of it and stay.)
 	 */
-	if (inode->image != NULL || inode->kind == LZ_INODE_REMOTE)
+	if (inode->image != NULL || (inode->kind == LZ_INODE_REMOTE && stream == NULL))
 		posix_fadvise(buf.buf[0].fd, off, (off_t)size, POSIX_FADV_DONTNEED);
 	if (for_this_read)
 		close(buf.buf[0].fd);

@@ -1,0 +1,3 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+exit 77
