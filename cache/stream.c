@@ -157,6 +157,8 @@ static void stream_free(struct lz_stream *s)
 		close(s->wfd);
 	if (s->rfd >= 0)
 		close(s->rfd);
+	if (s->state == DONE && s->set->io.published_gone != NULL)
+		s->set->io.published_gone(s->set->io.ctx, s->path);
 	pthread_cond_destroy(&s->changed);
 	free(s->bits);
 	free(s->path);
@@ -296,7 +298,8 @@ static bool after_run(struct lz_stream *s, int rc, uint64_t before, const struct
 		*tries = 0;
 	if (rc == 0)
 		return true;
-	if (rc == -ENOENT || ++*tries > RETRIES || s->set->stopping) {
+	/* A remote that stalled while the child answers stays stalled: once is enough. */
+	if (rc == -ENOENT || rc == -ETIMEDOUT || ++*tries > RETRIES || s->set->stopping) {
 		fail_stream(s, err);
 		return false;
 	}
@@ -407,7 +410,6 @@ static void *worker_main(void *arg)
 	if (--s->workers == 0) {
 		finish(s);
 		set->active--;
-		s->in_table = false;
 	}
 	stream_put(s);
 	set->workers--;
@@ -490,6 +492,13 @@ fail:;
 	return rc;
 }
 
+static bool stream_same(const struct lz_stream *s, const struct lz_object_meta *meta)
+{
+	return s->meta.size == meta->size && s->meta.mtime.tv_sec == meta->mtime.tv_sec &&
+	       s->meta.mtime.tv_nsec == meta->mtime.tv_nsec &&
+	       strcmp(s->meta.hash, meta->hash) == 0;
+}
+
 int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_object_meta *meta,
 		    struct lz_stream **out, int *fd)
 {
@@ -503,10 +512,24 @@ int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_ob
 	for (s = set->all; s != NULL; s = s->next)
 		if (s->in_table && strcmp(s->path, path) == 0)
 			break;
-	if (s != NULL && (s->state == FAILED || s->meta.size != meta->size ||
-			  s->meta.mtime.tv_sec != meta->mtime.tv_sec ||
-			  s->meta.mtime.tv_nsec != meta->mtime.tv_nsec ||
-			  strcmp(s->meta.hash, meta->hash) != 0)) {
+	/* Being checked: soon published (open that), or failed (fetched anew). */
+	while (s != NULL && s->state == CHECKING && stream_same(s, meta)) {
+		s->refs++;
+		pthread_cond_wait(&s->changed, &set->lock);
+		enum state now = s->state;
+		stream_put(s); /* the worker holds it while CHECKING: freed only past it */
+		if (now == DONE) {
+			pthread_mutex_unlock(&set->lock);
+			return -EAGAIN;
+		}
+		if (now == FAILED)
+			s = NULL;
+	}
+	if (s != NULL && s->state == DONE && stream_same(s, meta)) {
+		pthread_mutex_unlock(&set->lock);
+		return -EAGAIN;
+	}
+	if (s != NULL && (s->state != FETCHING || !stream_same(s, meta))) {
 		s->in_table = false; /* another version: its handles keep it */
 		s = NULL;
 	}

@@ -56,6 +56,12 @@ struct lz_stream_io {
 	 */
 	int (*finish)(void *ctx, const char *path, const struct lz_object_meta *meta, int fd,
 		      char *err, size_t errlen);
+	/*
+	 * The stream of PATH that FINISH published is gone (its last handle
+	 * closed): what FINISH kept for its handles (the store's open reference)
+	 * may go. NULL: nothing to do.
+	 */
+	void (*published_gone)(void *ctx, const char *path);
 	void *ctx;
 	/* Where the files are made (O_TMPFILE): on the store's filesystem, to be linked there. */
 	int dir_fd;
@@ -80,8 +86,10 @@ void lz_streams_free(struct lz_streams *set);
  * A handle on the stream of object PATH as META describes it (size known):
  * the running one if it is the same object, else a new one (a stream of an
  * older version goes on for its own handles). 0 with *OUT and *FD, a new
- * read-only descriptor of its file (the caller's to close); -EBUSY when
- * max_active streams fetch already; -errno.
+ * read-only descriptor of its file (the caller's to close); -EAGAIN when
+ * that object's stream is complete and published (waited for while it is
+ * checked): open the published copy; -EBUSY when max_active streams fetch
+ * already; -errno.
  */
 int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_object_meta *meta,
 		    struct lz_stream **out, int *fd);

@@ -520,12 +520,23 @@ int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_
 	target.pass = creds.pass;
 	st = lz_rc_get(&target, url, off, len, rc->timeout_s, sink, ctx, &stopped, why,
 		       sizeof(why));
+	/* A stall: a child that no longer answers is replaced, and the caller may go on. */
+	if (!stopped && st == LZ_RC_TIMEOUT) {
+		struct lz_rc_slot *slot = lz_rc_slot_get(rc->pool);
+		bool alive = lz_rc_ping(slot, &target, PING_S);
+
+		lz_rc_slot_put(rc->pool, slot);
+		if (!alive) {
+			lz_rcd_discard(rc->rcd, ch.gen, "it stopped answering");
+			st = LZ_RC_NO_SERVER;
+		}
+	}
 	lz_rcd_creds_wipe(&creds);
 	if (stopped)
 		return -ECANCELED;
 	if (st == LZ_RC_OK)
 		return 0;
-	if (st == LZ_RC_NO_SERVER)
+	if (st == LZ_RC_NO_SERVER) /* once per child: a second call does nothing */
 		lz_rcd_discard(rc->rcd, ch.gen, why);
 	fail(err, errlen, rc, &c, why, 1);
 	return st == LZ_RC_NOT_FOUND ? -ENOENT : st == LZ_RC_TIMEOUT ? -ETIMEDOUT : -EIO;

@@ -33,6 +33,7 @@ struct fake {
 	atomic_ullong far_off;	 /* the highest offset a read started at */
 	atomic_int finishes, finish_rc;
 	atomic_int finish_ok; /* finish found the file equal to the source */
+	atomic_int gone;      /* published_gone calls */
 };
 
 static int fake_read(void *ctx, const char *path, uint64_t off, uint64_t len,
@@ -86,18 +87,19 @@ static int fake_finish(void *ctx, const char *path, const struct lz_object_meta 
 	return 0;
 }
 
+static void fake_gone(void *ctx, const char *path)
+{
+	struct fake *f = ctx;
+
+	(void)path;
+	atomic_fetch_add(&f->gone, 1);
+}
+
 static struct fake fake;
 static int dir_fd;
 
-static struct lz_streams *new_set(void)
+static void reset(void)
 {
-	struct lz_stream_io io = {
-		.read = fake_read,
-		.finish = fake_finish,
-		.ctx = &fake,
-		.dir_fd = dir_fd,
-	};
-
 	atomic_store(&fake.piece_us, 0);
 	atomic_store(&fake.fail_after, -1);
 	atomic_store(&fake.fail_times, 0);
@@ -106,6 +108,20 @@ static struct lz_streams *new_set(void)
 	atomic_store(&fake.finishes, 0);
 	atomic_store(&fake.finish_rc, 0);
 	atomic_store(&fake.finish_ok, 0);
+	atomic_store(&fake.gone, 0);
+}
+
+static struct lz_streams *new_set(void)
+{
+	struct lz_stream_io io = {
+		.read = fake_read,
+		.finish = fake_finish,
+		.published_gone = fake_gone,
+		.ctx = &fake,
+		.dir_fd = dir_fd,
+	};
+
+	reset();
 	return lz_streams_new(&io);
 }
 
@@ -152,8 +168,15 @@ static void test_whole(void)
 	CHECK(atomic_load(&fake.served) == SIZE);
 	lz_streams_counts(set, &started, &failed);
 	CHECK(started == 1 && failed == 0);
+	/* Published: a new open is told to take the published copy. */
+	struct lz_stream *s3;
+	int fd3;
+	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, &s3, &fd3) == -EAGAIN);
 	lz_stream_close(s);
+	CHECK(atomic_load(&fake.gone) == 0);
 	lz_stream_close(s2);
+	/* The last handle gone: what finish kept for them may go. */
+	CHECK(atomic_load(&fake.gone) == 1);
 	close(fd);
 	close(fd2);
 	lz_streams_free(set);
@@ -282,7 +305,7 @@ static void test_busy(void)
 	struct lz_stream *s, *t;
 	int fd, fd2;
 
-	new_set();
+	reset();
 	set = lz_streams_new(&io);
 	atomic_store(&fake.piece_us, 2000);
 	CHECK(lz_streams_open(set, "g.mp4", &meta, &s, &fd) == 0);
