@@ -367,6 +367,7 @@ static void finish(struct lz_stream *s)
 
 	if (s->set->stopping && s->state == FETCHING) {
 		s->state = FAILED; /* the mount ends: nothing to say */
+		pthread_cond_broadcast(&s->changed);
 		return;
 	}
 	if (s->state != FETCHING || s->missing > 0) {
@@ -512,12 +513,16 @@ int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_ob
 	for (s = set->all; s != NULL; s = s->next)
 		if (s->in_table && strcmp(s->path, path) == 0)
 			break;
-	/* Being checked: soon published (open that), or failed (fetched anew). */
-	while (s != NULL && s->state == CHECKING && stream_same(s, meta)) {
+	/*
+	 * Complete, or being checked: soon published (open that), or failed
+	 * (fetched anew). Joining it would make a reader the daemon's for nothing.
+	 */
+	while (s != NULL && (s->state == CHECKING || (s->state == FETCHING && s->missing == 0)) &&
+	       stream_same(s, meta)) {
 		s->refs++;
 		pthread_cond_wait(&s->changed, &set->lock);
 		enum state now = s->state;
-		stream_put(s); /* the worker holds it while CHECKING: freed only past it */
+		stream_put(s); /* a worker holds it until it is checked: freed only past that */
 		if (now == DONE) {
 			pthread_mutex_unlock(&set->lock);
 			return -EAGAIN;

@@ -71,9 +71,13 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode, bool may_str
 
 static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
-	/* A streamed object's opens are all the daemon's until the last one closes. */
-	if (inode->backing_id > 0 || inode->stream != NULL || !atomic_load(&fs->passthrough) ||
-	    !S_ISREG(inode->type))
+	/*
+	 * Opens served by the daemon (a streamed object's; after a live upgrade,
+	 * those it handed over) keep the inode's later opens the daemon's until
+	 * the last one closes: the kernel fails a passthrough open beside them.
+	 */
+	if (inode->backing_id > 0 || inode->stream != NULL || inode->opens > 0 ||
+	    !atomic_load(&fs->passthrough) || !S_ISREG(inode->type))
 		return;
 	int id = fuse_passthrough_open(req, inode->read_fd);
 	if (id > 0) {
