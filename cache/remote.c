@@ -624,9 +624,12 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 {
 	struct lz_remote *r = ctx;
 	struct lz_store_stats st = { 0 };
+	uint64_t streams = 0, stream_failures = 0;
 
 	if (r->store != NULL)
 		lz_store_stats(r->store, &st);
+	if (r->streams != NULL)
+		lz_streams_counts(r->streams, &streams, &stream_failures);
 	*out = (struct lz_source_stats){
 		.objects = st.objects,
 		.bytes = st.bytes,
@@ -642,6 +645,8 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 		.fetch_failures = atomic_load(&r->fetch_failures),
 		.fetch_bytes = atomic_load(&r->fetch_bytes),
 		.fetch_ns = atomic_load(&r->fetch_ns),
+		.streams = streams,
+		.stream_failures = stream_failures,
 		.reachable = !atomic_load(&r->unreachable),
 	};
 }

@@ -25,6 +25,8 @@ struct lz_source_stats {
 	uint64_t objects, bytes, quota, open_objects, pinned;
 	uint64_t hits, misses, fills, fill_failures, evictions;
 	uint64_t fetches, fetch_failures, fetch_bytes, fetch_ns;
+	/* stream=on: cold objects read while fetched, and those streams that failed. */
+	uint64_t streams, stream_failures;
 	/* 1 when the last call to the remote got an answer (a missing object included), else 0. */
 	uint64_t reachable;
 };

@@ -152,6 +152,13 @@ grep -q "streamed fetch of 'dies.bin' failed" "$log" || lz_fail "no log line for
 ! grep -q "fetched 'dies.bin'" "$log" || lz_fail "a failed fetch was published"
 [[ $("$CTL" "$MP" evict dies.bin 2>&1) == *"not resolved or cached"* ]] || lz_fail "dies.bin is in the cache"
 lz_ok "the remote killed midway: the waiting reader got EIO after $got right bytes; nothing published"
+stats=$("$CTL" --json "$MP" stats) || lz_fail "stats: $stats"
+python3 - "$stats" <<'PY' || lz_fail "stats: $stats"
+import json, sys
+c = json.loads(sys.argv[1])["cache"]
+assert c["streams"] >= 4 and c["stream_failures"] == 1, c
+PY
+lz_ok "lazyfsctl stats counts the streams and the one that failed"
 lz_umount "$MP"
 
 # A remote that lists MD5s: rclone's hasher over a local directory the child can read.
