@@ -498,7 +498,8 @@ static int source_open_streamed(void *ctx, const char *path, void **stream)
 	 * the store reserves its room, while a whole fill evicts first.
 	 */
 	if (r->streams != NULL && meta.size >= 0 && !lz_store_filling(r->store, key) &&
-	    lz_store_has_room(r->store, (uint64_t)meta.size)) {
+	    lz_store_has_room(r->store,
+			      (uint64_t)meta.size + lz_streams_active_bytes(r->streams))) {
 		rc = lz_streams_open(r->streams, path, &meta, &s, &fd);
 		if (rc == 0) {
 			*stream = s;

@@ -66,7 +66,8 @@ struct lz_streams {
 	pthread_mutex_t lock;
 	pthread_cond_t idle; /* a worker ended */
 	struct lz_stream *all;
-	unsigned active; /* streams FETCHING or CHECKING */
+	unsigned active;       /* streams FETCHING or CHECKING */
+	uint64_t active_bytes; /* their sizes: written before the store reserves them */
 	unsigned workers;
 	bool stopping;
 	uint64_t started, failed;
@@ -411,6 +412,7 @@ static void *worker_main(void *arg)
 	if (--s->workers == 0) {
 		finish(s);
 		set->active--;
+		set->active_bytes -= s->size;
 	}
 	stream_put(s);
 	set->workers--;
@@ -481,6 +483,7 @@ static int stream_new(struct lz_streams *set, const char *path, const struct lz_
 	if (!start_worker(s, false))
 		goto fail;
 	set->active++;
+	set->active_bytes += s->size;
 	if (s->nchunks > JUMP_CHUNKS)
 		start_worker(s, true); /* without it, reads far ahead wait for the fill */
 	set->started++;
@@ -626,6 +629,16 @@ void lz_streams_free(struct lz_streams *set)
 	pthread_mutex_destroy(&set->lock);
 	pthread_cond_destroy(&set->idle);
 	free(set);
+}
+
+uint64_t lz_streams_active_bytes(struct lz_streams *set)
+{
+	uint64_t bytes;
+
+	pthread_mutex_lock(&set->lock);
+	bytes = set->active_bytes;
+	pthread_mutex_unlock(&set->lock);
+	return bytes;
 }
 
 void lz_streams_counts(struct lz_streams *set, uint64_t *started, uint64_t *failed)

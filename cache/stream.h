@@ -101,6 +101,9 @@ int lz_stream_wait(struct lz_stream *stream, uint64_t off, uint64_t len);
 /* Drops a handle; the fetch goes on without handles, to publish the object. */
 void lz_stream_close(struct lz_stream *stream);
 
+/* The sizes of the streams fetching or being checked: disk the store has not reserved. */
+uint64_t lz_streams_active_bytes(struct lz_streams *set);
+
 /* Streams started, and those that failed (fetch or check), since the set was made. */
 void lz_streams_counts(struct lz_streams *set, uint64_t *started, uint64_t *failed);
 

@@ -310,6 +310,7 @@ static void test_busy(void)
 	atomic_store(&fake.piece_us, 2000);
 	CHECK(lz_streams_open(set, "g.mp4", &meta, &s, &fd) == 0);
 	CHECK(lz_streams_open(set, "h.mp4", &meta, &t, &fd2) == -EBUSY);
+	CHECK(lz_streams_active_bytes(set) == SIZE);
 	struct lz_object_meta empty = { .size = 0 };
 	lz_stream_close(s);
 	close(fd);
