@@ -505,13 +505,14 @@ static int source_open_streamed(void *ctx, const char *path, void **stream)
 			*stream = s;
 			return fd;
 		}
-		/* -EAGAIN: just published; -EBUSY: streams all busy. The store has it, or fetches
-		 * it. */
-		if (rc != -EBUSY && rc != -EAGAIN) {
-			say(r, LZ_LOG_ERR, "streamed fetch of '%s' failed to start: %s", path,
+		/*
+		 * -EAGAIN: just published; -EBUSY: streams all busy. Else no stream
+		 * could start (a cache filesystem without O_TMPFILE...): the whole
+		 * object is fetched as with stream=off.
+		 */
+		if (rc != -EBUSY && rc != -EAGAIN)
+			say(r, LZ_LOG_WARN, "'%s' cannot be streamed (%s): fetching it whole", path,
 			    strerror(-rc));
-			return -EIO;
-		}
 	}
 	return fill_object(r, path, key, &meta);
 }
