@@ -493,20 +493,24 @@ static int source_open_streamed(void *ctx, const char *path, void **stream)
 	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
 		return fd;
 	/*
-	 * Streamed only when nothing else fetches it (a fill being published is
-	 * joined instead) and it fits without evicting: a stream writes before
-	 * the store reserves its room, while a whole fill evicts first.
+	 * A running stream of it is joined. A new one starts only when nothing
+	 * else fetches it (a fill being published is joined instead) and it fits
+	 * without evicting: a stream writes before the store reserves its room,
+	 * while a whole fill evicts first.
 	 */
-	if (r->streams != NULL && meta.size >= 0 && !lz_store_filling(r->store, key) &&
-	    lz_store_has_room(r->store,
-			      (uint64_t)meta.size + lz_streams_active_bytes(r->streams))) {
-		rc = lz_streams_open(r->streams, path, &meta, &s, &fd);
+	if (r->streams != NULL && meta.size >= 0) {
+		bool start =
+			!lz_store_filling(r->store, key) &&
+			lz_store_has_room(r->store, (uint64_t)meta.size +
+							    lz_streams_active_bytes(r->streams));
+		rc = lz_streams_open(r->streams, path, &meta, start, &s, &fd);
 		if (rc == 0) {
 			*stream = s;
 			return fd;
 		}
 		/*
-		 * -EAGAIN: just published; -EBUSY: streams all busy. Else no stream
+		 * -EAGAIN: just published; -EBUSY: none to join, and none may start
+		 * (no room, another fill, or streams all busy). Else no stream
 		 * could start (a cache filesystem without O_TMPFILE...): the whole
 		 * object is fetched as with stream=off.
 		 */

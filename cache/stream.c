@@ -504,7 +504,7 @@ static bool stream_same(const struct lz_stream *s, const struct lz_object_meta *
 }
 
 int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_object_meta *meta,
-		    struct lz_stream **out, int *fd)
+		    bool start, struct lz_stream **out, int *fd)
 {
 	struct lz_stream *s;
 	char self[32];
@@ -545,7 +545,7 @@ int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_ob
 		s->refs++;
 	else if (set->stopping)
 		rc = -ESHUTDOWN;
-	else if (set->active >= set->io.max_active)
+	else if (!start || set->active >= set->io.max_active)
 		rc = -EBUSY;
 	else
 		rc = stream_new(set, path, meta, &s);

@@ -92,7 +92,7 @@ void lz_streams_free(struct lz_streams *set);
  * already; -errno.
  */
 int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_object_meta *meta,
-		    struct lz_stream **out, int *fd);
+		    bool start, struct lz_stream **out, int *fd);
 /*
  * Waits until bytes [OFF, OFF+LEN) (cut at the object's end) are in the
  * file: 0, or -EIO when the fetch failed or the object did not check out.

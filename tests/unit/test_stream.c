@@ -148,13 +148,15 @@ static bool bytes_equal(int fd, uint64_t off, size_t len)
 static void test_whole(void)
 {
 	struct lz_streams *set = new_set();
-	struct lz_stream *s, *s2;
+	struct lz_stream *s, *s2, *s3;
 	uint64_t started, failed;
-	int fd, fd2;
+	int fd, fd2, fd3;
 
-	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, true, &s, &fd) == 0);
 	/* A second open of the same object joins the running fetch. */
-	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, &s2, &fd2) == 0);
+	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, false, &s2, &fd2) == 0);
+	/* None to join, and none may start. */
+	CHECK(lz_streams_open(set, "other", &meta, false, &s3, &fd3) == -EBUSY);
 	CHECK(s == s2);
 	CHECK(lz_stream_wait(s, 0, 65536) == 0);
 	CHECK(bytes_equal(fd, 0, 65536));
@@ -169,9 +171,7 @@ static void test_whole(void)
 	lz_streams_counts(set, &started, &failed);
 	CHECK(started == 1 && failed == 0);
 	/* Published: a new open is told to take the published copy. */
-	struct lz_stream *s3;
-	int fd3;
-	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, &s3, &fd3) == -EAGAIN);
+	CHECK(lz_streams_open(set, "a/clip.mp4", &meta, true, &s3, &fd3) == -EAGAIN);
 	lz_stream_close(s);
 	CHECK(atomic_load(&fake.gone) == 0);
 	lz_stream_close(s2);
@@ -189,7 +189,7 @@ static void test_far_read(void)
 	int fd;
 
 	atomic_store(&fake.piece_us, 3000); /* 5 MiB in about a second */
-	CHECK(lz_streams_open(set, "b.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "b.mp4", &meta, true, &s, &fd) == 0);
 	double t0 = lz_clock_s(CLOCK_MONOTONIC);
 	CHECK(lz_stream_wait(s, SIZE - 65536, 65536) == 0);
 	double took = lz_clock_s(CLOCK_MONOTONIC) - t0;
@@ -217,7 +217,7 @@ static void test_dies(void)
 
 	atomic_store(&fake.fail_after, 1024 * 1024);
 	atomic_store(&fake.fail_times, -1);
-	CHECK(lz_streams_open(set, "c.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "c.mp4", &meta, true, &s, &fd) == 0);
 	CHECK(lz_stream_wait(s, 0, 65536) == 0);
 	CHECK(lz_stream_wait(s, 3u << 20, 65536) == -EIO);
 	CHECK(lz_stream_wait(s, 0, 65536) == -EIO); /* failed for good */
@@ -229,7 +229,7 @@ static void test_dies(void)
 	struct lz_stream *s2;
 	int fd2;
 	atomic_store(&fake.fail_after, -1);
-	CHECK(lz_streams_open(set, "c.mp4", &meta, &s2, &fd2) == 0);
+	CHECK(lz_streams_open(set, "c.mp4", &meta, true, &s2, &fd2) == 0);
 	CHECK(s2 != s);
 	CHECK(lz_stream_wait(s2, 0, SIZE) == 0);
 	CHECK(bytes_equal(fd2, 0, SIZE));
@@ -248,7 +248,7 @@ static void test_resume(void)
 
 	atomic_store(&fake.fail_after, 2 * 1024 * 1024);
 	atomic_store(&fake.fail_times, 1);
-	CHECK(lz_streams_open(set, "d.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "d.mp4", &meta, true, &s, &fd) == 0);
 	CHECK(lz_stream_wait(s, 0, SIZE) == 0);
 	CHECK(bytes_equal(fd, 0, SIZE));
 	wait_finish();
@@ -267,7 +267,7 @@ static void test_mismatch(void)
 	int fd;
 
 	atomic_store(&fake.finish_rc, -EIO);
-	CHECK(lz_streams_open(set, "e.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "e.mp4", &meta, true, &s, &fd) == 0);
 	CHECK(lz_stream_wait(s, 0, 65536) == 0); /* served before the check: the trade-off */
 	wait_finish();
 	CHECK(atomic_load(&fake.finishes) == 1);
@@ -285,7 +285,7 @@ static void test_stop(void)
 	int fd;
 
 	atomic_store(&fake.piece_us, 20000); /* 5 MiB in 7 s */
-	CHECK(lz_streams_open(set, "f.mp4", &meta, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "f.mp4", &meta, true, &s, &fd) == 0);
 	CHECK(lz_stream_wait(s, 0, 4096) == 0);
 	double t0 = lz_clock_s(CLOCK_MONOTONIC);
 	close(fd);
@@ -308,15 +308,15 @@ static void test_busy(void)
 	reset();
 	set = lz_streams_new(&io);
 	atomic_store(&fake.piece_us, 2000);
-	CHECK(lz_streams_open(set, "g.mp4", &meta, &s, &fd) == 0);
-	CHECK(lz_streams_open(set, "h.mp4", &meta, &t, &fd2) == -EBUSY);
+	CHECK(lz_streams_open(set, "g.mp4", &meta, true, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "h.mp4", &meta, true, &t, &fd2) == -EBUSY);
 	CHECK(lz_streams_active_bytes(set) == SIZE);
 	struct lz_object_meta empty = { .size = 0 };
 	lz_stream_close(s);
 	close(fd);
 	lz_streams_free(set);
 	set = new_set();
-	CHECK(lz_streams_open(set, "empty", &empty, &s, &fd) == 0);
+	CHECK(lz_streams_open(set, "empty", &empty, true, &s, &fd) == 0);
 	CHECK(lz_stream_wait(s, 0, 4096) == 0);
 	lz_stream_close(s);
 	close(fd);
