@@ -521,10 +521,16 @@ static int source_open_streamed(void *ctx, const char *path, void **stream)
 	return fill_object(r, path, key, &meta);
 }
 
-static int source_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len)
+static int source_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len, bool block)
 {
 	(void)ctx;
-	return lz_stream_wait(stream, off, len);
+	return lz_stream_wait(stream, off, len, block);
+}
+
+static void source_stream_hold(void *ctx, void *stream)
+{
+	(void)ctx;
+	lz_stream_hold(stream);
 }
 
 static void source_stream_close(void *ctx, void *stream)
@@ -770,6 +776,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.open = source_open,
 		.open_streamed = source_open_streamed,
 		.stream_wait = source_stream_wait,
+		.stream_hold = source_stream_hold,
 		.stream_close = source_stream_close,
 		.release = source_release,
 		.hold = source_hold,

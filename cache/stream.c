@@ -563,7 +563,7 @@ int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_ob
 	return rc;
 }
 
-int lz_stream_wait(struct lz_stream *s, uint64_t off, uint64_t len)
+int lz_stream_wait(struct lz_stream *s, uint64_t off, uint64_t len, bool block)
 {
 	uint64_t end = off + len < off || off + len > s->size ? s->size : off + len;
 	int rc = 0;
@@ -582,12 +582,25 @@ int lz_stream_wait(struct lz_stream *s, uint64_t off, uint64_t len)
 			pos = chunk_end(s, pos / CHUNK);
 		uint64_t front = s->seq.on ? s->seq.cur : 0;
 		if (pos < end && !run_covers(&s->jump, pos / CHUNK) &&
-		    (pos < front || pos >= front + NEAR_BYTES || !s->seq.on))
+		    (pos < front || pos >= front + NEAR_BYTES || !s->seq.on)) {
 			s->want = pos / CHUNK;
+			pthread_cond_broadcast(&s->changed); /* the jump worker waits for it */
+		}
+		if (!block) {
+			rc = -EAGAIN;
+			break;
+		}
 		pthread_cond_wait(&s->changed, &s->set->lock);
 	}
 	pthread_mutex_unlock(&s->set->lock);
 	return rc;
+}
+
+void lz_stream_hold(struct lz_stream *s)
+{
+	pthread_mutex_lock(&s->set->lock);
+	s->refs++;
+	pthread_mutex_unlock(&s->set->lock);
 }
 
 void lz_stream_close(struct lz_stream *s)

@@ -96,8 +96,12 @@ int lz_streams_open(struct lz_streams *set, const char *path, const struct lz_ob
 /*
  * Waits until bytes [OFF, OFF+LEN) (cut at the object's end) are in the
  * file: 0, or -EIO when the fetch failed or the object did not check out.
+ * Without BLOCK, -EAGAIN instead of waiting (the bytes are asked for all
+ * the same: a read far ahead starts its jump).
  */
-int lz_stream_wait(struct lz_stream *stream, uint64_t off, uint64_t len);
+int lz_stream_wait(struct lz_stream *stream, uint64_t off, uint64_t len, bool block);
+/* Another handle on STREAM (for a read that waits elsewhere), dropped by lz_stream_close. */
+void lz_stream_hold(struct lz_stream *stream);
 /* Drops a handle; the fetch goes on without handles, to publish the object. */
 void lz_stream_close(struct lz_stream *stream);
 

@@ -59,9 +59,12 @@ struct lz_source {
 	/*
 	 * Waits until bytes [OFF, OFF+LEN) of STREAM (cut at its end) are in its
 	 * file: 0, or -EIO when the fetch failed or the object did not check out
-	 * (then every later call fails too).
+	 * (then every later call fails too). Without BLOCK, -EAGAIN rather than
+	 * waiting.
 	 */
-	int (*stream_wait)(void *ctx, void *stream, uint64_t off, uint64_t len);
+	int (*stream_wait)(void *ctx, void *stream, uint64_t off, uint64_t len, bool block);
+	/* Another reference on STREAM, dropped by one more stream_close. */
+	void (*stream_hold)(void *ctx, void *stream);
 	void (*stream_close)(void *ctx, void *stream);
 	void (*release)(void *ctx, const char *path);
 	/*

@@ -173,7 +173,9 @@ static const struct metric deferred_metrics[] = {
 	    "Image resolves waiting longer than resolve_timeout (a store that does not answer).",
 	    stalled),
 	DEF("total", "lazyfs_lookups_deferred_total", "counter",
-	    "Lookups that waited for an image off the FUSE threads.", deferred),
+	    "Lookups that waited for an image, and reads for a streamed object's bytes, off the "
+	    "FUSE threads.",
+	    deferred),
 	DEF("timed_out", "lazyfs_resolve_timeouts_total", "counter",
 	    "Lookups answered EIO because their image did not resolve within resolve_timeout.",
 	    timed_out),

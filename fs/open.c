@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "ops.h"
+#include "defer.h"
 #include "fscore/objects.h"
 #include "fscore/underlay.h"
 #include "common/log.h"
@@ -212,6 +213,81 @@ static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t
 	free(buf);
 }
 
+/* Replies to a READ with SIZE bytes at OFF of FD. */
+static void reply_read(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].fd = fd;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/*
+ * A read of a streamed object whose bytes are not there yet waits on a
+ * deferral thread (defer.h), not on a FUSE worker: a slow fetch must not
+ * take the threads warm opens need. It holds the stream and a descriptor of
+ * its own: an interrupt answers the read, and its RELEASE may follow, while
+ * the wait goes on.
+ */
+struct deferred_read {
+	struct lz_fs *fs;
+	void *stream;
+	int fd;
+	size_t size;
+	off_t off;
+};
+
+static void drop_read(void *arg)
+{
+	struct deferred_read *r = arg;
+
+	lz_objects_stream_put(r->fs, r->stream);
+	close(r->fd);
+	free(r);
+}
+
+static void run_read(struct lz_defer_job *job, fuse_req_t req, void *arg)
+{
+	struct deferred_read *r = arg;
+	int err = lz_objects_wait(r->fs, r->stream, (uint64_t)r->off, r->size, true);
+
+	if (lz_defer_claim(job)) {
+		if (err != 0)
+			fuse_reply_err(req, -err);
+		else
+			reply_read(req, r->fd, r->size, r->off);
+	}
+	drop_read(r);
+}
+
+/* 0 when the read was handed over (and will be answered), else -errno. */
+static int defer_read(fuse_req_t req, void *stream, int fd, size_t size, off_t off)
+{
+	struct deferred_read *r = malloc(sizeof(*r));
+	char key[48];
+	int err;
+
+	if (r == NULL)
+		return -ENOMEM;
+	*r = (struct deferred_read){
+		.fs = lz_fs_of(req), .stream = stream, .size = size, .off = off
+	};
+	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->fd < 0) {
+		free(r);
+		return -errno;
+	}
+	lz_objects_stream_hold(r->fs, stream);
+	/* A lane of its own: reads of one object wait side by side, not in turn. */
+	snprintf(key, sizeof(key), "\x01read:%p", (void *)r);
+	err = lz_defer_submit(lz_daemon_of(req)->defer, key, req, run_read, drop_read, r);
+	if (err != 0)
+		drop_read(r);
+	return err;
+}
+
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct lz_fs *fs = lz_fs_of(req);
@@ -242,8 +318,13 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	/* Its open holds it: the last release comes after this read. */
 	void *stream = inode->stream;
 	pthread_mutex_unlock(&inode->lock);
-	if (err == 0 && stream != NULL)
-		err = lz_objects_wait(fs, stream, (uint64_t)off, size);
+	if (err == 0 && stream != NULL) {
+		err = lz_objects_wait(fs, stream, (uint64_t)off, size, false);
+		if (err == -EAGAIN && defer_read(req, stream, buf.buf[0].fd, size, off) == 0)
+			return;
+		if (err == -EAGAIN) /* no thread to wait on: here then */
+			err = lz_objects_wait(fs, stream, (uint64_t)off, size, true);
+	}
 	if (err == -EOPNOTSUPP) {
 		read_sqfs(req, inode, size, off);
 		return;

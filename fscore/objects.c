@@ -140,9 +140,19 @@ int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode, void **stream)
 	return fd;
 }
 
-int lz_objects_wait(struct lz_fs *fs, void *stream, uint64_t off, uint64_t len)
+int lz_objects_wait(struct lz_fs *fs, void *stream, uint64_t off, uint64_t len, bool block)
 {
-	return fs->objects->stream_wait(fs->objects->ctx, stream, off, len);
+	return fs->objects->stream_wait(fs->objects->ctx, stream, off, len, block);
+}
+
+void lz_objects_stream_hold(struct lz_fs *fs, void *stream)
+{
+	fs->objects->stream_hold(fs->objects->ctx, stream);
+}
+
+void lz_objects_stream_put(struct lz_fs *fs, void *stream)
+{
+	fs->objects->stream_close(fs->objects->ctx, stream);
 }
 
 void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode)

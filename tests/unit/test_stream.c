@@ -158,13 +158,13 @@ static void test_whole(void)
 	/* None to join, and none may start. */
 	CHECK(lz_streams_open(set, "other", &meta, false, &s3, &fd3) == -EBUSY);
 	CHECK(s == s2);
-	CHECK(lz_stream_wait(s, 0, 65536) == 0);
+	CHECK(lz_stream_wait(s, 0, 65536, true) == 0);
 	CHECK(bytes_equal(fd, 0, 65536));
-	CHECK(lz_stream_wait(s, 0, SIZE) == 0);
+	CHECK(lz_stream_wait(s, 0, SIZE, true) == 0);
 	CHECK(bytes_equal(fd, 0, SIZE));
 	/* Past the end: nothing to wait for. */
-	CHECK(lz_stream_wait(s, SIZE, 4096) == 0);
-	CHECK(lz_stream_wait(s, SIZE - 10, 4096) == 0);
+	CHECK(lz_stream_wait(s, SIZE, 4096, true) == 0);
+	CHECK(lz_stream_wait(s, SIZE - 10, 4096, true) == 0);
 	wait_finish();
 	CHECK(atomic_load(&fake.finishes) == 1 && atomic_load(&fake.finish_ok));
 	CHECK(atomic_load(&fake.served) == SIZE);
@@ -191,13 +191,18 @@ static void test_far_read(void)
 	atomic_store(&fake.piece_us, 3000); /* 5 MiB in about a second */
 	CHECK(lz_streams_open(set, "b.mp4", &meta, true, &s, &fd) == 0);
 	double t0 = lz_clock_s(CLOCK_MONOTONIC);
-	CHECK(lz_stream_wait(s, SIZE - 65536, 65536) == 0);
+	/* Not there yet: asked for all the same, without waiting. */
+	CHECK(lz_stream_wait(s, SIZE - 65536, 65536, false) == -EAGAIN);
+	lz_stream_hold(s); /* a read waiting elsewhere */
+	CHECK(lz_stream_wait(s, SIZE - 65536, 65536, true) == 0);
+	CHECK(lz_stream_wait(s, SIZE - 65536, 65536, false) == 0);
+	lz_stream_close(s);
 	double took = lz_clock_s(CLOCK_MONOTONIC) - t0;
 	CHECK(bytes_equal(fd, SIZE - 65536, 65536));
 	/* The jump window (1 MiB, 64 pieces) and not the 5 MiB before it. */
 	CHECK(took < 0.6);
 	CHECK(atomic_load(&fake.far_off) >= SIZE - 1024 * 1024);
-	CHECK(lz_stream_wait(s, 0, SIZE) == 0);
+	CHECK(lz_stream_wait(s, 0, SIZE, true) == 0);
 	CHECK(bytes_equal(fd, 0, SIZE));
 	wait_finish();
 	CHECK(atomic_load(&fake.finishes) == 1 && atomic_load(&fake.finish_ok));
@@ -218,9 +223,9 @@ static void test_dies(void)
 	atomic_store(&fake.fail_after, 1024 * 1024);
 	atomic_store(&fake.fail_times, -1);
 	CHECK(lz_streams_open(set, "c.mp4", &meta, true, &s, &fd) == 0);
-	CHECK(lz_stream_wait(s, 0, 65536) == 0);
-	CHECK(lz_stream_wait(s, 3u << 20, 65536) == -EIO);
-	CHECK(lz_stream_wait(s, 0, 65536) == -EIO); /* failed for good */
+	CHECK(lz_stream_wait(s, 0, 65536, true) == 0);
+	CHECK(lz_stream_wait(s, 3u << 20, 65536, true) == -EIO);
+	CHECK(lz_stream_wait(s, 0, 65536, true) == -EIO); /* failed for good */
 	usleep(50000);
 	CHECK(atomic_load(&fake.finishes) == 0);
 	lz_streams_counts(set, &started, &failed);
@@ -231,7 +236,7 @@ static void test_dies(void)
 	atomic_store(&fake.fail_after, -1);
 	CHECK(lz_streams_open(set, "c.mp4", &meta, true, &s2, &fd2) == 0);
 	CHECK(s2 != s);
-	CHECK(lz_stream_wait(s2, 0, SIZE) == 0);
+	CHECK(lz_stream_wait(s2, 0, SIZE, true) == 0);
 	CHECK(bytes_equal(fd2, 0, SIZE));
 	lz_stream_close(s2);
 	close(fd2);
@@ -249,7 +254,7 @@ static void test_resume(void)
 	atomic_store(&fake.fail_after, 2 * 1024 * 1024);
 	atomic_store(&fake.fail_times, 1);
 	CHECK(lz_streams_open(set, "d.mp4", &meta, true, &s, &fd) == 0);
-	CHECK(lz_stream_wait(s, 0, SIZE) == 0);
+	CHECK(lz_stream_wait(s, 0, SIZE, true) == 0);
 	CHECK(bytes_equal(fd, 0, SIZE));
 	wait_finish();
 	CHECK(atomic_load(&fake.finishes) == 1 && atomic_load(&fake.finish_ok));
@@ -268,11 +273,11 @@ static void test_mismatch(void)
 
 	atomic_store(&fake.finish_rc, -EIO);
 	CHECK(lz_streams_open(set, "e.mp4", &meta, true, &s, &fd) == 0);
-	CHECK(lz_stream_wait(s, 0, 65536) == 0); /* served before the check: the trade-off */
+	CHECK(lz_stream_wait(s, 0, 65536, true) == 0); /* served before the check: the trade-off */
 	wait_finish();
 	CHECK(atomic_load(&fake.finishes) == 1);
-	CHECK(lz_stream_wait(s, 0, 65536) == -EIO);
-	CHECK(lz_stream_wait(s, SIZE - 1, 1) == -EIO);
+	CHECK(lz_stream_wait(s, 0, 65536, true) == -EIO);
+	CHECK(lz_stream_wait(s, SIZE - 1, 1, true) == -EIO);
 	lz_stream_close(s);
 	close(fd);
 	lz_streams_free(set);
@@ -286,7 +291,7 @@ static void test_stop(void)
 
 	atomic_store(&fake.piece_us, 20000); /* 5 MiB in 7 s */
 	CHECK(lz_streams_open(set, "f.mp4", &meta, true, &s, &fd) == 0);
-	CHECK(lz_stream_wait(s, 0, 4096) == 0);
+	CHECK(lz_stream_wait(s, 0, 4096, true) == 0);
 	double t0 = lz_clock_s(CLOCK_MONOTONIC);
 	close(fd);
 	lz_streams_free(set); /* frees the open handle too */
@@ -317,7 +322,7 @@ static void test_busy(void)
 	lz_streams_free(set);
 	set = new_set();
 	CHECK(lz_streams_open(set, "empty", &empty, true, &s, &fd) == 0);
-	CHECK(lz_stream_wait(s, 0, 4096) == 0);
+	CHECK(lz_stream_wait(s, 0, 4096, true) == 0);
 	lz_stream_close(s);
 	close(fd);
 	lz_streams_free(set);
