@@ -352,6 +352,10 @@ static void jump_work(struct lz_stream *s)
 					.cur = c * CHUNK,
 					.end = chunk_end(s, c + n - 1) };
 		uint64_t before = s->jump.cur;
+		say(s->set, LZ_LOG_DEBUG,
+		    "stream of '%s': bytes %llu-%llu for a reader ahead of %llu", s->path,
+		    (unsigned long long)s->jump.start, (unsigned long long)s->jump.end,
+		    (unsigned long long)(s->seq.on ? s->seq.cur : 0));
 		int rc = fetch_run(s, &s->jump, &s->seq, err, sizeof(err));
 		if (s->want == c && (bit(s, c) || rc != 0))
 			s->want = NONE;

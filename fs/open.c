@@ -172,7 +172,8 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->backing_id = inode->backing_id;
 	}
-	bool streamed = inode->stream != NULL;
+	/* The first open of a stream: no other handle reads (or waits) on its pages. */
+	bool stream_begins = inode->stream != NULL && inode->opens == 1;
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
 		fuse_reply_err(req, -err);
@@ -181,10 +182,12 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * No FLUSH on close. The page cache is kept when the daemon serves reads;
 	 * the kernel refuses keep_cache on a passthrough open (EIO to the caller).
-	 * A streamed object's pages are dropped at each open: bytes read before
-	 * its check failed must not outlive it.
+	 * The first open of a stream drops the pages the kernel kept of the
+	 * object (bytes of an earlier stream that failed its check must not
+	 * outlive it); later ones share them: dropping pages while a read waits
+	 * on one would hold the open until that read is answered.
 	 */
-	fi->keep_cache = fi->backing_id == 0 && !streamed;
+	fi->keep_cache = fi->backing_id == 0 && !stream_begins;
 	fi->noflush = 1;
 	/* The open that mounted the image began its working set: it comes after the lookup. */
 	if (inode->kind == LZ_INODE_SQFS)

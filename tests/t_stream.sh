@@ -63,9 +63,11 @@ fetches() { grep -c "fetched '$1'" "$log" || true; }
 lz_serve_http "$SRC"
 port=$LZ_HTTP_PORT server=$LZ_HTTP_PID
 remote=":http\\,url='http://127.0.0.1:$port/':"
-# 2 MiB/s (after rclone's first burst): 12 MiB take about 5 s; fetch_timeout
-# bounds a stall; one low-level retry, so a dead remote fails at once.
-export RCLONE_BWLIMIT=2M RCLONE_LOW_LEVEL_RETRIES=1
+# 2 MiB/s (after rclone's first burst): 12 MiB take about 5 s; no read-ahead
+# buffer, so the child reads from the remote only as fast as it serves (a
+# remote killed midway then cuts the fetch); fetch_timeout bounds a stall; one
+# low-level retry, so a dead remote fails at once.
+export RCLONE_BWLIMIT=2M RCLONE_BUFFER_SIZE=0 RCLONE_LOW_LEVEL_RETRIES=1
 lz_mount "$MP" -d -o "underlay=$U,remote=$remote,remote_mode=objects,cache=$LZ_TMP/cache,listing_ttl=1,fetch_timeout=3"
 log=$LZ_LAST_LOG
 size=$(stat -c %s "$MP/clip.bin")
