@@ -144,6 +144,7 @@ r4=$!
 LZ_PIDS+=("$r4")
 sleep 1
 kill -KILL "$server"
+wait "$server" 2>/dev/null || true
 wait "$r4" || true
 [[ $(field "$LZ_TMP/r.dies" err) == 5 ]] ||
 	lz_fail "the reader of a fetch whose remote died: errno $(field "$LZ_TMP/r.dies" err) after $(field "$LZ_TMP/r.dies" n) bytes"
