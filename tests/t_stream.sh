@@ -22,7 +22,7 @@ SRC=$LZ_TMP/srv U=$LZ_TMP/under MP=$LZ_TMP/mnt MP2=$LZ_TMP/mnt2
 mkdir -p "$SRC" "$U" "$MP" "$MP2"
 MIB=$((1 << 20))
 head -c $((12 * MIB + 4321)) /dev/urandom >"$SRC/clip.bin"
-head -c $((12 * MIB)) /dev/urandom >"$SRC/dies.bin"
+head -c $((32 * MIB)) /dev/urandom >"$SRC/dies.bin" # killed after a second: never all of it
 head -c $((3 * MIB)) /dev/urandom >"$SRC/whole.bin"
 
 # A reader: opens PATH, reads LEN bytes at OFF (LEN -1: to the end), and
@@ -149,7 +149,7 @@ wait "$r4" || true
 [[ $(field "$LZ_TMP/r.dies" err) == 5 ]] ||
 	lz_fail "the reader of a fetch whose remote died: errno $(field "$LZ_TMP/r.dies" err) after $(field "$LZ_TMP/r.dies" n) bytes"
 got=$(field "$LZ_TMP/r.dies" n)
-((got < 12 * MIB)) || lz_fail "the reader got all of an object whose remote died"
+((got < 32 * MIB)) || lz_fail "the reader got all of an object whose remote died"
 [[ $(field "$LZ_TMP/r.dies" sha) == $(sha_of "$SRC/dies.bin" 0 "$got") ]] || lz_fail "the bytes before the EIO are not the object's"
 grep -q "streamed fetch of 'dies.bin' failed" "$log" || lz_fail "no log line for the failed fetch"
 ! grep -q "fetched 'dies.bin'" "$log" || lz_fail "a failed fetch was published"
