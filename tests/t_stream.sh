@@ -210,4 +210,9 @@ grep -q "streamed fetch of 'changed.bin' failed:.*mismatch" "$log" || lz_fail "t
 [[ $("$CTL" "$MP" evict changed.bin 2>&1) == *"not resolved or cached"* ]] || lz_fail "changed.bin is in the cache"
 lz_ok "hash mismatch at the end of a streamed fetch: later reads fail with EIO, nothing published"
 lz_umount "$MP"
+# In a sanitizer build: nothing reported by any daemon, at exit included (leaks).
+for f in "$LZ_TMP"/lazyfs.*.log; do
+	! grep -qE "Sanitizer|runtime error" "$f" || lz_fail "sanitizer report in $f: $(grep -E -A8 'Sanitizer|runtime error' "$f" | head -30)"
+done
+lz_ok "no sanitizer report in the daemons' logs"
 lz_done
