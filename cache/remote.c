@@ -2,11 +2,13 @@
 #include "config.h"
 #include "remote.h"
 #include "listing_json.h"
+#include "stream.h"
 #include "cache/rclone/rclone.h"
 #include "cache/store/store.h"
 #include "common/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -45,6 +47,8 @@ struct lz_remote {
 	uid_t run_uid;
 	gid_t run_gid;
 	struct lz_rclone *rclone;
+	struct lz_streams *streams; /* stream=on: cold objects streamed; else NULL */
+	int cache_fd;		    /* the cache directory, where streams make their files */
 	struct lz_source source;
 	double ttl;
 	lz_log_fn *log;
@@ -438,10 +442,25 @@ static int object_meta(struct lz_remote *r, const char *path, char *key, size_t 
 	return 0;
 }
 
+/* The whole object PATH, fetched into the store and checked: a descriptor or -errno. */
+static int fill_object(struct lz_remote *r, const char *path, const char *key,
+		       const struct lz_object_meta *meta)
+{
+	struct copy_job job = { r, path };
+	char err[512];
+	int fd, rc = lz_store_fill(r->store, key, meta, fetch_object, &job, &fd, err, sizeof(err));
+
+	if (rc != 0) {
+		say(r, LZ_LOG_ERR, "fetch of '%s' failed: %s", path, err);
+		return rc == -ETIMEDOUT ? -EIO : rc;
+	}
+	return fd;
+}
+
 static int source_open(void *ctx, const char *path)
 {
 	struct lz_remote *r = ctx;
-	char key[LZ_STORE_KEY_MAX + 8], err[512];
+	char key[LZ_STORE_KEY_MAX + 8];
 	struct lz_object_meta meta;
 	int fd, rc = object_meta(r, path, key, sizeof(key), &meta);
 
@@ -451,13 +470,131 @@ static int source_open(void *ctx, const char *path)
 		return -EIO;
 	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
 		return fd;
-	struct copy_job job = { r, path };
-	rc = lz_store_fill(r->store, key, &meta, fetch_object, &job, &fd, err, sizeof(err));
-	if (rc != 0) {
-		say(r, LZ_LOG_ERR, "fetch of '%s' failed: %s", path, err);
-		return rc == -ETIMEDOUT ? -EIO : rc;
+	return fill_object(r, path, key, &meta);
+}
+
+/*
+ * A cached object as open gives it; a cold one streamed when streams are on
+ * and not all busy (then, as without them, fetched whole first).
+ */
+static int source_open_streamed(void *ctx, const char *path, void **stream)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+	struct lz_object_meta meta;
+	struct lz_stream *s;
+	int fd, rc = object_meta(r, path, key, sizeof(key), &meta);
+
+	*stream = NULL;
+	if (rc != 0)
+		return rc;
+	if (r->store == NULL)
+		return -EIO;
+	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
+		return fd;
+	/*
+	 * A running stream of it is joined. A new one starts only when nothing
+	 * else fetches it (a fill being published is joined instead) and it fits
+	 * without evicting: a stream writes before the store reserves its room,
+	 * while a whole fill evicts first.
+	 */
+	if (r->streams != NULL && meta.size >= 0) {
+		bool start =
+			!lz_store_filling(r->store, key) &&
+			lz_store_has_room(r->store, (uint64_t)meta.size +
+							    lz_streams_active_bytes(r->streams));
+		rc = lz_streams_open(r->streams, path, &meta, start, &s, &fd);
+		if (rc == 0) {
+			*stream = s;
+			return fd;
+		}
+		/*
+		 * -EAGAIN: just published; -EBUSY: none to join, and none may start
+		 * (no room, another fill, or streams all busy). Else no stream
+		 * could start (a cache filesystem without O_TMPFILE...): the whole
+		 * object is fetched as with stream=off.
+		 */
+		if (rc != -EBUSY && rc != -EAGAIN)
+			say(r, LZ_LOG_WARN, "'%s' cannot be streamed (%s): fetching it whole", path,
+			    strerror(-rc));
 	}
-	return fd;
+	return fill_object(r, path, key, &meta);
+}
+
+static int source_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len, bool block)
+{
+	(void)ctx;
+	return lz_stream_wait(stream, off, len, block);
+}
+
+static void source_stream_hold(void *ctx, void *stream)
+{
+	(void)ctx;
+	lz_stream_hold(stream);
+}
+
+static void source_stream_close(void *ctx, void *stream)
+{
+	(void)ctx;
+	lz_stream_close(stream);
+}
+
+static int stream_read(void *ctx, const char *path, uint64_t off, uint64_t len,
+		       lz_stream_sink_fn *sink, void *sink_ctx, char *err, size_t errlen)
+{
+	struct lz_remote *r = ctx;
+	int rc = lz_rclone_read(r->rclone, path, off, len, sink, sink_ctx, err, errlen);
+
+	if (rc != -ECANCELED)
+		note_answer(r, rc);
+	return rc;
+}
+
+/* The store's fetch of a streamed object: the file is there already, linked into place. */
+static int link_fetched(void *ctx, const char *tmp_path, char *err, size_t errlen)
+{
+	char self[32];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", *(const int *)ctx);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, tmp_path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	snprintf(err, errlen, "linking the streamed file: %s", strerror(errno));
+	return -errno;
+}
+
+/*
+ * A streamed object is complete: the store checks it (size, listed hash) as
+ * it checks a copy, and publishes it. -EIO when it is not the object.
+ */
+static int stream_finish(void *ctx, const char *path, const struct lz_object_meta *meta, int fd,
+			 char *err, size_t errlen)
+{
+	struct lz_remote *r = ctx;
+	char key[LZ_STORE_KEY_MAX + 8];
+	int out, rc;
+
+	if (r->store == NULL) {
+		snprintf(err, errlen, "the cache is closed (a live upgrade)");
+		return -EIO;
+	}
+	object_key(key, sizeof(key), path);
+	rc = lz_store_fill(r->store, key, meta, link_fetched, &fd, &out, err, errlen);
+	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
+	if (rc != 0)
+		return rc;
+	atomic_fetch_add(&r->fetch_bytes, (unsigned long long)meta->size);
+	close(out);
+	/* Once per fetch, as fetch_object says it: tests count these lines. */
+	say(r, LZ_LOG_DEBUG, "fetched '%s'", path);
+	/* The open reference stays while the stream's handles do (stream_published_gone). */
+	return 0;
+}
+
+static void source_release(void *ctx, const char *path);
+
+static void stream_published_gone(void *ctx, const char *path)
+{
+	source_release(ctx, path);
 }
 
 /* No listing lookup: an OPEN follows the kernel's lookup, which refreshed SIZE and MTIME. */
@@ -499,9 +636,12 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 {
 	struct lz_remote *r = ctx;
 	struct lz_store_stats st = { 0 };
+	uint64_t streams = 0, stream_failures = 0;
 
 	if (r->store != NULL)
 		lz_store_stats(r->store, &st);
+	if (r->streams != NULL)
+		lz_streams_counts(r->streams, &streams, &stream_failures);
 	*out = (struct lz_source_stats){
 		.objects = st.objects,
 		.bytes = st.bytes,
@@ -517,6 +657,8 @@ static void source_stats(void *ctx, struct lz_source_stats *out)
 		.fetch_failures = atomic_load(&r->fetch_failures),
 		.fetch_bytes = atomic_load(&r->fetch_bytes),
 		.fetch_ns = atomic_load(&r->fetch_ns),
+		.streams = streams,
+		.stream_failures = stream_failures,
 		.reachable = !atomic_load(&r->unreachable),
 	};
 }
@@ -557,6 +699,32 @@ static void make_parents(const char *dir)
 	}
 }
 
+static int start_streams(struct lz_remote *r, char *err, size_t errlen)
+{
+	struct lz_stream_io io = {
+		.read = stream_read,
+		.finish = stream_finish,
+		.published_gone = stream_published_gone,
+		.ctx = r,
+		.log = r->log,
+		.log_ctx = r->log_ctx,
+	};
+
+	/* The store made and checked it (ours, no symlink): its files are linked from here. */
+	r->cache_fd = open(r->cache_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r->cache_fd < 0) {
+		snprintf(err, errlen, "cache %s: %s", r->cache_dir, strerror(errno));
+		return -1;
+	}
+	io.dir_fd = r->cache_fd;
+	r->streams = lz_streams_new(&io);
+	if (r->streams == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen)
 {
 	struct lz_remote *r = calloc(1, sizeof(*r));
@@ -566,6 +734,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.run_as_user = opts->run_as_user,
 		.run_uid = opts->run_uid,
 		.run_gid = opts->run_gid,
+		.serve = opts->stream,
 		.log = opts->log,
 		.log_ctx = opts->log_ctx,
 	};
@@ -577,6 +746,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	r->ttl = opts->listing_ttl;
 	r->log = opts->log;
 	r->log_ctx = opts->log_ctx;
+	r->cache_fd = -1;
 	r->evicted = opts->evicted;
 	r->evicted_ctx = opts->evicted_ctx;
 	pthread_mutex_init(&r->lock, NULL);
@@ -596,7 +766,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		return NULL;
 	}
 	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
-	if (r->rclone == NULL) {
+	if (r->rclone == NULL || (opts->stream && start_streams(r, err, errlen) != 0)) {
 		lz_remote_free(r);
 		return NULL;
 	}
@@ -604,6 +774,10 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.list = source_list,
 		.lookup = source_lookup,
 		.open = source_open,
+		.open_streamed = source_open_streamed,
+		.stream_wait = source_stream_wait,
+		.stream_hold = source_stream_hold,
+		.stream_close = source_stream_close,
 		.release = source_release,
 		.hold = source_hold,
 		.adopt = source_adopt,
@@ -621,6 +795,9 @@ void lz_remote_free(struct lz_remote *r)
 
 	if (r == NULL)
 		return;
+	lz_streams_free(r->streams); /* first: its workers read through rclone into the store */
+	if (r->cache_fd >= 0)
+		close(r->cache_fd);
 	lz_rclone_free(r->rclone);
 	if (r->store != NULL)
 		lz_store_close(r->store, err, sizeof(err));

@@ -27,6 +27,12 @@ struct lz_remote_options {
 	uint64_t cache_size; /* bytes; 0 = 90 % of the free space */
 	double listing_ttl;  /* seconds a listing is trusted */
 	double timeout;	     /* seconds without progress before a request fails */
+	/*
+	 * Cold objects are streamed (cache/stream.h): open_streamed hands out
+	 * their file while it is fetched. Else every open waits for the whole,
+	 * checked object.
+	 */
+	bool stream;
 	lz_log_fn *log;
 	void *log_ctx;
 	/* An object PATH left the cache (evicted): the next open fetches it again. */

@@ -25,6 +25,8 @@ struct lz_source_stats {
 	uint64_t objects, bytes, quota, open_objects, pinned;
 	uint64_t hits, misses, fills, fill_failures, evictions;
 	uint64_t fetches, fetch_failures, fetch_bytes, fetch_ns;
+	/* stream=on: cold objects read while fetched, and those streams that failed. */
+	uint64_t streams, stream_failures;
 	/* 1 when the last call to the remote got an answer (a missing object included), else 0. */
 	uint64_t reachable;
 };
@@ -45,6 +47,25 @@ struct lz_source {
 	 * -EIO, -ETIMEDOUT, -ENOSPC).
 	 */
 	int (*open)(void *ctx, const char *path);
+	/*
+	 * Like open, but a cold object may be streamed (NULL: it never is).
+	 * Returns a descriptor with *STREAM NULL: the checked copy, as open gives
+	 * it, matched by a release. Or a descriptor with *STREAM set: the
+	 * object's file while it is fetched, whose bytes may be read only once
+	 * stream_wait said they are there; matched by one stream_close (no
+	 * release). -errno as open.
+	 */
+	int (*open_streamed)(void *ctx, const char *path, void **stream);
+	/*
+	 * Waits until bytes [OFF, OFF+LEN) of STREAM (cut at its end) are in its
+	 * file: 0, or -EIO when the fetch failed or the object did not check out
+	 * (then every later call fails too). Without BLOCK, -EAGAIN rather than
+	 * waiting.
+	 */
+	int (*stream_wait)(void *ctx, void *stream, uint64_t off, uint64_t len, bool block);
+	/* Another reference on STREAM, dropped by one more stream_close. */
+	void (*stream_hold)(void *ctx, void *stream);
+	void (*stream_close)(void *ctx, void *stream);
 	void (*release)(void *ctx, const char *path);
 	/*
 	 * Keeps object PATH in the cache as open does, without a descriptor (the

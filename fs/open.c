@@ -3,12 +3,15 @@
  * Opening and reading files. In passthrough mode every open of an inode shares
  * one backing id, registered with the kernel on the first open and parked at
  * the last release for the next one (linger.h), so reads and mmap never reach
- * the daemon. Reads only arrive here when passthrough is off or refused, and
- * in open_mode=cached, where the kernel sends no OPEN at all and reads come
- * without a file handle.
+ * the daemon. Reads only arrive here when passthrough is off or refused, in
+ * open_mode=cached, where the kernel sends no OPEN at all and reads come
+ * without a file handle, and for a remote object opened while it is
+ * streamed (cache/stream.h): each read waits for its bytes, then is served
+ * from the file being filled.
  */
 #include "config.h"
 #include "ops.h"
+#include "defer.h"
 #include "fscore/objects.h"
 #include "fscore/underlay.h"
 #include "common/log.h"
@@ -42,9 +45,12 @@ static int open_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 
 /*
  * Opens inode->read_fd if needed; call with inode->lock held. 0, -EOPNOTSUPP
- * when the daemon reads the file itself (squashfuse), or -errno.
+ * when the daemon reads the file itself (squashfuse), or -errno. With
+ * MAY_STREAM (an OPEN) a cold remote object may come while it is fetched
+ * (inode->stream set); a READ without an OPEN (open_mode=cached) holds its
+ * descriptor until the kernel forgets the inode, so it takes the whole object.
  */
-static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
+static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode, bool may_stream)
 {
 	int fd;
 
@@ -54,7 +60,7 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 		/* The first open fetches the object; later ones find it in the cache. */
 		if (S_ISDIR(inode->type))
 			return -EISDIR;
-		fd = lz_objects_open(fs, inode);
+		fd = lz_objects_open(fs, inode, may_stream ? &inode->stream : NULL);
 	} else {
 		fd = open_read_fd(fs, inode);
 	}
@@ -66,7 +72,13 @@ static int ensure_read_fd(struct lz_fs *fs, struct lz_inode *inode)
 
 static void share_backing_id(fuse_req_t req, struct lz_fs *fs, struct lz_inode *inode)
 {
-	if (inode->backing_id > 0 || !atomic_load(&fs->passthrough) || !S_ISREG(inode->type))
+	/*
+	 * Opens served by the daemon (a streamed object's; after a live upgrade,
+	 * those it handed over) keep the inode's later opens the daemon's until
+	 * the last one closes: the kernel fails a passthrough open beside them.
+	 */
+	if (inode->backing_id > 0 || inode->stream != NULL || inode->opens > 0 ||
+	    !atomic_load(&fs->passthrough) || !S_ISREG(inode->type))
 		return;
 	int id = fuse_passthrough_open(req, inode->read_fd);
 	if (id > 0) {
@@ -147,7 +159,7 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	err = 0;
 	if (inode->opens == 0 && inode->backing_id == 0)
 		reuse_parked_backing(fs, inode);
-	if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode)) == 0)
+	if (inode->backing_id == 0 && (err = ensure_read_fd(fs, inode, true)) == 0)
 		share_backing_id(req, fs, inode);
 	if (err == -EOPNOTSUPP)
 		err = 0; /* no file to hand the kernel: the daemon reads for it */
@@ -160,6 +172,8 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->backing_id = inode->backing_id;
 	}
+	/* The first open of a stream: no other handle reads (or waits) on its pages. */
+	bool stream_begins = inode->stream != NULL && inode->opens == 1;
 	pthread_mutex_unlock(&inode->lock);
 	if (err != 0) {
 		fuse_reply_err(req, -err);
@@ -168,8 +182,12 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * No FLUSH on close. The page cache is kept when the daemon serves reads;
 	 * the kernel refuses keep_cache on a passthrough open (EIO to the caller).
+	 * The first open of a stream drops the pages the kernel kept of the
+	 * object (bytes of an earlier stream that failed its check must not
+	 * outlive it); later ones share them: dropping pages while a read waits
+	 * on one would hold the open until that read is answered.
 	 */
-	fi->keep_cache = fi->backing_id == 0;
+	fi->keep_cache = fi->backing_id == 0 && !stream_begins;
 	fi->noflush = 1;
 	/* The open that mounted the image began its working set: it comes after the lookup. */
 	if (inode->kind == LZ_INODE_SQFS)
@@ -198,6 +216,81 @@ static void read_sqfs(fuse_req_t req, struct lz_inode *inode, size_t size, off_t
 	free(buf);
 }
 
+/* Replies to a READ with SIZE bytes at OFF of FD. */
+static void reply_read(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].fd = fd;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/*
+ * A read of a streamed object whose bytes are not there yet waits on a
+ * deferral thread (defer.h), not on a FUSE worker: a slow fetch must not
+ * take the threads warm opens need. It holds the stream and a descriptor of
+ * its own: an interrupt answers the read, and its RELEASE may follow, while
+ * the wait goes on.
+ */
+struct deferred_read {
+	struct lz_fs *fs;
+	void *stream;
+	int fd;
+	size_t size;
+	off_t off;
+};
+
+static void drop_read(void *arg)
+{
+	struct deferred_read *r = arg;
+
+	lz_objects_stream_put(r->fs, r->stream);
+	close(r->fd);
+	free(r);
+}
+
+static void run_read(struct lz_defer_job *job, fuse_req_t req, void *arg)
+{
+	struct deferred_read *r = arg;
+	int err = lz_objects_wait(r->fs, r->stream, (uint64_t)r->off, r->size, true);
+
+	if (lz_defer_claim(job)) {
+		if (err != 0)
+			fuse_reply_err(req, -err);
+		else
+			reply_read(req, r->fd, r->size, r->off);
+	}
+	drop_read(r);
+}
+
+/* 0 when the read was handed over (and will be answered), else -errno. */
+static int defer_read(fuse_req_t req, void *stream, int fd, size_t size, off_t off)
+{
+	struct deferred_read *r = malloc(sizeof(*r));
+	char key[48];
+	int err;
+
+	if (r == NULL)
+		return -ENOMEM;
+	*r = (struct deferred_read){
+		.fs = lz_fs_of(req), .stream = stream, .size = size, .off = off
+	};
+	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->fd < 0) {
+		free(r);
+		return -errno;
+	}
+	lz_objects_stream_hold(r->fs, stream);
+	/* A lane of its own: reads of one object wait side by side, not in turn. */
+	snprintf(key, sizeof(key), "\x01read:%p", (void *)r);
+	err = lz_defer_submit(lz_daemon_of(req)->defer, key, req, run_read, drop_read, r);
+	if (err != 0)
+		drop_read(r);
+	return err;
+}
+
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct lz_fs *fs = lz_fs_of(req);
@@ -222,10 +315,19 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		err = fd < 0 ? fd : 0;
 		buf.buf[0].fd = fd;
 	} else {
-		err = ensure_read_fd(fs, inode);
+		err = ensure_read_fd(fs, inode, false);
 		buf.buf[0].fd = inode->read_fd;
 	}
+	/* Its open holds it: the last release comes after this read. */
+	void *stream = inode->stream;
 	pthread_mutex_unlock(&inode->lock);
+	if (err == 0 && stream != NULL) {
+		err = lz_objects_wait(fs, stream, (uint64_t)off, size, false);
+		if (err == -EAGAIN && defer_read(req, stream, buf.buf[0].fd, size, off) == 0)
+			return;
+		if (err == -EAGAIN) /* no thread to wait on: here then */
+			err = lz_objects_wait(fs, stream, (uint64_t)off, size, true);
+	}
 	if (err == -EOPNOTSUPP) {
 		read_sqfs(req, inode, size, off);
 		return;
@@ -242,7 +344,7 @@ void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	 * image's copy so a hot file is cached once. (The underlay's pages are
 	 * shared with other users of it and stay.)
 	 */
-	if (inode->image != NULL || inode->kind == LZ_INODE_REMOTE)
+	if (inode->image != NULL || (inode->kind == LZ_INODE_REMOTE && stream == NULL))
 		posix_fadvise(buf.buf[0].fd, off, (off_t)size, POSIX_FADV_DONTNEED);
 	if (for_this_read)
 		close(buf.buf[0].fd);

@@ -46,6 +46,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
+	LZ_OPT("stream=%s", stream_arg),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("trusted_owner=%s", trusted_owner_arg),
 	LZ_OPT("trusted_digests=%s", settings.trusted_digests),
@@ -199,6 +200,7 @@ static void set_defaults(struct lz_settings *s)
 	s->listing_max = 32ull << 20;
 	s->listing_ttl = 60.0;
 	s->fetch_timeout = 30.0;
+	s->stream = true;
 	s->max_threads = 16;
 	s->max_idle_threads = 8;
 	s->backing_keep = 16384;
@@ -314,6 +316,14 @@ static int parse_values(struct lz_options *opts)
 			opts->settings.prefetch = false;
 		else
 			return fail(opts, "prefetch: '%s' is not on or off", opts->prefetch_arg);
+	}
+	if (opts->stream_arg != NULL) {
+		if (strcmp(opts->stream_arg, "on") == 0)
+			opts->settings.stream = true;
+		else if (strcmp(opts->stream_arg, "off") == 0)
+			opts->settings.stream = false;
+		else
+			return fail(opts, "stream: '%s' is not on or off", opts->stream_arg);
 	}
 	if (opts->acl_arg != NULL) {
 		if (strcmp(opts->acl_arg, "on") == 0)
@@ -483,6 +493,7 @@ void lz_options_free(struct lz_options *opts)
 	free(opts->settings.trusted_digests);
 	free(opts->bpf_arg);
 	free(opts->prefetch_arg);
+	free(opts->stream_arg);
 	free(opts->acl_arg);
 	free(opts->prefetch_max_arg);
 	free(opts->listing_max_arg);
@@ -576,6 +587,8 @@ void lz_options_usage(const char *progname)
 	       "    -o cache_size=SIZE     cache quota, e.g. 20G (90 %% of the free space)\n"
 	       "    -o listing_ttl=S       how long a remote listing is trusted (60)\n"
 	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
+	       "    -o stream=on|off       read cold remote objects while they are fetched (on);\n"
+	       "                           off: every byte checked before the first is served\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o resolve_timeout=S   answer EIO to lookups of an image that has not\n"
 	       "                           resolved this long, 0 = wait (60)\n"

@@ -25,6 +25,7 @@ struct lz_options {
 	char *backend_arg;
 	char *bpf_arg;
 	char *prefetch_arg;
+	char *stream_arg;
 	char *acl_arg;
 	char *prefetch_max_arg;
 	char *listing_max_arg;

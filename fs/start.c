@@ -223,6 +223,8 @@ static struct lz_remote *open_remote(const struct lz_settings *cfg, struct lz_fs
 		.cache_size = cfg->cache_size,
 		.listing_ttl = cfg->listing_ttl,
 		.timeout = cfg->fetch_timeout,
+		/* Objects only: an image is read by its reader once fetched and checked whole. */
+		.stream = cfg->stream && cfg->remote_objects,
 		.log = log_from_cache,
 		.evicted = lz_fs_object_evicted,
 		.evicted_ctx = fs,

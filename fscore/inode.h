@@ -73,6 +73,14 @@ struct lz_inode {
 	unsigned opens;	  /* open files using read_fd / backing_id */
 	bool object_held; /* LZ_INODE_REMOTE: the cache keeps its object for opens without read_fd
 			   */
+	/*
+	 * LZ_INODE_REMOTE opened while it is fetched (stream=on): the source's
+	 * stream, read_fd its file; NULL otherwise. Its opens are all served by
+	 * the daemon (no backing id: the kernel refuses a passthrough open beside
+	 * a daemon-served one), until the last one closes; then later opens find
+	 * the published copy and take passthrough.
+	 */
+	void *stream;
 
 	struct lz_inode *next; /* hash chain */
 };

@@ -571,18 +571,27 @@ static void mount_ahead(struct lz_inode *inode)
 		close(fd);
 }
 
-/* Fetches remote object INODE into the cache and lets it go again. */
-static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode)
+/*
+ * Fetches remote object INODE into the cache and lets it go again. With
+ * STREAM the fetch is only started (the OPEN that follows joins it, rather
+ * than fetching the object a second time beside a whole-object fill).
+ */
+static bool fetch_object(struct lz_fs *fs, struct lz_inode *inode, bool stream)
 {
+	void *handle = NULL;
+
 	/* As an OPEN does: it reads the size a concurrent lookup may set (objects.c). */
 	pthread_mutex_lock(&inode->lock);
-	int fd = lz_objects_open(fs, inode);
+	int fd = lz_objects_open(fs, inode, stream ? &handle : NULL);
 	pthread_mutex_unlock(&inode->lock);
 
 	if (fd < 0)
 		return false;
 	close(fd);
-	lz_objects_release(fs, inode);
+	if (handle != NULL)
+		fs->objects->stream_close(fs->objects->ctx, handle);
+	else
+		fs->objects->release(fs->objects->ctx, inode->remote_path);
 	return true;
 }
 
@@ -629,7 +638,7 @@ bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how)
 	if (object && !fetch)
 		resolved = true;
 	else if (object && S_ISREG(cur->type))
-		resolved = fetch_object(fs, cur);
+		resolved = fetch_object(fs, cur, how & LZ_RESOLVE_STREAM);
 	while (ntaken > 0)
 		lz_inode_forget(fs->inodes, taken[--ntaken], 1);
 	return resolved;

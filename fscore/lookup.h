@@ -69,6 +69,8 @@ void lz_sqfs_used(struct lz_fs *fs, struct lz_inode *inode);
  */
 #define LZ_RESOLVE_FETCH 1u
 #define LZ_RESOLVE_MOUNT 2u
+/* With FETCH: a remote object's fetch may be a stream, started and not waited for. */
+#define LZ_RESOLVE_STREAM 4u
 bool lz_resolve_entry(struct lz_fs *fs, const char *key, unsigned how);
 
 /* How long the kernel may cache what it learns about INODE (NULL: the underlay). */

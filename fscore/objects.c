@@ -120,9 +120,17 @@ int lz_objects_lookup(struct lz_fs *fs, const char *dir_path, const char *name, 
 	return 0;
 }
 
-int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode)
+int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode, void **stream)
 {
-	int fd = fs->objects->open(fs->objects->ctx, inode->remote_path);
+	const struct lz_source *src = fs->objects;
+	int fd;
+
+	if (stream != NULL)
+		*stream = NULL;
+	if (stream != NULL && src->open_streamed != NULL)
+		fd = src->open_streamed(src->ctx, inode->remote_path, stream);
+	else
+		fd = src->open(src->ctx, inode->remote_path);
 
 	if (fd >= 0) {
 		lz_track_resolved(fs->track, inode->remote_path);
@@ -132,8 +140,28 @@ int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode)
 	return fd;
 }
 
+int lz_objects_wait(struct lz_fs *fs, void *stream, uint64_t off, uint64_t len, bool block)
+{
+	return fs->objects->stream_wait(fs->objects->ctx, stream, off, len, block);
+}
+
+void lz_objects_stream_hold(struct lz_fs *fs, void *stream)
+{
+	fs->objects->stream_hold(fs->objects->ctx, stream);
+}
+
+void lz_objects_stream_put(struct lz_fs *fs, void *stream)
+{
+	fs->objects->stream_close(fs->objects->ctx, stream);
+}
+
 void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode)
 {
+	if (inode->stream != NULL) {
+		fs->objects->stream_close(fs->objects->ctx, inode->stream);
+		inode->stream = NULL;
+		return;
+	}
 	fs->objects->release(fs->objects->ctx, inode->remote_path);
 }
 

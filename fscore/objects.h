@@ -29,9 +29,20 @@ int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_ent
 		    size_t *count);
 /*
  * Opens the local copy of INODE for reading (fetching it): a descriptor or
- * -errno. INODE's lock held: a lookup may update its size meanwhile.
+ * -errno. INODE's lock held: a lookup may update its size meanwhile. With
+ * STREAM, a cold object may come as the file being fetched: *STREAM is then
+ * its stream (else NULL), whose bytes lz_objects_wait must see first.
  */
-int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode);
+int lz_objects_open(struct lz_fs *fs, struct lz_inode *inode, void **stream);
+/*
+ * Waits for bytes [OFF, OFF+LEN) of STREAM: 0, or -EIO (the fetch or its
+ * check failed); without BLOCK, -EAGAIN when they are not there yet.
+ */
+int lz_objects_wait(struct lz_fs *fs, void *stream, uint64_t off, uint64_t len, bool block);
+/* A reference on STREAM for a read that waits elsewhere; let go with lz_objects_stream_put. */
+void lz_objects_stream_hold(struct lz_fs *fs, void *stream);
+void lz_objects_stream_put(struct lz_fs *fs, void *stream);
+/* Lets go of what lz_objects_open gave INODE: its stream (then cleared), or the cached copy. */
 void lz_objects_release(struct lz_fs *fs, struct lz_inode *inode);
 /*
  * Live upgrade: takes again, in a cache opened anew, the references the open

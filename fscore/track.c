@@ -207,6 +207,9 @@ static void *worker(void *arg)
 		unsigned how = key[0] == '!'   ? LZ_RESOLVE_FETCH | LZ_RESOLVE_MOUNT
 			       : key[0] == '+' ? LZ_RESOLVE_FETCH
 					       : 0;
+		/* The open that follows joins a streamed fetch: only started here. */
+		if (how != 0)
+			how |= LZ_RESOLVE_STREAM;
 		if (lz_resolve_entry(t->fs, key + 1, how)) {
 			atomic_fetch_add(&t->early, 1);
 			lz_tracker_set_state(t->tracker, key + 1, LZ_TRACKER_RESOLVED);

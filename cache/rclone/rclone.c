@@ -38,6 +38,7 @@ struct lz_rclone {
 	struct lz_rc_log log;
 	struct lz_rcd *rcd;
 	struct lz_rc_pool *pool;
+	bool serve; /* rc-serve on: lz_rclone_read */
 	_Atomic int hash_kind;
 	atomic_uint seq;
 };
@@ -471,6 +472,76 @@ int lz_rclone_copy(struct lz_rclone *rc, const char *path, const char *local_pat
 	return 0;
 }
 
+/* "/[lazyfs_remote:]/a/b" with every byte but unreserved ones and '/' escaped. */
+static bool serve_url(char *url, size_t size, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = (size_t)snprintf(url, size, "/%%5B%s%%3A%%5D/", LZ_RCD_SERVE_NAME);
+
+	for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+		if (n + 4 > size)
+			return false;
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL) {
+			url[n++] = (char)*p;
+		} else {
+			url[n++] = '%';
+			url[n++] = hex[*p >> 4];
+			url[n++] = hex[*p & 15];
+		}
+	}
+	url[n] = '\0';
+	return true;
+}
+
+int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_t len,
+		   lz_rclone_sink_fn *sink, void *ctx, char *err, size_t errlen)
+{
+	struct call c = { .verb = "read", .path = path };
+	struct lz_rcd_creds creds;
+	struct child ch = { .rcd = rc->rcd };
+	struct lz_rc_target target = { .vouch = vouch, .vouch_ctx = &ch };
+	char url[8192], why[256];
+	enum lz_rc_status st;
+	bool stopped;
+	int ret;
+
+	if (!rc->serve || !lz_rclone_path_ok(path, false) || !serve_url(url, sizeof(url), path)) {
+		fail(err, errlen, rc, &c, rc->serve ? "invalid path" : "not served", 1);
+		return -EINVAL;
+	}
+	ret = lz_rcd_get(rc->rcd, &target.port, &ch.gen, &creds, why, sizeof(why));
+	if (ret < 0) {
+		lz_rcd_creds_wipe(&creds);
+		fail(err, errlen, rc, &c, why, 1);
+		return ret == -ETIMEDOUT ? ret : -EIO;
+	}
+	target.user = creds.user;
+	target.pass = creds.pass;
+	st = lz_rc_get(&target, url, off, len, rc->timeout_s, sink, ctx, &stopped, why,
+		       sizeof(why));
+	/* A stall: a child that no longer answers is replaced, and the caller may go on. */
+	if (!stopped && st == LZ_RC_TIMEOUT) {
+		struct lz_rc_slot *slot = lz_rc_slot_get(rc->pool);
+		bool alive = lz_rc_ping(slot, &target, PING_S);
+
+		lz_rc_slot_put(rc->pool, slot);
+		if (!alive) {
+			lz_rcd_discard(rc->rcd, ch.gen, "it stopped answering");
+			st = LZ_RC_NO_SERVER;
+		}
+	}
+	lz_rcd_creds_wipe(&creds);
+	if (stopped)
+		return -ECANCELED;
+	if (st == LZ_RC_OK)
+		return 0;
+	if (st == LZ_RC_NO_SERVER) /* once per child: a second call does nothing */
+		lz_rcd_discard(rc->rcd, ch.gen, why);
+	fail(err, errlen, rc, &c, why, 1);
+	return st == LZ_RC_NOT_FOUND ? -ENOENT : st == LZ_RC_TIMEOUT ? -ETIMEDOUT : -EIO;
+}
+
 pid_t lz_rclone_child_pid(struct lz_rclone *rc)
 {
 	return lz_rcd_pid(rc->rcd);
@@ -544,7 +615,9 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 		.as_user = opts->run_as_user,
 		.uid = opts->run_uid,
 		.gid = opts->run_gid,
+		.serve_remote = opts->serve ? remote : NULL,
 	};
+	rc->serve = opts->serve;
 	rc->rcd = lz_rcd_new(bin, &how, rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S,
 			     &rc->log, err, errlen);
 	if (rc->rcd == NULL)

@@ -67,6 +67,8 @@ struct lz_rclone_options {
 	bool run_as_user;
 	uid_t run_uid;
 	gid_t run_gid;
+	/* lz_rclone_read is wanted: the child serves objects over HTTP (rc-serve). */
+	bool serve;
 };
 
 struct lz_rclone;
@@ -135,6 +137,25 @@ int lz_rclone_stat(struct lz_rclone *rc, const char *path, struct lz_rclone_entr
  */
 int lz_rclone_copy(struct lz_rclone *rc, const char *path, const char *local_path, char *err,
 		   size_t errlen);
+
+/*
+ * Bytes read, handed on in order; false stops the read. Also called with
+ * (NULL, 0) now and then while none come: false stops it too.
+ */
+typedef bool lz_rclone_sink_fn(void *ctx, const char *data, size_t len);
+
+/*
+ * Reads bytes [OFF, OFF+LEN) of object PATH (a range inside it) from the
+ * child's rc-serve, straight into SINK: no file of the child's, so the bytes
+ * come in order whatever the object's size (a copy past rclone's
+ * multi-thread cutoff writes its file out of order). Needs opts->serve.
+ * One attempt: 0 when exactly LEN bytes went to SINK; -ECANCELED when SINK
+ * stopped it; -ENOENT; -ETIMEDOUT when no byte came for timeout_s; -EIO when
+ * cut short (the remote or the child died: a dead child is replaced for the
+ * next call, and the caller goes on from what SINK got).
+ */
+int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_t len,
+		   lz_rclone_sink_fn *sink, void *ctx, char *err, size_t errlen);
 
 /* The pid of the running rcd child, or 0 (for tests and status output). */
 pid_t lz_rclone_child_pid(struct lz_rclone *rc);

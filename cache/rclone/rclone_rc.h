@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/log.h"
 
@@ -83,6 +84,21 @@ enum lz_rc_status lz_rc_call(struct lz_rc_slot *slot, const struct lz_rc_target 
 			     const char *method, struct json_object *params, double timeout_s,
 			     const struct lz_rc_watch *watch, struct json_object **reply, char *err,
 			     size_t errlen);
+
+/* Bytes of a GET, handed on in order; false stops the transfer. Also
+ * called with (NULL, 0) now and then while none come: false stops it too. */
+typedef bool lz_rc_sink_fn(void *ctx, const char *data, size_t len);
+
+/*
+ * GETs URL_PATH (escaped, from "/") with "Range: bytes=OFF-(OFF+LEN-1)" from
+ * the child's rc-serve, handing the body to SINK. LZ_RC_OK only when exactly
+ * LEN bytes came in a 206 reply; a stall of STALL_S without a byte is
+ * LZ_RC_TIMEOUT; *STOPPED is set when SINK stopped it. Its own connection,
+ * outside the pool: a long sequential read must not hold a listing back.
+ */
+enum lz_rc_status lz_rc_get(const struct lz_rc_target *target, const char *url_path, uint64_t off,
+			    uint64_t len, double stall_s, lz_rc_sink_fn *sink, void *ctx,
+			    bool *stopped, char *err, size_t errlen);
 
 /* True when the child answers rc/noop within TIMEOUT_S: alive, not wedged. */
 bool lz_rc_ping(struct lz_rc_slot *slot, const struct lz_rc_target *target, double timeout_s);

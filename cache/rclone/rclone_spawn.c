@@ -83,6 +83,9 @@ static bool replaced(const char *var, const struct lz_rcd_how *how)
 {
 	if ((how->config != NULL || how->as_user) && strncmp(var, "RCLONE_CONFIG=", 14) == 0)
 		return true;
+	if (how->serve_remote != NULL &&
+	    strncmp(var, LZ_RCD_SERVE_ENV, strlen(LZ_RCD_SERVE_ENV)) == 0)
+		return true;
 	return how->as_user && strncmp(var, "HOME=", 5) == 0;
 }
 
@@ -96,7 +99,7 @@ static char **make_base(const struct lz_rcd_how *how)
 
 	for (char **e = environ; *e; e++)
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 5, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (char **e = environ; *e; e++) {
@@ -109,6 +112,16 @@ static char **make_base(const struct lz_rcd_how *how)
 			rc = -1;
 	} else if (how->config != NULL) {
 		rc = asprintf(&env[k], "RCLONE_CONFIG=%s", how->config);
+	}
+	while (rc >= 0 && env[k] != NULL)
+		k++;
+	if (rc >= 0 && how->serve_remote != NULL) {
+		rc = asprintf(&env[k], "%sTYPE=alias", LZ_RCD_SERVE_ENV);
+		if (rc >= 0)
+			rc = asprintf(&env[++k], "%sREMOTE=%s", LZ_RCD_SERVE_ENV,
+				      how->serve_remote);
+		if (rc < 0)
+			env[k] = NULL;
 	}
 	if (rc < 0) {
 		env[k] = NULL;
@@ -181,7 +194,7 @@ static char **make_env(char *const *base, const char *user, const char *pass)
 
 	while (base[n] != NULL)
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 5, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (; k < n; k++)
@@ -208,7 +221,7 @@ int lz_rcd_cmd_set_creds(struct lz_rcd_cmd *cmd, const char *user, const char *p
 	return 0;
 }
 
-static char **make_argv(const char *bin)
+static char **make_argv(const char *bin, bool serve)
 {
 	size_t n = sizeof(rcd_flags) / sizeof(rcd_flags[0]);
 	char **argv = calloc(n + 2, sizeof(*argv));
@@ -216,7 +229,11 @@ static char **make_argv(const char *bin)
 	if (argv == NULL || (argv[0] = strdup(bin)) == NULL)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		if ((argv[i + 1] = strdup(rcd_flags[i])) == NULL)
+		const char *flag = rcd_flags[i];
+
+		if (serve && strcmp(flag, "--rc-serve=false") == 0)
+			flag = "--rc-serve=true";
+		if ((argv[i + 1] = strdup(flag)) == NULL)
 			goto fail;
 	}
 	return argv;
@@ -296,7 +313,7 @@ int lz_rcd_cmd_init(struct lz_rcd_cmd *cmd, const char *bin, const char *user, c
 		return rc;
 	}
 	cmd->bin = strdup(bin);
-	cmd->argv = make_argv(bin);
+	cmd->argv = make_argv(bin, how->serve_remote != NULL);
 	cmd->base = make_base(how);
 	cmd->envp = cmd->base != NULL ? make_env(cmd->base, user, pass) : NULL;
 	if (cmd->bin == NULL || cmd->argv == NULL || cmd->envp == NULL) {

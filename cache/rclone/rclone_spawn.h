@@ -24,7 +24,19 @@ struct lz_rcd_how {
 	bool as_user;
 	uid_t uid;
 	gid_t gid;
+	/*
+	 * Not NULL: --rc-serve on, and this remote named LZ_RCD_SERVE_NAME in the
+	 * child's environment (an alias), so GET /[lazyfs_remote:]/PATH with a
+	 * Range header reads an object: what streamed reads use. The remote's own
+	 * string cannot go in the URL: rclone's router folds the "//" of an
+	 * inline remote's url= and redirects. rc-serve answers only with the rc
+	 * credentials, which could already copy any object the child reaches.
+	 */
+	const char *serve_remote;
 };
+
+#define LZ_RCD_SERVE_NAME "lazyfs_remote"
+#define LZ_RCD_SERVE_ENV  "RCLONE_CONFIG_LAZYFS_REMOTE_"
 
 struct lz_rcd_cmd {
 	char *bin;

@@ -497,6 +497,33 @@ int lz_store_evict(struct lz_store *s, const char *key)
 	return rc;
 }
 
+bool lz_store_filling(struct lz_store *s, const char *key)
+{
+	struct lz_entry *e;
+	bool filling;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	e = find(s, key, &rc);
+	filling = e != NULL && (e->state == LZ_FILLING || e->state == LZ_SETTLING);
+	pthread_mutex_unlock(&s->lock);
+	return filling;
+}
+
+bool lz_store_has_room(struct lz_store *s, uint64_t bytes)
+{
+	struct statvfs vfs;
+	bool room;
+
+	pthread_mutex_lock(&s->lock);
+	room = s->used + s->reserved + bytes <= s->quota;
+	pthread_mutex_unlock(&s->lock);
+	/* The disk too: other files share it, and the quota may be set too high. */
+	if (room && fstatvfs(s->objects_fd, &vfs) == 0)
+		room = (uint64_t)vfs.f_bavail * vfs.f_frsize >= bytes + (1u << 20);
+	return room;
+}
+
 int lz_store_check(struct lz_store *s, const char *key, char *err, size_t errlen)
 {
 	char shown[96];

@@ -11,6 +11,7 @@
 #ifndef LAZYFS_STORE_H
 #define LAZYFS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -134,6 +135,15 @@ int lz_store_unpin(struct lz_store *store, const char *key);
 
 /* Removes a cached object: -ENOENT if not cached, -EBUSY if open, pinned or being filled. */
 int lz_store_evict(struct lz_store *store, const char *key);
+
+/* Whether a fill of KEY is running or being published (a fill would join it). */
+bool lz_store_filling(struct lz_store *store, const char *key);
+
+/*
+ * Whether BYTES more fit under the quota and on the disk without evicting
+ * anything (streamed objects are written before a fill reserves their room).
+ */
+bool lz_store_has_room(struct lz_store *store, uint64_t bytes);
 
 /*
  * Rereads a cached object and compares it with the CRC32 recorded when it was

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Range reads from the rcd child's rc-serve (lz_rc_get, rclone_rc.h): one
+ * HTTP GET on a connection of its own, the body handed to the caller as it
+ * arrives. Streamed reads of cold objects use it; everything else goes
+ * through the rc API (rclone_rc.c).
+ */
+#include "config.h"
+#include "rclone_rc.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONNECT_MAX_MS 5000L
+
+struct get {
+	lz_rc_sink_fn *sink;
+	void *ctx;
+	uint64_t want, got;
+	bool stopped, too_much;
+	long status;
+	CURL *h;
+};
+
+static size_t body(char *data, size_t size, size_t n, void *arg)
+{
+	struct get *g = arg;
+	size_t len = size * n;
+
+	/* An error page is not object bytes: keep it from the sink. */
+	if (g->status == 0)
+		curl_easy_getinfo(g->h, CURLINFO_RESPONSE_CODE, &g->status);
+	if (g->status != 206)
+		return len;
+	if (len > g->want - g->got) {
+		g->too_much = true;
+		return 0;
+	}
+	if (!g->sink(g->ctx, data, len)) {
+		g->stopped = true;
+		return 0;
+	}
+	g->got += len;
+	return len;
+}
+
+/* Also between the body's pieces: a sink told nothing (NULL, 0) may stop a stalled read. */
+static int progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		    curl_off_t ulnow)
+{
+	struct get *g = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (g->sink(g->ctx, NULL, 0))
+		return 0;
+	g->stopped = true;
+	return 1;
+}
+
+/* As rclone_rc.c: connected to the child it vouches for, or nothing is sent. */
+static int prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	const struct lz_rc_target *t = arg;
+
+	(void)primary_ip;
+	(void)local_ip;
+	(void)local_port;
+	if (primary_port < 0 || (unsigned)primary_port != t->port ||
+	    (t->vouch != NULL && !t->vouch(t->vouch_ctx)))
+		return CURL_PREREQFUNC_ABORT;
+	return CURL_PREREQFUNC_OK;
+}
+
+static void setup(struct get *g, const struct lz_rc_target *t, const char *url, const char *range,
+		  double stall_s, char *errbuf)
+{
+	CURL *h = g->h;
+
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(h, CURLOPT_USERNAME, t->user);
+	curl_easy_setopt(h, CURLOPT_PASSWORD, t->pass);
+	curl_easy_setopt(h, CURLOPT_RANGE, range);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, g);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_MAX_MS);
+	/* No byte for STALL_S fails the read; a slow but moving one goes on. */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s < 1 ? 1L : (long)stall_s);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, g);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, (void *)t);
+	errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+static enum lz_rc_status judge(struct get *g, CURLcode res, const char *errbuf, char *err,
+			       size_t errlen)
+{
+	if (g->stopped)
+		return LZ_RC_OK; /* the caller knows why */
+	if (res == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(err, errlen, "no byte for a while (%s)", errbuf);
+		return LZ_RC_TIMEOUT;
+	}
+	if (res == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(err, errlen, "rclone rcd: the child is gone");
+		return LZ_RC_NO_SERVER;
+	}
+	if (g->too_much) {
+		snprintf(err, errlen, "more bytes than the range asked for");
+		return LZ_RC_BAD_REPLY;
+	}
+	if (res != CURLE_OK && g->status == 0) {
+		snprintf(err, errlen, "rclone rcd: %s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(res));
+		return LZ_RC_NO_SERVER;
+	}
+	if (g->status == 404) {
+		snprintf(err, errlen, "object not found");
+		return LZ_RC_NOT_FOUND;
+	}
+	if (g->status == 401 || g->status == 403) {
+		snprintf(err, errlen, "rclone rcd refused our credentials (HTTP %ld)", g->status);
+		return LZ_RC_NO_SERVER;
+	}
+	if (g->status != 206) {
+		snprintf(err, errlen, "HTTP status %ld for a range read", g->status);
+		return g->status >= 500 ? LZ_RC_REMOTE_ERROR : LZ_RC_REFUSED;
+	}
+	if (res != CURLE_OK || g->got != g->want) {
+		/* The remote or rclone died midway: never short data. */
+		snprintf(err, errlen, "cut short after %" PRIu64 " of %" PRIu64 " bytes (%s)",
+			 g->got, g->want,
+			 res != CURLE_OK ? curl_easy_strerror(res) : "end of reply");
+		return LZ_RC_REMOTE_ERROR;
+	}
+	return LZ_RC_OK;
+}
+
+enum lz_rc_status lz_rc_get(const struct lz_rc_target *target, const char *url_path, uint64_t off,
+			    uint64_t len, double stall_s, lz_rc_sink_fn *sink, void *ctx,
+			    bool *stopped, char *err, size_t errlen)
+{
+	struct get g = { .sink = sink, .ctx = ctx, .want = len };
+	char url[8300], range[48], errbuf[CURL_ERROR_SIZE];
+	enum lz_rc_status st;
+	CURLcode res;
+
+	*stopped = false;
+	if (len == 0)
+		return LZ_RC_OK;
+	if ((size_t)snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", target->port, url_path) >=
+	    sizeof(url)) {
+		snprintf(err, errlen, "path too long for a URL");
+		return LZ_RC_REFUSED;
+	}
+	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, off, off + len - 1);
+	g.h = curl_easy_init();
+	if (g.h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return LZ_RC_REFUSED;
+	}
+	setup(&g, target, url, range, stall_s, errbuf);
+	res = curl_easy_perform(g.h);
+	if (g.status == 0)
+		curl_easy_getinfo(g.h, CURLINFO_RESPONSE_CODE, &g.status);
+	st = judge(&g, res, errbuf, err, errlen);
+	curl_easy_cleanup(g.h);
+	*stopped = g.stopped;
+	return st;
+}
