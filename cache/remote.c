@@ -704,6 +704,12 @@ void lz_remote_stop_evicted(struct lz_remote *r)
 	r->evicted = NULL;
 }
 
+void lz_remote_preload(struct lz_remote *r)
+{
+	if (r != NULL && r->store != NULL)
+		lz_store_preload(r->store);
+}
+
 const struct lz_source *lz_remote_source(struct lz_remote *r)
 {
 	return &r->source;

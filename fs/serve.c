@@ -167,6 +167,8 @@ static int start_services(struct lz_daemon *d)
 	lz_info("serving %s over %s (open_mode=%s)",
 		cfg->underlay ? cfg->underlay : "its own contents", cfg->mountpoint,
 		cfg->open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+	/* The cache's index loads meanwhile: a big cache does not delay READY. */
+	lz_remote_preload(d->remote);
 	if (lz_expiry_start(d->fs.expiry) != 0) {
 		lz_err("cannot start the expiry thread");
 		return -1;

@@ -98,6 +98,18 @@ struct lz_store {
 	uid_t fetcher_uid;
 	gid_t fetcher_gid;
 
+	/*
+	 * The index is loaded on first use or by lz_store_preload's thread
+	 * (load.c), not at open: guarded by lock, LOADED once it is in TABLE
+	 * (LOAD_RC its outcome), LOADING while one thread reads it (the others
+	 * wait on CHANGED).
+	 */
+	bool loaded, loading, loader_started;
+	int load_rc;
+	char load_err[LZ_ERR_MAX];
+	uint64_t quota_asked; /* lz_store_open's QUOTA_BYTES: 0 is computed after the load */
+	pthread_t loader;
+
 	/* Guarded by lock. */
 	struct lz_table table;
 	struct lz_entry *lru_head, *lru_tail; /* head: least recently used */
@@ -191,7 +203,16 @@ int lz_obj_dir(struct lz_store *s, const char *path);
 int lz_obj_open(struct lz_store *s, const char *path, int flags);
 int lz_obj_unlink(struct lz_store *s, const char *path);
 
-/* index.c: at open, the index or a scan; at close and sync, saving it. */
+/*
+ * load.c: lock held; loads the index first if nobody has (dropping the lock
+ * meanwhile), or waits for the thread loading it. 0, or the load's -errno
+ * (the store is then unusable; lz_store_open used to fail for it).
+ */
+int lz_store_ready(struct lz_store *s);
+/* Lock not held: waits for the preload thread, if one was started. */
+void lz_store_join_loader(struct lz_store *s);
+
+/* index.c: at the first use, the index or a scan; at close and sync, saving it. */
 int lz_index_load(struct lz_store *s, char *err, size_t errlen);
 int lz_index_save(struct lz_store *s, bool clean, char *err, size_t errlen);
 /* Removes everything under the directory FD (not FD itself); never follows symlinks. */
