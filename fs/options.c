@@ -46,6 +46,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("cache_size=%s", cache_size_arg),
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
+	LZ_OPT("fetch_max=%u", settings.fetch_max),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("trusted_owner=%s", trusted_owner_arg),
 	LZ_OPT("trusted_digests=%s", settings.trusted_digests),
@@ -199,6 +200,7 @@ static void set_defaults(struct lz_settings *s)
 	s->listing_max = 32ull << 20;
 	s->listing_ttl = 60.0;
 	s->fetch_timeout = 30.0;
+	s->fetch_max = 16;
 	s->max_threads = 16;
 	s->max_idle_threads = 8;
 	s->backing_keep = 16384;
@@ -427,6 +429,8 @@ static int check_paths(struct lz_options *opts)
 			    opts->cache_size_arg);
 	if (opts->settings.fetch_timeout <= 0)
 		return fail(opts, "%s", "fetch_timeout: must be more than 0");
+	if (opts->settings.fetch_max == 0 || opts->settings.fetch_max > 256)
+		return fail(opts, "fetch_max: %u is not 1 to 256", opts->settings.fetch_max);
 	if (opts->settings.trusted_digests != NULL && opts->settings.trusted_digests[0] == '\0')
 		return fail(opts, "%s", "trusted_digests: empty path");
 	if (parse_owner(opts) != 0)
@@ -576,6 +580,7 @@ void lz_options_usage(const char *progname)
 	       "    -o cache_size=SIZE     cache quota, e.g. 20G (90 %% of the free space)\n"
 	       "    -o listing_ttl=S       how long a remote listing is trusted (60)\n"
 	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
+	       "    -o fetch_max=N         objects fetched at once, off the worker threads (16)\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o resolve_timeout=S   answer EIO to lookups of an image that has not\n"
 	       "                           resolved this long, 0 = wait (60)\n"

@@ -33,6 +33,7 @@ struct lz_settings {
 	uint64_t cache_size;  /* bytes; 0 = 90 % of the free space at start */
 	double listing_ttl;   /* how long a remote listing is trusted */
 	double fetch_timeout; /* the longest wait for a remote without progress */
+	unsigned fetch_max;   /* cold object opens fetching at once (fs/open_cold.c) */
 	enum lz_backend backend;
 	long trusted_owner;    /* uid whose image files the kernel may mount besides root's; -1 */
 	char *trusted_digests; /* SHA-256 digests of remote images the kernel may mount, or NULL */
