@@ -35,6 +35,7 @@ from .s11_underlay import s11_underlay
 from .s12_browse import s12_browse
 from .s13_storm import s13_storm
 from .s14_acl import s14_acl
+from .s15_scale import s15_scale
 
 
 def damon_pageout():
@@ -96,7 +97,7 @@ def main(doc):
     ap.add_argument("--scratch", default="/var/tmp/lazyfs-bench", help="scratch and cache dir")
     ap.add_argument("--lazyfs", default=os.path.join(TOP, "_build", "werror", "lazyfs"),
                     help="the lazyfs binary to measure (copied into the scratch dir first)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="comma-separated sections to run")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", help="comma-separated sections to run")
     ap.add_argument("--md", help="markdown output (default docs/BENCHMARKS.md, or in the scratch dir with --quick)")
     ap.add_argument("--json", help="JSON output (default docs/benchmarks.json, or in the scratch dir with --quick)")
     args = ap.parse_args()
@@ -155,7 +156,7 @@ def main(doc):
         steps = {1: s1_mount_ready, 2: s2_cold_open, 3: s3_open_close, 4: s4_read,
                  5: s5_compile, 6: s6_remote, 7: s7_tracker, 8: s8_walk,
                  9: s9_footprint, 10: s10_restart, 11: s11_underlay, 12: s12_browse,
-                 13: s13_storm, 14: s14_acl}
+                 13: s13_storm, 14: s14_acl, 15: s15_scale}
         b.res["cache_drops_by_others"] = {}
         for s in sections:
             b.own_drops = 0
