@@ -106,6 +106,11 @@ def rep_scale_memory(r, n, row, T):
         (f"{(rss('held4') - rss('held1')) / 3 / 1024:.1f} MiB per further handle"
          if None not in (rss("held1"), rss("held4")) else ""),
         "each OPENDIR builds a union of the entries; handles with the same entries share one")
+    hwm = ((lz.get("listed") or {}).get("daemon") or {}).get("VmHWM")
+    if hwm is not None:
+        row(15, "… its peak (VmHWM) by then", LZ, mib(hwm), "", "",
+            "the listing's transient peak: rclone's JSON reply parsed into a tree of small "
+            "objects, given back after (malloc_trim)")
     child = ((lz.get("listed") or {}).get("rclone_child") or {}).get("VmRSS")
     if child is not None:
         row(15, "lazyfs's rclone child (rcd) after the listing", LZ, mib(child), "", "",
