@@ -371,8 +371,15 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	 */
 	bool quiet = lz_defer_stop(d->defer, DEFER_WAIT_S);
 	d->defer = NULL;
+	/*
+	 * Cold opens waiting for a fetch are answered EIO; fetches running are
+	 * given as long as one may take without progress, as a FUSE worker
+	 * fetching was: past that the cache is left unsaved (rebuilt at the
+	 * next start) rather than closed under a fetch.
+	 */
 	if (d->fetches != NULL)
-		quiet = lz_defer_stop(d->fetches, DEFER_WAIT_S) && quiet;
+		quiet = lz_defer_stop(d->fetches, d->opts.settings.fetch_timeout + DEFER_WAIT_S) &&
+			quiet;
 	d->fetches = NULL;
 	/*
 	 * A fill still running (a prefetch job, work stuck above) may evict, and
