@@ -97,6 +97,9 @@ def main(doc):
     ap.add_argument("--scratch", default="/var/tmp/lazyfs-bench", help="scratch and cache dir")
     ap.add_argument("--lazyfs", default=os.path.join(TOP, "_build", "werror", "lazyfs"),
                     help="the lazyfs binary to measure (copied into the scratch dir first)")
+    ap.add_argument("--baseline-lazyfs", metavar="PATH",
+                    help="an earlier lazyfs binary, measured beside --lazyfs where a section "
+                    "supports it (15: mount ready, warm opens under cold fetches)")
     ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", help="comma-separated sections to run")
     ap.add_argument("--md", help="markdown output (default docs/BENCHMARKS.md, or in the scratch dir with --quick)")
     ap.add_argument("--json", help="JSON output (default docs/benchmarks.json, or in the scratch dir with --quick)")
@@ -144,7 +147,14 @@ def main(doc):
         ctl = os.path.join(os.path.dirname(args.lazyfs), "lazyfsctl")
         if os.path.exists(ctl):  # the one built with it: the control protocol matches
             shutil.copy2(ctl, os.path.join(bindir, "lazyfsctl"))
+        if args.baseline_lazyfs:
+            base = os.path.join(bindir, "lazyfs-baseline")
+            shutil.copy2(args.baseline_lazyfs, base)
         meta = machine_info(lz)
+        if args.baseline_lazyfs:
+            with open(base, "rb") as f:
+                meta["baseline"] = {"lazyfs_source": args.baseline_lazyfs,
+                                    "lazyfs_sha256": hashlib.sha256(f.read()).hexdigest()[:16]}
         meta.update(command="scripts/bench" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
                     profile="quick" if args.quick else "full", lazyfs_source=args.lazyfs,
                     repetitions=PROFILES["quick" if args.quick else "full"])

@@ -46,6 +46,13 @@ def rep_scale_ready(r, n, row, T):
         "daemon serves (cache/store/load.c)")
     row(15, m, f"{LZ}, empty cache", fmt_t(median(empty)), mm(empty, fmt_t), "",
         "the same, with nothing to load")
+    if "full-baseline" in rows[0]:
+        base = [x["full-baseline"]["ready_s"] for x in rows]
+        row(15, m, f"{LZ}, {n:,} objects in the cache, the baseline binary "
+            "(--baseline-lazyfs)", fmt_t(median(base)), mm(base, fmt_t),
+            ratio_str([x["full"]["ready_s"] / x["full-baseline"]["ready_s"] for x in rows])
+            + " (measured / baseline)",
+            "the baseline binary: see the paragraph on this run for which one")
     row(15, "then `lazyfsctl --json MP stats` (it waits for the cache's index)",
         f"{LZ}, {n:,} objects in the cache", fmt_t(median(idx)), mm(idx, fmt_t),
         f"{median([x['full']['objects'] or 0 for x in rows]):,.0f} objects loaded",
@@ -141,6 +148,7 @@ def rep_scale_memory(r, n, row, T):
 def rep_scale_warm(r, row, T, notes):
     rounds = r["warm_load"]
     for v, label in (("lazyfs", f"{LZ}, object in its cache"),
+                     ("lazyfs-baseline", f"{LZ}, the baseline binary (--baseline-lazyfs)"),
                      ("rclone-mount", f"{RC}, file in its cache")):
         xs = [x[v] for x in rounds if v in x]
         if not xs:
@@ -154,16 +162,21 @@ def rep_scale_warm(r, row, T, notes):
                 rv = [x["lazyfs"]["load"][k] / x["rclone-mount"]["load"][k] for x in rounds
                       if "rclone-mount" in x and "lazyfs" in x]
                 vs = "; " + ratio_str(rv) + " vs rclone mount under load"
+                rb = [x["lazyfs"]["load"][k] / x["lazyfs-baseline"]["load"][k] for x in rounds
+                      if "lazyfs-baseline" in x and "lazyfs" in x]
+                if rb:
+                    vs += "; " + ratio_str(rb) + " vs the baseline binary under load"
             row(15, f"warm open+close **{k}** of {r['warm_set']} cached objects, idle", label,
                 fmt_t(median(idle)), mm(idle, fmt_t), "",
-                "one OPEN round trip" if v == "lazyfs" else "rclone answers OPEN, FLUSH, "
-                "RELEASE itself")
+                "one OPEN round trip" if v.startswith("lazyfs") else "rclone answers OPEN, "
+                "FLUSH, RELEASE itself")
             row(15, f"… while {r['loaders']} distinct cold fetches run "
                 f"({r['cold_bytes'] >> 10} KiB objects)", label, fmt_t(median(load)),
                 mm(load, fmt_t), ratio_str(rr) + " vs idle" + vs,
                 "cold opens wait for their fetch on threads of their own (at most fetch_max=16 "
                 "fetching): the FUSE workers stay free; the warm opens share the 2 CPUs with "
                 "rclone's transfers" if v == "lazyfs" else
+                "the baseline binary" if v == "lazyfs-baseline" else
                 "the same 2 CPUs, shared with its own transfers")
         fetched = [x["fetched_during"] for x in xs]
         out = [x["loaders_out_of_objects"] for x in xs]

@@ -133,10 +133,12 @@ class Scale:
         self.opts = ("remote=" + self.fs.replace(",", "\\,") + ",remote_mode=objects,"
                      f"underlay={b.empty()}")
 
-    def lazyfs(self, tag, cache=None, extra=""):
-        """A foreground lazyfs on a mountpoint of its own: (mountpoint, keeper pid)."""
+    def lazyfs(self, tag, cache=None, extra="", binary=None):
+        """A foreground lazyfs (BINARY, else the one measured) on a mountpoint of its own:
+        (mountpoint, keeper pid)."""
         mp = self.b.mp(f"scale-{tag}")
-        pid = self.env.lazyfs(self.b.lz, mp, f"{self.opts},cache={cache or self.cache}{extra}",
+        pid = self.env.lazyfs(binary or self.b.lz, mp,
+                              f"{self.opts},cache={cache or self.cache}{extra}",
                               f"lazyfs-scale-{tag}", env=rclone_env())
         return mp, pid
 
@@ -159,7 +161,7 @@ def s15_scale(b):
     if shutil.which("rclone") is None:
         raise BenchError("rclone is not installed")
     n, n_extra = p["scale_objects"], p["scale_evict"]
-    n_cold = p["scale_cold_per_round"] * 2 * p["scale_load_rounds"]
+    n_cold = p["scale_cold_per_round"] * 3 * p["scale_load_rounds"]  # 3 systems at most
     out = {"objects": n, "object_bytes": SCALE_OBJ_BYTES, "evicted": n_extra,
            "cold_bytes": SCALE_COLD_BYTES, "loaders": SCALE_LOADERS, "warm_set": SCALE_WARM,
            "errors": []}
@@ -228,12 +230,14 @@ def s15_ready(b, S, out):
     os.makedirs(mp, exist_ok=True)
     empty_cache = os.path.join(S.base, "empty-cache")
     rows = []
+    variants = ["full", "empty"] + (["full-baseline"] if b.lz_base else [])
     for rep in range(p["scale_ready_reps"]):
         row = {}
-        for v in rotate(["full", "empty"], rep):
-            cache = S.cache if v == "full" else empty_cache
+        for v in rotate(variants, rep):
+            cache = S.cache if v.startswith("full") else empty_cache
+            binary = b.lz_base if v.endswith("baseline") else b.lz
             t0 = time.perf_counter()
-            r = subprocess.run([b.lz, "-o", f"{S.opts},cache={cache}", mp],
+            r = subprocess.run([binary, "-o", f"{S.opts},cache={cache}", mp],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, env=rclone_env())
             if r.returncode == 0:
@@ -255,7 +259,7 @@ def s15_ready(b, S, out):
     out["ready"] = rows
     log("scale: mount ready " + ", ".join(
         f"{v} cache {median([x[v]['ready_s'] for x in rows]) * 1e3:.1f} ms (index loaded "
-        f"{median([x[v]['index_s'] for x in rows]) * 1e3:.1f} ms later)" for v in ("full", "empty")))
+        f"{median([x[v]['index_s'] for x in rows]) * 1e3:.1f} ms later)" for v in variants))
 
 
 def s15_listing(b, S, out):
@@ -331,10 +335,14 @@ def s15_warm_load(b, S, out):
     env, p = b.env, b.p
     warm = names("objs", SCALE_WARM)
     per = p["scale_cold_per_round"]
-    cold = names("cold", per * 2 * p["scale_load_rounds"])
+    cold = names("cold", per * 3 * p["scale_load_rounds"])
     mounts = {}
     try:
         mounts["lazyfs"] = S.lazyfs("warm", extra=",listing_ttl=86400")
+        if b.lz_base:  # its own cache: one process per cache directory
+            mounts["lazyfs-baseline"] = S.lazyfs(
+                "warm-baseline", cache=os.path.join(S.base, "baseline-warm-cache"),
+                extra=",listing_ttl=86400", binary=b.lz_base)
         mounts["rclone-mount"] = S.rclone("warm")
         lists = {}
         for v, (mp, _) in mounts.items():
