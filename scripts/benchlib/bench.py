@@ -30,7 +30,7 @@ class Bench:
         self.helper = helper
         self.lz = lazyfs
         # --baseline-lazyfs: an earlier binary, copied beside LAZYFS, or None.
-        base = os.path.join(os.path.dirname(lazyfs), "lazyfs-baseline")
+        base = os.path.join(os.path.dirname(lazyfs), "baseline", "lazyfs")
         self.lz_base = base if args.baseline_lazyfs else None
         self.res = {}
 

@@ -148,7 +148,9 @@ def main(doc):
         if os.path.exists(ctl):  # the one built with it: the control protocol matches
             shutil.copy2(ctl, os.path.join(bindir, "lazyfsctl"))
         if args.baseline_lazyfs:
-            base = os.path.join(bindir, "lazyfs-baseline")
+            # Named lazyfs too: a daemonized one is found by its process name.
+            os.makedirs(os.path.join(bindir, "baseline"))
+            base = os.path.join(bindir, "baseline", "lazyfs")
             shutil.copy2(args.baseline_lazyfs, base)
         meta = machine_info(lz)
         if args.baseline_lazyfs:
