@@ -84,5 +84,5 @@ PROFILES = {
                  underlay_rounds=2, browse_reps=3, storm_rounds=5, storm_cold=3,
                  scale_objects=150000, scale_evict=10000, scale_ready_reps=11,
                  scale_ls_rounds=2, scale_ls_later=3, scale_load_rounds=3,
-                 scale_cold_per_round=3200, scale_open_passes=10, scale_evict_passes=3),
+                 scale_cold_per_round=8000, scale_open_passes=10, scale_evict_passes=3),
 }
