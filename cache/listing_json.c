@@ -6,31 +6,44 @@
 #include "listing_json.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-json_object *lz_listing_json_encode(const struct lz_source_entry *entries, char *const *hashes,
-				    size_t n)
+/* S as a JSON string: quotes, backslashes and control bytes escaped, other bytes as they are. */
+static void write_string(FILE *f, const char *s)
 {
-	json_object *array = json_object_new_array();
-
-	for (size_t i = 0; array != NULL && i < n; i++) {
-		json_object *o = json_object_new_object();
-		if (o == NULL) {
-			json_object_put(array);
-			return NULL;
-		}
-		json_object_object_add(o, "name", json_object_new_string(entries[i].name));
-		json_object_object_add(o, "size", json_object_new_int64((int64_t)entries[i].size));
-		json_object_object_add(o, "sec", json_object_new_int64(entries[i].mtime.tv_sec));
-		json_object_object_add(o, "nsec", json_object_new_int64(entries[i].mtime.tv_nsec));
-		json_object_object_add(o, "dir", json_object_new_boolean(entries[i].is_dir));
-		if (hashes[i] != NULL)
-			json_object_object_add(o, "hash", json_object_new_string(hashes[i]));
-		json_object_array_add(array, o);
+	putc('"', f);
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\u%04x", *c);
+		else
+			putc(*c, f);
 	}
-	return array;
+	putc('"', f);
+}
+
+int lz_listing_json_write(FILE *f, const struct lz_source_item *items, size_t n)
+{
+	putc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		const struct lz_source_item *e = &items[i];
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		write_string(f, e->name);
+		fprintf(f, ",\"size\":%" PRId64 ",\"sec\":%lld,\"nsec\":%ld,\"dir\":%s",
+			(int64_t)e->size, (long long)e->mtime.tv_sec, (long)e->mtime.tv_nsec,
+			e->is_dir ? "true" : "false");
+		if (e->hash != NULL) {
+			fputs(",\"hash\":", f);
+			write_string(f, e->hash);
+		}
+		putc('}', f);
+	}
+	putc(']', f);
+	return ferror(f) ? -EIO : 0;
 }
 
 static bool servable(const char *name, size_t len)

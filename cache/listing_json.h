@@ -2,7 +2,9 @@
 /*
  * The listing of a remote directory as the cache keeps it, for use while the
  * remote cannot be reached: a JSON array of {name, size, sec, nsec, dir,
- * hash}. What encode writes, decode reads back the same. Decode trusts
+ * hash}. What write writes, decode reads back the same. Writing streams the
+ * entries one by one: a listing of 150,000 objects made into a tree of JSON
+ * objects first took over a hundred MiB of the daemon's memory at its peak. Decode trusts
  * nothing (the file may be damaged): an entry with a name that cannot be
  * served (empty, ".", "..", with '/' or NUL), a negative size or nanoseconds
  * out of range is left out. Nothing here knows the store or rclone's calls.
@@ -12,13 +14,13 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cache/rclone/rclone.h"
 #include "common/source.h"
 
-/* ENTRIES (N of them) with their HASHES (NULL where none) as a new JSON array; NULL: no memory. */
-json_object *lz_listing_json_encode(const struct lz_source_entry *entries, char *const *hashes,
-				    size_t n);
+/* ITEMS (N of them) as a JSON array to F: 0, or -EIO when a write failed. */
+int lz_listing_json_write(FILE *f, const struct lz_source_item *items, size_t n);
 /*
  * The entries of ARRAY into *OUT (malloc'ed, *N of them; free with
  * lz_listing_json_free). 0, -EIO when ARRAY is no array, -ENOMEM.

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,15 +24,28 @@
 
 /* After a failed listing, the remote is asked again after the TTL, or this. */
 #define RETRY_AFTER_S 10.0
+/* Listings at least this long give the memory their parsing took back (release_heap). */
+#define BIG_LISTING 10000
 /* A cache directory another process still holds (the daemon before, saving its index). */
 #define LOCK_WAIT_S 30
 
-/* A directory's entries, sorted by name, with the hashes the store checks. */
+/*
+ * One listing as fetched: the shared, immutable lz_source_listing (first, so
+ * the one converts to the other), its entries and their strings. The
+ * directory's struct listing holds one reference, every list_get caller one
+ * more; the last put frees it.
+ */
+struct snapshot {
+	struct lz_source_listing pub;
+	struct lz_source_item *items;
+	char *strings; /* every name and hash, one after the other: two allocations in all */
+	atomic_uint refs;
+};
+
+/* A directory: its newest listing (NULL: none yet, or gone) and when it was fetched. */
 struct listing {
 	char *dir;
-	struct lz_source_entry *entries;
-	char **hashes;
-	size_t count;
+	struct snapshot *snap;
 	double fetched_at; /* CLOCK_MONOTONIC seconds; 0 = loaded from the cache */
 	double failed_at;  /* last failed refresh: the remote is not asked again for a while */
 	bool refreshing;
@@ -85,21 +99,25 @@ static void store_evicted(void *ctx, const char *key)
 		r->evicted(r->evicted_ctx, key + 2);
 }
 
-static void listing_clear(struct listing *l)
+static void snapshot_put(struct snapshot *snap)
 {
-	for (size_t i = 0; i < l->count; i++)
-		free(l->hashes[i]);
-	free(l->hashes);
-	free(l->entries);
-	l->hashes = NULL;
-	l->entries = NULL;
-	l->count = 0;
+	if (snap == NULL || atomic_fetch_sub(&snap->refs, 1) != 1)
+		return;
+	free(snap->strings);
+	free(snap->items);
+	free(snap);
 }
 
-static int compare_entries(const void *a, const void *b)
+static void listing_clear(struct listing *l)
 {
-	return strcmp(((const struct lz_source_entry *)a)->name,
-		      ((const struct lz_source_entry *)b)->name);
+	snapshot_put(l->snap);
+	l->snap = NULL;
+}
+
+static int compare_items(const void *a, const void *b)
+{
+	return strcmp(((const struct lz_source_item *)a)->name,
+		      ((const struct lz_source_item *)b)->name);
 }
 
 /* Store keys: objects and listings live in different name spaces. */
@@ -119,76 +137,111 @@ static bool same_string(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Entries are zero-filled past their names, so whole structs compare. */
-static bool same_listing(const struct listing *l, const struct lz_source_entry *entries,
-			 char *const *hashes, size_t count)
+static bool same_listing(const struct snapshot *a, const struct snapshot *b)
 {
-	if (l->entries == NULL || l->count != count ||
-	    memcmp(l->entries, entries, count * sizeof(*entries)) != 0)
+	if (a == NULL || a->pub.count != b->pub.count)
 		return false;
-	for (size_t i = 0; i < count; i++)
-		if (!same_string(l->hashes[i], hashes[i]))
+	for (size_t i = 0; i < a->pub.count; i++) {
+		const struct lz_source_item *x = &a->items[i], *y = &b->items[i];
+		if (x->size != y->size || x->is_dir != y->is_dir ||
+		    x->mtime.tv_sec != y->mtime.tv_sec || x->mtime.tv_nsec != y->mtime.tv_nsec ||
+		    strcmp(x->name, y->name) != 0 || !same_string(x->hash, y->hash))
 			return false;
+	}
 	return true;
 }
 
-/*
- * Sorts the fetched entries into L (copying their strings): 1 when that
- * changed the listing, 0 when it is the same, -errno.
- */
-static int listing_fill(struct listing *l, struct lz_rclone_entry *entries, size_t count)
+/* S copied to *AT, which moves past it. */
+static const char *put_string(char **at, const char *s)
 {
-	struct lz_source_entry *out = calloc(count ? count : 1, sizeof(*out));
-	char **hashes = calloc(count ? count : 1, sizeof(*hashes));
-	size_t n = 0;
+	size_t n = strlen(s) + 1;
+	char *out = memcpy(*at, s, n);
 
-	if (out == NULL || hashes == NULL) {
-		free(out);
-		free(hashes);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (strlen(entries[i].name) >= sizeof(out[n].name))
-			continue;
-		strcpy(out[n].name, entries[i].name);
-		out[n].size = entries[i].size;
-		out[n].mtime = entries[i].mtime;
-		out[n].is_dir = entries[i].is_dir;
-		n++;
-	}
-	qsort(out, n, sizeof(*out), compare_entries);
-	/* Hashes follow the sorted order: look each one up again. */
-	for (size_t i = 0; i < count; i++) {
-		struct lz_source_entry key;
-		struct lz_source_entry *hit;
-		if (entries[i].hash == NULL || strlen(entries[i].name) >= sizeof(key.name))
-			continue;
-		strcpy(key.name, entries[i].name);
-		hit = bsearch(&key, out, n, sizeof(*out), compare_entries);
-		if (hit != NULL)
-			hashes[hit - out] = strdup(entries[i].hash);
-	}
-	bool same = same_listing(l, out, hashes, n);
-	listing_clear(l);
-	l->entries = out;
-	l->hashes = hashes;
-	l->count = n;
-	return same ? 0 : 1;
+	*at += n;
+	return out;
 }
 
-/* Writes L as JSON to PATH: the listing the cache keeps for offline use. */
+/*
+ * The fetched ENTRIES as a listing (one reference), sorted, their strings
+ * copied into one block (a name malloc'ed on its own took 32 bytes at least);
+ * NULL when out of memory. Made without the lock: sorting 150,000 names takes
+ * tens of ms, which no lookup of another directory should wait for.
+ */
+static struct snapshot *snapshot_new(const struct lz_rclone_entry *entries, size_t count)
+{
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+	size_t n = 0, bytes = 1;
+	char *at;
+
+	for (size_t i = 0; i < count; i++)
+		bytes += strlen(entries[i].name) + 1 +
+			 (entries[i].hash ? strlen(entries[i].hash) + 1 : 0);
+	if (snap != NULL) {
+		snap->items = calloc(count ? count : 1, sizeof(*snap->items));
+		snap->strings = malloc(bytes);
+	}
+	if (snap == NULL || snap->items == NULL || snap->strings == NULL) {
+		if (snap != NULL) {
+			free(snap->items);
+			free(snap->strings);
+		}
+		free(snap);
+		return NULL;
+	}
+	at = snap->strings;
+	for (size_t i = 0; i < count; i++) {
+		if (strlen(entries[i].name) > NAME_MAX)
+			continue; /* no name the kernel can look up */
+		snap->items[n++] = (struct lz_source_item){
+			.name = put_string(&at, entries[i].name),
+			.size = entries[i].size,
+			.mtime = entries[i].mtime,
+			.is_dir = entries[i].is_dir,
+			.hash = entries[i].hash ? put_string(&at, entries[i].hash) : NULL,
+		};
+	}
+	qsort(snap->items, n, sizeof(*snap->items), compare_items);
+	snap->pub = (struct lz_source_listing){ .count = n, .items = snap->items };
+	atomic_init(&snap->refs, 1);
+	return snap;
+}
+
+/*
+ * Lock held: SNAP (its reference taken over) becomes L's listing: 1 when that
+ * changed it, 0 when it is the same (the old one is kept, so its holders and L
+ * share it).
+ */
+static int listing_set(struct listing *l, struct snapshot *snap)
+{
+	if (same_listing(l->snap, snap)) {
+		snapshot_put(snap);
+		return 0;
+	}
+	listing_clear(l);
+	l->snap = snap;
+	return 1;
+}
+
+/* Lock held: ENTRIES become L's listing: 1 changed, 0 the same, -errno. */
+static int listing_fill(struct listing *l, const struct lz_rclone_entry *entries, size_t count)
+{
+	struct snapshot *snap = snapshot_new(entries, count);
+
+	return snap != NULL ? listing_set(l, snap) : -ENOMEM;
+}
+
+/* Writes a listing (CTX, a snapshot) as JSON to PATH: what the cache keeps for offline use. */
 static int save_listing_fetch(void *ctx, const char *tmp_path, char *err, size_t errlen)
 {
-	struct listing *l = ctx;
-	json_object *array = lz_listing_json_encode(l->entries, l->hashes, l->count);
-	int rc = array != NULL ? json_object_to_file_ext(tmp_path, array, JSON_C_TO_STRING_PLAIN)
-			       : -1;
+	const struct snapshot *snap = ctx;
+	FILE *f = fopen(tmp_path, "wxe");
+	int rc = f != NULL ? lz_listing_json_write(f, snap->items, snap->pub.count) : -errno;
 
-	json_object_put(array);
+	if (f != NULL && fclose(f) != 0 && rc == 0)
+		rc = -EIO;
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot write listing: %s",
-			 array != NULL ? json_util_get_last_err() : "out of memory");
-		return -EIO;
+		snprintf(err, errlen, "cannot write listing: %s", strerror(-rc));
+		return rc;
 	}
 	return 0;
 }
@@ -203,8 +256,8 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 	if (r->store == NULL || !listing_key(key, sizeof(key), l->dir))
 		return;
 	lz_store_evict(r->store, key); /* replace the old copy */
-	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l, &fd, err, sizeof(err)) ==
-	    0) {
+	if (lz_store_fill(r->store, key, &meta, save_listing_fetch, l->snap, &fd, err,
+			  sizeof(err)) == 0) {
 		close(fd);
 		lz_store_release(r->store, key);
 	}
@@ -259,6 +312,17 @@ static struct listing *listing_of(struct lz_remote *r, const char *dir)
 }
 
 /*
+ * After a big listing: rclone's JSON reply was parsed into a tree of small
+ * allocations (hundreds of bytes per entry) that are free now but scattered
+ * through the heap, where the allocator keeps them; give their pages back.
+ */
+static void release_heap(size_t entries)
+{
+	if (entries >= BIG_LISTING)
+		malloc_trim(0);
+}
+
+/*
  * Refreshes DIR's listing if it is older than the TTL, once however many ask.
  * Returns with r->lock held and *OUT set, or an error (lock released).
  */
@@ -276,9 +340,19 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		pthread_mutex_unlock(&r->lock);
 		return -ENOMEM;
 	}
+	/*
+	 * Another caller is listing it again: the last listing serves meanwhile.
+	 * Listing 150,000 objects takes rclone seconds; lookups and opens in the
+	 * directory waiting for it each held a FUSE worker, until none was left
+	 * for anything else. Only a directory never listed yet waits.
+	 */
+	if (l->refreshing && l->snap != NULL) {
+		*out = l;
+		return 0;
+	}
 	while (l->refreshing)
 		pthread_cond_wait(&r->refreshed, &r->lock);
-	if (l->entries != NULL && l->fetched_at > 0 &&
+	if (l->snap != NULL && l->fetched_at > 0 &&
 	    lz_clock_s(CLOCK_MONOTONIC) - l->fetched_at < r->ttl) {
 		*out = l;
 		return 0;
@@ -289,7 +363,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	 */
 	if (l->failed_at > 0 && lz_clock_s(CLOCK_MONOTONIC) - l->failed_at <
 					(r->ttl > RETRY_AFTER_S ? r->ttl : RETRY_AFTER_S)) {
-		if (l->entries == NULL) {
+		if (l->snap == NULL) {
 			pthread_mutex_unlock(&r->lock);
 			return -EIO;
 		}
@@ -300,10 +374,17 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	pthread_mutex_unlock(&r->lock);
 	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
 	note_answer(r, rc);
+	struct snapshot *snap = NULL;
+	if (rc == 0) {
+		snap = snapshot_new(entries, count);
+		lz_rclone_entries_free(entries, count);
+		rc = snap != NULL ? 0 : -ENOMEM;
+		if (snap == NULL)
+			snprintf(err, sizeof(err), "out of memory");
+	}
 	pthread_mutex_lock(&r->lock);
 	if (rc == 0) {
-		rc = listing_fill(l, entries, count);
-		lz_rclone_entries_free(entries, count);
+		rc = listing_set(l, snap);
 		if (rc >= 0) {
 			l->fetched_at = lz_clock_s(CLOCK_MONOTONIC);
 			l->failed_at = 0;
@@ -316,6 +397,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 			if (rc == 1) {
 				pthread_mutex_unlock(&r->lock);
 				save_listing(r, l);
+				release_heap(count);
 				pthread_mutex_lock(&r->lock);
 			}
 			l->refreshing = false;
@@ -333,7 +415,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	}
 	/* The remote cannot be reached: what is known keeps being served. */
 	l->failed_at = lz_clock_s(CLOCK_MONOTONIC);
-	if (l->entries == NULL && load_listing(r, l) != 0) {
+	if (l->snap == NULL && load_listing(r, l) != 0) {
 		pthread_mutex_unlock(&r->lock);
 		say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir,
 		    err);
@@ -348,6 +430,16 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	return 0;
 }
 
+static void fill_entry(struct lz_source_entry *out, const struct lz_source_item *item)
+{
+	memset(out, 0, sizeof(*out)); /* whole structs compare: zeros past the name */
+	snprintf(out->name, sizeof(out->name), "%s", item->name);
+	out->size = item->size;
+	out->mtime = item->mtime;
+	out->is_dir = item->is_dir;
+}
+
+/* A copy, for the callers that want one (a remote images' top: a few thousand entries). */
 static int source_list(void *ctx, const char *dir, struct lz_source_entry **entries, size_t *count)
 {
 	struct lz_remote *r = ctx;
@@ -356,35 +448,54 @@ static int source_list(void *ctx, const char *dir, struct lz_source_entry **entr
 
 	if (rc != 0)
 		return rc;
-	*entries = malloc((l->count ? l->count : 1) * sizeof(**entries));
-	if (*entries != NULL)
-		memcpy(*entries, l->entries, l->count * sizeof(**entries));
-	*count = l->count;
+	*count = l->snap->pub.count;
+	*entries = malloc((*count ? *count : 1) * sizeof(**entries));
+	for (size_t i = 0; *entries != NULL && i < *count; i++)
+		fill_entry(&(*entries)[i], &l->snap->items[i]);
 	pthread_mutex_unlock(&r->lock);
 	return *entries ? 0 : -ENOMEM;
+}
+
+static int source_list_get(void *ctx, const char *dir, const struct lz_source_listing **out)
+{
+	struct lz_remote *r = ctx;
+	struct listing *l;
+	int rc = fresh_listing(r, dir, &l);
+
+	if (rc != 0)
+		return rc;
+	atomic_fetch_add(&l->snap->refs, 1);
+	*out = &l->snap->pub;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static void source_list_put(void *ctx, const struct lz_source_listing *listing)
+{
+	(void)ctx;
+	/* pub is the snapshot's first member. */
+	snapshot_put((struct snapshot *)listing);
 }
 
 /* The entry and its hash (copied into HASH) under the lock. */
 static int find_entry(struct lz_remote *r, const char *dir, const char *name,
 		      struct lz_source_entry *out, char *hash, size_t hashlen)
 {
-	struct lz_source_entry key;
+	struct lz_source_item key = { .name = name };
 	struct listing *l;
 	int rc;
 
-	if (strlen(name) >= sizeof(key.name))
+	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
 	rc = fresh_listing(r, dir, &l);
 	if (rc != 0)
 		return rc;
-	strcpy(key.name, name);
-	struct lz_source_entry *hit =
-		bsearch(&key, l->entries, l->count, sizeof(key), compare_entries);
+	const struct lz_source_item *hit =
+		bsearch(&key, l->snap->items, l->snap->pub.count, sizeof(key), compare_items);
 	if (hit != NULL) {
-		*out = *hit;
+		fill_entry(out, hit);
 		if (hash != NULL)
-			snprintf(hash, hashlen, "%s",
-				 l->hashes[hit - l->entries] ? l->hashes[hit - l->entries] : "");
+			snprintf(hash, hashlen, "%s", hit->hash ? hit->hash : "");
 	}
 	pthread_mutex_unlock(&r->lock);
 	return hit ? 0 : -ENOENT;
@@ -772,6 +883,8 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 	}
 	r->source = (struct lz_source){
 		.list = source_list,
+		.list_get = source_list_get,
+		.list_put = source_list_put,
 		.lookup = source_lookup,
 		.open = source_open,
 		.open_streamed = source_open_streamed,
@@ -879,6 +992,12 @@ void lz_remote_stop_evicted(struct lz_remote *r)
 	if (r->store != NULL)
 		lz_store_on_evict(r->store, NULL, NULL);
 	r->evicted = NULL;
+}
+
+void lz_remote_preload(struct lz_remote *r)
+{
+	if (r != NULL && r->store != NULL)
+		lz_store_preload(r->store);
 }
 
 const struct lz_source *lz_remote_source(struct lz_remote *r)

@@ -60,5 +60,10 @@ int lz_remote_resume(struct lz_remote *remote, char *err, size_t errlen);
  */
 void lz_remote_stop_evicted(struct lz_remote *remote);
 const struct lz_source *lz_remote_source(struct lz_remote *remote);
+/*
+ * Starts reading the cache's index in the background (cache/store/load.c):
+ * the mount does not wait for it. Call once the process will not fork.
+ */
+void lz_remote_preload(struct lz_remote *remote);
 
 #endif

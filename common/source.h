@@ -20,6 +20,29 @@ struct lz_source_entry {
 	bool is_dir;
 };
 
+/*
+ * One entry of a shared listing (list_get). Its strings live as long as the
+ * listing; a name is one path component of at most NAME_MAX bytes.
+ */
+struct lz_source_item {
+	const char *name;
+	uint64_t size;
+	struct timespec mtime;
+	bool is_dir;
+	const char *hash; /* "md5:<hex>", "sha1:<hex>", or NULL */
+};
+
+/*
+ * A directory's listing as the source keeps it: sorted by name, never changed
+ * once made (a newer listing is a new one), and shared: every holder has a
+ * reference, so a directory of 150,000 objects is in memory once however
+ * many directory handles list it.
+ */
+struct lz_source_listing {
+	size_t count;
+	const struct lz_source_item *items;
+};
+
 /* What the cache behind a source holds and has done; zero where it does not apply. */
 struct lz_source_stats {
 	uint64_t objects, bytes, quota, open_objects, pinned;
@@ -38,6 +61,12 @@ struct lz_source {
 	 * known listing. 0 or -errno (-ENOENT, -ENOTDIR, -EIO).
 	 */
 	int (*list)(void *ctx, const char *dir, struct lz_source_entry **entries, size_t *count);
+	/*
+	 * The same listing, shared instead of copied: a reference in *OUT,
+	 * given back with list_put. 0 or -errno as list.
+	 */
+	int (*list_get)(void *ctx, const char *dir, const struct lz_source_listing **out);
+	void (*list_put)(void *ctx, const struct lz_source_listing *listing);
 	/* One entry NAME of directory DIR, from the same listing: 0, -ENOENT, -errno. */
 	int (*lookup)(void *ctx, const char *dir, const char *name, struct lz_source_entry *out);
 	/*

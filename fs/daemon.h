@@ -32,7 +32,10 @@ struct lz_daemon {
 	struct lz_control *control;   /* lazyfsctl's socket, or NULL */
 	struct lz_takeover *takeover; /* while taking a mount over */
 	bool live_upgrade; /* the takeover is a live upgrade's (pins came over), not a restart's */
-	struct lz_defer *defer;	      /* requests that may wait on a slow store */
+	struct lz_defer *defer; /* requests that may wait on a slow store */
+	/* Opens of remote objects not in the cache: their fetches (fs/open_cold.c). */
+	struct lz_defer *fetches;
+	struct lz_waits fetch_waits;
 	struct lz_track *retired;     /* trackers closed by live upgrades that failed */
 	struct lz_inflight *inflight; /* requests in flight, kept by the keeper; or NULL */
 	struct lz_nodes *nodes;	      /* node ids of underlay files, kept by the keeper; or NULL */

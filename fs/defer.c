@@ -73,6 +73,7 @@ struct lz_defer {
 	unsigned wakeups;	/* idle threads signalled for a lane that have not woken yet */
 	struct lane *lanes[LANE_BUCKETS];
 	double timeout;
+	unsigned max_threads; /* LZ_DEFER_THREADS unless lz_defer_set_threads */
 	bool paused, stopping, spawn_warned;
 	pthread_t timer_thread;
 	struct lz_waits *counts;
@@ -169,7 +170,7 @@ static void find_thread_locked(struct lz_defer *d)
 		pthread_cond_signal(&d->work);
 		return;
 	}
-	if (d->threads >= LZ_DEFER_THREADS)
+	if (d->threads >= d->max_threads)
 		return; /* the lane waits for a thread to come free */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -406,12 +407,20 @@ struct lz_defer *lz_defer_new(double timeout, struct lz_waits *counts)
 	TAILQ_INIT(&d->jobs);
 	TAILQ_INIT(&d->ready);
 	d->timeout = timeout;
+	d->max_threads = LZ_DEFER_THREADS;
 	d->counts = counts;
 	if (pthread_create(&d->timer_thread, NULL, timer_thread, d) != 0) {
 		free(d);
 		return NULL;
 	}
 	return d;
+}
+
+void lz_defer_set_threads(struct lz_defer *d, unsigned max)
+{
+	pthread_mutex_lock(&d->lock);
+	d->max_threads = max < 1 ? 1 : max > LZ_DEFER_THREADS ? LZ_DEFER_THREADS : max;
+	pthread_mutex_unlock(&d->lock);
 }
 
 bool lz_defer_pause(struct lz_defer *d, double wait_s)

@@ -45,6 +45,12 @@ typedef void lz_defer_drop_fn(void *arg);
 struct lz_defer *lz_defer_new(double timeout, struct lz_waits *counts);
 
 /*
+ * At most MAX (1 to LZ_DEFER_THREADS) keys run at once; the other lanes wait
+ * for a thread to come free. Set before the first submit.
+ */
+void lz_defer_set_threads(struct lz_defer *d, unsigned max);
+
+/*
  * Runs RUN(job, REQ, ARG) on a deferral thread, after the requests queued
  * with the same KEY. 0, or -EAGAIN when too many wait (ARG is then still the
  * caller's, and so is REQ).

@@ -155,6 +155,9 @@ void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	/* A fetch would hold this worker for the whole download: a thread of its own instead. */
+	if (lz_open_cold(req, inode, ino, fi))
+		return;
 	pthread_mutex_lock(&inode->lock);
 	err = 0;
 	if (inode->opens == 0 && inode->backing_id == 0)

@@ -77,6 +77,12 @@ void lz_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 /* open.c */
 void lz_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/*
+ * open_cold.c: when opening INODE would fetch a remote object, hands the OPEN
+ * to the fetch pool, which answers it (true); false: open it here.
+ */
+bool lz_open_cold(fuse_req_t req, struct lz_inode *inode, fuse_ino_t ino,
+		  const struct fuse_file_info *fi);
 void lz_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void lz_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 

@@ -47,6 +47,7 @@ static const struct fuse_opt lz_opt_spec[] = {
 	LZ_OPT("listing_ttl=%s", listing_ttl_arg),
 	LZ_OPT("fetch_timeout=%s", fetch_timeout_arg),
 	LZ_OPT("stream=%s", stream_arg),
+	LZ_OPT("fetch_max=%u", settings.fetch_max),
 	LZ_OPT("backend=%s", backend_arg),
 	LZ_OPT("trusted_owner=%s", trusted_owner_arg),
 	LZ_OPT("trusted_digests=%s", settings.trusted_digests),
@@ -201,6 +202,7 @@ static void set_defaults(struct lz_settings *s)
 	s->listing_ttl = 60.0;
 	s->fetch_timeout = 30.0;
 	s->stream = true;
+	s->fetch_max = 16;
 	s->max_threads = 16;
 	s->max_idle_threads = 8;
 	s->backing_keep = 16384;
@@ -437,6 +439,8 @@ static int check_paths(struct lz_options *opts)
 			    opts->cache_size_arg);
 	if (opts->settings.fetch_timeout <= 0)
 		return fail(opts, "%s", "fetch_timeout: must be more than 0");
+	if (opts->settings.fetch_max == 0 || opts->settings.fetch_max > 256)
+		return fail(opts, "fetch_max: %u is not 1 to 256", opts->settings.fetch_max);
 	if (opts->settings.trusted_digests != NULL && opts->settings.trusted_digests[0] == '\0')
 		return fail(opts, "%s", "trusted_digests: empty path");
 	if (parse_owner(opts) != 0)
@@ -589,6 +593,7 @@ void lz_options_usage(const char *progname)
 	       "    -o fetch_timeout=S     give up on a remote this long without progress (30)\n"
 	       "    -o stream=on|off       read cold remote objects while they are fetched (on);\n"
 	       "                           off: every byte checked before the first is served\n"
+	       "    -o fetch_max=N         objects fetched at once, off the worker threads (16)\n"
 	       "    -o idle_timeout=S      close images unused this long, 0 = never (300)\n"
 	       "    -o resolve_timeout=S   answer EIO to lookups of an image that has not\n"
 	       "                           resolved this long, 0 = wait (60)\n"

@@ -167,6 +167,8 @@ static int start_services(struct lz_daemon *d)
 	lz_info("serving %s over %s (open_mode=%s)",
 		cfg->underlay ? cfg->underlay : "its own contents", cfg->mountpoint,
 		cfg->open_mode == LZ_OPEN_CACHED ? "cached" : "passthrough");
+	/* The cache's index loads meanwhile: a big cache does not delay READY. */
+	lz_remote_preload(d->remote);
 	if (lz_expiry_start(d->fs.expiry) != 0) {
 		lz_err("cannot start the expiry thread");
 		return -1;
@@ -240,6 +242,13 @@ static void pause_services(void *ctx)
 	/* Deferred lookups stay unanswered: the kernel gives them to the new process. */
 	bool quiet = lz_defer_pause(d->defer, DEFER_WAIT_S);
 	/*
+	 * Cold opens too; the cache is closed below, so their fetches are given
+	 * as long as one may take without progress to end (on a worker, the
+	 * upgrade waited for them just as long).
+	 */
+	bool fetched = d->fetches == NULL ||
+		       lz_defer_pause(d->fetches, d->opts.settings.fetch_timeout + DEFER_WAIT_S);
+	/*
 	 * Closed, not freed: the control thread, a prefetch job's eviction and
 	 * work stuck on a store may still hold it (their calls now do nothing).
 	 * A resolve of its own stuck on a store leaves it running, to our exit.
@@ -252,7 +261,10 @@ static void pause_services(void *ctx)
 	if (quiet)
 		lz_prefetch_free(d->fs.prefetch);
 	d->fs.prefetch = NULL;
-	if (d->remote != NULL && lz_remote_suspend(d->remote, err, sizeof(err)) != 0)
+	/* A fetch still running writes into the store: it is not closed under it. */
+	if (!fetched)
+		lz_warn("upgrade: a fetch is still running; the cache stays with this process");
+	else if (d->remote != NULL && lz_remote_suspend(d->remote, err, sizeof(err)) != 0)
 		lz_warn("upgrade: the cache index was not saved (%s); it will be rebuilt", err);
 }
 
@@ -286,6 +298,8 @@ static void resume_services(void *ctx)
 		lz_warn("upgrade: the open tracker could not be restarted");
 	/* Last: the deferred work that waited runs on the services just restarted. */
 	lz_defer_resume(d->defer);
+	if (d->fetches != NULL)
+		lz_defer_resume(d->fetches);
 }
 
 static void control_fds(void *ctx, int *listen_fd, int *http_fd, const char **path)
@@ -357,6 +371,16 @@ bool lz_daemon_stop(struct lz_daemon *d)
 	 */
 	bool quiet = lz_defer_stop(d->defer, DEFER_WAIT_S);
 	d->defer = NULL;
+	/*
+	 * Cold opens waiting for a fetch are answered EIO; fetches running are
+	 * given as long as one may take without progress, as a FUSE worker
+	 * fetching was: past that the cache is left unsaved (rebuilt at the
+	 * next start) rather than closed under a fetch.
+	 */
+	if (d->fetches != NULL)
+		quiet = lz_defer_stop(d->fetches, d->opts.settings.fetch_timeout + DEFER_WAIT_S) &&
+			quiet;
+	d->fetches = NULL;
 	/*
 	 * A fill still running (a prefetch job, work stuck above) may evict, and
 	 * evictions tell the tracker and linger: stop that before they go.

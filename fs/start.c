@@ -329,6 +329,15 @@ static int open_core(struct lz_daemon *d)
 		lz_err("cannot start the thread answering stalled lookups");
 		return -1;
 	}
+	/* No deadline: a fetch fails on its own after fetch_timeout without progress. */
+	if (d->opts.settings.remote_objects) {
+		d->fetches = lz_defer_new(0, &d->fetch_waits);
+		if (d->fetches == NULL) {
+			lz_err("cannot start the thread fetching remote objects");
+			return -1;
+		}
+		lz_defer_set_threads(d->fetches, d->opts.settings.fetch_max);
+	}
 	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
 	if (d->takeover == NULL && open_root(d) != 0)
 		return -1;

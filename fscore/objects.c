@@ -28,6 +28,18 @@ int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_ent
 	return fs->objects->list(fs->objects->ctx, dir_path, entries, count);
 }
 
+int lz_objects_listing_get(struct lz_fs *fs, const char *dir_path,
+			   const struct lz_source_listing **out)
+{
+	return fs->objects->list_get(fs->objects->ctx, dir_path, out);
+}
+
+void lz_objects_listing_put(struct lz_fs *fs, const struct lz_source_listing *listing)
+{
+	if (listing != NULL)
+		fs->objects->list_put(fs->objects->ctx, listing);
+}
+
 void lz_objects_stat(struct lz_inode *inode, struct stat *st)
 {
 	bool dir = S_ISDIR(inode->type);

@@ -27,6 +27,10 @@ bool lz_objects_names(uint64_t nodeid, const char *path);
 /* The remote listing of DIR_PATH in *ENTRIES (free it). */
 int lz_objects_list(struct lz_fs *fs, const char *dir_path, struct lz_source_entry **entries,
 		    size_t *count);
+/* The same listing shared, not copied (common/source.h): put it back when done. */
+int lz_objects_listing_get(struct lz_fs *fs, const char *dir_path,
+			   const struct lz_source_listing **out);
+void lz_objects_listing_put(struct lz_fs *fs, const struct lz_source_listing *listing);
 /*
  * Opens the local copy of INODE for reading (fetching it): a descriptor or
  * -errno. INODE's lock held: a lookup may update its size meanwhile. With

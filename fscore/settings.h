@@ -34,6 +34,7 @@ struct lz_settings {
 	double listing_ttl;   /* how long a remote listing is trusted */
 	double fetch_timeout; /* the longest wait for a remote without progress */
 	bool stream;	      /* stream=on: cold remote objects are read while fetched */
+	unsigned fetch_max;   /* cold object opens fetching at once (fs/open_cold.c) */
 	enum lz_backend backend;
 	long trusted_owner;    /* uid whose image files the kernel may mount besides root's; -1 */
 	char *trusted_digests; /* SHA-256 digests of remote images the kernel may mount, or NULL */

@@ -49,10 +49,13 @@ void lz_unions_free(struct lz_unions *t)
 static void free_entries(struct lz_union *u)
 {
 	for (size_t i = 0; i < u->count; i++)
-		free(u->entries[i].name);
+		if (!u->entries[i].borrowed)
+			free(u->entries[i].name);
 	free(u->entries);
 	u->entries = NULL;
 	u->count = 0;
+	lz_objects_listing_put(u->fs, u->listing);
+	u->listing = NULL;
 }
 
 static void free_union(struct lz_union *u)
@@ -68,20 +71,33 @@ struct builder {
 	int err;
 };
 
-static int add_full(struct builder *b, const char *name, unsigned char type, bool image,
-		    bool resolvable, ino_t backing_ino)
+/* Room for N more entries. */
+static int reserve(struct builder *b, size_t n)
+{
+	struct lz_union *u = b->u;
+	size_t cap = b->cap ? b->cap : 64;
+
+	if (u->count + n <= b->cap)
+		return 0;
+	while (cap < u->count + n)
+		cap *= 2;
+	struct lz_union_entry *grown = realloc(u->entries, cap * sizeof(*grown));
+	if (grown == NULL)
+		return -ENOMEM;
+	u->entries = grown;
+	b->cap = cap;
+	return 0;
+}
+
+/* NAME copied, unless BORROWED: it is the remote listing's, which the union holds. */
+static int add_name(struct builder *b, const char *name, bool borrowed, unsigned char type,
+		    bool image, bool resolvable, ino_t backing_ino)
 {
 	struct lz_union *u = b->u;
 
-	if (u->count == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct lz_union_entry *grown = realloc(u->entries, cap * sizeof(*grown));
-		if (grown == NULL)
-			return -ENOMEM;
-		u->entries = grown;
-		b->cap = cap;
-	}
-	char *copy = strdup(name);
+	if (reserve(b, 1) != 0)
+		return -ENOMEM;
+	char *copy = borrowed ? (char *)name : strdup(name);
 	if (copy == NULL)
 		return -ENOMEM;
 	u->entries[u->count++] = (struct lz_union_entry){
@@ -89,11 +105,20 @@ static int add_full(struct builder *b, const char *name, unsigned char type, boo
 		.type = type,
 		.image = image,
 		.resolvable = resolvable,
+		.borrowed = borrowed,
 		.backing_ino = backing_ino,
 	};
 	/* What malloc gives a short string is at least 32 bytes. */
-	u->bytes += sizeof(*u->entries) + (strlen(name) + 1 < 32 ? 32 : strlen(name) + 1);
+	u->bytes += sizeof(*u->entries) + (borrowed		   ? 0
+					   : strlen(name) + 1 < 32 ? 32
+								   : strlen(name) + 1);
 	return 0;
+}
+
+static int add_full(struct builder *b, const char *name, unsigned char type, bool image,
+		    bool resolvable, ino_t backing_ino)
+{
+	return add_name(b, name, false, type, image, resolvable, backing_ino);
 }
 
 static int add(struct builder *b, const char *name, unsigned char type, bool image,
@@ -142,23 +167,24 @@ static int add_mapped(struct builder *b, const struct lz_map_node *mapped)
 	return err;
 }
 
-/* Listed without a lookup: a remote directory can hold 150k objects. */
-static int add_objects(struct lz_fs *fs, struct builder *b, const char *remote_dir)
+/*
+ * Listed without a lookup: a remote directory can hold 150k objects. Their
+ * names are borrowed from LISTING (held by the union from now on), not copied.
+ */
+static int add_objects(struct builder *b, const char *remote_dir,
+		       const struct lz_source_listing *listing)
 {
-	struct lz_source_entry *entries;
-	size_t count;
-	int err = lz_objects_list(fs, remote_dir, &entries, &count);
+	int err = reserve(b, listing->count);
 
-	if (err != 0)
-		return err;
-	for (size_t i = 0; err == 0 && i < count; i++) {
+	b->u->listing = listing;
+	for (size_t i = 0; err == 0 && i < listing->count; i++) {
+		const struct lz_source_item *item = &listing->items[i];
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s%s%s", remote_dir, *remote_dir ? "/" : "",
-			 entries[i].name);
-		err = add(b, entries[i].name, entries[i].is_dir ? DT_DIR : DT_REG, true,
-			  (ino_t)lz_objects_nodeid(path));
+			 item->name);
+		err = add_name(b, item->name, true, item->is_dir ? DT_DIR : DT_REG, true, false,
+			       (ino_t)lz_objects_nodeid(path));
 	}
-	free(entries);
 	return err;
 }
 
@@ -178,7 +204,8 @@ static void sort_unique(struct lz_union *u)
 	qsort(u->entries, u->count, sizeof(*u->entries), compare_entries);
 	for (size_t i = 0; i < u->count; i++) {
 		if (kept > 0 && strcmp(u->entries[kept - 1].name, u->entries[i].name) == 0) {
-			free(u->entries[i].name); /* its bytes stay counted: close enough */
+			if (!u->entries[i].borrowed)
+				free(u->entries[i].name); /* its bytes stay counted: close enough */
 			continue;
 		}
 		u->entries[kept++] = u->entries[i];
@@ -237,6 +264,25 @@ static void evict_over_cap(struct lz_unions *t, const struct lz_union *keep)
 	}
 }
 
+/*
+ * The union in use of remote directory DIR made of LISTING alone, with one
+ * more reference; NULL when there is none (the caller builds it).
+ */
+static struct lz_union *listing_twin(struct lz_unions *t, uint64_t dir,
+				     const struct lz_source_listing *listing)
+{
+	struct lz_union *u;
+
+	pthread_mutex_lock(&t->lock);
+	for (u = t->buckets[dir % BUCKETS]; u != NULL; u = u->next)
+		if (u->dir == dir && u->listing_only && u->listing == listing)
+			break;
+	if (u != NULL)
+		u->refs++;
+	pthread_mutex_unlock(&t->lock);
+	return u;
+}
+
 /* U (built, one reference) or its twin in use, which then takes the reference. */
 static struct lz_union *share(struct lz_unions *t, struct lz_union *u)
 {
@@ -267,18 +313,41 @@ int lz_union_get(struct lz_fs *fs, struct lz_unions *t, uint64_t dir, DIR *strea
 		 const struct lz_map_node *mapped, const char *tree, const char *remote_dir,
 		 struct lz_union **out)
 {
-	struct builder b = { .u = calloc(1, sizeof(*b.u)) };
+	const struct lz_source_listing *listing = NULL;
+	bool listing_only = remote_dir != NULL && stream == NULL && tree == NULL &&
+			    (mapped == NULL || mapped->nchildren == 0);
+	struct builder b = { 0 };
 	int err;
 
-	if (b.u == NULL)
+	if (remote_dir != NULL) {
+		err = lz_objects_listing_get(fs, remote_dir, &listing);
+		if (err != 0)
+			return err;
+		/*
+		 * The listing is the directory's whole content and the same one a
+		 * union in use holds: share that union, building nothing.
+		 */
+		if (listing_only && (*out = listing_twin(t, dir, listing)) != NULL) {
+			lz_objects_listing_put(fs, listing);
+			return 0;
+		}
+	}
+	b.u = calloc(1, sizeof(*b.u));
+	if (b.u == NULL) {
+		lz_objects_listing_put(fs, listing);
 		return -ENOMEM;
+	}
 	b.u->dir = dir;
 	b.u->refs = 1;
+	b.u->fs = fs;
+	b.u->listing_only = listing_only;
 	err = add_backing(&b, stream);
 	if (err == 0)
 		err = add_mapped(&b, mapped);
-	if (err == 0 && remote_dir != NULL)
-		err = add_objects(fs, &b, remote_dir);
+	if (err == 0 && listing != NULL)
+		err = add_objects(&b, remote_dir, listing);
+	else
+		lz_objects_listing_put(fs, listing);
 	/* A tree that cannot be read lists what the underlay has (its lookups say the same). */
 	if (err == 0 && tree != NULL && fs->images != NULL)
 		lz_images_list_dir(fs->images, tree, add_tree_name, &b);

@@ -5,7 +5,10 @@
  * directory the map adds names to, a remote directory, a synthesized one.
  * Built when the directory is opened and immutable after; listings of the
  * same directory with the same entries share one copy (reference counted),
- * so holding many handles on it costs one union, not one each.
+ * so holding many handles on it costs one union, not one each. A remote
+ * directory's entries borrow their names from the source's shared listing
+ * instead of copying them, and a directory opened again while its union is
+ * in use shares it without building a new one to compare.
  *
  * The unions kept for open directories are bounded in memory (the cap the
  * table is made with): past it, the least recently read union nobody is
@@ -32,6 +35,7 @@ struct lz_union_entry {
 	unsigned char type; /* DT_* */
 	bool image;	    /* an image, mapped path or object: listed without a lookup... */
 	bool resolvable;    /* ...unless a name of the images directory (lz_listed.lookup) */
+	bool borrowed;	    /* NAME is the remote listing's (the union holds it), not a copy */
 	ino_t backing_ino;  /* an object's node id; the backing inode for the others */
 };
 
@@ -39,6 +43,15 @@ struct lz_union {
 	uint64_t dir; /* the directory's node id */
 	struct lz_union_entry *entries;
 	size_t count;
+	/*
+	 * The remote listing whose names the entries borrow, referenced; with
+	 * LISTING_ONLY (a remote directory: nothing but "." and ".." besides),
+	 * a new listing of the directory finds its twin by this pointer alone,
+	 * before building anything.
+	 */
+	struct lz_fs *fs;
+	const struct lz_source_listing *listing;
+	bool listing_only;
 	/* Under the table's lock: */
 	size_t bytes;	       /* what the entries take */
 	unsigned refs;	       /* listings holding it */

@@ -10,6 +10,7 @@
 #include "cache/listing_json.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,39 +24,41 @@ static void check_entry(const struct lz_rclone_entry *e)
 	CHECK(e->size <= INT64_MAX && e->mtime.tv_nsec >= 0 && e->mtime.tv_nsec < 1000000000L);
 }
 
-/* The decoded entries as the listing keeps them, encoded and decoded again: the same. */
+/* The decoded entries as the listing keeps them, written and decoded again: the same. */
 static void round_trip(const struct lz_rclone_entry *e, size_t n)
 {
-	struct lz_source_entry *src = calloc(n ? n : 1, sizeof(*src));
-	char **hashes = calloc(n ? n : 1, sizeof(*hashes));
-	size_t kept = 0;
+	struct lz_source_item *items = calloc(n ? n : 1, sizeof(*items));
+	size_t kept = 0, len = 0;
+	char *text = NULL;
 
-	CHECK(src != NULL && hashes != NULL);
+	CHECK(items != NULL);
 	for (size_t i = 0; i < n; i++) {
-		if (strlen(e[i].name) >= sizeof(src[kept].name))
+		if (strlen(e[i].name) > NAME_MAX)
 			continue; /* longer than a name: the listing drops it too */
-		strcpy(src[kept].name, e[i].name);
-		src[kept].size = e[i].size;
-		src[kept].mtime = e[i].mtime;
-		src[kept].is_dir = e[i].is_dir;
-		hashes[kept++] = e[i].hash;
+		items[kept++] = (struct lz_source_item){ .name = e[i].name,
+							 .size = e[i].size,
+							 .mtime = e[i].mtime,
+							 .is_dir = e[i].is_dir,
+							 .hash = e[i].hash };
 	}
-	json_object *array = lz_listing_json_encode(src, hashes, kept);
+	FILE *f = open_memstream(&text, &len);
+	CHECK(f != NULL && lz_listing_json_write(f, items, kept) == 0 && fclose(f) == 0);
+	json_object *array = json_tokener_parse(text);
 	struct lz_rclone_entry *again;
 	size_t m;
 	CHECK(lz_listing_json_decode(array, &again, &m) == 0 && m == kept);
 	for (size_t i = 0; i < m; i++) {
-		CHECK(strcmp(again[i].name, src[i].name) == 0 && again[i].size == src[i].size);
-		CHECK(again[i].mtime.tv_sec == src[i].mtime.tv_sec &&
-		      again[i].mtime.tv_nsec == src[i].mtime.tv_nsec);
-		CHECK(again[i].is_dir == src[i].is_dir);
-		CHECK((again[i].hash == NULL) == (hashes[i] == NULL));
-		CHECK(again[i].hash == NULL || strcmp(again[i].hash, hashes[i]) == 0);
+		CHECK(strcmp(again[i].name, items[i].name) == 0 && again[i].size == items[i].size);
+		CHECK(again[i].mtime.tv_sec == items[i].mtime.tv_sec &&
+		      again[i].mtime.tv_nsec == items[i].mtime.tv_nsec);
+		CHECK(again[i].is_dir == items[i].is_dir);
+		CHECK((again[i].hash == NULL) == (items[i].hash == NULL));
+		CHECK(again[i].hash == NULL || strcmp(again[i].hash, items[i].hash) == 0);
 	}
 	lz_listing_json_free(again, m);
 	json_object_put(array);
-	free(src);
-	free(hashes);
+	free(text);
+	free(items);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -157,19 +157,15 @@ static int take_marker(struct lz_store *s, bool *found, uint32_t *crc, unsigned 
 
 static struct lz_entry *entry_from(const struct lz_record *r)
 {
-	struct lz_entry *e = calloc(1, sizeof(*e));
+	struct lz_entry *e = lz_entry_new(r->key, r->keylen);
 
 	if (e == NULL)
 		return NULL;
-	e->key = malloc(r->keylen + 1);
 	e->hash = r->hash[0] ? strdup(r->hash) : NULL;
-	if (e->key == NULL || (r->hash[0] && e->hash == NULL)) {
+	if (r->hash[0] && e->hash == NULL) {
 		lz_entry_free(e);
 		return NULL;
 	}
-	memcpy(e->key, r->key, r->keylen);
-	e->key[r->keylen] = '\0';
-	e->keylen = r->keylen;
 	lz_store_name_fn(e->key, e->keylen, e->name);
 	e->slot = r->slot;
 	e->size = r->size;

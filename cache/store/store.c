@@ -55,7 +55,6 @@ static void store_free(struct lz_store *s)
 struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err, size_t errlen)
 {
 	struct lz_store *s = calloc(1, sizeof(*s));
-	struct statvfs vfs;
 	int rc;
 
 	lz_seterr(err, errlen, "%s", "");
@@ -69,18 +68,9 @@ struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err,
 	pthread_cond_init(&s->changed, NULL);
 	lz_table_init(&s->table);
 	s->quota = UINT64_MAX; /* until known: loading must not evict */
+	s->quota_asked = quota_bytes;
+	/* The index is loaded later (load.c): a mount does not wait for it. */
 	rc = lz_dir_open(s, dir, err, errlen);
-	if (rc == 0)
-		rc = lz_index_load(s, err, errlen);
-	if (rc == 0 && quota_bytes == 0) {
-		if (fstatvfs(s->dir_fd, &vfs) < 0) {
-			rc = -errno;
-			lz_seterr(err, errlen, "statvfs %s: %s", s->dir, strerror(errno));
-		} else {
-			/* Our objects count as free, else each restart would shrink the quota. */
-			quota_bytes = ((uint64_t)vfs.f_bavail * vfs.f_frsize + s->used) / 10 * 9;
-		}
-	}
 	if (rc < 0) {
 		if (err != NULL && errlen > 0 && err[0] == '\0')
 			lz_seterr(err, errlen, "cache directory %s: %s", dir, strerror(-rc));
@@ -88,10 +78,6 @@ struct lz_store *lz_store_open(const char *dir, uint64_t quota_bytes, char *err,
 		errno = -rc;
 		return NULL;
 	}
-	pthread_mutex_lock(&s->lock);
-	s->quota = quota_bytes;
-	lz_store_trim(s);
-	pthread_mutex_unlock(&s->lock);
 	return s;
 }
 
@@ -101,8 +87,18 @@ int lz_store_close(struct lz_store *s, char *err, size_t errlen)
 
 	if (s == NULL)
 		return 0;
-	lz_store_settle(s);
-	rc = lz_index_save(s, true, err, errlen);
+	lz_store_join_loader(s);
+	/* Never loaded: nothing changed on disk, and the marker still vouches for the index. */
+	pthread_mutex_lock(&s->lock);
+	bool loaded = s->loaded;
+	rc = loaded ? s->load_rc : 0;
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0)
+		lz_seterr(err, errlen, "%s", s->load_err);
+	if (loaded && rc == 0) {
+		lz_store_settle(s);
+		rc = lz_index_save(s, true, err, errlen);
+	}
 	store_free(s);
 	return rc;
 }
@@ -110,6 +106,7 @@ int lz_store_close(struct lz_store *s, char *err, size_t errlen)
 void lz_store_settle(struct lz_store *s)
 {
 	pthread_mutex_lock(&s->lock);
+	lz_store_ready(s);
 	lz_settle_wait(s);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -151,6 +148,13 @@ void lz_store_set_log(struct lz_store *s, lz_log_fn *log, void *ctx)
 
 int lz_store_sync(struct lz_store *s, char *err, size_t errlen)
 {
+	pthread_mutex_lock(&s->lock);
+	int rc = lz_store_ready(s);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0) {
+		lz_seterr(err, errlen, "%s", s->load_err);
+		return rc;
+	}
 	return lz_index_save(s, false, err, errlen);
 }
 
@@ -249,6 +253,11 @@ int lz_store_lookup(struct lz_store *s, const char *key, const struct lz_object_
 		return rc;
 	lz_store_name_fn(key, keylen, name);
 	pthread_mutex_lock(&s->lock);
+	rc = lz_store_ready(s);
+	if (rc < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return rc;
+	}
 	do {
 		e = lz_table_find(&s->table, key, keylen, name);
 		if (e == NULL || e->state != LZ_READY) {
@@ -361,6 +370,12 @@ int lz_store_fill(struct lz_store *s, const char *key, const struct lz_object_me
 		return rc;
 	lz_store_name_fn(key, keylen, name);
 	pthread_mutex_lock(&s->lock);
+	rc = lz_store_ready(s);
+	if (rc < 0) {
+		lz_seterr(err, errlen, "%s", s->load_err);
+		pthread_mutex_unlock(&s->lock);
+		return rc;
+	}
 	e = lz_table_find(&s->table, key, keylen, name);
 	if (e == NULL)
 		e = lz_table_add(&s->table, key, keylen, name);
@@ -417,6 +432,8 @@ static struct lz_entry *find(struct lz_store *s, const char *key, int *rc)
 	struct lz_entry *e;
 
 	*rc = key_check(key, &keylen);
+	if (*rc == 0)
+		*rc = lz_store_ready(s);
 	if (*rc < 0)
 		return NULL;
 	lz_store_name_fn(key, keylen, name);
@@ -590,6 +607,7 @@ int lz_store_meta(struct lz_store *s, const char *key, struct lz_object_meta *me
 void lz_store_stats(struct lz_store *s, struct lz_store_stats *stats)
 {
 	pthread_mutex_lock(&s->lock);
+	lz_store_ready(s);
 	*stats = s->stats;
 	stats->bytes = s->used;
 	stats->quota = s->quota;

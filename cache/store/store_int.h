@@ -55,29 +55,30 @@ struct lz_flight {
  * One key. Lives while it is published, filling, open, pinned or held by a
  * call that dropped the lock; counts survive a stale copy being replaced, so
  * an open reference taken on the old copy is released against the new one.
+ * Fields are ordered for size (a cache holds 150,000 of them): pointers,
+ * 64-bit numbers, then the small ones; the key lives in the same allocation.
  */
 struct lz_entry {
-	char *key;
+	char *key; /* right after the entry (lz_entry_new) */
 	size_t keylen;
-	uint8_t name[LZ_NAME_BYTES];
-	uint32_t slot;
-	enum lz_entry_state state;
-	uint64_t gen; /* bumped whenever the file under the name changes */
+	struct lz_entry *hnext;		      /* hash chain */
+	struct lz_entry *lru_prev, *lru_next; /* evictable: READY, not open, not pinned */
+	struct lz_entry *victim_next;
+	struct lz_flight *flight; /* LZ_FILLING, LZ_SETTLING */
+	char *hash;		  /* LZ_READY: normalized "type:value", or NULL */
+	uint64_t gen;		  /* bumped whenever the file under the name changes */
 
 	/* LZ_READY: what was published. */
 	int64_t size;
-	struct timespec mtime;
-	char *hash; /* normalized "type:value", or NULL */
-	uint32_t crc;
 	int64_t atime; /* last access, CLOCK_REALTIME nanoseconds */
+	struct timespec mtime;
+	uint8_t name[LZ_NAME_BYTES];
+	uint32_t slot;
+	enum lz_entry_state state;
+	uint32_t crc;
 
 	unsigned opens, pins, holds;
-	struct lz_flight *flight; /* LZ_FILLING, LZ_SETTLING */
-
-	struct lz_entry *hnext;		      /* hash chain */
-	struct lz_entry *lru_prev, *lru_next; /* evictable: READY, not open, not pinned */
 	bool in_lru;
-	struct lz_entry *victim_next;
 };
 
 struct lz_table {
@@ -97,6 +98,18 @@ struct lz_store {
 	bool foreign_fetcher;
 	uid_t fetcher_uid;
 	gid_t fetcher_gid;
+
+	/*
+	 * The index is loaded on first use or by lz_store_preload's thread
+	 * (load.c), not at open: guarded by lock, LOADED once it is in TABLE
+	 * (LOAD_RC its outcome), LOADING while one thread reads it (the others
+	 * wait on CHANGED).
+	 */
+	bool loaded, loading, loader_started;
+	int load_rc;
+	char load_err[LZ_ERR_MAX];
+	uint64_t quota_asked; /* lz_store_open's QUOTA_BYTES: 0 is computed after the load */
+	pthread_t loader;
 
 	/* Guarded by lock. */
 	struct lz_table table;
@@ -148,6 +161,8 @@ struct lz_entry *lz_table_find(struct lz_table *t, const char *key, size_t keyle
 /* A new ABSENT entry for KEY, with the lowest free slot for its name; NULL: ENOMEM. */
 struct lz_entry *lz_table_add(struct lz_table *t, const char *key, size_t keylen,
 			      const uint8_t name[LZ_NAME_BYTES]);
+/* A new zeroed entry holding a copy of KEY (one allocation); NULL: ENOMEM. */
+struct lz_entry *lz_entry_new(const char *key, size_t keylen);
 /* Adds an entry whose slot is fixed (loading); false when the key or name-slot is taken. */
 bool lz_table_insert(struct lz_table *t, struct lz_entry *e);
 void lz_entry_free(struct lz_entry *e);
@@ -191,7 +206,16 @@ int lz_obj_dir(struct lz_store *s, const char *path);
 int lz_obj_open(struct lz_store *s, const char *path, int flags);
 int lz_obj_unlink(struct lz_store *s, const char *path);
 
-/* index.c: at open, the index or a scan; at close and sync, saving it. */
+/*
+ * load.c: lock held; loads the index first if nobody has (dropping the lock
+ * meanwhile), or waits for the thread loading it. 0, or the load's -errno
+ * (the store is then unusable; lz_store_open used to fail for it).
+ */
+int lz_store_ready(struct lz_store *s);
+/* Lock not held: waits for the preload thread, if one was started. */
+void lz_store_join_loader(struct lz_store *s);
+
+/* index.c: at the first use, the index or a scan; at close and sync, saving it. */
 int lz_index_load(struct lz_store *s, char *err, size_t errlen);
 int lz_index_save(struct lz_store *s, bool clean, char *err, size_t errlen);
 /* Removes everything under the directory FD (not FD itself); never follows symlinks. */

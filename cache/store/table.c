@@ -52,11 +52,23 @@ void lz_table_init(struct lz_table *t)
 	t->buckets = NULL;
 }
 
+struct lz_entry *lz_entry_new(const char *key, size_t keylen)
+{
+	struct lz_entry *e = calloc(1, sizeof(*e) + keylen + 1);
+
+	if (e == NULL)
+		return NULL;
+	e->key = (char *)(e + 1);
+	memcpy(e->key, key, keylen);
+	e->key[keylen] = '\0';
+	e->keylen = keylen;
+	return e;
+}
+
 void lz_entry_free(struct lz_entry *e)
 {
 	if (e == NULL)
 		return;
-	free(e->key);
 	free(e->hash);
 	free(e->flight);
 	free(e);
@@ -140,17 +152,9 @@ struct lz_entry *lz_table_add(struct lz_table *t, const char *key, size_t keylen
 
 	if (!table_room(t))
 		return NULL;
-	e = calloc(1, sizeof(*e));
+	e = lz_entry_new(key, keylen);
 	if (e == NULL)
 		return NULL;
-	e->key = malloc(keylen + 1);
-	if (e->key == NULL) {
-		free(e);
-		return NULL;
-	}
-	memcpy(e->key, key, keylen);
-	e->key[keylen] = '\0';
-	e->keylen = keylen;
 	memcpy(e->name, name, LZ_NAME_BYTES);
 	/* SHA-256 names practically never collide, but a collision must not lose an object. */
 	while (slot_taken(t, name, e->slot))

@@ -29,6 +29,9 @@ class Bench:
         self.inp = inp
         self.helper = helper
         self.lz = lazyfs
+        # --baseline-lazyfs: an earlier binary, copied beside LAZYFS, or None.
+        base = os.path.join(os.path.dirname(lazyfs), "baseline", "lazyfs")
+        self.lz_base = base if args.baseline_lazyfs else None
         self.res = {}
 
     def helper_json(self, *args):

@@ -15,6 +15,13 @@ BIG_MIB = 512
 REMOTE_OBJS = 200
 REMOTE_TEN = 8
 REMOTE_HUGE_MIB = 256
+# Section 15: remote objects at scale. The big directory's objects (SCALE_OBJ_BYTES
+# each, how many by profile), the warm set opened while cold fetches or evictions run,
+# how many cold fetches run at once (one per loader thread) and their objects' size.
+SCALE_OBJ_BYTES = 512
+SCALE_WARM = 200
+SCALE_LOADERS = 64
+SCALE_COLD_BYTES = 16 << 10
 # The image entry for the system gcc, e.g. gcc-12: CC=<mount>/gcc-12/bin/gcc.
 # Section 5's preprocess-only run: zlib's sources, then a file whose headers (391 with
 # gcc 12) all come from the image.
@@ -62,7 +69,10 @@ PROFILES = {
                   remote_cold_n=4, remote_read_reps=3, remote_anatomy=2,
                   bpf_opens=1000000, bpf_rounds=4, bpf_events=200000, early_rounds=1,
                   prefetch_reps=2, restart_crashes=5, restart_remounts=2,
-                  underlay_rounds=1, browse_reps=1, storm_rounds=2, storm_cold=1),
+                  underlay_rounds=1, browse_reps=1, storm_rounds=2, storm_cold=1,
+                  scale_objects=15000, scale_evict=1000, scale_ready_reps=3, scale_ls_rounds=1,
+                  scale_ls_later=2, scale_load_rounds=1, scale_cold_per_round=640,
+                  scale_open_passes=5, scale_evict_passes=2),
     "full": dict(ready_reps=21, static_reps=7, cold_rounds=5, cold_n=30, cold_warm=9,
                  open_rounds=9, open_passes=60, cpu_opens=100000, cpu_reps=3,
                  read_setups=10, read_reps=5, read_cold=5, rand_warm=100000, rand_cold=1000,
@@ -71,5 +81,8 @@ PROFILES = {
                  remote_cold_n=REMOTE_TEN, remote_read_reps=15, remote_anatomy=6,
                  bpf_opens=2000000, bpf_rounds=8, bpf_events=1000000, early_rounds=3,
                  prefetch_reps=5, restart_crashes=20, restart_remounts=5,
-                 underlay_rounds=2, browse_reps=3, storm_rounds=5, storm_cold=3),
+                 underlay_rounds=2, browse_reps=3, storm_rounds=5, storm_cold=3,
+                 scale_objects=150000, scale_evict=10000, scale_ready_reps=11,
+                 scale_ls_rounds=2, scale_ls_later=3, scale_load_rounds=3,
+                 scale_cold_per_round=8000, scale_open_passes=10, scale_evict_passes=3),
 }

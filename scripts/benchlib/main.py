@@ -35,6 +35,7 @@ from .s11_underlay import s11_underlay
 from .s12_browse import s12_browse
 from .s13_storm import s13_storm
 from .s14_acl import s14_acl
+from .s15_scale import s15_scale
 
 
 def damon_pageout():
@@ -96,7 +97,10 @@ def main(doc):
     ap.add_argument("--scratch", default="/var/tmp/lazyfs-bench", help="scratch and cache dir")
     ap.add_argument("--lazyfs", default=os.path.join(TOP, "_build", "werror", "lazyfs"),
                     help="the lazyfs binary to measure (copied into the scratch dir first)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="comma-separated sections to run")
+    ap.add_argument("--baseline-lazyfs", metavar="PATH",
+                    help="an earlier lazyfs binary, measured beside --lazyfs where a section "
+                    "supports it (15: mount ready, warm opens under cold fetches)")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", help="comma-separated sections to run")
     ap.add_argument("--md", help="markdown output (default docs/BENCHMARKS.md, or in the scratch dir with --quick)")
     ap.add_argument("--json", help="JSON output (default docs/benchmarks.json, or in the scratch dir with --quick)")
     args = ap.parse_args()
@@ -143,7 +147,16 @@ def main(doc):
         ctl = os.path.join(os.path.dirname(args.lazyfs), "lazyfsctl")
         if os.path.exists(ctl):  # the one built with it: the control protocol matches
             shutil.copy2(ctl, os.path.join(bindir, "lazyfsctl"))
+        if args.baseline_lazyfs:
+            # Named lazyfs too: a daemonized one is found by its process name.
+            os.makedirs(os.path.join(bindir, "baseline"))
+            base = os.path.join(bindir, "baseline", "lazyfs")
+            shutil.copy2(args.baseline_lazyfs, base)
         meta = machine_info(lz)
+        if args.baseline_lazyfs:
+            with open(base, "rb") as f:
+                meta["baseline"] = {"lazyfs_source": args.baseline_lazyfs,
+                                    "lazyfs_sha256": hashlib.sha256(f.read()).hexdigest()[:16]}
         meta.update(command="scripts/bench" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
                     profile="quick" if args.quick else "full", lazyfs_source=args.lazyfs,
                     repetitions=PROFILES["quick" if args.quick else "full"])
@@ -155,7 +168,7 @@ def main(doc):
         steps = {1: s1_mount_ready, 2: s2_cold_open, 3: s3_open_close, 4: s4_read,
                  5: s5_compile, 6: s6_remote, 7: s7_tracker, 8: s8_walk,
                  9: s9_footprint, 10: s10_restart, 11: s11_underlay, 12: s12_browse,
-                 13: s13_storm, 14: s14_acl}
+                 13: s13_storm, 14: s14_acl, 15: s15_scale}
         b.res["cache_drops_by_others"] = {}
         for s in sections:
             b.own_drops = 0

@@ -8,6 +8,7 @@ from .chart import write_chart
 from .rep_format import fmt_t
 from .rep_browse import rep_acl, rep_browse, rep_browse_remote, rep_storm
 from .rep_remote import rep_remote
+from .rep_scale import rep_scale
 from .rep_sections import (rep_cold_open, rep_compile, rep_footprint, rep_mount_ready, rep_open,
                            rep_read, rep_restart, rep_tracker, rep_underlay, rep_walk)
 from .runner import RUN_LOG, median
@@ -51,6 +52,8 @@ def report(res, meta, targets_out):
         rep_storm(res["storm"], row, T, notes)
     if "acl" in res:
         rep_acl(res["acl"], row, notes)
+    if "scale" in res:
+        rep_scale(res["scale"], row, T, notes)
     if drops and any(drops.values()):
         notes.append("- Other processes on the machine wrote to /proc/sys/vm/drop_caches during "
                      "this run (section: times): " + ", ".join(f"{k}: {n}" for k, n in drops.items())

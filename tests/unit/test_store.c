@@ -617,6 +617,81 @@ static void test_restart_and_damage(void)
 		free(datas[i]);
 }
 
+/* Lookups racing the preload thread: each waits for the index, none misses. */
+struct lazy_reader {
+	struct lz_store *s;
+	char **datas;
+	atomic_int *found;
+};
+
+static void *lazy_read(void *arg)
+{
+	struct lazy_reader *r = arg;
+
+	for (int i = 0; i < NKEEP; i++)
+		if (has(r->s, keep_keys[i], r->datas[i], KLEN(i)))
+			atomic_fetch_add(r->found, 1);
+	return NULL;
+}
+
+/*
+ * The index is read at the first use or by the preload thread, not at open:
+ * a store opened and closed unused leaves the directory as it found it (its
+ * clean marker still vouches for the index), and lookups made while the
+ * preload runs find every object.
+ */
+static void test_lazy_load(void)
+{
+	char dir[PATH_MAX], marker[PATH_MAX], *datas[NKEEP];
+	struct lz_store_stats st;
+	pthread_t t[4];
+	atomic_int found = 0;
+
+	fresh(dir, "lazy");
+	struct lz_store *s = open_ok(dir, 0);
+	if (s == NULL)
+		return;
+	fill_three(s, datas);
+	close_ok(s);
+	path_in(marker, dir, "clean");
+	CHECK(access(marker, F_OK) == 0);
+
+	/* Opened and closed unused: the marker stays, the index is trusted again. */
+	s = open_ok(dir, 0);
+	CHECK(access(marker, F_OK) == 0);
+	close_ok(s);
+	CHECK(access(marker, F_OK) == 0);
+	s = open_ok(dir, 0);
+	lz_store_stats(s, &st); /* the first use loads it, and takes the marker */
+	CHECK(st.rebuilt == 0 && st.objects == NKEEP);
+	CHECK(access(marker, F_OK) == -1);
+	close_ok(s);
+
+	/* Preloaded while four threads look up at once. */
+	s = open_ok(dir, 0);
+	lz_store_preload(s);
+	struct lazy_reader r = { s, datas, &found };
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, lazy_read, &r) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&found) == 4 * NKEEP);
+	lz_store_stats(s, &st);
+	CHECK(st.rebuilt == 0 && st.objects == NKEEP);
+	close_ok(s);
+
+	/* Preloaded and closed at once: the close waits for the load, then saves. */
+	s = open_ok(dir, 0);
+	lz_store_preload(s);
+	close_ok(s);
+	CHECK(access(marker, F_OK) == 0);
+	s = open_ok(dir, 0);
+	check_three(s, datas, "preloaded then closed");
+	close_ok(s);
+	for (int i = 0; i < NKEEP; i++)
+		free(datas[i]);
+}
+
 static void test_stale_temp(void)
 {
 	char dir[PATH_MAX], p[PATH_MAX];
@@ -1581,6 +1656,7 @@ int main(void)
 	test_early_answer();
 	test_size_mismatch();
 	test_restart_and_damage();
+	test_lazy_load();
 	test_stale_temp();
 	test_single_flight();
 	test_while_filling();
