@@ -340,16 +340,6 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 		pthread_mutex_unlock(&r->lock);
 		return -ENOMEM;
 	}
-	/*
-	 * Another caller is listing it again: the last listing serves meanwhile.
-	 * Listing 150,000 objects takes rclone seconds; lookups and opens in the
-	 * directory waiting for it each held a FUSE worker, until none was left
-	 * for anything else. Only a directory never listed yet waits.
-	 */
-	if (l->refreshing && l->snap != NULL) {
-		*out = l;
-		return 0;
-	}
 	while (l->refreshing)
 		pthread_cond_wait(&r->refreshed, &r->lock);
 	if (l->snap != NULL && l->fetched_at > 0 &&
