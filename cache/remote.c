@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "config.h"
-#include "remote.h"
+#include "remote_int.h"
 #include "listing_json.h"
 #include "stream.h"
 #include "cache/rclone/rclone.h"
@@ -53,31 +53,7 @@ struct listing {
 	struct listing *next;
 };
 
-struct lz_remote {
-	struct lz_store *store; /* NULL while suspended for a live upgrade */
-	char *cache_dir;
-	uint64_t cache_size;
-	bool run_as_user; /* fills are written by the rclone child's own user */
-	uid_t run_uid;
-	gid_t run_gid;
-	struct lz_rclone *rclone;
-	struct lz_streams *streams; /* stream=on: cold objects streamed; else NULL */
-	int cache_fd;		    /* the cache directory, where streams make their files */
-	struct lz_source source;
-	double ttl;
-	lz_log_fn *log;
-	void *log_ctx;
-	void (*evicted)(void *ctx, const char *path);
-	void *evicted_ctx;
-	atomic_ullong fetches, fetch_failures, fetch_bytes, fetch_ns;
-	atomic_bool unreachable; /* the last call got no answer (I/O error, timeout) */
-	pthread_mutex_t lock;	 /* the listings; never held during a request */
-	pthread_cond_t refreshed;
-	struct listing *listings;
-};
-
-__attribute__((format(printf, 3, 4))) static void say(struct lz_remote *r, enum lz_log_level level,
-						      const char *fmt, ...)
+void lz_remote_say(struct lz_remote *r, enum lz_log_level level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -121,7 +97,7 @@ static int compare_items(const void *a, const void *b)
 }
 
 /* Store keys: objects and listings live in different name spaces. */
-static void object_key(char *key, size_t len, const char *path)
+void lz_remote_object_key(char *key, size_t len, const char *path)
 {
 	snprintf(key, len, "o:%s", path);
 }
@@ -265,7 +241,7 @@ static void save_listing(struct lz_remote *r, struct listing *l)
 
 /* The listing the cache kept from an earlier run, into L. */
 /* Whether the remote answered a call that ended with RC (ENOENT is an answer). */
-static void note_answer(struct lz_remote *r, int rc)
+void lz_remote_note_answer(struct lz_remote *r, int rc)
 {
 	atomic_store(&r->unreachable, rc == -EIO || rc == -ETIMEDOUT || rc == -ESHUTDOWN);
 }
@@ -363,7 +339,7 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	l->refreshing = true;
 	pthread_mutex_unlock(&r->lock);
 	rc = lz_rclone_list(r->rclone, dir, &entries, &count, err, sizeof(err));
-	note_answer(r, rc);
+	lz_remote_note_answer(r, rc);
 	struct snapshot *snap = NULL;
 	if (rc == 0) {
 		snap = snapshot_new(entries, count);
@@ -407,14 +383,15 @@ static int fresh_listing(struct lz_remote *r, const char *dir, struct listing **
 	l->failed_at = lz_clock_s(CLOCK_MONOTONIC);
 	if (l->snap == NULL && load_listing(r, l) != 0) {
 		pthread_mutex_unlock(&r->lock);
-		say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s", dir,
-		    err);
+		lz_remote_say(r, LZ_LOG_ERR, "remote listing of '%s' failed and none is cached: %s",
+			      dir, err);
 		return -EIO;
 	}
 	if (!l->stale_logged) {
 		l->stale_logged = true;
-		say(r, LZ_LOG_WARN,
-		    "remote listing of '%s' failed (%s); serving the last known one", dir, err);
+		lz_remote_say(r, LZ_LOG_WARN,
+			      "remote listing of '%s' failed (%s); serving the last known one", dir,
+			      err);
 	}
 	*out = l;
 	return 0;
@@ -510,20 +487,20 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 	int rc;
 
 	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
-	note_answer(r, rc);
+	lz_remote_note_answer(r, rc);
 	atomic_fetch_add(&r->fetch_ns, (unsigned long long)(lz_clock_ns(CLOCK_MONOTONIC) - t0));
 	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
 	if (rc == 0 && stat(tmp_path, &st) == 0)
 		atomic_fetch_add(&r->fetch_bytes, (unsigned long long)st.st_size);
 	/* Once per fetch, not per waiter: tests count these lines. */
 	if (rc == 0)
-		say(r, LZ_LOG_DEBUG, "fetched '%s'", job->path);
+		lz_remote_say(r, LZ_LOG_DEBUG, "fetched '%s'", job->path);
 	return rc;
 }
 
 /* The listing's metadata of object PATH and its store key: 0 or -errno. */
-static int object_meta(struct lz_remote *r, const char *path, char *key, size_t keylen,
-		       struct lz_object_meta *meta)
+int lz_remote_object_meta(struct lz_remote *r, const char *path, char *key, size_t keylen,
+			  struct lz_object_meta *meta)
 {
 	char dir[LZ_STORE_KEY_MAX];
 	struct lz_source_entry entry;
@@ -539,20 +516,20 @@ static int object_meta(struct lz_remote *r, const char *path, char *key, size_t 
 		return -EISDIR;
 	meta->size = (int64_t)entry.size;
 	meta->mtime = entry.mtime;
-	object_key(key, keylen, path);
+	lz_remote_object_key(key, keylen, path);
 	return 0;
 }
 
 /* The whole object PATH, fetched into the store and checked: a descriptor or -errno. */
-static int fill_object(struct lz_remote *r, const char *path, const char *key,
-		       const struct lz_object_meta *meta)
+int lz_remote_fill_object(struct lz_remote *r, const char *path, const char *key,
+			  const struct lz_object_meta *meta)
 {
 	struct copy_job job = { r, path };
 	char err[512];
 	int fd, rc = lz_store_fill(r->store, key, meta, fetch_object, &job, &fd, err, sizeof(err));
 
 	if (rc != 0) {
-		say(r, LZ_LOG_ERR, "fetch of '%s' failed: %s", path, err);
+		lz_remote_say(r, LZ_LOG_ERR, "fetch of '%s' failed: %s", path, err);
 		return rc == -ETIMEDOUT ? -EIO : rc;
 	}
 	return fd;
@@ -563,7 +540,7 @@ static int source_open(void *ctx, const char *path)
 	struct lz_remote *r = ctx;
 	char key[LZ_STORE_KEY_MAX + 8];
 	struct lz_object_meta meta;
-	int fd, rc = object_meta(r, path, key, sizeof(key), &meta);
+	int fd, rc = lz_remote_object_meta(r, path, key, sizeof(key), &meta);
 
 	if (rc != 0)
 		return rc;
@@ -571,131 +548,7 @@ static int source_open(void *ctx, const char *path)
 		return -EIO;
 	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
 		return fd;
-	return fill_object(r, path, key, &meta);
-}
-
-/*
- * A cached object as open gives it; a cold one streamed when streams are on
- * and not all busy (then, as without them, fetched whole first).
- */
-static int source_open_streamed(void *ctx, const char *path, void **stream)
-{
-	struct lz_remote *r = ctx;
-	char key[LZ_STORE_KEY_MAX + 8];
-	struct lz_object_meta meta;
-	struct lz_stream *s;
-	int fd, rc = object_meta(r, path, key, sizeof(key), &meta);
-
-	*stream = NULL;
-	if (rc != 0)
-		return rc;
-	if (r->store == NULL)
-		return -EIO;
-	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
-		return fd;
-	/*
-	 * A running stream of it is joined. A new one starts only when nothing
-	 * else fetches it (a fill being published is joined instead) and it fits
-	 * without evicting: a stream writes before the store reserves its room,
-	 * while a whole fill evicts first.
-	 */
-	if (r->streams != NULL && meta.size >= 0) {
-		bool start =
-			!lz_store_filling(r->store, key) &&
-			lz_store_has_room(r->store, (uint64_t)meta.size +
-							    lz_streams_active_bytes(r->streams));
-		rc = lz_streams_open(r->streams, path, &meta, start, &s, &fd);
-		if (rc == 0) {
-			*stream = s;
-			return fd;
-		}
-		/*
-		 * -EAGAIN: just published; -EBUSY: none to join, and none may start
-		 * (no room, another fill, or streams all busy). Else no stream
-		 * could start (a cache filesystem without O_TMPFILE...): the whole
-		 * object is fetched as with stream=off.
-		 */
-		if (rc != -EBUSY && rc != -EAGAIN)
-			say(r, LZ_LOG_WARN, "'%s' cannot be streamed (%s): fetching it whole", path,
-			    strerror(-rc));
-	}
-	return fill_object(r, path, key, &meta);
-}
-
-static int source_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len, bool block)
-{
-	(void)ctx;
-	return lz_stream_wait(stream, off, len, block);
-}
-
-static void source_stream_hold(void *ctx, void *stream)
-{
-	(void)ctx;
-	lz_stream_hold(stream);
-}
-
-static void source_stream_close(void *ctx, void *stream)
-{
-	(void)ctx;
-	lz_stream_close(stream);
-}
-
-static int stream_read(void *ctx, const char *path, uint64_t off, uint64_t len,
-		       lz_stream_sink_fn *sink, void *sink_ctx, char *err, size_t errlen)
-{
-	struct lz_remote *r = ctx;
-	int rc = lz_rclone_read(r->rclone, path, off, len, sink, sink_ctx, err, errlen);
-
-	if (rc != -ECANCELED)
-		note_answer(r, rc);
-	return rc;
-}
-
-/* The store's fetch of a streamed object: the file is there already, linked into place. */
-static int link_fetched(void *ctx, const char *tmp_path, char *err, size_t errlen)
-{
-	char self[32];
-
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", *(const int *)ctx);
-	if (linkat(AT_FDCWD, self, AT_FDCWD, tmp_path, AT_SYMLINK_FOLLOW) == 0)
-		return 0;
-	snprintf(err, errlen, "linking the streamed file: %s", strerror(errno));
-	return -errno;
-}
-
-/*
- * A streamed object is complete: the store checks it (size, listed hash) as
- * it checks a copy, and publishes it. -EIO when it is not the object.
- */
-static int stream_finish(void *ctx, const char *path, const struct lz_object_meta *meta, int fd,
-			 char *err, size_t errlen)
-{
-	struct lz_remote *r = ctx;
-	char key[LZ_STORE_KEY_MAX + 8];
-	int out, rc;
-
-	if (r->store == NULL) {
-		snprintf(err, errlen, "the cache is closed (a live upgrade)");
-		return -EIO;
-	}
-	object_key(key, sizeof(key), path);
-	rc = lz_store_fill(r->store, key, meta, link_fetched, &fd, &out, err, errlen);
-	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
-	if (rc != 0)
-		return rc;
-	atomic_fetch_add(&r->fetch_bytes, (unsigned long long)meta->size);
-	close(out);
-	/* Once per fetch, as fetch_object says it: tests count these lines. */
-	say(r, LZ_LOG_DEBUG, "fetched '%s'", path);
-	/* The open reference stays while the stream's handles do (stream_published_gone). */
-	return 0;
-}
-
-static void source_release(void *ctx, const char *path);
-
-static void stream_published_gone(void *ctx, const char *path)
-{
-	source_release(ctx, path);
+	return lz_remote_fill_object(r, path, key, &meta);
 }
 
 /* No listing lookup: an OPEN follows the kernel's lookup, which refreshed SIZE and MTIME. */
@@ -707,7 +560,7 @@ static int source_hold(void *ctx, const char *path, uint64_t size, struct timesp
 
 	if (r->store == NULL)
 		return -ENOENT;
-	object_key(key, sizeof(key), path);
+	lz_remote_object_key(key, sizeof(key), path);
 	return lz_store_lookup(r->store, key, &meta, NULL);
 }
 
@@ -718,18 +571,18 @@ static int source_adopt(void *ctx, const char *path)
 
 	if (r->store == NULL)
 		return -ENOENT;
-	object_key(key, sizeof(key), path);
+	lz_remote_object_key(key, sizeof(key), path);
 	return lz_store_lookup(r->store, key, NULL, NULL);
 }
 
-static void source_release(void *ctx, const char *path)
+void lz_remote_release(void *ctx, const char *path)
 {
 	struct lz_remote *r = ctx;
 	char key[LZ_STORE_KEY_MAX + 8];
 
 	if (r->store == NULL)
 		return; /* suspended: the next process took the reference over */
-	object_key(key, sizeof(key), path);
+	lz_remote_object_key(key, sizeof(key), path);
 	lz_store_release(r->store, key);
 }
 
@@ -771,7 +624,7 @@ static int source_evict(void *ctx, const char *path)
 
 	if (r->store == NULL)
 		return -EAGAIN;
-	object_key(key, sizeof(key), path);
+	lz_remote_object_key(key, sizeof(key), path);
 	return lz_store_evict(r->store, key);
 }
 
@@ -782,7 +635,7 @@ static int source_pin(void *ctx, const char *path, bool pin)
 
 	if (r->store == NULL)
 		return -EAGAIN;
-	object_key(key, sizeof(key), path);
+	lz_remote_object_key(key, sizeof(key), path);
 	return pin ? lz_store_pin(r->store, key) : lz_store_unpin(r->store, key);
 }
 
@@ -798,32 +651,6 @@ static void make_parents(const char *dir)
 		mkdir(path, 0755); /* EEXIST is the common case; the store reports real failures */
 		*p = '/';
 	}
-}
-
-static int start_streams(struct lz_remote *r, char *err, size_t errlen)
-{
-	struct lz_stream_io io = {
-		.read = stream_read,
-		.finish = stream_finish,
-		.published_gone = stream_published_gone,
-		.ctx = r,
-		.log = r->log,
-		.log_ctx = r->log_ctx,
-	};
-
-	/* The store made and checked it (ours, no symlink): its files are linked from here. */
-	r->cache_fd = open(r->cache_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (r->cache_fd < 0) {
-		snprintf(err, errlen, "cache %s: %s", r->cache_dir, strerror(errno));
-		return -1;
-	}
-	io.dir_fd = r->cache_fd;
-	r->streams = lz_streams_new(&io);
-	if (r->streams == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
 }
 
 struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err, size_t errlen)
@@ -867,7 +694,7 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		return NULL;
 	}
 	r->rclone = lz_rclone_new(opts->remote, &ro, err, errlen);
-	if (r->rclone == NULL || (opts->stream && start_streams(r, err, errlen) != 0)) {
+	if (r->rclone == NULL || (opts->stream && lz_remote_start_streams(r, err, errlen) != 0)) {
 		lz_remote_free(r);
 		return NULL;
 	}
@@ -877,11 +704,11 @@ struct lz_remote *lz_remote_new(const struct lz_remote_options *opts, char *err,
 		.list_put = source_list_put,
 		.lookup = source_lookup,
 		.open = source_open,
-		.open_streamed = source_open_streamed,
-		.stream_wait = source_stream_wait,
-		.stream_hold = source_stream_hold,
-		.stream_close = source_stream_close,
-		.release = source_release,
+		.open_streamed = lz_remote_open_streamed,
+		.stream_wait = lz_remote_stream_wait,
+		.stream_hold = lz_remote_stream_hold,
+		.stream_close = lz_remote_stream_close,
+		.release = lz_remote_release,
 		.hold = source_hold,
 		.adopt = source_adopt,
 		.stats = source_stats,
@@ -940,15 +767,16 @@ static struct lz_store *open_store(struct lz_remote *r, char *err, size_t errlen
 	while ((store = lz_store_open(r->cache_dir, r->cache_size, err, errlen)) == NULL &&
 	       errno == EBUSY && lz_clock_s(CLOCK_MONOTONIC) < deadline) {
 		if (!said)
-			say(r, LZ_LOG_INFO,
-			    "cache %s is locked by another process (the daemon "
-			    "before?): waiting up to %d s for it",
-			    r->cache_dir, LOCK_WAIT_S);
+			lz_remote_say(r, LZ_LOG_INFO,
+				      "cache %s is locked by another process (the daemon "
+				      "before?): waiting up to %d s for it",
+				      r->cache_dir, LOCK_WAIT_S);
 		said = true;
 		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
 	}
 	if (store != NULL && said)
-		say(r, LZ_LOG_INFO, "cache %s: the other process let go of it", r->cache_dir);
+		lz_remote_say(r, LZ_LOG_INFO, "cache %s: the other process let go of it",
+			      r->cache_dir);
 	return store;
 }
 
