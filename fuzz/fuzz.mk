@@ -34,7 +34,7 @@ STORE_SRCS = common/error.c cache/store/store.c cache/store/dir.c cache/store/ta
 store_SRCS = $(STORE_SRCS)
 store_PKGS = zlib libcrypto
 rclone_SRCS = common/error.c cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
-	cache/rclone/rclone_spawn.c
+	cache/rclone/rclone_spawn.c cache/rclone/rclone_get.c
 rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c
 sqfs_SRCS = images/sqfs.c images/superblock.c common/error.c
