@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CONNECT_MAX_MS 5000L
-
 struct get {
 	lz_rc_sink_fn *sink;
 	void *ctx;
@@ -62,48 +60,21 @@ static int progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 	return 1;
 }
 
-/* As rclone_rc.c: connected to the child it vouches for, or nothing is sent. */
-static int prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
-{
-	const struct lz_rc_target *t = arg;
-
-	(void)primary_ip;
-	(void)local_ip;
-	(void)local_port;
-	if (primary_port < 0 || (unsigned)primary_port != t->port ||
-	    (t->vouch != NULL && !t->vouch(t->vouch_ctx)))
-		return CURL_PREREQFUNC_ABORT;
-	return CURL_PREREQFUNC_OK;
-}
-
 static void setup(struct get *g, const struct lz_rc_target *t, const char *url, const char *range,
 		  double stall_s, char *errbuf)
 {
 	CURL *h = g->h;
 
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-	curl_easy_setopt(h, CURLOPT_USERNAME, t->user);
-	curl_easy_setopt(h, CURLOPT_PASSWORD, t->pass);
+	lz_rc_curl_loopback(h, t, url, errbuf);
 	curl_easy_setopt(h, CURLOPT_RANGE, range);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, g);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_MAX_MS);
 	/* No byte for STALL_S fails the read; a slow but moving one goes on. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s < 1 ? 1L : (long)stall_s);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, g);
-	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq);
-	curl_easy_setopt(h, CURLOPT_PREREQDATA, (void *)t);
-	errbuf[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 }
 
 static enum lz_rc_status judge(struct get *g, CURLcode res, const char *errbuf, char *err,

@@ -204,15 +204,10 @@ static int prereq(void *arg, char *primary_ip, char *local_ip, int primary_port,
 	return CURL_PREREQFUNC_OK;
 }
 
-/*
- * Only ever plain HTTP to loopback: no proxy from http_proxy and friends (it
- * would see the password), no redirects, no signals; with a VOUCH, nothing
- * sent to a listener it does not vouch for.
- */
-static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target *t,
-		  const char *url, const char *body, struct buf *out, char *errbuf)
+void lz_rc_curl_loopback(void *curl, const struct lz_rc_target *t, const char *url, char *errbuf)
 {
-	curl_easy_reset(h);
+	CURL *h = curl;
+
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
@@ -222,11 +217,6 @@ static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target
 	curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	curl_easy_setopt(h, CURLOPT_USERNAME, t->user);
 	curl_easy_setopt(h, CURLOPT_PASSWORD, t->pass);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_MAX_MS);
 	if (t->vouch != NULL) {
 		curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq);
@@ -234,6 +224,19 @@ static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target
 	}
 	errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+/* A JSON POST: the loopback rules above, its body, and the reply collected into OUT. */
+static void setup(CURL *h, struct curl_slist *headers, const struct lz_rc_target *t,
+		  const char *url, const char *body, struct buf *out, char *errbuf)
+{
+	curl_easy_reset(h);
+	lz_rc_curl_loopback(h, t, url, errbuf);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 }
 
 static long timeout_ms(double s)

@@ -45,6 +45,15 @@ struct lz_rc_target {
 	void *vouch_ctx;
 };
 
+/*
+ * The rules every call to the child follows, set on libcurl handle CURL:
+ * plain HTTP to URL on loopback only, no proxy from http_proxy and friends
+ * (it would see the password), no redirects, no signals, T's Basic
+ * credentials; with T's vouch, nothing sent to a listener it does not vouch
+ * for. Errors are written to ERRBUF (CURL_ERROR_SIZE).
+ */
+void lz_rc_curl_loopback(void *curl, const struct lz_rc_target *t, const char *url, char *errbuf);
+
 enum lz_rc_status {
 	LZ_RC_OK,	    /* 200 and a JSON object */
 	LZ_RC_NOT_FOUND,    /* 404: rclone found no such object or directory */
