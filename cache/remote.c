@@ -535,20 +535,10 @@ int lz_remote_fill_object(struct lz_remote *r, const char *path, const char *key
 	return fd;
 }
 
+/* A cached object, or one fetched whole: the streamed open that may not stream. */
 static int source_open(void *ctx, const char *path)
 {
-	struct lz_remote *r = ctx;
-	char key[LZ_STORE_KEY_MAX + 8];
-	struct lz_object_meta meta;
-	int fd, rc = lz_remote_object_meta(r, path, key, sizeof(key), &meta);
-
-	if (rc != 0)
-		return rc;
-	if (r->store == NULL)
-		return -EIO;
-	if (lz_store_lookup(r->store, key, &meta, &fd) == 0)
-		return fd;
-	return lz_remote_fill_object(r, path, key, &meta);
+	return lz_remote_open_streamed(ctx, path, NULL);
 }
 
 /* No listing lookup: an OPEN follows the kernel's lookup, which refreshed SIZE and MTIME. */

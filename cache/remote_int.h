@@ -61,7 +61,10 @@ int lz_remote_fill_object(struct lz_remote *r, const char *path, const char *key
 /* The source's release: the open reference on object PATH goes. */
 void lz_remote_release(void *ctx, const char *path);
 
-/* remote_stream.c: the source's streamed opens (common/source.h), and their start. */
+/*
+ * remote_stream.c: the source's streamed opens (common/source.h; STREAM NULL:
+ * a cached object or one fetched whole, never streamed), and their start.
+ */
 int lz_remote_open_streamed(void *ctx, const char *path, void **stream);
 int lz_remote_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len, bool block);
 void lz_remote_stream_hold(void *ctx, void *stream);

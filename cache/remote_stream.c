@@ -27,7 +27,8 @@ int lz_remote_open_streamed(void *ctx, const char *path, void **stream)
 	struct lz_stream *s;
 	int fd, rc = lz_remote_object_meta(r, path, key, sizeof(key), &meta);
 
-	*stream = NULL;
+	if (stream != NULL)
+		*stream = NULL;
 	if (rc != 0)
 		return rc;
 	if (r->store == NULL)
@@ -40,7 +41,7 @@ int lz_remote_open_streamed(void *ctx, const char *path, void **stream)
 	 * without evicting: a stream writes before the store reserves its room,
 	 * while a whole fill evicts first.
 	 */
-	if (r->streams != NULL && meta.size >= 0) {
+	if (stream != NULL && r->streams != NULL && meta.size >= 0) {
 		bool start =
 			!lz_store_filling(r->store, key) &&
 			lz_store_has_room(r->store, (uint64_t)meta.size +
