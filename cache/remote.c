@@ -476,6 +476,7 @@ static int source_lookup(void *ctx, const char *dir, const char *name, struct lz
 struct copy_job {
 	struct lz_remote *r;
 	const char *path;
+	int64_t size; /* the listing's; -1 when it gave none */
 };
 
 static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errlen)
@@ -486,8 +487,12 @@ static int fetch_object(void *ctx, const char *tmp_path, char *err, size_t errle
 	struct stat st;
 	int rc;
 
-	rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
-	lz_remote_note_answer(r, rc);
+	if (r->streams != NULL && job->size >= 0) {
+		rc = lz_remote_read_whole(r, job->path, (uint64_t)job->size, tmp_path, err, errlen);
+	} else {
+		rc = lz_rclone_copy(r->rclone, job->path, tmp_path, err, errlen);
+		lz_remote_note_answer(r, rc);
+	}
 	atomic_fetch_add(&r->fetch_ns, (unsigned long long)(lz_clock_ns(CLOCK_MONOTONIC) - t0));
 	atomic_fetch_add(rc == 0 ? &r->fetches : &r->fetch_failures, 1);
 	if (rc == 0 && stat(tmp_path, &st) == 0)
@@ -524,7 +529,7 @@ int lz_remote_object_meta(struct lz_remote *r, const char *path, char *key, size
 int lz_remote_fill_object(struct lz_remote *r, const char *path, const char *key,
 			  const struct lz_object_meta *meta)
 {
-	struct copy_job job = { r, path };
+	struct copy_job job = { r, path, meta->size };
 	char err[512];
 	int fd, rc = lz_store_fill(r->store, key, meta, fetch_object, &job, &fd, err, sizeof(err));
 

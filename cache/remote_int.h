@@ -69,6 +69,12 @@ int lz_remote_open_streamed(void *ctx, const char *path, void **stream);
 int lz_remote_stream_wait(void *ctx, void *stream, uint64_t off, uint64_t len, bool block);
 void lz_remote_stream_hold(void *ctx, void *stream);
 void lz_remote_stream_close(void *ctx, void *stream);
+/*
+ * Object PATH of SIZE bytes read whole from the child's rc-serve into a new
+ * file at TMP_PATH (a store fetch, lz_store_fetch_fn): 0, or -errno with ERR.
+ */
+int lz_remote_read_whole(struct lz_remote *r, const char *path, uint64_t size, const char *tmp_path,
+			 char *err, size_t errlen);
 /* Makes R's streams (stream=on) in its cache directory: 0, or -1 with a reason in ERR. */
 int lz_remote_start_streams(struct lz_remote *r, char *err, size_t errlen);
 

@@ -13,7 +13,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A cut whole read goes on from where it stopped this many times more, as a stream's does. */
+#define WHOLE_RETRIES  2
+#define WHOLE_RETRY_MS 200
 
 /*
  * A cached object as open gives it; a cold one streamed when streams are on
@@ -41,7 +46,7 @@ int lz_remote_open_streamed(void *ctx, const char *path, void **stream)
 	 * without evicting: a stream writes before the store reserves its room,
 	 * while a whole fill evicts first.
 	 */
-	if (stream != NULL && r->streams != NULL && meta.size >= 0) {
+	if (stream != NULL && r->streams != NULL && meta.size > LZ_STREAM_CHUNK) {
 		bool start =
 			!lz_store_filling(r->store, key) &&
 			lz_store_has_room(r->store, (uint64_t)meta.size +
@@ -81,6 +86,76 @@ void lz_remote_stream_close(void *ctx, void *stream)
 {
 	(void)ctx;
 	lz_stream_close(stream);
+}
+
+/* The bytes of a whole read, written in order; ERRNO_ once a write failed. */
+struct file_sink {
+	int fd;
+	uint64_t at;
+	int errno_;
+};
+
+static bool write_sink(void *ctx, const char *data, size_t len)
+{
+	struct file_sink *f = ctx;
+
+	while (len > 0) {
+		ssize_t n = pwrite(f->fd, data, len, (off_t)f->at);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			f->errno_ = n < 0 ? errno : EIO;
+			return false;
+		}
+		data += n;
+		len -= (size_t)n;
+		f->at += (uint64_t)n;
+	}
+	return true;
+}
+
+/*
+ * With rc-serve on, a whole fetch is a range read like a stream's: no file of
+ * the child's to take back, no rc reply to parse, and the connection to the
+ * child kept from one object to the next (lz_rc_get). It is what makes a
+ * small cold object cost little more than the remote's own round trips.
+ */
+int lz_remote_read_whole(struct lz_remote *r, const char *path, uint64_t size, const char *tmp_path,
+			 char *err, size_t errlen)
+{
+	struct file_sink f = {
+		.fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+	};
+	int rc = -EIO;
+
+	if (f.fd < 0) {
+		snprintf(err, errlen, "%s: %s", tmp_path, strerror(errno));
+		return -errno;
+	}
+	for (unsigned tries = 0; tries <= WHOLE_RETRIES; tries++) {
+		uint64_t before = f.at;
+
+		if (tries > 0)
+			nanosleep(&(struct timespec){ .tv_nsec = WHOLE_RETRY_MS * 1000000L }, NULL);
+		rc = lz_rclone_read(r->rclone, path, f.at, size - f.at, write_sink, &f, err,
+				    errlen);
+		if (rc != -ECANCELED)
+			lz_remote_note_answer(r, rc);
+		if (rc != -EIO)
+			break;
+		if (f.at > before)
+			tries = 0; /* it moved: as a stream's fill, a stop counts from there */
+	}
+	if (rc == -ECANCELED) {
+		snprintf(err, errlen, "writing %s: %s", tmp_path, strerror(f.errno_));
+		rc = -f.errno_;
+	}
+	if (close(f.fd) < 0 && rc == 0) {
+		snprintf(err, errlen, "%s: %s", tmp_path, strerror(errno));
+		rc = -errno;
+	}
+	return rc;
 }
 
 static int stream_read(void *ctx, const char *path, uint64_t off, uint64_t len,

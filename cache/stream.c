@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK	    (256u * 1024)
+#define CHUNK	    LZ_STREAM_CHUNK
 #define JUMP_CHUNKS 4	       /* a jump fetches this many chunks (1 MiB) */
 #define NEAR_BYTES  (4u << 20) /* a read this close past the fill's front waits for it */
 #define RETRIES	    2	       /* a worker's failed read is retried, from where it stopped */

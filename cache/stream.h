@@ -40,6 +40,12 @@
 #include "cache/store/store.h"
 #include "common/log.h"
 
+/*
+ * The unit of a stream's bitmap. An object no larger is not streamed: one
+ * range read brings all of it, so its first byte would come no sooner.
+ */
+#define LZ_STREAM_CHUNK (256u * 1024)
+
 typedef bool lz_stream_sink_fn(void *ctx, const char *data, size_t len);
 
 struct lz_stream_io {

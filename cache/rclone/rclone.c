@@ -38,7 +38,8 @@ struct lz_rclone {
 	struct lz_rc_log log;
 	struct lz_rcd *rcd;
 	struct lz_rc_pool *pool;
-	bool serve; /* rc-serve on: lz_rclone_read */
+	bool serve;		 /* rc-serve on: lz_rclone_read */
+	struct lz_rc_idle *idle; /* its connections, kept between reads */
 	_Atomic int hash_kind;
 	atomic_uint seq;
 };
@@ -518,7 +519,7 @@ int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_
 	}
 	target.user = creds.user;
 	target.pass = creds.pass;
-	st = lz_rc_get(&target, url, off, len, rc->timeout_s, sink, ctx, &stopped, why,
+	st = lz_rc_get(rc->idle, &target, url, off, len, rc->timeout_s, sink, ctx, &stopped, why,
 		       sizeof(why));
 	/* A stall: a child that no longer answers is replaced, and the caller may go on. */
 	if (!stopped && st == LZ_RC_TIMEOUT) {
@@ -618,6 +619,10 @@ struct lz_rclone *lz_rclone_new(const char *remote, const struct lz_rclone_optio
 		.serve_remote = opts->serve ? remote : NULL,
 	};
 	rc->serve = opts->serve;
+	if (rc->serve && (rc->idle = lz_rc_idle_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	rc->rcd = lz_rcd_new(bin, &how, rc->timeout_s > START_MIN_S ? rc->timeout_s : START_MIN_S,
 			     &rc->log, err, errlen);
 	if (rc->rcd == NULL)
@@ -636,6 +641,7 @@ void lz_rclone_free(struct lz_rclone *rc)
 		return;
 	lz_rcd_free(rc->rcd);
 	lz_rc_pool_free(rc->pool);
+	lz_rc_idle_free(rc->idle);
 	free(rc->remote);
 	free(rc->shown);
 	free(rc);

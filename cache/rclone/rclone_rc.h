@@ -98,16 +98,24 @@ enum lz_rc_status lz_rc_call(struct lz_rc_slot *slot, const struct lz_rc_target 
  * called with (NULL, 0) now and then while none come: false stops it too. */
 typedef bool lz_rc_sink_fn(void *ctx, const char *data, size_t len);
 
+/* Idle handles for lz_rc_get, each keeping its connection to the child. NULL: ENOMEM. */
+struct lz_rc_idle;
+struct lz_rc_idle *lz_rc_idle_new(void);
+void lz_rc_idle_free(struct lz_rc_idle *idle);
+
 /*
  * GETs URL_PATH (escaped, from "/") with "Range: bytes=OFF-(OFF+LEN-1)" from
  * the child's rc-serve, handing the body to SINK. LZ_RC_OK only when exactly
  * LEN bytes came in a 206 reply; a stall of STALL_S without a byte is
  * LZ_RC_TIMEOUT; *STOPPED is set when SINK stopped it. Its own connection,
- * outside the pool: a long sequential read must not hold a listing back.
+ * outside the pool (a long sequential read must not hold a listing back):
+ * one left idle in IDLE by an earlier read, else a new one (IDLE NULL:
+ * always new, and closed after).
  */
-enum lz_rc_status lz_rc_get(const struct lz_rc_target *target, const char *url_path, uint64_t off,
-			    uint64_t len, double stall_s, lz_rc_sink_fn *sink, void *ctx,
-			    bool *stopped, char *err, size_t errlen);
+enum lz_rc_status lz_rc_get(struct lz_rc_idle *idle, const struct lz_rc_target *target,
+			    const char *url_path, uint64_t off, uint64_t len, double stall_s,
+			    lz_rc_sink_fn *sink, void *ctx, bool *stopped, char *err,
+			    size_t errlen);
 
 /* True when the child answers rc/noop within TIMEOUT_S: alive, not wedged. */
 bool lz_rc_ping(struct lz_rc_slot *slot, const struct lz_rc_target *target, double timeout_s);
