@@ -809,8 +809,12 @@ void lz_remote_stop_evicted(struct lz_remote *r)
 
 void lz_remote_preload(struct lz_remote *r)
 {
-	if (r != NULL && r->store != NULL)
+	if (r == NULL)
+		return;
+	if (r->store != NULL)
 		lz_store_preload(r->store);
+	/* rclone takes a few hundred milliseconds to start: not in the first listing's time. */
+	lz_rclone_start(r->rclone);
 }
 
 const struct lz_source *lz_remote_source(struct lz_remote *r)

@@ -61,8 +61,10 @@ int lz_remote_resume(struct lz_remote *remote, char *err, size_t errlen);
 void lz_remote_stop_evicted(struct lz_remote *remote);
 const struct lz_source *lz_remote_source(struct lz_remote *remote);
 /*
- * Starts reading the cache's index in the background (cache/store/load.c):
- * the mount does not wait for it. Call once the process will not fork.
+ * Starts reading the cache's index and the rclone child in the background
+ * (cache/store/load.c, rclone_rcd.c): the mount waits for neither, and the
+ * first listing does not wait for rclone to start. Call once the process
+ * will not fork.
  */
 void lz_remote_preload(struct lz_remote *remote);
 

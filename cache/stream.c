@@ -8,6 +8,7 @@
 #include "config.h"
 #include "stream.h"
 #include "common/clock.h"
+#include "common/sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -406,6 +407,7 @@ static void *worker_main(void *arg)
 	struct lz_stream *s = w->s;
 	struct lz_streams *set = s->set;
 
+	lz_sched_background(getpid());
 	pthread_mutex_lock(&set->lock);
 	if (w->jump)
 		jump_work(s);

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/sched.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #define LANE_BUCKETS 1024
 #define IDLE_EXIT_S  10
@@ -75,6 +77,7 @@ struct lz_defer {
 	double timeout;
 	unsigned max_threads; /* LZ_DEFER_THREADS unless lz_defer_set_threads */
 	bool paused, stopping, spawn_warned;
+	bool background; /* threads niced: lz_defer_set_background */
 	pthread_t timer_thread;
 	struct lz_waits *counts;
 };
@@ -324,6 +327,8 @@ static void *work_thread(void *arg)
 {
 	struct lz_defer *d = arg;
 
+	if (d->background)
+		lz_sched_background(getpid());
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		/*
@@ -414,6 +419,11 @@ struct lz_defer *lz_defer_new(double timeout, struct lz_waits *counts)
 		return NULL;
 	}
 	return d;
+}
+
+void lz_defer_set_background(struct lz_defer *d)
+{
+	d->background = true;
 }
 
 void lz_defer_set_threads(struct lz_defer *d, unsigned max)

@@ -51,6 +51,12 @@ struct lz_defer *lz_defer_new(double timeout, struct lz_waits *counts);
 void lz_defer_set_threads(struct lz_defer *d, unsigned max);
 
 /*
+ * D's threads do fetch-side work and run niced (common/sched.h), behind the
+ * requests answered at once. Set before the first submit.
+ */
+void lz_defer_set_background(struct lz_defer *d);
+
+/*
  * Runs RUN(job, REQ, ARG) on a deferral thread, after the requests queued
  * with the same KEY. 0, or -EAGAIN when too many wait (ARG is then still the
  * caller's, and so is REQ).

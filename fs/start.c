@@ -337,6 +337,7 @@ static int open_core(struct lz_daemon *d)
 			return -1;
 		}
 		lz_defer_set_threads(d->fetches, d->opts.settings.fetch_max);
+		lz_defer_set_background(d->fetches);
 	}
 	/* Opened before mounting: afterwards the path leads into lazyfs itself. */
 	if (d->takeover == NULL && open_root(d) != 0)

@@ -29,11 +29,11 @@ map_SRCS = fscore/map.c common/names.c
 map_PKGS = zlib
 record_SRCS = cache/store/record.c
 record_PKGS = zlib
-STORE_SRCS = common/error.c cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \
+STORE_SRCS = common/error.c common/sched.c cache/store/store.c cache/store/dir.c cache/store/table.c cache/store/record.c cache/store/digest.c cache/store/fill.c \
 	cache/store/index.c cache/store/load.c
 store_SRCS = $(STORE_SRCS)
 store_PKGS = zlib libcrypto
-rclone_SRCS = common/error.c cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
+rclone_SRCS = common/error.c common/sched.c cache/rclone/rclone.c cache/rclone/rclone_entry.c cache/rclone/rclone_rc.c cache/rclone/rclone_rcd.c \
 	cache/rclone/rclone_spawn.c cache/rclone/rclone_get.c
 rclone_PKGS = json-c libcurl
 bpf_event_SRCS = bpf/tracker_event.c bpf/tracker_kind.c

@@ -25,6 +25,14 @@ opts="underlay=$U,remote=$remote,remote_mode=objects,cache=$CACHE,fetch_timeout=
 
 lz_mount "$MP" -d -o "$opts"
 log=$LZ_LAST_LOG
+# The rcd child starts with the mount, before any access, niced below the daemon.
+wait_for 10 grep -q "rclone rcd (pid [0-9]*)" "$log" || lz_fail "no rcd child started with the mount"
+rcd=$(sed -n 's/.*rclone rcd (pid \([0-9]*\)).*/\1/p' "$log" | tail -n1)
+daemon_ni=$(ps -o ni= -p "$(ps -o ppid= -p "$rcd" | tr -d ' ')" | tr -d ' ')
+want_ni=$((daemon_ni + 10 > 19 ? 19 : daemon_ni + 10))
+[[ $(ps -o ni= -p "$rcd" | tr -d ' ') == "$want_ni" ]] ||
+	lz_fail "the rcd child's nice value: $(ps -o ni= -p "$rcd"), the daemon's $daemon_ni"
+lz_ok "the rcd child started with the mount, at nice $want_ni (the daemon's is $daemon_ni)"
 [[ $(ls "$MP/clips" | tr '\n' ' ') == "clip-1.bin clip-2.bin clip-3.bin clip-4.bin clip-5.bin clip-6.bin deeper " ]] ||
 	lz_fail "listing: $(ls "$MP/clips")"
 [[ $(stat -c %s "$MP/clips/clip-3.bin") == $(stat -c %s "$SRC/clips/clip-3.bin") ]] || lz_fail "sizes"

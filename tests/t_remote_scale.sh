@@ -49,11 +49,22 @@ kill -0 "$cold" 2>/dev/null || {
 	kill -CONT "$LZ_HTTP_PID"
 	lz_fail "a listing waited behind a fetch in flight"
 }
+# The fetch's threads (the pool's, the stream's) run niced; the FUSE worker does not.
+niced=0
+for p in "$LZ_LAST_PID" $(pgrep -P "$LZ_LAST_PID"); do
+	[[ $(ps -o comm= -p "$p") == lazyfs ]] || continue
+	base=$(ps -o ni= -p "$p" | tr -d ' ')
+	niced=$((niced + $(ps -L -o ni= -p "$p" | awk -v n=$((base + 10 > 19 ? 19 : base + 10)) '$1 == n' | wc -l)))
+done
+((niced >= 1)) || {
+	kill -CONT "$LZ_HTTP_PID"
+	lz_fail "no daemon thread 10 nice levels down while a fetch runs"
+}
 kill -0 "$cold" 2>/dev/null || lz_fail "the cold read ended before the remote went on"
 kill -CONT "$LZ_HTTP_PID"
 wait "$cold" || lz_fail "the cold read failed once the remote went on: $(tail -3 "$LZ_LAST_LOG")"
 cmp -s "$LZ_TMP/big.copy" "$SRC/slow/big.bin" || lz_fail "the cold read's bytes differ"
-lz_ok "with one worker, a warm open and a listing of $N were answered while a fetch hung"
+lz_ok "with one worker, a warm open and a listing of $N were answered while a fetch hung ($niced fetch threads niced by 10)"
 lz_umount "$MP"
 
 # Handles of one remote directory share its listing; a new listing is a new one.

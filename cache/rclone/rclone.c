@@ -543,6 +543,11 @@ int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_
 	return st == LZ_RC_NOT_FOUND ? -ENOENT : st == LZ_RC_TIMEOUT ? -ETIMEDOUT : -EIO;
 }
 
+void lz_rclone_start(struct lz_rclone *rc)
+{
+	lz_rcd_start(rc->rcd);
+}
+
 pid_t lz_rclone_child_pid(struct lz_rclone *rc)
 {
 	return lz_rcd_pid(rc->rcd);

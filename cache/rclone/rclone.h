@@ -157,6 +157,9 @@ typedef bool lz_rclone_sink_fn(void *ctx, const char *data, size_t len);
 int lz_rclone_read(struct lz_rclone *rc, const char *path, uint64_t off, uint64_t len,
 		   lz_rclone_sink_fn *sink, void *ctx, char *err, size_t errlen);
 
+/* Starts the rcd child in the background, if none runs: the first call then finds it up. */
+void lz_rclone_start(struct lz_rclone *rc);
+
 /* The pid of the running rcd child, or 0 (for tests and status output). */
 pid_t lz_rclone_child_pid(struct lz_rclone *rc);
 

@@ -425,6 +425,26 @@ static int start_thread(struct lz_rcd *rcd)
 	return e;
 }
 
+/* Lock held: asks the supervisor for a child unless one runs, starts, or failed lately. */
+static void want_child_locked(struct lz_rcd *rcd)
+{
+	if (rcd->state != RCD_DOWN || rcd->want_start)
+		return;
+	if (rcd->failed_gen == rcd->generation && rcd->generation != 0 &&
+	    lz_clock_s(CLOCK_MONOTONIC) - rcd->failed_at < START_RETRY_S)
+		return;
+	rcd->want_start = true;
+	poke(rcd);
+}
+
+void lz_rcd_start(struct lz_rcd *rcd)
+{
+	pthread_mutex_lock(&rcd->lock);
+	if (!rcd->stopping && (rcd->thread_started || start_thread(rcd) == 0))
+		want_child_locked(rcd);
+	pthread_mutex_unlock(&rcd->lock);
+}
+
 int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_creds *creds,
 	       char *err, size_t errlen)
 {
@@ -452,14 +472,12 @@ int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_
 			break;
 		}
 		if (rcd->state == RCD_DOWN && !rcd->want_start) {
-			if (rcd->failed_gen == rcd->generation && rcd->generation != 0 &&
-			    lz_clock_s(CLOCK_MONOTONIC) - rcd->failed_at < START_RETRY_S) {
+			want_child_locked(rcd);
+			if (!rcd->want_start) { /* it failed less than a second ago */
 				snprintf(err, errlen, "%s", rcd->start_error);
 				ret = -EIO;
 				break;
 			}
-			rcd->want_start = true;
-			poke(rcd);
 		}
 		double left = deadline - lz_clock_s(CLOCK_MONOTONIC);
 		if (left <= 0) {

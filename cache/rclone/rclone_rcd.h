@@ -44,6 +44,12 @@ void lz_rcd_free(struct lz_rcd *rcd);
 int lz_rcd_get(struct lz_rcd *rcd, unsigned *port, unsigned *gen, struct lz_rcd_creds *creds,
 	       char *err, size_t errlen);
 
+/*
+ * Starts a child in the background when none runs (nor failed to start less
+ * than a second ago), and returns at once: the first call then finds it up.
+ */
+void lz_rcd_start(struct lz_rcd *rcd);
+
 /* Child GEN failed a request as only a dead or wedged one does: kill it (once). */
 void lz_rcd_discard(struct lz_rcd *rcd, unsigned gen, const char *why);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "config.h"
 #include "rclone_spawn.h"
+#include "common/sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +294,8 @@ static _Noreturn void exec_child(const struct lz_rcd_cmd *cmd, int out, int devn
 		for (int fd = keep; fd < 65536; fd++)
 			close(fd);
 	}
+	/* rclone is fetch-side work: it yields a busy CPU to the daemon (common/sched.h). */
+	lz_sched_background(parent);
 	shed_privileges(cmd);
 	/* After the switch, which clears it: dies with the supervisor thread. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)

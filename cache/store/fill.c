@@ -2,6 +2,7 @@
 #include "config.h"
 #include "store_int.h"
 #include "common/clock.h"
+#include "common/sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -424,6 +425,7 @@ static void settle(struct fill *f)
 
 static void *settle_thread(void *arg)
 {
+	lz_sched_background(getpid()); /* off every request's path: CRC, fsync, rename */
 	settle(arg);
 	return NULL;
 }

@@ -22,6 +22,8 @@ SCALE_OBJ_BYTES = 512
 SCALE_WARM = 200
 SCALE_LOADERS = 64
 SCALE_COLD_BYTES = 16 << 10
+# Small cold objects (SCALE_OBJ_BYTES each) in a directory of their own, read one after
+# the other on fresh mounts: how many the directory holds, by profile (scale_small).
 # The image entry for the system gcc, e.g. gcc-12: CC=<mount>/gcc-12/bin/gcc.
 # Section 5's preprocess-only run: zlib's sources, then a file whose headers (391 with
 # gcc 12) all come from the image.
@@ -72,7 +74,8 @@ PROFILES = {
                   underlay_rounds=1, browse_reps=1, storm_rounds=2, storm_cold=1,
                   scale_objects=15000, scale_evict=1000, scale_ready_reps=3, scale_ls_rounds=1,
                   scale_ls_later=2, scale_load_rounds=1, scale_cold_per_round=640,
-                  scale_open_passes=5, scale_evict_passes=2),
+                  scale_open_passes=5, scale_evict_passes=2, scale_small=2000,
+                  scale_small_reads=300, scale_small_rounds=1),
     "full": dict(ready_reps=21, static_reps=7, cold_rounds=5, cold_n=30, cold_warm=9,
                  open_rounds=9, open_passes=60, cpu_opens=100000, cpu_reps=3,
                  read_setups=10, read_reps=5, read_cold=5, rand_warm=100000, rand_cold=1000,
@@ -84,5 +87,6 @@ PROFILES = {
                  underlay_rounds=2, browse_reps=3, storm_rounds=5, storm_cold=3,
                  scale_objects=150000, scale_evict=10000, scale_ready_reps=11,
                  scale_ls_rounds=2, scale_ls_later=3, scale_load_rounds=3,
-                 scale_cold_per_round=8000, scale_open_passes=10, scale_evict_passes=3),
+                 scale_cold_per_round=8000, scale_open_passes=10, scale_evict_passes=3,
+                 scale_small=20000, scale_small_reads=2000, scale_small_rounds=3),
 }

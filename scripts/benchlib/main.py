@@ -117,6 +117,9 @@ def main(doc):
     md, js = os.path.abspath(md), os.path.abspath(js)
     if not os.access(args.lazyfs, os.X_OK):
         sys.exit(f"bench: no lazyfs binary at {args.lazyfs} (scripts/build werror --enable-werror)")
+    # The lazyfsctl built with it: the control protocol matches.
+    if not os.access(os.path.join(os.path.dirname(args.lazyfs), "lazyfsctl"), os.X_OK):
+        sys.exit(f"bench: no lazyfsctl beside {args.lazyfs}")
 
     os.makedirs(scratch, exist_ok=True)
     lock = open(os.path.join(scratch, ".lock"), "w")
@@ -145,8 +148,7 @@ def main(doc):
         lz = os.path.join(bindir, "lazyfs")  # a stable copy: others rebuild the tree meanwhile
         shutil.copy2(args.lazyfs, lz)
         ctl = os.path.join(os.path.dirname(args.lazyfs), "lazyfsctl")
-        if os.path.exists(ctl):  # the one built with it: the control protocol matches
-            shutil.copy2(ctl, os.path.join(bindir, "lazyfsctl"))
+        shutil.copy2(ctl, os.path.join(bindir, "lazyfsctl"))
         if args.baseline_lazyfs:
             # Named lazyfs too: a daemonized one is found by its process name.
             os.makedirs(os.path.join(bindir, "baseline"))

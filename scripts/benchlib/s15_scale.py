@@ -7,8 +7,10 @@ objects in the cache (against an empty cache), the first and later `ls` of the
 150,000-entry directory against `rclone mount --vfs-cache-mode full`, the daemon's
 memory per cached object and per listed entry (VmRSS from /proc, against rclone
 mount's for the same listing), warm open+close p50/p99 idle and while 64 distinct
-cold fetches run (both systems), and warm opens while 10,000 new objects each
-evict an old one under a full quota."""
+cold fetches run (both systems), warm opens while 10,000 new objects each
+evict an old one under a full quota, and small cold objects: the first `ls` of a
+20,000-entry directory and 2,000 of its objects read one after the other on fresh
+mounts, against rclone mount."""
 import concurrent.futures
 import os
 import shutil
@@ -175,7 +177,8 @@ def s15_scale(b):
     try:
         out["generate_s"] = make_tree(tree, {"objs": (n, SCALE_OBJ_BYTES),
                                              "extra": (n_extra, SCALE_OBJ_BYTES),
-                                             "cold": (n_cold, SCALE_COLD_BYTES)})
+                                             "cold": (n_cold, SCALE_COLD_BYTES),
+                                             "small": (p["scale_small"], SCALE_OBJ_BYTES)})
         log(f"scale: generated {n} + {n_extra} objects of {SCALE_OBJ_BYTES} bytes and "
             f"{n_cold} of {SCALE_COLD_BYTES >> 10} KiB in {out['generate_s']:.1f} s")
         serve = env.spawn(["rclone", "serve", "http", tree, "--addr", f"127.0.0.1:{port}"],
@@ -183,7 +186,7 @@ def s15_scale(b):
         wait_ready(env, serve, "rclone-serve-scale",
                    lambda: NO_PROXY.open(url, timeout=5).status == 200)
         s15_populate(b, S, out)
-        for part in (s15_ready, s15_listing, s15_warm_load, s15_evict):
+        for part in (s15_ready, s15_listing, s15_small, s15_warm_load, s15_evict):
             try:
                 part(b, S, out)
             except BenchError as e:
@@ -325,6 +328,48 @@ def s15_listing(b, S, out):
         f"{out['objects']} cached {kib('lazyfs', 'cached')} KiB, listed "
         f"{kib('lazyfs', 'listed')} KiB, 4 handles {kib('lazyfs', 'held4')} KiB; rclone mount "
         f"{kib('rclone-mount', 'mounted')} KiB, listed {kib('rclone-mount', 'listed')} KiB")
+
+
+def s15_small(b, S, out):
+    """Small cold objects, as a media worker's first pass meets them: on fresh mounts
+    with empty caches (lazyfs with listing_ttl=86400; rclone mount), in rotating
+    order, the first `ls` of small/, then scale_small_reads of its objects read one
+    after the other (open, read to the end, close), each timed. Each round reads
+    objects of its own; the server has them all in its page cache."""
+    env, p = b.env, b.p
+    n, reads = p["scale_small"], p["scale_small_reads"]
+    rounds = []
+    for rnd in range(p["scale_small_rounds"]):
+        rels = names("small", n)[rnd * reads:(rnd + 1) * reads]
+        row = {}
+        for v in rotate(["lazyfs", "rclone-mount"], rnd):
+            if v == "lazyfs":
+                mp, pid = S.lazyfs(f"small{rnd}", cache=os.path.join(S.base, f"small-cache-{rnd}"),
+                                   extra=",listing_ttl=86400")
+            else:
+                mp, pid = S.rclone(f"small{rnd}")
+            try:
+                os.stat(mp)
+                first, count = timed_ls(os.path.join(mp, "small"))
+                if count != n:
+                    raise BenchError(f"{v}: ls printed {count} names, expected {n}")
+                lat = []
+                t0 = time.perf_counter()
+                for rel in rels:
+                    t = time.perf_counter()
+                    read_all(os.path.join(mp, rel))
+                    lat.append(time.perf_counter() - t)
+                total = time.perf_counter() - t0
+                lat.sort()
+                row[v] = {"ls_s": first, "total_s": total, "p50_s": lat[len(lat) // 2],
+                          "p99_s": lat[len(lat) * 99 // 100]}
+            finally:
+                env.umount(mp, pid)
+        rounds.append(row)
+        log(f"scale: small cold objects, round {rnd + 1}: " + ", ".join(
+            f"{v} first ls of {n} {x['ls_s']:.2f} s, {reads} reads {x['total_s']:.2f} s (p50 "
+            f"{x['p50_s'] * 1e3:.2f} ms)" for v, x in row.items()))
+    out["small"] = {"objects": n, "reads": reads, "rounds": rounds}
 
 
 def s15_warm_load(b, S, out):

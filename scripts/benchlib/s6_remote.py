@@ -287,18 +287,37 @@ def s6_warm_read(b, res, roots, cache):
         f"{v} {median([x[v] for x in reads]) / 1e9:.2f} GB/s" for v in files))
 
 
+def timed_read(path, size):
+    """Open, the first 64 KiB, then the rest of PATH (1 MiB reads): the seconds from
+    the open's start to each."""
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    t1 = time.perf_counter()
+    try:
+        n = read_fd(fd, 64 << 10, limit=64 << 10)
+        t2 = time.perf_counter()
+        n += read_fd(fd)
+        t3 = time.perf_counter()
+    finally:
+        os.close(fd)
+    if n != size:
+        raise BenchError(f"{path}: read {n} bytes, expected {size}")
+    return {"open_s": t1 - t0, "first64k_s": t2 - t0, "all_s": t3 - t0}
+
+
 def s6_cold(b, out, R):
-    """Each round mounts lazyfs (listing_ttl=1) and rclone mount with empty caches;
-    for each 10 MiB object, in rotating order: lazyfs (a stat once the listing has
-    expired, then the first open, which returns once the whole object is cached,
-    then the read), the baseline rcd copying the object alone, rclone mount (open,
-    first 64 KiB, the rest). The server finds the object in the page cache each time."""
+    """Each round mounts lazyfs (listing_ttl=1, stream=on, the default) and rclone
+    mount with empty caches; for each 10 MiB object, in rotating order: lazyfs (a
+    stat once the listing has expired, then the first open, which returns once the
+    fetch has begun, then the reads), the baseline rcd copying the object alone,
+    rclone mount (open, first 64 KiB, the rest). Then the 256 MiB object, cold on
+    both, in rotating order. The server finds each object in the page cache."""
     env, p, inp = b.env, b.p, b.inp
     empty = os.path.join(env.run, "empty")
     os.makedirs(empty, exist_ok=True)
     rcd = R["rcd"]
-    rows = []
-    out["cold"] = {"objects": rows, "ten_mib": 10}
+    rows, huge = [], []
+    out["cold"] = {"objects": rows, "ten_mib": 10, "huge": huge, "huge_mib": REMOTE_HUGE_MIB}
     size = 10 << 20
     for rnd in range(p["remote_cold_rounds"]):
         d = os.path.join(R["base"], f"cold-{rnd}")
@@ -339,25 +358,26 @@ def s6_cold(b, out, R):
                         os.stat(path)
                         row["lazyfs_stat_s"] = time.perf_counter() - t0
                         listed = time.monotonic()
-                    t0 = time.perf_counter()
-                    fd = os.open(path, os.O_RDONLY)
-                    t1 = time.perf_counter()
-                    try:
-                        n = read_fd(fd, 64 << 10, limit=64 << 10)
-                        t2 = time.perf_counter()
-                        n += read_fd(fd)
-                        t3 = time.perf_counter()
-                    finally:
-                        os.close(fd)
-                    if n != size:
-                        raise BenchError(f"{v}: read {n} bytes of {rel}, expected {size}")
                     key = "lazyfs" if v == "lazyfs" else "rclone"
-                    row[f"{key}_open_s"] = t1 - t0
-                    row[f"{key}_first64k_s"] = t2 - t0
-                    row[f"{key}_all_s"] = t3 - t0
+                    for m, t in timed_read(path, size).items():
+                        row[f"{key}_{m}"] = t
                     if rnd == 0 and k == 0:
                         s6_check(b, path, rel)
                 rows.append(row)
+            huge_row = {"round": rnd}
+            read_all(os.path.join(inp.remote_tree, "huge.bin"))
+            for v in rotate(["lazyfs", "rclone"], rnd):
+                path = os.path.join(lz_mp if v == "lazyfs" else rc_mp, "huge.bin")
+                os.stat(path)  # lists again if the listing expired: outside the timing
+                for m, t in timed_read(path, REMOTE_HUGE_MIB << 20).items():
+                    huge_row[f"{v}_{m}"] = t
+                if rnd == 0:
+                    s6_check(b, path, "huge.bin")
+            huge.append(huge_row)
+            log(f"remote cold {REMOTE_HUGE_MIB} MiB, round {rnd + 1}: first 64 KiB lazyfs "
+                f"{huge_row['lazyfs_first64k_s'] * 1e3:.1f} ms, rclone mount "
+                f"{huge_row['rclone_first64k_s'] * 1e3:.1f} ms; all lazyfs "
+                f"{huge_row['lazyfs_all_s']:.2f} s, rclone mount {huge_row['rclone_all_s']:.2f} s")
             log(f"remote cold round {rnd + 1}/{p['remote_cold_rounds']}: lazyfs open "
                 f"{median([x['lazyfs_open_s'] for x in rows[-k - 1:]]) * 1e3:.1f} ms, "
                 f"rcd copy {median([x['rcd_copy_s'] for x in rows[-k - 1:]]) * 1e3:.1f} ms")
@@ -381,7 +401,8 @@ def s6_cold(b, out, R):
 
 
 def s6_anatomy(b, out, R):
-    """Cold opens with the daemon under `strace -f -ttt -T`: the phases of each OPEN."""
+    """Cold opens with stream=off (the whole object copied before the open returns)
+    and the daemon under `strace -f -ttt -T`: the phases of each OPEN."""
     env, p, inp = b.env, b.p, b.inp
     if shutil.which("strace") is None:
         out["anatomy"] = {"error": "strace is not installed"}
@@ -396,9 +417,10 @@ def s6_anatomy(b, out, R):
     opens = []
     try:
         # bpf=off: with the tracker a worker thread starts the fetch at the open's
-        # syscall entry, and the OPEN's own thread only waits for it.
-        pid = env.lazyfs(b.lz, mp, f"{R['lz_opts']},cache={d}/cache,underlay={empty},bpf=off",
-                         "lazyfs-remote-anatomy", env=rclone_env())
+        # syscall entry, and the OPEN's own thread only waits for it. stream=off: the
+        # open that waits for the whole copy (operations/copyfile) is the one dissected.
+        pid = env.lazyfs(b.lz, mp, f"{R['lz_opts']},cache={d}/cache,underlay={empty},bpf=off,"
+                         "stream=off", "lazyfs-remote-anatomy", env=rclone_env())
         read_all(os.path.join(mp, inp.remote_objs()[0]))  # starts its rcd
         tens = inp.remote_tens()[:p["remote_anatomy"]]
         for rel in tens:
