@@ -130,8 +130,9 @@ int lz_remote_read_whole(struct lz_remote *r, const char *path, uint64_t size, c
 	int rc = -EIO;
 
 	if (f.fd < 0) {
-		snprintf(err, errlen, "%s: %s", tmp_path, strerror(errno));
-		return -errno;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", tmp_path, strerror(-rc));
+		return rc;
 	}
 	for (unsigned tries = 0; tries <= WHOLE_RETRIES; tries++) {
 		uint64_t before = f.at;
@@ -152,8 +153,8 @@ int lz_remote_read_whole(struct lz_remote *r, const char *path, uint64_t size, c
 		rc = -f.errno_;
 	}
 	if (close(f.fd) < 0 && rc == 0) {
-		snprintf(err, errlen, "%s: %s", tmp_path, strerror(errno));
 		rc = -errno;
+		snprintf(err, errlen, "%s: %s", tmp_path, strerror(-rc));
 	}
 	return rc;
 }
