@@ -237,6 +237,9 @@ class Env:
     def lazyfs(self, bin_, mp, opts, name, **kw):
         # Working sets and the cache stay in the run: none from earlier runs.
         if "cache=" not in opts:
+            # Made here: without a remote, lazyfs keeps only its pins there, in a
+            # directory it expects to exist.
+            os.makedirs(f"{self.run}/lzcache/{name}", mode=0o700, exist_ok=True)
             opts += f",cache={self.run}/lzcache/{name}"
         return self.serve([bin_, "-f", "-o", opts, mp], mp, name, **kw)
 

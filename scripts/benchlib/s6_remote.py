@@ -17,6 +17,7 @@ import zlib
 from .config import REMOTE_HUGE_MIB, REMOTE_OBJS, REMOTE_TEN
 from .runner import (NO_PROXY, BenchError, Rcd, free_port, log, median, pin_threads,
                      rclone_env, read_all, read_fd, rotate, run, sha256_file, wait_ready)
+from .s10_restart import worker_of
 
 
 # strace timelines of the daemon: where a cold open's time goes (s6_anatomy).
@@ -56,7 +57,8 @@ def strace_calls(path):
 
 def cold_open_anatomy(calls):
     """The phases of each cold OPEN in a strace of the daemon, in seconds: from the
-    read(2) of the request off /dev/fuse to the writev(2) of the reply, split at
+    read(2) of the request off /dev/fuse (by any thread) to the writev(2) of the
+    reply (by the thread that copied), split at
     the operations/copyfile HTTP request (sendto .. the reply's first recvfrom).
     Then, apart, each background publication (cache/store/fill.c's settle thread): the
     CRC32 reads (first pread64 .. fsetxattr), the fsync of the object and the
@@ -64,6 +66,16 @@ def cold_open_anatomy(calls):
     opens, pubs, by_tid = [], [], {}
     for c in calls:
         by_tid.setdefault(c[0], []).append(c)
+    # /dev/fuse is where the replies go. The request is read by a FUSE worker, the
+    # copy and the reply are the fetch pool's thread's (fs/open_cold.c): the read is
+    # looked for on every thread, the rest on the copying one.
+    fds = {}
+    for c in calls:
+        if c[3] == "writev":
+            fd = c[4][len("writev("):].split(",", 1)[0]
+            fds[fd] = fds.get(fd, 0) + 1
+    fuse_read = f"read({max(fds, key=fds.get)}," if fds else None
+    fuse_reads = [c for c in calls if c[3] == "read" and fuse_read and c[4].startswith(fuse_read)]
     for cs in by_tid.values():
         def find(seq, name, start, cond=lambda x: True):
             for j in range(start, len(seq)):
@@ -89,7 +101,7 @@ def cold_open_anatomy(calls):
                 continue
             if c[3] != "sendto" or "POST /operations/copyfile" not in c[4]:
                 continue
-            req = [x for x in cs[:i] if x[3] == "read"]
+            req = [x for x in fuse_reads if x[2] <= c[1]]
             after = cs[i + 1:]
             j_recv = find(after, "recvfrom", 0, lambda x: "HTTP/1.1 " in x[4])
             j_reply = find(after, "writev", j_recv + 1) if j_recv is not None else None
@@ -425,7 +437,9 @@ def s6_anatomy(b, out, R):
         tens = inp.remote_tens()[:p["remote_anatomy"]]
         for rel in tens:
             os.stat(os.path.join(mp, rel))  # the listing is fresh: only the OPEN is traced
-        st = env.spawn(["strace", "-f", "-ttt", "-T", "-p", str(pid), "-o", trace], "strace")
+        # The worker the keeper started serves the mount: -f follows its threads.
+        st = env.spawn(["strace", "-f", "-ttt", "-T", "-p", str(worker_of(pid)), "-o", trace],
+                       "strace")
         deadline = time.monotonic() + 10
         while "attached" not in env.log_tail("strace"):
             if st.poll() is not None or time.monotonic() > deadline:
