@@ -64,6 +64,14 @@ f = open(sys.argv[1], "rb"); f.seek(int(sys.argv[2])); n = int(sys.argv[3])
 print(hashlib.sha256(f.read() if n < 0 else f.read(n)).hexdigest())' "$@"; }
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 fetches() { grep -c "fetched '$1'" "$log" || true; }
+# Reads MP/NAME whole under the FUSE tracer: its sha256 in $got, the READs that reached the daemon in $reads.
+traced_read() {
+	fusetrace_start "$1"
+	got=$(sha256sum <"$1/$2" | cut -d' ' -f1)
+	sleep 0.2
+	reads=$(fusetrace_count FUSE_READ)
+	fusetrace_stop
+}
 
 lz_serve_http "$SRC"
 port=$LZ_HTTP_PORT server=$LZ_HTTP_PID
@@ -113,13 +121,9 @@ lz_ok "three readers and the early resolve share one fetch"
 
 # Published, and the streamed handles closed: the next open is passthrough.
 sleep 0.5 # RELEASE reaches the daemon in the background
-fusetrace_start "$MP"
-got=$(sha256sum <"$MP/clip.bin" | cut -d' ' -f1)
-sleep 0.2
-warm_reads=$(fusetrace_count FUSE_READ)
-fusetrace_stop
+traced_read "$MP" clip.bin
 [[ $got == $(sha_of "$SRC/clip.bin" 0 -1) ]] || lz_fail "the published copy's sha256"
-[[ $warm_reads == 0 ]] || lz_fail "the open after publication sent $warm_reads READs"
+[[ $reads == 0 ]] || lz_fail "the open after publication sent $reads READs"
 [[ $("$CTL" "$MP" evict clip.bin 2>&1) == "clip.bin evicted" ]] || lz_fail "clip.bin is not in the cache"
 sha256sum <"$MP/clip.bin" >/dev/null # streamed again, for the next check
 wait_for 10 eval '[[ $(fetches clip.bin) == 2 ]]' || lz_fail "clip.bin not fetched again after its eviction"
@@ -133,24 +137,17 @@ wait_for 10 eval '[[ $(fetches clip.bin) == 3 ]]' || lz_fail "the changed object
 lz_ok "an object changed on the remote is fetched again, and reads as the new one"
 
 # An object of one chunk or less gains nothing streamed: fetched whole by one range read, then passthrough.
-fusetrace_start "$MP"
-got=$(sha256sum <"$MP/small.bin" | cut -d' ' -f1)
-sleep 0.2
-small_reads=$(fusetrace_count FUSE_READ)
-fusetrace_stop
+traced_read "$MP" small.bin
 [[ $got == $(sha_of "$SRC/small.bin" 0 -1) ]] || lz_fail "the small object's bytes"
-[[ $small_reads == 0 ]] || lz_fail "a cold object of 200 KiB sent $small_reads READs: it was streamed"
+[[ $reads == 0 ]] || lz_fail "a cold object of 200 KiB sent $reads READs: it was streamed"
 wait_for 10 eval '[[ $(fetches small.bin) == 1 ]]' || lz_fail "small.bin fetched $(fetches small.bin) times"
 lz_ok "a cold object of 200 KiB (one chunk) is fetched whole and read through passthrough (no READ)"
 
 # stream=off: today's behaviour, the whole object checked before the first byte: no READ even cold.
 lz_mount "$MP2" -d -o "underlay=$U,remote=$remote,remote_mode=objects,cache=$LZ_TMP/cache-off,stream=off"
-fusetrace_start "$MP2"
-[[ $(sha256sum <"$MP2/whole.bin" | cut -d' ' -f1) == $(sha_of "$SRC/whole.bin" 0 -1) ]] || lz_fail "stream=off: bytes"
-sleep 0.2
-off_reads=$(fusetrace_count FUSE_READ)
-fusetrace_stop
-[[ $off_reads == 0 ]] || lz_fail "stream=off: a cold open sent $off_reads READs"
+traced_read "$MP2" whole.bin
+[[ $got == $(sha_of "$SRC/whole.bin" 0 -1) ]] || lz_fail "stream=off: bytes"
+[[ $reads == 0 ]] || lz_fail "stream=off: a cold open sent $reads READs"
 lz_ok "stream=off: a cold open waits for the whole object, then passthrough (no READ)"
 lz_umount "$MP2"
 
